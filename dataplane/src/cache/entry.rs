@@ -1,0 +1,157 @@
+//! One key's entry, packed into a single allocation so that a small string costs one heap
+//! block plus one table slot (Redis spends three: dict entry, key sds, value object).
+//!
+//! Layout of the bytes:
+//! ```text
+//! [0]      kind        0 = string, 1 = hash
+//! [1]      flags       bit 0: has a TTL
+//! [2..6]   key length  u32 LE
+//! [6..10]  access      u32 LE: LRU/FIFO stamp or LFU counter, by eviction policy
+//! [10..18] expire-at   u64 LE unix ms, present only with the TTL flag
+//! key bytes, then the value: the string's bytes, or a u32 LE index into the shard's hashes
+//! ```
+
+pub const KIND_STR: u8 = 0;
+pub const KIND_HASH: u8 = 1;
+const FLAG_TTL: u8 = 1;
+const HEADER: usize = 10;
+
+/// What a packed entry costs in memory besides its bytes: the allocator's rounding and
+/// header, and the table slot (16-byte fat pointer + control byte, at typical load).
+pub const OVERHEAD_BYTES: usize = 40;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry(Box<[u8]>);
+
+impl Entry {
+    fn build(kind: u8, key: &[u8], value: &[u8], expire_ms: Option<u64>, access: u32) -> Entry {
+        let ttl_len = if expire_ms.is_some() { 8 } else { 0 };
+        let mut v = Vec::with_capacity(HEADER + ttl_len + key.len() + value.len());
+        v.push(kind);
+        v.push(if expire_ms.is_some() { FLAG_TTL } else { 0 });
+        v.extend_from_slice(&(key.len() as u32).to_le_bytes());
+        v.extend_from_slice(&access.to_le_bytes());
+        if let Some(at) = expire_ms {
+            v.extend_from_slice(&at.to_le_bytes());
+        }
+        v.extend_from_slice(key);
+        v.extend_from_slice(value);
+        Entry(v.into_boxed_slice())
+    }
+
+    pub fn string(key: &[u8], value: &[u8], expire_ms: Option<u64>, access: u32) -> Entry {
+        Entry::build(KIND_STR, key, value, expire_ms, access)
+    }
+
+    pub fn hash(key: &[u8], index: u32, expire_ms: Option<u64>, access: u32) -> Entry {
+        Entry::build(KIND_HASH, key, &index.to_le_bytes(), expire_ms, access)
+    }
+
+    #[inline]
+    pub fn kind(&self) -> u8 {
+        self.0[0]
+    }
+
+    #[inline]
+    fn key_start(&self) -> usize {
+        if self.0[1] & FLAG_TTL != 0 {
+            HEADER + 8
+        } else {
+            HEADER
+        }
+    }
+
+    #[inline]
+    fn key_len(&self) -> usize {
+        u32::from_le_bytes([self.0[2], self.0[3], self.0[4], self.0[5]]) as usize
+    }
+
+    #[inline]
+    pub fn key(&self) -> &[u8] {
+        let s = self.key_start();
+        &self.0[s..s + self.key_len()]
+    }
+
+    #[inline]
+    pub fn value(&self) -> &[u8] {
+        &self.0[self.key_start() + self.key_len()..]
+    }
+
+    pub fn hash_index(&self) -> u32 {
+        let v = self.value();
+        u32::from_le_bytes([v[0], v[1], v[2], v[3]])
+    }
+
+    #[inline]
+    pub fn expire_ms(&self) -> Option<u64> {
+        if self.0[1] & FLAG_TTL != 0 {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&self.0[HEADER..HEADER + 8]);
+            Some(u64::from_le_bytes(b))
+        } else {
+            None
+        }
+    }
+
+    #[inline]
+    pub fn is_expired(&self, now_ms: u64) -> bool {
+        matches!(self.expire_ms(), Some(at) if at <= now_ms)
+    }
+
+    #[inline]
+    pub fn access(&self) -> u32 {
+        u32::from_le_bytes([self.0[6], self.0[7], self.0[8], self.0[9]])
+    }
+
+    #[inline]
+    pub fn set_access(&mut self, v: u32) {
+        self.0[6..10].copy_from_slice(&v.to_le_bytes());
+    }
+
+    /// The same key and value with another expiry.
+    pub fn with_expire(&self, expire_ms: Option<u64>) -> Entry {
+        Entry::build(
+            self.kind(),
+            self.key(),
+            self.value(),
+            expire_ms,
+            self.access(),
+        )
+    }
+
+    /// The same key and expiry with another string value.
+    pub fn with_value(&self, value: &[u8]) -> Entry {
+        Entry::build(KIND_STR, self.key(), value, self.expire_ms(), self.access())
+    }
+
+    /// Bytes this entry is charged for in `used_memory`.
+    #[inline]
+    pub fn cost(&self) -> usize {
+        self.0.len() + OVERHEAD_BYTES
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_round_trip() {
+        let mut e = Entry::string(b"key", b"value", None, 7);
+        assert_eq!(
+            (e.key(), e.value(), e.expire_ms(), e.access()),
+            (&b"key"[..], &b"value"[..], None, 7)
+        );
+        e.set_access(9);
+        let t = e.with_expire(Some(1234));
+        assert_eq!(
+            (t.key(), t.value(), t.expire_ms(), t.access()),
+            (&b"key"[..], &b"value"[..], Some(1234), 9)
+        );
+        assert!(t.is_expired(1234) && !t.is_expired(1233));
+        let v = t.with_value(b"");
+        assert_eq!((v.value(), v.expire_ms()), (&b""[..], Some(1234)));
+        let h = Entry::hash(b"h", 42, None, 0);
+        assert_eq!((h.kind(), h.hash_index()), (KIND_HASH, 42));
+    }
+}

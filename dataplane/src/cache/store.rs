@@ -1,0 +1,843 @@
+//! A shard's keyspace: one hash table per owned slot, memory accounting, TTLs, eviction.
+//!
+//! Owned by exactly one shard; never shared. The shard owns a contiguous range of slots, so
+//! a SCAN cursor (a slot number) walks shards in order and each slot is returned whole, which
+//! gives SCAN's guarantee (every key present for the whole scan is returned) without a
+//! rehash-proof cursor.
+//!
+//! Invariants, checked by `check()` in tests: `keys` is the sum of table lengths, `ttl_keys`
+//! of the per-slot TTL counts, `used_bytes` of entry and hash costs, and `nonempty` lists
+//! exactly the slots with keys.
+
+use hashbrown::DefaultHashBuilder;
+use hashbrown::{HashMap, HashTable};
+use std::hash::BuildHasher;
+
+use super::entry::{Entry, KIND_HASH};
+
+/// Eviction policy, Redis's `maxmemory-policy` limited to the all-keys family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Policy {
+    Lru,
+    Lfu,
+    Fifo,
+    Noeviction,
+}
+
+impl Policy {
+    pub fn redis_name(self) -> &'static str {
+        match self {
+            Policy::Lru => "allkeys-lru",
+            Policy::Lfu => "allkeys-lfu",
+            Policy::Fifo => "fifo",
+            Policy::Noeviction => "noeviction",
+        }
+    }
+
+    pub fn from_redis_name(s: &str) -> Option<Policy> {
+        match s.to_ascii_lowercase().as_str() {
+            "allkeys-lru" | "volatile-lru" | "lru" => Some(Policy::Lru),
+            "allkeys-lfu" | "volatile-lfu" | "lfu" => Some(Policy::Lfu),
+            "fifo" => Some(Policy::Fifo),
+            "noeviction" => Some(Policy::Noeviction),
+            _ => None,
+        }
+    }
+}
+
+/// A hash value's fields. Charged per field in `used_bytes`.
+pub type HashObj = HashMap<Box<[u8]>, Box<[u8]>>;
+
+/// Memory charged per hash field besides its bytes.
+pub const FIELD_OVERHEAD_BYTES: usize = 48;
+
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Stats {
+    pub hits: u64,
+    pub misses: u64,
+    pub expired: u64,
+    pub evicted: u64,
+}
+
+#[derive(Default)]
+struct SlotTable {
+    table: HashTable<Entry>,
+    ttl_keys: u32,
+}
+
+pub struct Store {
+    first_slot: usize,
+    tables: Vec<SlotTable>,
+    /// Local indexes of slots that hold keys, for O(1) random sampling.
+    nonempty: Vec<u32>,
+    nonempty_pos: Vec<u32>,
+    hashes: Vec<Option<HashObj>>,
+    free_hashes: Vec<u32>,
+    hasher: DefaultHashBuilder,
+    pub used_bytes: usize,
+    pub keys: usize,
+    pub ttl_keys: usize,
+    /// 0 means no limit.
+    pub maxmemory_bytes: usize,
+    pub policy: Policy,
+    pub samples: usize,
+    /// Logical clock: bumped per access (LRU) or per insert (FIFO).
+    clock: u32,
+    rng: u64,
+    expire_cursor: usize,
+    pub stats: Stats,
+    scratch_keys: Vec<Vec<u8>>,
+}
+
+const NOT_LISTED: u32 = u32::MAX;
+const LFU_INIT: u32 = 5;
+const LFU_LOG_FACTOR: f64 = 10.0;
+
+/// What a read found.
+pub enum Found<'a> {
+    Missing,
+    Str(&'a [u8]),
+    Hash(&'a HashObj),
+}
+
+impl Store {
+    /// A store owning slots `first_slot .. first_slot + count`.
+    pub fn new(first_slot: usize, count: usize, seed: u64) -> Store {
+        let mut tables = Vec::with_capacity(count);
+        tables.resize_with(count, SlotTable::default);
+        Store {
+            first_slot,
+            tables,
+            nonempty: Vec::new(),
+            nonempty_pos: vec![NOT_LISTED; count],
+            hashes: Vec::new(),
+            free_hashes: Vec::new(),
+            hasher: DefaultHashBuilder::default(),
+            used_bytes: 0,
+            keys: 0,
+            ttl_keys: 0,
+            maxmemory_bytes: 0,
+            policy: Policy::Noeviction,
+            samples: 5,
+            clock: 0,
+            rng: seed | 1,
+            expire_cursor: 0,
+            stats: Stats::default(),
+            scratch_keys: Vec::new(),
+        }
+    }
+
+    pub fn slot_range(&self) -> std::ops::Range<usize> {
+        self.first_slot..self.first_slot + self.tables.len()
+    }
+
+    #[inline]
+    fn local(&self, slot: u16) -> usize {
+        let i = slot as usize - self.first_slot;
+        debug_assert!(i < self.tables.len(), "slot {slot} not owned");
+        i
+    }
+
+    #[inline]
+    fn hash_key(&self, key: &[u8]) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    fn next_rand(&mut self) -> u64 {
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        self.rng
+    }
+
+    fn touch_value(&mut self, current: u32, now_ms: u64) -> u32 {
+        match self.policy {
+            Policy::Lru | Policy::Noeviction => {
+                self.clock = self.clock.wrapping_add(1);
+                self.clock
+            }
+            Policy::Fifo => current,
+            Policy::Lfu => {
+                let mut counter = lfu_decayed(current, now_ms);
+                if counter < 255 {
+                    let base = counter.saturating_sub(LFU_INIT) as f64;
+                    let p = 1.0 / (base * LFU_LOG_FACTOR + 1.0);
+                    let r = (self.next_rand() % 1_000_000) as f64 / 1_000_000.0;
+                    if r < p {
+                        counter += 1;
+                    }
+                }
+                lfu_pack(counter, now_ms)
+            }
+        }
+    }
+
+    fn fresh_access(&mut self, now_ms: u64) -> u32 {
+        match self.policy {
+            Policy::Lfu => lfu_pack(LFU_INIT, now_ms),
+            _ => {
+                self.clock = self.clock.wrapping_add(1);
+                self.clock
+            }
+        }
+    }
+
+    fn list_slot(&mut self, li: usize) {
+        if self.nonempty_pos[li] == NOT_LISTED {
+            self.nonempty_pos[li] = self.nonempty.len() as u32;
+            self.nonempty.push(li as u32);
+        }
+    }
+
+    fn unlist_slot(&mut self, li: usize) {
+        let pos = self.nonempty_pos[li];
+        if pos == NOT_LISTED {
+            return;
+        }
+        let last = self.nonempty.len() - 1;
+        self.nonempty.swap(pos as usize, last);
+        let moved = self.nonempty[pos as usize] as usize;
+        self.nonempty_pos[moved] = pos;
+        self.nonempty.pop();
+        self.nonempty_pos[li] = NOT_LISTED;
+    }
+
+    fn entry_cost(&self, e: &Entry) -> usize {
+        let mut c = e.cost();
+        if e.kind() == KIND_HASH {
+            if let Some(Some(h)) = self.hashes.get(e.hash_index() as usize) {
+                c += hash_cost(h);
+            }
+        }
+        c
+    }
+
+    /// Remove `key` if present and expired; true when it was removed.
+    fn expire_if_due(&mut self, slot: u16, key: &[u8], now_ms: u64) -> bool {
+        let li = self.local(slot);
+        let h = self.hash_key(key);
+        let expired = self.tables[li]
+            .table
+            .find(h, |e| e.key() == key)
+            .is_some_and(|e| e.is_expired(now_ms));
+        if expired {
+            self.remove(slot, key);
+            self.stats.expired += 1;
+        }
+        expired
+    }
+
+    /// Look a key up for reading: expired keys are removed, hits and misses counted, the
+    /// access stamp refreshed.
+    pub fn read(&mut self, slot: u16, key: &[u8], now_ms: u64) -> Found<'_> {
+        self.expire_if_due(slot, key, now_ms);
+        let li = self.local(slot);
+        let h = self.hash_key(key);
+        let Some(current) = self.tables[li]
+            .table
+            .find(h, |e| e.key() == key)
+            .map(|e| e.access())
+        else {
+            self.stats.misses += 1;
+            return Found::Missing;
+        };
+        self.stats.hits += 1;
+        let stamp = self.touch_value(current, now_ms);
+        let Some(e) = self.tables[li].table.find_mut(h, |e| e.key() == key) else {
+            return Found::Missing;
+        };
+        e.set_access(stamp);
+        let e = &*e;
+        if e.kind() == KIND_HASH {
+            match self.hashes.get(e.hash_index() as usize) {
+                Some(Some(obj)) => Found::Hash(obj),
+                _ => Found::Missing,
+            }
+        } else {
+            Found::Str(e.value())
+        }
+    }
+
+    /// Look a key up without counting a hit or miss (for writes and metadata). Expired keys
+    /// are removed first.
+    pub fn peek(&mut self, slot: u16, key: &[u8], now_ms: u64) -> Option<&Entry> {
+        self.expire_if_due(slot, key, now_ms);
+        let li = self.local(slot);
+        let h = self.hash_key(key);
+        self.tables[li].table.find(h, |e| e.key() == key)
+    }
+
+    pub fn hash_obj(&self, e: &Entry) -> Option<&HashObj> {
+        self.hashes
+            .get(e.hash_index() as usize)
+            .and_then(|h| h.as_ref())
+    }
+
+    /// Insert or replace the entry for its key. A replaced hash value is freed.
+    pub fn put(&mut self, slot: u16, mut entry: Entry, now_ms: u64) {
+        let li = self.local(slot);
+        let h = self.hash_key(entry.key());
+        let stamp = self.fresh_access(now_ms);
+        let existing_access = self.tables[li]
+            .table
+            .find(h, |e| e.key() == entry.key())
+            .map(|e| e.access());
+        // FIFO keeps the original insertion stamp on overwrite; the others restart it.
+        let access = match (self.policy, existing_access) {
+            (Policy::Fifo, Some(a)) => a,
+            _ => stamp,
+        };
+        entry.set_access(access);
+        if existing_access.is_some() {
+            let key = entry.key().to_vec();
+            self.remove_inner(li, h, &key);
+        }
+        self.used_bytes += self.entry_cost(&entry);
+        self.keys += 1;
+        if entry.expire_ms().is_some() {
+            self.ttl_keys += 1;
+            self.tables[li].ttl_keys += 1;
+        }
+        let hasher = &self.hasher;
+        self.tables[li]
+            .table
+            .insert_unique(h, entry, |e| hasher.hash_one(e.key()));
+        self.list_slot(li);
+    }
+
+    /// Replace an existing entry's bytes (new value or expiry) without touching hash objects
+    /// or the access stamp. Returns false if the key is absent.
+    pub fn replace(&mut self, slot: u16, entry: Entry) -> bool {
+        let li = self.local(slot);
+        let h = self.hash_key(entry.key());
+        let Some(old) = self.tables[li]
+            .table
+            .find_mut(h, |e| e.key() == entry.key())
+        else {
+            return false;
+        };
+        let access = old.access();
+        let old_cost = old.cost();
+        let old_ttl = old.expire_ms().is_some();
+        let new_ttl = entry.expire_ms().is_some();
+        let new_cost = entry.cost();
+        *old = entry;
+        old.set_access(access);
+        self.used_bytes = self.used_bytes + new_cost - old_cost;
+        match (old_ttl, new_ttl) {
+            (false, true) => {
+                self.ttl_keys += 1;
+                self.tables[li].ttl_keys += 1;
+            }
+            (true, false) => {
+                self.ttl_keys -= 1;
+                self.tables[li].ttl_keys -= 1;
+            }
+            _ => {}
+        }
+        true
+    }
+
+    /// Delete a key; true when it existed. Frees its hash value.
+    pub fn remove(&mut self, slot: u16, key: &[u8]) -> bool {
+        let li = self.local(slot);
+        let h = self.hash_key(key);
+        self.remove_inner(li, h, key)
+    }
+
+    fn remove_inner(&mut self, li: usize, h: u64, key: &[u8]) -> bool {
+        let Ok(found) = self.tables[li].table.find_entry(h, |e| e.key() == key) else {
+            return false;
+        };
+        let (e, _) = found.remove();
+        let cost = self.entry_cost(&e);
+        self.used_bytes -= cost;
+        self.keys -= 1;
+        if e.expire_ms().is_some() {
+            self.ttl_keys -= 1;
+            self.tables[li].ttl_keys -= 1;
+        }
+        if e.kind() == KIND_HASH {
+            let idx = e.hash_index() as usize;
+            if let Some(slot) = self.hashes.get_mut(idx) {
+                if slot.take().is_some() {
+                    self.free_hashes.push(idx as u32);
+                }
+            }
+        }
+        if self.tables[li].table.is_empty() {
+            self.unlist_slot(li);
+            // Give a slot's memory back when it empties.
+            self.tables[li].table.shrink_to(0, |_| 0);
+        }
+        true
+    }
+
+    /// Allocate a hash object; returns its index for [`Entry::hash`].
+    pub fn new_hash(&mut self) -> u32 {
+        match self.free_hashes.pop() {
+            Some(i) => {
+                self.hashes[i as usize] = Some(HashObj::default());
+                i
+            }
+            None => {
+                self.hashes.push(Some(HashObj::default()));
+                (self.hashes.len() - 1) as u32
+            }
+        }
+    }
+
+    /// Mutate a hash object; the memory charge follows the change.
+    pub fn with_hash<R>(&mut self, index: u32, f: impl FnOnce(&mut HashObj) -> R) -> Option<R> {
+        let obj = self.hashes.get_mut(index as usize)?.as_mut()?;
+        let before = hash_cost(obj);
+        let r = f(obj);
+        let after = hash_cost(obj);
+        self.used_bytes = self.used_bytes + after - before;
+        Some(r)
+    }
+
+    /// Over the memory limit?
+    pub fn over_limit(&self) -> bool {
+        self.maxmemory_bytes > 0 && self.used_bytes > self.maxmemory_bytes
+    }
+
+    /// Before a write that may grow memory: evict until under the limit. Returns false if the
+    /// write must be refused (`noeviction`, or nothing left to evict).
+    pub fn make_room(&mut self, now_ms: u64) -> bool {
+        while self.over_limit() {
+            if self.policy == Policy::Noeviction || self.keys == 0 {
+                return false;
+            }
+            self.evict_one(now_ms);
+        }
+        true
+    }
+
+    /// Sample `samples` keys and evict the best victim for the policy.
+    fn evict_one(&mut self, now_ms: u64) {
+        let mut best: Option<(u64, usize, Vec<u8>)> = None;
+        for _ in 0..self.samples.max(1) {
+            if self.nonempty.is_empty() {
+                break;
+            }
+            let r = self.next_rand();
+            let li = self.nonempty[(r % self.nonempty.len() as u64) as usize] as usize;
+            let pick_r = self.next_rand();
+            let t = &self.tables[li].table;
+            let pick = (pick_r % t.len() as u64) as usize;
+            let Some(e) = t.iter().nth(pick) else {
+                continue;
+            };
+            // Higher score = better victim.
+            let score = match self.policy {
+                Policy::Lfu => 255 - lfu_decayed(e.access(), now_ms) as u64,
+                _ => self.clock.wrapping_sub(e.access()) as u64,
+            };
+            if best.as_ref().is_none_or(|b| score > b.0) {
+                best = Some((score, li, e.key().to_vec()));
+            }
+        }
+        if let Some((_, li, key)) = best {
+            let slot = (self.first_slot + li) as u16;
+            if self.remove(slot, &key) {
+                self.stats.evicted += 1;
+            }
+        }
+    }
+
+    /// Active expiry: examine up to `budget` entries in slots that hold TTL keys, starting
+    /// where the last call stopped. Returns how many keys expired.
+    pub fn active_expire(&mut self, now_ms: u64, budget: usize) -> usize {
+        if self.ttl_keys == 0 {
+            return 0;
+        }
+        let n = self.tables.len();
+        let mut examined = 0;
+        let mut expired = 0;
+        let mut visited = 0;
+        let mut keys = std::mem::take(&mut self.scratch_keys);
+        while examined < budget && visited < n {
+            let li = self.expire_cursor % n;
+            self.expire_cursor = (self.expire_cursor + 1) % n;
+            visited += 1;
+            let t = &self.tables[li];
+            if t.ttl_keys == 0 {
+                continue;
+            }
+            examined += t.table.len();
+            keys.clear();
+            keys.extend(
+                t.table
+                    .iter()
+                    .filter(|e| e.is_expired(now_ms))
+                    .map(|e| e.key().to_vec()),
+            );
+            let slot = (self.first_slot + li) as u16;
+            for k in &keys {
+                if self.remove(slot, k) {
+                    self.stats.expired += 1;
+                    expired += 1;
+                }
+            }
+        }
+        self.scratch_keys = keys;
+        expired
+    }
+
+    /// Drop every key.
+    pub fn flush(&mut self) {
+        for t in &mut self.tables {
+            *t = SlotTable::default();
+        }
+        self.nonempty.clear();
+        self.nonempty_pos.iter_mut().for_each(|p| *p = NOT_LISTED);
+        self.hashes.clear();
+        self.free_hashes.clear();
+        self.used_bytes = 0;
+        self.keys = 0;
+        self.ttl_keys = 0;
+    }
+
+    /// Live keys matching `pattern`, in slot order.
+    pub fn keys_matching(&self, pattern: &[u8], now_ms: u64, out: &mut Vec<Vec<u8>>) {
+        let all = pattern == b"*";
+        for t in &self.tables {
+            for e in t.table.iter() {
+                if !e.is_expired(now_ms) && (all || glob_match(pattern, e.key(), false)) {
+                    out.push(e.key().to_vec());
+                }
+            }
+        }
+    }
+
+    /// SCAN from global slot `cursor`: whole slots until `count` keys or the end of this
+    /// shard's range. Returns the next cursor (the next slot, 0 after the last slot).
+    pub fn scan(
+        &self,
+        cursor: usize,
+        count: usize,
+        pattern: Option<&[u8]>,
+        kind: Option<u8>,
+        now_ms: u64,
+        out: &mut Vec<Vec<u8>>,
+    ) -> usize {
+        let end = self.first_slot + self.tables.len();
+        let mut slot = cursor.max(self.first_slot);
+        let mut visited = 0;
+        let visit_max = count.saturating_mul(10).max(1024);
+        while slot < end {
+            let t = &self.tables[slot - self.first_slot];
+            visited += 1 + t.table.len();
+            for e in t.table.iter() {
+                if e.is_expired(now_ms) {
+                    continue;
+                }
+                if kind.is_some_and(|k| k != e.kind()) {
+                    continue;
+                }
+                if pattern.is_some_and(|p| !glob_match(p, e.key(), false)) {
+                    continue;
+                }
+                out.push(e.key().to_vec());
+            }
+            slot += 1;
+            if out.len() >= count || visited >= visit_max {
+                break;
+            }
+        }
+        if slot >= super::slot::SLOTS {
+            0
+        } else {
+            slot
+        }
+    }
+
+    /// Check the accounting invariants (tests and debug builds).
+    pub fn check(&self) {
+        let keys: usize = self.tables.iter().map(|t| t.table.len()).sum();
+        assert_eq!(keys, self.keys, "key count");
+        let ttl: usize = self.tables.iter().map(|t| t.ttl_keys as usize).sum();
+        assert_eq!(ttl, self.ttl_keys, "ttl count");
+        let ttl_real = self
+            .tables
+            .iter()
+            .flat_map(|t| t.table.iter())
+            .filter(|e| e.expire_ms().is_some())
+            .count();
+        assert_eq!(ttl_real, self.ttl_keys, "ttl entries");
+        let used: usize = self
+            .tables
+            .iter()
+            .flat_map(|t| t.table.iter())
+            .map(|e| self.entry_cost(e))
+            .sum();
+        assert_eq!(used, self.used_bytes, "used bytes");
+        let listed = self.tables.iter().filter(|t| !t.table.is_empty()).count();
+        assert_eq!(listed, self.nonempty.len(), "nonempty list");
+    }
+}
+
+fn hash_cost(h: &HashObj) -> usize {
+    h.iter()
+        .map(|(k, v)| k.len() + v.len() + FIELD_OVERHEAD_BYTES)
+        .sum()
+}
+
+fn lfu_pack(counter: u32, now_ms: u64) -> u32 {
+    let minutes = ((now_ms / 60_000) & 0xffff) as u32;
+    (minutes << 8) | counter.min(255)
+}
+
+/// Redis's LFU decay: the counter drops by one per idle minute (lfu-decay-time 1).
+fn lfu_decayed(v: u32, now_ms: u64) -> u32 {
+    let counter = v & 0xff;
+    let last = v >> 8;
+    let now = ((now_ms / 60_000) & 0xffff) as u32;
+    let idle = if now >= last {
+        now - last
+    } else {
+        0x10000 - last + now
+    };
+    counter.saturating_sub(idle)
+}
+
+/// Glob matching with Redis's `stringmatchlen` syntax: `*`, `?`, `[abc]`, `[^a]`, `[a-z]`,
+/// `\\x`. Iterative with one backtrack point (the last `*`), so it runs in O(pattern × key)
+/// time whatever the pattern: a hostile `*a*a*a...b` cannot stall the shard.
+pub fn glob_match(p: &[u8], s: &[u8], nocase: bool) -> bool {
+    let (mut pi, mut si) = (0usize, 0usize);
+    let mut star: Option<(usize, usize)> = None;
+    while si < s.len() {
+        if pi < p.len() && p[pi] == b'*' {
+            while pi < p.len() && p[pi] == b'*' {
+                pi += 1;
+            }
+            if pi == p.len() {
+                return true;
+            }
+            star = Some((pi, si));
+            continue;
+        }
+        if pi < p.len() {
+            if let Some(next) = match_one(p, pi, s[si], nocase) {
+                pi = next;
+                si += 1;
+                continue;
+            }
+        }
+        match star {
+            Some((sp, ss)) => {
+                pi = sp;
+                si = ss + 1;
+                star = Some((sp, ss + 1));
+            }
+            None => return false,
+        }
+    }
+    while pi < p.len() && p[pi] == b'*' {
+        pi += 1;
+    }
+    pi == p.len()
+}
+
+/// Match one pattern element at `pi` (not `*`) against `ch`; the index after the element.
+fn match_one(p: &[u8], pi: usize, ch: u8, nocase: bool) -> Option<usize> {
+    let eq = |a: u8, b: u8| {
+        if nocase {
+            a.eq_ignore_ascii_case(&b)
+        } else {
+            a == b
+        }
+    };
+    match p[pi] {
+        b'?' => Some(pi + 1),
+        b'\\' if pi + 1 < p.len() => eq(p[pi + 1], ch).then_some(pi + 2),
+        b'[' => {
+            let mut i = pi + 1;
+            let not = p.get(i) == Some(&b'^');
+            if not {
+                i += 1;
+            }
+            let mut matched = false;
+            while i < p.len() && p[i] != b']' {
+                if p[i] == b'\\' && i + 1 < p.len() {
+                    i += 1;
+                    matched |= eq(p[i], ch);
+                } else if i + 2 < p.len() && p[i + 1] == b'-' && p[i + 2] != b']' {
+                    let (mut lo, mut hi) = (p[i], p[i + 2]);
+                    if lo > hi {
+                        std::mem::swap(&mut lo, &mut hi);
+                    }
+                    matched |= (lo..=hi).contains(&ch)
+                        || (nocase && (lo..=hi).contains(&ch.to_ascii_lowercase()))
+                        || (nocase && (lo..=hi).contains(&ch.to_ascii_uppercase()));
+                    i += 2;
+                } else {
+                    matched |= eq(p[i], ch);
+                }
+                i += 1;
+            }
+            // An unterminated class ends at the pattern's end, as in Redis.
+            (matched != not).then_some((i + 1).min(p.len()))
+        }
+        c => eq(c, ch).then_some(pi + 1),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::slot::key_slot;
+
+    fn store() -> Store {
+        Store::new(0, super::super::slot::SLOTS, 42)
+    }
+
+    #[test]
+    fn put_read_remove_keep_the_books() {
+        let mut s = store();
+        for i in 0..1000 {
+            let k = format!("key:{i}");
+            let ttl = if i % 3 == 0 { Some(10_000) } else { None };
+            s.put(
+                key_slot(k.as_bytes()),
+                Entry::string(k.as_bytes(), b"v", ttl, 0),
+                0,
+            );
+        }
+        s.check();
+        assert_eq!(s.keys, 1000);
+        assert_eq!(s.ttl_keys, 334);
+        // Overwrite keeps counts right.
+        s.put(
+            key_slot(b"key:0"),
+            Entry::string(b"key:0", b"longer value", None, 0),
+            0,
+        );
+        s.check();
+        assert_eq!(s.ttl_keys, 333);
+        assert!(
+            matches!(s.read(key_slot(b"key:0"), b"key:0", 0), Found::Str(v) if v == b"longer value")
+        );
+        assert!(s.remove(key_slot(b"key:1"), b"key:1"));
+        assert!(!s.remove(key_slot(b"key:1"), b"key:1"));
+        s.check();
+        let before = s.used_bytes;
+        s.flush();
+        assert!(before > 0);
+        assert_eq!((s.keys, s.used_bytes), (0, 0));
+        s.check();
+    }
+
+    #[test]
+    fn lazy_and_active_expiry() {
+        let mut s = store();
+        for i in 0..100 {
+            let k = format!("t{i}");
+            s.put(
+                key_slot(k.as_bytes()),
+                Entry::string(k.as_bytes(), b"v", Some(100), 0),
+                0,
+            );
+        }
+        assert!(matches!(s.read(key_slot(b"t1"), b"t1", 50), Found::Str(_)));
+        assert!(matches!(
+            s.read(key_slot(b"t1"), b"t1", 100),
+            Found::Missing
+        ));
+        assert_eq!(s.stats.expired, 1);
+        let mut total = 0;
+        for _ in 0..100 {
+            total += s.active_expire(200, 10_000);
+        }
+        assert_eq!(total, 99);
+        assert_eq!(s.keys, 0);
+        s.check();
+    }
+
+    #[test]
+    fn lru_evicts_cold_keys_first() {
+        let mut s = store();
+        s.policy = Policy::Lru;
+        s.samples = 10;
+        for i in 0..200 {
+            let k = format!("k{i}");
+            s.put(
+                key_slot(k.as_bytes()),
+                Entry::string(k.as_bytes(), &[0; 32], None, 0),
+                0,
+            );
+        }
+        // Touch the second half so the first half is the cold one.
+        for i in 100..200 {
+            let k = format!("k{i}");
+            let _ = s.read(key_slot(k.as_bytes()), k.as_bytes(), 0);
+        }
+        s.maxmemory_bytes = s.used_bytes / 2;
+        assert!(s.make_room(0));
+        s.check();
+        let hot_left = (100..200).filter(|i| {
+            let k = format!("k{i}");
+            s.peek(key_slot(k.as_bytes()), k.as_bytes(), 0).is_some()
+        });
+        assert!(
+            hot_left.count() >= 90,
+            "hot keys should survive LRU eviction"
+        );
+        s.policy = Policy::Noeviction;
+        s.maxmemory_bytes = 1;
+        assert!(!s.make_room(0));
+    }
+
+    #[test]
+    fn glob_patterns() {
+        assert!(glob_match(b"*", b"anything", false));
+        assert!(glob_match(b"h?llo", b"hello", false));
+        assert!(glob_match(b"h[ae]llo", b"hallo", false));
+        assert!(!glob_match(b"h[^e]llo", b"hello", false));
+        assert!(glob_match(b"h[a-b]llo", b"hbllo", false));
+        assert!(glob_match(b"user:*:name", b"user:42:name", false));
+        assert!(!glob_match(b"user:*:name", b"user:42:age", false));
+        assert!(glob_match(b"a\\*b", b"a*b", false));
+        assert!(glob_match(b"HELLO", b"hello", true));
+        assert!(glob_match(b"*", b"", false));
+        assert!(glob_match(b"a*", b"a", false));
+        assert!(!glob_match(b"a?", b"a", false));
+        assert!(glob_match(b"*b*", b"abc", false));
+        // A pathological pattern finishes quickly (the recursive matcher took seconds here).
+        let key = vec![b'a'; 5000];
+        let t = std::time::Instant::now();
+        assert!(!glob_match(b"*a*a*a*a*a*a*a*a*a*a*a*a*b", &key, false));
+        assert!(t.elapsed() < std::time::Duration::from_secs(1));
+    }
+
+    #[test]
+    fn scan_visits_every_key_once() {
+        let mut s = Store::new(0, 8192, 1);
+        let mut want = std::collections::BTreeSet::new();
+        for i in 0..5000 {
+            let k = format!("s{i}");
+            let slot = key_slot(k.as_bytes());
+            if (slot as usize) < 8192 {
+                s.put(slot, Entry::string(k.as_bytes(), b"v", None, 0), 0);
+                want.insert(k.into_bytes());
+            }
+        }
+        let mut got = Vec::new();
+        let mut cursor = 0;
+        loop {
+            let mut out = Vec::new();
+            cursor = s.scan(cursor, 10, None, None, 0, &mut out);
+            got.extend(out);
+            if cursor == 0 || cursor >= 8192 {
+                break;
+            }
+        }
+        assert_eq!(got.len(), want.len());
+        assert_eq!(
+            got.into_iter().collect::<std::collections::BTreeSet<_>>(),
+            want
+        );
+    }
+}

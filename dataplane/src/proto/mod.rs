@@ -1,0 +1,4 @@
+//! Wire protocols. Each protocol lives in its own folder with pure codecs; the shard's
+//! connection code drives them.
+
+pub mod resp;

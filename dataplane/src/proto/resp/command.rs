@@ -1,0 +1,334 @@
+//! The RESP command table: every command pinion knows, its arity (Redis's convention:
+//! negative means "at least"), its flags, how it is routed between shards, and the histogram
+//! family its latency is recorded under.
+
+/// Every command the cache serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Cmd {
+    Ping,
+    Echo,
+    Hello,
+    Auth,
+    Select,
+    Quit,
+    Command,
+    Client,
+    Config,
+    Info,
+    Dbsize,
+    Flushdb,
+    Flushall,
+    Get,
+    Set,
+    Setnx,
+    Setex,
+    Psetex,
+    Getset,
+    Getdel,
+    Getex,
+    Append,
+    Strlen,
+    Incr,
+    Decr,
+    Incrby,
+    Decrby,
+    Incrbyfloat,
+    Mget,
+    Mset,
+    Msetnx,
+    Del,
+    Unlink,
+    Exists,
+    Expire,
+    Pexpire,
+    Expireat,
+    Pexpireat,
+    Ttl,
+    Pttl,
+    Persist,
+    Type,
+    Keys,
+    Scan,
+    Hset,
+    Hmset,
+    Hget,
+    Hmget,
+    Hgetall,
+    Hdel,
+    Hlen,
+    Hexists,
+    Hincrby,
+}
+
+/// How a command finds the shard that runs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// Runs on the connection's own shard and touches no keyspace.
+    Local,
+    /// One key, argument 1: runs on the key's owner.
+    Key,
+    /// Keys at 1, 1+step, 1+2*step ...: split by owner, run in parts, joined in order.
+    Keys { step: usize },
+    /// Runs on every shard; the parts are combined.
+    All,
+    /// SCAN: the cursor names a slot, and so a shard.
+    Cursor,
+}
+
+/// Latency histogram family; one HDR histogram per family per shard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    Connection,
+    Read,
+    Write,
+    Keyspace,
+    Hash,
+    Server,
+}
+
+impl Family {
+    pub const ALL: [Family; 6] = [
+        Family::Connection,
+        Family::Read,
+        Family::Write,
+        Family::Keyspace,
+        Family::Hash,
+        Family::Server,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::Connection => "connection",
+            Family::Read => "string_read",
+            Family::Write => "string_write",
+            Family::Keyspace => "keyspace",
+            Family::Hash => "hash",
+            Family::Server => "server",
+        }
+    }
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+pub const WRITE: u8 = 1;
+/// Refused with `-OOM` under `noeviction` when the shard is over its memory limit.
+pub const DENYOOM: u8 = 2;
+pub const READONLY: u8 = 4;
+/// Allowed before AUTH.
+pub const NOAUTH: u8 = 8;
+
+#[derive(Debug, Clone, Copy)]
+pub struct Spec {
+    pub name: &'static str,
+    pub cmd: Cmd,
+    pub arity: i32,
+    pub flags: u8,
+    pub route: Route,
+    pub family: Family,
+}
+
+impl Spec {
+    pub fn arity_ok(&self, argc: usize) -> bool {
+        if self.arity >= 0 {
+            argc == self.arity as usize
+        } else {
+            argc >= (-self.arity) as usize
+        }
+    }
+
+    /// First key, last key (negative counts from the end) and step, as COMMAND reports them.
+    pub fn key_positions(&self) -> (i64, i64, i64) {
+        match self.route {
+            Route::Key => (1, 1, 1),
+            Route::Keys { step } => (1, -1, step as i64),
+            _ => (0, 0, 0),
+        }
+    }
+
+    pub fn flag_names(&self) -> Vec<&'static str> {
+        let mut v = Vec::new();
+        if self.flags & WRITE != 0 {
+            v.push("write");
+        }
+        if self.flags & READONLY != 0 {
+            v.push("readonly");
+        }
+        if self.flags & DENYOOM != 0 {
+            v.push("denyoom");
+        }
+        if self.flags & NOAUTH != 0 {
+            v.push("no-auth");
+        }
+        if v.is_empty() {
+            v.push("fast");
+        }
+        v
+    }
+}
+
+const fn s(
+    name: &'static str,
+    cmd: Cmd,
+    arity: i32,
+    flags: u8,
+    route: Route,
+    family: Family,
+) -> Spec {
+    Spec {
+        name,
+        cmd,
+        arity,
+        flags,
+        route,
+        family,
+    }
+}
+
+use Family as F;
+use Route as R;
+
+/// The table. Order is the order COMMAND lists them in.
+pub static TABLE: &[Spec] = &[
+    s("ping", Cmd::Ping, -1, 0, R::Local, F::Connection),
+    s("echo", Cmd::Echo, 2, 0, R::Local, F::Connection),
+    s("hello", Cmd::Hello, -1, NOAUTH, R::Local, F::Connection),
+    s("auth", Cmd::Auth, -2, NOAUTH, R::Local, F::Connection),
+    s("select", Cmd::Select, 2, 0, R::Local, F::Connection),
+    s("quit", Cmd::Quit, -1, NOAUTH, R::Local, F::Connection),
+    s("command", Cmd::Command, -1, 0, R::Local, F::Server),
+    s("client", Cmd::Client, -2, 0, R::Local, F::Connection),
+    s("config", Cmd::Config, -2, 0, R::Local, F::Server),
+    s("info", Cmd::Info, -1, 0, R::All, F::Server),
+    s("dbsize", Cmd::Dbsize, 1, READONLY, R::All, F::Server),
+    s("flushdb", Cmd::Flushdb, -1, WRITE, R::All, F::Server),
+    s("flushall", Cmd::Flushall, -1, WRITE, R::All, F::Server),
+    s("get", Cmd::Get, 2, READONLY, R::Key, F::Read),
+    s("set", Cmd::Set, -3, WRITE | DENYOOM, R::Key, F::Write),
+    s("setnx", Cmd::Setnx, 3, WRITE | DENYOOM, R::Key, F::Write),
+    s("setex", Cmd::Setex, 4, WRITE | DENYOOM, R::Key, F::Write),
+    s("psetex", Cmd::Psetex, 4, WRITE | DENYOOM, R::Key, F::Write),
+    s("getset", Cmd::Getset, 3, WRITE | DENYOOM, R::Key, F::Write),
+    s("getdel", Cmd::Getdel, 2, WRITE, R::Key, F::Write),
+    s("getex", Cmd::Getex, -2, WRITE, R::Key, F::Write),
+    s("append", Cmd::Append, 3, WRITE | DENYOOM, R::Key, F::Write),
+    s("strlen", Cmd::Strlen, 2, READONLY, R::Key, F::Read),
+    s("incr", Cmd::Incr, 2, WRITE | DENYOOM, R::Key, F::Write),
+    s("decr", Cmd::Decr, 2, WRITE | DENYOOM, R::Key, F::Write),
+    s("incrby", Cmd::Incrby, 3, WRITE | DENYOOM, R::Key, F::Write),
+    s("decrby", Cmd::Decrby, 3, WRITE | DENYOOM, R::Key, F::Write),
+    s(
+        "incrbyfloat",
+        Cmd::Incrbyfloat,
+        3,
+        WRITE | DENYOOM,
+        R::Key,
+        F::Write,
+    ),
+    s(
+        "mget",
+        Cmd::Mget,
+        -2,
+        READONLY,
+        R::Keys { step: 1 },
+        F::Read,
+    ),
+    s(
+        "mset",
+        Cmd::Mset,
+        -3,
+        WRITE | DENYOOM,
+        R::Keys { step: 2 },
+        F::Write,
+    ),
+    s(
+        "msetnx",
+        Cmd::Msetnx,
+        -3,
+        WRITE | DENYOOM,
+        R::Keys { step: 2 },
+        F::Write,
+    ),
+    s("del", Cmd::Del, -2, WRITE, R::Keys { step: 1 }, F::Keyspace),
+    s(
+        "unlink",
+        Cmd::Unlink,
+        -2,
+        WRITE,
+        R::Keys { step: 1 },
+        F::Keyspace,
+    ),
+    s(
+        "exists",
+        Cmd::Exists,
+        -2,
+        READONLY,
+        R::Keys { step: 1 },
+        F::Keyspace,
+    ),
+    s("expire", Cmd::Expire, -3, WRITE, R::Key, F::Keyspace),
+    s("pexpire", Cmd::Pexpire, -3, WRITE, R::Key, F::Keyspace),
+    s("expireat", Cmd::Expireat, -3, WRITE, R::Key, F::Keyspace),
+    s("pexpireat", Cmd::Pexpireat, -3, WRITE, R::Key, F::Keyspace),
+    s("ttl", Cmd::Ttl, 2, READONLY, R::Key, F::Keyspace),
+    s("pttl", Cmd::Pttl, 2, READONLY, R::Key, F::Keyspace),
+    s("persist", Cmd::Persist, 2, WRITE, R::Key, F::Keyspace),
+    s("type", Cmd::Type, 2, READONLY, R::Key, F::Keyspace),
+    s("keys", Cmd::Keys, 2, READONLY, R::All, F::Keyspace),
+    s("scan", Cmd::Scan, -2, READONLY, R::Cursor, F::Keyspace),
+    s("hset", Cmd::Hset, -4, WRITE | DENYOOM, R::Key, F::Hash),
+    s("hmset", Cmd::Hmset, -4, WRITE | DENYOOM, R::Key, F::Hash),
+    s("hget", Cmd::Hget, 3, READONLY, R::Key, F::Hash),
+    s("hmget", Cmd::Hmget, -3, READONLY, R::Key, F::Hash),
+    s("hgetall", Cmd::Hgetall, 2, READONLY, R::Key, F::Hash),
+    s("hdel", Cmd::Hdel, -3, WRITE, R::Key, F::Hash),
+    s("hlen", Cmd::Hlen, 2, READONLY, R::Key, F::Hash),
+    s("hexists", Cmd::Hexists, 3, READONLY, R::Key, F::Hash),
+    s("hincrby", Cmd::Hincrby, 4, WRITE | DENYOOM, R::Key, F::Hash),
+];
+
+/// Look a command name up, case-insensitively, without allocating.
+pub fn lookup(name: &[u8]) -> Option<&'static Spec> {
+    if name.len() > 16 {
+        return None;
+    }
+    let mut lower = [0u8; 16];
+    for (d, s) in lower.iter_mut().zip(name) {
+        *d = s.to_ascii_lowercase();
+    }
+    let lower = &lower[..name.len()];
+    TABLE.iter().find(|s| s.name.as_bytes() == lower)
+}
+
+pub fn spec(cmd: Cmd) -> &'static Spec {
+    // Every Cmd has exactly one row; the unit test below checks it.
+    TABLE.iter().find(|s| s.cmd == cmd).unwrap_or(&TABLE[0])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookup_is_case_insensitive_and_total() {
+        assert_eq!(lookup(b"GeT").map(|s| s.cmd), Some(Cmd::Get));
+        assert_eq!(lookup(b"nosuch").map(|s| s.cmd), None);
+        assert_eq!(lookup(&[b'x'; 100]).map(|s| s.cmd), None);
+        for row in TABLE {
+            assert_eq!(spec(row.cmd).name, row.name);
+            assert_eq!(
+                lookup(row.name.to_uppercase().as_bytes()).map(|s| s.cmd),
+                Some(row.cmd)
+            );
+        }
+    }
+
+    #[test]
+    fn arity_follows_redis_convention() {
+        let get = lookup(b"get").unwrap();
+        assert!(get.arity_ok(2) && !get.arity_ok(3));
+        let set = lookup(b"set").unwrap();
+        assert!(set.arity_ok(3) && set.arity_ok(7) && !set.arity_ok(2));
+    }
+}

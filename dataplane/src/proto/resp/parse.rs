@@ -1,0 +1,482 @@
+//! RESP request parsing: pure functions over bytes.
+//!
+//! A request is either a multibulk array of bulk strings (`*2\r\n$3\r\nGET\r\n$1\r\nk\r\n`),
+//! which is what every real client sends, or an inline line (`PING\r\n`), which telnet users
+//! and redis-benchmark's `PING_INLINE` send. The parser never allocates for multibulk
+//! requests: it records where each argument lies in the caller's buffer. Inline requests are
+//! rewritten into a multibulk frame in a scratch buffer, so the rest of the node sees one
+//! shape.
+//!
+//! Invariants: the parser never reads past `buf`, never trusts a length before checking it
+//! against [`Limits`], and either consumes a whole frame or nothing.
+
+use super::WireError;
+
+/// Bounds on what one request may declare. Values mirror Redis's own
+/// (`proto-max-bulk-len`, the 1M-element multibulk cap, the 64 KiB inline cap).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub bulk_bytes_max: usize,
+    pub multibulk_len_max: usize,
+    pub inline_bytes_max: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            bulk_bytes_max: 512 * 1024 * 1024,
+            multibulk_len_max: 1024 * 1024,
+            inline_bytes_max: 64 * 1024,
+        }
+    }
+}
+
+/// What one call to [`parse`] found at the front of the buffer.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Frame {
+    /// Not a whole frame yet; nothing consumed.
+    Incomplete,
+    /// A frame that carries no command (an empty inline line or `*0`/`*-1`); skip `consumed` bytes.
+    Empty { consumed: usize },
+    /// A multibulk request; its arguments were written to `args` as ranges into the buffer.
+    Multibulk { consumed: usize },
+    /// An inline request, rewritten as a multibulk frame into `scratch`; `args` index `scratch`.
+    Inline { consumed: usize },
+}
+
+/// Find `\r\n` starting at `from`; returns the index of `\r`.
+#[inline]
+fn find_crlf(buf: &[u8], from: usize) -> Option<usize> {
+    let mut i = from;
+    while i + 1 < buf.len() {
+        match memchr_r(&buf[i..]) {
+            Some(off) => {
+                let at = i + off;
+                if at + 1 < buf.len() {
+                    if buf[at + 1] == b'\n' {
+                        return Some(at);
+                    }
+                    i = at + 1;
+                } else {
+                    return None;
+                }
+            }
+            None => return None,
+        }
+    }
+    None
+}
+
+#[inline]
+fn memchr_r(buf: &[u8]) -> Option<usize> {
+    buf.iter().position(|&b| b == b'\r')
+}
+
+/// Parse a strictly formatted decimal integer (Redis's `string2ll` rules: no spaces, no `+`,
+/// no leading zeros except "0" itself).
+pub fn parse_i64(s: &[u8]) -> Option<i64> {
+    if s.is_empty() || s.len() > 20 {
+        return None;
+    }
+    let (neg, digits) = match s[0] {
+        b'-' => (true, &s[1..]),
+        _ => (false, s),
+    };
+    if digits.is_empty() || (digits.len() > 1 && digits[0] == b'0') {
+        return None;
+    }
+    let mut v: i64 = 0;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        let digit = (d - b'0') as i64;
+        v = v.checked_mul(10)?;
+        v = if neg {
+            v.checked_sub(digit)?
+        } else {
+            v.checked_add(digit)?
+        };
+    }
+    if neg && v == 0 {
+        return None;
+    }
+    Some(v)
+}
+
+/// Parse one request from the front of `buf`.
+///
+/// On `Multibulk`, `args` holds `(start, end)` ranges into `buf`; on `Inline`, ranges into
+/// `scratch`. A `WireError` means the connection must get the error and be closed.
+pub fn parse(
+    buf: &[u8],
+    limits: &Limits,
+    args: &mut Vec<(usize, usize)>,
+    scratch: &mut Vec<u8>,
+) -> Result<Frame, WireError> {
+    args.clear();
+    if buf.is_empty() {
+        return Ok(Frame::Incomplete);
+    }
+    if buf[0] != b'*' {
+        return parse_inline(buf, limits, args, scratch);
+    }
+    let Some(eol) = find_crlf(buf, 1) else {
+        if buf.len() > limits.inline_bytes_max {
+            return Err(WireError::BigCount);
+        }
+        return Ok(Frame::Incomplete);
+    };
+    let count = parse_i64(&buf[1..eol]).ok_or(WireError::MultibulkLength)?;
+    let mut pos = eol + 2;
+    if count <= 0 {
+        return Ok(Frame::Empty { consumed: pos });
+    }
+    if count as u64 > limits.multibulk_len_max as u64 {
+        return Err(WireError::MultibulkLength);
+    }
+    let count = count as usize;
+    // Reserve at most what the buffer could hold, so a hostile count cannot make us allocate.
+    args.reserve(count.min(buf.len() / 4 + 1));
+    for _ in 0..count {
+        if pos >= buf.len() {
+            return Ok(Frame::Incomplete);
+        }
+        if buf[pos] != b'$' {
+            return Err(WireError::ExpectedDollar(buf[pos]));
+        }
+        let Some(eol) = find_crlf(buf, pos + 1) else {
+            if buf.len() - pos > limits.inline_bytes_max {
+                return Err(WireError::BigBulkCount);
+            }
+            return Ok(Frame::Incomplete);
+        };
+        let len = parse_i64(&buf[pos + 1..eol]).ok_or(WireError::BulkLength)?;
+        if len < 0 || len as u64 > limits.bulk_bytes_max as u64 {
+            return Err(WireError::BulkLength);
+        }
+        let start = eol + 2;
+        let end = start + len as usize;
+        if end + 2 > buf.len() {
+            return Ok(Frame::Incomplete);
+        }
+        if &buf[end..end + 2] != b"\r\n" {
+            return Err(WireError::MissingCrlf);
+        }
+        args.push((start, end));
+        pos = end + 2;
+    }
+    Ok(Frame::Multibulk { consumed: pos })
+}
+
+/// How many more bytes the frame at the front of `buf` needs at least, when a bulk header is
+/// already readable. Used to size the query buffer once instead of growing it step by step.
+pub fn bytes_wanted(buf: &[u8]) -> Option<usize> {
+    // Walk the same way as `parse` but only to learn the declared size of the pending bulk.
+    if buf.first() != Some(&b'*') {
+        return None;
+    }
+    let eol = find_crlf(buf, 1)?;
+    let count = parse_i64(&buf[1..eol])?;
+    let mut pos = eol + 2;
+    for _ in 0..count.max(0) {
+        if pos >= buf.len() || buf[pos] != b'$' {
+            return None;
+        }
+        let eol = find_crlf(buf, pos + 1)?;
+        let len = parse_i64(&buf[pos + 1..eol])?;
+        let end = eol + 2 + usize::try_from(len).ok()? + 2;
+        if end > buf.len() {
+            return Some(end);
+        }
+        pos = end;
+    }
+    None
+}
+
+fn parse_inline(
+    buf: &[u8],
+    limits: &Limits,
+    args: &mut Vec<(usize, usize)>,
+    scratch: &mut Vec<u8>,
+) -> Result<Frame, WireError> {
+    let Some(nl) = buf.iter().position(|&b| b == b'\n') else {
+        if buf.len() > limits.inline_bytes_max {
+            return Err(WireError::BigInline);
+        }
+        return Ok(Frame::Incomplete);
+    };
+    if nl > limits.inline_bytes_max {
+        return Err(WireError::BigInline);
+    }
+    let mut line = &buf[..nl];
+    if line.last() == Some(&b'\r') {
+        line = &line[..line.len() - 1];
+    }
+    let words = split_args(line).ok_or(WireError::UnbalancedQuotes)?;
+    if words.is_empty() {
+        return Ok(Frame::Empty { consumed: nl + 1 });
+    }
+    scratch.clear();
+    super::write::array_len(scratch, words.len());
+    for w in &words {
+        scratch.push(b'$');
+        scratch.extend_from_slice(itoa::Buffer::new().format(w.len()).as_bytes());
+        scratch.extend_from_slice(b"\r\n");
+        let start = scratch.len();
+        scratch.extend_from_slice(w);
+        args.push((start, scratch.len()));
+        scratch.extend_from_slice(b"\r\n");
+    }
+    Ok(Frame::Inline { consumed: nl + 1 })
+}
+
+/// Split an inline line into words the way `redis-cli` and Redis's `sdssplitargs` do:
+/// spaces separate, `"..."` allows `\n \r \t \\ \" \xHH` escapes, `'...'` allows `\'`.
+/// Returns `None` on unbalanced quotes.
+pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < line.len() {
+        while i < line.len() && line[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if i >= line.len() {
+            break;
+        }
+        let mut word = Vec::new();
+        match line[i] {
+            b'"' => {
+                i += 1;
+                loop {
+                    let c = *line.get(i)?;
+                    match c {
+                        b'\\' if i + 1 < line.len() => {
+                            let e = line[i + 1];
+                            if e == b'x'
+                                && i + 3 < line.len()
+                                && line[i + 2].is_ascii_hexdigit()
+                                && line[i + 3].is_ascii_hexdigit()
+                            {
+                                let hex = std::str::from_utf8(&line[i + 2..i + 4]).ok()?;
+                                word.push(u8::from_str_radix(hex, 16).ok()?);
+                                i += 4;
+                                continue;
+                            }
+                            word.push(match e {
+                                b'n' => b'\n',
+                                b'r' => b'\r',
+                                b't' => b'\t',
+                                b'b' => 8,
+                                b'a' => 7,
+                                other => other,
+                            });
+                            i += 2;
+                        }
+                        b'"' => {
+                            i += 1;
+                            // A closing quote must be followed by a space or the end.
+                            if i < line.len() && !line[i].is_ascii_whitespace() {
+                                return None;
+                            }
+                            break;
+                        }
+                        _ => {
+                            word.push(c);
+                            i += 1;
+                        }
+                    }
+                }
+            }
+            b'\'' => {
+                i += 1;
+                loop {
+                    let c = *line.get(i)?;
+                    match c {
+                        b'\\' if line.get(i + 1) == Some(&b'\'') => {
+                            word.push(b'\'');
+                            i += 2;
+                        }
+                        b'\'' => {
+                            i += 1;
+                            if i < line.len() && !line[i].is_ascii_whitespace() {
+                                return None;
+                            }
+                            break;
+                        }
+                        _ => {
+                            word.push(c);
+                            i += 1;
+                        }
+                    }
+                }
+            }
+            _ => {
+                while i < line.len() && !line[i].is_ascii_whitespace() {
+                    word.push(line[i]);
+                    i += 1;
+                }
+            }
+        }
+        out.push(word);
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_all(buf: &[u8]) -> Result<(Frame, Vec<Vec<u8>>), WireError> {
+        let mut args = Vec::new();
+        let mut scratch = Vec::new();
+        let f = parse(buf, &Limits::default(), &mut args, &mut scratch)?;
+        let src: &[u8] = match f {
+            Frame::Inline { .. } => &scratch,
+            _ => buf,
+        };
+        let words = args.iter().map(|&(s, e)| src[s..e].to_vec()).collect();
+        Ok((f, words))
+    }
+
+    #[test]
+    fn multibulk_as_redis_cli_sends_it() {
+        // Captured from `redis-cli SET foo bar` with tcpdump.
+        let req = b"*3\r\n$3\r\nSET\r\n$3\r\nfoo\r\n$3\r\nbar\r\n";
+        let (f, w) = parse_all(req).unwrap();
+        assert_eq!(
+            f,
+            Frame::Multibulk {
+                consumed: req.len()
+            }
+        );
+        assert_eq!(w, vec![b"SET".to_vec(), b"foo".to_vec(), b"bar".to_vec()]);
+    }
+
+    #[test]
+    fn every_prefix_is_incomplete_and_never_an_error() {
+        let req = b"*3\r\n$3\r\nSET\r\n$3\r\nfoo\r\n$10\r\n0123456789\r\n";
+        for cut in 0..req.len() {
+            let (f, _) = parse_all(&req[..cut]).unwrap();
+            assert_eq!(f, Frame::Incomplete, "prefix of {cut} bytes");
+        }
+        assert!(matches!(parse_all(req).unwrap().0, Frame::Multibulk { .. }));
+    }
+
+    #[test]
+    fn pipelined_frames_are_taken_one_at_a_time() {
+        let req = b"*1\r\n$4\r\nPING\r\n*2\r\n$3\r\nGET\r\n$1\r\nk\r\n";
+        let (f, _) = parse_all(req).unwrap();
+        assert_eq!(f, Frame::Multibulk { consumed: 14 });
+        let (f, w) = parse_all(&req[14..]).unwrap();
+        assert_eq!(
+            f,
+            Frame::Multibulk {
+                consumed: req.len() - 14
+            }
+        );
+        assert_eq!(w[1], b"k");
+    }
+
+    #[test]
+    fn inline_commands_with_quotes() {
+        let (f, w) = parse_all(b"PING\r\n").unwrap();
+        assert_eq!(f, Frame::Inline { consumed: 6 });
+        assert_eq!(w, vec![b"PING".to_vec()]);
+        let (_, w) = parse_all(b"set \"a b\" 'c\\'d' \"\\x41\\n\"\n").unwrap();
+        assert_eq!(
+            w,
+            vec![
+                b"set".to_vec(),
+                b"a b".to_vec(),
+                b"c'd".to_vec(),
+                b"A\n".to_vec()
+            ]
+        );
+        assert_eq!(
+            parse_all(b"set \"abc\r\n"),
+            Err(WireError::UnbalancedQuotes)
+        );
+        assert_eq!(
+            parse_all(b"   \r\n").unwrap().0,
+            Frame::Empty { consumed: 5 }
+        );
+    }
+
+    #[test]
+    fn hostile_lengths_are_rejected_before_allocation() {
+        assert_eq!(
+            parse_all(b"*-1\r\n").unwrap().0,
+            Frame::Empty { consumed: 5 }
+        );
+        assert_eq!(parse_all(b"*abc\r\n"), Err(WireError::MultibulkLength));
+        assert_eq!(
+            parse_all(b"*99999999999\r\n"),
+            Err(WireError::MultibulkLength)
+        );
+        assert_eq!(parse_all(b"*1\r\n$-5\r\n"), Err(WireError::BulkLength));
+        assert_eq!(
+            parse_all(b"*1\r\n$999999999999\r\n"),
+            Err(WireError::BulkLength)
+        );
+        assert_eq!(
+            parse_all(b"*1\r\n:5\r\n"),
+            Err(WireError::ExpectedDollar(b':'))
+        );
+        assert_eq!(
+            parse_all(b"*1\r\n$1\r\nab\r\n"),
+            Err(WireError::MissingCrlf)
+        );
+        let big = vec![b'a'; 70 * 1024];
+        assert_eq!(parse_all(&big), Err(WireError::BigInline));
+    }
+
+    #[test]
+    fn integers_follow_redis_rules() {
+        assert_eq!(parse_i64(b"0"), Some(0));
+        assert_eq!(parse_i64(b"-12"), Some(-12));
+        assert_eq!(parse_i64(b"9223372036854775807"), Some(i64::MAX));
+        assert_eq!(parse_i64(b"-9223372036854775808"), Some(i64::MIN));
+        assert_eq!(parse_i64(b"9223372036854775808"), None);
+        for bad in [&b""[..], b"01", b"+1", b" 1", b"-", b"-0", b"1a"] {
+            assert_eq!(parse_i64(bad), None, "{:?}", bad);
+        }
+    }
+
+    #[test]
+    fn bytes_wanted_reports_the_pending_bulk_end() {
+        assert_eq!(
+            bytes_wanted(b"*2\r\n$3\r\nSET\r\n$100\r\nab"),
+            Some(13 + 6 + 102)
+        );
+        assert_eq!(bytes_wanted(b"PING"), None);
+    }
+
+    /// A small deterministic fuzz loop: random bytes and random mutations of valid frames
+    /// must never panic, and a frame is either consumed whole or not at all.
+    #[test]
+    fn random_input_never_panics() {
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let base = b"*3\r\n$3\r\nSET\r\n$3\r\nfoo\r\n$3\r\nbar\r\n".to_vec();
+        for _ in 0..20_000 {
+            let mut buf = base.clone();
+            let muts = next() % 4;
+            for _ in 0..muts {
+                let i = (next() as usize) % buf.len();
+                buf[i] = next() as u8;
+            }
+            let cut = (next() as usize) % (buf.len() + 1);
+            if let Ok(Frame::Multibulk { consumed } | Frame::Inline { consumed }) =
+                parse_all(&buf[..cut]).map(|x| x.0)
+            {
+                assert!(consumed <= cut);
+            }
+        }
+    }
+}
