@@ -1,1 +1,79 @@
-fn main() {}
+//! The `pinion` node binary: parse flags, start the shards, serve the admin endpoint, and
+//! handle signals (SIGUSR1: dump histograms; SIGINT/SIGTERM: drain and exit 0).
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
+use signal_hook::iterator::Signals;
+
+use pinion::config::Config;
+use pinion::metrics;
+use pinion::shard::node::Node;
+
+fn main() {
+    let cfg = Config::parse();
+    let filter = tracing_subscriber::EnvFilter::try_new(&cfg.log_level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    if let Err(e) = run(cfg) {
+        tracing::error!("{e:#}");
+        eprintln!("pinion: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn write_dump(path: &std::path::Path, shards: &[metrics::ShardMetrics]) {
+    let text = metrics::dump_text(shards);
+    let tmp = path.with_extension("tmp");
+    match std::fs::write(&tmp, text).and_then(|_| std::fs::rename(&tmp, path)) {
+        Ok(()) => tracing::info!(path = %path.display(), "histograms written"),
+        Err(e) => tracing::error!(path = %path.display(), error = %e, "writing histograms failed"),
+    }
+}
+
+fn run(cfg: Config) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("creating --data-dir {}", cfg.data_dir.display()))?;
+    // Register signal handlers before any thread starts, so every thread inherits them.
+    let mut signals =
+        Signals::new([SIGINT, SIGTERM, SIGUSR1]).context("installing signal handlers")?;
+    let admin = std::net::TcpListener::bind(cfg.admin_listen)
+        .with_context(|| format!("binding --admin-listen {}", cfg.admin_listen))?;
+    let admin_addr = admin.local_addr()?;
+    let hist_dump = cfg.hist_dump.clone();
+    let node = Node::start(cfg)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let snap = node.snapshotter();
+        let stop = stop.clone();
+        std::thread::Builder::new()
+            .name("admin".into())
+            .spawn(move || metrics::admin::serve(admin, snap, stop))?;
+    }
+    tracing::info!(resp = %node.resp_addr, admin = %admin_addr, shards = node.shared.nshards, "pinion ready");
+    for sig in signals.forever() {
+        match sig {
+            SIGUSR1 => match (&hist_dump, node.metrics(Duration::from_secs(2))) {
+                (Some(p), Some(m)) => write_dump(p, &m),
+                (None, _) => tracing::info!("SIGUSR1: no --hist-dump path set"),
+                (_, None) => tracing::warn!("SIGUSR1: a shard did not answer"),
+            },
+            _ => break,
+        }
+    }
+    tracing::info!("shutting down: draining connections");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let final_metrics = node.shutdown();
+    if let Some(p) = &hist_dump {
+        write_dump(p, &final_metrics);
+    }
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -598,6 +598,13 @@ pub struct ShardInfo {
     pub misses: u64,
     pub expired: u64,
     pub evicted: u64,
+    // Filled in by the shard, not the store:
+    pub clients: u64,
+    pub commands: u64,
+    pub connections_received: u64,
+    pub rejected_connections: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -670,6 +677,7 @@ pub fn exec_part(store: &mut Store, op: PartOp, now: u64) -> PartResult {
             misses: store.stats.misses,
             expired: store.stats.expired,
             evicted: store.stats.evicted,
+            ..ShardInfo::default()
         }),
         PartOp::SetMaxmemory(b) => {
             store.maxmemory_bytes = b;

@@ -90,6 +90,8 @@ pub struct Store {
 }
 
 const NOT_LISTED: u32 = u32::MAX;
+/// Slots (empty ones cost a few ns each) one SCAN call may visit before it returns.
+const SCAN_EMPTY_SLOTS_MAX: usize = 16384;
 const LFU_INIT: u32 = 5;
 const LFU_LOG_FACTOR: f64 = 10.0;
 
@@ -525,7 +527,7 @@ impl Store {
         let end = self.first_slot + self.tables.len();
         let mut slot = cursor.max(self.first_slot);
         let mut visited = 0;
-        let visit_max = count.saturating_mul(10).max(1024);
+        let visit_max = count.saturating_mul(10).max(SCAN_EMPTY_SLOTS_MAX);
         while slot < end {
             let t = &self.tables[slot - self.first_slot];
             visited += 1 + t.table.len();

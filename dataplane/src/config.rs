@@ -1,0 +1,266 @@
+//! The node's CLI: every flag, its default and its validation, in one place.
+//!
+//! Every bound on the data path is a flag here, with its unit in its name. `Config::validate`
+//! checks the derived limits at start-up, so a node never starts with bounds that contradict
+//! each other.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+
+use crate::cache::store::Policy;
+
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "pinion",
+    version,
+    about = "pinion node: thread-per-core io_uring cache (RESP) and log"
+)]
+pub struct Config {
+    /// CPUs to run shards on, one shard pinned per CPU: `all`, or a list such as `0,2-5`.
+    #[arg(long, default_value = "all")]
+    pub cores: String,
+
+    /// Address the RESP (Redis protocol) listener binds; every shard listens with SO_REUSEPORT.
+    #[arg(long, default_value = "0.0.0.0:6379")]
+    pub resp_listen: SocketAddr,
+
+    /// Address of the admin HTTP endpoint (`/metrics`, `/histograms`).
+    #[arg(long, default_value = "127.0.0.1:9644")]
+    pub admin_listen: SocketAddr,
+
+    /// Folder for the node's data.
+    #[arg(long, default_value = "./pinion-data")]
+    pub data_dir: PathBuf,
+
+    /// Log filter (`error`, `warn`, `info`, `debug`, `trace`, or a tracing directive).
+    #[arg(long, default_value = "info")]
+    pub log_level: String,
+
+    /// Submission queue entries per shard ring (the completion queue gets 4x).
+    #[arg(long, default_value_t = 4096)]
+    pub sq_entries: u32,
+
+    /// Run each ring with a kernel SQ polling thread that idles after this many ms.
+    /// Costs a kernel thread per shard; off by default.
+    #[arg(long)]
+    pub sqpoll_idle_ms: Option<u32>,
+
+    /// Provided receive buffers per shard (a power of two, at most 32768).
+    #[arg(long, default_value_t = 256)]
+    pub recv_buffers: u16,
+
+    /// Size of each provided receive buffer.
+    #[arg(long, default_value_t = 16384)]
+    pub recv_buffer_bytes: u32,
+
+    /// Messages each inter-shard lane holds before the sender applies backpressure.
+    #[arg(long, default_value_t = 4096)]
+    pub ring_capacity: usize,
+
+    /// Client connections across the node; further ones get an error and are closed.
+    #[arg(long, default_value_t = 10_000)]
+    pub max_connections: usize,
+
+    /// Largest bulk string a request may carry (Redis's proto-max-bulk-len).
+    #[arg(long, default_value = "512mb", value_parser = parse_bytes)]
+    pub max_bulk_bytes: usize,
+
+    /// Largest unparsed input a connection may hold (Redis's client-query-buffer-limit).
+    #[arg(long, default_value = "1gb", value_parser = parse_bytes)]
+    pub max_query_buffer_bytes: usize,
+
+    /// Replies queued for a client beyond this are a client that does not read: it is closed.
+    #[arg(long, default_value = "256mb", value_parser = parse_bytes)]
+    pub output_buffer_limit_bytes: usize,
+
+    /// Requests of one connection in flight (not yet answered) before it stops being read.
+    #[arg(long, default_value_t = 1024)]
+    pub max_inflight_per_conn: usize,
+
+    /// Memory limit for cached data across the node, split evenly over shards (0 = none).
+    #[arg(long, default_value = "0", value_parser = parse_bytes)]
+    pub maxmemory: usize,
+
+    /// What to do at the memory limit.
+    #[arg(long, value_enum, default_value_t = Policy::Noeviction)]
+    pub eviction: Policy,
+
+    /// Keys sampled per eviction (Redis's maxmemory-samples).
+    #[arg(long, default_value_t = 5)]
+    pub eviction_samples: usize,
+
+    /// Entries active expiry examines per shard per 100 ms tick.
+    #[arg(long, default_value_t = 2000)]
+    pub expire_keys_per_tick: usize,
+
+    /// Require clients to AUTH with this password.
+    #[arg(long)]
+    pub requirepass: Option<String>,
+
+    /// Write merged and per-shard HDR histograms here on SIGUSR1 and at shutdown.
+    #[arg(long)]
+    pub hist_dump: Option<PathBuf>,
+
+    /// Seconds to finish in-flight requests at shutdown before closing connections anyway.
+    #[arg(long, default_value_t = 5)]
+    pub shutdown_grace_s: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("--cores: {0}")]
+    Cores(String),
+    #[error("--recv-buffers must be a power of two between 1 and 32768, got {0}")]
+    RecvBuffers(u16),
+    #[error("--recv-buffer-bytes must be between 512 and 1048576, got {0}")]
+    RecvBufferBytes(u32),
+    #[error("--sq-entries must be a power of two between 8 and 32768, got {0}")]
+    SqEntries(u32),
+    #[error("--ring-capacity must be at least 16, got {0}")]
+    RingCapacity(usize),
+    #[error("--max-query-buffer-bytes ({query}) must exceed --max-bulk-bytes ({bulk}) and be below 4 GiB")]
+    QueryBuffer { query: usize, bulk: usize },
+    #[error("--max-inflight-per-conn must be at least 1")]
+    Inflight,
+    #[error("--max-connections must be at least 1")]
+    Connections,
+}
+
+impl Config {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !self.recv_buffers.is_power_of_two() || self.recv_buffers > 32768 {
+            return Err(ConfigError::RecvBuffers(self.recv_buffers));
+        }
+        if !(512..=1 << 20).contains(&self.recv_buffer_bytes) {
+            return Err(ConfigError::RecvBufferBytes(self.recv_buffer_bytes));
+        }
+        if !self.sq_entries.is_power_of_two() || !(8..=32768).contains(&self.sq_entries) {
+            return Err(ConfigError::SqEntries(self.sq_entries));
+        }
+        if self.ring_capacity < 16 {
+            return Err(ConfigError::RingCapacity(self.ring_capacity));
+        }
+        if self.max_query_buffer_bytes <= self.max_bulk_bytes
+            || self.max_query_buffer_bytes >= 1 << 32
+        {
+            return Err(ConfigError::QueryBuffer {
+                query: self.max_query_buffer_bytes,
+                bulk: self.max_bulk_bytes,
+            });
+        }
+        if self.max_inflight_per_conn == 0 {
+            return Err(ConfigError::Inflight);
+        }
+        if self.max_connections == 0 {
+            return Err(ConfigError::Connections);
+        }
+        Ok(())
+    }
+
+    /// The CPUs named by `--cores`, checked against the CPUs this process may run on.
+    pub fn cpu_list(&self, available: &[usize]) -> Result<Vec<usize>, ConfigError> {
+        parse_cpu_list(&self.cores, available)
+    }
+}
+
+/// Parse `all` or `0,2-5` into CPU ids, each of which must be available.
+pub fn parse_cpu_list(spec: &str, available: &[usize]) -> Result<Vec<usize>, ConfigError> {
+    if spec.trim().eq_ignore_ascii_case("all") {
+        if available.is_empty() {
+            return Err(ConfigError::Cores(
+                "no CPU is available to this process".into(),
+            ));
+        }
+        return Ok(available.to_vec());
+    }
+    let mut out = Vec::new();
+    for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (lo, hi) = match part.split_once('-') {
+            Some((a, b)) => (a.trim(), b.trim()),
+            None => (part, part),
+        };
+        let lo: usize = lo
+            .parse()
+            .map_err(|_| ConfigError::Cores(format!("'{part}' is not a CPU number or range")))?;
+        let hi: usize = hi
+            .parse()
+            .map_err(|_| ConfigError::Cores(format!("'{part}' is not a CPU number or range")))?;
+        if lo > hi {
+            return Err(ConfigError::Cores(format!("range '{part}' is backwards")));
+        }
+        for cpu in lo..=hi {
+            if !available.contains(&cpu) {
+                return Err(ConfigError::Cores(format!(
+                    "CPU {cpu} is not available to this process (available: {available:?})"
+                )));
+            }
+            if !out.contains(&cpu) {
+                out.push(cpu);
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err(ConfigError::Cores("empty CPU list".into()));
+    }
+    Ok(out)
+}
+
+/// Parse a byte size the way Redis's config does: `1000`, `64kb`, `100mb`, `1gb` (powers of
+/// 1024; `k`, `m`, `g` are powers of 1000).
+pub fn parse_bytes(s: &str) -> Result<usize, String> {
+    let t = s.trim().to_ascii_lowercase();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a size (try 1048576, 64kb, 100mb, 1gb)"))?;
+    let mult: u64 = match unit {
+        "" | "b" => 1,
+        "k" => 1000,
+        "kb" => 1024,
+        "m" => 1000 * 1000,
+        "mb" => 1024 * 1024,
+        "g" => 1000 * 1000 * 1000,
+        "gb" => 1024 * 1024 * 1024,
+        _ => return Err(format!("'{s}': unknown unit '{unit}' (use b, kb, mb, gb)")),
+    };
+    n.checked_mul(mult)
+        .and_then(|v| usize::try_from(v).ok())
+        .ok_or_else(|| format!("'{s}' is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_lists() {
+        let avail = [0, 1, 2, 3, 4, 5];
+        assert_eq!(parse_cpu_list("all", &avail).unwrap(), avail.to_vec());
+        assert_eq!(parse_cpu_list("0,2-4", &avail).unwrap(), vec![0, 2, 3, 4]);
+        assert!(parse_cpu_list("7", &avail).is_err());
+        assert!(parse_cpu_list("3-1", &avail).is_err());
+        assert!(parse_cpu_list("x", &avail).is_err());
+        assert!(parse_cpu_list("", &avail).is_err());
+    }
+
+    #[test]
+    fn byte_sizes() {
+        assert_eq!(parse_bytes("100"), Ok(100));
+        assert_eq!(parse_bytes("64kb"), Ok(65536));
+        assert_eq!(parse_bytes("1GB"), Ok(1 << 30));
+        assert_eq!(parse_bytes("2m"), Ok(2_000_000));
+        assert!(parse_bytes("ten").is_err());
+        assert!(parse_bytes("1tb").is_err());
+    }
+
+    #[test]
+    fn defaults_validate() {
+        let c = Config::parse_from(["pinion"]);
+        c.validate().unwrap();
+        let bad = Config::parse_from(["pinion", "--recv-buffers", "100"]);
+        assert!(bad.validate().is_err());
+    }
+}

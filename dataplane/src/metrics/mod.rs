@@ -1,0 +1,271 @@
+//! Measurements: per-shard HDR histograms per command family and for mesh hops, counters,
+//! and their dumps (HdrHistogram percentile-distribution text, Prometheus text).
+//!
+//! Each shard owns its [`ShardMetrics`] and records without synchronisation. The main thread
+//! asks for copies through the shard's control channel (SIGUSR1, the admin endpoint, exit),
+//! merges them and writes them out.
+
+pub mod admin;
+pub mod hist;
+
+use hdrhistogram::Histogram;
+
+use crate::proto::resp::command::Family;
+
+/// Recorded values are nanoseconds; dumps print microseconds.
+pub const HIST_MAX_NS: u64 = 60_000_000_000;
+pub const HIST_SIGFIG: u8 = 3;
+
+pub fn new_hist() -> Histogram<u64> {
+    // Bounds are constants that hdrhistogram accepts; a failure here is a programming error
+    // caught by the unit test below.
+    Histogram::new_with_bounds(1, HIST_MAX_NS, HIST_SIGFIG).expect("valid histogram bounds")
+}
+
+/// Counters a shard keeps; all monotonic except the gauges noted.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Counters {
+    pub commands: u64,
+    pub connections_accepted: u64,
+    pub connections_rejected: u64,
+    /// Gauge: connections open now.
+    pub connections_open: u64,
+    pub closed_output_limit: u64,
+    pub closed_query_limit: u64,
+    pub protocol_errors: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub mesh_requests_sent: u64,
+    pub mesh_requests_served: u64,
+    /// Times a connection stopped being read because a mesh lane was full.
+    pub mesh_backpressure: u64,
+    /// Times a connection stopped being read because it had too many requests in flight.
+    pub inflight_backpressure: u64,
+    pub recv_nobufs: u64,
+}
+
+impl Counters {
+    pub fn add(&mut self, o: &Counters) {
+        self.commands += o.commands;
+        self.connections_accepted += o.connections_accepted;
+        self.connections_rejected += o.connections_rejected;
+        self.connections_open += o.connections_open;
+        self.closed_output_limit += o.closed_output_limit;
+        self.closed_query_limit += o.closed_query_limit;
+        self.protocol_errors += o.protocol_errors;
+        self.bytes_in += o.bytes_in;
+        self.bytes_out += o.bytes_out;
+        self.mesh_requests_sent += o.mesh_requests_sent;
+        self.mesh_requests_served += o.mesh_requests_served;
+        self.mesh_backpressure += o.mesh_backpressure;
+        self.inflight_backpressure += o.inflight_backpressure;
+        self.recv_nobufs += o.recv_nobufs;
+    }
+
+    /// (name, help, value, is_gauge) for the Prometheus dump.
+    pub fn rows(&self) -> Vec<(&'static str, &'static str, u64, bool)> {
+        vec![
+            (
+                "pinion_commands_total",
+                "Commands processed",
+                self.commands,
+                false,
+            ),
+            (
+                "pinion_connections_accepted_total",
+                "Connections accepted",
+                self.connections_accepted,
+                false,
+            ),
+            (
+                "pinion_connections_rejected_total",
+                "Connections refused at --max-connections",
+                self.connections_rejected,
+                false,
+            ),
+            (
+                "pinion_connections_open",
+                "Connections open",
+                self.connections_open,
+                true,
+            ),
+            (
+                "pinion_closed_output_limit_total",
+                "Clients closed at --output-buffer-limit-bytes",
+                self.closed_output_limit,
+                false,
+            ),
+            (
+                "pinion_closed_query_limit_total",
+                "Clients closed at --max-query-buffer-bytes",
+                self.closed_query_limit,
+                false,
+            ),
+            (
+                "pinion_protocol_errors_total",
+                "Connections closed for malformed requests",
+                self.protocol_errors,
+                false,
+            ),
+            (
+                "pinion_bytes_in_total",
+                "Bytes received from clients",
+                self.bytes_in,
+                false,
+            ),
+            (
+                "pinion_bytes_out_total",
+                "Bytes sent to clients",
+                self.bytes_out,
+                false,
+            ),
+            (
+                "pinion_mesh_requests_sent_total",
+                "Requests sent to other shards",
+                self.mesh_requests_sent,
+                false,
+            ),
+            (
+                "pinion_mesh_requests_served_total",
+                "Requests served for other shards",
+                self.mesh_requests_served,
+                false,
+            ),
+            (
+                "pinion_mesh_backpressure_total",
+                "Times a full mesh lane paused a connection",
+                self.mesh_backpressure,
+                false,
+            ),
+            (
+                "pinion_inflight_backpressure_total",
+                "Times --max-inflight-per-conn paused a connection",
+                self.inflight_backpressure,
+                false,
+            ),
+            (
+                "pinion_recv_nobufs_total",
+                "Receives that found no provided buffer",
+                self.recv_nobufs,
+                false,
+            ),
+        ]
+    }
+}
+
+/// One shard's histograms and counters.
+#[derive(Clone)]
+pub struct ShardMetrics {
+    pub shard: usize,
+    pub families: Vec<Histogram<u64>>,
+    pub mesh_hop: Histogram<u64>,
+    pub counters: Counters,
+}
+
+impl ShardMetrics {
+    pub fn new(shard: usize) -> ShardMetrics {
+        ShardMetrics {
+            shard,
+            families: Family::ALL.iter().map(|_| new_hist()).collect(),
+            mesh_hop: new_hist(),
+            counters: Counters::default(),
+        }
+    }
+
+    #[inline]
+    pub fn record(&mut self, family: Family, ns: u64) {
+        // saturating_record clamps to the highest trackable value instead of failing.
+        self.families[family.index()].saturating_record(ns.max(1));
+    }
+
+    /// Every histogram with its name.
+    pub fn named(&self) -> Vec<(String, &Histogram<u64>)> {
+        let mut v: Vec<(String, &Histogram<u64>)> = Family::ALL
+            .iter()
+            .map(|f| (f.name().to_string(), &self.families[f.index()]))
+            .collect();
+        v.push(("mesh_hop".to_string(), &self.mesh_hop));
+        v
+    }
+}
+
+/// Merge shards' metrics into one (shard id `usize::MAX` means "all").
+pub fn merge(shards: &[ShardMetrics]) -> ShardMetrics {
+    let mut all = ShardMetrics::new(usize::MAX);
+    for s in shards {
+        for (a, b) in all.families.iter_mut().zip(&s.families) {
+            // Same bounds everywhere, so add cannot fail; ignore the impossible error.
+            let _ = a.add(b);
+        }
+        let _ = all.mesh_hop.add(&s.mesh_hop);
+        all.counters.add(&s.counters);
+    }
+    all
+}
+
+/// The `--hist-dump` file: merged histograms first, then each shard's.
+pub fn dump_text(shards: &[ShardMetrics]) -> String {
+    let mut out = String::new();
+    let all = merge(shards);
+    let mut sections = vec![("all".to_string(), &all)];
+    for s in shards {
+        sections.push((s.shard.to_string(), s));
+    }
+    for (label, m) in sections {
+        for (name, h) in m.named() {
+            out.push_str(&format!(
+                "# pinion histogram shard={label} op={name} unit=us\n"
+            ));
+            hist::percentile_distribution(h, 1000.0, &mut out);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// Prometheus text exposition of counters and latency summaries.
+pub fn prometheus(shards: &[ShardMetrics], extra: &[(&str, &str, u64, bool)]) -> String {
+    let all = merge(shards);
+    let mut out = String::new();
+    for (name, help, v, gauge) in all.counters.rows().into_iter().chain(extra.iter().copied()) {
+        out.push_str(&format!(
+            "# HELP {name} {help}\n# TYPE {name} {}\n{name} {v}\n",
+            if gauge { "gauge" } else { "counter" }
+        ));
+    }
+    out.push_str("# HELP pinion_latency_seconds Server-side latency by command family\n# TYPE pinion_latency_seconds summary\n");
+    for (name, h) in all.named() {
+        for q in [0.5, 0.9, 0.99, 0.999] {
+            out.push_str(&format!(
+                "pinion_latency_seconds{{op=\"{name}\",quantile=\"{q}\"}} {:.9}\n",
+                h.value_at_quantile(q) as f64 / 1e9
+            ));
+        }
+        out.push_str(&format!(
+            "pinion_latency_seconds_count{{op=\"{name}\"}} {}\n",
+            h.len()
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merge_adds_counts_and_dump_names_every_histogram() {
+        let mut a = ShardMetrics::new(0);
+        let mut b = ShardMetrics::new(1);
+        a.record(Family::Read, 1_000);
+        b.record(Family::Read, 3_000);
+        b.counters.commands = 2;
+        let all = merge(&[a.clone(), b.clone()]);
+        assert_eq!(all.families[Family::Read.index()].len(), 2);
+        assert_eq!(all.counters.commands, 2);
+        let text = dump_text(&[a, b]);
+        assert!(text.contains("# pinion histogram shard=all op=string_read unit=us"));
+        assert!(text.contains("# pinion histogram shard=1 op=mesh_hop unit=us"));
+        assert!(text.contains("#[Total count    =            2"));
+    }
+}

@@ -1,0 +1,286 @@
+//! Start-up and shutdown of the shards. Start-up may block and share (it binds sockets,
+//! builds rings, exchanges ring fds); serving does neither.
+
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Barrier};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use socket2::{Domain, Protocol, Socket, Type};
+
+use super::{table::SlotTable, Control, NodeShared, Shard};
+use crate::cache::store::Store;
+use crate::config::Config;
+use crate::mesh::Mesh;
+use crate::metrics::ShardMetrics;
+use crate::proto::resp::parse::Limits;
+use crate::runtime::{bufring::BufRing, ring};
+
+struct Handle {
+    tx: mpsc::Sender<Control>,
+    wake: Arc<OwnedFd>,
+}
+
+impl Handle {
+    fn send(&self, c: Control) {
+        if self.tx.send(c).is_ok() {
+            let one: u64 = 1;
+            // SAFETY-free: an eventfd write of 8 bytes from the main thread (not a shard).
+            unsafe {
+                libc::write(
+                    self.wake.as_raw_fd(),
+                    &one as *const u64 as *const libc::c_void,
+                    8,
+                )
+            };
+        }
+    }
+}
+
+/// A running node: its shard threads and the means to talk to them.
+pub struct Node {
+    handles: Vec<Handle>,
+    threads: Vec<JoinHandle<ShardMetrics>>,
+    pub shared: Arc<NodeShared>,
+    pub resp_addr: SocketAddr,
+}
+
+fn listener(addr: SocketAddr) -> anyhow::Result<Socket> {
+    let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    s.set_reuse_address(true)?;
+    s.set_reuse_port(true)?;
+    s.set_nodelay(true)?;
+    s.bind(&addr.into())
+        .with_context(|| format!("binding {addr}"))?;
+    s.listen(4096)?;
+    Ok(s)
+}
+
+impl Node {
+    pub fn start(cfg: Config) -> anyhow::Result<Node> {
+        cfg.validate()?;
+        let available: Vec<usize> = core_affinity::get_core_ids()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|c| c.id)
+            .collect();
+        let cpus = cfg.cpu_list(&available)?;
+        let n = cpus.len();
+        if n > u16::MAX as usize {
+            bail!("too many shards ({n})");
+        }
+
+        // Bind every shard's listener before any shard starts; port 0 binds the first one to
+        // a free port and the rest to the same one.
+        let first = listener(cfg.resp_listen)?;
+        let resp_addr = first
+            .local_addr()?
+            .as_socket()
+            .context("listener address")?;
+        let mut listeners = vec![first];
+        for _ in 1..n {
+            listeners.push(listener(resp_addr)?);
+        }
+
+        let shared = Arc::new(NodeShared {
+            cfg: cfg.clone(),
+            nshards: n,
+            started: Instant::now(),
+            resp_port: resp_addr.port(),
+            connections: AtomicUsize::new(0),
+            draining: AtomicUsize::new(n),
+        });
+        let mesh = Mesh::new(n, cfg.ring_capacity);
+        let ring_fds: Arc<Vec<AtomicI32>> = Arc::new((0..n).map(|_| AtomicI32::new(-1)).collect());
+        let barrier = Arc::new(Barrier::new(n + 1));
+        let (ready_tx, ready_rx) = mpsc::channel::<Result<usize, String>>();
+        let mut handles = Vec::new();
+        let mut threads = Vec::new();
+
+        for (i, (cpu, sock)) in cpus.iter().copied().zip(listeners).enumerate() {
+            // SAFETY-free: eventfd creation; the fd is owned by OwnedFd from here on.
+            let efd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
+            if efd < 0 {
+                bail!("eventfd: {}", std::io::Error::last_os_error());
+            }
+            // SAFETY: efd is a fresh, valid descriptor that nothing else owns.
+            let wake = Arc::new(unsafe { OwnedFd::from_raw_fd(efd) });
+            let (tx, rx) = mpsc::channel();
+            handles.push(Handle {
+                tx,
+                wake: wake.clone(),
+            });
+            let shared = shared.clone();
+            let endpoint = mesh.endpoint(i);
+            let ring_fds = ring_fds.clone();
+            let barrier = barrier.clone();
+            let ready_tx = ready_tx.clone();
+            let listener_fd: OwnedFd = sock.into();
+            let t = std::thread::Builder::new().name(format!("shard-{i}")).spawn(move || {
+                if !core_affinity::set_for_current(core_affinity::CoreId { id: cpu }) {
+                    tracing::warn!(shard = i, cpu, "could not pin shard to its CPU");
+                }
+                let cfg = &shared.cfg;
+                let built = ring::build(cfg.sq_entries, cfg.sqpoll_idle_ms).map_err(|e| e.to_string()).and_then(|(r, f)| {
+                    let br = BufRing::new(&r, cfg.recv_buffers, cfg.recv_buffer_bytes as usize, super::BUF_GROUP)
+                        .map_err(|e| format!("registering {} receive buffers: {e} (raise `ulimit -l` or lower --recv-buffers)", cfg.recv_buffers))?;
+                    Ok((r, br, f))
+                });
+                let (ring, bufring, features) = match built {
+                    Ok(x) => x,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(format!("shard {i}: {e}")));
+                        barrier.wait();
+                        return ShardMetrics::new(i);
+                    }
+                };
+                ring_fds[i].store(ring.as_raw_fd(), Ordering::Release);
+                let _ = ready_tx.send(Ok(i));
+                barrier.wait();
+                let mut mesh = endpoint;
+                for (j, fd) in ring_fds.iter().enumerate() {
+                    mesh.ring_fds[j] = fd.load(Ordering::Acquire);
+                }
+                if mesh.ring_fds.iter().any(|&fd| fd < 0) {
+                    return ShardMetrics::new(i); // start-up failed elsewhere; main reports it
+                }
+                tracing::debug!(shard = i, cpu, ?features, "shard running");
+                let range = SlotTable::range_of(i, shared.nshards);
+                let mut store = Store::new(range.start, range.len(), 0x5eed ^ (i as u64 + 1) * 0x9e37_79b9);
+                store.maxmemory_bytes = cfg.maxmemory.div_ceil(shared.nshards);
+                store.policy = cfg.eviction;
+                store.samples = cfg.eviction_samples.max(1);
+                let limits = Limits { bulk_bytes_max: cfg.max_bulk_bytes, ..Limits::default() };
+                let shard = Shard {
+                    ring,
+                    bufring,
+                    id: i,
+                    shared: shared.clone(),
+                    listener: Some(listener_fd),
+                    conns: Vec::new(),
+                    gens: Vec::new(),
+                    free: Vec::new(),
+                    store,
+                    mesh,
+                    owner: SlotTable::new(shared.nshards),
+                    metrics: ShardMetrics::new(i),
+                    control_rx: rx,
+                    control_fd: match Arc::try_unwrap(wake) {
+                        Ok(fd) => fd,
+                        Err(arc) => match arc.try_clone() {
+                            Ok(fd) => fd,
+                            Err(e) => {
+                                tracing::error!(shard = i, error = %e, "duplicating control eventfd");
+                                return ShardMetrics::new(i);
+                            }
+                        },
+                    },
+                    control_buf: Box::new([0u8; 8]),
+                    tick_ts: Box::new(io_uring::types::Timespec::from(super::TICK)),
+                    limits,
+                    args: Vec::new(),
+                    scratch: Vec::new(),
+                    dirty: Vec::new(),
+                    blocked: Vec::new(),
+                    parked: Default::default(),
+                    cqes: Vec::new(),
+                    now_ms: super::unix_ms(),
+                    next_client: 0,
+                    draining: false,
+                    drained: false,
+                    drain_deadline: None,
+                    requests_deferred: false,
+                };
+                shard.run()
+            })?;
+            threads.push(t);
+        }
+        drop(ready_tx);
+        let mut errors = Vec::new();
+        for _ in 0..n {
+            match ready_rx.recv() {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => errors.push(e),
+                Err(_) => errors.push("a shard thread died during start-up".into()),
+            }
+        }
+        barrier.wait();
+        let node = Node {
+            handles,
+            threads,
+            shared,
+            resp_addr,
+        };
+        if !errors.is_empty() {
+            node.shutdown();
+            bail!("start-up failed: {}", errors.join("; "));
+        }
+        Ok(node)
+    }
+
+    /// Copies of every shard's metrics, or None if a shard did not answer within `wait`.
+    pub fn metrics(&self, wait: Duration) -> Option<Vec<ShardMetrics>> {
+        let (tx, rx) = mpsc::channel();
+        for h in &self.handles {
+            h.send(Control::Metrics(tx.clone()));
+        }
+        let deadline = Instant::now() + wait;
+        let mut out = Vec::new();
+        for _ in 0..self.handles.len() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            out.push(rx.recv_timeout(left).ok()?);
+        }
+        out.sort_by_key(|m| m.shard);
+        Some(out)
+    }
+
+    /// A closure the admin endpoint can call from its own thread.
+    pub fn snapshotter(&self) -> crate::metrics::admin::Snapshot {
+        let senders: Vec<(mpsc::Sender<Control>, Arc<OwnedFd>)> = self
+            .handles
+            .iter()
+            .map(|h| (h.tx.clone(), h.wake.clone()))
+            .collect();
+        let senders = std::sync::Mutex::new(senders);
+        Arc::new(move || {
+            // The admin thread is the only caller; the Mutex only makes the closure Sync.
+            let senders = senders.lock().ok()?;
+            let (tx, rx) = mpsc::channel();
+            for (s, wake) in senders.iter() {
+                Handle {
+                    tx: s.clone(),
+                    wake: wake.clone(),
+                }
+                .send(Control::Metrics(tx.clone()));
+            }
+            let deadline = Instant::now() + Duration::from_secs(2);
+            let mut out = Vec::new();
+            for _ in 0..senders.len() {
+                out.push(
+                    rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                        .ok()?,
+                );
+            }
+            out.sort_by_key(|m| m.shard);
+            Some(out)
+        })
+    }
+
+    /// Stop accepting, let in-flight requests finish, close connections, join the shards.
+    pub fn shutdown(self) -> Vec<ShardMetrics> {
+        for h in &self.handles {
+            h.send(Control::Shutdown);
+        }
+        let mut out: Vec<ShardMetrics> = self
+            .threads
+            .into_iter()
+            .enumerate()
+            .map(|(i, t)| t.join().unwrap_or_else(|_| ShardMetrics::new(i)))
+            .collect();
+        out.sort_by_key(|m| m.shard);
+        out
+    }
+}
