@@ -76,6 +76,9 @@ pub struct Endpoint {
     pub pushed: Vec<bool>,
 }
 
+// A failed push hands the message back to the caller, who parks or retries it; that is the
+// point of returning it, large as it is.
+#[allow(clippy::result_large_err)]
 impl Endpoint {
     /// Free request slots towards `to`. Only this shard produces into that lane, so the
     /// answer can only grow until we push.

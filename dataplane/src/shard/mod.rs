@@ -361,10 +361,7 @@ impl Shard {
         let mut scratch = std::mem::take(&mut self.scratch);
         let mut pos = 0;
         let max_inflight = self.shared.cfg.max_inflight_per_conn;
-        loop {
-            let Some(c) = self.conns[slot as usize].as_mut() else {
-                break;
-            };
+        while let Some(c) = self.conns[slot as usize].as_mut() {
             if c.closing {
                 break;
             }
@@ -445,7 +442,7 @@ impl Shard {
         // A paused connection keeps up to one receive's worth of input; past that it is not
         // read until it can make progress again.
         let paused = c.blocked || c.pending.len() >= self.shared.cfg.max_inflight_per_conn;
-        !c.closing && !self.draining && !(paused && c.query.len() >= QUERY_PAUSE_BYTES)
+        !(c.closing || self.draining || (paused && c.query.len() >= QUERY_PAUSE_BYTES))
     }
 
     // ----- send -----------------------------------------------------------------------------
@@ -668,12 +665,8 @@ impl Shard {
             .mesh_hop
             .saturating_record(r.sent.elapsed().as_nanos() as u64);
         let slot = r.conn.slot;
-        if !self
-            .conns
-            .get(slot as usize)
-            .and_then(|c| c.as_ref())
-            .is_some_and(|c| c.gen == r.conn.gen)
-        {
+        let live = self.conns.get(slot as usize).and_then(|c| c.as_ref());
+        if live.is_none_or(|c| c.gen != r.conn.gen) {
             return; // the connection closed meanwhile
         }
         let outcome = match r.body {

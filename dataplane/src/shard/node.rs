@@ -149,7 +149,7 @@ impl Node {
                 }
                 tracing::debug!(shard = i, cpu, ?features, "shard running");
                 let range = SlotTable::range_of(i, shared.nshards);
-                let mut store = Store::new(range.start, range.len(), 0x5eed ^ (i as u64 + 1) * 0x9e37_79b9);
+                let mut store = Store::new(range.start, range.len(), 0x5eed ^ ((i as u64 + 1) * 0x9e37_79b9));
                 store.maxmemory_bytes = cfg.maxmemory.div_ceil(shared.nshards);
                 store.policy = cfg.eviction;
                 store.samples = cfg.eviction_samples.max(1);

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh Linux machine: installs what it needs (redis-tools,
+# redis-server, Python clients), then runs format and lint checks, unit tests, criterion
+# benches in test mode, and the integration tests against the real binary.
+#
+#   tools/test.sh            # everything
+#   tools/test.sh -k auth    # extra arguments go to pytest
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n=== %s\n' "$*"; }
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+step "installing test dependencies"
+need_apt=()
+command -v redis-cli >/dev/null || need_apt+=(redis-tools)
+command -v redis-server >/dev/null || need_apt+=(redis-server)
+command -v redis-benchmark >/dev/null || need_apt+=(redis-tools)
+command -v python3 >/dev/null || need_apt+=(python3 python3-pip)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+# The redis-server package starts a service on 6379; tests use their own ports, but stop it
+# so the README's first command finds its port free.
+as_root service redis-server stop >/dev/null 2>&1 || true
+python3 - <<'PY' || python3 -m pip install -q --disable-pip-version-check "redis>=5" "pytest>=7" 2>/dev/null || python3 -m pip install -q --break-system-packages "redis>=5" "pytest>=7"
+import redis, pytest  # noqa: F401
+PY
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "unit tests"
+cargo test --workspace --quiet
+
+step "criterion benches (test mode: each runs once)"
+cargo bench --workspace --quiet -- --test
+
+step "release build"
+cargo build --release -p pinion
+export PINION_BIN="$PWD/target/release/pinion"
+
+step "integration tests"
+cd tests
+python3 -m pytest -q -p no:cacheprovider "$@"
