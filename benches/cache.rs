@@ -6,7 +6,9 @@ use pinion::cache::store::{Found, Store};
 
 fn cache(c: &mut Criterion) {
     let mut store = Store::new(0, SLOTS, 1);
-    let keys: Vec<Vec<u8>> = (0..100_000).map(|i| format!("key:{i:012}").into_bytes()).collect();
+    let keys: Vec<Vec<u8>> = (0..100_000)
+        .map(|i| format!("key:{i:012}").into_bytes())
+        .collect();
     let slots: Vec<u16> = keys.iter().map(|k| key_slot(k)).collect();
     let value = [b'v'; 32];
     for (k, &s) in keys.iter().zip(&slots) {
@@ -24,7 +26,11 @@ fn cache(c: &mut Criterion) {
     g.bench_function("set_overwrite", |b| {
         b.iter(|| {
             i = (i + 7919) % keys.len();
-            store.put(slots[i], Entry::string(&keys[i], black_box(&value), None, 0), 0)
+            store.put(
+                slots[i],
+                Entry::string(&keys[i], black_box(&value), None, 0),
+                0,
+            )
         })
     });
     g.bench_function("key_slot_crc16", |b| {

@@ -19,8 +19,15 @@ fn parse_bench(c: &mut Criterion) {
         b.iter(|| {
             let mut pos = 0;
             while pos < pipeline.len() {
-                match parse(black_box(&pipeline[pos..]), &limits, &mut args, &mut scratch) {
-                    Ok(pinion::proto::resp::parse::Frame::Multibulk { consumed }) => pos += consumed,
+                match parse(
+                    black_box(&pipeline[pos..]),
+                    &limits,
+                    &mut args,
+                    &mut scratch,
+                ) {
+                    Ok(pinion::proto::resp::parse::Frame::Multibulk { consumed }) => {
+                        pos += consumed
+                    }
                     _ => break,
                 }
             }
@@ -28,7 +35,9 @@ fn parse_bench(c: &mut Criterion) {
         })
     });
     g.throughput(Throughput::Elements(1));
-    g.bench_function("inline_ping", |b| b.iter(|| parse(black_box(b"PING\r\n"), &limits, &mut args, &mut scratch).ok()));
+    g.bench_function("inline_ping", |b| {
+        b.iter(|| parse(black_box(b"PING\r\n"), &limits, &mut args, &mut scratch).ok())
+    });
     g.finish();
 }
 

@@ -134,6 +134,22 @@ class Node:
         self.log.close()
         return self.proc.returncode
 
+    def metric(self, name: str) -> int:
+        import re
+        import urllib.request
+
+        body = urllib.request.urlopen(f"http://127.0.0.1:{self.admin_port}/metrics", timeout=5).read().decode()
+        m = re.search(rf"^{re.escape(name)} (\d+)", body, re.M)
+        assert m, f"{name} not in /metrics"
+        return int(m.group(1))
+
+    def wait_metric(self, name: str, value: int, timeout=10.0):
+        """Wait until a counter or gauge reads `value` (connections close asynchronously)."""
+        deadline = time.time() + timeout
+        while (v := self.metric(name)) != value:
+            assert time.time() < deadline, f"{name} stayed {v}, expected {value}"
+            time.sleep(0.02)
+
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace")
 

@@ -84,9 +84,9 @@ def test_set_expiry_options(r):
     assert 58 <= r.ttl("e4") <= 60
     assert r.set("e4", "v3")
     assert r.ttl("e4") == -1
-    assert r.setex("e5", 30, "v") is True
+    assert r.execute_command("SETEX", "e5", 30, "v") is True
     assert 29 <= r.ttl("e5") <= 30
-    assert r.psetex("e6", 3000, "v") is True
+    assert r.execute_command("PSETEX", "e6", 3000, "v") is True
     assert 2900 <= r.pttl("e6") <= 3000
     assert r.getex("e6", persist=True) == b"v"
     assert r.ttl("e6") == -1

@@ -152,28 +152,6 @@ impl Store {
         self.rng
     }
 
-    fn touch_value(&mut self, current: u32, now_ms: u64) -> u32 {
-        match self.policy {
-            Policy::Lru | Policy::Noeviction => {
-                self.clock = self.clock.wrapping_add(1);
-                self.clock
-            }
-            Policy::Fifo => current,
-            Policy::Lfu => {
-                let mut counter = lfu_decayed(current, now_ms);
-                if counter < 255 {
-                    let base = counter.saturating_sub(LFU_INIT) as f64;
-                    let p = 1.0 / (base * LFU_LOG_FACTOR + 1.0);
-                    let r = (self.next_rand() % 1_000_000) as f64 / 1_000_000.0;
-                    if r < p {
-                        counter += 1;
-                    }
-                }
-                lfu_pack(counter, now_ms)
-            }
-        }
-    }
-
     fn fresh_access(&mut self, now_ms: u64) -> u32 {
         match self.policy {
             Policy::Lfu => lfu_pack(LFU_INIT, now_ms),
@@ -214,58 +192,61 @@ impl Store {
         c
     }
 
-    /// Remove `key` if present and expired; true when it was removed.
-    fn expire_if_due(&mut self, slot: u16, key: &[u8], now_ms: u64) -> bool {
+    /// Look a key up for reading: an expired key is removed, hits and misses counted, the
+    /// access stamp refreshed. The key is hashed once; the second probe (to hand out the
+    /// reference) hits the bucket the first one just touched.
+    pub fn read(&mut self, slot: u16, key: &[u8], now_ms: u64) -> Found<'_> {
+        let li = self.local(slot);
+        let h = self.hash_key(key);
+        let expired = match self.tables[li].table.find_mut(h, |e| e.key() == key) {
+            None => {
+                self.stats.misses += 1;
+                return Found::Missing;
+            }
+            Some(e) if e.is_expired(now_ms) => true,
+            Some(e) => {
+                let stamp = touch(
+                    self.policy,
+                    &mut self.clock,
+                    &mut self.rng,
+                    e.access(),
+                    now_ms,
+                );
+                e.set_access(stamp);
+                false
+            }
+        };
+        if expired {
+            self.remove_inner(li, h, key);
+            self.stats.expired += 1;
+            self.stats.misses += 1;
+            return Found::Missing;
+        }
+        self.stats.hits += 1;
+        match self.tables[li].table.find(h, |e| e.key() == key) {
+            Some(e) if e.kind() == KIND_HASH => match self.hashes.get(e.hash_index() as usize) {
+                Some(Some(obj)) => Found::Hash(obj),
+                _ => Found::Missing,
+            },
+            Some(e) => Found::Str(e.value()),
+            None => Found::Missing,
+        }
+    }
+
+    /// Look a key up without counting a hit or miss (for writes and metadata). An expired
+    /// key is removed first.
+    pub fn peek(&mut self, slot: u16, key: &[u8], now_ms: u64) -> Option<&Entry> {
         let li = self.local(slot);
         let h = self.hash_key(key);
         let expired = self.tables[li]
             .table
-            .find(h, |e| e.key() == key)
-            .is_some_and(|e| e.is_expired(now_ms));
+            .find(h, |e| e.key() == key)?
+            .is_expired(now_ms);
         if expired {
-            self.remove(slot, key);
+            self.remove_inner(li, h, key);
             self.stats.expired += 1;
+            return None;
         }
-        expired
-    }
-
-    /// Look a key up for reading: expired keys are removed, hits and misses counted, the
-    /// access stamp refreshed.
-    pub fn read(&mut self, slot: u16, key: &[u8], now_ms: u64) -> Found<'_> {
-        self.expire_if_due(slot, key, now_ms);
-        let li = self.local(slot);
-        let h = self.hash_key(key);
-        let Some(current) = self.tables[li]
-            .table
-            .find(h, |e| e.key() == key)
-            .map(|e| e.access())
-        else {
-            self.stats.misses += 1;
-            return Found::Missing;
-        };
-        self.stats.hits += 1;
-        let stamp = self.touch_value(current, now_ms);
-        let Some(e) = self.tables[li].table.find_mut(h, |e| e.key() == key) else {
-            return Found::Missing;
-        };
-        e.set_access(stamp);
-        let e = &*e;
-        if e.kind() == KIND_HASH {
-            match self.hashes.get(e.hash_index() as usize) {
-                Some(Some(obj)) => Found::Hash(obj),
-                _ => Found::Missing,
-            }
-        } else {
-            Found::Str(e.value())
-        }
-    }
-
-    /// Look a key up without counting a hit or miss (for writes and metadata). Expired keys
-    /// are removed first.
-    pub fn peek(&mut self, slot: u16, key: &[u8], now_ms: u64) -> Option<&Entry> {
-        self.expire_if_due(slot, key, now_ms);
-        let li = self.local(slot);
-        let h = self.hash_key(key);
         self.tables[li].table.find(h, |e| e.key() == key)
     }
 
@@ -577,6 +558,33 @@ impl Store {
         assert_eq!(used, self.used_bytes, "used bytes");
         let listed = self.tables.iter().filter(|t| !t.table.is_empty()).count();
         assert_eq!(listed, self.nonempty.len(), "nonempty list");
+    }
+}
+
+/// The access stamp after a read: LRU takes the next tick of the shard's logical clock,
+/// FIFO keeps the insertion stamp, LFU bumps Redis's logarithmic counter.
+fn touch(policy: Policy, clock: &mut u32, rng: &mut u64, current: u32, now_ms: u64) -> u32 {
+    match policy {
+        Policy::Lru | Policy::Noeviction => {
+            *clock = clock.wrapping_add(1);
+            *clock
+        }
+        Policy::Fifo => current,
+        Policy::Lfu => {
+            let mut counter = lfu_decayed(current, now_ms);
+            if counter < 255 {
+                let base = counter.saturating_sub(LFU_INIT) as f64;
+                let p = 1.0 / (base * LFU_LOG_FACTOR + 1.0);
+                *rng ^= *rng << 13;
+                *rng ^= *rng >> 7;
+                *rng ^= *rng << 17;
+                let r = (*rng % 1_000_000) as f64 / 1_000_000.0;
+                if r < p {
+                    counter += 1;
+                }
+            }
+            lfu_pack(counter, now_ms)
+        }
     }
 }
 

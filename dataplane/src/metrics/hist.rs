@@ -80,10 +80,7 @@ mod tests {
         let mut s = String::new();
         percentile_distribution(&h, 1000.0, &mut s);
         assert!(s.starts_with("       Value     Percentile TotalCount 1/(1-Percentile)"));
-        assert!(
-            s.contains("#[Max     =     1000.447, Total count    =         1000]")
-                || s.contains("Total count    =         1000]")
-        );
+        assert!(s.contains(", Total count    =         1000]"), "{s}");
         // The median row reads about 500 µs.
         let median = s.lines().find(|l| l.contains(" 0.500000000000 ")).unwrap();
         let v: f64 = median.split_whitespace().next().unwrap().parse().unwrap();

@@ -266,6 +266,6 @@ mod tests {
         let text = dump_text(&[a, b]);
         assert!(text.contains("# pinion histogram shard=all op=string_read unit=us"));
         assert!(text.contains("# pinion histogram shard=1 op=mesh_hop unit=us"));
-        assert!(text.contains("#[Total count    =            2"));
+        assert!(text.contains(", Total count    =            2]"));
     }
 }

@@ -276,6 +276,7 @@ impl Shard {
         self.next_client += 1;
         let id = self.next_client * self.shared.nshards as u64 + self.id as u64;
         let authed = self.shared.cfg.requirepass.is_none();
+        tracing::debug!(shard = self.id, slot, fd, client = id, open, "accepted");
         let mut c = Conn::new(fd, gen, id, authed);
         self.metrics.counters.connections_accepted += 1;
         self.metrics.counters.connections_open += 1;
@@ -589,6 +590,13 @@ impl Shard {
             return; // the cancel's completion marks us dirty again
         }
         c.close_submitted = true;
+        tracing::debug!(
+            shard = self.id,
+            slot,
+            fd = c.fd,
+            client = c.id,
+            "closing socket"
+        );
         let e = opcode::Close::new(types::Fd(c.fd))
             .build()
             .user_data(Token::new(Kind::Close, c.gen, slot).encode());
