@@ -343,3 +343,56 @@ def test_shutdown_finishes_in_flight_requests(start):
     assert got > 0
     assert raw.closed_by_peer()
     assert node.proc.wait(timeout=20) == 0
+
+
+def test_backpressure_from_full_lanes_and_inflight_limit_loses_nothing(start):
+    """Tiny mesh lanes and a small in-flight limit force the pause/cancel/resume paths:
+    every reply must still arrive, in order, on every connection."""
+    node = start("--ring-capacity", "16", "--max-inflight-per-conn", "8")
+    remote = keys_on(1, 200, "bp")  # connections land on either shard; half go remote
+    local = keys_on(0, 200, "bq")
+    conns = [Raw(node.port) for _ in range(4)]
+    n = 4000
+    for c_i, c in enumerate(conns):
+        frames = []
+        for i in range(n):
+            k = (remote if i % 2 else local)[i % 200]
+            frames.append(encode("SET", f"{k}:{c_i}", i))
+            frames.append(encode("GET", f"{k}:{c_i}"))
+        c.send(b"".join(frames))
+    for c in conns:
+        for i in range(n):
+            assert c.read_reply() == b"+OK\r\n"
+            v = str(i).encode()
+            assert c.read_reply() == b"$%d\r\n%s\r\n" % (len(v), v)
+        c.close()
+    assert node.metric("pinion_mesh_backpressure_total") + node.metric("pinion_inflight_backpressure_total") > 0
+    bystander_ok(node)
+
+
+def test_query_buffer_limit_closes_the_client(start):
+    node = start("--max-bulk-bytes", "1mb", "--max-query-buffer-bytes", "2mb")
+    raw = Raw(node.port)
+    # Three arguments of almost 1 MiB each: every bulk is legal, the request as a whole
+    # cannot fit in the query buffer.
+    part = b"$1000000\r\n" + b"x" * 1000000 + b"\r\n"
+    try:
+        raw.send(b"*4\r\n$4\r\nMSET\r\n" + part * 3)
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    assert raw.closed_by_peer()
+    assert node.metric("pinion_closed_query_limit_total") == 1
+    bystander_ok(node)
+
+
+def test_sqpoll_mode_serves(start):
+    node = start("--sqpoll-idle-ms", "20")
+    r = node.client()
+    pipe = r.pipeline(transaction=False)
+    for i in range(1000):
+        pipe.set(f"sq{i}", i)
+    pipe.execute()
+    assert r.mget([f"sq{i}" for i in range(0, 1000, 100)]) == [str(i).encode() for i in range(0, 1000, 100)]
+    time.sleep(0.1)  # let the SQ threads go idle; the next command must wake them
+    assert r.get("sq999") == b"999"
+    r.close()
