@@ -396,3 +396,17 @@ def test_sqpoll_mode_serves(start):
     time.sleep(0.1)  # let the SQ threads go idle; the next command must wake them
     assert r.get("sq999") == b"999"
     r.close()
+
+
+def test_a_second_node_on_the_same_port_is_refused(node):
+    """Every shard listens with SO_REUSEPORT; that must not let another process share it."""
+    from conftest import binary, free_port
+
+    out = subprocess.run(
+        [binary(), "--cores", "0", "--resp-listen", f"127.0.0.1:{node.port}",
+         "--admin-listen", f"127.0.0.1:{free_port()}", "--data-dir", str(node.data)],
+        capture_output=True, text=True, timeout=20,
+    )
+    assert out.returncode == 1
+    assert "in use" in out.stderr
+    bystander_ok(node)

@@ -48,6 +48,15 @@ pub struct Node {
     pub resp_addr: SocketAddr,
 }
 
+/// Bind `addr` alone (no SO_REUSEPORT), then let it go; returns the address bound.
+fn claim(addr: SocketAddr) -> anyhow::Result<SocketAddr> {
+    let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    s.set_reuse_address(true)?;
+    s.bind(&addr.into())
+        .with_context(|| format!("--resp-listen {addr} is in use or cannot be bound"))?;
+    s.local_addr()?.as_socket().context("listener address")
+}
+
 fn listener(addr: SocketAddr) -> anyhow::Result<Socket> {
     let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     s.set_reuse_address(true)?;
@@ -73,15 +82,12 @@ impl Node {
             bail!("too many shards ({n})");
         }
 
-        // Bind every shard's listener before any shard starts; port 0 binds the first one to
-        // a free port and the rest to the same one.
-        let first = listener(cfg.resp_listen)?;
-        let resp_addr = first
-            .local_addr()?
-            .as_socket()
-            .context("listener address")?;
-        let mut listeners = vec![first];
-        for _ in 1..n {
+        // SO_REUSEPORT would let this node silently share a port with another process that
+        // also set it (another pinion, say). Claim the address once without it first: that
+        // fails with "address in use" as any server would, and resolves port 0.
+        let resp_addr = claim(cfg.resp_listen)?;
+        let mut listeners = Vec::with_capacity(n);
+        for _ in 0..n {
             listeners.push(listener(resp_addr)?);
         }
 
