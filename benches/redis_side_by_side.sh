@@ -5,7 +5,9 @@
 # another (CLIENT_CPU). For SET and GET at -c 50 with -P 1 and -P 16 it prints ops/s, p50
 # and p99 for both servers, and the pinion/redis ratios (ops/s: higher is better for
 # pinion; latency: lower is better). Each case runs ROUNDS times, alternating servers, and
-# the median is reported. Then memory: RSS growth for 1M keys (16-byte keys, 32-byte
+# the median is reported. Also the server's CPU time per request (µs, user + system, from
+# /proc): where the client is the bottleneck (-P 1 on one client core) ops/s ties, and this
+# is the figure that still tells the servers apart. Then memory: RSS growth for 1M keys (16-byte keys, 32-byte
 # values), loaded with redis-cli --pipe, per key.
 #
 #   benches/redis_side_by_side.sh                 # defaults below
@@ -51,15 +53,20 @@ wait_port() {
 save() { if [ -n "$OUT" ]; then tee -a "$OUT"; else cat; fi; }
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 
-# One redis-benchmark run; prints "ops p50 p99" (ms).
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+# One redis-benchmark run; prints "ops p50 p99" (ms) and the server's CPU µs per request.
 bench() { # port test pipeline
+  local t0; t0=$(cpu_ticks "$SERVER_PID")
   taskset -c "$CLIENT_CPU" redis-benchmark -p "$1" -t "$2" -n "$REQUESTS" -c 50 -P "$3" \
     -r 100000 -d 32 --csv 2>/dev/null | python3 -c '
 import csv, sys
 rows = [r for r in csv.reader(sys.stdin)]
 hdr, row = rows[0], rows[1]
 d = dict(zip(hdr, row))
-print(d["rps"], d["p50_latency_ms"], d["p99_latency_ms"])'
+print(d["rps"], d["p50_latency_ms"], d["p99_latency_ms"], end=" ")'
+  local t1; t1=$(cpu_ticks "$SERVER_PID")
+  python3 -c "import os, sys; print((int(sys.argv[2]) - int(sys.argv[1])) * 1e6 / os.sysconf('SC_CLK_TCK') / int(sys.argv[3]))" "$t0" "$t1" "$REQUESTS"
 }
 
 median() { python3 -c 'import sys, statistics; print(statistics.median(float(x) for x in sys.argv[1:]))' "$@"; }
@@ -70,7 +77,8 @@ for round in $(seq "$ROUNDS"); do
     if [ "$server" = redis ]; then start_redis; port=$PORT_REDIS; else start_pinion; port=$PORT_PINION; fi
     for p in 1 16; do
       for t in set get; do
-        read -r ops p50 p99 < <(bench "$port" "$t" "$p")
+        read -r ops p50 p99 cpu < <(bench "$port" "$t" "$p")
+        R[$server,$t,$p,cpu]+="$cpu "
         R[$server,$t,$p,ops]+="$ops "
         R[$server,$t,$p,p50]+="$p50 "
         R[$server,$t,$p,p99]+="$p99 "
@@ -83,17 +91,18 @@ done
 {
   echo "# pinion vs redis-server: $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) CPUs, server on CPU $SERVER_CPU, client on CPU $CLIENT_CPU"
   echo "# redis-benchmark -c 50 -n $REQUESTS -r 100000 -d 32; median of $ROUNDS rounds"
-  printf '%-10s %12s %12s %8s %9s %9s %8s %9s %9s %8s\n' case redis_ops pinion_ops ratio r_p50ms p_p50ms ratio r_p99ms p_p99ms ratio
+  printf '%-10s %12s %12s %8s %9s %9s %8s %9s %9s %8s %9s %9s %8s\n' case redis_ops pinion_ops ratio r_p50ms p_p50ms ratio r_p99ms p_p99ms ratio r_cpu_us p_cpu_us ratio
   for p in 1 16; do
     for t in set get; do
       ro=$(median ${R[redis,$t,$p,ops]}); po=$(median ${R[pinion,$t,$p,ops]})
       r5=$(median ${R[redis,$t,$p,p50]}); p5=$(median ${R[pinion,$t,$p,p50]})
       r9=$(median ${R[redis,$t,$p,p99]}); p9=$(median ${R[pinion,$t,$p,p99]})
-      python3 - "$t" "$p" "$ro" "$po" "$r5" "$p5" "$r9" "$p9" <<'PY'
+      rc=$(median ${R[redis,$t,$p,cpu]}); pc=$(median ${R[pinion,$t,$p,cpu]})
+      python3 - "$t" "$p" "$ro" "$po" "$r5" "$p5" "$r9" "$p9" "$rc" "$pc" <<'PY'
 import sys
-t, p, ro, po, r5, p5, r9, p9 = sys.argv[1], sys.argv[2], *map(float, sys.argv[3:])
+t, p, ro, po, r5, p5, r9, p9, rc, pc = sys.argv[1], sys.argv[2], *map(float, sys.argv[3:])
 ratio = lambda a, b: f"{b / a:.2f}" if a else "n/a"
-print(f"{t.upper()+' -P'+p:<10} {ro:12.0f} {po:12.0f} {ratio(ro, po):>8} {r5:9.3f} {p5:9.3f} {ratio(r5, p5):>8} {r9:9.3f} {p9:9.3f} {ratio(r9, p9):>8}")
+print(f"{t.upper()+' -P'+p:<10} {ro:12.0f} {po:12.0f} {ratio(ro, po):>8} {r5:9.3f} {p5:9.3f} {ratio(r5, p5):>8} {r9:9.3f} {p9:9.3f} {ratio(r9, p9):>8} {rc:9.2f} {pc:9.2f} {ratio(rc, pc):>8}")
 PY
     done
   done

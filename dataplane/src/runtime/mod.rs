@@ -15,6 +15,7 @@
 pub mod bufring;
 pub mod ring;
 pub mod submit;
+pub mod sys;
 
 /// What an operation is, stored in the top 4 bits of `user_data`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

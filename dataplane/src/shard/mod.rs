@@ -143,8 +143,9 @@ impl Shard {
         }
         // Close whatever is left (only after a forced drain).
         for c in self.conns.iter().flatten() {
-            // SAFETY-free: plain close of a socket we own; the ring is idle now.
-            unsafe { libc::close(c.fd) };
+            // SAFETY: the loop has ended, so no operation of the ring uses this socket any
+            // more, and the connection owned it alone.
+            drop(unsafe { crate::runtime::sys::adopt(c.fd) });
         }
         self.metrics.counters.connections_open = 0;
         self.metrics
@@ -259,8 +260,11 @@ impl Shard {
         }
         let fd = res as RawFd;
         if self.draining {
-            // SAFETY-free: closing a socket the kernel just gave us and nobody else knows.
-            unsafe { libc::close(fd) };
+            // Draining: close the socket through the ring; no connection slot owns it.
+            let e = opcode::Close::new(types::Fd(fd))
+                .build()
+                .user_data(Token::new(Kind::Close, 0, u32::MAX).encode());
+            self.push(e);
             return;
         }
         let open = self.shared.connections.fetch_add(1, Ordering::Relaxed) + 1;

@@ -2,7 +2,7 @@
 //! builds rings, exchanges ring fds); serving does neither.
 
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Barrier};
 use std::thread::JoinHandle;
@@ -17,7 +17,7 @@ use crate::config::Config;
 use crate::mesh::Mesh;
 use crate::metrics::ShardMetrics;
 use crate::proto::resp::parse::Limits;
-use crate::runtime::{bufring::BufRing, ring};
+use crate::runtime::{bufring::BufRing, ring, sys};
 
 struct Handle {
     tx: mpsc::Sender<Control>,
@@ -27,15 +27,9 @@ struct Handle {
 impl Handle {
     fn send(&self, c: Control) {
         if self.tx.send(c).is_ok() {
-            let one: u64 = 1;
-            // SAFETY-free: an eventfd write of 8 bytes from the main thread (not a shard).
-            unsafe {
-                libc::write(
-                    self.wake.as_raw_fd(),
-                    &one as *const u64 as *const libc::c_void,
-                    8,
-                )
-            };
+            if let Err(e) = sys::eventfd_signal(&self.wake) {
+                tracing::warn!(error = %e, "waking a shard failed");
+            }
         }
     }
 }
@@ -107,13 +101,7 @@ impl Node {
         let mut threads = Vec::new();
 
         for (i, (cpu, sock)) in cpus.iter().copied().zip(listeners).enumerate() {
-            // SAFETY-free: eventfd creation; the fd is owned by OwnedFd from here on.
-            let efd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
-            if efd < 0 {
-                bail!("eventfd: {}", std::io::Error::last_os_error());
-            }
-            // SAFETY: efd is a fresh, valid descriptor that nothing else owns.
-            let wake = Arc::new(unsafe { OwnedFd::from_raw_fd(efd) });
+            let wake = Arc::new(sys::eventfd().context("creating a control eventfd")?);
             let (tx, rx) = mpsc::channel();
             handles.push(Handle {
                 tx,

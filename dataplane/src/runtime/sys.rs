@@ -1,0 +1,39 @@
+//! The few plain system calls pinion makes outside a shard's ring: creating and signalling
+//! the control eventfds (start-up, the main thread) and dropping descriptors at shutdown.
+//! Shards never call these while serving.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+/// A close-on-exec eventfd starting at 0.
+pub fn eventfd() -> io::Result<OwnedFd> {
+    // SAFETY: eventfd takes no pointers; a negative return is an error we report.
+    let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd is a fresh, valid descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Add 1 to an eventfd, waking whoever has a read on it.
+pub fn eventfd_signal(fd: &OwnedFd) -> io::Result<()> {
+    let one: u64 = 1;
+    // SAFETY: writes 8 bytes from a live local u64 to a descriptor we own.
+    let n = unsafe { libc::write(fd.as_raw_fd(), &one as *const u64 as *const libc::c_void, 8) };
+    if n == 8 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Take ownership of a descriptor the kernel handed us (an accepted socket), so that it is
+/// closed when dropped.
+///
+/// # Safety
+/// `fd` must be open and owned by nobody else, and no in-flight io_uring operation may use it.
+pub unsafe fn adopt(fd: RawFd) -> OwnedFd {
+    // SAFETY: guaranteed by the caller, as documented above.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
