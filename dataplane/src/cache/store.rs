@@ -256,28 +256,52 @@ impl Store {
             .and_then(|h| h.as_ref())
     }
 
-    /// Insert or replace the entry for its key. A replaced hash value is freed.
+    /// Insert or replace the entry for its key. A replaced hash value is freed. An existing
+    /// key is replaced in place: one probe, no key copy.
     pub fn put(&mut self, slot: u16, mut entry: Entry, now_ms: u64) {
         let li = self.local(slot);
         let h = self.hash_key(entry.key());
         let stamp = self.fresh_access(now_ms);
-        let existing_access = self.tables[li]
+        let new_ttl = entry.expire_ms().is_some();
+        let new_cost = entry.cost();
+        if let Some(old) = self.tables[li]
             .table
-            .find(h, |e| e.key() == entry.key())
-            .map(|e| e.access());
-        // FIFO keeps the original insertion stamp on overwrite; the others restart it.
-        let access = match (self.policy, existing_access) {
-            (Policy::Fifo, Some(a)) => a,
-            _ => stamp,
-        };
-        entry.set_access(access);
-        if existing_access.is_some() {
-            let key = entry.key().to_vec();
-            self.remove_inner(li, h, &key);
+            .find_mut(h, |e| e.key() == entry.key())
+        {
+            // FIFO keeps the original insertion stamp on overwrite; the others restart it.
+            entry.set_access(if self.policy == Policy::Fifo {
+                old.access()
+            } else {
+                stamp
+            });
+            let old = std::mem::replace(old, entry);
+            match (old.expire_ms().is_some(), new_ttl) {
+                (false, true) => {
+                    self.ttl_keys += 1;
+                    self.tables[li].ttl_keys += 1;
+                }
+                (true, false) => {
+                    self.ttl_keys -= 1;
+                    self.tables[li].ttl_keys -= 1;
+                }
+                _ => {}
+            }
+            // A new hash entry's object is empty until filled, so its cost is its bytes alone.
+            self.used_bytes = self.used_bytes + new_cost - self.entry_cost(&old);
+            if old.kind() == KIND_HASH {
+                let idx = old.hash_index() as usize;
+                if let Some(slot) = self.hashes.get_mut(idx) {
+                    if slot.take().is_some() {
+                        self.free_hashes.push(idx as u32);
+                    }
+                }
+            }
+            return;
         }
-        self.used_bytes += self.entry_cost(&entry);
+        entry.set_access(stamp);
+        self.used_bytes += new_cost;
         self.keys += 1;
-        if entry.expire_ms().is_some() {
+        if new_ttl {
             self.ttl_keys += 1;
             self.tables[li].ttl_keys += 1;
         }
