@@ -275,17 +275,7 @@ impl Store {
                 stamp
             });
             let old = std::mem::replace(old, entry);
-            match (old.expire_ms().is_some(), new_ttl) {
-                (false, true) => {
-                    self.ttl_keys += 1;
-                    self.tables[li].ttl_keys += 1;
-                }
-                (true, false) => {
-                    self.ttl_keys -= 1;
-                    self.tables[li].ttl_keys -= 1;
-                }
-                _ => {}
-            }
+            self.count_ttl_change(li, old.expire_ms().is_some(), new_ttl);
             // A new hash entry's object is empty until filled, so its cost is its bytes alone.
             self.used_bytes = self.used_bytes + new_cost - self.entry_cost(&old);
             if old.kind() == KIND_HASH {
@@ -331,7 +321,13 @@ impl Store {
         *old = entry;
         old.set_access(access);
         self.used_bytes = self.used_bytes + new_cost - old_cost;
-        match (old_ttl, new_ttl) {
+        self.count_ttl_change(li, old_ttl, new_ttl);
+        true
+    }
+
+    /// Keep the TTL counts right when an entry in local slot `li` is replaced.
+    fn count_ttl_change(&mut self, li: usize, had_ttl: bool, has_ttl: bool) {
+        match (had_ttl, has_ttl) {
             (false, true) => {
                 self.ttl_keys += 1;
                 self.tables[li].ttl_keys += 1;
@@ -342,7 +338,6 @@ impl Store {
             }
             _ => {}
         }
-        true
     }
 
     /// Delete a key; true when it existed. Frees its hash value.

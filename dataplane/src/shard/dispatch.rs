@@ -63,18 +63,10 @@ impl Shard {
     /// Write a reply now: straight into the output buffer when nothing is waiting ahead of
     /// it, else into a ready slot behind the waiting ones.
     pub(super) fn reply_now(&mut self, slot: u32, f: impl FnOnce(&mut Out)) {
-        let Some(c) = self.conns[slot as usize].as_mut() else {
-            return;
-        };
-        let resp3 = c.resp3;
-        if c.pending.is_empty() {
-            f(&mut Out::new(&mut c.out, resp3));
-        } else {
-            let mut buf = Vec::new();
-            f(&mut Out::new(&mut buf, resp3));
-            c.pending.push_back(Pending::Ready(buf));
+        if let Some(c) = self.conns[slot as usize].as_mut() {
+            reply_in_order(c, f);
+            self.mark_dirty(slot);
         }
-        self.mark_dirty(slot);
     }
 
     fn dispatch_key(
@@ -92,28 +84,8 @@ impl Shard {
             let Some(c) = self.conns[slot as usize].as_mut() else {
                 return true;
             };
-            let resp3 = c.resp3;
-            if c.pending.is_empty() {
-                exec::exec_key(
-                    &mut self.store,
-                    spec,
-                    &a,
-                    kslot,
-                    now,
-                    &mut Out::new(&mut c.out, resp3),
-                );
-            } else {
-                let mut buf = Vec::new();
-                exec::exec_key(
-                    &mut self.store,
-                    spec,
-                    &a,
-                    kslot,
-                    now,
-                    &mut Out::new(&mut buf, resp3),
-                );
-                c.pending.push_back(Pending::Ready(buf));
-            }
+            let store = &mut self.store;
+            reply_in_order(c, |out| exec::exec_key(store, spec, &a, kslot, now, out));
             self.metrics
                 .record(spec.family, started.elapsed().as_nanos() as u64);
             self.mark_dirty(slot);
@@ -480,6 +452,19 @@ impl Shard {
             }
         }
         self.parked = left;
+    }
+}
+
+/// Write a connection's next reply: into its output buffer when no reply is waiting ahead
+/// of it, else into a ready slot behind the waiting ones, so request order holds.
+fn reply_in_order(c: &mut super::conn::Conn, f: impl FnOnce(&mut Out)) {
+    let resp3 = c.resp3;
+    if c.pending.is_empty() {
+        f(&mut Out::new(&mut c.out, resp3));
+    } else {
+        let mut buf = Vec::new();
+        f(&mut Out::new(&mut buf, resp3));
+        c.pending.push_back(Pending::Ready(buf));
     }
 }
 
