@@ -2,6 +2,7 @@
 
 pub mod cache;
 pub mod config;
+pub mod log;
 pub mod mesh;
 pub mod metrics;
 pub mod proto;

@@ -1,0 +1,534 @@
+//! One topic-partition's log: its segments, offsets, sparse index, recovery and retention.
+//!
+//! Owned by exactly one shard. I/O is kept behind a seam: the partition *plans* an append
+//! (assigning offsets, choosing the segment file and position, updating the index) and a
+//! read (file and byte range), and the shard carries the plans out through its io_uring.
+//! Start-up recovery is the exception: it reads and truncates files directly, before the
+//! shard serves (start-up may block).
+//!
+//! On disk: `<dir>/<base-offset, 20 digits>.log`, each file a sequence of RecordBatch v2
+//! batches exactly as produced, with broker-assigned base offsets.
+//!
+//! Invariants: segments are sorted by base offset and contiguous (each starts at the offset
+//! after the previous one's last); `next_offset` is one past the last stored record; every
+//! byte of every segment below its `size` is a validated batch.
+
+use std::fs;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use super::batch::{self, BatchHeader, HEADER_BYTES};
+
+/// An index entry every this many bytes of a segment.
+pub const INDEX_INTERVAL_BYTES: u64 = 4096;
+
+#[derive(Debug, Clone)]
+pub struct Segment {
+    pub base: i64,
+    pub path: PathBuf,
+    pub size: u64,
+    /// (offset, position of the batch that starts at or contains it), sparse, ascending.
+    pub index: Vec<(i64, u64)>,
+    /// Offset after this segment's last record (== base when empty).
+    pub end: i64,
+    pub max_timestamp: i64,
+    pub created_ms: u64,
+    bytes_since_index: u64,
+}
+
+impl Segment {
+    fn new(dir: &Path, base: i64, now_ms: u64) -> Segment {
+        Segment {
+            base,
+            path: segment_path(dir, base),
+            size: 0,
+            index: Vec::new(),
+            end: base,
+            max_timestamp: -1,
+            created_ms: now_ms,
+            bytes_since_index: INDEX_INTERVAL_BYTES,
+        }
+    }
+
+    fn note_batch(&mut self, h: &BatchHeader, position: u64) {
+        if self.bytes_since_index >= INDEX_INTERVAL_BYTES {
+            self.index.push((h.base_offset, position));
+            self.bytes_since_index = 0;
+        }
+        self.bytes_since_index += h.size as u64;
+        self.size = position + h.size as u64;
+        self.end = h.last_offset() + 1;
+        self.max_timestamp = self.max_timestamp.max(h.max_timestamp);
+    }
+
+    /// Position of the batch that holds `offset`, or an earlier one (scan forward from it).
+    pub fn position_for(&self, offset: i64) -> u64 {
+        match self.index.partition_point(|&(o, _)| o <= offset) {
+            0 => 0,
+            i => self.index[i - 1].1,
+        }
+    }
+}
+
+pub fn segment_path(dir: &Path, base: i64) -> PathBuf {
+    dir.join(format!("{base:020}.log"))
+}
+
+/// What recovery found and did, for the log line.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Recovery {
+    pub segments: usize,
+    pub batches: u64,
+    /// Bytes cut from the tail (a torn write or a corrupt batch and what followed it).
+    pub truncated_bytes: u64,
+    /// Why the first cut happened.
+    pub reason: Option<String>,
+    pub segments_removed: usize,
+}
+
+/// Where an append goes. The shard writes `len` bytes at `position` of `path`; `rolled`
+/// says a new, empty segment file must be created first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendPlan {
+    pub path: PathBuf,
+    pub position: u64,
+    pub len: usize,
+    pub base_offset: i64,
+    pub last_offset: i64,
+    pub rolled: bool,
+}
+
+/// Where a fetch reads: `len` bytes from `position` of `path`, to be trimmed to whole
+/// batches and to batches that end after the requested offset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadPlan {
+    pub path: PathBuf,
+    pub position: u64,
+    pub len: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReadError {
+    #[error("offset {offset} is outside the log [{start}, {end})")]
+    OutOfRange { offset: i64, start: i64, end: i64 },
+}
+
+pub struct Partition {
+    pub dir: PathBuf,
+    pub segments: Vec<Segment>,
+    pub segment_bytes: u64,
+    pub segment_ms: u64,
+}
+
+impl Partition {
+    /// Open (creating the folder if needed) and recover: every batch of every segment is
+    /// validated (length, magic, CRC-32C, offsets continuing from the previous batch); at
+    /// the first batch that fails, the segment is truncated there and later segments are
+    /// removed, so a corrupt batch is never served.
+    pub fn recover(
+        dir: &Path,
+        segment_bytes: u64,
+        segment_ms: u64,
+        now_ms: u64,
+    ) -> io::Result<(Partition, Recovery)> {
+        fs::create_dir_all(dir)?;
+        let mut bases: Vec<i64> = Vec::new();
+        for e in fs::read_dir(dir)? {
+            let name = e?.file_name();
+            let name = name.to_string_lossy();
+            if let Some(stem) = name.strip_suffix(".log") {
+                if let Ok(b) = stem.parse::<i64>() {
+                    bases.push(b);
+                }
+            }
+        }
+        bases.sort_unstable();
+        let mut rep = Recovery::default();
+        let mut segments: Vec<Segment> = Vec::new();
+        let mut cut = false;
+        for base in bases {
+            let path = segment_path(dir, base);
+            if cut {
+                fs::remove_file(&path)?;
+                rep.segments_removed += 1;
+                continue;
+            }
+            let expected = segments.last().map_or(base, |s: &Segment| s.end);
+            let mut seg = Segment::new(dir, base, now_ms);
+            seg.created_ms = fs::metadata(&path)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(now_ms, |d| d.as_millis() as u64);
+            if base != expected {
+                // A gap or overlap between segments: the file cannot belong here.
+                rep.reason.get_or_insert(format!(
+                    "segment {base} does not continue the log at {expected}"
+                ));
+                fs::remove_file(&path)?;
+                rep.segments_removed += 1;
+                cut = true;
+                continue;
+            }
+            let mut f = fs::OpenOptions::new().read(true).write(true).open(&path)?;
+            let file_len = f.metadata()?.len();
+            let mut pos = 0u64;
+            let mut next = base;
+            let mut buf = Vec::new();
+            let mut header = [0u8; HEADER_BYTES];
+            while pos < file_len {
+                let problem = (|| -> Result<BatchHeader, String> {
+                    if file_len - pos < HEADER_BYTES as u64 {
+                        return Err(format!("torn header at byte {pos}"));
+                    }
+                    f.seek(SeekFrom::Start(pos)).map_err(|e| e.to_string())?;
+                    f.read_exact(&mut header).map_err(|e| e.to_string())?;
+                    let h = batch::peek(&header).map_err(|e| format!("{e} at byte {pos}"))?;
+                    if (file_len - pos) < h.size as u64 {
+                        return Err(format!("torn batch at byte {pos}"));
+                    }
+                    buf.resize(h.size, 0);
+                    f.seek(SeekFrom::Start(pos)).map_err(|e| e.to_string())?;
+                    f.read_exact(&mut buf).map_err(|e| e.to_string())?;
+                    let h = batch::validate(&buf).map_err(|e| format!("{e} at byte {pos}"))?;
+                    if h.base_offset != next {
+                        return Err(format!(
+                            "batch at byte {pos} has offset {} where {next} was due",
+                            h.base_offset
+                        ));
+                    }
+                    Ok(h)
+                })();
+                match problem {
+                    Ok(h) => {
+                        seg.note_batch(&h, pos);
+                        rep.batches += 1;
+                        next = h.last_offset() + 1;
+                        pos += h.size as u64;
+                    }
+                    Err(why) => {
+                        rep.reason.get_or_insert(why);
+                        rep.truncated_bytes += file_len - pos;
+                        f.set_len(pos)?;
+                        f.sync_all()?;
+                        cut = true;
+                        break;
+                    }
+                }
+            }
+            segments.push(seg);
+        }
+        if segments.is_empty() {
+            let s = Segment::new(dir, 0, now_ms);
+            fs::File::create(&s.path)?;
+            segments.push(s);
+        }
+        rep.segments = segments.len();
+        Ok((
+            Partition {
+                dir: dir.to_path_buf(),
+                segments,
+                segment_bytes,
+                segment_ms,
+            },
+            rep,
+        ))
+    }
+
+    pub fn log_start(&self) -> i64 {
+        self.segments.first().map_or(0, |s| s.base)
+    }
+
+    /// Offset the next record gets (Kafka's log end offset).
+    pub fn next_offset(&self) -> i64 {
+        self.segments.last().map_or(0, |s| s.end)
+    }
+
+    pub fn size_bytes(&self) -> u64 {
+        self.segments.iter().map(|s| s.size).sum()
+    }
+
+    /// Assign offsets to a validated batch and decide where it goes. Rolls to a new segment
+    /// when the active one would pass `segment_bytes` or is older than `segment_ms`.
+    pub fn plan_append(&mut self, b: &mut [u8], h: &BatchHeader, now_ms: u64) -> AppendPlan {
+        let next = self.next_offset();
+        batch::set_base_offset(b, next);
+        let active = self
+            .segments
+            .last()
+            .expect("a partition always has a segment");
+        let too_big = active.size > 0 && active.size + b.len() as u64 > self.segment_bytes;
+        let too_old =
+            active.size > 0 && now_ms.saturating_sub(active.created_ms) >= self.segment_ms;
+        let rolled = too_big || too_old;
+        if rolled {
+            self.segments.push(Segment::new(&self.dir, next, now_ms));
+        }
+        let seg = self.segments.last_mut().expect("just ensured");
+        let position = seg.size;
+        let mut placed = *h;
+        placed.base_offset = next;
+        seg.note_batch(&placed, position);
+        AppendPlan {
+            path: seg.path.clone(),
+            position,
+            len: b.len(),
+            base_offset: next,
+            last_offset: placed.last_offset(),
+            rolled,
+        }
+    }
+
+    /// Undo the last `plan_append` whose write failed (disk full, I/O error).
+    pub fn undo_append(&mut self, plan: &AppendPlan) {
+        if plan.rolled && self.segments.len() > 1 {
+            self.segments.pop();
+            return;
+        }
+        if let Some(seg) = self.segments.last_mut() {
+            seg.size = plan.position;
+            seg.end = plan.base_offset;
+            while seg.index.last().is_some_and(|&(_, p)| p >= plan.position) {
+                seg.index.pop();
+            }
+        }
+    }
+
+    /// Where to read for a fetch from `offset`, up to `max_bytes` (at least one whole batch
+    /// is always included, as Kafka does, so a large batch cannot stall a consumer).
+    pub fn plan_read(&self, offset: i64, max_bytes: u64) -> Result<Option<ReadPlan>, ReadError> {
+        let (start, end) = (self.log_start(), self.next_offset());
+        if offset < start || offset > end {
+            return Err(ReadError::OutOfRange { offset, start, end });
+        }
+        if offset == end {
+            return Ok(None);
+        }
+        let i = self
+            .segments
+            .partition_point(|s| s.base <= offset)
+            .saturating_sub(1);
+        let seg = &self.segments[i];
+        let position = seg.position_for(offset);
+        let len = (seg.size - position).min(max_bytes.max(1));
+        Ok(Some(ReadPlan {
+            path: seg.path.clone(),
+            position,
+            len,
+        }))
+    }
+
+    /// Delete whole segments (never the active one) while the log is over `retention_bytes`
+    /// or a segment's newest record is older than `retention_ms`. Returns the files to
+    /// delete; the log start offset moves to the first remaining segment.
+    pub fn apply_retention(
+        &mut self,
+        retention_bytes: Option<u64>,
+        retention_ms: Option<u64>,
+        now_ms: u64,
+    ) -> Vec<PathBuf> {
+        let mut removed = Vec::new();
+        while self.segments.len() > 1 {
+            let total = self.size_bytes();
+            let oldest = &self.segments[0];
+            let over_size = retention_bytes.is_some_and(|r| total - oldest.size >= r && total > r);
+            let newest_ms = if oldest.max_timestamp >= 0 {
+                oldest.max_timestamp as u64
+            } else {
+                oldest.created_ms
+            };
+            let expired = retention_ms.is_some_and(|r| now_ms.saturating_sub(newest_ms) > r);
+            if !(over_size || expired) {
+                break;
+            }
+            removed.push(self.segments.remove(0).path);
+        }
+        removed
+    }
+}
+
+/// Trim bytes read for a fetch: drop batches that end before `offset` and a partial batch
+/// at the end. Returns the range of `buf` to send.
+pub fn trim_read(buf: &[u8], offset: i64) -> std::ops::Range<usize> {
+    let mut start = None;
+    let mut pos = 0;
+    while pos + HEADER_BYTES <= buf.len() {
+        let Ok(h) = batch::peek(&buf[pos..]) else {
+            break;
+        };
+        if pos + h.size > buf.len() {
+            break;
+        }
+        if start.is_none() && h.last_offset() >= offset {
+            start = Some(pos);
+        }
+        pos += h.size;
+    }
+    match start {
+        Some(s) => s..pos,
+        None => 0..0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn tmp(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("pinion-log-{}-{name}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        d
+    }
+
+    /// Carry out an append plan with plain file I/O (the shard uses io_uring).
+    fn append(p: &mut Partition, values: &[&[u8]], now: u64) -> AppendPlan {
+        let mut b = batch::build(0, now as i64, values);
+        let h = batch::validate(&b).unwrap();
+        let plan = p.plan_append(&mut b, &h, now);
+        let mut f = fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(false)
+            .open(&plan.path)
+            .unwrap();
+        f.seek(SeekFrom::Start(plan.position)).unwrap();
+        f.write_all(&b).unwrap();
+        plan
+    }
+
+    fn read_all(p: &Partition, from: i64) -> Vec<BatchHeader> {
+        let mut out = Vec::new();
+        let mut off = from;
+        while let Some(plan) = p.plan_read(off, 1 << 20).unwrap() {
+            let data = fs::read(&plan.path).unwrap();
+            let chunk = &data[plan.position as usize..(plan.position + plan.len) as usize];
+            let r = trim_read(chunk, off);
+            assert!(!r.is_empty());
+            let mut pos = r.start;
+            while pos < r.end {
+                let h = batch::validate(&chunk[pos..]).unwrap();
+                pos += h.size;
+                off = h.last_offset() + 1;
+                out.push(h);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn append_roll_read_and_recover() {
+        let dir = tmp("roll");
+        let (mut p, rep) = Partition::recover(&dir, 300, u64::MAX, 0).unwrap();
+        assert_eq!((rep.segments, p.next_offset()), (1, 0));
+        for i in 0..20 {
+            let v = format!("value-{i:03}");
+            append(&mut p, &[v.as_bytes(), b"x"], 1000 + i);
+        }
+        assert_eq!(p.next_offset(), 40);
+        assert!(p.segments.len() > 3, "segments rolled at 300 bytes");
+        let hs = read_all(&p, 0);
+        assert_eq!(hs.len(), 20);
+        assert_eq!(
+            hs.iter().map(|h| h.base_offset).collect::<Vec<_>>(),
+            (0..40).step_by(2).collect::<Vec<_>>()
+        );
+        // Reading from the middle of a batch starts at the batch that holds the offset.
+        assert_eq!(read_all(&p, 13)[0].base_offset, 12);
+        assert_eq!(p.plan_read(40, 100).unwrap(), None);
+        assert!(p.plan_read(41, 100).is_err());
+        // A clean restart finds everything.
+        let (q, rep) = Partition::recover(&dir, 300, u64::MAX, 0).unwrap();
+        assert_eq!(
+            (q.next_offset(), rep.batches, rep.truncated_bytes),
+            (40, 20, 0)
+        );
+        assert_eq!(q.segments.len(), p.segments.len());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn recovery_truncates_a_torn_tail() {
+        let dir = tmp("torn");
+        let (mut p, _) = Partition::recover(&dir, 1 << 20, u64::MAX, 0).unwrap();
+        for i in 0..10 {
+            append(&mut p, &[format!("r{i}").as_bytes()], 0);
+        }
+        let path = p.segments[0].path.clone();
+        let good = fs::metadata(&path).unwrap().len();
+        // A torn write: half of an eleventh batch.
+        let b = batch::build(10, 0, &[b"torn-record-that-never-finished"]);
+        let mut f = fs::OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(&b[..b.len() / 2]).unwrap();
+        drop(f);
+        let (q, rep) = Partition::recover(&dir, 1 << 20, u64::MAX, 0).unwrap();
+        assert_eq!(q.next_offset(), 10);
+        assert_eq!(rep.truncated_bytes, (b.len() / 2) as u64);
+        assert!(rep.reason.unwrap().contains("torn"));
+        assert_eq!(fs::metadata(&path).unwrap().len(), good);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn recovery_cuts_at_a_corrupt_batch_and_drops_later_segments() {
+        let dir = tmp("corrupt");
+        let (mut p, _) = Partition::recover(&dir, 200, u64::MAX, 0).unwrap();
+        let mut plans = Vec::new();
+        for i in 0..12 {
+            plans.push(append(&mut p, &[format!("record-{i:02}").as_bytes()], 0));
+        }
+        assert!(p.segments.len() >= 3);
+        // Flip a byte inside the 5th batch's records.
+        let target = &plans[4];
+        let mut data = fs::read(&target.path).unwrap();
+        data[target.position as usize + HEADER_BYTES + 3] ^= 0xff;
+        fs::write(&target.path, &data).unwrap();
+        let (q, rep) = Partition::recover(&dir, 200, u64::MAX, 0).unwrap();
+        assert_eq!(
+            q.next_offset(),
+            4,
+            "everything from the corrupt batch on is cut"
+        );
+        assert!(rep.reason.unwrap().contains("CRC"));
+        assert!(rep.segments_removed >= 1);
+        assert_eq!(read_all(&q, 0).len(), 4);
+        // Appends continue at the cut.
+        let mut q = q;
+        assert_eq!(append(&mut q, &[b"after"], 0).base_offset, 4);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn failed_write_is_undone() {
+        let dir = tmp("undo");
+        let (mut p, _) = Partition::recover(&dir, 1 << 20, u64::MAX, 0).unwrap();
+        append(&mut p, &[b"a"], 0);
+        let mut b = batch::build(0, 0, &[b"lost"]);
+        let h = batch::validate(&b).unwrap();
+        let plan = p.plan_append(&mut b, &h, 0);
+        assert_eq!(p.next_offset(), 2);
+        p.undo_append(&plan);
+        assert_eq!(p.next_offset(), 1);
+        assert_eq!(append(&mut p, &[b"b"], 0).base_offset, 1);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn retention_deletes_whole_old_segments() {
+        let dir = tmp("retention");
+        let (mut p, _) = Partition::recover(&dir, 200, u64::MAX, 0).unwrap();
+        for i in 0..12 {
+            append(&mut p, &[format!("record-{i:02}").as_bytes()], 1_000 + i);
+        }
+        let before = p.segments.len();
+        let gone = p.apply_retention(Some(250), None, 2_000);
+        assert!(!gone.is_empty() && p.segments.len() < before);
+        assert!(p.size_bytes() <= 250 + 200);
+        assert!(p.log_start() > 0);
+        assert!(p.plan_read(0, 100).is_err());
+        let all_old = p.apply_retention(None, Some(10), 1_000_000);
+        assert!(!all_old.is_empty());
+        assert_eq!(p.segments.len(), 1, "the active segment always stays");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}
