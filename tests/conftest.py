@@ -84,6 +84,7 @@ def keys_on(shard: int, n: int, prefix="k", nshards=2):
 class Node:
     def __init__(self, tmp: Path, *flags: str, cores: str | None = None):
         self.port = free_port()
+        self.kafka_port = free_port()
         self.admin_port = free_port()
         self.data = tmp / "data"
         self.hist = tmp / "hist.txt"
@@ -92,6 +93,7 @@ class Node:
             binary(),
             "--cores", cores or two_cpus(),
             "--resp-listen", f"127.0.0.1:{self.port}",
+            "--kafka-listen", f"127.0.0.1:{self.kafka_port}",
             "--admin-listen", f"127.0.0.1:{self.admin_port}",
             "--data-dir", str(self.data),
             "--hist-dump", str(self.hist),

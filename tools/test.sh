@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh Linux machine: installs what it needs (redis-tools,
-# redis-server, Python clients), then runs format and lint checks, unit tests, criterion
+# redis-server, kcat, Python clients for Redis and Kafka), then runs format and lint checks, unit tests, criterion
 # benches in test mode, and the integration tests against the real binary.
 #
 #   tools/test.sh            # everything
@@ -16,6 +16,7 @@ need_apt=()
 command -v redis-cli >/dev/null || need_apt+=(redis-tools)
 command -v redis-server >/dev/null || need_apt+=(redis-server)
 command -v redis-benchmark >/dev/null || need_apt+=(redis-tools)
+command -v kcat >/dev/null || need_apt+=(kcat)
 command -v python3 >/dev/null || need_apt+=(python3 python3-pip)
 if [ ${#need_apt[@]} -gt 0 ]; then
   as_root apt-get update -qq
@@ -24,8 +25,9 @@ fi
 # The redis-server package starts a service on 6379; tests use their own ports, but stop it
 # so the README's first command finds its port free.
 as_root service redis-server stop >/dev/null 2>&1 || true
-python3 - <<'PY' || python3 -m pip install -q --disable-pip-version-check "redis>=5" "pytest>=7" 2>/dev/null || python3 -m pip install -q --break-system-packages "redis>=5" "pytest>=7"
-import redis, pytest  # noqa: F401
+PY_DEPS=("redis>=5" "pytest>=7" "kafka-python>=2.2" "confluent-kafka>=2.3")
+python3 - <<'PY' || python3 -m pip install -q --disable-pip-version-check "${PY_DEPS[@]}" 2>/dev/null || python3 -m pip install -q --break-system-packages "${PY_DEPS[@]}"
+import redis, pytest, kafka, confluent_kafka  # noqa: F401
 PY
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 

@@ -26,6 +26,19 @@ pub struct Config {
     #[arg(long, default_value = "0.0.0.0:6379")]
     pub resp_listen: SocketAddr,
 
+    /// Address the Kafka protocol listener binds; every shard listens with SO_REUSEPORT.
+    #[arg(long, default_value = "0.0.0.0:9092")]
+    pub kafka_listen: SocketAddr,
+
+    /// host:port that Kafka clients are told to connect to (Metadata); defaults to the
+    /// Kafka listen address, with 127.0.0.1 standing in for an unspecified host.
+    #[arg(long)]
+    pub advertise: Option<String>,
+
+    /// Largest Kafka request; a larger size prefix closes the connection.
+    #[arg(long, default_value = "100mb", value_parser = parse_bytes)]
+    pub max_request_bytes: usize,
+
     /// Address of the admin HTTP endpoint (`/metrics`, `/histograms`).
     #[arg(long, default_value = "127.0.0.1:9644")]
     pub admin_listen: SocketAddr,
@@ -229,6 +242,27 @@ pub fn parse_bytes(s: &str) -> Result<usize, String> {
     n.checked_mul(mult)
         .and_then(|v| usize::try_from(v).ok())
         .ok_or_else(|| format!("'{s}' is too large"))
+}
+
+impl Config {
+    /// The host and port Kafka clients should use to reach this node.
+    pub fn advertised(&self, kafka_port: u16) -> (String, u16) {
+        if let Some(a) = &self.advertise {
+            if let Some((h, p)) = a.rsplit_once(':') {
+                if let Ok(p) = p.parse() {
+                    return (h.to_string(), p);
+                }
+            }
+            return (a.clone(), kafka_port);
+        }
+        let ip = self.kafka_listen.ip();
+        let host = if ip.is_unspecified() {
+            "127.0.0.1".to_string()
+        } else {
+            ip.to_string()
+        };
+        (host, kafka_port)
+    }
 }
 
 #[cfg(test)]

@@ -57,7 +57,7 @@ fn run(cfg: Config) -> anyhow::Result<()> {
             .name("admin".into())
             .spawn(move || metrics::admin::serve(admin, snap, stop))?;
     }
-    tracing::info!(resp = %node.resp_addr, admin = %admin_addr, shards = node.shared.nshards, "pinion ready");
+    tracing::info!(resp = %node.resp_addr, kafka = %node.kafka_addr, admin = %admin_addr, shards = node.shared.nshards, "pinion ready");
     for sig in signals.forever() {
         match sig {
             SIGUSR1 => match (&hist_dump, node.metrics(Duration::from_secs(2))) {

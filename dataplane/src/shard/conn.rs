@@ -27,6 +27,8 @@ pub enum Pending {
 }
 
 pub struct Conn {
+    /// Speaks the Kafka protocol (accepted on the Kafka listener) rather than RESP.
+    pub kafka: bool,
     pub fd: RawFd,
     pub gen: u32,
     pub id: u64,
@@ -54,8 +56,9 @@ pub struct Conn {
 }
 
 impl Conn {
-    pub fn new(fd: RawFd, gen: u32, id: u64, authed: bool) -> Conn {
+    pub fn new(fd: RawFd, gen: u32, id: u64, authed: bool, kafka: bool) -> Conn {
         Conn {
+            kafka,
             fd,
             gen,
             id,

@@ -11,6 +11,7 @@
 pub mod conn;
 mod dispatch;
 pub mod join;
+mod kafka;
 mod local;
 pub mod node;
 pub mod table;
@@ -44,6 +45,7 @@ pub struct NodeShared {
     pub nshards: usize,
     pub started: Instant,
     pub resp_port: u16,
+    pub kafka_port: u16,
     /// Connections open across the node, for --max-connections (touched at accept and
     /// close only, never per request).
     pub connections: AtomicUsize,
@@ -56,6 +58,8 @@ const TICK: Duration = Duration::from_millis(100);
 /// Unparsed input above which a paused connection also stops being read.
 const QUERY_PAUSE_BYTES: usize = 1 << 20;
 const BUF_GROUP: u16 = 0;
+pub const LISTENER_RESP: u32 = 0;
+pub const LISTENER_KAFKA: u32 = 1;
 
 pub struct Shard {
     // Drop order matters: the ring must go before the buffer ring it references.
@@ -63,7 +67,8 @@ pub struct Shard {
     bufring: BufRing,
     id: usize,
     shared: Arc<NodeShared>,
-    listener: Option<OwnedFd>,
+    /// Listeners by protocol: [`LISTENER_RESP`], [`LISTENER_KAFKA`]. Emptied at drain.
+    listeners: Vec<OwnedFd>,
     conns: Vec<Option<Conn>>,
     gens: Vec<u32>,
     free: Vec<u32>,
@@ -103,7 +108,9 @@ fn unix_ms() -> u64 {
 impl Shard {
     /// Run until shutdown completes; returns the final metrics.
     pub fn run(mut self) -> ShardMetrics {
-        self.arm_accept();
+        for which in 0..self.listeners.len() as u32 {
+            self.arm_accept(which);
+        }
         self.arm_control();
         self.arm_tick();
         loop {
@@ -157,7 +164,7 @@ impl Shard {
             return;
         };
         match t.kind {
-            Kind::Accept => self.on_accept(res, flags),
+            Kind::Accept => self.on_accept(t.index, res, flags),
             Kind::Recv => self.on_recv(t, res, flags),
             Kind::Send => self.on_send(t, res),
             Kind::Close => self.on_closed(t),
@@ -188,12 +195,12 @@ impl Shard {
         unsafe { submit::push(&mut self.ring, &e) };
     }
 
-    fn arm_accept(&mut self) {
-        if let Some(l) = &self.listener {
+    fn arm_accept(&mut self, which: u32) {
+        if let Some(l) = self.listeners.get(which as usize) {
             let e = opcode::AcceptMulti::new(types::Fd(l.as_raw_fd()))
                 .flags(libc::SOCK_CLOEXEC)
                 .build()
-                .user_data(Token::new(Kind::Accept, 0, 0).encode());
+                .user_data(Token::new(Kind::Accept, 0, which).encode());
             self.push(e);
         }
     }
@@ -248,9 +255,9 @@ impl Shard {
 
     // ----- accept ---------------------------------------------------------------------------
 
-    fn on_accept(&mut self, res: i32, flags: u32) {
+    fn on_accept(&mut self, which: u32, res: i32, flags: u32) {
         if !cqueue::more(flags) && !self.draining {
-            self.arm_accept();
+            self.arm_accept(which);
         }
         if res < 0 {
             if res != -libc::ECANCELED {
@@ -281,7 +288,7 @@ impl Shard {
         let id = self.next_client * self.shared.nshards as u64 + self.id as u64;
         let authed = self.shared.cfg.requirepass.is_none();
         tracing::debug!(shard = self.id, slot, fd, client = id, open, "accepted");
-        let mut c = Conn::new(fd, gen, id, authed);
+        let mut c = Conn::new(fd, gen, id, authed, which == LISTENER_KAFKA);
         self.metrics.counters.connections_accepted += 1;
         self.metrics.counters.connections_open += 1;
         if open > self.shared.cfg.max_connections {
@@ -360,6 +367,9 @@ impl Shard {
         };
         if c.closing || c.blocked {
             return;
+        }
+        if c.kafka {
+            return self.process_kafka(slot);
         }
         let mut query = std::mem::take(&mut c.query);
         let mut args = std::mem::take(&mut self.args);
@@ -796,12 +806,14 @@ impl Shard {
         self.draining = true;
         self.drain_deadline =
             Some(Instant::now() + Duration::from_secs(self.shared.cfg.shutdown_grace_s));
-        // Stop accepting: cancel the multishot accept and close the listener.
-        let e = opcode::AsyncCancel::new(Token::new(Kind::Accept, 0, 0).encode())
-            .build()
-            .user_data(Token::new(Kind::Cancel, 0, 0).encode());
-        self.push(e);
-        self.listener = None;
+        // Stop accepting: cancel the multishot accepts and close the listeners.
+        for which in 0..self.listeners.len() as u32 {
+            let e = opcode::AsyncCancel::new(Token::new(Kind::Accept, 0, which).encode())
+                .build()
+                .user_data(Token::new(Kind::Cancel, 0, 0).encode());
+            self.push(e);
+        }
+        self.listeners.clear();
         // Finish what was received, then close each connection once its replies are out.
         let slots: Vec<u32> = (0..self.conns.len() as u32)
             .filter(|&s| self.conns[s as usize].is_some())

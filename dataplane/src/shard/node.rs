@@ -40,6 +40,7 @@ pub struct Node {
     threads: Vec<JoinHandle<ShardMetrics>>,
     pub shared: Arc<NodeShared>,
     pub resp_addr: SocketAddr,
+    pub kafka_addr: SocketAddr,
 }
 
 /// Bind `addr` alone (no SO_REUSEPORT), then let it go; returns the address bound.
@@ -80,9 +81,10 @@ impl Node {
         // also set it (another pinion, say). Claim the address once without it first: that
         // fails with "address in use" as any server would, and resolves port 0.
         let resp_addr = claim(cfg.resp_listen)?;
+        let kafka_addr = claim(cfg.kafka_listen)?;
         let mut listeners = Vec::with_capacity(n);
         for _ in 0..n {
-            listeners.push(listener(resp_addr)?);
+            listeners.push([listener(resp_addr)?, listener(kafka_addr)?]);
         }
 
         let shared = Arc::new(NodeShared {
@@ -90,6 +92,7 @@ impl Node {
             nshards: n,
             started: Instant::now(),
             resp_port: resp_addr.port(),
+            kafka_port: kafka_addr.port(),
             connections: AtomicUsize::new(0),
             draining: AtomicUsize::new(n),
         });
@@ -112,7 +115,7 @@ impl Node {
             let ring_fds = ring_fds.clone();
             let barrier = barrier.clone();
             let ready_tx = ready_tx.clone();
-            let listener_fd: OwnedFd = sock.into();
+            let listener_fds: Vec<OwnedFd> = sock.into_iter().map(OwnedFd::from).collect();
             let t = std::thread::Builder::new().name(format!("shard-{i}")).spawn(move || {
                 if !core_affinity::set_for_current(core_affinity::CoreId { id: cpu }) {
                     tracing::warn!(shard = i, cpu, "could not pin shard to its CPU");
@@ -153,7 +156,7 @@ impl Node {
                     bufring,
                     id: i,
                     shared: shared.clone(),
-                    listener: Some(listener_fd),
+                    listeners: listener_fds,
                     conns: Vec::new(),
                     gens: Vec::new(),
                     free: Vec::new(),
@@ -207,6 +210,7 @@ impl Node {
             threads,
             shared,
             resp_addr,
+            kafka_addr,
         };
         if !errors.is_empty() {
             node.shutdown();

@@ -167,11 +167,14 @@ pub fn decode_request(payload: Bytes) -> Result<Request, FrameError> {
         .map_err(malformed)?;
     let body = RequestKind::decode(key, &mut buf, peek.version).map_err(malformed)?;
     if buf.has_remaining() {
-        return Err(FrameError::Malformed {
-            key,
-            version: peek.version,
-            why: format!("{} bytes after the body", buf.remaining()),
-        });
+        // Kafka's own brokers ignore bytes after a body, and some clients send them
+        // (librdkafka 2.16's Metadata v12 carries 3); rejecting them would cut clients off.
+        tracing::trace!(
+            ?key,
+            version = peek.version,
+            extra = buf.remaining(),
+            "bytes after a Kafka request body"
+        );
     }
     Ok(Request {
         key,
