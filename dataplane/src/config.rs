@@ -39,6 +39,40 @@ pub struct Config {
     #[arg(long, default_value = "100mb", value_parser = parse_bytes)]
     pub max_request_bytes: usize,
 
+    /// When produced data is made durable: `always` (fdatasync per group commit, before the
+    /// produce is acknowledged), `interval:<ms>`, or `never`. docs/operations.md says what
+    /// each risks.
+    #[arg(long, default_value = "always", value_parser = crate::shard::logs::parse_fsync)]
+    pub fsync: crate::shard::logs::Fsync,
+
+    /// Largest record batch a producer may send (Kafka's message.max.bytes).
+    #[arg(long, default_value = "1mb", value_parser = parse_bytes)]
+    pub max_message_bytes: usize,
+
+    /// Roll a partition's active segment when it would pass this size.
+    #[arg(long, default_value = "1gb", value_parser = parse_bytes)]
+    pub segment_bytes: usize,
+
+    /// Roll a partition's active segment when it is older than this (ms).
+    #[arg(long, default_value_t = 7 * 24 * 3600 * 1000)]
+    pub segment_ms: u64,
+
+    /// Delete a partition's oldest segments while it is larger than this (default: no limit).
+    #[arg(long, value_parser = parse_bytes)]
+    pub retention_bytes: Option<usize>,
+
+    /// Delete segments whose newest record is older than this (ms; default 7 days).
+    #[arg(long, default_value_t = 7 * 24 * 3600 * 1000)]
+    pub retention_ms: u64,
+
+    /// Create a topic when a client asks for one that does not exist (Metadata, Produce).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub auto_create_topics: bool,
+
+    /// Partitions of an auto-created topic, and of CreateTopics with -1.
+    #[arg(long, default_value_t = 1)]
+    pub default_partitions: i32,
+
     /// Address of the admin HTTP endpoint (`/metrics`, `/histograms`).
     #[arg(long, default_value = "127.0.0.1:9644")]
     pub admin_listen: SocketAddr,
@@ -245,6 +279,16 @@ pub fn parse_bytes(s: &str) -> Result<usize, String> {
 }
 
 impl Config {
+    /// Topic configs for a topic that names none.
+    pub fn topic_defaults(&self) -> crate::log::topics::TopicConfig {
+        crate::log::topics::TopicConfig {
+            segment_bytes: self.segment_bytes as u64,
+            segment_ms: self.segment_ms,
+            retention_bytes: self.retention_bytes.map(|b| b as u64),
+            retention_ms: Some(self.retention_ms),
+        }
+    }
+
     /// The host and port Kafka clients should use to reach this node.
     pub fn advertised(&self, kafka_port: u16) -> (String, u16) {
         if let Some(a) = &self.advertise {

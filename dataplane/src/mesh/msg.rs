@@ -4,6 +4,7 @@
 use std::time::Instant;
 
 use crate::cache::exec::{PartOp, PartResult};
+use crate::log::ops::{LogOp, LogResult};
 
 /// A connection on the origin shard: slot and generation, so a reply for a connection that
 /// closed (and whose slot was reused) is recognised and dropped.
@@ -20,6 +21,9 @@ pub enum ReqBody {
     Command { frame: Box<[u8]>, resp3: bool },
     /// A piece of a multi-key or all-shard command.
     Part(PartOp),
+    /// An operation on a log partition (or topic) this shard owns; answered once its I/O
+    /// completes, not when it is taken off the lane.
+    Log(LogOp),
 }
 
 #[derive(Debug)]
@@ -37,6 +41,7 @@ pub struct Request {
 pub enum RespBody {
     Encoded(Vec<u8>),
     Part(PartResult),
+    Log(LogResult),
 }
 
 #[derive(Debug)]

@@ -39,6 +39,12 @@ pub enum Kind {
     Cancel = 8,
     /// Completion of a doorbell this shard sent (posted only on failure).
     DoorbellSent = 9,
+    /// A group commit's write to a log segment. Index: partition number on the shard.
+    LogWrite = 10,
+    /// The fdatasync linked after a group commit's write. Index: partition number.
+    LogSync = 11,
+    /// A fetch's read from a log segment. Index: read slot.
+    LogRead = 12,
 }
 
 /// `user_data` layout, the only place it is defined:
@@ -83,6 +89,9 @@ impl Token {
             7 => Kind::Tick,
             8 => Kind::Cancel,
             9 => Kind::DoorbellSent,
+            10 => Kind::LogWrite,
+            11 => Kind::LogSync,
+            12 => Kind::LogRead,
             _ => return None,
         };
         Some(Token {

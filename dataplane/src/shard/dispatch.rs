@@ -372,6 +372,106 @@ impl Shard {
         }
     }
 
+    /// Start a Kafka request split into log parts, in a new reply slot. Like
+    /// [`Shard::launch_new`], refuses (false) when a lane lacks room for its parts.
+    pub(super) fn launch_log(
+        &mut self,
+        slot: u32,
+        parts: Vec<(usize, crate::log::ops::LogOp)>,
+        kind: JoinKind,
+        started: Instant,
+    ) -> bool {
+        let mut need = vec![0usize; self.shared.nshards];
+        for (s, _) in &parts {
+            if *s != self.id {
+                need[*s] += 1;
+            }
+        }
+        if need
+            .iter()
+            .enumerate()
+            .any(|(s, &k)| k > 0 && self.mesh.req_room(s) < k)
+        {
+            self.block(slot);
+            return false;
+        }
+        let Some(c) = self.conns[slot as usize].as_mut() else {
+            return true;
+        };
+        let seq = c.next_seq();
+        let idx = c.pending.len();
+        c.pending.push_back(Pending::Waiting(Join::new(
+            kind,
+            parts.len(),
+            Family::Server,
+            started,
+        )));
+        if parts.is_empty() {
+            self.complete_join(slot, idx);
+        } else {
+            self.send_log_parts(slot, seq, parts, started);
+        }
+        true
+    }
+
+    /// Run a Kafka join's log parts again in its existing reply slot.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn start_log_round(
+        &mut self,
+        slot: u32,
+        seq: u64,
+        idx: usize,
+        parts: Vec<(usize, crate::log::ops::LogOp)>,
+        kind: JoinKind,
+        family: Family,
+        started: Instant,
+    ) {
+        let Some(c) = self.conns[slot as usize].as_mut() else {
+            return;
+        };
+        c.pending[idx] = Pending::Waiting(Join::new(kind, parts.len(), family, started));
+        self.send_log_parts(slot, seq, parts, started);
+    }
+
+    fn send_log_parts(
+        &mut self,
+        slot: u32,
+        seq: u64,
+        parts: Vec<(usize, crate::log::ops::LogOp)>,
+        started: Instant,
+    ) {
+        let Some(gen) = self.conns[slot as usize].as_ref().map(|c| c.gen) else {
+            return;
+        };
+        for (part, (shard, op)) in parts.into_iter().enumerate() {
+            let part = part as u32;
+            if shard == self.id {
+                self.exec_log(
+                    op,
+                    super::logs::ReplyTo::Local {
+                        slot,
+                        gen,
+                        seq,
+                        part,
+                    },
+                );
+                continue;
+            }
+            let req = Request {
+                conn: ConnRef { slot, gen },
+                seq,
+                part,
+                body: ReqBody::Log(op),
+                sent: started,
+            };
+            self.metrics.counters.mesh_requests_sent += 1;
+            if let Err(req) = self.mesh.push_req(shard, req) {
+                // Only a later round can get here (first rounds checked room): park it.
+                self.parked.push_back((shard, req));
+            }
+        }
+    }
+
     /// Deliver a part's outcome to its join; completes the join when it was the last.
     pub(super) fn accept_part(&mut self, slot: u32, seq: u64, part: u32, o: Outcome) {
         let Some(c) = self.conns[slot as usize].as_mut() else {

@@ -12,6 +12,7 @@ use crate::proto::resp::write::Out;
 pub enum Outcome {
     Encoded(Vec<u8>),
     Part(PartResult),
+    Log(crate::log::ops::LogResult),
 }
 
 pub enum JoinKind {
@@ -38,7 +39,23 @@ pub enum JoinKind {
     },
     /// MSETNX second round: +:1 once every part is set.
     MsetNxSet,
+    /// A Kafka request split over partitions: the closure builds the response frame from
+    /// the parts' log results, in part order (an empty frame sends nothing: acks=0), or
+    /// asks to run the same parts again a little later (a fetch long-polling for data).
+    Kafka {
+        finish: KafkaFinish,
+        again: Vec<(usize, crate::log::ops::LogOp)>,
+    },
 }
+
+/// What a Kafka join's closure decides.
+pub enum KafkaDone {
+    Reply(Vec<u8>),
+    /// Nothing to answer yet: run the parts again after a short wait.
+    Wait,
+}
+
+pub type KafkaFinish = Box<dyn Fn(&[crate::log::ops::LogResult]) -> KafkaDone + Send>;
 
 pub struct Join {
     pub kind: JoinKind,
@@ -53,6 +70,8 @@ pub enum Finished {
     Reply(Vec<u8>),
     /// Run these parts next, in a new round of the same reply slot.
     NextRound(Vec<(usize, PartOp)>, JoinKind),
+    /// Run these log parts again after a short wait, in the same reply slot.
+    Later(Vec<(usize, crate::log::ops::LogOp)>, JoinKind),
 }
 
 impl Join {
@@ -162,6 +181,20 @@ impl Join {
                     }
                 }
                 out.verbatim(&render(&sum));
+            }
+            JoinKind::Kafka { finish, again } => {
+                let results: Vec<_> = parts
+                    .map(|r| match r {
+                        Outcome::Log(l) => l,
+                        _ => crate::log::ops::LogResult::Created { error: -1 },
+                    })
+                    .collect();
+                return match finish(&results) {
+                    KafkaDone::Reply(b) => Finished::Reply(b),
+                    KafkaDone::Wait => {
+                        Finished::Later(again.clone(), JoinKind::Kafka { finish, again })
+                    }
+                };
             }
             JoinKind::MsetNx { stage2 } => {
                 let existing: i64 = parts

@@ -1,19 +1,34 @@
 //! The Kafka front end of a shard: frames from a Kafka connection are decoded and answered
 //! in order through the same reply queue RESP connections use.
 //!
-//! Served now: ApiVersions (with the downgrade answer for unknown versions), Metadata (this
-//! node as the only broker and leader of every partition) and FindCoordinator. A frame that
+//! Served: ApiVersions (with the downgrade answer for unknown versions), Metadata (this node
+//! as the only broker and leader of every partition; auto-creates topics), FindCoordinator,
+//! CreateTopics, Produce (acks 0, 1, -1), Fetch (long poll up to max_wait_ms; fetch
+//! sessions declined) and ListOffsets. Requests that name several partitions are split by
+//! owner shard and joined in request order. A frame that
 //! cannot be decoded, or a size over `--max-request-bytes`, closes that connection only.
 
 use bytes::Bytes;
-use kafka_protocol::messages::metadata_response::{MetadataResponseBroker, MetadataResponseTopic};
+use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{
-    ApiKey, BrokerId, FindCoordinatorResponse, MetadataResponse, RequestKind, ResponseKind,
-    TopicName,
+    ApiKey, BrokerId, CreateTopicsRequest, CreateTopicsResponse, FetchRequest, FetchResponse,
+    FindCoordinatorResponse, ListOffsetsRequest, ListOffsetsResponse, MetadataResponse,
+    ProduceRequest, ProduceResponse, RequestKind, ResponseKind, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 
+use super::join::{JoinKind, KafkaDone};
 use super::Shard;
+use crate::log::ops::{LogOp, LogResult};
+use crate::log::topics::{self, TopicMeta};
 use crate::proto::kafka::{self as wire, ErrorCode, FrameError};
 
 /// The node id pinion reports as the broker (a single-node cluster until the control plane).
@@ -40,8 +55,10 @@ impl Shard {
                 Ok(None) => break,
                 Ok(Some(n)) => {
                     let payload = Bytes::copy_from_slice(&query[pos + 4..pos + n]);
+                    if !self.handle_kafka(slot, payload) {
+                        break; // a mesh lane is full: retried later, frame not consumed
+                    }
                     pos += n;
-                    self.handle_kafka(slot, payload);
                 }
                 Err(e) => {
                     self.metrics.counters.protocol_errors += 1;
@@ -77,9 +94,9 @@ impl Shard {
         }
     }
 
-    fn handle_kafka(&mut self, slot: u32, payload: Bytes) {
+    /// Answer one request. Returns false when it could not be taken now (a mesh lane is full).
+    fn handle_kafka(&mut self, slot: u32, payload: Bytes) -> bool {
         let started = std::time::Instant::now();
-        self.metrics.counters.commands += 1;
         let req = match wire::decode_request(payload.clone()) {
             Ok(r) => r,
             Err(FrameError::Unsupported {
@@ -94,71 +111,530 @@ impl Shard {
                 let body = ResponseKind::ApiVersions(wire::api_versions_response(
                     ErrorCode::UnsupportedVersion,
                 ));
-                return self.kafka_reply(slot, ApiKey::ApiVersions, 0, cid, body);
+                self.kafka_reply(slot, ApiKey::ApiVersions, 0, cid, body);
+                return true;
             }
             Err(e) => {
                 self.metrics.counters.protocol_errors += 1;
                 tracing::debug!(shard = self.id, error = %e, "undecodable Kafka request; closing");
-                return self.close_conn(slot, false);
+                self.close_conn(slot, false);
+                return true;
             }
         };
         let (key, version, cid) = (req.key, req.version, req.header.correlation_id);
-        let body = match req.body {
+        let taken = match req.body {
             RequestKind::ApiVersions(_) => {
-                ResponseKind::ApiVersions(wire::api_versions_response(ErrorCode::None))
+                let body = ResponseKind::ApiVersions(wire::api_versions_response(ErrorCode::None));
+                self.kafka_reply(slot, key, version, cid, body);
+                true
             }
-            RequestKind::Metadata(m) => ResponseKind::Metadata(self.metadata(m.topics.map(|ts| {
-                ts.into_iter()
-                    .filter_map(|t| t.name.map(|n| n.0.to_string()))
-                    .collect()
-            }))),
+            RequestKind::Metadata(m) => {
+                let names: Option<Vec<String>> = m.topics.map(|ts| {
+                    ts.into_iter()
+                        .filter_map(|t| t.name.map(|n| n.0.to_string()))
+                        .collect()
+                });
+                let auto = self.shared.cfg.auto_create_topics
+                    && (version < 4 || m.allow_auto_topic_creation);
+                self.metadata(slot, version, cid, names, auto, started)
+            }
             RequestKind::FindCoordinator(_) => {
                 let (host, port) = self.shared.cfg.advertised(self.shared.kafka_port);
-                let mut r = FindCoordinatorResponse::default()
+                let r = FindCoordinatorResponse::default()
                     .with_node_id(BrokerId(NODE_ID))
-                    .with_host(StrBytes::from_string(host.clone()))
+                    .with_host(StrBytes::from_string(host))
                     .with_port(port as i32);
-                if version >= 4 {
-                    r.coordinators = Vec::new();
-                    r.error_code = ErrorCode::None.code();
-                }
-                ResponseKind::FindCoordinator(r)
+                self.kafka_reply(slot, key, version, cid, ResponseKind::FindCoordinator(r));
+                true
             }
+            RequestKind::CreateTopics(c) => self.create_topics(slot, version, cid, c, started),
+            RequestKind::Produce(p) => self.produce_request(slot, version, cid, p, started),
+            RequestKind::Fetch(f) => self.fetch_request(slot, version, cid, f, started),
+            RequestKind::ListOffsets(l) => self.list_offsets(slot, version, cid, l, started),
             other => {
                 tracing::debug!(shard = self.id, ?key, "Kafka API not served yet; closing");
                 let _ = other;
-                return self.close_conn(slot, false);
+                self.close_conn(slot, false);
+                true
             }
         };
-        self.kafka_reply(slot, key, version, cid, body);
-        self.metrics.record(
-            crate::proto::resp::command::Family::Server,
-            started.elapsed().as_nanos() as u64,
-        );
+        if taken {
+            self.metrics.counters.commands += 1;
+        }
+        taken
     }
 
-    /// Metadata for `topics` (None: every topic). Topics we do not have are listed with
-    /// UNKNOWN_TOPIC_OR_PARTITION, as Kafka does.
-    fn metadata(&self, topics: Option<Vec<String>>) -> MetadataResponse {
+    /// Build a topic's metadata from a CreateTopics entry or our defaults; errors as Kafka's.
+    fn topic_meta(
+        &self,
+        name: &str,
+        partitions: i32,
+        replication: i16,
+        configs: &[(String, Option<String>)],
+    ) -> Result<TopicMeta, ErrorCode> {
+        if !topics::valid_name(name) {
+            return Err(ErrorCode::InvalidTopicException);
+        }
+        let partitions = if partitions == -1 {
+            self.shared.cfg.default_partitions
+        } else {
+            partitions
+        };
+        if !(1..=100_000).contains(&partitions) {
+            return Err(ErrorCode::InvalidPartitions);
+        }
+        if replication != -1 && replication != 1 {
+            return Err(ErrorCode::InvalidReplicationFactor);
+        }
+        let mut config = self.shared.cfg.topic_defaults();
+        for (k, v) in configs {
+            let Some(v) = v else { continue };
+            let n: i64 = v.parse().map_err(|_| ErrorCode::InvalidRequest)?;
+            let opt = |n: i64| (n >= 0).then_some(n as u64);
+            match k.as_str() {
+                "retention.ms" => config.retention_ms = opt(n),
+                "retention.bytes" => config.retention_bytes = opt(n),
+                "segment.bytes" if n > 0 => config.segment_bytes = n as u64,
+                "segment.ms" if n > 0 => config.segment_ms = n as u64,
+                _ => {} // other topic configs are accepted and have no effect here
+            }
+        }
+        Ok(TopicMeta {
+            name: name.to_string(),
+            partitions,
+            config,
+        })
+    }
+
+    /// Persist the topic here, then have every shard add it (owners create partitions).
+    fn create_parts(&self, metas: &[TopicMeta]) -> Vec<(usize, LogOp)> {
+        let mut parts = Vec::new();
+        for m in metas {
+            // Blocking write of topic.meta on this shard; rare. See shard/logs.rs.
+            if let Err(e) = m.persist(&self.shared.cfg.data_dir) {
+                tracing::error!(topic = %m.name, error = %e, "writing topic.meta failed");
+            }
+            for s in 0..self.shared.nshards {
+                parts.push((s, LogOp::CreateTopic(m.clone())));
+            }
+        }
+        parts
+    }
+
+    fn create_topics(
+        &mut self,
+        slot: u32,
+        version: i16,
+        cid: i32,
+        c: CreateTopicsRequest,
+        started: std::time::Instant,
+    ) -> bool {
+        let n = self.shared.nshards;
+        // For each requested topic: Ok(meta) to create, or the error to report.
+        let mut plan: Vec<(TopicName, Result<TopicMeta, ErrorCode>)> = Vec::new();
+        for t in &c.topics {
+            let name = t.name.0.to_string();
+            let configs: Vec<(String, Option<String>)> = t
+                .configs
+                .iter()
+                .map(|cf| {
+                    (
+                        cf.name.to_string(),
+                        cf.value.as_ref().map(|v| v.to_string()),
+                    )
+                })
+                .collect();
+            let r = if self.logs.topics.contains_key(&name)
+                || plan.iter().any(|(n, _)| n.0.as_str() == name)
+            {
+                Err(ErrorCode::TopicAlreadyExists)
+            } else {
+                self.topic_meta(&name, t.num_partitions, t.replication_factor, &configs)
+            };
+            plan.push((t.name.clone(), r));
+        }
+        let to_create: Vec<TopicMeta> = if c.validate_only {
+            Vec::new()
+        } else {
+            plan.iter()
+                .filter_map(|(_, r)| r.as_ref().ok().cloned())
+                .collect()
+        };
+        let parts = self.create_parts(&to_create);
+        let finish = move |results: &[LogResult]| {
+            let mut k = 0;
+            let topics = plan
+                .iter()
+                .map(|(name, r)| {
+                    let (error, partitions) = match r {
+                        Err(e) => (e.code(), -1),
+                        Ok(m) if c.validate_only => (0, m.partitions),
+                        Ok(m) => {
+                            let errs = &results[k..k + n];
+                            k += n;
+                            (
+                                errs.iter()
+                                    .map(|r| r.error())
+                                    .find(|&e| e != 0)
+                                    .unwrap_or(0),
+                                m.partitions,
+                            )
+                        }
+                    };
+                    CreatableTopicResult::default()
+                        .with_name(name.clone())
+                        .with_error_code(error)
+                        .with_num_partitions(partitions)
+                        .with_replication_factor(1)
+                })
+                .collect();
+            let body =
+                ResponseKind::CreateTopics(CreateTopicsResponse::default().with_topics(topics));
+            encode_or_empty(ApiKey::CreateTopics, version, cid, &body)
+        };
+        self.launch_log(
+            slot,
+            parts,
+            JoinKind::Kafka {
+                finish: Box::new(finish),
+                again: Vec::new(),
+            },
+            started,
+        )
+    }
+
+    fn produce_request(
+        &mut self,
+        slot: u32,
+        version: i16,
+        cid: i32,
+        p: ProduceRequest,
+        started: std::time::Instant,
+    ) -> bool {
+        let acks = p.acks;
+        let mut parts = Vec::new();
+        let mut layout: Vec<(TopicName, Vec<i32>)> = Vec::new();
+        for t in p.topic_data {
+            let name = t.name.0.to_string();
+            let mut idx = Vec::new();
+            for pd in t.partition_data {
+                let owner = self.owner.shard(topics::partition_slot(&name, pd.index));
+                let records = pd.records.unwrap_or_default();
+                parts.push((
+                    owner,
+                    LogOp::Produce {
+                        topic: name.clone(),
+                        partition: pd.index,
+                        records,
+                    },
+                ));
+                idx.push(pd.index);
+            }
+            layout.push((t.name, idx));
+        }
+        let finish = move |results: &[LogResult]| {
+            if acks == 0 {
+                return KafkaDone::Reply(Vec::new()); // acks=0: Kafka sends no response
+            }
+            let mut k = 0;
+            let responses = layout
+                .iter()
+                .map(|(name, idx)| {
+                    let partition_responses = idx
+                        .iter()
+                        .map(|&index| {
+                            let (error, base, start) = match &results[k] {
+                                LogResult::Produced {
+                                    error,
+                                    base_offset,
+                                    log_start,
+                                } => (*error, *base_offset, *log_start),
+                                other => (other.error(), -1, -1),
+                            };
+                            k += 1;
+                            PartitionProduceResponse::default()
+                                .with_index(index)
+                                .with_error_code(error)
+                                .with_base_offset(base)
+                                .with_log_append_time_ms(-1)
+                                .with_log_start_offset(start)
+                        })
+                        .collect();
+                    TopicProduceResponse::default()
+                        .with_name(name.clone())
+                        .with_partition_responses(partition_responses)
+                })
+                .collect();
+            let body = ResponseKind::Produce(ProduceResponse::default().with_responses(responses));
+            encode_or_empty(ApiKey::Produce, version, cid, &body)
+        };
+        self.launch_log(
+            slot,
+            parts,
+            JoinKind::Kafka {
+                finish: Box::new(finish),
+                again: Vec::new(),
+            },
+            started,
+        )
+    }
+
+    fn fetch_request(
+        &mut self,
+        slot: u32,
+        version: i16,
+        cid: i32,
+        f: FetchRequest,
+        started: std::time::Instant,
+    ) -> bool {
+        let deadline =
+            started + std::time::Duration::from_millis(f.max_wait_ms.clamp(0, 60_000) as u64);
+        let min_bytes = f.min_bytes.max(1) as usize;
+        let mut parts = Vec::new();
+        let mut layout: Vec<(TopicName, Vec<i32>)> = Vec::new();
+        for t in f.topics {
+            let name = t.topic.0.to_string();
+            let mut idx = Vec::new();
+            for p in t.partitions {
+                let owner = self.owner.shard(topics::partition_slot(&name, p.partition));
+                parts.push((
+                    owner,
+                    LogOp::Fetch {
+                        topic: name.clone(),
+                        partition: p.partition,
+                        offset: p.fetch_offset,
+                        max_bytes: p.partition_max_bytes,
+                    },
+                ));
+                idx.push(p.partition);
+            }
+            layout.push((t.topic, idx));
+        }
+        let finish = move |results: &[LogResult]| {
+            let bytes: usize = results
+                .iter()
+                .map(|r| match r {
+                    LogResult::Fetched {
+                        records: Some(b), ..
+                    } => b.len(),
+                    _ => 0,
+                })
+                .sum();
+            let errors = results.iter().any(|r| r.error() != 0);
+            if bytes < min_bytes && !errors && std::time::Instant::now() < deadline {
+                return KafkaDone::Wait;
+            }
+            let mut k = 0;
+            let responses = layout
+                .iter()
+                .map(|(name, idx)| {
+                    let partitions = idx
+                        .iter()
+                        .map(|&index| {
+                            let d = PartitionData::default()
+                                .with_partition_index(index)
+                                .with_preferred_read_replica(BrokerId(-1));
+                            let d = match &results[k] {
+                                LogResult::Fetched {
+                                    error,
+                                    high_watermark,
+                                    log_start,
+                                    records,
+                                } => d
+                                    .with_error_code(*error)
+                                    .with_high_watermark(*high_watermark)
+                                    .with_last_stable_offset(*high_watermark)
+                                    .with_log_start_offset(*log_start)
+                                    .with_aborted_transactions(Some(Vec::new()))
+                                    .with_records(Some(records.clone().unwrap_or_default())),
+                                other => d.with_error_code(other.error()).with_high_watermark(-1),
+                            };
+                            k += 1;
+                            d
+                        })
+                        .collect();
+                    FetchableTopicResponse::default()
+                        .with_topic(name.clone())
+                        .with_partitions(partitions)
+                })
+                .collect();
+            let body = ResponseKind::Fetch(FetchResponse::default().with_responses(responses));
+            encode_or_empty(ApiKey::Fetch, version, cid, &body)
+        };
+        let again = parts.clone();
+        self.launch_log(
+            slot,
+            parts,
+            JoinKind::Kafka {
+                finish: Box::new(finish),
+                again,
+            },
+            started,
+        )
+    }
+
+    fn list_offsets(
+        &mut self,
+        slot: u32,
+        version: i16,
+        cid: i32,
+        l: ListOffsetsRequest,
+        started: std::time::Instant,
+    ) -> bool {
+        let mut parts = Vec::new();
+        let mut layout: Vec<(TopicName, Vec<i32>)> = Vec::new();
+        for t in l.topics {
+            let name = t.name.0.to_string();
+            let mut idx = Vec::new();
+            for p in t.partitions {
+                let owner = self
+                    .owner
+                    .shard(topics::partition_slot(&name, p.partition_index));
+                parts.push((
+                    owner,
+                    LogOp::ListOffsets {
+                        topic: name.clone(),
+                        partition: p.partition_index,
+                        timestamp: p.timestamp,
+                    },
+                ));
+                idx.push(p.partition_index);
+            }
+            layout.push((t.name, idx));
+        }
+        let finish = move |results: &[LogResult]| {
+            let mut k = 0;
+            let topics = layout
+                .iter()
+                .map(|(name, idx)| {
+                    let partitions = idx
+                        .iter()
+                        .map(|&index| {
+                            let (error, offset, timestamp) = match &results[k] {
+                                LogResult::Offset {
+                                    error,
+                                    offset,
+                                    timestamp,
+                                } => (*error, *offset, *timestamp),
+                                other => (other.error(), -1, -1),
+                            };
+                            k += 1;
+                            ListOffsetsPartitionResponse::default()
+                                .with_partition_index(index)
+                                .with_error_code(error)
+                                .with_offset(offset)
+                                .with_timestamp(timestamp)
+                                .with_leader_epoch(-1)
+                        })
+                        .collect();
+                    ListOffsetsTopicResponse::default()
+                        .with_name(name.clone())
+                        .with_partitions(partitions)
+                })
+                .collect();
+            let body =
+                ResponseKind::ListOffsets(ListOffsetsResponse::default().with_topics(topics));
+            encode_or_empty(ApiKey::ListOffsets, version, cid, &body)
+        };
+        self.launch_log(
+            slot,
+            parts,
+            JoinKind::Kafka {
+                finish: Box::new(finish),
+                again: Vec::new(),
+            },
+            started,
+        )
+    }
+
+    /// Metadata for `topics` (None: every topic). Unknown topics are created when `auto`
+    /// allows (and their names are valid); otherwise listed with UNKNOWN_TOPIC_OR_PARTITION.
+    fn metadata(
+        &mut self,
+        slot: u32,
+        version: i16,
+        cid: i32,
+        names: Option<Vec<String>>,
+        auto: bool,
+        started: std::time::Instant,
+    ) -> bool {
         let (host, port) = self.shared.cfg.advertised(self.shared.kafka_port);
-        let broker = MetadataResponseBroker::default()
-            .with_node_id(BrokerId(NODE_ID))
-            .with_host(StrBytes::from_string(host))
-            .with_port(port as i32);
-        let names = topics.unwrap_or_default();
-        MetadataResponse::default()
-            .with_brokers(vec![broker])
-            .with_cluster_id(Some(StrBytes::from_static_str("pinion")))
-            .with_controller_id(BrokerId(NODE_ID))
-            .with_topics(
-                names
-                    .into_iter()
-                    .map(|n| {
-                        MetadataResponseTopic::default()
-                            .with_name(Some(TopicName(StrBytes::from_string(n))))
-                            .with_error_code(ErrorCode::UnknownTopicOrPartition.code())
-                    })
-                    .collect(),
-            )
+        let names: Vec<String> =
+            names.unwrap_or_else(|| self.logs.topics.keys().cloned().collect());
+        let mut create = Vec::new();
+        let mut listed: Vec<(String, Result<i32, ErrorCode>)> = Vec::new();
+        for n in names {
+            let r = match self.logs.topics.get(&n) {
+                Some(m) => Ok(m.partitions),
+                None if auto && !create.iter().any(|m: &TopicMeta| m.name == n) => {
+                    match self.topic_meta(&n, -1, -1, &[]) {
+                        Ok(m) => {
+                            let p = m.partitions;
+                            create.push(m);
+                            Ok(p)
+                        }
+                        Err(e) => Err(e),
+                    }
+                }
+                None => Err(ErrorCode::UnknownTopicOrPartition),
+            };
+            listed.push((n, r));
+        }
+        let parts = self.create_parts(&create);
+        let finish = move |_: &[LogResult]| {
+            let broker = MetadataResponseBroker::default()
+                .with_node_id(BrokerId(NODE_ID))
+                .with_host(StrBytes::from_string(host.clone()))
+                .with_port(port as i32);
+            let topics = listed
+                .iter()
+                .map(|(n, r)| {
+                    let t = MetadataResponseTopic::default()
+                        .with_name(Some(TopicName(StrBytes::from_string(n.clone()))));
+                    match r {
+                        Err(e) => t.with_error_code(e.code()),
+                        Ok(count) => t.with_partitions(
+                            (0..*count)
+                                .map(|p| {
+                                    MetadataResponsePartition::default()
+                                        .with_partition_index(p)
+                                        .with_leader_id(BrokerId(NODE_ID))
+                                        .with_replica_nodes(vec![BrokerId(NODE_ID)])
+                                        .with_isr_nodes(vec![BrokerId(NODE_ID)])
+                                })
+                                .collect(),
+                        ),
+                    }
+                })
+                .collect();
+            let body = ResponseKind::Metadata(
+                MetadataResponse::default()
+                    .with_brokers(vec![broker])
+                    .with_cluster_id(Some(StrBytes::from_static_str("pinion")))
+                    .with_controller_id(BrokerId(NODE_ID))
+                    .with_topics(topics),
+            );
+            encode_or_empty(ApiKey::Metadata, version, cid, &body)
+        };
+        self.launch_log(
+            slot,
+            parts,
+            JoinKind::Kafka {
+                finish: Box::new(finish),
+                again: Vec::new(),
+            },
+            started,
+        )
+    }
+}
+
+/// Encode a response; an encoding failure (a bug) is logged and answered with nothing.
+fn encode_or_empty(key: ApiKey, version: i16, cid: i32, body: &ResponseKind) -> KafkaDone {
+    match wire::encode_response(key, version, cid, body) {
+        Ok(f) => KafkaDone::Reply(f),
+        Err(e) => {
+            tracing::error!(?key, version, error = %e, "encoding a Kafka response failed");
+            KafkaDone::Reply(Vec::new())
+        }
     }
 }

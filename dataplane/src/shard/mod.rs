@@ -13,6 +13,7 @@ mod dispatch;
 pub mod join;
 mod kafka;
 mod local;
+pub mod logs;
 pub mod node;
 pub mod table;
 
@@ -46,6 +47,7 @@ pub struct NodeShared {
     pub started: Instant,
     pub resp_port: u16,
     pub kafka_port: u16,
+    pub fsync: logs::Fsync,
     /// Connections open across the node, for --max-connections (touched at accept and
     /// close only, never per request).
     pub connections: AtomicUsize,
@@ -55,6 +57,18 @@ pub struct NodeShared {
 
 /// How often the tick fires: active expiry, shutdown progress.
 const TICK: Duration = Duration::from_millis(100);
+/// How long a long-polling fetch waits before asking its partitions again.
+const FAST_TICK: Duration = Duration::from_millis(5);
+
+/// A join that runs its log parts again at `at`.
+pub struct Delayed {
+    at: Instant,
+    slot: u32,
+    gen: u32,
+    seq: u64,
+    parts: Vec<(usize, crate::log::ops::LogOp)>,
+}
+
 /// Unparsed input above which a paused connection also stops being read.
 const QUERY_PAUSE_BYTES: usize = 1 << 20;
 const BUF_GROUP: u16 = 0;
@@ -96,6 +110,12 @@ pub struct Shard {
     /// Later-round parts (MSETNX's writes) that found their lane full; at most one entry
     /// per waiting reply slot, so bounded by connections x --max-inflight-per-conn.
     parked: std::collections::VecDeque<(usize, crate::mesh::Request)>,
+    /// The log partitions this shard owns and the topic table.
+    logs: logs::Logs,
+    /// Joins waiting to run their log parts again (long-polling fetches).
+    delayed: Vec<Delayed>,
+    fast_ts: Box<types::Timespec>,
+    fast_tick_armed: bool,
 }
 
 fn unix_ms() -> u64 {
@@ -117,7 +137,8 @@ impl Shard {
             let idle = self.blocked.is_empty()
                 && !self.requests_deferred
                 && self.parked.is_empty()
-                && self.dirty.is_empty();
+                && self.dirty.is_empty()
+                && self.logs.idle();
             let want = if idle { 1 } else { 0 };
             match self.ring.submit_and_wait(want) {
                 Ok(_) => {}
@@ -142,6 +163,8 @@ impl Shard {
             self.poll_mesh();
             self.retry_parked();
             self.retry_blocked();
+            self.log_housekeeping();
+            self.flush_log();
             self.flush_dirty();
             self.ring_doorbells();
             if self.drained && self.shared.draining.load(Ordering::Acquire) == 0 {
@@ -180,8 +203,12 @@ impl Shard {
                 }
             }
             Kind::Control => self.on_control(res),
+            Kind::Tick if t.index == 1 => self.on_fast_tick(),
             Kind::Tick => self.on_tick(),
             Kind::Cancel => {}
+            Kind::LogWrite => self.on_log_write(t.index as usize, res),
+            Kind::LogSync => self.on_log_sync(t.index as usize, res),
+            Kind::LogRead => self.on_log_read(t.index, res),
         }
     }
 
@@ -662,6 +689,18 @@ impl Shard {
                         RespBody::Encoded(self.exec_remote_command(&frame, resp3))
                     }
                     ReqBody::Part(op) => RespBody::Part(self.exec_part(op)),
+                    ReqBody::Log(op) => {
+                        // Answered when its I/O completes, through log_reply.
+                        let reply = logs::ReplyTo::Remote {
+                            shard: from,
+                            conn: req.conn,
+                            seq: req.seq,
+                            part: req.part,
+                            sent: req.sent,
+                        };
+                        self.exec_log(op, reply);
+                        continue;
+                    }
                 };
                 let resp = Response {
                     conn: req.conn,
@@ -694,6 +733,7 @@ impl Shard {
         let outcome = match r.body {
             RespBody::Encoded(b) => Outcome::Encoded(b),
             RespBody::Part(p) => Outcome::Part(p),
+            RespBody::Log(l) => Outcome::Log(l),
         };
         self.accept_part(slot, r.seq, r.part, outcome);
         // Replies drained may let paused input continue.
@@ -724,6 +764,19 @@ impl Shard {
             Finished::NextRound(parts, kind) => {
                 let seq = c.head_seq + idx as u64;
                 self.start_round(slot, seq, idx, parts, kind, family, started);
+            }
+            Finished::Later(parts, kind) => {
+                let seq = c.head_seq + idx as u64;
+                let gen = c.gen;
+                c.pending[idx] = Pending::Waiting(join::Join::new(kind, 0, family, started));
+                self.delayed.push(Delayed {
+                    at: Instant::now() + FAST_TICK,
+                    slot,
+                    gen,
+                    seq,
+                    parts,
+                });
+                self.arm_fast_tick();
             }
         }
     }
@@ -784,6 +837,55 @@ impl Shard {
         }
     }
 
+    fn arm_fast_tick(&mut self) {
+        if self.fast_tick_armed {
+            return;
+        }
+        self.fast_tick_armed = true;
+        let ts: *const types::Timespec = &*self.fast_ts;
+        let e = opcode::Timeout::new(ts)
+            .build()
+            .user_data(Token::new(Kind::Tick, 0, 1).encode());
+        self.push(e);
+    }
+
+    /// Re-run log parts whose wait is over (fetches long-polling for data).
+    fn on_fast_tick(&mut self) {
+        self.fast_tick_armed = false;
+        let now = Instant::now();
+        let (due, later): (Vec<Delayed>, Vec<Delayed>) = std::mem::take(&mut self.delayed)
+            .into_iter()
+            .partition(|d| d.at <= now);
+        self.delayed = later;
+        for d in due {
+            let Some(c) = self
+                .conns
+                .get_mut(d.slot as usize)
+                .and_then(|c| c.as_mut())
+                .filter(|c| c.gen == d.gen)
+            else {
+                continue;
+            };
+            let Some(idx) = d
+                .seq
+                .checked_sub(c.head_seq)
+                .map(|i| i as usize)
+                .filter(|&i| i < c.pending.len())
+            else {
+                continue;
+            };
+            let Pending::Waiting(j) =
+                std::mem::replace(&mut c.pending[idx], Pending::Ready(Vec::new()))
+            else {
+                continue;
+            };
+            self.start_log_round(d.slot, d.seq, idx, d.parts, j.kind, j.family, j.started);
+        }
+        if !self.delayed.is_empty() {
+            self.arm_fast_tick();
+        }
+    }
+
     fn on_tick(&mut self) {
         self.arm_tick();
         let budget = self.shared.cfg.expire_keys_per_tick;
@@ -794,6 +896,7 @@ impl Shard {
                 break;
             }
         }
+        self.log_tick();
         if self.draining {
             self.check_drained();
         }

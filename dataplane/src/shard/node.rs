@@ -93,6 +93,7 @@ impl Node {
             started: Instant::now(),
             resp_port: resp_addr.port(),
             kafka_port: kafka_addr.port(),
+            fsync: cfg.fsync,
             connections: AtomicUsize::new(0),
             draining: AtomicUsize::new(n),
         });
@@ -151,6 +152,26 @@ impl Node {
                 store.policy = cfg.eviction;
                 store.samples = cfg.eviction_samples.max(1);
                 let limits = Limits { bulk_bytes_max: cfg.max_bulk_bytes, ..Limits::default() };
+                // Recover the log partitions this shard owns (start-up: blocking I/O is fine).
+                let mut logs = super::logs::Logs::default();
+                let owners = SlotTable::new(shared.nshards);
+                match crate::log::topics::load_all(&cfg.data_dir, cfg.topic_defaults()) {
+                    Ok(metas) => {
+                        for meta in metas {
+                            for p in 0..meta.partitions {
+                                if owners.shard(crate::log::topics::partition_slot(&meta.name, p)) != i {
+                                    continue;
+                                }
+                                match super::logs::PartState::open(&cfg.data_dir, &meta, p, super::unix_ms()) {
+                                    Ok(ps) => logs.add_part(ps),
+                                    Err(e) => tracing::error!(topic = %meta.name, partition = p, error = %e, "opening a partition failed"),
+                                }
+                            }
+                            logs.topics.insert(meta.name.clone(), meta);
+                        }
+                    }
+                    Err(e) => tracing::error!(shard = i, error = %e, "reading the topics under --data-dir failed"),
+                }
                 let shard = Shard {
                     ring,
                     bufring,
@@ -183,6 +204,10 @@ impl Node {
                     dirty: Vec::new(),
                     blocked: Vec::new(),
                     parked: Default::default(),
+                    logs,
+                    delayed: Vec::new(),
+                    fast_ts: Box::new(io_uring::types::Timespec::from(super::FAST_TICK)),
+                    fast_tick_armed: false,
                     cqes: Vec::new(),
                     now_ms: super::unix_ms(),
                     next_client: 0,

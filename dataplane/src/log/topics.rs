@@ -1,0 +1,160 @@
+//! Topics: names, partition counts and per-topic configs, and where they live on disk.
+//!
+//! Every shard keeps a copy of the topic table (Metadata is answered locally); each
+//! partition is owned by one shard, chosen like a cache key's: the slot of
+//! `"<topic>-<partition>"`. A topic's folder is `<data-dir>/log/<topic>/` with a
+//! `topic.meta` file (one `key=value` per line) and a folder per partition.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// Configs a topic may carry (CreateTopics configs), with the node's defaults filled in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TopicConfig {
+    pub segment_bytes: u64,
+    pub segment_ms: u64,
+    pub retention_bytes: Option<u64>,
+    pub retention_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicMeta {
+    pub name: String,
+    pub partitions: i32,
+    pub config: TopicConfig,
+}
+
+/// Kafka's rules: 1..=249 characters of `[a-zA-Z0-9._-]`, not `.` or `..`.
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 249
+        && name != "."
+        && name != ".."
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+}
+
+pub fn topic_dir(data_dir: &Path, topic: &str) -> PathBuf {
+    data_dir.join("log").join(topic)
+}
+
+pub fn partition_dir(data_dir: &Path, topic: &str, partition: i32) -> PathBuf {
+    topic_dir(data_dir, topic).join(partition.to_string())
+}
+
+/// The slot a partition lives in (and so the shard that owns it).
+pub fn partition_slot(topic: &str, partition: i32) -> u16 {
+    crate::cache::slot::crc16(format!("{topic}-{partition}").as_bytes())
+        % crate::cache::slot::SLOTS as u16
+}
+
+impl TopicMeta {
+    fn to_text(&self) -> String {
+        let opt = |v: Option<u64>| v.map_or("-1".to_string(), |x| x.to_string());
+        format!(
+            "partitions={}\nsegment.bytes={}\nsegment.ms={}\nretention.bytes={}\nretention.ms={}\n",
+            self.partitions,
+            self.config.segment_bytes,
+            self.config.segment_ms,
+            opt(self.config.retention_bytes),
+            opt(self.config.retention_ms)
+        )
+    }
+
+    fn from_text(name: &str, text: &str, defaults: TopicConfig) -> Option<TopicMeta> {
+        let mut m = TopicMeta {
+            name: name.to_string(),
+            partitions: 0,
+            config: defaults,
+        };
+        for line in text.lines() {
+            let (k, v) = line.split_once('=')?;
+            let n: i64 = v.trim().parse().ok()?;
+            let opt = |n: i64| (n >= 0).then_some(n as u64);
+            match k.trim() {
+                "partitions" => m.partitions = i32::try_from(n).ok()?,
+                "segment.bytes" => m.config.segment_bytes = n.max(1) as u64,
+                "segment.ms" => m.config.segment_ms = n.max(1) as u64,
+                "retention.bytes" => m.config.retention_bytes = opt(n),
+                "retention.ms" => m.config.retention_ms = opt(n),
+                _ => {}
+            }
+        }
+        (m.partitions > 0).then_some(m)
+    }
+
+    /// Write `topic.meta` (temp file + rename, then fsync of the folder).
+    pub fn persist(&self, data_dir: &Path) -> io::Result<()> {
+        let dir = topic_dir(data_dir, &self.name);
+        fs::create_dir_all(&dir)?;
+        let tmp = dir.join("topic.meta.tmp");
+        fs::write(&tmp, self.to_text())?;
+        fs::File::open(&tmp)?.sync_all()?;
+        fs::rename(&tmp, dir.join("topic.meta"))?;
+        fs::File::open(&dir)?.sync_all()
+    }
+}
+
+/// Every topic with a readable `topic.meta` under `<data-dir>/log`.
+pub fn load_all(data_dir: &Path, defaults: TopicConfig) -> io::Result<Vec<TopicMeta>> {
+    let root = data_dir.join("log");
+    if !root.exists() {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    for e in fs::read_dir(root)? {
+        let e = e?;
+        let name = e.file_name().to_string_lossy().to_string();
+        let Ok(text) = fs::read_to_string(e.path().join("topic.meta")) else {
+            continue;
+        };
+        match TopicMeta::from_text(&name, &text, defaults) {
+            Some(m) if valid_name(&name) => out.push(m),
+            _ => {
+                tracing::warn!(topic = %name, "ignoring a topic folder with an unreadable topic.meta")
+            }
+        }
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_kafka_rules() {
+        for ok in ["orders", "a.b_c-d", "x", &"y".repeat(249)] {
+            assert!(valid_name(ok), "{ok}");
+        }
+        for bad in ["", ".", "..", "a b", "a/b", "é", &"y".repeat(250)] {
+            assert!(!valid_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn meta_round_trips_through_disk() {
+        let dir = std::env::temp_dir().join(format!("pinion-topics-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let defaults = TopicConfig {
+            segment_bytes: 1 << 30,
+            segment_ms: 1000,
+            retention_bytes: None,
+            retention_ms: Some(5),
+        };
+        let m = TopicMeta {
+            name: "orders".into(),
+            partitions: 6,
+            config: TopicConfig {
+                retention_bytes: Some(1 << 20),
+                ..defaults
+            },
+        };
+        m.persist(&dir).unwrap();
+        assert_eq!(load_all(&dir, defaults).unwrap(), vec![m]);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,690 @@
+//! The owner side of the log: the partitions this shard owns, their appends, commits and
+//! reads, all through the shard's io_uring.
+//!
+//! Group commit: the appends one loop turn plans for a partition are written with one
+//! `write` at their (contiguous) position, linked to one `fdatasync` under `--fsync
+//! always`; the produce replies go out when that completes. A partition has at most one
+//! commit in flight; appends planned meanwhile form the next group. A failed or short write
+//! puts the partition into a storage-error state: every planned append is undone, its
+//! producers get KAFKA_STORAGE_ERROR, and the partition keeps serving reads but takes no
+//! more writes (until restart, whose recovery truncates any partial write).
+//!
+//! Reads never see bytes that are not yet acknowledged: they are clamped to the committed
+//! end of the active segment.
+//!
+//! Known shortcuts, to be replaced: creating a topic's folders and a new segment file use
+//! blocking std::fs calls on the shard (IORING_OP_MKDIRAT/OPENAT would keep the shard
+//! non-blocking); ListOffsets by timestamp answers at segment granularity.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use bytes::Bytes;
+use io_uring::{opcode, squeue, types};
+
+use super::join::Outcome;
+use super::Shard;
+use crate::log::batch;
+use crate::log::ops::{LogOp, LogResult};
+use crate::log::partition::{trim_read, AppendPlan, Partition};
+use crate::log::topics::{self, TopicMeta};
+use crate::mesh::{ConnRef, RespBody, Response};
+use crate::proto::kafka::ErrorCode;
+use crate::runtime::{Kind, Token};
+
+/// Where a log operation's result goes.
+#[derive(Debug, Clone, Copy)]
+pub enum ReplyTo {
+    Local {
+        slot: u32,
+        gen: u32,
+        seq: u64,
+        part: u32,
+    },
+    Remote {
+        shard: usize,
+        conn: ConnRef,
+        seq: u64,
+        part: u32,
+        sent: Instant,
+    },
+}
+
+/// How produced data is made durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fsync {
+    /// fdatasync after every group commit, before the produce is acknowledged.
+    Always,
+    /// fdatasync from the tick every this many ms; acknowledged after the write.
+    Interval(u64),
+    /// Never; the kernel writes back when it likes.
+    Never,
+}
+
+pub fn parse_fsync(s: &str) -> Result<Fsync, String> {
+    match s {
+        "always" => Ok(Fsync::Always),
+        "never" => Ok(Fsync::Never),
+        _ => match s.strip_prefix("interval:").map(str::parse::<u64>) {
+            Some(Ok(ms)) if ms > 0 => Ok(Fsync::Interval(ms)),
+            _ => Err(format!("'{s}': use always, never or interval:<ms>")),
+        },
+    }
+}
+
+struct PendingAppend {
+    bytes: Vec<u8>,
+    plan: AppendPlan,
+    /// The reply is sent with the last batch of a produce request.
+    reply: Option<(ReplyTo, i64)>,
+}
+
+struct Commit {
+    buf: Vec<u8>,
+    appends: Vec<PendingAppend>,
+    synced: bool,
+    written: bool,
+}
+
+pub struct PartState {
+    pub topic: String,
+    pub partition: i32,
+    log: Partition,
+    files: HashMap<PathBuf, File>,
+    pending: Vec<PendingAppend>,
+    committing: Option<Commit>,
+    failed: bool,
+    /// Acknowledged end: offset and (active segment path, byte size).
+    hw: i64,
+    committed: (PathBuf, u64),
+    dirty_since_sync: bool,
+    config: topics::TopicConfig,
+}
+
+pub struct ReadOp {
+    buf: Vec<u8>,
+    offset: i64,
+    reply: ReplyTo,
+    hw: i64,
+    log_start: i64,
+}
+
+/// The log side of a shard.
+#[derive(Default)]
+pub struct Logs {
+    pub topics: std::collections::BTreeMap<String, TopicMeta>,
+    pub parts: Vec<PartState>,
+    index: HashMap<(String, i32), usize>,
+    dirty: Vec<usize>,
+    reads: Vec<Option<ReadOp>>,
+    free_reads: Vec<u32>,
+    pub parked_resps: std::collections::VecDeque<(usize, Response)>,
+    pub resume: Vec<u32>,
+    last_sync_ms: u64,
+}
+
+fn open_segment(path: &PathBuf) -> std::io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+}
+
+impl PartState {
+    pub fn open(
+        data_dir: &std::path::Path,
+        meta: &TopicMeta,
+        partition: i32,
+        now_ms: u64,
+    ) -> std::io::Result<PartState> {
+        let dir = topics::partition_dir(data_dir, &meta.name, partition);
+        let (log, rep) = Partition::recover(
+            &dir,
+            meta.config.segment_bytes,
+            meta.config.segment_ms,
+            now_ms,
+        )?;
+        if rep.truncated_bytes > 0 || rep.segments_removed > 0 {
+            tracing::warn!(topic = %meta.name, partition, cut_bytes = rep.truncated_bytes,
+                segments_removed = rep.segments_removed, reason = rep.reason.as_deref().unwrap_or(""),
+                "recovery truncated a torn or corrupt log tail");
+        }
+        let mut files = HashMap::new();
+        for s in &log.segments {
+            files.insert(s.path.clone(), open_segment(&s.path)?);
+        }
+        let active = log
+            .segments
+            .last()
+            .map(|s| (s.path.clone(), s.size))
+            .unwrap_or_default();
+        Ok(PartState {
+            topic: meta.name.clone(),
+            partition,
+            hw: log.next_offset(),
+            log,
+            files,
+            pending: Vec::new(),
+            committing: None,
+            failed: false,
+            committed: active,
+            dirty_since_sync: false,
+            config: meta.config,
+        })
+    }
+}
+
+impl Logs {
+    pub fn idle(&self) -> bool {
+        self.parked_resps.is_empty() && self.resume.is_empty() && self.dirty.is_empty()
+    }
+
+    pub fn add_part(&mut self, p: PartState) {
+        self.index
+            .insert((p.topic.clone(), p.partition), self.parts.len());
+        self.parts.push(p);
+    }
+}
+
+impl Shard {
+    fn owns_partition(&self, topic: &str, partition: i32) -> bool {
+        self.owner.shard(topics::partition_slot(topic, partition)) == self.id
+    }
+
+    /// Run a log operation on this shard (it owns the partition, or it is a topic-wide op).
+    pub(super) fn exec_log(&mut self, op: LogOp, reply: ReplyTo) {
+        match op {
+            LogOp::CreateTopic(meta) => {
+                let error = self.create_topic_here(meta);
+                self.log_reply(reply, LogResult::Created { error });
+            }
+            LogOp::Produce {
+                topic,
+                partition,
+                records,
+            } => self.produce(&topic, partition, records, reply),
+            LogOp::Fetch {
+                topic,
+                partition,
+                offset,
+                max_bytes,
+            } => self.fetch(&topic, partition, offset, max_bytes, reply),
+            LogOp::ListOffsets {
+                topic,
+                partition,
+                timestamp,
+            } => {
+                let r = match self.logs.index.get(&(topic, partition)) {
+                    None => LogResult::Offset {
+                        error: ErrorCode::UnknownTopicOrPartition.code(),
+                        offset: -1,
+                        timestamp: -1,
+                    },
+                    Some(&i) => {
+                        let p = &self.logs.parts[i];
+                        let offset = match timestamp {
+                            -2 => p.log.log_start(),
+                            -1 => p.hw,
+                            ts => p
+                                .log
+                                .segments
+                                .iter()
+                                .find(|s| s.max_timestamp >= ts)
+                                .map_or(p.hw, |s| s.base.min(p.hw)),
+                        };
+                        LogResult::Offset {
+                            error: 0,
+                            offset,
+                            timestamp: -1,
+                        }
+                    }
+                };
+                self.log_reply(reply, r);
+            }
+        }
+    }
+
+    fn create_topic_here(&mut self, meta: TopicMeta) -> i16 {
+        if self.logs.topics.contains_key(&meta.name) {
+            return ErrorCode::TopicAlreadyExists.code();
+        }
+        let now = self.now_ms;
+        for p in 0..meta.partitions {
+            if !self.owns_partition(&meta.name, p) {
+                continue;
+            }
+            match PartState::open(&self.shared.cfg.data_dir, &meta, p, now) {
+                Ok(ps) => self.logs.add_part(ps),
+                Err(e) => {
+                    tracing::error!(topic = %meta.name, partition = p, error = %e, "creating a partition failed");
+                    return ErrorCode::KafkaStorageError.code();
+                }
+            }
+        }
+        self.logs.topics.insert(meta.name.clone(), meta);
+        0
+    }
+
+    fn produce(&mut self, topic: &str, partition: i32, records: Bytes, reply: ReplyTo) {
+        let max_batch = self.shared.cfg.max_message_bytes;
+        let now = self.now_ms;
+        let err = |e: ErrorCode| LogResult::Produced {
+            error: e.code(),
+            base_offset: -1,
+            log_start: -1,
+        };
+        let Some(&i) = self.logs.index.get(&(topic.to_string(), partition)) else {
+            return self.log_reply(reply, err(ErrorCode::UnknownTopicOrPartition));
+        };
+        if self.logs.parts[i].failed {
+            return self.log_reply(reply, err(ErrorCode::KafkaStorageError));
+        }
+        // Validate every batch before planning any, so a bad request changes nothing.
+        let mut batches = Vec::new();
+        let mut pos = 0;
+        while pos < records.len() {
+            match batch::validate(&records[pos..]) {
+                Ok(h) if h.size > max_batch => {
+                    return self.log_reply(reply, err(ErrorCode::MessageTooLarge))
+                }
+                Ok(h) => {
+                    batches.push((pos, h));
+                    pos += h.size;
+                }
+                Err(e) => {
+                    tracing::debug!(topic, partition, error = %e, "rejected a produced batch");
+                    return self.log_reply(reply, err(ErrorCode::of(&e)));
+                }
+            }
+        }
+        if batches.is_empty() {
+            return self.log_reply(reply, err(ErrorCode::InvalidRequest));
+        }
+        let n = batches.len();
+        let p = &mut self.logs.parts[i];
+        let mut first_base = -1;
+        for (k, (pos, h)) in batches.into_iter().enumerate() {
+            let mut bytes = records[pos..pos + h.size].to_vec();
+            let plan = p.log.plan_append(&mut bytes, &h, now);
+            if first_base < 0 {
+                first_base = plan.base_offset;
+            }
+            if plan.rolled {
+                match open_segment(&plan.path) {
+                    Ok(f) => {
+                        p.files.insert(plan.path.clone(), f);
+                    }
+                    Err(e) => {
+                        tracing::error!(topic, partition, error = %e, "opening a new segment failed");
+                        p.log.undo_append(&plan);
+                        p.failed = true;
+                        return self.fail_partition(i);
+                    }
+                }
+            }
+            let reply = (k + 1 == n).then_some((reply, first_base));
+            p.pending.push(PendingAppend { bytes, plan, reply });
+        }
+        if !self.logs.dirty.contains(&i) {
+            self.logs.dirty.push(i);
+        }
+    }
+
+    /// Start the group commits that loop turn planned. Called once per turn.
+    pub(super) fn flush_log(&mut self) {
+        let fsync = self.shared.fsync;
+        let dirty = std::mem::take(&mut self.logs.dirty);
+        for i in dirty {
+            let p = &mut self.logs.parts[i];
+            if p.committing.is_some() || p.pending.is_empty() || p.failed {
+                continue;
+            }
+            // One group: contiguous appends to the file of the first one.
+            let path = p.pending[0].plan.path.clone();
+            let cut = p
+                .pending
+                .iter()
+                .skip(1)
+                .position(|a| a.plan.path != path)
+                .map_or(p.pending.len(), |k| k + 1);
+            let appends: Vec<PendingAppend> = p.pending.drain(..cut).collect();
+            let mut buf = Vec::with_capacity(appends.iter().map(|a| a.bytes.len()).sum());
+            for a in &appends {
+                buf.extend_from_slice(&a.bytes);
+            }
+            let position = appends[0].plan.position;
+            let Some(fd) = p.files.get(&path).map(|f| f.as_raw_fd()) else {
+                p.failed = true;
+                p.committing = Some(Commit {
+                    buf,
+                    appends,
+                    synced: false,
+                    written: false,
+                });
+                self.fail_partition(i);
+                continue;
+            };
+            let sync = fsync == Fsync::Always;
+            let write = opcode::Write::new(types::Fd(fd), buf.as_ptr(), buf.len() as u32)
+                .offset(position)
+                .build()
+                .user_data(Token::new(Kind::LogWrite, 0, i as u32).encode());
+            let write = if sync {
+                write.flags(squeue::Flags::IO_LINK)
+            } else {
+                write
+            };
+            p.committing = Some(Commit {
+                buf,
+                appends,
+                synced: !sync,
+                written: false,
+            });
+            p.dirty_since_sync = true;
+            self.push(write);
+            if sync {
+                let e = opcode::Fsync::new(types::Fd(fd))
+                    .flags(types::FsyncFlags::DATASYNC)
+                    .build()
+                    .user_data(Token::new(Kind::LogSync, 0, i as u32).encode());
+                self.push(e);
+            }
+        }
+    }
+
+    pub(super) fn on_log_write(&mut self, i: usize, res: i32) {
+        let Some(p) = self.logs.parts.get_mut(i) else {
+            return;
+        };
+        let Some(c) = p.committing.as_mut() else {
+            return;
+        };
+        if res < 0 || res as usize != c.buf.len() {
+            tracing::error!(topic = %p.topic, partition = p.partition, res, wanted = c.buf.len(),
+                "log write failed; the partition stops taking writes");
+            p.failed = true;
+            return self.fail_partition(i);
+        }
+        c.written = true;
+        if c.synced {
+            self.finish_commit(i);
+        }
+    }
+
+    pub(super) fn on_log_sync(&mut self, i: usize, res: i32) {
+        let Some(p) = self.logs.parts.get_mut(i) else {
+            return;
+        };
+        let Some(c) = p.committing.as_mut() else {
+            return;
+        }; // already failed (ECANCELED after a failed write)
+        if res < 0 {
+            tracing::error!(topic = %p.topic, partition = p.partition, error = %std::io::Error::from_raw_os_error(-res),
+                "fdatasync failed; the partition stops taking writes");
+            p.failed = true;
+            return self.fail_partition(i);
+        }
+        c.synced = true;
+        p.dirty_since_sync = false;
+        if c.written {
+            self.finish_commit(i);
+        }
+    }
+
+    fn finish_commit(&mut self, i: usize) {
+        let p = &mut self.logs.parts[i];
+        let Some(c) = p.committing.take() else { return };
+        let log_start = p.log.log_start();
+        let mut replies = Vec::new();
+        for a in c.appends {
+            p.hw = a.plan.last_offset + 1;
+            p.committed = (a.plan.path.clone(), a.plan.position + a.plan.len as u64);
+            if let Some((to, base)) = a.reply {
+                replies.push((
+                    to,
+                    LogResult::Produced {
+                        error: 0,
+                        base_offset: base,
+                        log_start,
+                    },
+                ));
+            }
+        }
+        if !p.pending.is_empty() && !self.logs.dirty.contains(&i) {
+            self.logs.dirty.push(i);
+        }
+        for (to, r) in replies {
+            self.log_reply(to, r);
+        }
+    }
+
+    /// Undo every planned append of partition `i` (newest first) and fail their producers.
+    fn fail_partition(&mut self, i: usize) {
+        let p = &mut self.logs.parts[i];
+        let mut all: Vec<PendingAppend> =
+            p.committing.take().map(|c| c.appends).unwrap_or_default();
+        all.append(&mut p.pending);
+        for a in all.iter().rev() {
+            p.log.undo_append(&a.plan);
+        }
+        let replies: Vec<ReplyTo> = all.iter().filter_map(|a| a.reply.map(|r| r.0)).collect();
+        for to in replies {
+            self.log_reply(
+                to,
+                LogResult::Produced {
+                    error: ErrorCode::KafkaStorageError.code(),
+                    base_offset: -1,
+                    log_start: -1,
+                },
+            );
+        }
+    }
+
+    /// From the tick: interval fsync, and retention (whole old segments deleted).
+    pub(super) fn log_tick(&mut self) {
+        let now = self.now_ms;
+        let interval = matches!(self.shared.fsync, Fsync::Interval(ms) if now.saturating_sub(self.logs.last_sync_ms) >= ms);
+        let mut syncs = Vec::new();
+        for p in &mut self.logs.parts {
+            if interval && p.dirty_since_sync && p.committing.is_none() {
+                if let Some(f) = p.files.get(&p.committed.0) {
+                    syncs.push(f.as_raw_fd());
+                    p.dirty_since_sync = false;
+                }
+            }
+            for path in p
+                .log
+                .apply_retention(p.config.retention_bytes, p.config.retention_ms, now)
+            {
+                p.files.remove(&path);
+                // Blocking unlink on the shard; rare (one per deleted segment). See module docs.
+                if let Err(e) = std::fs::remove_file(&path) {
+                    tracing::warn!(path = %path.display(), error = %e, "deleting a retained-out segment failed");
+                }
+            }
+        }
+        if interval {
+            self.logs.last_sync_ms = now;
+        }
+        for fd in syncs {
+            let e = opcode::Fsync::new(types::Fd(fd))
+                .flags(types::FsyncFlags::DATASYNC)
+                .build()
+                .user_data(Token::new(Kind::Cancel, 0, 0).encode());
+            self.push(e);
+        }
+    }
+
+    fn fetch(&mut self, topic: &str, partition: i32, offset: i64, max_bytes: i32, reply: ReplyTo) {
+        let err = |e: ErrorCode, hw: i64, ls: i64| LogResult::Fetched {
+            error: e.code(),
+            high_watermark: hw,
+            log_start: ls,
+            records: None,
+        };
+        let Some(&i) = self.logs.index.get(&(topic.to_string(), partition)) else {
+            return self.log_reply(reply, err(ErrorCode::UnknownTopicOrPartition, -1, -1));
+        };
+        let p = &self.logs.parts[i];
+        let (hw, ls) = (p.hw, p.log.log_start());
+        if offset < ls || offset > hw {
+            return self.log_reply(reply, err(ErrorCode::OffsetOutOfRange, hw, ls));
+        }
+        if offset == hw {
+            return self.log_reply(
+                reply,
+                LogResult::Fetched {
+                    error: 0,
+                    high_watermark: hw,
+                    log_start: ls,
+                    records: None,
+                },
+            );
+        }
+        let plan = match p.log.plan_read(offset, max_bytes.max(1) as u64) {
+            Ok(Some(plan)) => plan,
+            _ => {
+                return self.log_reply(
+                    reply,
+                    LogResult::Fetched {
+                        error: 0,
+                        high_watermark: hw,
+                        log_start: ls,
+                        records: None,
+                    },
+                )
+            }
+        };
+        // Never read past what is acknowledged.
+        let mut len = plan.len;
+        if plan.path == p.committed.0 {
+            len = len.min(p.committed.1.saturating_sub(plan.position));
+        }
+        let Some(fd) = p.files.get(&plan.path).map(|f| f.as_raw_fd()) else {
+            return self.log_reply(reply, err(ErrorCode::KafkaStorageError, hw, ls));
+        };
+        if len == 0 {
+            return self.log_reply(
+                reply,
+                LogResult::Fetched {
+                    error: 0,
+                    high_watermark: hw,
+                    log_start: ls,
+                    records: None,
+                },
+            );
+        }
+        let op = ReadOp {
+            buf: vec![0u8; len as usize],
+            offset,
+            reply,
+            hw,
+            log_start: ls,
+        };
+        let idx = match self.logs.free_reads.pop() {
+            Some(k) => {
+                self.logs.reads[k as usize] = Some(op);
+                k
+            }
+            None => {
+                self.logs.reads.push(Some(op));
+                (self.logs.reads.len() - 1) as u32
+            }
+        };
+        let Some(Some(op)) = self.logs.reads.get_mut(idx as usize) else {
+            return;
+        };
+        let e = opcode::Read::new(types::Fd(fd), op.buf.as_mut_ptr(), op.buf.len() as u32)
+            .offset(plan.position)
+            .build()
+            .user_data(Token::new(Kind::LogRead, 0, idx).encode());
+        self.push(e);
+    }
+
+    pub(super) fn on_log_read(&mut self, idx: u32, res: i32) {
+        let Some(op) = self.logs.reads.get_mut(idx as usize).and_then(Option::take) else {
+            return;
+        };
+        self.logs.free_reads.push(idx);
+        let r = if res < 0 {
+            LogResult::Fetched {
+                error: ErrorCode::KafkaStorageError.code(),
+                high_watermark: op.hw,
+                log_start: op.log_start,
+                records: None,
+            }
+        } else {
+            let data = &op.buf[..res as usize];
+            let range = trim_read(data, op.offset);
+            let records = (!range.is_empty()).then(|| Bytes::copy_from_slice(&data[range]));
+            LogResult::Fetched {
+                error: 0,
+                high_watermark: op.hw,
+                log_start: op.log_start,
+                records,
+            }
+        };
+        self.log_reply(op.reply, r);
+    }
+
+    /// Deliver a log result to whoever asked.
+    pub(super) fn log_reply(&mut self, to: ReplyTo, r: LogResult) {
+        match to {
+            ReplyTo::Local {
+                slot,
+                gen,
+                seq,
+                part,
+            } => {
+                if self
+                    .conns
+                    .get(slot as usize)
+                    .and_then(|c| c.as_ref())
+                    .is_some_and(|c| c.gen == gen)
+                {
+                    self.accept_part(slot, seq, part, Outcome::Log(r));
+                    self.logs.resume.push(slot);
+                }
+            }
+            ReplyTo::Remote {
+                shard,
+                conn,
+                seq,
+                part,
+                sent,
+            } => {
+                let resp = Response {
+                    conn,
+                    seq,
+                    part,
+                    body: RespBody::Log(r),
+                    sent,
+                };
+                if let Err(resp) = self.mesh.push_resp(shard, resp) {
+                    self.logs.parked_resps.push_back((shard, resp));
+                }
+            }
+        }
+    }
+
+    /// Responses that found their lane full, and connections whose replies completed.
+    pub(super) fn log_housekeeping(&mut self) {
+        let mut left = std::collections::VecDeque::new();
+        while let Some((shard, resp)) = self.logs.parked_resps.pop_front() {
+            if let Err(resp) = self.mesh.push_resp(shard, resp) {
+                left.push_back((shard, resp));
+            }
+        }
+        self.logs.parked_resps = left;
+        let resume = std::mem::take(&mut self.logs.resume);
+        for slot in resume {
+            self.mark_dirty(slot);
+            self.process(slot);
+        }
+    }
+}
