@@ -100,6 +100,19 @@ class Node:
             *flags,
         ]
         self.log = open(self.log_path, "wb")
+        self.launch()
+
+    def restart(self):
+        """Start the same node again (same ports, same data) after it stopped or was killed."""
+        assert self.proc.poll() is not None, "stop or kill the node first"
+        self.log = open(self.log_path, "ab")
+        self.launch()
+
+    def kill9(self):
+        self.proc.kill()
+        self.proc.wait()
+
+    def launch(self):
         self.proc = subprocess.Popen(self.args, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.time() + 15
         while time.time() < deadline:

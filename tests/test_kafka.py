@@ -39,6 +39,16 @@ def test_kcat_lists_the_broker(node):
     )
     assert out.returncode == 0, out.stderr
     assert f"broker 0 at 127.0.0.1:{node.kafka_port} (controller)" in out.stdout
+    # Asking for a topic creates it (--auto-create-topics is on by default).
+    out = subprocess.run(
+        ["kcat", "-b", f"127.0.0.1:{node.kafka_port}", "-L", "-t", "fresh", "-m", "5"],
+        capture_output=True, text=True, timeout=30,
+    )
+    assert 'topic "fresh" with 1 partitions' in out.stdout, out.stdout
+
+
+def test_unknown_topic_without_auto_create(start):
+    node = start("--auto-create-topics", "false")
     out = subprocess.run(
         ["kcat", "-b", f"127.0.0.1:{node.kafka_port}", "-L", "-t", "missing", "-m", "5"],
         capture_output=True, text=True, timeout=30,

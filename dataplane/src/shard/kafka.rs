@@ -147,6 +147,19 @@ impl Shard {
                 self.kafka_reply(slot, key, version, cid, ResponseKind::FindCoordinator(r));
                 true
             }
+            RequestKind::InitProducerId(_) => {
+                // Unique per node and across restarts: the clock in ms, times the shard count,
+                // plus this shard, plus a per-shard counter in the low bits.
+                self.next_producer = self.next_producer.wrapping_add(1);
+                let id = ((self.now_ms as i64) << 12 | (self.next_producer & 0xff) as i64)
+                    * self.shared.nshards as i64
+                    + self.id as i64;
+                let r = kafka_protocol::messages::InitProducerIdResponse::default()
+                    .with_producer_id(kafka_protocol::messages::ProducerId(id & i64::MAX))
+                    .with_producer_epoch(0);
+                self.kafka_reply(slot, key, version, cid, ResponseKind::InitProducerId(r));
+                true
+            }
             RequestKind::CreateTopics(c) => self.create_topics(slot, version, cid, c, started),
             RequestKind::Produce(p) => self.produce_request(slot, version, cid, p, started),
             RequestKind::Fetch(f) => self.fetch_request(slot, version, cid, f, started),

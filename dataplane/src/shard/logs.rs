@@ -102,6 +102,60 @@ pub struct PartState {
     committed: (PathBuf, u64),
     dirty_since_sync: bool,
     config: topics::TopicConfig,
+    /// Idempotent producers writing here: epoch and their last few batches' sequences.
+    /// Kept in memory; a restart forgets them (Kafka persists producer snapshots).
+    producers: HashMap<i64, ProducerState>,
+}
+
+/// How many recent batches per producer are remembered for duplicate detection (Kafka: 5).
+const PRODUCER_BATCHES: usize = 5;
+
+#[derive(Default)]
+struct ProducerState {
+    epoch: i16,
+    /// (first sequence, last sequence, base offset) of recent batches, oldest first.
+    recent: std::collections::VecDeque<(i32, i32, i64)>,
+}
+
+/// What the sequence check says about a batch from an idempotent producer.
+enum SeqCheck {
+    Fresh,
+    /// Already stored at this base offset: answer success without storing it again.
+    Duplicate(i64),
+    Reject(ErrorCode),
+}
+
+fn check_sequence(producers: &HashMap<i64, ProducerState>, h: &batch::BatchHeader) -> SeqCheck {
+    if h.producer_id < 0 || h.base_sequence < 0 {
+        return SeqCheck::Fresh;
+    }
+    let Some(st) = producers.get(&h.producer_id) else {
+        return SeqCheck::Fresh;
+    };
+    if h.producer_epoch < st.epoch {
+        return SeqCheck::Reject(ErrorCode::InvalidProducerEpoch);
+    }
+    if h.producer_epoch > st.epoch {
+        return if h.base_sequence == 0 {
+            SeqCheck::Fresh
+        } else {
+            SeqCheck::Reject(ErrorCode::OutOfOrderSequenceNumber)
+        };
+    }
+    let last_seq = h.base_sequence.wrapping_add(h.last_offset_delta);
+    if let Some(&(_, _, base)) = st
+        .recent
+        .iter()
+        .find(|(f, l, _)| *f == h.base_sequence && *l == last_seq)
+    {
+        return SeqCheck::Duplicate(base);
+    }
+    match st.recent.back() {
+        Some(&(_, l, _)) if h.base_sequence != l.wrapping_add(1) => {
+            SeqCheck::Reject(ErrorCode::OutOfOrderSequenceNumber)
+        }
+        _ => SeqCheck::Fresh,
+    }
 }
 
 pub struct ReadOp {
@@ -175,6 +229,7 @@ impl PartState {
             committed: active,
             dirty_since_sync: false,
             config: meta.config,
+            producers: HashMap::new(),
         })
     }
 }
@@ -305,6 +360,31 @@ impl Shard {
         if batches.is_empty() {
             return self.log_reply(reply, err(ErrorCode::InvalidRequest));
         }
+        // Idempotent producers: drop duplicates (answered with their first offset), reject gaps.
+        let mut fresh = Vec::new();
+        let mut dup_base = None;
+        for (pos, h) in batches {
+            match check_sequence(&self.logs.parts[i].producers, &h) {
+                SeqCheck::Fresh => fresh.push((pos, h)),
+                SeqCheck::Duplicate(base) => {
+                    dup_base.get_or_insert(base);
+                }
+                SeqCheck::Reject(e) => return self.log_reply(reply, err(e)),
+            }
+        }
+        if fresh.is_empty() {
+            let log_start = self.logs.parts[i].log.log_start();
+            let base_offset = dup_base.unwrap_or(-1);
+            return self.log_reply(
+                reply,
+                LogResult::Produced {
+                    error: 0,
+                    base_offset,
+                    log_start,
+                },
+            );
+        }
+        let batches = fresh;
         let n = batches.len();
         let p = &mut self.logs.parts[i];
         let mut first_base = -1;
@@ -313,6 +393,21 @@ impl Shard {
             let plan = p.log.plan_append(&mut bytes, &h, now);
             if first_base < 0 {
                 first_base = plan.base_offset;
+            }
+            if h.producer_id >= 0 && h.base_sequence >= 0 {
+                let st = p.producers.entry(h.producer_id).or_default();
+                if h.producer_epoch > st.epoch {
+                    st.recent.clear();
+                }
+                st.epoch = h.producer_epoch;
+                st.recent.push_back((
+                    h.base_sequence,
+                    h.base_sequence.wrapping_add(h.last_offset_delta),
+                    plan.base_offset,
+                ));
+                if st.recent.len() > PRODUCER_BATCHES {
+                    st.recent.pop_front();
+                }
             }
             if plan.rolled {
                 match open_segment(&plan.path) {

@@ -116,6 +116,7 @@ pub struct Shard {
     delayed: Vec<Delayed>,
     fast_ts: Box<types::Timespec>,
     fast_tick_armed: bool,
+    next_producer: u64,
 }
 
 fn unix_ms() -> u64 {

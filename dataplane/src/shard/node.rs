@@ -208,6 +208,7 @@ impl Node {
                     delayed: Vec::new(),
                     fast_ts: Box::new(io_uring::types::Timespec::from(super::FAST_TICK)),
                     fast_tick_armed: false,
+                    next_producer: 0,
                     cqes: Vec::new(),
                     now_ms: super::unix_ms(),
                     next_client: 0,
