@@ -86,7 +86,13 @@ class Node:
         self.port = free_port()
         self.kafka_port = free_port()
         self.admin_port = free_port()
-        self.data = tmp / "data"
+        flags = list(flags)
+        if "--data-dir" in flags:
+            i = flags.index("--data-dir")
+            self.data = Path(flags[i + 1])
+            del flags[i : i + 2]
+        else:
+            self.data = tmp / "data"
         self.hist = tmp / "hist.txt"
         self.log_path = tmp / "pinion.log"
         self.args = [

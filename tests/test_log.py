@@ -181,3 +181,97 @@ def test_fetch_long_polls_instead_of_spinning(node):
     c.close()
     # A spinning consumer would send thousands of fetches in 2 s; long-polling, about 5.
     assert after - before < 40, after - before
+
+
+def produce_v3(port, topic: str, partition: int, records: bytes, correlation_id=11) -> tuple:
+    """A Produce v3 request built by hand (acks=-1); returns (error_code, base_offset)."""
+    t = topic.encode()
+    body = struct.pack(">hhi", -1, -1, 5000)  # transactional_id null, acks, timeout
+    body += struct.pack(">i", 1) + struct.pack(">h", len(t)) + t
+    body += struct.pack(">i", 1) + struct.pack(">i", partition) + struct.pack(">i", len(records)) + records
+    header = struct.pack(">hhih", 0, 3, correlation_id, 4) + b"test"
+    payload = header + body
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(struct.pack(">i", len(payload)) + payload)
+    data = b""
+    while len(data) < 4 or len(data) < 4 + struct.unpack(">i", data[:4])[0]:
+        chunk = s.recv(65536)
+        assert chunk, "connection closed"
+        data += chunk
+    s.close()
+    resp = data[4:]
+    assert struct.unpack(">i", resp[:4])[0] == correlation_id
+    pos = 4 + 4  # correlation id, topic count
+    (n,) = struct.unpack(">h", resp[pos : pos + 2])
+    pos += 2 + n + 4  # name, partition count
+    _, err, base = struct.unpack(">ihq", resp[pos : pos + 14])
+    return err, base
+
+
+def test_corrupt_batch_gets_corrupt_message(node):
+    kcat(node, "-P", "-t", "guarded", input=b"good\n")
+    # A v2 batch header whose CRC cannot match its contents.
+    batch = struct.pack(">qiib", 0, 49 + 10, 0, 2) + struct.pack(">I", 0xDEADBEEF) + b"\x00" * (49 - 9 + 10)
+    err, _ = produce_v3(node.kafka_port, "guarded", 0, batch)
+    assert err == 2  # CORRUPT_MESSAGE
+    err, _ = produce_v3(node.kafka_port, "guarded", 7, batch)
+    assert err == 3  # UNKNOWN_TOPIC_OR_PARTITION
+    out = kcat(node, "-C", "-t", "guarded", "-o", "beginning", "-e", "-f", "%o %s\n")
+    assert out.splitlines() == ["0 good"]
+
+
+def test_batch_over_max_message_bytes_is_refused(start):
+    node = start("--max-message-bytes", "10kb")
+    bootstrap = f"127.0.0.1:{node.kafka_port}"
+    errors = []
+    p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "retries": 0, "compression.type": "none"})
+    p.produce("sized", value=b"x" * 1000, on_delivery=lambda e, m: errors.append(e))
+    p.flush(15)  # its own batch: a batch over the limit is refused whole
+    p.produce("sized", value=os.urandom(50_000), on_delivery=lambda e, m: errors.append(e))
+    p.flush(15)
+    assert errors[0] is None
+    assert errors[1] is not None and "too large" in str(errors[1]).lower(), errors[1]
+
+
+def test_full_disk_gives_storage_error_and_keeps_reads(tmp_path, start):
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], capture_output=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.decode().strip()}")
+    try:
+        node = start("--data-dir", str(mnt / "data"))
+        bootstrap = f"127.0.0.1:{node.kafka_port}"
+        kcat(node, "-P", "-t", "full", input=b"before-1\nbefore-2\n")
+        results = []
+        p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "retries": 0, "linger.ms": 0,
+                      "compression.type": "none", "batch.num.messages": 1})
+        for i in range(40):
+            p.produce("full", value=os.urandom(60_000), on_delivery=lambda e, m: results.append(e))
+            p.flush(10)
+        codes = {str(e) for e in results if e is not None}
+        assert any("KAFKA_STORAGE_ERROR" in c or "storage" in c.lower() for c in codes), codes
+        # Reads of what was written before still work, and other connections are served.
+        out = kcat(node, "-C", "-t", "full", "-o", "beginning", "-c", "2", "-f", "%s\n")
+        assert out.splitlines() == ["before-1", "before-2"]
+        assert node.metric("pinion_commands_total") > 0
+        node.stop()
+    finally:
+        subprocess.run(["umount", str(mnt)], capture_output=True)
+
+
+def test_describe_configs_and_delete_topics(node):
+    bootstrap = f"127.0.0.1:{node.kafka_port}"
+    from confluent_kafka.admin import ConfigResource
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic("cfg", 2, 1, config={"retention.ms": "60000"})])["cfg"].result(10)
+    res = ConfigResource(ConfigResource.Type.TOPIC, "cfg")
+    configs = admin.describe_configs([res])[res].result(10)
+    assert configs["retention.ms"].value == "60000"
+    assert configs["cleanup.policy"].value == "delete"
+    admin.delete_topics(["cfg"])["cfg"].result(10)
+    assert "cfg" not in admin.list_topics(timeout=10).topics
+    assert not (node.data / "log" / "cfg" / "topic.meta").exists()
+    with pytest.raises(Exception, match="UNKNOWN_TOPIC|nknown topic"):
+        admin.delete_topics(["cfg"])["cfg"].result(10)

@@ -8,6 +8,8 @@ use super::topics::TopicMeta;
 pub enum LogOp {
     /// Every shard adds the topic to its table; owners of its partitions create them.
     CreateTopic(TopicMeta),
+    /// Every shard drops the topic; owners close and delete its partitions.
+    DeleteTopic(String),
     Produce {
         topic: String,
         partition: i32,

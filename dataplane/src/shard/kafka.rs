@@ -161,6 +161,12 @@ impl Shard {
                 true
             }
             RequestKind::CreateTopics(c) => self.create_topics(slot, version, cid, c, started),
+            RequestKind::DeleteTopics(d) => self.delete_topics(slot, version, cid, d, started),
+            RequestKind::DescribeConfigs(d) => {
+                let body = ResponseKind::DescribeConfigs(self.describe_configs(d));
+                self.kafka_reply(slot, key, version, cid, body);
+                true
+            }
             RequestKind::Produce(p) => self.produce_request(slot, version, cid, p, started),
             RequestKind::Fetch(f) => self.fetch_request(slot, version, cid, f, started),
             RequestKind::ListOffsets(l) => self.list_offsets(slot, version, cid, l, started),
@@ -314,6 +320,129 @@ impl Shard {
             },
             started,
         )
+    }
+
+    fn delete_topics(
+        &mut self,
+        slot: u32,
+        version: i16,
+        cid: i32,
+        d: kafka_protocol::messages::DeleteTopicsRequest,
+        started: std::time::Instant,
+    ) -> bool {
+        let n = self.shared.nshards;
+        let names: Vec<TopicName> = if version >= 6 {
+            d.topics.into_iter().filter_map(|t| t.name).collect()
+        } else {
+            d.topic_names
+        };
+        let mut parts = Vec::new();
+        let mut plan = Vec::new();
+        for name in names {
+            let known = self.logs.topics.contains_key(name.0.as_str());
+            if known {
+                let dir = topics::topic_dir(&self.shared.cfg.data_dir, name.0.as_str());
+                // The topic.meta goes first, so a crash mid-delete does not resurrect it.
+                if let Err(e) = std::fs::remove_file(dir.join("topic.meta")) {
+                    tracing::warn!(topic = %name.0, error = %e, "removing topic.meta failed");
+                }
+                for s in 0..n {
+                    parts.push((s, LogOp::DeleteTopic(name.0.to_string())));
+                }
+            }
+            plan.push((name, known));
+        }
+        let finish = move |results: &[LogResult]| {
+            let mut k = 0;
+            let responses = plan
+                .iter()
+                .map(|(name, known)| {
+                    let error = if *known {
+                        let e = results[k..k + n]
+                            .iter()
+                            .map(|r| r.error())
+                            .find(|&e| e != 0)
+                            .unwrap_or(0);
+                        k += n;
+                        e
+                    } else {
+                        ErrorCode::UnknownTopicOrPartition.code()
+                    };
+                    kafka_protocol::messages::delete_topics_response::DeletableTopicResult::default(
+                    )
+                    .with_name(Some(name.clone()))
+                    .with_error_code(error)
+                })
+                .collect();
+            let body = ResponseKind::DeleteTopics(
+                kafka_protocol::messages::DeleteTopicsResponse::default().with_responses(responses),
+            );
+            encode_or_empty(ApiKey::DeleteTopics, version, cid, &body)
+        };
+        self.launch_log(
+            slot,
+            parts,
+            JoinKind::Kafka {
+                finish: Box::new(finish),
+                again: Vec::new(),
+            },
+            started,
+        )
+    }
+
+    /// Topic configs from this shard's copy of the topic table; the broker has none to show.
+    fn describe_configs(
+        &self,
+        d: kafka_protocol::messages::DescribeConfigsRequest,
+    ) -> kafka_protocol::messages::DescribeConfigsResponse {
+        use kafka_protocol::messages::describe_configs_response::{
+            DescribeConfigsResourceResult, DescribeConfigsResult,
+        };
+        const TOPIC: i8 = 2;
+        let results = d
+            .resources
+            .into_iter()
+            .map(|r| {
+                let base = DescribeConfigsResult::default()
+                    .with_resource_type(r.resource_type)
+                    .with_resource_name(r.resource_name.clone());
+                if r.resource_type != TOPIC {
+                    return base;
+                }
+                let Some(m) = self.logs.topics.get(r.resource_name.as_str()) else {
+                    return base.with_error_code(ErrorCode::UnknownTopicOrPartition.code());
+                };
+                let opt = |v: Option<u64>| v.map_or("-1".to_string(), |x| x.to_string());
+                let all = [
+                    ("retention.ms", opt(m.config.retention_ms)),
+                    ("retention.bytes", opt(m.config.retention_bytes)),
+                    ("segment.bytes", m.config.segment_bytes.to_string()),
+                    ("segment.ms", m.config.segment_ms.to_string()),
+                    ("cleanup.policy", "delete".to_string()),
+                    (
+                        "max.message.bytes",
+                        self.shared.cfg.max_message_bytes.to_string(),
+                    ),
+                ];
+                let wanted = |name: &str| {
+                    r.configuration_keys
+                        .as_ref()
+                        .is_none_or(|ks| ks.iter().any(|k| k.as_str() == name))
+                };
+                base.with_configs(
+                    all.into_iter()
+                        .filter(|(k, _)| wanted(k))
+                        .map(|(k, v)| {
+                            DescribeConfigsResourceResult::default()
+                                .with_name(StrBytes::from_static_str(k))
+                                .with_value(Some(StrBytes::from_string(v)))
+                                .with_config_source(1)
+                        })
+                        .collect(),
+                )
+            })
+            .collect();
+        kafka_protocol::messages::DescribeConfigsResponse::default().with_results(results)
     }
 
     fn produce_request(

@@ -258,6 +258,10 @@ impl Shard {
                 let error = self.create_topic_here(meta);
                 self.log_reply(reply, LogResult::Created { error });
             }
+            LogOp::DeleteTopic(name) => {
+                let error = self.delete_topic_here(&name);
+                self.log_reply(reply, LogResult::Created { error });
+            }
             LogOp::Produce {
                 topic,
                 partition,
@@ -302,6 +306,27 @@ impl Shard {
                 self.log_reply(reply, r);
             }
         }
+    }
+
+    /// Forget a topic; close and delete the partitions this shard owns. A deleted
+    /// partition's slot stays (marked failed, out of the index) so completions still in
+    /// flight for it land harmlessly.
+    fn delete_topic_here(&mut self, name: &str) -> i16 {
+        let Some(meta) = self.logs.topics.remove(name) else {
+            return ErrorCode::UnknownTopicOrPartition.code();
+        };
+        for p in 0..meta.partitions {
+            if let Some(i) = self.logs.index.remove(&(name.to_string(), p)) {
+                let ps = &mut self.logs.parts[i];
+                ps.failed = true;
+                ps.files.clear();
+                // Blocking removal on the shard; rare. See the module docs.
+                if let Err(e) = std::fs::remove_dir_all(&ps.log.dir) {
+                    tracing::warn!(topic = name, partition = p, error = %e, "removing a deleted partition failed");
+                }
+            }
+        }
+        0
     }
 
     fn create_topic_here(&mut self, meta: TopicMeta) -> i16 {
