@@ -44,12 +44,24 @@ pub struct Node {
 }
 
 /// Bind `addr` alone (no SO_REUSEPORT), then let it go; returns the address bound.
+///
+/// A port can stay busy for a moment after a previous node exits: the kernel tears an
+/// exited process's io_uring down asynchronously, and a pending multishot accept keeps its
+/// listener alive until then. So "address in use" is retried for up to 2 s before it is
+/// reported.
 fn claim(addr: SocketAddr) -> anyhow::Result<SocketAddr> {
-    let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    s.set_reuse_address(true)?;
-    s.bind(&addr.into())
-        .with_context(|| format!("--resp-listen {addr} is in use or cannot be bound"))?;
-    s.local_addr()?.as_socket().context("listener address")
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        s.set_reuse_address(true)?;
+        match s.bind(&addr.into()) {
+            Ok(()) => return s.local_addr()?.as_socket().context("listener address"),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => return Err(e).with_context(|| format!("{addr} is in use or cannot be bound")),
+        }
+    }
 }
 
 fn listener(addr: SocketAddr) -> anyhow::Result<Socket> {
