@@ -119,17 +119,19 @@ class Node:
         self.proc.wait()
 
     def launch(self):
+        # Ready means this process logged "pinion ready". A bare connect is not enough: right
+        # after a restart the previous process's listener can linger in the kernel (its
+        # io_uring is torn down asynchronously) and accept connections for a moment.
+        readies = self.log_path.read_text(errors="replace").count("pinion ready") if self.log_path.exists() else 0
         self.proc = subprocess.Popen(self.args, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.time() + 15
         while time.time() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"pinion exited early:\n{self.log_path.read_text()}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("pinion did not start listening")
+            if self.log_path.read_text(errors="replace").count("pinion ready") > readies:
+                return
+            time.sleep(0.02)
+        raise RuntimeError("pinion did not become ready")
 
     def client(self, **kw) -> redis.Redis:
         return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=10, **kw)
