@@ -104,9 +104,10 @@ def test_confluent_create_topics_acks_all_watermarks_and_read_back(node):
         assert [o for o, _ in sorted(rows)] == list(range(len(rows)))
 
 
-def test_idempotent_style_retries_do_not_lose_order(node):
+def test_idempotent_producer_with_retries_keeps_order(node):
     bootstrap = f"127.0.0.1:{node.kafka_port}"
-    p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "retries": 5, "max.in.flight.requests.per.connection": 1})
+    p = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all",
+                  "retries": 5, "max.in.flight.requests.per.connection": 5, "linger.ms": 1})
     for i in range(300):
         p.produce("ordered", value=str(i).encode())
     assert p.flush(30) == 0
@@ -275,3 +276,23 @@ def test_describe_configs_and_delete_topics(node):
     assert not (node.data / "log" / "cfg" / "topic.meta").exists()
     with pytest.raises(Exception, match="UNKNOWN_TOPIC|nknown topic"):
         admin.delete_topics(["cfg"])["cfg"].result(10)
+
+
+def test_retention_deletes_old_segments_and_moves_the_start_offset(start):
+    node = start("--segment-bytes", "2kb", "--retention-bytes", "8kb")
+    lines = [f"{i:05d}-" + "y" * 200 for i in range(200)]  # about 45 KB in ~2 KB segments
+    for chunk in range(0, 200, 20):
+        kcat(node, "-P", "-t", "kept", input=("\n".join(lines[chunk:chunk + 20]) + "\n").encode())
+    part = node.data / "log" / "kept" / "0"
+    deadline = time.time() + 10
+    while time.time() < deadline and sum(f.stat().st_size for f in part.glob("*.log")) > 8 * 1024 + 2048:
+        time.sleep(0.1)  # retention runs from the 100 ms tick
+    total = sum(f.stat().st_size for f in part.glob("*.log"))
+    assert total <= 8 * 1024 + 2048, total
+    c = Consumer({"bootstrap.servers": f"127.0.0.1:{node.kafka_port}", "group.id": "ret"})
+    lo, hi = c.get_watermark_offsets(TopicPartition("kept", 0), timeout=10)
+    c.close()
+    assert lo > 0 and hi == 200
+    out = kcat(node, "-C", "-t", "kept", "-o", "beginning", "-e", "-f", "%o\n")
+    offs = [int(o) for o in out.split()]
+    assert offs[0] == lo and offs[-1] == 199 and offs == list(range(lo, 200))

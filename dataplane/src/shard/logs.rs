@@ -83,6 +83,7 @@ struct PendingAppend {
 }
 
 struct Commit {
+    seq: u32,
     buf: Vec<u8>,
     appends: Vec<PendingAppend>,
     synced: bool,
@@ -95,7 +96,11 @@ pub struct PartState {
     log: Partition,
     files: HashMap<PathBuf, File>,
     pending: Vec<PendingAppend>,
-    committing: Option<Commit>,
+    /// Group commits in flight, oldest first; completed strictly in order.
+    committing: std::collections::VecDeque<Commit>,
+    next_commit: u32,
+    /// Buffers of finished commits, reused so large writes do not fault in fresh pages.
+    spare: Vec<Vec<u8>>,
     failed: bool,
     /// Acknowledged end: offset and (active segment path, byte size).
     hw: i64,
@@ -106,6 +111,9 @@ pub struct PartState {
     /// Kept in memory; a restart forgets them (Kafka persists producer snapshots).
     producers: HashMap<i64, ProducerState>,
 }
+
+/// Group commits of one partition in flight at once.
+const COMMITS_IN_FLIGHT: usize = 4;
 
 /// How many recent batches per producer are remembered for duplicate detection (Kafka: 5).
 const PRODUCER_BATCHES: usize = 5;
@@ -224,7 +232,9 @@ impl PartState {
             log,
             files,
             pending: Vec::new(),
-            committing: None,
+            committing: Default::default(),
+            next_commit: 0,
+            spare: Vec::new(),
             failed: false,
             committed: active,
             dirty_since_sync: false,
@@ -455,13 +465,17 @@ impl Shard {
         }
     }
 
-    /// Start the group commits that loop turn planned. Called once per turn.
+    /// Start the group commits that loop turn planned. Called once per turn. Up to
+    /// [`COMMITS_IN_FLIGHT`] commits of a partition may be in flight: the next group's write
+    /// goes to the page cache while the previous fdatasync runs, and each group is
+    /// acknowledged only when its own fdatasync (which covers everything written before it)
+    /// completes, in order.
     pub(super) fn flush_log(&mut self) {
         let fsync = self.shared.fsync;
         let dirty = std::mem::take(&mut self.logs.dirty);
         for i in dirty {
             let p = &mut self.logs.parts[i];
-            if p.committing.is_some() || p.pending.is_empty() || p.failed {
+            if p.committing.len() >= COMMITS_IN_FLIGHT || p.pending.is_empty() || p.failed {
                 continue;
             }
             // One group: contiguous appends to the file of the first one.
@@ -473,55 +487,61 @@ impl Shard {
                 .position(|a| a.plan.path != path)
                 .map_or(p.pending.len(), |k| k + 1);
             let appends: Vec<PendingAppend> = p.pending.drain(..cut).collect();
-            let mut buf = Vec::with_capacity(appends.iter().map(|a| a.bytes.len()).sum());
+            let mut buf = p.spare.pop().unwrap_or_default();
+            buf.clear();
+            buf.reserve(appends.iter().map(|a| a.bytes.len()).sum());
             for a in &appends {
                 buf.extend_from_slice(&a.bytes);
             }
             let position = appends[0].plan.position;
-            let Some(fd) = p.files.get(&path).map(|f| f.as_raw_fd()) else {
-                p.failed = true;
-                p.committing = Some(Commit {
-                    buf,
-                    appends,
-                    synced: false,
-                    written: false,
-                });
-                self.fail_partition(i);
-                continue;
-            };
+            let seq = p.next_commit;
+            p.next_commit = crate::runtime::next_gen(seq);
             let sync = fsync == Fsync::Always;
-            let write = opcode::Write::new(types::Fd(fd), buf.as_ptr(), buf.len() as u32)
-                .offset(position)
-                .build()
-                .user_data(Token::new(Kind::LogWrite, 0, i as u32).encode());
-            let write = if sync {
-                write.flags(squeue::Flags::IO_LINK)
-            } else {
-                write
-            };
-            p.committing = Some(Commit {
+            p.committing.push_back(Commit {
+                seq,
                 buf,
                 appends,
                 synced: !sync,
                 written: false,
             });
+            let Some(fd) = p.files.get(&path).map(|f| f.as_raw_fd()) else {
+                p.failed = true;
+                self.fail_partition(i);
+                continue;
+            };
             p.dirty_since_sync = true;
+            let Some(c) = p.committing.back() else {
+                continue;
+            };
+            let write = opcode::Write::new(types::Fd(fd), c.buf.as_ptr(), c.buf.len() as u32)
+                .offset(position)
+                .build()
+                .user_data(Token::new(Kind::LogWrite, seq, i as u32).encode());
+            let write = if sync {
+                write.flags(squeue::Flags::IO_LINK)
+            } else {
+                write
+            };
             self.push(write);
             if sync {
                 let e = opcode::Fsync::new(types::Fd(fd))
                     .flags(types::FsyncFlags::DATASYNC)
                     .build()
-                    .user_data(Token::new(Kind::LogSync, 0, i as u32).encode());
+                    .user_data(Token::new(Kind::LogSync, seq, i as u32).encode());
                 self.push(e);
+            }
+            // More pending (a segment roll cut the group): try again next turn.
+            if !self.logs.parts[i].pending.is_empty() {
+                self.logs.dirty.push(i);
             }
         }
     }
 
-    pub(super) fn on_log_write(&mut self, i: usize, res: i32) {
+    pub(super) fn on_log_write(&mut self, i: usize, seq: u32, res: i32) {
         let Some(p) = self.logs.parts.get_mut(i) else {
             return;
         };
-        let Some(c) = p.committing.as_mut() else {
+        let Some(c) = p.committing.iter_mut().find(|c| c.seq == seq) else {
             return;
         };
         if res < 0 || res as usize != c.buf.len() {
@@ -531,18 +551,17 @@ impl Shard {
             return self.fail_partition(i);
         }
         c.written = true;
-        if c.synced {
-            self.finish_commit(i);
-        }
+        self.finish_commits(i);
     }
 
-    pub(super) fn on_log_sync(&mut self, i: usize, res: i32) {
+    pub(super) fn on_log_sync(&mut self, i: usize, seq: u32, res: i32) {
         let Some(p) = self.logs.parts.get_mut(i) else {
             return;
         };
-        let Some(c) = p.committing.as_mut() else {
+        // Not found: the commit already failed (ECANCELED after a failed write).
+        let Some(c) = p.committing.iter_mut().find(|c| c.seq == seq) else {
             return;
-        }; // already failed (ECANCELED after a failed write)
+        };
         if res < 0 {
             tracing::error!(topic = %p.topic, partition = p.partition, error = %std::io::Error::from_raw_os_error(-res),
                 "fdatasync failed; the partition stops taking writes");
@@ -550,30 +569,38 @@ impl Shard {
             return self.fail_partition(i);
         }
         c.synced = true;
-        p.dirty_since_sync = false;
-        if c.written {
-            self.finish_commit(i);
-        }
+        self.finish_commits(i);
     }
 
-    fn finish_commit(&mut self, i: usize) {
+    /// Acknowledge finished commits from the oldest on; stop at the first unfinished one.
+    fn finish_commits(&mut self, i: usize) {
         let p = &mut self.logs.parts[i];
-        let Some(c) = p.committing.take() else { return };
         let log_start = p.log.log_start();
         let mut replies = Vec::new();
-        for a in c.appends {
-            p.hw = a.plan.last_offset + 1;
-            p.committed = (a.plan.path.clone(), a.plan.position + a.plan.len as u64);
-            if let Some((to, base)) = a.reply {
-                replies.push((
-                    to,
-                    LogResult::Produced {
-                        error: 0,
-                        base_offset: base,
-                        log_start,
-                    },
-                ));
+        while p.committing.front().is_some_and(|c| c.written && c.synced) {
+            let Some(c) = p.committing.pop_front() else {
+                break;
+            };
+            for a in c.appends {
+                p.hw = a.plan.last_offset + 1;
+                p.committed = (a.plan.path.clone(), a.plan.position + a.plan.len as u64);
+                if let Some((to, base)) = a.reply {
+                    replies.push((
+                        to,
+                        LogResult::Produced {
+                            error: 0,
+                            base_offset: base,
+                            log_start,
+                        },
+                    ));
+                }
             }
+            if p.spare.len() < COMMITS_IN_FLIGHT {
+                p.spare.push(c.buf);
+            }
+        }
+        if p.committing.is_empty() && self.shared.fsync == Fsync::Always {
+            p.dirty_since_sync = false;
         }
         if !p.pending.is_empty() && !self.logs.dirty.contains(&i) {
             self.logs.dirty.push(i);
@@ -586,8 +613,7 @@ impl Shard {
     /// Undo every planned append of partition `i` (newest first) and fail their producers.
     fn fail_partition(&mut self, i: usize) {
         let p = &mut self.logs.parts[i];
-        let mut all: Vec<PendingAppend> =
-            p.committing.take().map(|c| c.appends).unwrap_or_default();
+        let mut all: Vec<PendingAppend> = p.committing.drain(..).flat_map(|c| c.appends).collect();
         all.append(&mut p.pending);
         for a in all.iter().rev() {
             p.log.undo_append(&a.plan);
@@ -611,7 +637,7 @@ impl Shard {
         let interval = matches!(self.shared.fsync, Fsync::Interval(ms) if now.saturating_sub(self.logs.last_sync_ms) >= ms);
         let mut syncs = Vec::new();
         for p in &mut self.logs.parts {
-            if interval && p.dirty_since_sync && p.committing.is_none() {
+            if interval && p.dirty_since_sync && p.committing.is_empty() {
                 if let Some(f) = p.files.get(&p.committed.0) {
                     syncs.push(f.as_raw_fd());
                     p.dirty_since_sync = false;

@@ -207,8 +207,8 @@ impl Shard {
             Kind::Tick if t.index == 1 => self.on_fast_tick(),
             Kind::Tick => self.on_tick(),
             Kind::Cancel => {}
-            Kind::LogWrite => self.on_log_write(t.index as usize, res),
-            Kind::LogSync => self.on_log_sync(t.index as usize, res),
+            Kind::LogWrite => self.on_log_write(t.index as usize, t.gen, res),
+            Kind::LogSync => self.on_log_sync(t.index as usize, t.gen, res),
             Kind::LogRead => self.on_log_read(t.index, res),
         }
     }

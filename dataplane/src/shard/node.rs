@@ -59,7 +59,9 @@ fn claim(addr: SocketAddr) -> anyhow::Result<SocketAddr> {
             Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(50));
             }
-            Err(e) => return Err(e).with_context(|| format!("{addr} is in use or cannot be bound")),
+            Err(e) => {
+                return Err(e).with_context(|| format!("{addr} is in use or cannot be bound"))
+            }
         }
     }
 }
