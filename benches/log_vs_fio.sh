@@ -35,6 +35,8 @@ fio --name=seq --directory="$DIR/fio" --rw=write --bs=1m --size=1g --direct=1 \
 fio --name=sync --directory="$DIR/fio" --rw=write --bs=64k --size=128m --fdatasync=1 \
   --ioengine=sync --output-format=json > "$DIR/sync.json"
 rm -rf "$DIR/fio"
+# Let the host finish fio's writeback before pinion is measured on the same disk.
+sync; sleep 5
 
 target/release/pinion --cores "$SERVER_CPU" --kafka-listen "127.0.0.1:$PORT" --resp-listen 127.0.0.1:0 \
   --admin-listen 127.0.0.1:0 --data-dir "$DIR/pinion" --fsync always --log-level warn &
