@@ -286,6 +286,20 @@ impl Shard {
         self.launch_new(slot, parts, JoinKind::Scan, spec.family, started)
     }
 
+    /// Do the request lanes to every other shard named in `parts` have room for all of their
+    /// parts? Checked before sending any, so a split request is never half-sent.
+    fn lanes_have_room<T>(&self, parts: &[(usize, T)]) -> bool {
+        let mut need = vec![0usize; self.shared.nshards];
+        for (s, _) in parts {
+            if *s != self.id {
+                need[*s] += 1;
+            }
+        }
+        need.iter()
+            .enumerate()
+            .all(|(s, &k)| k == 0 || self.mesh.req_room(s) >= k)
+    }
+
     /// Start a split command in a new reply slot. Refuses (returns false) when a lane it
     /// needs lacks room for its parts, so nothing is half-sent.
     pub(super) fn launch_new(
@@ -296,17 +310,7 @@ impl Shard {
         family: Family,
         started: Instant,
     ) -> bool {
-        let mut need = vec![0usize; self.shared.nshards];
-        for (s, _) in &parts {
-            if *s != self.id {
-                need[*s] += 1;
-            }
-        }
-        if need
-            .iter()
-            .enumerate()
-            .any(|(s, &k)| k > 0 && self.mesh.req_room(s) < k)
-        {
+        if !self.lanes_have_room(&parts) {
             self.block(slot);
             return false;
         }
@@ -381,17 +385,7 @@ impl Shard {
         kind: JoinKind,
         started: Instant,
     ) -> bool {
-        let mut need = vec![0usize; self.shared.nshards];
-        for (s, _) in &parts {
-            if *s != self.id {
-                need[*s] += 1;
-            }
-        }
-        if need
-            .iter()
-            .enumerate()
-            .any(|(s, &k)| k > 0 && self.mesh.req_room(s) < k)
-        {
+        if !self.lanes_have_room(&parts) {
             self.block(slot);
             return false;
         }

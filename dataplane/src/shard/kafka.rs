@@ -445,6 +445,31 @@ impl Shard {
         kafka_protocol::messages::DescribeConfigsResponse::default().with_results(results)
     }
 
+    /// Split a request's partitions by owner shard, one log part each, in request order;
+    /// also returns the request's layout (topics and their partitions) to answer in.
+    fn split_partitions<T>(
+        &self,
+        topics: Vec<(TopicName, Vec<T>)>,
+        op: impl Fn(&str, T) -> (i32, LogOp),
+    ) -> (Vec<(usize, LogOp)>, Layout) {
+        let mut parts = Vec::new();
+        let mut layout = Vec::new();
+        for (name, partitions) in topics {
+            let mut idx = Vec::new();
+            for p in partitions {
+                let (partition, op) = op(name.0.as_str(), p);
+                parts.push((
+                    self.owner
+                        .shard(topics::partition_slot(name.0.as_str(), partition)),
+                    op,
+                ));
+                idx.push(partition);
+            }
+            layout.push((name, idx));
+        }
+        (parts, layout)
+    }
+
     fn produce_request(
         &mut self,
         slot: u32,
@@ -454,59 +479,48 @@ impl Shard {
         started: std::time::Instant,
     ) -> bool {
         let acks = p.acks;
-        let mut parts = Vec::new();
-        let mut layout: Vec<(TopicName, Vec<i32>)> = Vec::new();
-        for t in p.topic_data {
-            let name = t.name.0.to_string();
-            let mut idx = Vec::new();
-            for pd in t.partition_data {
-                let owner = self.owner.shard(topics::partition_slot(&name, pd.index));
-                let records = pd.records.unwrap_or_default();
-                parts.push((
-                    owner,
-                    LogOp::Produce {
-                        topic: name.clone(),
-                        partition: pd.index,
-                        records,
-                    },
-                ));
-                idx.push(pd.index);
-            }
-            layout.push((t.name, idx));
-        }
+        let topics = p
+            .topic_data
+            .into_iter()
+            .map(|t| (t.name, t.partition_data))
+            .collect();
+        let (parts, layout) = self.split_partitions(topics, |name, pd| {
+            let records = pd.records.unwrap_or_default();
+            (
+                pd.index,
+                LogOp::Produce {
+                    topic: name.to_string(),
+                    partition: pd.index,
+                    records,
+                },
+            )
+        });
         let finish = move |results: &[LogResult]| {
             if acks == 0 {
                 return KafkaDone::Reply(Vec::new()); // acks=0: Kafka sends no response
             }
-            let mut k = 0;
-            let responses = layout
-                .iter()
-                .map(|(name, idx)| {
-                    let partition_responses = idx
-                        .iter()
-                        .map(|&index| {
-                            let (error, base, start) = match &results[k] {
-                                LogResult::Produced {
-                                    error,
-                                    base_offset,
-                                    log_start,
-                                } => (*error, *base_offset, *log_start),
-                                other => (other.error(), -1, -1),
-                            };
-                            k += 1;
-                            PartitionProduceResponse::default()
-                                .with_index(index)
-                                .with_error_code(error)
-                                .with_base_offset(base)
-                                .with_log_append_time_ms(-1)
-                                .with_log_start_offset(start)
-                        })
-                        .collect();
-                    TopicProduceResponse::default()
-                        .with_name(name.clone())
-                        .with_partition_responses(partition_responses)
-                })
-                .collect();
+            let responses = by_layout(&layout, results, |index, r| {
+                let (error, base, start) = match r {
+                    LogResult::Produced {
+                        error,
+                        base_offset,
+                        log_start,
+                    } => (*error, *base_offset, *log_start),
+                    other => (other.error(), -1, -1),
+                };
+                PartitionProduceResponse::default()
+                    .with_index(index)
+                    .with_error_code(error)
+                    .with_base_offset(base)
+                    .with_log_append_time_ms(-1)
+                    .with_log_start_offset(start)
+            })
+            .map(|(name, ps)| {
+                TopicProduceResponse::default()
+                    .with_name(name)
+                    .with_partition_responses(ps)
+            })
+            .collect();
             let body = ResponseKind::Produce(ProduceResponse::default().with_responses(responses));
             encode_or_empty(ApiKey::Produce, version, cid, &body)
         };
@@ -532,26 +546,20 @@ impl Shard {
         let deadline =
             started + std::time::Duration::from_millis(f.max_wait_ms.clamp(0, 60_000) as u64);
         let min_bytes = f.min_bytes.max(1) as usize;
-        let mut parts = Vec::new();
-        let mut layout: Vec<(TopicName, Vec<i32>)> = Vec::new();
-        for t in f.topics {
-            let name = t.topic.0.to_string();
-            let mut idx = Vec::new();
-            for p in t.partitions {
-                let owner = self.owner.shard(topics::partition_slot(&name, p.partition));
-                parts.push((
-                    owner,
-                    LogOp::Fetch {
-                        topic: name.clone(),
-                        partition: p.partition,
-                        offset: p.fetch_offset,
-                        max_bytes: p.partition_max_bytes,
-                    },
-                ));
-                idx.push(p.partition);
-            }
-            layout.push((t.topic, idx));
-        }
+        let topics = f
+            .topics
+            .into_iter()
+            .map(|t| (t.topic, t.partitions))
+            .collect();
+        let (parts, layout) = self.split_partitions(topics, |name, p| {
+            let op = LogOp::Fetch {
+                topic: name.to_string(),
+                partition: p.partition,
+                offset: p.fetch_offset,
+                max_bytes: p.partition_max_bytes,
+            };
+            (p.partition, op)
+        });
         let finish = move |results: &[LogResult]| {
             let bytes: usize = results
                 .iter()
@@ -566,40 +574,32 @@ impl Shard {
             if bytes < min_bytes && !errors && std::time::Instant::now() < deadline {
                 return KafkaDone::Wait;
             }
-            let mut k = 0;
-            let responses = layout
-                .iter()
-                .map(|(name, idx)| {
-                    let partitions = idx
-                        .iter()
-                        .map(|&index| {
-                            let d = PartitionData::default()
-                                .with_partition_index(index)
-                                .with_preferred_read_replica(BrokerId(-1));
-                            let d = match &results[k] {
-                                LogResult::Fetched {
-                                    error,
-                                    high_watermark,
-                                    log_start,
-                                    records,
-                                } => d
-                                    .with_error_code(*error)
-                                    .with_high_watermark(*high_watermark)
-                                    .with_last_stable_offset(*high_watermark)
-                                    .with_log_start_offset(*log_start)
-                                    .with_aborted_transactions(Some(Vec::new()))
-                                    .with_records(Some(records.clone().unwrap_or_default())),
-                                other => d.with_error_code(other.error()).with_high_watermark(-1),
-                            };
-                            k += 1;
-                            d
-                        })
-                        .collect();
-                    FetchableTopicResponse::default()
-                        .with_topic(name.clone())
-                        .with_partitions(partitions)
-                })
-                .collect();
+            let responses = by_layout(&layout, results, |index, r| {
+                let d = PartitionData::default()
+                    .with_partition_index(index)
+                    .with_preferred_read_replica(BrokerId(-1));
+                match r {
+                    LogResult::Fetched {
+                        error,
+                        high_watermark,
+                        log_start,
+                        records,
+                    } => d
+                        .with_error_code(*error)
+                        .with_high_watermark(*high_watermark)
+                        .with_last_stable_offset(*high_watermark)
+                        .with_log_start_offset(*log_start)
+                        .with_aborted_transactions(Some(Vec::new()))
+                        .with_records(Some(records.clone().unwrap_or_default())),
+                    other => d.with_error_code(other.error()).with_high_watermark(-1),
+                }
+            })
+            .map(|(name, ps)| {
+                FetchableTopicResponse::default()
+                    .with_topic(name)
+                    .with_partitions(ps)
+            })
+            .collect();
             let body = ResponseKind::Fetch(FetchResponse::default().with_responses(responses));
             encode_or_empty(ApiKey::Fetch, version, cid, &body)
         };
@@ -623,57 +623,42 @@ impl Shard {
         l: ListOffsetsRequest,
         started: std::time::Instant,
     ) -> bool {
-        let mut parts = Vec::new();
-        let mut layout: Vec<(TopicName, Vec<i32>)> = Vec::new();
-        for t in l.topics {
-            let name = t.name.0.to_string();
-            let mut idx = Vec::new();
-            for p in t.partitions {
-                let owner = self
-                    .owner
-                    .shard(topics::partition_slot(&name, p.partition_index));
-                parts.push((
-                    owner,
-                    LogOp::ListOffsets {
-                        topic: name.clone(),
-                        partition: p.partition_index,
-                        timestamp: p.timestamp,
-                    },
-                ));
-                idx.push(p.partition_index);
-            }
-            layout.push((t.name, idx));
-        }
+        let topics = l
+            .topics
+            .into_iter()
+            .map(|t| (t.name, t.partitions))
+            .collect();
+        let (parts, layout) = self.split_partitions(topics, |name, p| {
+            let op = LogOp::ListOffsets {
+                topic: name.to_string(),
+                partition: p.partition_index,
+                timestamp: p.timestamp,
+            };
+            (p.partition_index, op)
+        });
         let finish = move |results: &[LogResult]| {
-            let mut k = 0;
-            let topics = layout
-                .iter()
-                .map(|(name, idx)| {
-                    let partitions = idx
-                        .iter()
-                        .map(|&index| {
-                            let (error, offset, timestamp) = match &results[k] {
-                                LogResult::Offset {
-                                    error,
-                                    offset,
-                                    timestamp,
-                                } => (*error, *offset, *timestamp),
-                                other => (other.error(), -1, -1),
-                            };
-                            k += 1;
-                            ListOffsetsPartitionResponse::default()
-                                .with_partition_index(index)
-                                .with_error_code(error)
-                                .with_offset(offset)
-                                .with_timestamp(timestamp)
-                                .with_leader_epoch(-1)
-                        })
-                        .collect();
-                    ListOffsetsTopicResponse::default()
-                        .with_name(name.clone())
-                        .with_partitions(partitions)
-                })
-                .collect();
+            let topics = by_layout(&layout, results, |index, r| {
+                let (error, offset, timestamp) = match r {
+                    LogResult::Offset {
+                        error,
+                        offset,
+                        timestamp,
+                    } => (*error, *offset, *timestamp),
+                    other => (other.error(), -1, -1),
+                };
+                ListOffsetsPartitionResponse::default()
+                    .with_partition_index(index)
+                    .with_error_code(error)
+                    .with_offset(offset)
+                    .with_timestamp(timestamp)
+                    .with_leader_epoch(-1)
+            })
+            .map(|(name, ps)| {
+                ListOffsetsTopicResponse::default()
+                    .with_name(name)
+                    .with_partitions(ps)
+            })
+            .collect();
             let body =
                 ResponseKind::ListOffsets(ListOffsetsResponse::default().with_topics(topics));
             encode_or_empty(ApiKey::ListOffsets, version, cid, &body)
@@ -768,6 +753,30 @@ impl Shard {
             started,
         )
     }
+}
+
+/// A request's topics and their partitions, in request order.
+type Layout = Vec<(TopicName, Vec<i32>)>;
+
+/// Pair each partition of `layout` with its result (results are in the same order) and
+/// build its answer with `f`; yields (topic, answers) per topic.
+fn by_layout<'a, R>(
+    layout: &'a Layout,
+    results: &'a [LogResult],
+    mut f: impl FnMut(i32, &LogResult) -> R + 'a,
+) -> impl Iterator<Item = (TopicName, Vec<R>)> + 'a {
+    let mut k = 0;
+    layout.iter().map(move |(name, idx)| {
+        let answers = idx
+            .iter()
+            .map(|&index| {
+                let r = f(index, &results[k]);
+                k += 1;
+                r
+            })
+            .collect();
+        (name.clone(), answers)
+    })
 }
 
 /// Encode a response; an encoding failure (a bug) is logged and answered with nothing.

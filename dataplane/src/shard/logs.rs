@@ -678,33 +678,22 @@ impl Shard {
         };
         let p = &self.logs.parts[i];
         let (hw, ls) = (p.hw, p.log.log_start());
+        // An empty answer: the consumer is at the end, or nothing readable is there yet.
+        let nothing = LogResult::Fetched {
+            error: 0,
+            high_watermark: hw,
+            log_start: ls,
+            records: None,
+        };
         if offset < ls || offset > hw {
             return self.log_reply(reply, err(ErrorCode::OffsetOutOfRange, hw, ls));
         }
         if offset == hw {
-            return self.log_reply(
-                reply,
-                LogResult::Fetched {
-                    error: 0,
-                    high_watermark: hw,
-                    log_start: ls,
-                    records: None,
-                },
-            );
+            return self.log_reply(reply, nothing);
         }
         let plan = match p.log.plan_read(offset, max_bytes.max(1) as u64) {
             Ok(Some(plan)) => plan,
-            _ => {
-                return self.log_reply(
-                    reply,
-                    LogResult::Fetched {
-                        error: 0,
-                        high_watermark: hw,
-                        log_start: ls,
-                        records: None,
-                    },
-                )
-            }
+            _ => return self.log_reply(reply, nothing),
         };
         // Never read past what is acknowledged.
         let mut len = plan.len;
@@ -715,15 +704,7 @@ impl Shard {
             return self.log_reply(reply, err(ErrorCode::KafkaStorageError, hw, ls));
         };
         if len == 0 {
-            return self.log_reply(
-                reply,
-                LogResult::Fetched {
-                    error: 0,
-                    high_watermark: hw,
-                    log_start: ls,
-                    records: None,
-                },
-            );
+            return self.log_reply(reply, nothing);
         }
         let op = ReadOp {
             buf: vec![0u8; len as usize],
