@@ -296,3 +296,21 @@ def test_retention_deletes_old_segments_and_moves_the_start_offset(start):
     out = kcat(node, "-C", "-t", "kept", "-o", "beginning", "-e", "-f", "%o\n")
     offs = [int(o) for o in out.split()]
     assert offs[0] == lo and offs[-1] == 199 and offs == list(range(lo, 200))
+
+
+def test_list_offsets_by_timestamp(node):
+    bootstrap = f"127.0.0.1:{node.kafka_port}"
+    p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 0})
+    base = 1_700_000_000_000
+    for i in range(100):
+        p.produce("timed", value=f"t{i}".encode(), timestamp=base + i * 1000)
+        p.flush(10)  # one batch per record, so answers are exact
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "times"})
+    asked = [base - 5000, base, base + 500, base + 42_000, base + 99_000, base + 200_000]
+    want = [0, 0, 1, 42, 99, -1]
+    got = [c.offsets_for_times([TopicPartition("timed", 0, t)], timeout=10)[0].offset for t in asked]
+    lo, hi = c.get_watermark_offsets(TopicPartition("timed", 0), timeout=10)
+    c.close()
+    # librdkafka reports "no such record" as the end offset (-1 from the broker).
+    assert got[:5] == want[:5]
+    assert got[5] in (-1, hi)

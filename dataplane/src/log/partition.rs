@@ -29,6 +29,8 @@ pub struct Segment {
     pub size: u64,
     /// (offset, position of the batch that starts at or contains it), sparse, ascending.
     pub index: Vec<(i64, u64)>,
+    /// For each index entry, the newest timestamp among the batches from it to the next one.
+    pub index_ts: Vec<i64>,
     /// Offset after this segment's last record (== base when empty).
     pub end: i64,
     pub max_timestamp: i64,
@@ -43,6 +45,7 @@ impl Segment {
             path: segment_path(dir, base),
             size: 0,
             index: Vec::new(),
+            index_ts: Vec::new(),
             end: base,
             max_timestamp: -1,
             created_ms: now_ms,
@@ -53,7 +56,11 @@ impl Segment {
     fn note_batch(&mut self, h: &BatchHeader, position: u64) {
         if self.bytes_since_index >= INDEX_INTERVAL_BYTES {
             self.index.push((h.base_offset, position));
+            self.index_ts.push(h.max_timestamp);
             self.bytes_since_index = 0;
+        }
+        if let Some(t) = self.index_ts.last_mut() {
+            *t = (*t).max(h.max_timestamp);
         }
         self.bytes_since_index += h.size as u64;
         self.size = position + h.size as u64;
@@ -290,6 +297,7 @@ impl Partition {
             seg.end = plan.base_offset;
             while seg.index.last().is_some_and(|&(_, p)| p >= plan.position) {
                 seg.index.pop();
+                seg.index_ts.pop();
             }
         }
     }
@@ -316,6 +324,24 @@ impl Partition {
             position,
             len,
         }))
+    }
+
+    /// Where to look for the first batch whose newest timestamp is at least `ts` (Kafka's
+    /// ListOffsets by timestamp): the index block that must hold it, or None when no stored
+    /// batch is that new. `committed` bounds the active segment to acknowledged bytes.
+    pub fn plan_time_read(&self, ts: i64, committed: (&Path, u64)) -> Option<ReadPlan> {
+        let seg = self.segments.iter().find(|s| s.max_timestamp >= ts)?;
+        let k = seg.index_ts.iter().position(|&t| t >= ts)?;
+        let start = seg.index[k].1;
+        let mut end = seg.index.get(k + 1).map_or(seg.size, |e| e.1);
+        if seg.path == committed.0 {
+            end = end.min(committed.1);
+        }
+        (end > start).then(|| ReadPlan {
+            path: seg.path.clone(),
+            position: start,
+            len: end - start,
+        })
     }
 
     /// Delete whole segments (never the active one) while the log is over `retention_bytes`
@@ -345,6 +371,26 @@ impl Partition {
         }
         removed
     }
+}
+
+/// The first batch in `buf` whose newest timestamp is at least `ts`: its base offset and
+/// the timestamp to report (the first record's when it already qualifies, else the batch's
+/// newest: the answer is exact to the batch).
+pub fn find_time(buf: &[u8], ts: i64) -> Option<(i64, i64)> {
+    let mut pos = 0;
+    while pos + HEADER_BYTES <= buf.len() {
+        let h = batch::peek(&buf[pos..]).ok()?;
+        if h.max_timestamp >= ts {
+            let t = if h.base_timestamp >= ts {
+                h.base_timestamp
+            } else {
+                h.max_timestamp
+            };
+            return Some((h.base_offset, t));
+        }
+        pos += h.size;
+    }
+    None
 }
 
 /// Trim bytes read for a fetch: drop batches that end before `offset` and a partial batch
@@ -495,6 +541,36 @@ mod tests {
         // Appends continue at the cut.
         let mut q = q;
         assert_eq!(append(&mut q, &[b"after"], 0).base_offset, 4);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn offsets_by_timestamp() {
+        let dir = tmp("time");
+        let (mut p, _) = Partition::recover(&dir, 1 << 20, u64::MAX, 0).unwrap();
+        for i in 0..300u64 {
+            append(
+                &mut p,
+                &[format!("value-{i:04}-{}", "z".repeat(40)).as_bytes()],
+                10_000 + i * 10,
+            );
+        }
+        let seg = &p.segments[0];
+        assert!(seg.index.len() > 2 && seg.index.len() == seg.index_ts.len());
+        let data = fs::read(&seg.path).unwrap();
+        let committed = (seg.path.as_path(), seg.size);
+        for (ts, want) in [
+            (0, 0),
+            (10_000, 0),
+            (10_005, 1),
+            (11_500, 150),
+            (12_990, 299),
+        ] {
+            let plan = p.plan_time_read(ts, committed).unwrap();
+            let chunk = &data[plan.position as usize..(plan.position + plan.len) as usize];
+            assert_eq!(find_time(chunk, ts).map(|x| x.0), Some(want), "ts {ts}");
+        }
+        assert!(p.plan_time_read(13_000, committed).is_none());
         fs::remove_dir_all(&dir).unwrap();
     }
 

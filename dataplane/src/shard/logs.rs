@@ -14,7 +14,7 @@
 //!
 //! Known shortcuts, to be replaced: creating a topic's folders and a new segment file use
 //! blocking std::fs calls on the shard (IORING_OP_MKDIRAT/OPENAT would keep the shard
-//! non-blocking); ListOffsets by timestamp answers at segment granularity.
+//! non-blocking).
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -168,7 +168,10 @@ fn check_sequence(producers: &HashMap<i64, ProducerState>, h: &batch::BatchHeade
 
 pub struct ReadOp {
     buf: Vec<u8>,
+    /// For a fetch: the offset asked for. For ListOffsets by timestamp: unused.
     offset: i64,
+    /// Some(ts): a ListOffsets lookup of the first batch with a timestamp of at least ts.
+    time: Option<i64>,
     reply: ReplyTo,
     hw: i64,
     log_start: i64,
@@ -299,12 +302,29 @@ impl Shard {
                         let offset = match timestamp {
                             -2 => p.log.log_start(),
                             -1 => p.hw,
-                            ts => p
-                                .log
-                                .segments
-                                .iter()
-                                .find(|s| s.max_timestamp >= ts)
-                                .map_or(p.hw, |s| s.base.min(p.hw)),
+                            ts => {
+                                let committed = (p.committed.0.as_path(), p.committed.1);
+                                let plan = p.log.plan_time_read(ts, committed);
+                                let fd = plan
+                                    .as_ref()
+                                    .and_then(|pl| p.files.get(&pl.path))
+                                    .map(|f| f.as_raw_fd());
+                                match (plan, fd) {
+                                    (Some(plan), Some(fd)) => {
+                                        let op = ReadOp {
+                                            buf: vec![0u8; plan.len as usize],
+                                            offset: -1,
+                                            time: Some(ts),
+                                            reply,
+                                            hw: p.hw,
+                                            log_start: p.log.log_start(),
+                                        };
+                                        return self.submit_read(fd, plan.position, op);
+                                    }
+                                    // No stored record is that new: Kafka answers offset -1.
+                                    _ => -1,
+                                }
+                            }
                         };
                         LogResult::Offset {
                             error: 0,
@@ -709,10 +729,17 @@ impl Shard {
         let op = ReadOp {
             buf: vec![0u8; len as usize],
             offset,
+            time: None,
             reply,
             hw,
             log_start: ls,
         };
+        self.submit_read(fd, plan.position, op);
+    }
+
+    /// Read `op.buf.len()` bytes at `position` of `fd` through the ring; `on_log_read`
+    /// answers when it completes.
+    fn submit_read(&mut self, fd: std::os::fd::RawFd, position: u64, op: ReadOp) {
         let idx = match self.logs.free_reads.pop() {
             Some(k) => {
                 self.logs.reads[k as usize] = Some(op);
@@ -727,7 +754,7 @@ impl Shard {
             return;
         };
         let e = opcode::Read::new(types::Fd(fd), op.buf.as_mut_ptr(), op.buf.len() as u32)
-            .offset(plan.position)
+            .offset(position)
             .build()
             .user_data(Token::new(Kind::LogRead, 0, idx).encode());
         self.push(e);
@@ -738,6 +765,25 @@ impl Shard {
             return;
         };
         self.logs.free_reads.push(idx);
+        if let Some(ts) = op.time {
+            let r = if res < 0 {
+                LogResult::Offset {
+                    error: ErrorCode::KafkaStorageError.code(),
+                    offset: -1,
+                    timestamp: -1,
+                }
+            } else {
+                let (offset, timestamp) =
+                    crate::log::partition::find_time(&op.buf[..res as usize], ts)
+                        .unwrap_or((-1, -1));
+                LogResult::Offset {
+                    error: 0,
+                    offset,
+                    timestamp,
+                }
+            };
+            return self.log_reply(op.reply, r);
+        }
         let r = if res < 0 {
             LogResult::Fetched {
                 error: ErrorCode::KafkaStorageError.code(),
