@@ -314,3 +314,27 @@ def test_list_offsets_by_timestamp(node):
     # librdkafka reports "no such record" as the end offset (-1 from the broker).
     assert got[:5] == want[:5]
     assert got[5] in (-1, hi)
+
+
+def test_a_fetch_asking_for_gigabytes_is_capped(node):
+    """A hostile partition_max_bytes must not make the node read (and hold) that much: with
+    ~20 MB stored, a fetch asking for 2 GiB gets at most the 8 MiB cap."""
+    kcat(node, "-P", "-t", "capped", "-X", "linger.ms=50", input=(b"x" * 1023 + b"\n") * 20_000)
+    # Fetch v4 by hand: replica -1, max_wait 0, min_bytes 1, max_bytes 2^31-1, isolation 0,
+    # one topic, one partition at offset 0 with partition_max_bytes 2^31-1.
+    t = b"capped"
+    body = struct.pack(">iiiib", -1, 0, 1, 0x7FFFFFFF, 0)
+    body += struct.pack(">i", 1) + struct.pack(">h", len(t)) + t
+    body += struct.pack(">i", 1) + struct.pack(">iqi", 0, 0, 0x7FFFFFFF)
+    header = struct.pack(">hhih", 1, 4, 5, 4) + b"test"
+    payload = header + body
+    s = socket.create_connection(("127.0.0.1", node.kafka_port), timeout=10)
+    s.sendall(struct.pack(">i", len(payload)) + payload)
+    data = b""
+    while len(data) < 4 or len(data) < 4 + struct.unpack(">i", data[:4])[0]:
+        chunk = s.recv(1 << 20)
+        assert chunk, "closed"
+        data += chunk
+    s.close()
+    assert struct.unpack(">i", data[4:8])[0] == 5
+    assert 1 << 20 < len(data) <= (8 << 20) + 4096, len(data)

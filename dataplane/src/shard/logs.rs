@@ -711,7 +711,10 @@ impl Shard {
         if offset == hw {
             return self.log_reply(reply, nothing);
         }
-        let plan = match p.log.plan_read(offset, max_bytes.max(1) as u64) {
+        // The client names the size, so it is capped: at most the larger of one whole batch
+        // (--max-message-bytes) and 8 MiB is read and held per partition per fetch.
+        let cap = self.shared.cfg.max_message_bytes.max(8 << 20) as u64;
+        let plan = match p.log.plan_read(offset, (max_bytes.max(1) as u64).min(cap)) {
             Ok(Some(plan)) => plan,
             _ => return self.log_reply(reply, nothing),
         };
