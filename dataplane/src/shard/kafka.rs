@@ -311,15 +311,7 @@ impl Shard {
                 ResponseKind::CreateTopics(CreateTopicsResponse::default().with_topics(topics));
             encode_or_empty(ApiKey::CreateTopics, version, cid, &body)
         };
-        self.launch_log(
-            slot,
-            parts,
-            JoinKind::Kafka {
-                finish: Box::new(finish),
-                again: Vec::new(),
-            },
-            started,
-        )
+        self.launch_kafka(slot, parts, finish, Vec::new(), started)
     }
 
     fn delete_topics(
@@ -379,15 +371,7 @@ impl Shard {
             );
             encode_or_empty(ApiKey::DeleteTopics, version, cid, &body)
         };
-        self.launch_log(
-            slot,
-            parts,
-            JoinKind::Kafka {
-                finish: Box::new(finish),
-                again: Vec::new(),
-            },
-            started,
-        )
+        self.launch_kafka(slot, parts, finish, Vec::new(), started)
     }
 
     /// Topic configs from this shard's copy of the topic table; the broker has none to show.
@@ -443,6 +427,26 @@ impl Shard {
             })
             .collect();
         kafka_protocol::messages::DescribeConfigsResponse::default().with_results(results)
+    }
+
+    /// Start a Kafka request whose answer `finish` builds from its parts' log results.
+    fn launch_kafka(
+        &mut self,
+        slot: u32,
+        parts: Vec<(usize, LogOp)>,
+        finish: impl Fn(&[LogResult]) -> KafkaDone + Send + 'static,
+        again: Vec<(usize, LogOp)>,
+        started: std::time::Instant,
+    ) -> bool {
+        self.launch_log(
+            slot,
+            parts,
+            JoinKind::Kafka {
+                finish: Box::new(finish),
+                again,
+            },
+            started,
+        )
     }
 
     /// Split a request's partitions by owner shard, one log part each, in request order;
@@ -524,15 +528,7 @@ impl Shard {
             let body = ResponseKind::Produce(ProduceResponse::default().with_responses(responses));
             encode_or_empty(ApiKey::Produce, version, cid, &body)
         };
-        self.launch_log(
-            slot,
-            parts,
-            JoinKind::Kafka {
-                finish: Box::new(finish),
-                again: Vec::new(),
-            },
-            started,
-        )
+        self.launch_kafka(slot, parts, finish, Vec::new(), started)
     }
 
     fn fetch_request(
@@ -604,15 +600,7 @@ impl Shard {
             encode_or_empty(ApiKey::Fetch, version, cid, &body)
         };
         let again = parts.clone();
-        self.launch_log(
-            slot,
-            parts,
-            JoinKind::Kafka {
-                finish: Box::new(finish),
-                again,
-            },
-            started,
-        )
+        self.launch_kafka(slot, parts, finish, again, started)
     }
 
     fn list_offsets(
@@ -663,15 +651,7 @@ impl Shard {
                 ResponseKind::ListOffsets(ListOffsetsResponse::default().with_topics(topics));
             encode_or_empty(ApiKey::ListOffsets, version, cid, &body)
         };
-        self.launch_log(
-            slot,
-            parts,
-            JoinKind::Kafka {
-                finish: Box::new(finish),
-                again: Vec::new(),
-            },
-            started,
-        )
+        self.launch_kafka(slot, parts, finish, Vec::new(), started)
     }
 
     /// Metadata for `topics` (None: every topic). Unknown topics are created when `auto`
@@ -743,15 +723,7 @@ impl Shard {
             );
             encode_or_empty(ApiKey::Metadata, version, cid, &body)
         };
-        self.launch_log(
-            slot,
-            parts,
-            JoinKind::Kafka {
-                finish: Box::new(finish),
-                again: Vec::new(),
-            },
-            started,
-        )
+        self.launch_kafka(slot, parts, finish, Vec::new(), started)
     }
 }
 
