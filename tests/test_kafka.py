@@ -92,3 +92,30 @@ def test_bad_kafka_frames_close_only_their_connection(node):
     assert resp_bystander.cmd("PING") == b"+PONG\r\n"
     body = kafka_request(node.kafka_port, api_versions_v0(3, 0))
     assert struct.unpack(">ih", body[:6]) == (3, 0)
+
+
+def test_hostile_array_length_does_not_take_the_node_down(node):
+    """A Metadata request whose topics array claims 2^31-1 entries: the decoder reserves
+    for the claim before reading (kafka-protocol does), which used to abort the process.
+    Only this connection may close; the node and its other connections carry on."""
+    bystander = Raw(node.port)
+    for version, header_ver in [(1, 1), (9, 2)]:
+        if header_ver == 1:
+            header = struct.pack(">hhih", 3, version, 77, 4) + b"evil"
+            body = struct.pack(">i", 0x7FFFFFFF)  # topics array length, then nothing
+        else:
+            header = struct.pack(">hhih", 3, version, 77, 4) + b"evil" + b"\x00"  # tagged fields
+            body = b"\xff\xff\xff\xff\x07"  # compact array length as a huge varint
+        payload = header + body
+        s = socket.create_connection(("127.0.0.1", node.kafka_port), timeout=5)
+        s.sendall(struct.pack(">i", len(payload)) + payload)
+        s.settimeout(5)
+        try:
+            assert s.recv(100) == b""
+        except ConnectionResetError:
+            pass
+        s.close()
+        assert node.proc.poll() is None, "the node died"
+    assert bystander.cmd("PING") == b"+PONG\r\n"
+    body = kafka_request(node.kafka_port, api_versions_v0(4, 0))
+    assert struct.unpack(">ih", body[:6]) == (4, 0)
