@@ -864,3 +864,95 @@ impl Shard {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(pid: i64, epoch: i16, seq: i32, records: i32) -> batch::BatchHeader {
+        batch::BatchHeader {
+            base_offset: 0,
+            size: 100,
+            attributes: 0,
+            last_offset_delta: records - 1,
+            base_timestamp: 0,
+            max_timestamp: 0,
+            producer_id: pid,
+            producer_epoch: epoch,
+            base_sequence: seq,
+            record_count: records,
+        }
+    }
+
+    fn state(epoch: i16, batches: &[(i32, i32, i64)]) -> HashMap<i64, ProducerState> {
+        let mut m = HashMap::new();
+        m.insert(
+            7,
+            ProducerState {
+                epoch,
+                recent: batches.iter().copied().collect(),
+            },
+        );
+        m
+    }
+
+    #[test]
+    fn idempotent_sequences() {
+        let s = state(0, &[(0, 9, 100), (10, 19, 110)]);
+        // Next in line, unknown producers and non-idempotent batches are fresh.
+        assert!(matches!(
+            check_sequence(&s, &header(7, 0, 20, 5)),
+            SeqCheck::Fresh
+        ));
+        assert!(matches!(
+            check_sequence(&s, &header(8, 0, 42, 1)),
+            SeqCheck::Fresh
+        ));
+        assert!(matches!(
+            check_sequence(&s, &header(-1, -1, -1, 1)),
+            SeqCheck::Fresh
+        ));
+        // A retry of a stored batch is answered with where it was stored.
+        assert!(matches!(
+            check_sequence(&s, &header(7, 0, 10, 10)),
+            SeqCheck::Duplicate(110)
+        ));
+        assert!(matches!(
+            check_sequence(&s, &header(7, 0, 0, 10)),
+            SeqCheck::Duplicate(100)
+        ));
+        // A gap, or an overlap that is not a whole stored batch, is out of order.
+        assert!(matches!(
+            check_sequence(&s, &header(7, 0, 25, 1)),
+            SeqCheck::Reject(ErrorCode::OutOfOrderSequenceNumber)
+        ));
+        assert!(matches!(
+            check_sequence(&s, &header(7, 0, 15, 5)),
+            SeqCheck::Reject(ErrorCode::OutOfOrderSequenceNumber)
+        ));
+        // Epochs: older is fenced; a newer one must start at sequence 0.
+        let s2 = state(3, &[(0, 0, 5)]);
+        assert!(matches!(
+            check_sequence(&s2, &header(7, 2, 1, 1)),
+            SeqCheck::Reject(ErrorCode::InvalidProducerEpoch)
+        ));
+        assert!(matches!(
+            check_sequence(&s2, &header(7, 4, 0, 1)),
+            SeqCheck::Fresh
+        ));
+        assert!(matches!(
+            check_sequence(&s2, &header(7, 4, 3, 1)),
+            SeqCheck::Reject(ErrorCode::OutOfOrderSequenceNumber)
+        ));
+    }
+
+    #[test]
+    fn fsync_flag_parses() {
+        assert_eq!(parse_fsync("always"), Ok(Fsync::Always));
+        assert_eq!(parse_fsync("never"), Ok(Fsync::Never));
+        assert_eq!(parse_fsync("interval:250"), Ok(Fsync::Interval(250)));
+        for bad in ["", "sometimes", "interval:", "interval:0", "interval:x"] {
+            assert!(parse_fsync(bad).is_err(), "{bad}");
+        }
+    }
+}
