@@ -146,10 +146,7 @@ impl Store {
     }
 
     fn next_rand(&mut self) -> u64 {
-        self.rng ^= self.rng << 13;
-        self.rng ^= self.rng >> 7;
-        self.rng ^= self.rng << 17;
-        self.rng
+        xorshift64(&mut self.rng)
     }
 
     fn fresh_access(&mut self, now_ms: u64) -> u32 {
@@ -580,6 +577,15 @@ impl Store {
     }
 }
 
+/// Marsaglia's xorshift64: the cheap, seeded randomness eviction sampling, the LFU counter
+/// and the codec mutation tests use. `state` must not be 0.
+pub fn xorshift64(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
 /// The access stamp after a read: LRU takes the next tick of the shard's logical clock,
 /// FIFO keeps the insertion stamp, LFU bumps Redis's logarithmic counter.
 fn touch(policy: Policy, clock: &mut u32, rng: &mut u64, current: u32, now_ms: u64) -> u32 {
@@ -594,10 +600,7 @@ fn touch(policy: Policy, clock: &mut u32, rng: &mut u64, current: u32, now_ms: u
             if counter < 255 {
                 let base = counter.saturating_sub(LFU_INIT) as f64;
                 let p = 1.0 / (base * LFU_LOG_FACTOR + 1.0);
-                *rng ^= *rng << 13;
-                *rng ^= *rng >> 7;
-                *rng ^= *rng << 17;
-                let r = (*rng % 1_000_000) as f64 / 1_000_000.0;
+                let r = (xorshift64(rng) % 1_000_000) as f64 / 1_000_000.0;
                 if r < p {
                     counter += 1;
                 }

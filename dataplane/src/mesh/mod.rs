@@ -52,7 +52,6 @@ impl Mesh {
     /// Shard `me`'s side of the mesh: its outgoing and incoming lanes.
     pub fn endpoint(&self, me: usize) -> Endpoint {
         Endpoint {
-            me,
             out: (0..self.n)
                 .map(|to| self.lanes[me * self.n + to].clone())
                 .collect(),
@@ -67,7 +66,6 @@ impl Mesh {
 
 /// One shard's lanes. `out[to]` it produces into, `inc[from]` it consumes from.
 pub struct Endpoint {
-    pub me: usize,
     pub out: Vec<Arc<Lanes>>,
     pub inc: Vec<Arc<Lanes>>,
     /// Ring fds of every shard, for doorbells; filled in at start-up.

@@ -52,7 +52,6 @@ pub struct Conn {
     pub blocked: bool,
     /// On the shard's dirty list for this loop turn.
     pub dirty: bool,
-    pub commands: u64,
 }
 
 impl Conn {
@@ -78,7 +77,6 @@ impl Conn {
             name: None,
             blocked: false,
             dirty: false,
-            commands: 0,
         }
     }
 

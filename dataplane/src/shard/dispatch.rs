@@ -53,9 +53,6 @@ impl Shard {
         };
         if taken {
             self.metrics.counters.commands += 1;
-            if let Some(c) = self.conns[slot as usize].as_mut() {
-                c.commands += 1;
-            }
         }
         taken
     }
@@ -300,6 +297,33 @@ impl Shard {
             .all(|(s, &k)| k == 0 || self.mesh.req_room(s) >= k)
     }
 
+    /// Open a waiting reply slot for a split command, after checking that every lane its
+    /// parts need has room (so nothing is ever half-sent).
+    fn open_join<T>(
+        &mut self,
+        slot: u32,
+        parts: &[(usize, T)],
+        kind: JoinKind,
+        family: Family,
+        started: Instant,
+    ) -> Opened {
+        if !self.lanes_have_room(parts) {
+            self.block(slot);
+            return Opened::Blocked;
+        }
+        let Some(c) = self.conns[slot as usize].as_mut() else {
+            return Opened::Gone;
+        };
+        let (seq, idx) = (c.next_seq(), c.pending.len());
+        c.pending.push_back(Pending::Waiting(Join::new(
+            kind,
+            parts.len(),
+            family,
+            started,
+        )));
+        Opened::At { seq, idx }
+    }
+
     /// Start a split command in a new reply slot. Refuses (returns false) when a lane it
     /// needs lacks room for its parts, so nothing is half-sent.
     pub(super) fn launch_new(
@@ -310,22 +334,14 @@ impl Shard {
         family: Family,
         started: Instant,
     ) -> bool {
-        if !self.lanes_have_room(&parts) {
-            self.block(slot);
-            return false;
+        match self.open_join(slot, &parts, kind, family, started) {
+            Opened::Blocked => false,
+            Opened::Gone => true,
+            Opened::At { seq, .. } => {
+                self.send_parts(slot, seq, parts, started);
+                true
+            }
         }
-        let Some(c) = self.conns[slot as usize].as_mut() else {
-            return true;
-        };
-        let seq = c.next_seq();
-        c.pending.push_back(Pending::Waiting(Join::new(
-            kind,
-            parts.len(),
-            family,
-            started,
-        )));
-        self.send_parts(slot, seq, parts, started);
-        true
     }
 
     /// A later round of a split command (MSETNX's writes) in its existing reply slot.
@@ -385,27 +401,18 @@ impl Shard {
         kind: JoinKind,
         started: Instant,
     ) -> bool {
-        if !self.lanes_have_room(&parts) {
-            self.block(slot);
-            return false;
+        match self.open_join(slot, &parts, kind, Family::Server, started) {
+            Opened::Blocked => false,
+            Opened::Gone => true,
+            Opened::At { idx, .. } if parts.is_empty() => {
+                self.complete_join(slot, idx);
+                true
+            }
+            Opened::At { seq, .. } => {
+                self.send_log_parts(slot, seq, parts, started);
+                true
+            }
         }
-        let Some(c) = self.conns[slot as usize].as_mut() else {
-            return true;
-        };
-        let seq = c.next_seq();
-        let idx = c.pending.len();
-        c.pending.push_back(Pending::Waiting(Join::new(
-            kind,
-            parts.len(),
-            Family::Server,
-            started,
-        )));
-        if parts.is_empty() {
-            self.complete_join(slot, idx);
-        } else {
-            self.send_log_parts(slot, seq, parts, started);
-        }
-        true
     }
 
     /// Run a Kafka join's log parts again in its existing reply slot.
@@ -547,6 +554,18 @@ impl Shard {
         }
         self.parked = left;
     }
+}
+
+/// What opening a split command's reply slot gave.
+enum Opened {
+    /// A lane lacked room: the connection is blocked; the request is retried later.
+    Blocked,
+    /// The connection is gone; the request is dropped.
+    Gone,
+    At {
+        seq: u64,
+        idx: usize,
+    },
 }
 
 /// Write a connection's next reply: into its output buffer when no reply is waiting ahead

@@ -268,12 +268,7 @@ mod tests {
     #[test]
     fn mutated_real_requests_never_panic() {
         let mut seed: u64 = 0x5eed_1234_abcd_0001;
-        let mut next = || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = || crate::cache::store::xorshift64(&mut seed);
         for base in [KCAT, CONFLUENT, KCAT_PRODUCE] {
             for _ in 0..5000 {
                 let mut b = base[4..].to_vec();

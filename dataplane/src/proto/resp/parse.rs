@@ -457,12 +457,7 @@ mod tests {
     #[test]
     fn random_input_never_panics() {
         let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut next = || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = || crate::cache::store::xorshift64(&mut seed);
         let base = b"*3\r\n$3\r\nSET\r\n$3\r\nfoo\r\n$3\r\nbar\r\n".to_vec();
         for _ in 0..20_000 {
             let mut buf = base.clone();
