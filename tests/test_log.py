@@ -153,21 +153,37 @@ def test_kill_9_under_acks_all_loses_no_acknowledged_record(start):
         assert offs == list(range(len(offs)))
 
 
+def batches_end(path):
+    """Where the stored batches of a segment end (direct writes pad files with zeros)."""
+    data, pos = path.read_bytes(), 0
+    while pos + 12 <= len(data):
+        (length,) = struct.unpack(">i", data[pos + 8 : pos + 12])
+        if length <= 0 or pos + 12 + length > len(data):
+            break
+        pos += 12 + length
+    return pos
+
+
 def test_recovery_truncates_a_corrupt_tail_and_appends_continue(start):
     node = start()
     lines = [f"line-{i}" for i in range(10)]
     kcat(node, "-P", "-t", "torn", input=("\n".join(lines) + "\n").encode())
     assert node.stop() == 0
     seg = sorted((node.data / "log" / "torn" / "0").glob("*.log"))[-1]
-    good = seg.stat().st_size
-    with open(seg, "ab") as f:
+    good = batches_end(seg)
+    assert good > 0 and not any(seg.read_bytes()[good:]), "only zero padding after the batches"
+    with open(seg, "r+b") as f:
+        f.seek(good)
         f.write(struct.pack(">qi", 10, 500) + os.urandom(40))  # a batch header cut short
     node.restart()
     kcat(node, "-P", "-t", "torn", input=b"after\n")  # served, so recovery has run
     assert "recovery truncated" in node.log_text()
     out = kcat(node, "-C", "-t", "torn", "-o", "beginning", "-e", "-f", "%o %s\n")
     assert out.splitlines() == [f"{i} line-{i}" for i in range(10)] + ["10 after"]
-    assert seg.stat().st_size > good  # cut back to the good batches, then appended to
+    assert node.stop() == 0
+    assert batches_end(seg) > good  # cut back to the good batches, then appended to
+    node.restart()
+    assert node.log_text().count("recovery truncated") == 1, "the second start found a whole log"
 
 
 def test_fetch_long_polls_instead_of_spinning(node):
@@ -284,11 +300,17 @@ def test_retention_deletes_old_segments_and_moves_the_start_offset(start):
     for chunk in range(0, 200, 20):
         kcat(node, "-P", "-t", "kept", input=("\n".join(lines[chunk:chunk + 20]) + "\n").encode())
     part = node.data / "log" / "kept" / "0"
+    # Kept: 8 KiB of old segments, the active one (under 2 KiB of batches), and up to one
+    # block of zeros after the active segment's batches (direct writes go in 4 KiB blocks;
+    # rolled segments are trimmed exact).
+    bound = 8 * 1024 + 2048 + 4096
     deadline = time.time() + 10
-    while time.time() < deadline and sum(f.stat().st_size for f in part.glob("*.log")) > 8 * 1024 + 2048:
+    while time.time() < deadline and sum(f.stat().st_size for f in part.glob("*.log")) > bound:
         time.sleep(0.1)  # retention runs from the 100 ms tick
     total = sum(f.stat().st_size for f in part.glob("*.log"))
-    assert total <= 8 * 1024 + 2048, total
+    assert total <= bound, total
+    rolled = sorted(part.glob("*.log"))[:-1]
+    assert rolled and all(batches_end(f) == f.stat().st_size for f in rolled), "rolled segments hold no padding"
     c = Consumer({"bootstrap.servers": f"127.0.0.1:{node.kafka_port}", "group.id": "ret"})
     lo, hi = c.get_watermark_offsets(TopicPartition("kept", 0), timeout=10)
     c.close()

@@ -45,6 +45,12 @@ pub struct Config {
     #[arg(long, default_value = "always", value_parser = crate::shard::logs::parse_fsync)]
     pub fsync: crate::shard::logs::Fsync,
 
+    /// Write log segments with O_DIRECT (from 4 KiB-aligned buffers, bypassing the page
+    /// cache). Falls back to buffered writes, with a log line, where the filesystem refuses
+    /// it (tmpfs). `false` always writes through the page cache.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub direct_io: bool,
+
     /// Largest record batch a producer may send (Kafka's message.max.bytes).
     #[arg(long, default_value = "1mb", value_parser = parse_bytes)]
     pub max_message_bytes: usize,

@@ -77,6 +77,20 @@ impl Segment {
     }
 }
 
+/// Direct writes go in whole 4 KiB blocks, so a segment may end in up to 4095 zero bytes.
+const PAD_BLOCK: u64 = 4096;
+
+/// Whether `pos..len` of `f` is the zero padding of a direct write.
+fn is_padding(f: &mut fs::File, pos: u64, len: u64) -> io::Result<bool> {
+    if len - pos >= PAD_BLOCK {
+        return Ok(false);
+    }
+    let mut rest = vec![0u8; (len - pos) as usize];
+    f.seek(SeekFrom::Start(pos))?;
+    f.read_exact(&mut rest)?;
+    Ok(rest.iter().all(|&b| b == 0))
+}
+
 pub fn segment_path(dir: &Path, base: i64) -> PathBuf {
     dir.join(format!("{base:020}.log"))
 }
@@ -212,6 +226,13 @@ impl Partition {
                         rep.batches += 1;
                         next = h.last_offset() + 1;
                         pos += h.size as u64;
+                    }
+                    Err(_) if is_padding(&mut f, pos, file_len)? => {
+                        // Zeros after the last batch, less than a block: the padding of a
+                        // direct write. Trim it; the log is whole.
+                        f.set_len(pos)?;
+                        f.sync_all()?;
+                        break;
                     }
                     Err(why) => {
                         rep.reason.get_or_insert(why);
@@ -512,6 +533,47 @@ mod tests {
         assert_eq!(rep.truncated_bytes, (b.len() / 2) as u64);
         assert!(rep.reason.unwrap().contains("torn"));
         assert_eq!(fs::metadata(&path).unwrap().len(), good);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn direct_write_padding_is_trimmed_without_cutting_later_segments() {
+        let dir = tmp("padding");
+        // Small segments, so the log rolls: every segment ends in direct-write padding.
+        let (mut p, _) = Partition::recover(&dir, 200, u64::MAX, 0).unwrap();
+        for i in 0..6 {
+            append(
+                &mut p,
+                &[format!("record-{i}-{}", "x".repeat(100)).as_bytes()],
+                0,
+            );
+        }
+        assert!(p.segments.len() >= 3);
+        let sizes: Vec<u64> = p.segments.iter().map(|s| s.size).collect();
+        for s in &p.segments {
+            let f = fs::OpenOptions::new().write(true).open(&s.path).unwrap();
+            f.set_len(s.size.next_multiple_of(PAD_BLOCK)).unwrap();
+        }
+        let (q, rep) = Partition::recover(&dir, 200, u64::MAX, 0).unwrap();
+        assert_eq!(q.next_offset(), 6, "every record kept");
+        assert_eq!(rep.truncated_bytes, 0);
+        assert_eq!(rep.segments_removed, 0);
+        assert!(rep.reason.is_none());
+        for (s, size) in q.segments.iter().zip(sizes) {
+            assert_eq!(
+                fs::metadata(&s.path).unwrap().len(),
+                size,
+                "padding trimmed"
+            );
+        }
+        // A whole block of zeros is not padding: that is damage, and is cut.
+        let last = &q.segments[0].path;
+        let f = fs::OpenOptions::new().write(true).open(last).unwrap();
+        f.set_len(fs::metadata(last).unwrap().len() + PAD_BLOCK)
+            .unwrap();
+        let (r, rep) = Partition::recover(&dir, 200, u64::MAX, 0).unwrap();
+        assert!(rep.reason.is_some());
+        assert_eq!(r.segments.len(), 1);
         fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -12,6 +12,7 @@
 //! - [`submit::Sq`], which pushes entries and, when the submission queue is full, submits
 //!   to make room instead of failing or blocking.
 
+pub mod aligned;
 pub mod alloc;
 pub mod bufring;
 pub mod ring;

@@ -33,6 +33,7 @@ use crate::log::partition::{trim_read, AppendPlan, Partition};
 use crate::log::topics::{self, TopicMeta};
 use crate::mesh::{ConnRef, RespBody, Response};
 use crate::proto::kafka::ErrorCode;
+use crate::runtime::aligned::{AlignedBuf, ALIGN};
 use crate::runtime::{Kind, Token};
 
 /// Where a log operation's result goes.
@@ -84,7 +85,9 @@ struct PendingAppend {
 
 struct Commit {
     seq: u32,
-    buf: Vec<u8>,
+    /// What the write sends: under direct I/O, from the start of the block holding the
+    /// group's first byte, padded with zeros to a whole block.
+    buf: AlignedBuf,
     appends: Vec<PendingAppend>,
     synced: bool,
     written: bool,
@@ -94,13 +97,21 @@ pub struct PartState {
     pub topic: String,
     pub partition: i32,
     log: Partition,
+    /// Read handles of every segment (buffered, any offset).
     files: HashMap<PathBuf, File>,
+    /// Write handles of segments with appends pending or in flight (O_DIRECT where the
+    /// filesystem allows), and whether each is direct.
+    writers: HashMap<PathBuf, (File, bool)>,
+    /// Under direct I/O: the planned bytes of the active segment's last partial block
+    /// (`tail_path`), which the next group's write starts with.
+    tail: Vec<u8>,
+    tail_path: PathBuf,
     pending: Vec<PendingAppend>,
     /// Group commits in flight, oldest first; completed strictly in order.
     committing: std::collections::VecDeque<Commit>,
     next_commit: u32,
     /// Buffers of finished commits, reused so large writes do not fault in fresh pages.
-    spare: Vec<Vec<u8>>,
+    spare: Vec<AlignedBuf>,
     failed: bool,
     /// Acknowledged end: offset and (active segment path, byte size).
     hw: i64,
@@ -200,12 +211,41 @@ fn open_segment(path: &PathBuf) -> std::io::Result<File> {
         .open(path)
 }
 
+/// A segment's write handle: O_DIRECT when asked for and the filesystem takes it (tmpfs
+/// and some others answer EINVAL), else buffered. Returns the handle and whether it is
+/// direct.
+fn open_writer(path: &PathBuf, direct: bool) -> std::io::Result<(File, bool)> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if direct {
+        match OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .custom_flags(libc::O_DIRECT)
+            .open(path)
+        {
+            Ok(f) => return Ok((f, true)),
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                tracing::info!(path = %path.display(), "the filesystem refuses O_DIRECT; writing through the page cache");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)?;
+    Ok((f, false))
+}
+
 impl PartState {
     pub fn open(
         data_dir: &std::path::Path,
         meta: &TopicMeta,
         partition: i32,
         now_ms: u64,
+        direct: bool,
     ) -> std::io::Result<PartState> {
         let dir = topics::partition_dir(data_dir, &meta.name, partition);
         let (log, rep) = Partition::recover(
@@ -228,12 +268,27 @@ impl PartState {
             .last()
             .map(|s| (s.path.clone(), s.size))
             .unwrap_or_default();
+        let mut writers = HashMap::new();
+        let (w, direct) = open_writer(&active.0, direct)?;
+        writers.insert(active.0.clone(), (w, direct));
+        // Direct writes rewrite the last partial block whole, so start from its bytes.
+        let mut tail = vec![0u8; (active.1 % ALIGN as u64) as usize];
+        if direct && !tail.is_empty() {
+            use std::os::unix::fs::FileExt;
+            if let Some(f) = files.get(&active.0) {
+                let at = active.1 - tail.len() as u64;
+                f.read_exact_at(&mut tail, at)?;
+            }
+        }
         Ok(PartState {
             topic: meta.name.clone(),
             partition,
             hw: log.next_offset(),
             log,
             files,
+            writers,
+            tail,
+            tail_path: active.0.clone(),
             pending: Vec::new(),
             committing: Default::default(),
             next_commit: 0,
@@ -350,6 +405,7 @@ impl Shard {
                 let ps = &mut self.logs.parts[i];
                 ps.failed = true;
                 ps.files.clear();
+                ps.writers.clear();
                 // Blocking removal on the shard; rare. See the module docs.
                 if let Err(e) = std::fs::remove_dir_all(&ps.log.dir) {
                     tracing::warn!(topic = name, partition = p, error = %e, "removing a deleted partition failed");
@@ -368,7 +424,13 @@ impl Shard {
             if !self.owns_partition(&meta.name, p) {
                 continue;
             }
-            match PartState::open(&self.shared.cfg.data_dir, &meta, p, now) {
+            match PartState::open(
+                &self.shared.cfg.data_dir,
+                &meta,
+                p,
+                now,
+                self.shared.cfg.direct_io,
+            ) {
                 Ok(ps) => self.logs.add_part(ps),
                 Err(e) => {
                     tracing::error!(topic = %meta.name, partition = p, error = %e, "creating a partition failed");
@@ -465,9 +527,13 @@ impl Shard {
                 }
             }
             if plan.rolled {
-                match open_segment(&plan.path) {
-                    Ok(f) => {
+                let direct = self.shared.cfg.direct_io;
+                match open_segment(&plan.path)
+                    .and_then(|f| Ok((f, open_writer(&plan.path, direct)?)))
+                {
+                    Ok((f, w)) => {
                         p.files.insert(plan.path.clone(), f);
+                        p.writers.insert(plan.path.clone(), w);
                     }
                     Err(e) => {
                         tracing::error!(topic, partition, error = %e, "opening a new segment failed");
@@ -500,6 +566,16 @@ impl Shard {
             }
             // One group: contiguous appends to the file of the first one.
             let path = p.pending[0].plan.path.clone();
+            let Some((fd, direct)) = p.writers.get(&path).map(|(f, d)| (f.as_raw_fd(), *d)) else {
+                p.failed = true;
+                self.fail_partition(i);
+                continue;
+            };
+            // Direct writes rewrite the previous group's last block: wait until that write
+            // is done (its fdatasync may still run), so the two cannot land out of order.
+            if direct && p.committing.back().is_some_and(|c| !c.written) {
+                continue;
+            }
             let cut = p
                 .pending
                 .iter()
@@ -509,11 +585,31 @@ impl Shard {
             let appends: Vec<PendingAppend> = p.pending.drain(..cut).collect();
             let mut buf = p.spare.pop().unwrap_or_default();
             buf.clear();
-            buf.reserve(appends.iter().map(|a| a.bytes.len()).sum());
+            let mut position = appends[0].plan.position;
+            if direct {
+                if p.tail_path != path {
+                    // The first group of a new segment starts at byte 0.
+                    p.tail.clear();
+                    p.tail_path = path.clone();
+                }
+                buf.reserve(
+                    p.tail.len() + appends.iter().map(|a| a.bytes.len()).sum::<usize>() + ALIGN,
+                );
+                buf.extend_from_slice(&p.tail);
+                position -= p.tail.len() as u64;
+            } else {
+                buf.reserve(appends.iter().map(|a| a.bytes.len()).sum());
+            }
             for a in &appends {
                 buf.extend_from_slice(&a.bytes);
             }
-            let position = appends[0].plan.position;
+            if direct {
+                let end = buf.len();
+                let keep = end % ALIGN;
+                p.tail.clear();
+                p.tail.extend_from_slice(&buf.as_slice()[end - keep..end]);
+                buf.pad_to_align();
+            }
             let seq = p.next_commit;
             p.next_commit = crate::runtime::next_gen(seq);
             let sync = fsync == Fsync::Always;
@@ -524,11 +620,6 @@ impl Shard {
                 synced: !sync,
                 written: false,
             });
-            let Some(fd) = p.files.get(&path).map(|f| f.as_raw_fd()) else {
-                p.failed = true;
-                self.fail_partition(i);
-                continue;
-            };
             p.dirty_since_sync = true;
             let Some(c) = p.committing.back() else {
                 continue;
@@ -622,6 +713,25 @@ impl Shard {
         if p.committing.is_empty() && self.shared.fsync == Fsync::Always {
             p.dirty_since_sync = false;
         }
+        if p.committing.is_empty() && p.writers.len() > 1 {
+            // Close write handles of rolled-out segments nothing is writing any more, and
+            // cut their direct-write padding so the file is exactly its batches. A blocking
+            // ftruncate, once per segment roll (like the open of the new segment).
+            let active = p.log.segments.last().map(|s| s.path.clone());
+            let pending = &p.pending;
+            let segments = &p.log.segments;
+            p.writers.retain(|k, (f, direct)| {
+                let keep = Some(k) == active.as_ref() || pending.iter().any(|a| &a.plan.path == k);
+                if !keep && *direct {
+                    if let Some(s) = segments.iter().find(|s| &s.path == k) {
+                        if let Err(e) = f.set_len(s.size) {
+                            tracing::warn!(path = %k.display(), error = %e, "trimming a rolled segment's padding failed (recovery trims it)");
+                        }
+                    }
+                }
+                keep
+            });
+        }
         if !p.pending.is_empty() && !self.logs.dirty.contains(&i) {
             self.logs.dirty.push(i);
         }
@@ -668,6 +778,14 @@ impl Shard {
                 .apply_retention(p.config.retention_bytes, p.config.retention_ms, now)
             {
                 p.files.remove(&path);
+                // A write handle with a group still in flight closes in finish_commits.
+                if !p
+                    .committing
+                    .iter()
+                    .any(|c| c.appends.iter().any(|a| a.plan.path == path))
+                {
+                    p.writers.remove(&path);
+                }
                 // Blocking unlink on the shard; rare (one per deleted segment). See module docs.
                 if let Err(e) = std::fs::remove_file(&path) {
                     tracing::warn!(path = %path.display(), error = %e, "deleting a retained-out segment failed");

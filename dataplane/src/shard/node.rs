@@ -176,7 +176,7 @@ impl Node {
                                 if owners.shard(crate::log::topics::partition_slot(&meta.name, p)) != i {
                                     continue;
                                 }
-                                match super::logs::PartState::open(&cfg.data_dir, &meta, p, super::unix_ms()) {
+                                match super::logs::PartState::open(&cfg.data_dir, &meta, p, super::unix_ms(), cfg.direct_io) {
                                     Ok(ps) => logs.add_part(ps),
                                     Err(e) => tracing::error!(topic = %meta.name, partition = p, error = %e, "opening a partition failed"),
                                 }
