@@ -18,6 +18,8 @@ command -v redis-server >/dev/null || need_apt+=(redis-server)
 command -v redis-benchmark >/dev/null || need_apt+=(redis-tools)
 command -v kcat >/dev/null || need_apt+=(kcat)
 command -v python3 >/dev/null || need_apt+=(python3 python3-pip)
+# pinion-bench's PNG/SVG plots draw their labels with DejaVu Sans.
+[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need_apt+=(fonts-dejavu-core)
 if [ ${#need_apt[@]} -gt 0 ]; then
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
@@ -44,8 +46,9 @@ step "criterion benches (test mode: each runs once)"
 cargo bench --workspace --quiet -- --test
 
 step "release build"
-cargo build --release -p pinion
+cargo build --release -p pinion -p pinion-bench
 export PINION_BIN="$PWD/target/release/pinion"
+export PINION_BENCH_BIN="$PWD/target/release/pinion-bench"
 
 step "integration tests"
 cd tests

@@ -407,11 +407,21 @@ fn worker(
             cqes.clear();
             cqes.extend(ring.completion().map(|e| (e.user_data(), e.result())));
             let now = start.elapsed().as_nanos() as u64;
+            // Mark every reaped operation finished before handling any: an error below
+            // ends the run, and drain() must not wait for completions already taken.
+            for &(ud, _) in &cqes {
+                if let Some(c) = conns.get_mut((ud >> 1) as usize) {
+                    if ud & 1 == SEND {
+                        c.send_busy = false;
+                    } else {
+                        c.recv_busy = false;
+                    }
+                }
+            }
             for &(ud, res) in &cqes {
                 let i = (ud >> 1) as usize;
                 let Some(c) = conns.get_mut(i) else { continue };
                 if ud & 1 == SEND {
-                    c.send_busy = false;
                     if res < 0 {
                         bail!(
                             "sending to {}: {}",
@@ -429,7 +439,6 @@ fn worker(
                         }
                     }
                 } else {
-                    c.recv_busy = false;
                     if res == 0 {
                         bail!("the server at {} closed a connection", plan.addr);
                     }

@@ -125,10 +125,27 @@ pub fn write_files(
         )
         .map_err(|e| anyhow::anyhow!("encoding the histogram log: {e:?}"))?;
     }
+    // Java's HistogramLogWriter puts a CSV legend before the first interval; its readers
+    // (HistogramLogAnalyzer, the online plotter) expect it.
+    let text = String::from_utf8_lossy(&log);
+    let mut out = String::new();
+    let mut legend = false;
+    for line in text.lines() {
+        if !legend && !line.starts_with('#') {
+            out.push_str(LEGEND);
+            out.push('\n');
+            legend = true;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
     let hlog = hlog_path(path);
-    std::fs::write(&hlog, log).with_context(|| format!("writing {}", hlog.display()))?;
+    std::fs::write(&hlog, out).with_context(|| format!("writing {}", hlog.display()))?;
     Ok(())
 }
+
+const LEGEND: &str =
+    "\"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",\"Interval_Compressed_Histogram\"";
 
 pub fn hlog_path(path: &Path) -> std::path::PathBuf {
     let mut s = path.as_os_str().to_owned();
@@ -146,7 +163,7 @@ pub fn read(spec: &str) -> anyhow::Result<Histogram<u64>> {
     };
     let bytes = std::fs::read(path).with_context(|| format!("reading {path}"))?;
     let text = String::from_utf8_lossy(&bytes);
-    if path.ends_with(".hlog") || text.contains("Interval_Compressed_Histogram") {
+    if path.ends_with(".hlog") || text.contains("#[StartTime") {
         let mut h = new_hist();
         let mut de = Deserializer::new();
         for entry in IntervalLogIterator::new(&bytes) {
