@@ -25,26 +25,20 @@ pub fn percentile_distribution(h: &Histogram<u64>, scale: f64, out: &mut String)
         );
         return;
     }
+    // TotalCount is cumulative (values at or below the row's), as Java prints it.
+    let mut total = 0u64;
     for v in h.iter_quantiles(5) {
+        total += v.count_since_last_iteration();
         let q = v.quantile_iterated_to();
         let value = h.highest_equivalent(v.value_iterated_to()) as f64 / scale;
         if q < 1.0 {
             let _ = writeln!(
                 out,
-                "{:>12.3} {:>2.12} {:>10} {:>14.2}",
-                value,
-                q,
-                v.count_since_last_iteration(),
+                "{value:>12.3} {q:>2.12} {total:>10} {:>14.2}",
                 1.0 / (1.0 - q)
             );
         } else {
-            let _ = writeln!(
-                out,
-                "{:>12.3} {:>2.12} {:>10}",
-                value,
-                q,
-                v.count_since_last_iteration()
-            );
+            let _ = writeln!(out, "{value:>12.3} {q:>2.12} {total:>10}");
         }
     }
     let _ = writeln!(
@@ -85,5 +79,12 @@ mod tests {
         let median = s.lines().find(|l| l.contains(" 0.500000000000 ")).unwrap();
         let v: f64 = median.split_whitespace().next().unwrap().parse().unwrap();
         assert!((499.0..=501.0).contains(&v), "{median}");
+        let count = |l: &str| l.split_whitespace().nth(2).unwrap().parse::<u64>().unwrap();
+        assert!(
+            (495..=505).contains(&count(median)),
+            "TotalCount is cumulative: {median}"
+        );
+        let last = s.lines().rfind(|l| l.starts_with(' ')).unwrap();
+        assert_eq!(count(last), 1000, "{last}");
     }
 }
