@@ -410,13 +410,7 @@ fn worker(
             // Mark every reaped operation finished before handling any: an error below
             // ends the run, and drain() must not wait for completions already taken.
             for &(ud, _) in &cqes {
-                if let Some(c) = conns.get_mut((ud >> 1) as usize) {
-                    if ud & 1 == SEND {
-                        c.send_busy = false;
-                    } else {
-                        c.recv_busy = false;
-                    }
-                }
+                reaped(&mut conns, ud);
             }
             for &(ud, res) in &cqes {
                 let i = (ud >> 1) as usize;
@@ -507,13 +501,18 @@ fn drain(ring: &mut IoUring, conns: &mut [Conn]) {
             return;
         }
         for e in ring.completion() {
-            if let Some(c) = conns.get_mut((e.user_data() >> 1) as usize) {
-                if e.user_data() & 1 == SEND {
-                    c.send_busy = false;
-                } else {
-                    c.recv_busy = false;
-                }
-            }
+            reaped(conns, e.user_data());
+        }
+    }
+}
+
+/// The operation `user_data` names has completed: its connection may start another.
+fn reaped(conns: &mut [Conn], user_data: u64) {
+    if let Some(c) = conns.get_mut((user_data >> 1) as usize) {
+        if user_data & 1 == SEND {
+            c.send_busy = false;
+        } else {
+            c.recv_busy = false;
         }
     }
 }

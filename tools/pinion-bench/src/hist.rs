@@ -16,56 +16,15 @@ use hdrhistogram::Histogram;
 
 use crate::engine::new_hist;
 
-/// HdrHistogram's text table, values divided by `scale` (1000: ns shown as µs). The
-/// TotalCount column is cumulative, as in Java's `outputPercentileDistribution`.
+/// HdrHistogram's text table, values divided by `scale` (1000: ns shown as µs): the
+/// node's own formatter, so our files and its `--hist-dump` are one format.
 pub fn percentile_text(h: &Histogram<u64>, scale: f64) -> String {
-    use std::fmt::Write;
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "{:>12} {:>14} {:>10} {:>14}\n",
-        "Value", "Percentile", "TotalCount", "1/(1-Percentile)"
-    );
-    let mut total = 0u64;
-    for v in h.iter_quantiles(5) {
-        total += v.count_since_last_iteration();
-        let q = v.quantile_iterated_to();
-        let value = h.highest_equivalent(v.value_iterated_to()) as f64 / scale;
-        if q < 1.0 {
-            let _ = writeln!(
-                out,
-                "{value:>12.3} {q:>2.12} {total:>10} {:>14.2}",
-                1.0 / (1.0 - q)
-            );
-        } else {
-            let _ = writeln!(out, "{value:>12.3} {q:>2.12} {total:>10}");
-        }
-    }
-    let (mean, sd, max) = if h.is_empty() {
-        (0.0, 0.0, 0.0)
-    } else {
-        (h.mean() / scale, h.stdev() / scale, h.max() as f64 / scale)
-    };
-    let _ = writeln!(
-        out,
-        "#[Mean    = {mean:>12.3}, StdDeviation   = {sd:>12.3}]"
-    );
-    let _ = writeln!(
-        out,
-        "#[Max     = {max:>12.3}, Total count    = {:>12}]",
-        h.len()
-    );
-    let _ = writeln!(
-        out,
-        "#[Buckets = {:>12}, SubBuckets     = {:>12}]",
-        h.buckets(),
-        h.distinct_values()
-    );
+    pinion::metrics::hist::percentile_distribution(h, scale, &mut out);
     out
 }
 
-/// Rebuild a histogram (ns) from percentile text in µs. `TotalCount` is read as
-/// cumulative when it never decreases, else as per-row counts (older pinion dumps).
+/// Rebuild a histogram (ns) from percentile text in µs (`TotalCount` cumulative).
 pub fn parse_percentile_text(text: &str) -> anyhow::Result<Histogram<u64>> {
     let mut rows: Vec<(f64, u64)> = Vec::new();
     for line in text.lines() {
@@ -85,11 +44,12 @@ pub fn parse_percentile_text(text: &str) -> anyhow::Result<Histogram<u64>> {
     if rows.is_empty() {
         bail!("no percentile rows found");
     }
-    let cumulative = rows.windows(2).all(|w| w[1].1 >= w[0].1);
     let mut h = new_hist();
     let mut prev = 0;
     for (v, c) in rows {
-        let n = if cumulative { c - prev } else { c };
+        let Some(n) = c.checked_sub(prev) else {
+            bail!("TotalCount falls from {prev} to {c}: not a cumulative percentile table");
+        };
         prev = c;
         if n > 0 {
             h.record_n((v * 1000.0).round().max(1.0) as u64, n)?;
