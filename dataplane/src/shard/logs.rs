@@ -231,12 +231,7 @@ fn open_writer(path: &PathBuf, direct: bool) -> std::io::Result<(File, bool)> {
             Err(e) => return Err(e),
         }
     }
-    let f = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)?;
-    Ok((f, false))
+    Ok((open_segment(path)?, false))
 }
 
 impl PartState {
@@ -272,13 +267,15 @@ impl PartState {
         let (w, direct) = open_writer(&active.0, direct)?;
         writers.insert(active.0.clone(), (w, direct));
         // Direct writes rewrite the last partial block whole, so start from its bytes.
-        let mut tail = vec![0u8; (active.1 % ALIGN as u64) as usize];
-        if direct && !tail.is_empty() {
+        let mut tail = Vec::new();
+        if direct && active.1 % ALIGN as u64 != 0 {
             use std::os::unix::fs::FileExt;
-            if let Some(f) = files.get(&active.0) {
-                let at = active.1 - tail.len() as u64;
-                f.read_exact_at(&mut tail, at)?;
-            }
+            let partial = active.1 % ALIGN as u64;
+            tail.resize(partial as usize, 0);
+            let read = files
+                .get(&active.0)
+                .ok_or_else(|| std::io::Error::other("the active segment has no read handle"))?;
+            read.read_exact_at(&mut tail, active.1 - partial)?;
         }
         Ok(PartState {
             topic: meta.name.clone(),
@@ -585,21 +582,17 @@ impl Shard {
             let appends: Vec<PendingAppend> = p.pending.drain(..cut).collect();
             let mut buf = p.spare.pop().unwrap_or_default();
             buf.clear();
-            let mut position = appends[0].plan.position;
-            if direct {
-                if p.tail_path != path {
-                    // The first group of a new segment starts at byte 0.
-                    p.tail.clear();
-                    p.tail_path = path.clone();
-                }
-                buf.reserve(
-                    p.tail.len() + appends.iter().map(|a| a.bytes.len()).sum::<usize>() + ALIGN,
-                );
-                buf.extend_from_slice(&p.tail);
-                position -= p.tail.len() as u64;
-            } else {
-                buf.reserve(appends.iter().map(|a| a.bytes.len()).sum());
+            if direct && p.tail_path != path {
+                // The first group of a new segment starts at byte 0.
+                p.tail.clear();
+                p.tail_path = path.clone();
             }
+            // Direct writes start with the block's bytes already planned; buffered ones
+            // start at the group's own first byte.
+            let lead: &[u8] = if direct { &p.tail } else { &[] };
+            buf.reserve(lead.len() + appends.iter().map(|a| a.bytes.len()).sum::<usize>() + ALIGN);
+            buf.extend_from_slice(lead);
+            let position = appends[0].plan.position - lead.len() as u64;
             for a in &appends {
                 buf.extend_from_slice(&a.bytes);
             }
