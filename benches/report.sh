@@ -101,14 +101,18 @@ results = {}
 def add(key, v):
     results.setdefault(key, []).append(v)
 
+def prefill(addr, n):
+    """SET n values over the 100 000 keys the GET cases read."""
+    bench("resp", "--addr", addr, "--connections", "50", "--pipeline", "16", "--ratio", "1:0",
+          "--keyspace", "100000", "--requests", str(n), "--warmup", "0")
+
 # 1. RESP, closed loop, then open loop.
 cases = [("SET", "1:0", 1), ("SET", "1:0", 16), ("GET", "0:1", 1), ("GET", "0:1", 16)]
 for r in range(ROUNDS):
     for kind in ("redis", "pinion"):
         p, port, _ = start(kind)
         addr = f"127.0.0.1:{port}"
-        bench("resp", "--addr", addr, "--connections", "50", "--pipeline", "16", "--ratio", "1:0",
-              "--keyspace", "100000", "--requests", "400000", "--warmup", "0")
+        prefill(addr, 400000)
         for op, ratio, pl in cases:
             j = bench("resp", "--addr", addr, "--connections", "50", "--pipeline", str(pl),
                       "--ratio", ratio, "--keyspace", "100000", "--duration", str(DUR))
@@ -120,8 +124,7 @@ for r in range(ROUNDS):
     for kind in ("redis", "pinion"):
         p, port, _ = start(kind)
         addr = f"127.0.0.1:{port}"
-        bench("resp", "--addr", addr, "--connections", "50", "--pipeline", "16", "--ratio", "1:0",
-              "--keyspace", "100000", "--requests", "200000", "--warmup", "0")
+        prefill(addr, 200000)
         for pct in (50, 90):
             j = bench("resp", "--addr", addr, "--connections", "50", "--ratio", "0:1", "--keyspace",
                       "100000", "--rate", str(redis_get * pct / 100), "--duration", str(DUR))

@@ -19,15 +19,15 @@ import redis
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def binary() -> str:
-    env = os.environ.get("PINION_BIN")
-    if env:
-        return env
+def binary(name: str = "pinion", env: str = "PINION_BIN") -> str:
+    """A workspace binary: $env if set, else target/release or target/debug."""
+    if os.environ.get(env):
+        return os.environ[env]
     for kind in ("release", "debug"):
-        p = ROOT / "target" / kind / "pinion"
+        p = ROOT / "target" / kind / name
         if p.exists():
             return str(p)
-    raise RuntimeError("pinion binary not found: run `cargo build --release` or set PINION_BIN")
+    raise RuntimeError(f"{name} binary not found: run `cargo build --release` or set {env}")
 
 
 def free_port() -> int:

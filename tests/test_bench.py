@@ -5,22 +5,14 @@ import json
 import os
 import subprocess
 import time
-from pathlib import Path
 
 from confluent_kafka import Consumer, TopicPartition
 
-from conftest import ROOT, free_port
+from conftest import binary, free_port
 
 
 def bench_binary() -> str:
-    env = os.environ.get("PINION_BENCH_BIN")
-    if env:
-        return env
-    for kind in ("release", "debug"):
-        p = ROOT / "target" / kind / "pinion-bench"
-        if p.exists():
-            return str(p)
-    raise RuntimeError("pinion-bench not found: run `cargo build --release`")
+    return binary("pinion-bench", "PINION_BENCH_BIN")
 
 
 def bench(*args, check=True, timeout=120):
