@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh Linux machine: installs what it needs (redis-tools,
-# redis-server, kcat, Python clients for Redis and Kafka), then runs format and lint checks, unit tests, criterion
+# redis-server, kcat, strace, Python clients for Redis and Kafka), then runs format and lint checks, unit tests, criterion
 # benches in test mode, and the integration tests against the real binary.
 #
 #   tools/test.sh            # everything
@@ -17,6 +17,8 @@ command -v redis-cli >/dev/null || need_apt+=(redis-tools)
 command -v redis-server >/dev/null || need_apt+=(redis-server)
 command -v redis-benchmark >/dev/null || need_apt+=(redis-tools)
 command -v kcat >/dev/null || need_apt+=(kcat)
+# test_log.py attaches strace to check the shards make no blocking file calls.
+command -v strace >/dev/null || need_apt+=(strace)
 command -v python3 >/dev/null || need_apt+=(python3 python3-pip)
 # pinion-bench's PNG/SVG plots draw their labels with DejaVu Sans.
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need_apt+=(fonts-dejavu-core)

@@ -10,6 +10,10 @@ pub enum LogOp {
     CreateTopic(TopicMeta),
     /// Every shard drops the topic; owners close and delete its partitions.
     DeleteTopic(String),
+    /// Write the topic's `topic.meta` (run on the shard that took the request).
+    PersistTopic(TopicMeta),
+    /// Remove the topic's `topic.meta`, before its partitions are deleted.
+    RemoveTopicMeta(String),
     Produce {
         topic: String,
         partition: i32,

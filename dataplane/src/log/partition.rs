@@ -263,6 +263,16 @@ impl Partition {
         ))
     }
 
+    /// A new, empty partition in `dir`, whose first segment (offset 0) the caller creates.
+    pub fn empty(dir: &Path, segment_bytes: u64, segment_ms: u64, now_ms: u64) -> Partition {
+        Partition {
+            dir: dir.to_path_buf(),
+            segments: vec![Segment::new(dir, 0, now_ms)],
+            segment_bytes,
+            segment_ms,
+        }
+    }
+
     pub fn log_start(&self) -> i64 {
         self.segments.first().map_or(0, |s| s.base)
     }

@@ -51,7 +51,7 @@ pub fn partition_slot(topic: &str, partition: i32) -> u16 {
 }
 
 impl TopicMeta {
-    fn to_text(&self) -> String {
+    pub fn to_text(&self) -> String {
         let opt = |v: Option<u64>| v.map_or("-1".to_string(), |x| x.to_string());
         format!(
             "partitions={}\nsegment.bytes={}\nsegment.ms={}\nretention.bytes={}\nretention.ms={}\n",
@@ -85,7 +85,9 @@ impl TopicMeta {
         (m.partitions > 0).then_some(m)
     }
 
-    /// Write `topic.meta` (temp file + rename, then fsync of the folder).
+    /// Write `topic.meta` (temp file + rename, then fsync of the folder), blocking. The
+    /// shard writes it through its ring instead (`LogOp::PersistTopic`); tests use this.
+    #[cfg(test)]
     pub fn persist(&self, data_dir: &Path) -> io::Result<()> {
         let dir = topic_dir(data_dir, &self.name);
         fs::create_dir_all(&dir)?;
@@ -97,7 +99,9 @@ impl TopicMeta {
     }
 }
 
-/// Every topic with a readable `topic.meta` under `<data-dir>/log`.
+/// Every topic with a readable `topic.meta` under `<data-dir>/log`. A topic folder with
+/// no `topic.meta` at all is what a crash leaves of a delete (the file goes first) or of a
+/// create not yet acknowledged (it is written alongside the partitions): it is removed.
 pub fn load_all(data_dir: &Path, defaults: TopicConfig) -> io::Result<Vec<TopicMeta>> {
     let root = data_dir.join("log");
     if !root.exists() {
@@ -107,8 +111,22 @@ pub fn load_all(data_dir: &Path, defaults: TopicConfig) -> io::Result<Vec<TopicM
     for e in fs::read_dir(root)? {
         let e = e?;
         let name = e.file_name().to_string_lossy().to_string();
-        let Ok(text) = fs::read_to_string(e.path().join("topic.meta")) else {
+        if !e.file_type()?.is_dir() {
             continue;
+        }
+        let text = match fs::read_to_string(e.path().join("topic.meta")) {
+            Ok(t) => t,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {
+                tracing::warn!(topic = %name, "removing a topic folder without topic.meta (a delete or create cut short)");
+                if let Err(err) = fs::remove_dir_all(e.path()) {
+                    tracing::warn!(topic = %name, error = %err, "removing it failed");
+                }
+                continue;
+            }
+            Err(err) => {
+                tracing::warn!(topic = %name, error = %err, "ignoring a topic folder whose topic.meta cannot be read");
+                continue;
+            }
         };
         match TopicMeta::from_text(&name, &text, defaults) {
             Some(m) if valid_name(&name) => out.push(m),
@@ -154,7 +172,12 @@ mod tests {
             },
         };
         m.persist(&dir).unwrap();
+        // What a crash mid-delete leaves: partitions without topic.meta. Removed at load.
+        let orphan = partition_dir(&dir, "gone", 0);
+        fs::create_dir_all(&orphan).unwrap();
+        fs::write(orphan.join("00000000000000000000.log"), b"x").unwrap();
         assert_eq!(load_all(&dir, defaults).unwrap(), vec![m]);
+        assert!(!topic_dir(&dir, "gone").exists());
         fs::remove_dir_all(&dir).unwrap();
     }
 }

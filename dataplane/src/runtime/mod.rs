@@ -47,6 +47,8 @@ pub enum Kind {
     LogSync = 11,
     /// A fetch's read from a log segment. Index: read slot.
     LogRead = 12,
+    /// A step of a file job (open, mkdir, unlink, ...). Index: job slot.
+    File = 13,
 }
 
 /// `user_data` layout, the only place it is defined:
@@ -94,6 +96,7 @@ impl Token {
             10 => Kind::LogWrite,
             11 => Kind::LogSync,
             12 => Kind::LogRead,
+            13 => Kind::File,
             _ => return None,
         };
         Some(Token {
@@ -125,6 +128,10 @@ mod tests {
             Kind::Tick,
             Kind::Cancel,
             Kind::DoorbellSent,
+            Kind::LogWrite,
+            Kind::LogSync,
+            Kind::LogRead,
+            Kind::File,
         ] {
             let t = Token::new(kind, 0x0abc_def1, u32::MAX);
             assert_eq!(Token::decode(t.encode()), Some(t));

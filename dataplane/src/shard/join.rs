@@ -46,6 +46,12 @@ pub enum JoinKind {
         finish: KafkaFinish,
         again: Vec<(usize, crate::log::ops::LogOp)>,
     },
+    /// The first round of a Kafka request in two (DeleteTopics: `topic.meta` goes before
+    /// the partitions): its results are not used; `stage2` runs next and `finish` answers.
+    KafkaFirst {
+        stage2: Vec<(usize, crate::log::ops::LogOp)>,
+        finish: KafkaFinish,
+    },
 }
 
 /// What a Kafka join's closure decides.
@@ -70,6 +76,8 @@ pub enum Finished {
     Reply(Vec<u8>),
     /// Run these parts next, in a new round of the same reply slot.
     NextRound(Vec<(usize, PartOp)>, JoinKind),
+    /// Run these log parts next, in a new round of the same reply slot.
+    NextLogRound(Vec<(usize, crate::log::ops::LogOp)>, JoinKind),
     /// Run these log parts again after a short wait, in the same reply slot.
     Later(Vec<(usize, crate::log::ops::LogOp)>, JoinKind),
 }
@@ -195,6 +203,10 @@ impl Join {
                         Finished::Later(again.clone(), JoinKind::Kafka { finish, again })
                     }
                 };
+            }
+            JoinKind::KafkaFirst { stage2, finish } => {
+                let again = Vec::new();
+                return Finished::NextLogRound(stage2, JoinKind::Kafka { finish, again });
             }
             JoinKind::MsetNx { stage2 } => {
                 let existing: i64 = parts

@@ -225,14 +225,12 @@ impl Shard {
         })
     }
 
-    /// Persist the topic here, then have every shard add it (owners create partitions).
+    /// Per topic: persist it here, and have every shard add it (owners create partitions);
+    /// 1 + shards parts each, in that order.
     fn create_parts(&self, metas: &[TopicMeta]) -> Vec<(usize, LogOp)> {
         let mut parts = Vec::new();
         for m in metas {
-            // Blocking write of topic.meta on this shard; rare. See shard/logs.rs.
-            if let Err(e) = m.persist(&self.shared.cfg.data_dir) {
-                tracing::error!(topic = %m.name, error = %e, "writing topic.meta failed");
-            }
+            parts.push((self.id, LogOp::PersistTopic(m.clone())));
             for s in 0..self.shared.nshards {
                 parts.push((s, LogOp::CreateTopic(m.clone())));
             }
@@ -289,8 +287,8 @@ impl Shard {
                         Err(e) => (e.code(), -1),
                         Ok(m) if c.validate_only => (0, m.partitions),
                         Ok(m) => {
-                            let errs = &results[k..k + n];
-                            k += n;
+                            let errs = &results[k..k + n + 1];
+                            k += n + 1;
                             (
                                 errs.iter()
                                     .map(|r| r.error())
@@ -328,16 +326,15 @@ impl Shard {
         } else {
             d.topic_names
         };
+        // Two rounds: each topic.meta goes first, so a crash mid-delete does not resurrect
+        // the topic; then every shard drops it and deletes the partitions it owns.
+        let mut first = Vec::new();
         let mut parts = Vec::new();
         let mut plan = Vec::new();
         for name in names {
             let known = self.logs.topics.contains_key(name.0.as_str());
             if known {
-                let dir = topics::topic_dir(&self.shared.cfg.data_dir, name.0.as_str());
-                // The topic.meta goes first, so a crash mid-delete does not resurrect it.
-                if let Err(e) = std::fs::remove_file(dir.join("topic.meta")) {
-                    tracing::warn!(topic = %name.0, error = %e, "removing topic.meta failed");
-                }
+                first.push((self.id, LogOp::RemoveTopicMeta(name.0.to_string())));
                 for s in 0..n {
                     parts.push((s, LogOp::DeleteTopic(name.0.to_string())));
                 }
@@ -371,7 +368,14 @@ impl Shard {
             );
             encode_or_empty(ApiKey::DeleteTopics, version, cid, &body)
         };
-        self.launch_kafka(slot, parts, finish, Vec::new(), started)
+        if first.is_empty() {
+            return self.launch_kafka(slot, parts, finish, Vec::new(), started);
+        }
+        let kind = JoinKind::KafkaFirst {
+            stage2: parts,
+            finish: Box::new(finish),
+        };
+        self.launch_log(slot, first, kind, started)
     }
 
     /// Topic configs from this shard's copy of the topic table; the broker has none to show.

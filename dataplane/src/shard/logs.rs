@@ -12,9 +12,9 @@
 //! Reads never see bytes that are not yet acknowledged: they are clamped to the committed
 //! end of the active segment.
 //!
-//! Known shortcuts, to be replaced: creating a topic's folders and a new segment file use
-//! blocking std::fs calls on the shard (IORING_OP_MKDIRAT/OPENAT would keep the shard
-//! non-blocking).
+//! Everything else on disk (opening a rolled segment, a topic's folders and `topic.meta`,
+//! deletes, trimming a rolled segment's padding) is a job in `shard/files.rs`, also through
+//! the ring. Only start-up recovery (before the shard serves) uses blocking calls.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -25,11 +25,12 @@ use std::time::Instant;
 use bytes::Bytes;
 use io_uring::{opcode, squeue, types};
 
+use super::files::{c_path, Job, Step, Then};
 use super::join::Outcome;
 use super::Shard;
 use crate::log::batch;
 use crate::log::ops::{LogOp, LogResult};
-use crate::log::partition::{trim_read, AppendPlan, Partition};
+use crate::log::partition::{segment_path, trim_read, AppendPlan, Partition};
 use crate::log::topics::{self, TopicMeta};
 use crate::mesh::{ConnRef, RespBody, Response};
 use crate::proto::kafka::ErrorCode;
@@ -102,6 +103,8 @@ pub struct PartState {
     /// Write handles of segments with appends pending or in flight (O_DIRECT where the
     /// filesystem allows), and whether each is direct.
     writers: HashMap<PathBuf, (File, bool)>,
+    /// Rolled segments whose handles are still being opened; their groups wait.
+    opening: Vec<PathBuf>,
     /// Under direct I/O: the planned bytes of the active segment's last partial block
     /// (`tail_path`), which the next group's write starts with.
     tail: Vec<u8>,
@@ -200,6 +203,11 @@ pub struct Logs {
     pub parked_resps: std::collections::VecDeque<(usize, Response)>,
     pub resume: Vec<u32>,
     last_sync_ms: u64,
+    /// File jobs in flight (shard/files.rs).
+    pub jobs: super::files::Jobs,
+    /// Topics being created or deleted on this shard: another create of the name is
+    /// refused (Kafka: TOPIC_ALREADY_EXISTS, "marked for deletion") until that is done.
+    busy: std::collections::HashSet<String>,
 }
 
 fn open_segment(path: &PathBuf) -> std::io::Result<File> {
@@ -263,9 +271,7 @@ impl PartState {
             .last()
             .map(|s| (s.path.clone(), s.size))
             .unwrap_or_default();
-        let mut writers = HashMap::new();
         let (w, direct) = open_writer(&active.0, direct)?;
-        writers.insert(active.0.clone(), (w, direct));
         // Direct writes rewrite the last partial block whole, so start from its bytes.
         let mut tail = Vec::new();
         if direct && active.1 % ALIGN as u64 != 0 {
@@ -277,13 +283,55 @@ impl PartState {
                 .ok_or_else(|| std::io::Error::other("the active segment has no read handle"))?;
             read.read_exact_at(&mut tail, active.1 - partial)?;
         }
-        Ok(PartState {
+        Ok(PartState::assemble(
+            meta,
+            partition,
+            log,
+            files,
+            (w, direct),
+            tail,
+        ))
+    }
+
+    /// A partition just created: `log` is [`Partition::empty`], `read` and `write` are its
+    /// first segment's handles.
+    fn created(
+        meta: &TopicMeta,
+        partition: i32,
+        log: Partition,
+        read: File,
+        write: (File, bool),
+    ) -> PartState {
+        let mut files = HashMap::new();
+        if let Some(s) = log.segments.last() {
+            files.insert(s.path.clone(), read);
+        }
+        PartState::assemble(meta, partition, log, files, write, Vec::new())
+    }
+
+    fn assemble(
+        meta: &TopicMeta,
+        partition: i32,
+        log: Partition,
+        files: HashMap<PathBuf, File>,
+        write: (File, bool),
+        tail: Vec<u8>,
+    ) -> PartState {
+        let active = log
+            .segments
+            .last()
+            .map(|s| (s.path.clone(), s.size))
+            .unwrap_or_default();
+        let mut writers = HashMap::new();
+        writers.insert(active.0.clone(), write);
+        PartState {
             topic: meta.name.clone(),
             partition,
             hw: log.next_offset(),
             log,
             files,
             writers,
+            opening: Vec::new(),
             tail,
             tail_path: active.0.clone(),
             pending: Vec::new(),
@@ -295,7 +343,7 @@ impl PartState {
             dirty_since_sync: false,
             config: meta.config,
             producers: HashMap::new(),
-        })
+        }
     }
 }
 
@@ -319,14 +367,10 @@ impl Shard {
     /// Run a log operation on this shard (it owns the partition, or it is a topic-wide op).
     pub(super) fn exec_log(&mut self, op: LogOp, reply: ReplyTo) {
         match op {
-            LogOp::CreateTopic(meta) => {
-                let error = self.create_topic_here(meta);
-                self.log_reply(reply, LogResult::Created { error });
-            }
-            LogOp::DeleteTopic(name) => {
-                let error = self.delete_topic_here(&name);
-                self.log_reply(reply, LogResult::Created { error });
-            }
+            LogOp::CreateTopic(meta) => self.create_topic_here(meta, reply),
+            LogOp::DeleteTopic(name) => self.delete_topic_here(&name, reply),
+            LogOp::PersistTopic(meta) => self.persist_topic(&meta, reply),
+            LogOp::RemoveTopicMeta(name) => self.remove_topic_meta(&name, reply),
             LogOp::Produce {
                 topic,
                 partition,
@@ -390,53 +434,268 @@ impl Shard {
         }
     }
 
-    /// Forget a topic; close and delete the partitions this shard owns. A deleted
-    /// partition's slot stays (marked failed, out of the index) so completions still in
-    /// flight for it land harmlessly.
-    fn delete_topic_here(&mut self, name: &str) -> i16 {
+    /// Forget a topic; close and delete the partitions this shard owns (a file job; the
+    /// answer waits for it). A deleted partition's slot stays (marked failed, out of the
+    /// index) so completions still in flight for it land harmlessly.
+    fn delete_topic_here(&mut self, name: &str, reply: ReplyTo) {
         let Some(meta) = self.logs.topics.remove(name) else {
-            return ErrorCode::UnknownTopicOrPartition.code();
+            let error = ErrorCode::UnknownTopicOrPartition.code();
+            return self.log_reply(reply, LogResult::Created { error });
         };
+        let then = Then::Deleted {
+            topic: name.to_string(),
+            reply,
+        };
+        let mut job = Job::new(format!("deleting topic {name}"), then);
+        let mut handles = Vec::new();
         for p in 0..meta.partitions {
-            if let Some(i) = self.logs.index.remove(&(name.to_string(), p)) {
-                let ps = &mut self.logs.parts[i];
-                ps.failed = true;
-                ps.files.clear();
-                ps.writers.clear();
-                // Blocking removal on the shard; rare. See the module docs.
-                if let Err(e) = std::fs::remove_dir_all(&ps.log.dir) {
-                    tracing::warn!(topic = name, partition = p, error = %e, "removing a deleted partition failed");
+            let Some(i) = self.logs.index.remove(&(name.to_string(), p)) else {
+                continue;
+            };
+            let ps = &mut self.logs.parts[i];
+            ps.failed = true;
+            handles.extend(ps.files.drain().map(|(_, f)| f));
+            handles.extend(ps.writers.drain().map(|(_, (f, _))| f));
+            for path in ps.log.segments.iter().map(|s| &s.path).chain([&ps.log.dir]) {
+                match c_path(path) {
+                    Ok(c) => {
+                        job.step(Step::Unlink {
+                            path: c,
+                            dir: path == &ps.log.dir,
+                        });
+                    }
+                    Err(e) => tracing::warn!(path = %path.display(), error = %e, "cannot delete"),
                 }
             }
         }
-        0
+        for f in handles {
+            let fd = job.give(f);
+            job.step(Step::Close { fd });
+        }
+        if !job.has_steps() {
+            return self.log_reply(reply, LogResult::Created { error: 0 });
+        }
+        self.logs.busy.insert(name.to_string());
+        self.start_job(job);
     }
 
-    fn create_topic_here(&mut self, meta: TopicMeta) -> i16 {
-        if self.logs.topics.contains_key(&meta.name) {
-            return ErrorCode::TopicAlreadyExists.code();
+    /// Add a topic; create the partitions this shard owns: their folders and first
+    /// segments, through a file job. The topic joins the table when they are all there.
+    fn create_topic_here(&mut self, meta: TopicMeta, reply: ReplyTo) {
+        if self.logs.topics.contains_key(&meta.name) || self.logs.busy.contains(&meta.name) {
+            let error = ErrorCode::TopicAlreadyExists.code();
+            return self.log_reply(reply, LogResult::Created { error });
         }
-        let now = self.now_ms;
-        for p in 0..meta.partitions {
-            if !self.owns_partition(&meta.name, p) {
-                continue;
+        let partitions: Vec<i32> = (0..meta.partitions)
+            .filter(|&p| self.owns_partition(&meta.name, p))
+            .collect();
+        if partitions.is_empty() {
+            self.logs.topics.insert(meta.name.clone(), meta);
+            return self.log_reply(reply, LogResult::Created { error: 0 });
+        }
+        let data_dir = &self.shared.cfg.data_dir;
+        let direct = if self.shared.cfg.direct_io {
+            libc::O_DIRECT
+        } else {
+            0
+        };
+        let name = meta.name.clone();
+        let mut paths = vec![
+            data_dir.join("log"),
+            topics::topic_dir(data_dir, &meta.name),
+        ];
+        for &p in &partitions {
+            let dir = topics::partition_dir(data_dir, &meta.name, p);
+            paths.push(segment_path(&dir, 0));
+            paths.push(dir);
+        }
+        let c: Result<Vec<_>, _> = paths.iter().map(|p| c_path(p)).collect();
+        let Ok(c) = c else {
+            tracing::error!(topic = %name, "a partition path cannot be passed to the kernel");
+            let error = ErrorCode::KafkaStorageError.code();
+            return self.log_reply(reply, LogResult::Created { error });
+        };
+        let then = Then::Created {
+            meta,
+            partitions,
+            reply,
+        };
+        let mut job = Job::new(format!("creating topic {name}"), then);
+        job.step(Step::MkDir(c[0].clone()))
+            .step(Step::MkDir(c[1].clone()));
+        for (k, pair) in c[2..].chunks(2).enumerate() {
+            let (segment, dir) = (&pair[0], &pair[1]);
+            job.step(Step::MkDir(dir.clone()))
+                .step(Step::Open {
+                    path: segment.clone(),
+                    flags: libc::O_RDWR | libc::O_CREAT,
+                    into: 2 * k,
+                })
+                .step(Step::Open {
+                    path: segment.clone(),
+                    flags: libc::O_WRONLY | libc::O_CREAT | direct,
+                    into: 2 * k + 1,
+                });
+        }
+        self.logs.busy.insert(name);
+        self.start_job(job);
+    }
+
+    /// Write `topic.meta`: a temporary file, fsynced, renamed over, then the folder fsynced.
+    fn persist_topic(&mut self, meta: &TopicMeta, reply: ReplyTo) {
+        let data_dir = &self.shared.cfg.data_dir;
+        let dir = topics::topic_dir(data_dir, &meta.name);
+        let paths = [
+            data_dir.join("log"),
+            dir.clone(),
+            dir.join("topic.meta.tmp"),
+            dir.join("topic.meta"),
+        ];
+        let c: Result<Vec<_>, _> = paths.iter().map(|p| c_path(p)).collect();
+        let Ok(c) = c else {
+            let error = ErrorCode::KafkaStorageError.code();
+            return self.log_reply(reply, LogResult::Created { error });
+        };
+        let mut job = Job::new(
+            format!("writing {}", paths[3].display()),
+            Then::Reply(reply),
+        );
+        job.step(Step::MkDir(c[0].clone()))
+            .step(Step::MkDir(c[1].clone()))
+            .step(Step::Open {
+                path: c[2].clone(),
+                flags: libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC,
+                into: 0,
+            })
+            .step(Step::Write {
+                fd: 0,
+                data: meta.to_text().into_bytes(),
+            })
+            .step(Step::Fsync { fd: 0 })
+            .step(Step::Close { fd: 0 })
+            .step(Step::Rename {
+                from: c[2].clone(),
+                to: c[3].clone(),
+            })
+            .step(Step::Open {
+                path: c[1].clone(),
+                flags: libc::O_RDONLY | libc::O_DIRECTORY,
+                into: 1,
+            })
+            .step(Step::Fsync { fd: 1 })
+            .step(Step::Close { fd: 1 });
+        self.start_job(job);
+    }
+
+    /// Remove `topic.meta` and make that durable, so a crash while the partitions are
+    /// being deleted does not bring the topic back (start-up removes topic folders
+    /// without one).
+    fn remove_topic_meta(&mut self, name: &str, reply: ReplyTo) {
+        let dir = topics::topic_dir(&self.shared.cfg.data_dir, name);
+        let (Ok(meta), Ok(cdir)) = (c_path(&dir.join("topic.meta")), c_path(&dir)) else {
+            let error = ErrorCode::KafkaStorageError.code();
+            return self.log_reply(reply, LogResult::Created { error });
+        };
+        let mut job = Job::new(format!("removing {name}/topic.meta"), Then::Reply(reply));
+        job.step(Step::Unlink {
+            path: meta,
+            dir: false,
+        })
+        .step(Step::Open {
+            path: cdir,
+            flags: libc::O_RDONLY | libc::O_DIRECTORY,
+            into: 0,
+        })
+        .step(Step::Fsync { fd: 0 })
+        .step(Step::Close { fd: 0 });
+        self.start_job(job);
+    }
+
+    /// A file job ended: continue with what it was for.
+    pub(super) fn job_done(&mut self, mut job: Job, result: Result<(), super::files::Failure>) {
+        if let Err((step, e)) = &result {
+            tracing::error!(job = %job.what, step = %step, error = %e, "file operation failed");
+        }
+        let storage = |ok: bool| {
+            if ok {
+                0
+            } else {
+                ErrorCode::KafkaStorageError.code()
             }
-            match PartState::open(
-                &self.shared.cfg.data_dir,
-                &meta,
-                p,
-                now,
-                self.shared.cfg.direct_io,
-            ) {
-                Ok(ps) => self.logs.add_part(ps),
-                Err(e) => {
-                    tracing::error!(topic = %meta.name, partition = p, error = %e, "creating a partition failed");
-                    return ErrorCode::KafkaStorageError.code();
+        };
+        match std::mem::replace(&mut job.then, Then::Nothing) {
+            Then::Nothing => {}
+            Then::Reply(reply) => {
+                let error = storage(result.is_ok());
+                self.log_reply(reply, LogResult::Created { error });
+            }
+            Then::Deleted { topic, reply } => {
+                // The topic is gone from the table either way; what could not be removed
+                // is removed at the next start (a folder without topic.meta).
+                self.logs.busy.remove(&topic);
+                self.log_reply(reply, LogResult::Created { error: 0 });
+            }
+            Then::Segment { part, path } => {
+                let read = job.take_fd(0);
+                let write = job.take_fd(1);
+                let Some(p) = self.logs.parts.get_mut(part) else {
+                    return;
+                };
+                p.opening.retain(|o| o != &path);
+                if p.failed {
+                    return; // deleted or failed meanwhile; the handles close here
+                }
+                match (read, write) {
+                    (Some((r, _)), Some(w)) => {
+                        p.files.insert(path.clone(), r);
+                        p.writers.insert(path, w);
+                        if !self.logs.dirty.contains(&part) {
+                            self.logs.dirty.push(part);
+                        }
+                    }
+                    _ => {
+                        tracing::error!(topic = %p.topic, partition = p.partition,
+                            "opening a new segment failed; the partition stops taking writes");
+                        p.failed = true;
+                        self.fail_partition(part);
+                    }
                 }
             }
+            Then::Created {
+                meta,
+                partitions,
+                reply,
+            } => {
+                self.logs.busy.remove(&meta.name);
+                if result.is_err() {
+                    let error = ErrorCode::KafkaStorageError.code();
+                    return self.log_reply(reply, LogResult::Created { error });
+                }
+                let data_dir = self.shared.cfg.data_dir.clone();
+                let mut made = Vec::new();
+                for (k, &p) in partitions.iter().enumerate() {
+                    let (Some((read, _)), Some(write)) =
+                        (job.take_fd(2 * k), job.take_fd(2 * k + 1))
+                    else {
+                        let error = ErrorCode::KafkaStorageError.code();
+                        return self.log_reply(reply, LogResult::Created { error });
+                    };
+                    let dir = topics::partition_dir(&data_dir, &meta.name, p);
+                    let log = Partition::empty(
+                        &dir,
+                        meta.config.segment_bytes,
+                        meta.config.segment_ms,
+                        self.now_ms,
+                    );
+                    made.push(PartState::created(&meta, p, log, read, write));
+                }
+                for ps in made {
+                    self.logs.add_part(ps);
+                }
+                self.logs.topics.insert(meta.name.clone(), meta);
+                self.log_reply(reply, LogResult::Created { error: 0 });
+            }
         }
-        self.logs.topics.insert(meta.name.clone(), meta);
-        0
     }
 
     fn produce(&mut self, topic: &str, partition: i32, records: Bytes, reply: ReplyTo) {
@@ -502,6 +761,7 @@ impl Shard {
         let n = batches.len();
         let p = &mut self.logs.parts[i];
         let mut first_base = -1;
+        let mut rolled = Vec::new();
         for (k, (pos, h)) in batches.into_iter().enumerate() {
             let mut bytes = records[pos..pos + h.size].to_vec();
             let plan = p.log.plan_append(&mut bytes, &h, now);
@@ -524,28 +784,48 @@ impl Shard {
                 }
             }
             if plan.rolled {
-                let direct = self.shared.cfg.direct_io;
-                match open_segment(&plan.path)
-                    .and_then(|f| Ok((f, open_writer(&plan.path, direct)?)))
-                {
-                    Ok((f, w)) => {
-                        p.files.insert(plan.path.clone(), f);
-                        p.writers.insert(plan.path.clone(), w);
-                    }
-                    Err(e) => {
-                        tracing::error!(topic, partition, error = %e, "opening a new segment failed");
-                        p.log.undo_append(&plan);
-                        p.failed = true;
-                        return self.fail_partition(i);
-                    }
-                }
+                // The new segment's handles open through the ring; its group waits for them.
+                p.opening.push(plan.path.clone());
+                rolled.push(plan.path.clone());
             }
             let reply = (k + 1 == n).then_some((reply, first_base));
             p.pending.push(PendingAppend { bytes, plan, reply });
         }
+        for path in rolled {
+            self.open_rolled(i, path);
+        }
         if !self.logs.dirty.contains(&i) {
             self.logs.dirty.push(i);
         }
+    }
+
+    /// Open a rolled segment's read and write handles (see [`Then::Segment`]).
+    fn open_rolled(&mut self, i: usize, path: PathBuf) {
+        let direct = if self.shared.cfg.direct_io {
+            libc::O_DIRECT
+        } else {
+            0
+        };
+        let Ok(c) = c_path(&path) else {
+            tracing::error!(path = %path.display(), "a segment path cannot be passed to the kernel");
+            self.logs.parts[i].failed = true;
+            return self.fail_partition(i);
+        };
+        let mut job = Job::new(
+            format!("opening {}", path.display()),
+            Then::Segment { part: i, path },
+        );
+        job.step(Step::Open {
+            path: c.clone(),
+            flags: libc::O_RDWR | libc::O_CREAT,
+            into: 0,
+        })
+        .step(Step::Open {
+            path: c,
+            flags: libc::O_WRONLY | libc::O_CREAT | direct,
+            into: 1,
+        });
+        self.start_job(job);
     }
 
     /// Start the group commits that loop turn planned. Called once per turn. Up to
@@ -564,6 +844,9 @@ impl Shard {
             // One group: contiguous appends to the file of the first one.
             let path = p.pending[0].plan.path.clone();
             let Some((fd, direct)) = p.writers.get(&path).map(|(f, d)| (f.as_raw_fd(), *d)) else {
+                if p.opening.contains(&path) {
+                    continue; // the open's end marks the partition dirty again
+                }
                 p.failed = true;
                 self.fail_partition(i);
                 continue;
@@ -681,6 +964,7 @@ impl Shard {
         let p = &mut self.logs.parts[i];
         let log_start = p.log.log_start();
         let mut replies = Vec::new();
+        let mut trims = Vec::new();
         while p.committing.front().is_some_and(|c| c.written && c.synced) {
             let Some(c) = p.committing.pop_front() else {
                 break;
@@ -708,25 +992,41 @@ impl Shard {
         }
         if p.committing.is_empty() && p.writers.len() > 1 {
             // Close write handles of rolled-out segments nothing is writing any more, and
-            // cut their direct-write padding so the file is exactly its batches. A blocking
-            // ftruncate, once per segment roll (like the open of the new segment).
+            // cut their direct-write padding so the file is exactly its batches (a file
+            // job: ftruncate, then close; recovery trims the padding if it fails).
             let active = p.log.segments.last().map(|s| s.path.clone());
-            let pending = &p.pending;
-            let segments = &p.log.segments;
-            p.writers.retain(|k, (f, direct)| {
-                let keep = Some(k) == active.as_ref() || pending.iter().any(|a| &a.plan.path == k);
-                if !keep && *direct {
-                    if let Some(s) = segments.iter().find(|s| &s.path == k) {
-                        if let Err(e) = f.set_len(s.size) {
-                            tracing::warn!(path = %k.display(), error = %e, "trimming a rolled segment's padding failed (recovery trims it)");
-                        }
-                    }
+            let done: Vec<PathBuf> = p
+                .writers
+                .keys()
+                .filter(|k| {
+                    Some(*k) != active.as_ref() && !p.pending.iter().any(|a| &a.plan.path == *k)
+                })
+                .cloned()
+                .collect();
+            for path in done {
+                let Some((f, direct)) = p.writers.remove(&path) else {
+                    continue;
+                };
+                let size = p
+                    .log
+                    .segments
+                    .iter()
+                    .find(|s| s.path == path)
+                    .map(|s| s.size);
+                let mut job = Job::new(format!("trimming {}", path.display()), Then::Nothing);
+                let fd = job.give(f);
+                if let (true, Some(len)) = (direct, size) {
+                    job.step(Step::Ftruncate { fd, len });
                 }
-                keep
-            });
+                job.step(Step::Close { fd });
+                trims.push(job);
+            }
         }
         if !p.pending.is_empty() && !self.logs.dirty.contains(&i) {
             self.logs.dirty.push(i);
+        }
+        for job in trims {
+            self.start_job(job);
         }
         for (to, r) in replies {
             self.log_reply(to, r);
@@ -759,6 +1059,7 @@ impl Shard {
         let now = self.now_ms;
         let interval = matches!(self.shared.fsync, Fsync::Interval(ms) if now.saturating_sub(self.logs.last_sync_ms) >= ms);
         let mut syncs = Vec::new();
+        let mut deletes = Vec::new();
         for p in &mut self.logs.parts {
             if interval && p.dirty_since_sync && p.committing.is_empty() {
                 if let Some(f) = p.files.get(&p.committed.0) {
@@ -770,23 +1071,37 @@ impl Shard {
                 .log
                 .apply_retention(p.config.retention_bytes, p.config.retention_ms, now)
             {
-                p.files.remove(&path);
+                let Ok(c) = c_path(&path) else { continue };
+                // Unlink, then close the handles (the close of the last one frees the
+                // blocks), on an io_uring worker.
+                let mut job = Job::new(format!("deleting {}", path.display()), Then::Nothing);
+                job.step(Step::Unlink {
+                    path: c,
+                    dir: false,
+                });
+                if let Some(f) = p.files.remove(&path) {
+                    let fd = job.give(f);
+                    job.step(Step::Close { fd });
+                }
                 // A write handle with a group still in flight closes in finish_commits.
                 if !p
                     .committing
                     .iter()
                     .any(|c| c.appends.iter().any(|a| a.plan.path == path))
                 {
-                    p.writers.remove(&path);
+                    if let Some((f, _)) = p.writers.remove(&path) {
+                        let fd = job.give(f);
+                        job.step(Step::Close { fd });
+                    }
                 }
-                // Blocking unlink on the shard; rare (one per deleted segment). See module docs.
-                if let Err(e) = std::fs::remove_file(&path) {
-                    tracing::warn!(path = %path.display(), error = %e, "deleting a retained-out segment failed");
-                }
+                deletes.push(job);
             }
         }
         if interval {
             self.logs.last_sync_ms = now;
+        }
+        for job in deletes {
+            self.start_job(job);
         }
         for fd in syncs {
             let e = opcode::Fsync::new(types::Fd(fd))

@@ -10,6 +10,7 @@
 
 pub mod conn;
 mod dispatch;
+mod files;
 pub mod join;
 mod kafka;
 mod local;
@@ -210,6 +211,7 @@ impl Shard {
             Kind::LogWrite => self.on_log_write(t.index as usize, t.gen, res),
             Kind::LogSync => self.on_log_sync(t.index as usize, t.gen, res),
             Kind::LogRead => self.on_log_read(t.index, res),
+            Kind::File => self.on_file(t.index, res),
         }
     }
 
@@ -765,6 +767,10 @@ impl Shard {
             Finished::NextRound(parts, kind) => {
                 let seq = c.head_seq + idx as u64;
                 self.start_round(slot, seq, idx, parts, kind, family, started);
+            }
+            Finished::NextLogRound(parts, kind) => {
+                let seq = c.head_seq + idx as u64;
+                self.start_log_round(slot, seq, idx, parts, kind, family, started);
             }
             Finished::Later(parts, kind) => {
                 let seq = c.head_seq + idx as u64;
