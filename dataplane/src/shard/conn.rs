@@ -92,9 +92,15 @@ impl Conn {
 
     /// Move replies that are ready at the front of `pending` into `out`.
     pub fn drain_ready(&mut self) {
+        const MOVE_REPLY_BYTES: usize = 64 << 10;
         while let Some(Pending::Ready(_)) = self.pending.front() {
             if let Some(Pending::Ready(bytes)) = self.pending.pop_front() {
-                self.out.extend_from_slice(&bytes);
+                if self.out.is_empty() && bytes.len() >= MOVE_REPLY_BYTES {
+                    // A large reply (a fetch) goes out as it is instead of being copied.
+                    self.out = bytes;
+                } else {
+                    self.out.extend_from_slice(&bytes);
+                }
             }
             self.head_seq += 1;
         }

@@ -181,6 +181,8 @@ fn check_sequence(producers: &HashMap<i64, ProducerState>, h: &batch::BatchHeade
 }
 
 pub struct ReadOp {
+    /// Empty, with the capacity to read into (not zeroed first: the kernel fills it and
+    /// only the bytes it reports are exposed).
     buf: Vec<u8>,
     /// For a fetch: the offset asked for. For ListOffsets by timestamp: unused.
     offset: i64,
@@ -408,7 +410,7 @@ impl Shard {
                                 match (plan, fd) {
                                     (Some(plan), Some(fd)) => {
                                         let op = ReadOp {
-                                            buf: vec![0u8; plan.len as usize],
+                                            buf: Vec::with_capacity(plan.len as usize),
                                             offset: -1,
                                             time: Some(ts),
                                             reply,
@@ -1156,7 +1158,7 @@ impl Shard {
             return self.log_reply(reply, nothing);
         }
         let op = ReadOp {
-            buf: vec![0u8; len as usize],
+            buf: Vec::with_capacity(len as usize),
             offset,
             time: None,
             reply,
@@ -1182,7 +1184,7 @@ impl Shard {
         let Some(Some(op)) = self.logs.reads.get_mut(idx as usize) else {
             return;
         };
-        let e = opcode::Read::new(types::Fd(fd), op.buf.as_mut_ptr(), op.buf.len() as u32)
+        let e = opcode::Read::new(types::Fd(fd), op.buf.as_mut_ptr(), op.buf.capacity() as u32)
             .offset(position)
             .build()
             .user_data(Token::new(Kind::LogRead, 0, idx).encode());
@@ -1190,10 +1192,15 @@ impl Shard {
     }
 
     pub(super) fn on_log_read(&mut self, idx: u32, res: i32) {
-        let Some(op) = self.logs.reads.get_mut(idx as usize).and_then(Option::take) else {
+        let Some(mut op) = self.logs.reads.get_mut(idx as usize).and_then(Option::take) else {
             return;
         };
         self.logs.free_reads.push(idx);
+        if res > 0 && res as usize <= op.buf.capacity() {
+            // SAFETY: the read completed and the kernel wrote `res` bytes at the start of
+            // the buffer's capacity (the length it was given), so they are initialised.
+            unsafe { op.buf.set_len(res as usize) };
+        }
         if let Some(ts) = op.time {
             let r = if res < 0 {
                 LogResult::Offset {
@@ -1203,8 +1210,7 @@ impl Shard {
                 }
             } else {
                 let (offset, timestamp) =
-                    crate::log::partition::find_time(&op.buf[..res as usize], ts)
-                        .unwrap_or((-1, -1));
+                    crate::log::partition::find_time(&op.buf, ts).unwrap_or((-1, -1));
                 LogResult::Offset {
                     error: 0,
                     offset,
@@ -1221,9 +1227,10 @@ impl Shard {
                 records: None,
             }
         } else {
-            let data = &op.buf[..res as usize];
-            let range = trim_read(data, op.offset);
-            let records = (!range.is_empty()).then(|| Bytes::copy_from_slice(&data[range]));
+            let buf = op.buf;
+            let range = trim_read(&buf, op.offset);
+            // The read buffer becomes the records as they are: no copy.
+            let records = (!range.is_empty()).then(|| Bytes::from(buf).slice(range));
             LogResult::Fetched {
                 error: 0,
                 high_watermark: op.hw,
