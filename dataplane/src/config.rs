@@ -51,6 +51,13 @@ pub struct Config {
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub direct_io: bool,
 
+    /// Sends of at least this many bytes (large fetch responses) use zero-copy SEND_ZC:
+    /// the NIC reads the reply from our buffer, which is held until the kernel says it is
+    /// done. 0 turns it off. Over loopback the kernel copies anyway (see
+    /// docs/operations.md), so it pays off only for clients on other hosts.
+    #[arg(long, default_value = "0", value_parser = parse_bytes)]
+    pub send_zc_min_bytes: usize,
+
     /// Largest record batch a producer may send (Kafka's message.max.bytes).
     #[arg(long, default_value = "1mb", value_parser = parse_bytes)]
     pub max_message_bytes: usize,

@@ -35,6 +35,8 @@ pub struct Counters {
     pub protocol_errors: u64,
     pub bytes_in: u64,
     pub bytes_out: u64,
+    /// Sends that went out with SEND_ZC (--send-zc-min-bytes).
+    pub sends_zc: u64,
     pub mesh_requests_sent: u64,
     pub mesh_requests_served: u64,
     /// Times a connection stopped being read because a mesh lane was full.
@@ -55,6 +57,7 @@ impl Counters {
         self.protocol_errors += o.protocol_errors;
         self.bytes_in += o.bytes_in;
         self.bytes_out += o.bytes_out;
+        self.sends_zc += o.sends_zc;
         self.mesh_requests_sent += o.mesh_requests_sent;
         self.mesh_requests_served += o.mesh_requests_served;
         self.mesh_backpressure += o.mesh_backpressure;
@@ -117,6 +120,12 @@ impl Counters {
                 "pinion_bytes_out_total",
                 "Bytes sent to clients",
                 self.bytes_out,
+                false,
+            ),
+            (
+                "pinion_sends_zc_total",
+                "Sends that went out zero-copy (SEND_ZC)",
+                self.sends_zc,
                 false,
             ),
             (

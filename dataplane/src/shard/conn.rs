@@ -43,6 +43,9 @@ pub struct Conn {
     pub out: Vec<u8>,
     pub sending: Vec<u8>,
     pub sent: usize,
+    /// A zero-copy send's result, held until its notification says the kernel no longer
+    /// reads `sending` (the send stays in flight until then).
+    pub zc_result: Option<i32>,
     pub pending: VecDeque<Pending>,
     pub head_seq: u64,
     pub resp3: bool,
@@ -70,6 +73,7 @@ impl Conn {
             out: Vec::new(),
             sending: Vec::new(),
             sent: 0,
+            zc_result: None,
             pending: VecDeque::new(),
             head_seq: 0,
             resp3: false,

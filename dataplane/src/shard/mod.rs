@@ -191,7 +191,7 @@ impl Shard {
         match t.kind {
             Kind::Accept => self.on_accept(t.index, res, flags),
             Kind::Recv => self.on_recv(t, res, flags),
-            Kind::Send => self.on_send(t, res),
+            Kind::Send => self.on_send(t, res, flags),
             Kind::Close => self.on_closed(t),
             Kind::Doorbell => {} // the mesh is drained every turn
             Kind::DoorbellSent => {
@@ -552,17 +552,36 @@ impl Shard {
             c.out.clear();
             c.sent = 0;
             c.send_inflight = true;
-            let e = opcode::Send::new(types::Fd(c.fd), c.sending.as_ptr(), c.sending.len() as u32)
-                .flags(libc::MSG_NOSIGNAL)
-                .build()
-                .user_data(Token::new(Kind::Send, c.gen, slot).encode());
-            self.push(e);
+            self.send_from(slot);
         } else if c.closing && c.quiescent() {
             self.finish_close(slot);
         }
     }
 
-    fn on_send(&mut self, t: Token, res: i32) {
+    /// Send `sending[sent..]` (the send is already marked in flight): SEND_ZC when it is
+    /// at least --send-zc-min-bytes, else a plain send.
+    fn send_from(&mut self, slot: u32) {
+        let zc_min = self.shared.cfg.send_zc_min_bytes;
+        let Some(c) = self.conns.get(slot as usize).and_then(|c| c.as_ref()) else {
+            return;
+        };
+        let rest = &c.sending[c.sent.min(c.sending.len())..];
+        let ud = Token::new(Kind::Send, c.gen, slot).encode();
+        let (fd, ptr, len) = (types::Fd(c.fd), rest.as_ptr(), rest.len() as u32);
+        let e = if zc_min > 0 && rest.len() >= zc_min {
+            self.metrics.counters.sends_zc += 1;
+            opcode::SendZc::new(fd, ptr, len)
+                .flags(libc::MSG_NOSIGNAL)
+                .build()
+        } else {
+            opcode::Send::new(fd, ptr, len)
+                .flags(libc::MSG_NOSIGNAL)
+                .build()
+        };
+        self.push(e.user_data(ud));
+    }
+
+    fn on_send(&mut self, t: Token, res: i32, flags: u32) {
         let slot = t.index;
         let Some(c) = self
             .conns
@@ -571,6 +590,19 @@ impl Shard {
             .filter(|c| c.gen == t.gen)
         else {
             return;
+        };
+        // A zero-copy send completes twice: its result (with MORE), then a notification
+        // once the kernel is done with the buffer. Act on the result only then.
+        let res = if cqueue::notif(flags) {
+            match c.zc_result.take() {
+                Some(r) => r,
+                None => return,
+            }
+        } else if cqueue::more(flags) {
+            c.zc_result = Some(res);
+            return;
+        } else {
+            res
         };
         c.send_inflight = false;
         if res < 0 {
@@ -584,12 +616,7 @@ impl Shard {
         if c.sent < c.sending.len() && !c.abort {
             // Short write: send the rest.
             c.send_inflight = true;
-            let rest = &c.sending[c.sent..];
-            let e = opcode::Send::new(types::Fd(c.fd), rest.as_ptr(), rest.len() as u32)
-                .flags(libc::MSG_NOSIGNAL)
-                .build()
-                .user_data(Token::new(Kind::Send, c.gen, slot).encode());
-            self.push(e);
+            self.send_from(slot);
             return;
         }
         c.sending.clear();
