@@ -289,13 +289,20 @@ impl Partition {
     /// Assign offsets to a validated batch and decide where it goes. Rolls to a new segment
     /// when the active one would pass `segment_bytes` or is older than `segment_ms`.
     pub fn plan_append(&mut self, b: &mut [u8], h: &BatchHeader, now_ms: u64) -> AppendPlan {
+        let plan = self.plan(b.len(), h, now_ms);
+        batch::set_base_offset(b, plan.base_offset);
+        plan
+    }
+
+    /// [`Partition::plan_append`] for a batch of `len` bytes whose base offset the caller
+    /// sets to the plan's `base_offset` when it copies the batch out.
+    pub fn plan(&mut self, len: usize, h: &BatchHeader, now_ms: u64) -> AppendPlan {
         let next = self.next_offset();
-        batch::set_base_offset(b, next);
         let active = self
             .segments
             .last()
             .expect("a partition always has a segment");
-        let too_big = active.size > 0 && active.size + b.len() as u64 > self.segment_bytes;
+        let too_big = active.size > 0 && active.size + len as u64 > self.segment_bytes;
         let too_old =
             active.size > 0 && now_ms.saturating_sub(active.created_ms) >= self.segment_ms;
         let rolled = too_big || too_old;
@@ -310,7 +317,7 @@ impl Partition {
         AppendPlan {
             path: seg.path.clone(),
             position,
-            len: b.len(),
+            len,
             base_offset: next,
             last_offset: placed.last_offset(),
             rolled,

@@ -78,7 +78,9 @@ pub fn parse_fsync(s: &str) -> Result<Fsync, String> {
 }
 
 struct PendingAppend {
-    bytes: Vec<u8>,
+    /// The batch as produced (a slice of the request, not copied); its base offset is
+    /// set to the plan's when it is copied into the commit buffer.
+    bytes: Bytes,
     plan: AppendPlan,
     /// The reply is sent with the last batch of a produce request.
     reply: Option<(ReplyTo, i64)>,
@@ -765,8 +767,8 @@ impl Shard {
         let mut first_base = -1;
         let mut rolled = Vec::new();
         for (k, (pos, h)) in batches.into_iter().enumerate() {
-            let mut bytes = records[pos..pos + h.size].to_vec();
-            let plan = p.log.plan_append(&mut bytes, &h, now);
+            let bytes = records.slice(pos..pos + h.size);
+            let plan = p.log.plan(bytes.len(), &h, now);
             if first_base < 0 {
                 first_base = plan.base_offset;
             }
@@ -879,7 +881,9 @@ impl Shard {
             buf.extend_from_slice(lead);
             let position = appends[0].plan.position - lead.len() as u64;
             for a in &appends {
+                let at = buf.len();
                 buf.extend_from_slice(&a.bytes);
+                batch::set_base_offset(&mut buf.as_mut_slice()[at..], a.plan.base_offset);
             }
             if direct {
                 let end = buf.len();
