@@ -5,6 +5,12 @@
 use std::alloc::{self, Layout};
 use std::ptr::NonNull;
 
+impl AsRef<[u8]> for AlignedBuf {
+    fn as_ref(&self) -> &[u8] {
+        self.as_slice()
+    }
+}
+
 /// Alignment of buffer, offset and length for direct I/O.
 pub const ALIGN: usize = 4096;
 
@@ -42,6 +48,24 @@ impl AlignedBuf {
 
     pub fn as_ptr(&self) -> *const u8 {
         self.ptr.as_ptr()
+    }
+
+    pub fn as_mut_ptr(&mut self) -> *mut u8 {
+        self.ptr.as_ptr()
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.cap
+    }
+
+    /// Declare the first `len` bytes initialised.
+    ///
+    /// # Safety
+    /// `len` is at most the capacity and something (the kernel, for a completed read)
+    /// has written those bytes.
+    pub unsafe fn set_len(&mut self, len: usize) {
+        debug_assert!(len <= self.cap);
+        self.len = len;
     }
 
     pub fn as_slice(&self) -> &[u8] {

@@ -100,8 +100,9 @@ pub struct PartState {
     pub topic: String,
     pub partition: i32,
     log: Partition,
-    /// Read handles of every segment (buffered, any offset).
-    files: HashMap<PathBuf, File>,
+    /// Read handles of every segment, and whether each is O_DIRECT (reads then go in
+    /// whole aligned blocks, straight from the disk into our buffer).
+    files: HashMap<PathBuf, (File, bool)>,
     /// Write handles of segments with appends pending or in flight (O_DIRECT where the
     /// filesystem allows), and whether each is direct.
     writers: HashMap<PathBuf, (File, bool)>,
@@ -183,9 +184,12 @@ fn check_sequence(producers: &HashMap<i64, ProducerState>, h: &batch::BatchHeade
 }
 
 pub struct ReadOp {
-    /// Empty, with the capacity to read into (not zeroed first: the kernel fills it and
-    /// only the bytes it reports are exposed).
-    buf: Vec<u8>,
+    /// What the read fills (not zeroed first: only the bytes the kernel reports are
+    /// exposed). A direct read starts at the block holding the first byte wanted.
+    buf: AlignedBuf,
+    /// Bytes of `buf` before the first one wanted (direct reads), and how many are wanted.
+    skip: usize,
+    len: usize,
     /// For a fetch: the offset asked for. For ListOffsets by timestamp: unused.
     offset: i64,
     /// Some(ts): a ListOffsets lookup of the first batch with a timestamp of at least ts.
@@ -221,6 +225,23 @@ fn open_segment(path: &PathBuf) -> std::io::Result<File> {
         .create(true)
         .truncate(false)
         .open(path)
+}
+
+/// A segment's read handle, O_DIRECT when asked for and the filesystem takes it.
+fn open_reader(path: &PathBuf, direct: bool) -> std::io::Result<(File, bool)> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if direct {
+        match OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECT)
+            .open(path)
+        {
+            Ok(f) => return Ok((f, true)),
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok((open_segment(path)?, false))
 }
 
 /// A segment's write handle: O_DIRECT when asked for and the filesystem takes it (tmpfs
@@ -268,7 +289,7 @@ impl PartState {
         }
         let mut files = HashMap::new();
         for s in &log.segments {
-            files.insert(s.path.clone(), open_segment(&s.path)?);
+            files.insert(s.path.clone(), open_reader(&s.path, direct)?);
         }
         let active = log
             .segments
@@ -282,10 +303,7 @@ impl PartState {
             use std::os::unix::fs::FileExt;
             let partial = active.1 % ALIGN as u64;
             tail.resize(partial as usize, 0);
-            let read = files
-                .get(&active.0)
-                .ok_or_else(|| std::io::Error::other("the active segment has no read handle"))?;
-            read.read_exact_at(&mut tail, active.1 - partial)?;
+            File::open(&active.0)?.read_exact_at(&mut tail, active.1 - partial)?;
         }
         Ok(PartState::assemble(
             meta,
@@ -303,7 +321,7 @@ impl PartState {
         meta: &TopicMeta,
         partition: i32,
         log: Partition,
-        read: File,
+        read: (File, bool),
         write: (File, bool),
     ) -> PartState {
         let mut files = HashMap::new();
@@ -317,7 +335,7 @@ impl PartState {
         meta: &TopicMeta,
         partition: i32,
         log: Partition,
-        files: HashMap<PathBuf, File>,
+        files: HashMap<PathBuf, (File, bool)>,
         write: (File, bool),
         tail: Vec<u8>,
     ) -> PartState {
@@ -408,11 +426,13 @@ impl Shard {
                                 let fd = plan
                                     .as_ref()
                                     .and_then(|pl| p.files.get(&pl.path))
-                                    .map(|f| f.as_raw_fd());
+                                    .map(|(f, d)| (f.as_raw_fd(), *d));
                                 match (plan, fd) {
                                     (Some(plan), Some(fd)) => {
                                         let op = ReadOp {
-                                            buf: Vec::with_capacity(plan.len as usize),
+                                            buf: AlignedBuf::default(),
+                                            skip: 0,
+                                            len: plan.len as usize,
                                             offset: -1,
                                             time: Some(ts),
                                             reply,
@@ -458,7 +478,7 @@ impl Shard {
             };
             let ps = &mut self.logs.parts[i];
             ps.failed = true;
-            handles.extend(ps.files.drain().map(|(_, f)| f));
+            handles.extend(ps.files.drain().map(|(_, (f, _))| f));
             handles.extend(ps.writers.drain().map(|(_, (f, _))| f));
             for path in ps.log.segments.iter().map(|s| &s.path).chain([&ps.log.dir]) {
                 match c_path(path) {
@@ -532,7 +552,7 @@ impl Shard {
             job.step(Step::MkDir(dir.clone()))
                 .step(Step::Open {
                     path: segment.clone(),
-                    flags: libc::O_RDWR | libc::O_CREAT,
+                    flags: libc::O_RDWR | libc::O_CREAT | direct,
                     into: 2 * k,
                 })
                 .step(Step::Open {
@@ -650,7 +670,7 @@ impl Shard {
                     return; // deleted or failed meanwhile; the handles close here
                 }
                 match (read, write) {
-                    (Some((r, _)), Some(w)) => {
+                    (Some(r), Some(w)) => {
                         p.files.insert(path.clone(), r);
                         p.writers.insert(path, w);
                         if !self.logs.dirty.contains(&part) {
@@ -678,8 +698,7 @@ impl Shard {
                 let data_dir = self.shared.cfg.data_dir.clone();
                 let mut made = Vec::new();
                 for (k, &p) in partitions.iter().enumerate() {
-                    let (Some((read, _)), Some(write)) =
-                        (job.take_fd(2 * k), job.take_fd(2 * k + 1))
+                    let (Some(read), Some(write)) = (job.take_fd(2 * k), job.take_fd(2 * k + 1))
                     else {
                         let error = ErrorCode::KafkaStorageError.code();
                         return self.log_reply(reply, LogResult::Created { error });
@@ -821,7 +840,7 @@ impl Shard {
         );
         job.step(Step::Open {
             path: c.clone(),
-            flags: libc::O_RDWR | libc::O_CREAT,
+            flags: libc::O_RDWR | libc::O_CREAT | direct,
             into: 0,
         })
         .step(Step::Open {
@@ -1042,7 +1061,13 @@ impl Shard {
     /// Undo every planned append of partition `i` (newest first) and fail their producers.
     fn fail_partition(&mut self, i: usize) {
         let p = &mut self.logs.parts[i];
-        let mut all: Vec<PendingAppend> = p.committing.drain(..).flat_map(|c| c.appends).collect();
+        let mut all: Vec<PendingAppend> = Vec::new();
+        for c in p.committing.drain(..) {
+            all.extend(c.appends);
+            // Later commits' writes may still be reading their buffers: keep them. The
+            // partition writes no more, so they are never reused.
+            p.spare.push(c.buf);
+        }
         all.append(&mut p.pending);
         for a in all.iter().rev() {
             p.log.undo_append(&a.plan);
@@ -1068,7 +1093,7 @@ impl Shard {
         let mut deletes = Vec::new();
         for p in &mut self.logs.parts {
             if interval && p.dirty_since_sync && p.committing.is_empty() {
-                if let Some(f) = p.files.get(&p.committed.0) {
+                if let Some((f, _)) = p.files.get(&p.committed.0) {
                     syncs.push(f.as_raw_fd());
                     p.dirty_since_sync = false;
                 }
@@ -1085,7 +1110,7 @@ impl Shard {
                     path: c,
                     dir: false,
                 });
-                if let Some(f) = p.files.remove(&path) {
+                if let Some((f, _)) = p.files.remove(&path) {
                     let fd = job.give(f);
                     job.step(Step::Close { fd });
                 }
@@ -1155,14 +1180,16 @@ impl Shard {
         if plan.path == p.committed.0 {
             len = len.min(p.committed.1.saturating_sub(plan.position));
         }
-        let Some(fd) = p.files.get(&plan.path).map(|f| f.as_raw_fd()) else {
+        let Some(fd) = p.files.get(&plan.path).map(|(f, d)| (f.as_raw_fd(), *d)) else {
             return self.log_reply(reply, err(ErrorCode::KafkaStorageError, hw, ls));
         };
         if len == 0 {
             return self.log_reply(reply, nothing);
         }
         let op = ReadOp {
-            buf: Vec::with_capacity(len as usize),
+            buf: AlignedBuf::default(),
+            skip: 0,
+            len: len as usize,
             offset,
             time: None,
             reply,
@@ -1174,7 +1201,23 @@ impl Shard {
 
     /// Read `op.buf.len()` bytes at `position` of `fd` through the ring; `on_log_read`
     /// answers when it completes.
-    fn submit_read(&mut self, fd: std::os::fd::RawFd, position: u64, op: ReadOp) {
+    /// Read `op.len` bytes at `position` into `op.buf`. Through an O_DIRECT handle the read
+    /// covers the whole aligned blocks around them (`op.skip` bytes lead in).
+    fn submit_read(
+        &mut self,
+        (fd, direct): (std::os::fd::RawFd, bool),
+        position: u64,
+        mut op: ReadOp,
+    ) {
+        let (start, span) = if direct {
+            let start = position - position % ALIGN as u64;
+            op.skip = (position - start) as usize;
+            (start, (op.skip + op.len).next_multiple_of(ALIGN))
+        } else {
+            (position, op.len)
+        };
+        op.buf.clear();
+        op.buf.reserve(span.max(1));
         let idx = match self.logs.free_reads.pop() {
             Some(k) => {
                 self.logs.reads[k as usize] = Some(op);
@@ -1188,8 +1231,9 @@ impl Shard {
         let Some(Some(op)) = self.logs.reads.get_mut(idx as usize) else {
             return;
         };
-        let e = opcode::Read::new(types::Fd(fd), op.buf.as_mut_ptr(), op.buf.capacity() as u32)
-            .offset(position)
+        // The buffer's heap memory stays put in `reads` until the completion is handled.
+        let e = opcode::Read::new(types::Fd(fd), op.buf.as_mut_ptr(), span as u32)
+            .offset(start)
             .build()
             .user_data(Token::new(Kind::LogRead, 0, idx).encode());
         self.push(e);
@@ -1202,9 +1246,12 @@ impl Shard {
         self.logs.free_reads.push(idx);
         if res > 0 && res as usize <= op.buf.capacity() {
             // SAFETY: the read completed and the kernel wrote `res` bytes at the start of
-            // the buffer's capacity (the length it was given), so they are initialised.
+            // the buffer (it was given at most the capacity), so they are initialised.
             unsafe { op.buf.set_len(res as usize) };
         }
+        // The bytes wanted: after the lead-in, and never past what was asked for (a direct
+        // read's last block can run past the acknowledged end).
+        let wanted = op.skip.min(op.buf.len())..(op.skip + op.len).min(op.buf.len());
         if let Some(ts) = op.time {
             let r = if res < 0 {
                 LogResult::Offset {
@@ -1214,7 +1261,8 @@ impl Shard {
                 }
             } else {
                 let (offset, timestamp) =
-                    crate::log::partition::find_time(&op.buf, ts).unwrap_or((-1, -1));
+                    crate::log::partition::find_time(&op.buf.as_slice()[wanted], ts)
+                        .unwrap_or((-1, -1));
                 LogResult::Offset {
                     error: 0,
                     offset,
@@ -1231,10 +1279,11 @@ impl Shard {
                 records: None,
             }
         } else {
-            let buf = op.buf;
-            let range = trim_read(&buf, op.offset);
+            let range = trim_read(&op.buf.as_slice()[wanted.clone()], op.offset);
+            let at = wanted.start;
             // The read buffer becomes the records as they are: no copy.
-            let records = (!range.is_empty()).then(|| Bytes::from(buf).slice(range));
+            let records = (!range.is_empty())
+                .then(|| Bytes::from_owner(op.buf).slice(at + range.start..at + range.end));
             LogResult::Fetched {
                 error: 0,
                 high_watermark: op.hw,
