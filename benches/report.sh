@@ -160,6 +160,8 @@ def fio(*args):
 for r in range(ROUNDS):
     w = fio("--rw=write", "--bs=1m", "--size=1g", "--direct=1", "--ioengine=io_uring", "--iodepth=8")
     add("fio_mbs", w["write"]["bw_bytes"] / 1e6)
+    rd = fio("--rw=read", "--bs=1m", "--size=1g", "--direct=1", "--ioengine=io_uring", "--iodepth=8")
+    add("fio_read_mbs", rd["read"]["bw_bytes"] / 1e6)
     s = fio("--rw=write", "--bs=64k", "--size=128m", "--fdatasync=1", "--ioengine=sync")
     pct = s["sync"]["lat_ns"]["percentile"]
     add("fio_sync_p50", pct["50.000000"] / 1e3)
@@ -250,7 +252,12 @@ for parts in (1, 4):
     v = med(j["ops_per_sec"] * 1024 / 1e6 for j in results[("produce", parts)])
     L.append(f"| pinion produce, {parts} partition(s), 512 KiB batches, 4 in flight per connection | {v:,.0f} | **{v / fio_mbs:.2f}** |")
 v = med(j["mb_per_sec"] for j in results["fetch"])
-L.append(f"| pinion fetch (4 partitions, from the start) | {v:,.0f} | {v / fio_mbs:.2f} |")
+fio_read = med(results["fio_read_mbs"])
+L.append("")
+L.append("| reading back | MB/s | vs fio O_DIRECT read |")
+L.append("|---|---:|---:|")
+L.append(f"| fio sequential O_DIRECT read, 1 MiB, iodepth 8 | {fio_read:,.0f} | 1.00 |")
+L.append(f"| pinion fetch, 4 connections, 4 partitions from the start (not in the page cache: written O_DIRECT) | {v:,.0f} | **{v / fio_read:.2f}** |")
 L.append("")
 L.append("| durable write latency | p50 µs | p99 µs |")
 L.append("|---|---:|---:|")
