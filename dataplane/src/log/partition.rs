@@ -105,7 +105,13 @@ pub struct Recovery {
     /// Why the first cut happened.
     pub reason: Option<String>,
     pub segments_removed: usize,
+    /// The last few batches (up to [`PRODUCER_BATCHES`] each) of every idempotent producer
+    /// in the log, oldest first, as stored: what their sequence checks resume from.
+    pub producer_batches: Vec<BatchHeader>,
 }
+
+/// Batches per idempotent producer whose sequences are remembered (Kafka: 5).
+pub const PRODUCER_BATCHES: usize = 5;
 
 /// Where an append goes. The shard writes `len` bytes at `position` of `path`; `rolled`
 /// says a new, empty segment file must be created first.
@@ -165,6 +171,11 @@ impl Partition {
         }
         bases.sort_unstable();
         let mut rep = Recovery::default();
+        // Per producer: (batch number in the log, header) of its last batches.
+        let mut producers: std::collections::HashMap<
+            i64,
+            std::collections::VecDeque<(u64, BatchHeader)>,
+        > = Default::default();
         let mut segments: Vec<Segment> = Vec::new();
         let mut cut = false;
         for base in bases {
@@ -222,6 +233,13 @@ impl Partition {
                 })();
                 match problem {
                     Ok(h) => {
+                        if h.producer_id >= 0 && h.base_sequence >= 0 {
+                            let recent = producers.entry(h.producer_id).or_default();
+                            recent.push_back((rep.batches, h));
+                            if recent.len() > PRODUCER_BATCHES {
+                                recent.pop_front();
+                            }
+                        }
                         seg.note_batch(&h, pos);
                         rep.batches += 1;
                         next = h.last_offset() + 1;
@@ -252,6 +270,15 @@ impl Partition {
             segments.push(s);
         }
         rep.segments = segments.len();
+        // Batches past a cut are gone: keep only what is still in the log, in log order.
+        let end = segments.last().map_or(0, |s| s.end);
+        let mut kept: Vec<(u64, BatchHeader)> = producers
+            .into_values()
+            .flatten()
+            .filter(|(_, h)| h.last_offset() < end)
+            .collect();
+        kept.sort_by_key(|(n, _)| *n);
+        rep.producer_batches = kept.into_iter().map(|(_, h)| h).collect();
         Ok((
             Partition {
                 dir: dir.to_path_buf(),

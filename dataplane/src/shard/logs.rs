@@ -30,7 +30,7 @@ use super::join::Outcome;
 use super::Shard;
 use crate::log::batch;
 use crate::log::ops::{LogOp, LogResult};
-use crate::log::partition::{segment_path, trim_read, AppendPlan, Partition};
+use crate::log::partition::{segment_path, trim_read, AppendPlan, Partition, PRODUCER_BATCHES};
 use crate::log::topics::{self, TopicMeta};
 use crate::mesh::{ConnRef, RespBody, Response};
 use crate::proto::kafka::ErrorCode;
@@ -125,15 +125,13 @@ pub struct PartState {
     dirty_since_sync: bool,
     config: topics::TopicConfig,
     /// Idempotent producers writing here: epoch and their last few batches' sequences.
-    /// Kept in memory; a restart forgets them (Kafka persists producer snapshots).
+    /// Rebuilt at start-up from the batches in the log (their headers carry producer id,
+    /// epoch and sequence), as Kafka does when it has no producer snapshot.
     producers: HashMap<i64, ProducerState>,
 }
 
 /// Group commits of one partition in flight at once.
 const COMMITS_IN_FLIGHT: usize = 4;
-
-/// How many recent batches per producer are remembered for duplicate detection (Kafka: 5).
-const PRODUCER_BATCHES: usize = 5;
 
 #[derive(Default)]
 struct ProducerState {
@@ -148,6 +146,30 @@ enum SeqCheck {
     /// Already stored at this base offset: answer success without storing it again.
     Duplicate(i64),
     Reject(ErrorCode),
+}
+
+/// Note a stored batch of an idempotent producer (at `base_offset`) for later checks.
+fn remember_batch(
+    producers: &mut HashMap<i64, ProducerState>,
+    h: &batch::BatchHeader,
+    base_offset: i64,
+) {
+    if h.producer_id < 0 || h.base_sequence < 0 {
+        return;
+    }
+    let st = producers.entry(h.producer_id).or_default();
+    if h.producer_epoch > st.epoch {
+        st.recent.clear();
+    }
+    st.epoch = h.producer_epoch;
+    st.recent.push_back((
+        h.base_sequence,
+        h.base_sequence.wrapping_add(h.last_offset_delta),
+        base_offset,
+    ));
+    if st.recent.len() > PRODUCER_BATCHES {
+        st.recent.pop_front();
+    }
 }
 
 fn check_sequence(producers: &HashMap<i64, ProducerState>, h: &batch::BatchHeader) -> SeqCheck {
@@ -305,14 +327,11 @@ impl PartState {
             tail.resize(partial as usize, 0);
             File::open(&active.0)?.read_exact_at(&mut tail, active.1 - partial)?;
         }
-        Ok(PartState::assemble(
-            meta,
-            partition,
-            log,
-            files,
-            (w, direct),
-            tail,
-        ))
+        let mut ps = PartState::assemble(meta, partition, log, files, (w, direct), tail);
+        for h in &rep.producer_batches {
+            remember_batch(&mut ps.producers, h, h.base_offset);
+        }
+        Ok(ps)
     }
 
     /// A partition just created: `log` is [`Partition::empty`], `read` and `write` are its
@@ -791,21 +810,7 @@ impl Shard {
             if first_base < 0 {
                 first_base = plan.base_offset;
             }
-            if h.producer_id >= 0 && h.base_sequence >= 0 {
-                let st = p.producers.entry(h.producer_id).or_default();
-                if h.producer_epoch > st.epoch {
-                    st.recent.clear();
-                }
-                st.epoch = h.producer_epoch;
-                st.recent.push_back((
-                    h.base_sequence,
-                    h.base_sequence.wrapping_add(h.last_offset_delta),
-                    plan.base_offset,
-                ));
-                if st.recent.len() > PRODUCER_BATCHES {
-                    st.recent.pop_front();
-                }
-            }
+            remember_batch(&mut p.producers, &h, plan.base_offset);
             if plan.rolled {
                 // The new segment's handles open through the ring; its group waits for them.
                 p.opening.push(plan.path.clone());
