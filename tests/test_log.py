@@ -476,3 +476,42 @@ def test_idempotent_sequences_survive_a_restart(start):
     assert produce_v3(node.kafka_port, "idem", 0, b1) == (0, 3)
     out = kcat(node, "-C", "-t", "idem", "-o", "beginning", "-e", "-f", "%o %s\n")
     assert out.splitlines() == ["0 first", "1 a", "2 b", "3 c"]
+
+
+def test_produce_during_topic_churn_is_always_answered(start):
+    """Produce requests racing DeleteTopics/CreateTopics of their topic (with a segment roll
+    every few batches, so appends often wait for a new segment's handles) each get an
+    answer: success or UNKNOWN_TOPIC_OR_PARTITION, never silence."""
+    import threading
+
+    node = start("--segment-bytes", "1kb")
+    admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{node.kafka_port}"})
+    admin.create_topics([NewTopic("churn", 2, 1)])["churn"].result(10)
+    batch = idempotent_batch([b"v" * 700], -1, -1, -1)
+    answers, stop, failures = [], threading.Event(), []
+
+    def produce():
+        try:
+            while not stop.is_set():
+                for part in (0, 1):
+                    answers.append(produce_v3(node.kafka_port, "churn", part, batch)[0])
+        except Exception as e:  # a timeout here is the bug this test is for
+            failures.append(repr(e))
+
+    threads = [threading.Thread(target=produce) for _ in range(3)]
+    for t in threads:
+        t.start()
+    deadline = time.time() + 3
+    while time.time() < deadline:
+        for f in list(admin.delete_topics(["churn"]).values()) + list(
+                admin.create_topics([NewTopic("churn", 2, 1)]).values()):
+            try:
+                f.result(10)
+            except Exception:
+                pass  # racing its own delete: TOPIC_ALREADY_EXISTS and the like
+    stop.set()
+    for t in threads:
+        t.join(30)
+    assert not failures, failures
+    assert answers and set(answers) <= {0, 3}, set(answers)
+    assert 0 in answers and 3 in answers

@@ -495,6 +495,9 @@ impl Shard {
             let Some(i) = self.logs.index.remove(&(name.to_string(), p)) else {
                 continue;
             };
+            // Appends waiting (for a segment open, for their group's turn) or on the disk
+            // are answered now; completions still to come find nothing and are dropped.
+            self.drop_appends(i, ErrorCode::UnknownTopicOrPartition);
             let ps = &mut self.logs.parts[i];
             ps.failed = true;
             handles.extend(ps.files.drain().map(|(_, (f, _))| f));
@@ -1065,6 +1068,11 @@ impl Shard {
 
     /// Undo every planned append of partition `i` (newest first) and fail their producers.
     fn fail_partition(&mut self, i: usize) {
+        self.drop_appends(i, ErrorCode::KafkaStorageError);
+    }
+
+    /// Undo every planned append of partition `i` and answer their producers with `error`.
+    fn drop_appends(&mut self, i: usize, error: ErrorCode) {
         let p = &mut self.logs.parts[i];
         let mut all: Vec<PendingAppend> = Vec::new();
         for c in p.committing.drain(..) {
@@ -1082,7 +1090,7 @@ impl Shard {
             self.log_reply(
                 to,
                 LogResult::Produced {
-                    error: ErrorCode::KafkaStorageError.code(),
+                    error: error.code(),
                     base_offset: -1,
                     log_start: -1,
                 },
