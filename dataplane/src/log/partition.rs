@@ -458,6 +458,24 @@ pub fn find_time(buf: &[u8], ts: i64) -> Option<(i64, i64)> {
     None
 }
 
+/// After the whole batches of `buf`, which was read from file position `position`: the
+/// position and offset that follow the last one. None when `buf` holds no whole batch.
+pub fn end_of_batches(buf: &[u8], position: u64) -> Option<(u64, i64)> {
+    let mut pos = 0;
+    let mut next = None;
+    while pos + HEADER_BYTES <= buf.len() {
+        let Ok(h) = batch::peek(&buf[pos..]) else {
+            break;
+        };
+        if pos + h.size > buf.len() {
+            break;
+        }
+        pos += h.size;
+        next = Some((position + pos as u64, h.last_offset() + 1));
+    }
+    next
+}
+
 /// Trim bytes read for a fetch: drop batches that end before `offset` and a partial batch
 /// at the end. Returns the range of `buf` to send.
 pub fn trim_read(buf: &[u8], offset: i64) -> std::ops::Range<usize> {

@@ -37,6 +37,9 @@ pub struct Counters {
     pub bytes_out: u64,
     /// Sends that went out with SEND_ZC (--send-zc-min-bytes).
     pub sends_zc: u64,
+    /// Read-aheads of a partition's next range started, and fetches answered from one.
+    pub log_read_aheads: u64,
+    pub log_read_ahead_hits: u64,
     pub mesh_requests_sent: u64,
     pub mesh_requests_served: u64,
     /// Times a connection stopped being read because a mesh lane was full.
@@ -58,6 +61,8 @@ impl Counters {
         self.bytes_in += o.bytes_in;
         self.bytes_out += o.bytes_out;
         self.sends_zc += o.sends_zc;
+        self.log_read_aheads += o.log_read_aheads;
+        self.log_read_ahead_hits += o.log_read_ahead_hits;
         self.mesh_requests_sent += o.mesh_requests_sent;
         self.mesh_requests_served += o.mesh_requests_served;
         self.mesh_backpressure += o.mesh_backpressure;
@@ -126,6 +131,18 @@ impl Counters {
                 "pinion_sends_zc_total",
                 "Sends that went out zero-copy (SEND_ZC)",
                 self.sends_zc,
+                false,
+            ),
+            (
+                "pinion_log_read_aheads_total",
+                "Reads of a partition's next range started after a large fetch (O_DIRECT reads)",
+                self.log_read_aheads,
+                false,
+            ),
+            (
+                "pinion_log_read_ahead_hits_total",
+                "Fetches answered from a read-ahead",
+                self.log_read_ahead_hits,
                 false,
             ),
             (

@@ -108,6 +108,7 @@ pub struct PartState {
     writers: HashMap<PathBuf, (File, bool)>,
     /// Rolled segments whose handles are still being opened; their groups wait.
     opening: Vec<PathBuf>,
+    ahead: Option<Ahead>,
     /// Under direct I/O: the planned bytes of the active segment's last partial block
     /// (`tail_path`), which the next group's write starts with.
     tail: Vec<u8>,
@@ -216,10 +217,33 @@ pub struct ReadOp {
     offset: i64,
     /// Some(ts): a ListOffsets lookup of the first batch with a timestamp of at least ts.
     time: Option<i64>,
-    reply: ReplyTo,
+    /// Who gets the answer; None for a read-ahead.
+    reply: Option<ReplyTo>,
     hw: i64,
     log_start: i64,
+    /// The partition (index on this shard), segment and file position read.
+    part: usize,
+    path: PathBuf,
+    position: u64,
 }
+
+/// A partition's next range, read when a fetch's read landed, so that a consumer reading on
+/// finds it already read (direct reads have no kernel readahead). One per partition.
+struct Ahead {
+    path: PathBuf,
+    /// The offset a consumer continuing from the fetch before asks for next: the first
+    /// batch of the range read.
+    next_offset: i64,
+    /// The read slot while in flight.
+    reading: Option<u32>,
+    /// Once landed: the buffer, the range of it read for, and that range's file position.
+    data: Option<(AlignedBuf, std::ops::Range<usize>, u64)>,
+    /// A fetch that arrived while the read was in flight, for the bytes it brings.
+    waiter: Option<ReadOp>,
+}
+
+/// Fetch reads at least this large start a read-ahead of the partition's next range.
+const READ_AHEAD_MIN: usize = 1 << 20;
 
 /// The log side of a shard.
 #[derive(Default)]
@@ -373,6 +397,7 @@ impl PartState {
             files,
             writers,
             opening: Vec::new(),
+            ahead: None,
             tail,
             tail_path: active.0.clone(),
             pending: Vec::new(),
@@ -454,11 +479,15 @@ impl Shard {
                                             len: plan.len as usize,
                                             offset: -1,
                                             time: Some(ts),
-                                            reply,
+                                            reply: Some(reply),
                                             hw: p.hw,
                                             log_start: p.log.log_start(),
+                                            part: i,
+                                            path: plan.path.clone(),
+                                            position: plan.position,
                                         };
-                                        return self.submit_read(fd, plan.position, op);
+                                        self.submit_read(fd, op);
+                                        return;
                                     }
                                     // No stored record is that new: Kafka answers offset -1.
                                     _ => -1,
@@ -498,6 +527,18 @@ impl Shard {
             // Appends waiting (for a segment open, for their group's turn) or on the disk
             // are answered now; completions still to come find nothing and are dropped.
             self.drop_appends(i, ErrorCode::UnknownTopicOrPartition);
+            // A fetch waiting for a read-ahead is answered too.
+            let waiter = self.logs.parts[i].ahead.take().and_then(|a| a.waiter);
+            if let Some(to) = waiter.and_then(|w| w.reply) {
+                let error = ErrorCode::UnknownTopicOrPartition.code();
+                let r = LogResult::Fetched {
+                    error,
+                    high_watermark: -1,
+                    log_start: -1,
+                    records: None,
+                };
+                self.log_reply(to, r);
+            }
             let ps = &mut self.logs.parts[i];
             ps.failed = true;
             handles.extend(ps.files.drain().map(|(_, (f, _))| f));
@@ -1205,23 +1246,141 @@ impl Shard {
             len: len as usize,
             offset,
             time: None,
-            reply,
+            reply: Some(reply),
             hw,
             log_start: ls,
+            part: i,
+            path: plan.path,
+            position: plan.position,
         };
-        self.submit_read(fd, plan.position, op);
+        // Already read ahead (or being read): answer from it.
+        let p = &mut self.logs.parts[i];
+        if let Some(a) = p
+            .ahead
+            .as_mut()
+            .filter(|a| a.path == op.path && a.next_offset == op.offset)
+        {
+            if a.reading.is_some() && a.waiter.is_none() {
+                a.waiter = Some(op);
+                return;
+            }
+            if let Some((buf, range, at)) = a.data.take() {
+                p.ahead = None;
+                return self.answer_fetch(op, buf, range, at, true);
+            }
+        }
+        self.submit_read(fd, op);
+    }
+
+    /// Answer fetch `op` with the bytes `range` of `buf`, read from file position `from`:
+    /// whole batches from its offset on. `from_ahead`: the bytes are a read-ahead's (which
+    /// starts at the batch the fetch asks for); with no whole batch there, read again.
+    fn answer_fetch(
+        &mut self,
+        mut op: ReadOp,
+        buf: AlignedBuf,
+        range: std::ops::Range<usize>,
+        from: u64,
+        from_ahead: bool,
+    ) {
+        let len = range.len().min(op.len);
+        let data = &buf.as_slice()[range.start..range.start + len];
+        let whole = trim_read(data, op.offset);
+        if from_ahead && !whole.is_empty() {
+            self.metrics.counters.log_read_ahead_hits += 1;
+        }
+        if whole.is_empty() && from_ahead {
+            if let Some(fd) = self
+                .logs
+                .parts
+                .get(op.part)
+                .and_then(|p| p.files.get(&op.path))
+            {
+                let fd = (fd.0.as_raw_fd(), fd.1);
+                op.buf = AlignedBuf::default();
+                self.submit_read(fd, op);
+                return;
+            }
+        }
+        let next =
+            crate::log::partition::end_of_batches(&data[whole.clone()], from + whole.start as u64);
+        let at = range.start;
+        // The read buffer becomes the records as they are: no copy.
+        let records = (!whole.is_empty())
+            .then(|| Bytes::from_owner(buf).slice(at + whole.start..at + whole.end));
+        let result = LogResult::Fetched {
+            error: 0,
+            high_watermark: op.hw,
+            log_start: op.log_start,
+            records,
+        };
+        self.fetch_done(op, (result, next));
+    }
+
+    /// A fetch was answered from `op`'s read: reply, and read the partition's next range
+    /// ahead when this one was large (a consumer catching up, not one tailing the log).
+    fn fetch_done(&mut self, op: ReadOp, (result, next): (LogResult, Option<(u64, i64)>)) {
+        if let Some(to) = op.reply {
+            self.log_reply(to, result);
+        }
+        let Some((next, next_offset)) = next.filter(|_| op.len >= READ_AHEAD_MIN) else {
+            return;
+        };
+        let Some(p) = self.logs.parts.get_mut(op.part) else {
+            return;
+        };
+        if p.failed || p.ahead.as_ref().is_some_and(|a| a.reading.is_some()) {
+            return;
+        }
+        let Some(&(ref f, true)) = p.files.get(&op.path) else {
+            return; // buffered reads have the kernel's readahead
+        };
+        let fd = (f.as_raw_fd(), true);
+        // Only acknowledged bytes: they never change, so the buffer stays good.
+        let end = if op.path == p.committed.0 {
+            p.committed.1
+        } else {
+            p.log
+                .segments
+                .iter()
+                .find(|s| s.path == op.path)
+                .map_or(0, |s| s.size)
+        };
+        let len = end.saturating_sub(next).min(op.len as u64) as usize;
+        if len == 0 {
+            return;
+        }
+        let ahead = ReadOp {
+            buf: AlignedBuf::default(),
+            skip: 0,
+            len,
+            offset: -1,
+            time: None,
+            reply: None,
+            hw: -1,
+            log_start: -1,
+            part: op.part,
+            path: op.path,
+            position: next,
+        };
+        let path = ahead.path.clone();
+        self.metrics.counters.log_read_aheads += 1;
+        let idx = self.submit_read(fd, ahead);
+        self.logs.parts[op.part].ahead = Some(Ahead {
+            path,
+            next_offset,
+            reading: Some(idx),
+            data: None,
+            waiter: None,
+        });
     }
 
     /// Read `op.buf.len()` bytes at `position` of `fd` through the ring; `on_log_read`
     /// answers when it completes.
     /// Read `op.len` bytes at `position` into `op.buf`. Through an O_DIRECT handle the read
     /// covers the whole aligned blocks around them (`op.skip` bytes lead in).
-    fn submit_read(
-        &mut self,
-        (fd, direct): (std::os::fd::RawFd, bool),
-        position: u64,
-        mut op: ReadOp,
-    ) {
+    fn submit_read(&mut self, (fd, direct): (std::os::fd::RawFd, bool), mut op: ReadOp) -> u32 {
+        let position = op.position;
         let (start, span) = if direct {
             let start = position - position % ALIGN as u64;
             op.skip = (position - start) as usize;
@@ -1242,7 +1401,7 @@ impl Shard {
             }
         };
         let Some(Some(op)) = self.logs.reads.get_mut(idx as usize) else {
-            return;
+            return idx;
         };
         // The buffer's heap memory stays put in `reads` until the completion is handled.
         let e = opcode::Read::new(types::Fd(fd), op.buf.as_mut_ptr(), span as u32)
@@ -1250,6 +1409,7 @@ impl Shard {
             .build()
             .user_data(Token::new(Kind::LogRead, 0, idx).encode());
         self.push(e);
+        idx
     }
 
     pub(super) fn on_log_read(&mut self, idx: u32, res: i32) {
@@ -1282,29 +1442,67 @@ impl Shard {
                     timestamp,
                 }
             };
-            return self.log_reply(op.reply, r);
+            if let Some(to) = op.reply {
+                self.log_reply(to, r);
+            }
+            return;
         }
-        let r = if res < 0 {
-            LogResult::Fetched {
+        if op.reply.is_none() {
+            return self.ahead_landed(idx, op, res, wanted);
+        }
+        if res < 0 {
+            let r = LogResult::Fetched {
                 error: ErrorCode::KafkaStorageError.code(),
                 high_watermark: op.hw,
                 log_start: op.log_start,
                 records: None,
-            }
-        } else {
-            let range = trim_read(&op.buf.as_slice()[wanted.clone()], op.offset);
-            let at = wanted.start;
-            // The read buffer becomes the records as they are: no copy.
-            let records = (!range.is_empty())
-                .then(|| Bytes::from_owner(op.buf).slice(at + range.start..at + range.end));
-            LogResult::Fetched {
-                error: 0,
-                high_watermark: op.hw,
-                log_start: op.log_start,
-                records,
-            }
+            };
+            return self.fetch_done(op, (r, None));
+        }
+        let buf = std::mem::take(&mut op.buf);
+        let from = op.position;
+        self.answer_fetch(op, buf, wanted, from, false);
+    }
+
+    /// A read-ahead landed: keep it, or answer the fetch waiting for it.
+    fn ahead_landed(&mut self, idx: u32, mut op: ReadOp, res: i32, wanted: std::ops::Range<usize>) {
+        let Some(p) = self.logs.parts.get_mut(op.part) else {
+            return;
         };
-        self.log_reply(op.reply, r);
+        let Some(a) = p.ahead.as_mut().filter(|a| a.reading == Some(idx)) else {
+            return; // replaced or dropped meanwhile
+        };
+        a.reading = None;
+        let waiter = a.waiter.take();
+        if res < 0 {
+            p.ahead = None;
+        } else {
+            a.data = Some((std::mem::take(&mut op.buf), wanted, op.position));
+        }
+        let Some(w) = waiter else {
+            return;
+        };
+        match p.ahead.take().and_then(|a| a.data) {
+            Some((buf, range, at)) => self.answer_fetch(w, buf, range, at, true),
+            None => {
+                // The read-ahead failed: the fetch reads for itself.
+                let fd = p.files.get(&w.path).map(|(f, d)| (f.as_raw_fd(), *d));
+                match fd {
+                    Some(fd) => {
+                        self.submit_read(fd, w);
+                    }
+                    None => {
+                        let r = LogResult::Fetched {
+                            error: ErrorCode::KafkaStorageError.code(),
+                            high_watermark: w.hw,
+                            log_start: w.log_start,
+                            records: None,
+                        };
+                        self.fetch_done(w, (r, None));
+                    }
+                }
+            }
+        }
     }
 
     /// Deliver a log result to whoever asked.
