@@ -218,10 +218,14 @@ impl Shard {
     // ----- submission helpers -------------------------------------------------------------
 
     fn push(&mut self, e: squeue::Entry) {
-        // SAFETY: every entry built in this module points only at memory owned by the shard
-        // that outlives the operation: connection `sending` buffers (untouched while
-        // `send_inflight`), the boxed control buffer and timespec (live as long as the shard,
-        // which outlives its ring), and the buffer ring (dropped after the ring).
+        // SAFETY: every entry pushed points only at memory owned by the shard that outlives
+        // the operation: connection `sending` buffers (untouched while `send_inflight`,
+        // which a zero-copy send keeps until its notification), the boxed control buffer and
+        // timespec (live as long as the shard, which outlives its ring), the buffer ring
+        // (dropped after the ring), group-commit buffers (in `committing` until written and
+        // synced; kept in `spare` if the partition fails), read buffers (in `reads` until
+        // their completion) and file-job paths and data (in the job's slot until the step's
+        // completion).
         unsafe { submit::push(&mut self.ring, &e) };
     }
 
