@@ -259,6 +259,9 @@ pub struct Logs {
     last_sync_ms: u64,
     /// File jobs in flight (shard/files.rs).
     pub jobs: super::files::Jobs,
+    /// Segment writes, fdatasyncs and reads submitted and not completed: their buffers
+    /// must outlive them, so the shard does not exit before this is 0.
+    pub in_flight: usize,
     /// Topics being created or deleted on this shard: another create of the name is
     /// refused (Kafka: TOPIC_ALREADY_EXISTS, "marked for deletion") until that is done.
     busy: std::collections::HashSet<String>,
@@ -414,6 +417,11 @@ impl PartState {
 }
 
 impl Logs {
+    /// No operation in flight that points into log buffers (the shard may exit).
+    pub fn io_done(&self) -> bool {
+        self.in_flight == 0 && self.jobs.is_empty()
+    }
+
     pub fn idle(&self) -> bool {
         self.parked_resps.is_empty() && self.resume.is_empty() && self.dirty.is_empty()
     }
@@ -984,7 +992,9 @@ impl Shard {
                 write
             };
             self.push(write);
+            self.logs.in_flight += 1;
             if sync {
+                self.logs.in_flight += 1;
                 let e = opcode::Fsync::new(types::Fd(fd))
                     .flags(types::FsyncFlags::DATASYNC)
                     .build()
@@ -1409,6 +1419,7 @@ impl Shard {
             .build()
             .user_data(Token::new(Kind::LogRead, 0, idx).encode());
         self.push(e);
+        self.logs.in_flight += 1;
         idx
     }
 

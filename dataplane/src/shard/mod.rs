@@ -169,7 +169,11 @@ impl Shard {
             self.flush_log();
             self.flush_dirty();
             self.ring_doorbells();
-            if self.drained && self.shared.draining.load(Ordering::Acquire) == 0 {
+            // Exit only when no operation can still touch the log's buffers.
+            if self.drained
+                && self.shared.draining.load(Ordering::Acquire) == 0
+                && self.logs.io_done()
+            {
                 break;
             }
         }
@@ -208,9 +212,18 @@ impl Shard {
             Kind::Tick if t.index == 1 => self.on_fast_tick(),
             Kind::Tick => self.on_tick(),
             Kind::Cancel => {}
-            Kind::LogWrite => self.on_log_write(t.index as usize, t.gen, res),
-            Kind::LogSync => self.on_log_sync(t.index as usize, t.gen, res),
-            Kind::LogRead => self.on_log_read(t.index, res),
+            Kind::LogWrite => {
+                self.logs.in_flight = self.logs.in_flight.saturating_sub(1);
+                self.on_log_write(t.index as usize, t.gen, res)
+            }
+            Kind::LogSync => {
+                self.logs.in_flight = self.logs.in_flight.saturating_sub(1);
+                self.on_log_sync(t.index as usize, t.gen, res)
+            }
+            Kind::LogRead => {
+                self.logs.in_flight = self.logs.in_flight.saturating_sub(1);
+                self.on_log_read(t.index, res)
+            }
             Kind::File => self.on_file(t.index, res),
         }
     }
