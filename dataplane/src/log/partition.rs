@@ -270,13 +270,9 @@ impl Partition {
             segments.push(s);
         }
         rep.segments = segments.len();
-        // Batches past a cut are gone: keep only what is still in the log, in log order.
-        let end = segments.last().map_or(0, |s| s.end);
-        let mut kept: Vec<(u64, BatchHeader)> = producers
-            .into_values()
-            .flatten()
-            .filter(|(_, h)| h.last_offset() < end)
-            .collect();
+        // Only batches that passed the checks were noted (the scan stops at a cut), so all
+        // of them are still in the log; put them back in log order.
+        let mut kept: Vec<(u64, BatchHeader)> = producers.into_values().flatten().collect();
         kept.sort_by_key(|(n, _)| *n);
         rep.producer_batches = kept.into_iter().map(|(_, h)| h).collect();
         Ok((

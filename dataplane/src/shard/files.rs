@@ -113,6 +113,33 @@ impl Job {
         self
     }
 
+    /// Open a segment (creating it): its read handle into slot `into`, its write handle
+    /// into `into + 1`, both O_DIRECT when `direct` (each falls back where refused).
+    pub fn open_segment(&mut self, path: &CString, direct: bool, into: usize) -> &mut Job {
+        let direct = if direct { libc::O_DIRECT } else { 0 };
+        self.step(Step::Open {
+            path: path.clone(),
+            flags: libc::O_RDWR | libc::O_CREAT | direct,
+            into,
+        })
+        .step(Step::Open {
+            path: path.clone(),
+            flags: libc::O_WRONLY | libc::O_CREAT | direct,
+            into: into + 1,
+        })
+    }
+
+    /// fsync folder `dir` through slot `into`, so a rename or unlink in it is durable.
+    pub fn sync_dir(&mut self, dir: CString, into: usize) -> &mut Job {
+        self.step(Step::Open {
+            path: dir,
+            flags: libc::O_RDONLY | libc::O_DIRECTORY,
+            into,
+        })
+        .step(Step::Fsync { fd: into })
+        .step(Step::Close { fd: into })
+    }
+
     /// Hand the job a handle to close with a later [`Step::Close`]; returns its slot.
     pub fn give(&mut self, f: File) -> usize {
         self.fds.push(Some((f, false)));

@@ -242,6 +242,16 @@ struct Ahead {
     waiter: Option<ReadOp>,
 }
 
+/// A fetch answered with an error and no records.
+fn fetch_error(e: ErrorCode, high_watermark: i64, log_start: i64) -> LogResult {
+    LogResult::Fetched {
+        error: e.code(),
+        high_watermark,
+        log_start,
+        records: None,
+    }
+}
+
 /// Fetch reads at least this large start a read-ahead of the partition's next range.
 const READ_AHEAD_MIN: usize = 1 << 20;
 
@@ -317,6 +327,11 @@ fn open_writer(path: &PathBuf, direct: bool) -> std::io::Result<(File, bool)> {
 }
 
 impl PartState {
+    /// A segment's read handle, and whether it is O_DIRECT.
+    fn reader(&self, path: &PathBuf) -> Option<(std::os::fd::RawFd, bool)> {
+        self.files.get(path).map(|(f, d)| (f.as_raw_fd(), *d))
+    }
+
     pub fn open(
         data_dir: &std::path::Path,
         meta: &TopicMeta,
@@ -475,10 +490,7 @@ impl Shard {
                             ts => {
                                 let committed = (p.committed.0.as_path(), p.committed.1);
                                 let plan = p.log.plan_time_read(ts, committed);
-                                let fd = plan
-                                    .as_ref()
-                                    .and_then(|pl| p.files.get(&pl.path))
-                                    .map(|(f, d)| (f.as_raw_fd(), *d));
+                                let fd = plan.as_ref().and_then(|pl| p.reader(&pl.path));
                                 match (plan, fd) {
                                     (Some(plan), Some(fd)) => {
                                         let op = ReadOp {
@@ -538,14 +550,7 @@ impl Shard {
             // A fetch waiting for a read-ahead is answered too.
             let waiter = self.logs.parts[i].ahead.take().and_then(|a| a.waiter);
             if let Some(to) = waiter.and_then(|w| w.reply) {
-                let error = ErrorCode::UnknownTopicOrPartition.code();
-                let r = LogResult::Fetched {
-                    error,
-                    high_watermark: -1,
-                    log_start: -1,
-                    records: None,
-                };
-                self.log_reply(to, r);
+                self.log_reply(to, fetch_error(ErrorCode::UnknownTopicOrPartition, -1, -1));
             }
             let ps = &mut self.logs.parts[i];
             ps.failed = true;
@@ -589,11 +594,7 @@ impl Shard {
             return self.log_reply(reply, LogResult::Created { error: 0 });
         }
         let data_dir = &self.shared.cfg.data_dir;
-        let direct = if self.shared.cfg.direct_io {
-            libc::O_DIRECT
-        } else {
-            0
-        };
+        let direct = self.shared.cfg.direct_io;
         let name = meta.name.clone();
         let mut paths = vec![
             data_dir.join("log"),
@@ -621,16 +622,7 @@ impl Shard {
         for (k, pair) in c[2..].chunks(2).enumerate() {
             let (segment, dir) = (&pair[0], &pair[1]);
             job.step(Step::MkDir(dir.clone()))
-                .step(Step::Open {
-                    path: segment.clone(),
-                    flags: libc::O_RDWR | libc::O_CREAT | direct,
-                    into: 2 * k,
-                })
-                .step(Step::Open {
-                    path: segment.clone(),
-                    flags: libc::O_WRONLY | libc::O_CREAT | direct,
-                    into: 2 * k + 1,
-                });
+                .open_segment(segment, direct, 2 * k);
         }
         self.logs.busy.insert(name);
         self.start_job(job);
@@ -672,13 +664,7 @@ impl Shard {
                 from: c[2].clone(),
                 to: c[3].clone(),
             })
-            .step(Step::Open {
-                path: c[1].clone(),
-                flags: libc::O_RDONLY | libc::O_DIRECTORY,
-                into: 1,
-            })
-            .step(Step::Fsync { fd: 1 })
-            .step(Step::Close { fd: 1 });
+            .sync_dir(c[1].clone(), 1);
         self.start_job(job);
     }
 
@@ -696,13 +682,7 @@ impl Shard {
             path: meta,
             dir: false,
         })
-        .step(Step::Open {
-            path: cdir,
-            flags: libc::O_RDONLY | libc::O_DIRECTORY,
-            into: 0,
-        })
-        .step(Step::Fsync { fd: 0 })
-        .step(Step::Close { fd: 0 });
+        .sync_dir(cdir, 0);
         self.start_job(job);
     }
 
@@ -881,11 +861,6 @@ impl Shard {
 
     /// Open a rolled segment's read and write handles (see [`Then::Segment`]).
     fn open_rolled(&mut self, i: usize, path: PathBuf) {
-        let direct = if self.shared.cfg.direct_io {
-            libc::O_DIRECT
-        } else {
-            0
-        };
         let Ok(c) = c_path(&path) else {
             tracing::error!(path = %path.display(), "a segment path cannot be passed to the kernel");
             self.logs.parts[i].failed = true;
@@ -895,16 +870,7 @@ impl Shard {
             format!("opening {}", path.display()),
             Then::Segment { part: i, path },
         );
-        job.step(Step::Open {
-            path: c.clone(),
-            flags: libc::O_RDWR | libc::O_CREAT | direct,
-            into: 0,
-        })
-        .step(Step::Open {
-            path: c,
-            flags: libc::O_WRONLY | libc::O_CREAT | direct,
-            into: 1,
-        });
+        job.open_segment(&c, self.shared.cfg.direct_io, 0);
         self.start_job(job);
     }
 
@@ -1208,14 +1174,11 @@ impl Shard {
     }
 
     fn fetch(&mut self, topic: &str, partition: i32, offset: i64, max_bytes: i32, reply: ReplyTo) {
-        let err = |e: ErrorCode, hw: i64, ls: i64| LogResult::Fetched {
-            error: e.code(),
-            high_watermark: hw,
-            log_start: ls,
-            records: None,
-        };
         let Some(&i) = self.logs.index.get(&(topic.to_string(), partition)) else {
-            return self.log_reply(reply, err(ErrorCode::UnknownTopicOrPartition, -1, -1));
+            return self.log_reply(
+                reply,
+                fetch_error(ErrorCode::UnknownTopicOrPartition, -1, -1),
+            );
         };
         let p = &self.logs.parts[i];
         let (hw, ls) = (p.hw, p.log.log_start());
@@ -1227,7 +1190,7 @@ impl Shard {
             records: None,
         };
         if offset < ls || offset > hw {
-            return self.log_reply(reply, err(ErrorCode::OffsetOutOfRange, hw, ls));
+            return self.log_reply(reply, fetch_error(ErrorCode::OffsetOutOfRange, hw, ls));
         }
         if offset == hw {
             return self.log_reply(reply, nothing);
@@ -1244,8 +1207,8 @@ impl Shard {
         if plan.path == p.committed.0 {
             len = len.min(p.committed.1.saturating_sub(plan.position));
         }
-        let Some(fd) = p.files.get(&plan.path).map(|(f, d)| (f.as_raw_fd(), *d)) else {
-            return self.log_reply(reply, err(ErrorCode::KafkaStorageError, hw, ls));
+        let Some(fd) = p.reader(&plan.path) else {
+            return self.log_reply(reply, fetch_error(ErrorCode::KafkaStorageError, hw, ls));
         };
         if len == 0 {
             return self.log_reply(reply, nothing);
@@ -1304,9 +1267,8 @@ impl Shard {
                 .logs
                 .parts
                 .get(op.part)
-                .and_then(|p| p.files.get(&op.path))
+                .and_then(|p| p.reader(&op.path))
             {
-                let fd = (fd.0.as_raw_fd(), fd.1);
                 op.buf = AlignedBuf::default();
                 self.submit_read(fd, op);
                 return;
@@ -1342,10 +1304,9 @@ impl Shard {
         if p.failed || p.ahead.as_ref().is_some_and(|a| a.reading.is_some()) {
             return;
         }
-        let Some(&(ref f, true)) = p.files.get(&op.path) else {
+        let Some(fd) = p.reader(&op.path).filter(|&(_, direct)| direct) else {
             return; // buffered reads have the kernel's readahead
         };
-        let fd = (f.as_raw_fd(), true);
         // Only acknowledged bytes: they never change, so the buffer stays good.
         let end = if op.path == p.committed.0 {
             p.committed.1
@@ -1385,10 +1346,9 @@ impl Shard {
         });
     }
 
-    /// Read `op.buf.len()` bytes at `position` of `fd` through the ring; `on_log_read`
-    /// answers when it completes.
-    /// Read `op.len` bytes at `position` into `op.buf`. Through an O_DIRECT handle the read
-    /// covers the whole aligned blocks around them (`op.skip` bytes lead in).
+    /// Read `op.len` bytes at `op.position` into `op.buf` through the ring; `on_log_read`
+    /// continues when it completes. Through an O_DIRECT handle the read covers the whole
+    /// aligned blocks around them (`op.skip` bytes lead in). Returns the read's slot.
     fn submit_read(&mut self, (fd, direct): (std::os::fd::RawFd, bool), mut op: ReadOp) -> u32 {
         let position = op.position;
         let (start, span) = if direct {
@@ -1462,12 +1422,7 @@ impl Shard {
             return self.ahead_landed(idx, op, res, wanted);
         }
         if res < 0 {
-            let r = LogResult::Fetched {
-                error: ErrorCode::KafkaStorageError.code(),
-                high_watermark: op.hw,
-                log_start: op.log_start,
-                records: None,
-            };
+            let r = fetch_error(ErrorCode::KafkaStorageError, op.hw, op.log_start);
             return self.fetch_done(op, (r, None));
         }
         let buf = std::mem::take(&mut op.buf);
@@ -1497,18 +1452,12 @@ impl Shard {
             Some((buf, range, at)) => self.answer_fetch(w, buf, range, at, true),
             None => {
                 // The read-ahead failed: the fetch reads for itself.
-                let fd = p.files.get(&w.path).map(|(f, d)| (f.as_raw_fd(), *d));
-                match fd {
+                match p.reader(&w.path) {
                     Some(fd) => {
                         self.submit_read(fd, w);
                     }
                     None => {
-                        let r = LogResult::Fetched {
-                            error: ErrorCode::KafkaStorageError.code(),
-                            high_watermark: w.hw,
-                            log_start: w.log_start,
-                            records: None,
-                        };
+                        let r = fetch_error(ErrorCode::KafkaStorageError, w.hw, w.log_start);
                         self.fetch_done(w, (r, None));
                     }
                 }
