@@ -42,8 +42,8 @@ pub struct Config {
     /// When produced data is made durable: `always` (fdatasync per group commit, before the
     /// produce is acknowledged), `interval:<ms>`, or `never`. docs/operations.md says what
     /// each risks.
-    #[arg(long, default_value = "always", value_parser = crate::shard::logs::parse_fsync)]
-    pub fsync: crate::shard::logs::Fsync,
+    #[arg(long, default_value = "always", value_parser = crate::log::commit::parse_fsync)]
+    pub fsync: crate::log::commit::Fsync,
 
     /// Write log segments with O_DIRECT (from 4 KiB-aligned buffers, bypassing the page
     /// cache). Falls back to buffered writes, with a log line, where the filesystem refuses

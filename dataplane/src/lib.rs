@@ -1,15 +1,29 @@
-//! pinion: a thread-per-core io_uring data plane. See `docs/architecture.md`.
-
-pub mod cache;
+//! pinion: a thread-per-core io_uring data plane. `docs/architecture.md` is the map; the
+//! folders are the architecture:
+//!
+//! - [`runtime`]: the io_uring layer, and all of the node's `unsafe`;
+//! - [`shard`]: the reactor (loop, connections, mesh drain, start-up, shutdown);
+//! - [`mesh`]: lanes and batches between shards, and slot ownership;
+//! - [`txn`]: the transaction framework every multi-shard operation runs through;
+//! - [`redis`] and [`kafka`]: the front ends (what a request means);
+//! - [`cache`] and [`log`]: the stores (a shard's keyspace; its log partitions and their
+//!   I/O);
+//! - [`proto`]: the codecs; [`metrics`]; [`config`], [`limits`] and [`clock`].
 
 /// Huge requests get lazily committed mappings: see `runtime::alloc` for why.
 #[global_allocator]
 static ALLOC: runtime::alloc::NodeAlloc = runtime::alloc::NodeAlloc;
 
+pub mod cache;
+pub mod clock;
 pub mod config;
+pub mod kafka;
+pub mod limits;
 pub mod log;
 pub mod mesh;
 pub mod metrics;
 pub mod proto;
+pub mod redis;
 pub mod runtime;
 pub mod shard;
+pub mod txn;

@@ -2,8 +2,15 @@
 //!
 //! Owned by one shard each; a shard's [`store::Store`] is never touched by another thread.
 //! Lifecycle: created at shard start-up for the shard's slot range, dropped at shutdown.
+//!
+//! - [`store`]: the keyspace with TTLs, eviction and WATCH bookkeeping ([`watch`]);
+//! - [`entry`]: one key's packed allocation; [`slot`]: key → slot;
+//! - [`cmd`]: command semantics by family; [`op`]: what other shards and transactions ask a
+//!   store to run.
 
+pub mod cmd;
 pub mod entry;
-pub mod exec;
+pub mod op;
 pub mod slot;
 pub mod store;
+pub mod watch;

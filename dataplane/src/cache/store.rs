@@ -14,6 +14,8 @@ use hashbrown::{HashMap, HashTable};
 use std::hash::BuildHasher;
 
 use super::entry::{Entry, KIND_HASH};
+use super::watch::Watches;
+use crate::txn::ConnId;
 
 /// Eviction policy, Redis's `maxmemory-policy` limited to the all-keys family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -87,11 +89,12 @@ pub struct Store {
     expire_cursor: usize,
     pub stats: Stats,
     scratch_keys: Vec<Vec<u8>>,
+    /// WATCHed keys of this shard and their watchers.
+    watches: Watches,
 }
 
 const NOT_LISTED: u32 = u32::MAX;
-/// Slots (empty ones cost a few ns each) one SCAN call may visit before it returns.
-const SCAN_EMPTY_SLOTS_MAX: usize = 16384;
+use crate::limits::SCAN_EMPTY_SLOTS_MAX;
 const LFU_INIT: u32 = 5;
 const LFU_LOG_FACTOR: f64 = 10.0;
 
@@ -126,6 +129,7 @@ impl Store {
             expire_cursor: 0,
             stats: Stats::default(),
             scratch_keys: Vec::new(),
+            watches: Watches::default(),
         }
     }
 
@@ -256,6 +260,7 @@ impl Store {
     /// Insert or replace the entry for its key. A replaced hash value is freed. An existing
     /// key is replaced in place: one probe, no key copy.
     pub fn put(&mut self, slot: u16, mut entry: Entry, now_ms: u64) {
+        self.touch(entry.key());
         let li = self.local(slot);
         let h = self.hash_key(entry.key());
         let stamp = self.fresh_access(now_ms);
@@ -302,6 +307,7 @@ impl Store {
     /// Replace an existing entry's bytes (new value or expiry) without touching hash objects
     /// or the access stamp. Returns false if the key is absent.
     pub fn replace(&mut self, slot: u16, entry: Entry) -> bool {
+        self.touch(entry.key());
         let li = self.local(slot);
         let h = self.hash_key(entry.key());
         let Some(old) = self.tables[li]
@@ -337,11 +343,63 @@ impl Store {
         }
     }
 
-    /// Delete a key; true when it existed. Frees its hash value.
+    /// Delete a key (a write: its watchers see it); true when it existed. Frees its hash
+    /// value.
     pub fn remove(&mut self, slot: u16, key: &[u8]) -> bool {
         let li = self.local(slot);
         let h = self.hash_key(key);
-        self.remove_inner(li, h, key)
+        let removed = self.remove_inner(li, h, key);
+        if removed {
+            self.touch(key);
+        }
+        removed
+    }
+
+    /// A write to `key`: its watchers' transactions must fail.
+    #[inline]
+    fn touch(&mut self, key: &[u8]) {
+        if !self.watches.is_empty() {
+            self.watches.touch(key);
+        }
+    }
+
+    /// Is `key` present and not expired (without removing it or counting a hit)?
+    fn is_live(&self, key: &[u8], now_ms: u64) -> bool {
+        let slot = super::slot::key_slot(key) as usize;
+        let Some(li) = slot
+            .checked_sub(self.first_slot)
+            .filter(|&i| i < self.tables.len())
+        else {
+            return false;
+        };
+        let h = self.hash_key(key);
+        self.tables[li]
+            .table
+            .find(h, |e| e.key() == key)
+            .is_some_and(|e| !e.is_expired(now_ms))
+    }
+
+    /// WATCH `key` for `conn`.
+    pub fn watch(&mut self, conn: ConnId, key: &[u8], now_ms: u64) {
+        let live = self.is_live(key, now_ms);
+        self.watches.watch(conn, key, live);
+    }
+
+    /// EXEC's check: did anything `conn` watches here change? Forgets its watches.
+    pub fn watch_changed(&mut self, conn: ConnId, now_ms: u64) -> bool {
+        let mut w = std::mem::take(&mut self.watches);
+        let dirty = w.check_and_forget(conn, |k| self.is_live(k, now_ms));
+        self.watches = w;
+        dirty
+    }
+
+    pub fn unwatch(&mut self, conn: ConnId) {
+        self.watches.forget(conn);
+    }
+
+    /// Connections with watches here (tests).
+    pub fn watchers(&self) -> usize {
+        self.watches.watchers()
     }
 
     fn remove_inner(&mut self, li: usize, h: u64, key: &[u8]) -> bool {
@@ -386,8 +444,14 @@ impl Store {
         }
     }
 
-    /// Mutate a hash object; the memory charge follows the change.
-    pub fn with_hash<R>(&mut self, index: u32, f: impl FnOnce(&mut HashObj) -> R) -> Option<R> {
+    /// Mutate the hash object of `key`; the memory charge follows the change.
+    pub fn with_hash<R>(
+        &mut self,
+        key: &[u8],
+        index: u32,
+        f: impl FnOnce(&mut HashObj) -> R,
+    ) -> Option<R> {
+        self.touch(key);
         let obj = self.hashes.get_mut(index as usize)?.as_mut()?;
         let before = hash_cost(obj);
         let r = f(obj);
@@ -472,9 +536,11 @@ impl Store {
                     .filter(|e| e.is_expired(now_ms))
                     .map(|e| e.key().to_vec()),
             );
-            let slot = (self.first_slot + li) as u16;
             for k in &keys {
-                if self.remove(slot, k) {
+                // An expiry is not a write: a watcher that saw the key live finds it gone
+                // at EXEC (see `watch_changed`), one that watched it stale sees no change.
+                let h = self.hash_key(k);
+                if self.remove_inner(li, h, k) {
                     self.stats.expired += 1;
                     expired += 1;
                 }
@@ -484,8 +550,15 @@ impl Store {
         expired
     }
 
-    /// Drop every key.
-    pub fn flush(&mut self) {
+    /// Drop every key (a write to every watched key that exists).
+    pub fn flush(&mut self, now_ms: u64) {
+        if !self.watches.is_empty() {
+            for k in self.watches.keys() {
+                if self.is_live(&k, now_ms) {
+                    self.watches.touch(&k);
+                }
+            }
+        }
         for t in &mut self.tables {
             *t = SlotTable::default();
         }
@@ -756,7 +829,7 @@ mod tests {
         assert!(!s.remove(key_slot(b"key:1"), b"key:1"));
         s.check();
         let before = s.used_bytes;
-        s.flush();
+        s.flush(0);
         assert!(before > 0);
         assert_eq!((s.keys, s.used_bytes), (0, 0));
         s.check();

@@ -1,9 +1,252 @@
-//! The durable log: Kafka `RecordBatch` v2 validation ([`batch`]), partitions of segment
-//! files with recovery and retention ([`partition`]), topics ([`topics`]) and the operations
-//! a partition's owner shard runs ([`ops`]). The shard's `logs` module carries out their
-//! I/O through its io_uring.
+//! The durable log: the pure parts (RecordBatch v2 validation in [`batch`], a partition's
+//! segments, index, recovery and retention in [`partition`], topics in [`topics`], the
+//! operations that travel to an owner in [`ops`]) and, on top of them, a shard's partitions
+//! and their I/O ([`Logs`]).
+//!
+//! The seam between the two is *plan, then execute*: a partition plans an append (offsets,
+//! file, position) or a read (file, byte range) without I/O, and [`Logs`] carries the plan
+//! out through the shard's io_uring ([`crate::runtime::io::Io`]), handed in with every call
+//! in a [`LogCtx`] together with the clock and a list the results go to. No file system
+//! call blocks a serving shard; only start-up recovery ([`Logs::recover`]) reads and
+//! truncates with plain calls.
+//!
+//! - [`commit`]: group commit of produced batches, durability (`--fsync`), retention;
+//! - [`fetch`]: reads for Fetch and ListOffsets, clamped to acknowledged data, and
+//!   read-ahead of a consumer's next range;
+//! - [`files`]: file jobs (open, mkdir, unlink, rename, fsync ... one after another);
+//! - [`topic_jobs`]: creating and deleting a topic's files on this shard;
+//! - [`producers`]: idempotent producers' sequence state; [`state`]: a partition's state.
+//!
+//! Owned by one shard; created at start-up, dropped when the shard exits, which waits until
+//! no operation of the log is in flight.
 
 pub mod batch;
+pub mod commit;
+pub mod fetch;
+pub mod files;
 pub mod ops;
 pub mod partition;
+pub mod producers;
+pub mod state;
+pub mod topic_jobs;
 pub mod topics;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use crate::config::Config;
+use crate::mesh::SlotTable;
+use crate::metrics::Counters;
+use crate::runtime::io::{Completion, Io};
+use crate::runtime::{next_gen, Kind};
+use crate::txn::Dest;
+use ops::{LogOp, LogResult};
+use state::PartState;
+use topics::TopicMeta;
+
+/// What every log call needs from its shard.
+pub struct LogCtx<'a> {
+    pub io: &'a mut Io,
+    pub cfg: &'a Config,
+    pub now_ms: u64,
+    /// This shard, and who owns which slot (a topic's partitions spread over the shards).
+    pub me: usize,
+    pub owner: &'a SlotTable,
+    /// Results, for the shard to deliver.
+    pub replies: &'a mut Vec<(Dest, LogResult)>,
+    pub counters: &'a mut Counters,
+}
+
+impl LogCtx<'_> {
+    pub fn reply(&mut self, to: Dest, r: LogResult) {
+        self.replies.push((to, r));
+    }
+
+    fn owns(&self, topic: &str, partition: i32) -> bool {
+        self.owner.shard(topics::partition_slot(topic, partition)) == self.me
+    }
+}
+
+/// A partition's place on the shard. A deleted partition's slot is reused; its generation
+/// goes up, so completions still in flight for the old partition are recognised and
+/// dropped (the buffers they bring back are simply freed).
+struct PartSlot {
+    gen: u32,
+    state: Option<PartState>,
+}
+
+/// The log side of a shard: the topic table and the partitions this shard owns.
+#[derive(Default)]
+pub struct Logs {
+    pub topics: BTreeMap<String, TopicMeta>,
+    parts: Vec<PartSlot>,
+    free_parts: Vec<usize>,
+    index: HashMap<(String, i32), usize>,
+    /// Partitions with appends planned this turn (group commit runs once per turn).
+    dirty: Vec<usize>,
+    reads: fetch::Reads,
+    jobs: files::Jobs,
+    /// Topics being created or deleted on this shard: another create of the name is
+    /// refused (Kafka: TOPIC_ALREADY_EXISTS, "marked for deletion") until that is done.
+    busy: HashSet<String>,
+    last_sync_ms: u64,
+    /// Segment writes, fdatasyncs and reads submitted and not completed.
+    in_flight: usize,
+}
+
+impl Logs {
+    /// Load the topic table and recover the partitions shard `me` owns (start-up: blocking
+    /// I/O is fine here).
+    pub fn recover(cfg: &Config, me: usize, owner: &SlotTable, now_ms: u64) -> Logs {
+        let mut logs = Logs::default();
+        let metas = match topics::load_all(&cfg.data_dir, cfg.topic_defaults()) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::error!(shard = me, error = %e, "reading the topics under --data-dir failed");
+                return logs;
+            }
+        };
+        for meta in metas {
+            for p in 0..meta.partitions {
+                if owner.shard(topics::partition_slot(&meta.name, p)) != me {
+                    continue;
+                }
+                match PartState::open(&cfg.data_dir, &meta, p, now_ms, cfg.direct_io) {
+                    Ok(ps) => {
+                        logs.add_part(ps);
+                    }
+                    Err(e) => {
+                        tracing::error!(topic = %meta.name, partition = p, error = %e, "opening a partition failed")
+                    }
+                }
+            }
+            logs.topics.insert(meta.name.clone(), meta);
+        }
+        logs
+    }
+
+    /// No operation in flight that the log waits for (the shard may exit).
+    pub fn io_done(&self) -> bool {
+        self.in_flight == 0 && self.jobs.is_empty()
+    }
+
+    /// Nothing planned that the next turn must write.
+    pub fn idle(&self) -> bool {
+        self.dirty.is_empty()
+    }
+
+    /// Partition slots in use (tests and metrics).
+    pub fn partitions(&self) -> usize {
+        self.index.len()
+    }
+
+    /// Partition slots ever allocated (they are reused after deletes).
+    pub fn partition_slots(&self) -> usize {
+        self.parts.len()
+    }
+
+    fn add_part(&mut self, p: PartState) -> usize {
+        let key = (p.topic.clone(), p.partition);
+        let i = match self.free_parts.pop() {
+            Some(i) => {
+                self.parts[i].state = Some(p);
+                i
+            }
+            None => {
+                self.parts.push(PartSlot {
+                    gen: 0,
+                    state: Some(p),
+                });
+                self.parts.len() - 1
+            }
+        };
+        self.index.insert(key, i);
+        i
+    }
+
+    /// Take a partition out; its slot is free for the next one.
+    fn remove_part(&mut self, i: usize) -> Option<PartState> {
+        let slot = self.parts.get_mut(i)?;
+        let p = slot.state.take()?;
+        slot.gen = next_gen(slot.gen);
+        self.index.remove(&(p.topic.clone(), p.partition));
+        self.dirty.retain(|&d| d != i);
+        self.free_parts.push(i);
+        Some(p)
+    }
+
+    fn find(&self, topic: &str, partition: i32) -> Option<usize> {
+        self.index.get(&(topic.to_string(), partition)).copied()
+    }
+
+    fn part(&self, i: usize) -> Option<&PartState> {
+        self.parts.get(i).and_then(|s| s.state.as_ref())
+    }
+
+    fn part_mut(&mut self, i: usize) -> Option<&mut PartState> {
+        self.parts.get_mut(i).and_then(|s| s.state.as_mut())
+    }
+
+    fn gen(&self, i: usize) -> u32 {
+        self.parts.get(i).map_or(0, |s| s.gen)
+    }
+
+    /// The partition in slot `i` if it is still the one of generation `gen`.
+    fn part_at(&mut self, i: usize, gen: u32) -> Option<&mut PartState> {
+        self.parts
+            .get_mut(i)
+            .filter(|s| s.gen == gen)
+            .and_then(|s| s.state.as_mut())
+    }
+
+    fn mark_dirty(&mut self, i: usize) {
+        if !self.dirty.contains(&i) {
+            self.dirty.push(i);
+        }
+    }
+
+    /// Run a log operation on this shard (it owns the partition, or it is a topic-wide op).
+    pub fn exec(&mut self, op: LogOp, reply: Dest, ctx: &mut LogCtx) {
+        match op {
+            LogOp::CreateTopic(meta) => self.create_topic_here(meta, reply, ctx),
+            LogOp::DeleteTopic(name) => self.delete_topic_here(&name, reply, ctx),
+            LogOp::PersistTopic(meta) => self.persist_topic(&meta, reply, ctx),
+            LogOp::RemoveTopicMeta(name) => self.remove_topic_meta(&name, reply, ctx),
+            LogOp::Produce {
+                topic,
+                partition,
+                records,
+            } => self.produce(&topic, partition, records, reply, ctx),
+            LogOp::Fetch {
+                topic,
+                partition,
+                offset,
+                max_bytes,
+            } => self.fetch(&topic, partition, offset, max_bytes, reply, ctx),
+            LogOp::ListOffsets {
+                topic,
+                partition,
+                timestamp,
+            } => self.list_offsets(&topic, partition, timestamp, reply, ctx),
+        }
+    }
+
+    /// A completion of one of the log's operations.
+    pub fn on_completion(&mut self, c: Completion, ctx: &mut LogCtx) {
+        match c.owner.kind {
+            Kind::LogWrite => {
+                self.in_flight -= 1;
+                self.on_write(c, ctx)
+            }
+            Kind::LogSync => {
+                self.in_flight -= 1;
+                self.on_sync(c, ctx)
+            }
+            Kind::LogRead => {
+                self.in_flight -= 1;
+                self.on_read(c, ctx)
+            }
+            Kind::File => self.on_file(c, ctx),
+            other => panic!("a {other:?} completion routed to the log"),
+        }
+    }
+}

@@ -18,6 +18,7 @@ use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use super::batch::{self, BatchHeader, HEADER_BYTES};
+use crate::limits::PRODUCER_BATCHES;
 
 /// An index entry every this many bytes of a segment.
 pub const INDEX_INTERVAL_BYTES: u64 = 4096;
@@ -105,13 +106,10 @@ pub struct Recovery {
     /// Why the first cut happened.
     pub reason: Option<String>,
     pub segments_removed: usize,
-    /// The last few batches (up to [`PRODUCER_BATCHES`] each) of every idempotent producer
+    /// The last few batches (up to `limits::PRODUCER_BATCHES` each) of every idempotent producer
     /// in the log, oldest first, as stored: what their sequence checks resume from.
     pub producer_batches: Vec<BatchHeader>,
 }
-
-/// Batches per idempotent producer whose sequences are remembered (Kafka: 5).
-pub const PRODUCER_BATCHES: usize = 5;
 
 /// Where an append goes. The shard writes `len` bytes at `position` of `path`; `rolled`
 /// says a new, empty segment file must be created first.

@@ -1,33 +1,43 @@
-//! The mesh between shards: for every ordered pair (from, to) a bounded lock-free queue
-//! used single-producer/single-consumer, and a doorbell (`IORING_OP_MSG_RING`) that wakes
-//! the receiving shard.
+//! The mesh between shards: for every ordered pair (from, to) two bounded lock-free lanes
+//! (crossbeam's `ArrayQueue` used single-producer/single-consumer), one for requests and
+//! one for replies, and a doorbell (`IORING_OP_MSG_RING`) that wakes the receiving shard.
 //!
-//! Each ordered pair has two lanes, one for requests and one for responses. A shard takes a
-//! request off a lane only when the response lane back to its sender has room, and it always
-//! drains response lanes. Responses never wait on anything, so two shards whose request lanes
-//! are full cannot deadlock each other. That is why the design's "one ring per ordered pair"
-//! is a pair of lanes here.
+//! **Batched.** A shard gathers everything it has for one destination during a loop turn
+//! in an outgoing [`Batch`] and pushes it as *one* lane message at the end of the turn;
+//! replies go back batched the same way. Sixteen pipelined requests to one remote shard
+//! cost one push, one pop and one doorbell, not sixteen. Command frames and encoded
+//! replies travel in the batch's byte arena, so a remote GET allocates nothing per request.
 //!
-//! Bounds: each lane holds `--ring-capacity` messages. A sender that finds a lane full stops
-//! reading from the connection that needed it until the lane drains (backpressure); nothing
-//! is dropped.
+//! **Deadlock-free backpressure.** A shard takes a request batch off a lane only when the
+//! reply lane back has room for a batch, and it always drains reply lanes. Replies never
+//! wait on anything, so two shards whose request lanes are full in both directions still
+//! make progress. A batch that finds its lane full stays in the outbox and goes next turn.
+//!
+//! **Bounds.** Each lane holds `--ring-capacity` batches. A new command needs room for its
+//! parts in its destination's outgoing batch ([`limits::MESH_BATCH_PARTS_MAX`]); without it
+//! the connection stops being read until the batch has gone (nothing is dropped). Later
+//! rounds of operations already started may pass the bound, so nothing in flight is stuck.
 //!
 //! Lifecycle: lanes are created by the main thread before shards start and shared by exactly
 //! two shard threads each; they are dropped after every shard has exited.
 
 pub mod msg;
+pub mod route;
 
 use std::os::fd::RawFd;
 use std::sync::Arc;
+use std::time::Instant;
 
 use crossbeam_queue::ArrayQueue;
 
-pub use msg::{ConnRef, ReqBody, Request, RespBody, Response};
+use crate::limits;
+pub use msg::{Batch, Msg, Reply};
+pub use route::SlotTable;
 
 /// The two lanes from one shard to another.
 pub struct Lanes {
-    pub req: ArrayQueue<Request>,
-    pub resp: ArrayQueue<Response>,
+    pub req: ArrayQueue<Batch<Msg>>,
+    pub resp: ArrayQueue<Batch<Reply>>,
 }
 
 /// All lanes of an `n`-shard node, indexed `from * n + to`.
@@ -50,7 +60,7 @@ impl Mesh {
     }
 
     /// Shard `me`'s side of the mesh: its outgoing and incoming lanes.
-    pub fn endpoint(&self, me: usize) -> Endpoint {
+    pub fn endpoint(&self, me: usize, now: Instant) -> Endpoint {
         Endpoint {
             out: (0..self.n)
                 .map(|to| self.lanes[me * self.n + to].clone())
@@ -59,47 +69,99 @@ impl Mesh {
                 .map(|from| self.lanes[from * self.n + me].clone())
                 .collect(),
             ring_fds: vec![-1; self.n],
-            pushed: vec![false; self.n],
+            reqs: (0..self.n).map(|_| Batch::new(now)).collect(),
+            replies: (0..self.n).map(|_| Batch::new(now)).collect(),
+            rang: vec![false; self.n],
         }
     }
 }
 
-/// One shard's lanes. `out[to]` it produces into, `inc[from]` it consumes from.
+/// One shard's side of the mesh: lanes out and in, and this turn's outgoing batches.
 pub struct Endpoint {
-    pub out: Vec<Arc<Lanes>>,
-    pub inc: Vec<Arc<Lanes>>,
+    out: Vec<Arc<Lanes>>,
+    inc: Vec<Arc<Lanes>>,
     /// Ring fds of every shard, for doorbells; filled in at start-up.
     pub ring_fds: Vec<RawFd>,
-    /// Which peers got messages this loop turn and need a doorbell.
-    pub pushed: Vec<bool>,
+    reqs: Vec<Batch<Msg>>,
+    replies: Vec<Batch<Reply>>,
+    /// Which peers got a batch this turn and need a doorbell.
+    rang: Vec<bool>,
 }
 
-// A failed push hands the message back to the caller, who parks or retries it; that is the
-// point of returning it, large as it is.
-#[allow(clippy::result_large_err)]
 impl Endpoint {
-    /// Free request slots towards `to`. Only this shard produces into that lane, so the
-    /// answer can only grow until we push.
-    pub fn req_room(&self, to: usize) -> usize {
-        let l = &self.out[to].req;
-        l.capacity() - l.len()
+    /// May a new command add `parts` parts for `to` this turn?
+    pub fn room(&self, to: usize, parts: usize) -> bool {
+        self.reqs[to].msgs.len() + parts <= limits::MESH_BATCH_PARTS_MAX
     }
 
-    pub fn resp_room(&self, to: usize) -> usize {
-        let l = &self.out[to].resp;
-        l.capacity() - l.len()
+    /// The batch of requests being gathered for `to` (stamped `now` if it was empty).
+    pub fn requests(&mut self, to: usize, now: Instant) -> &mut Batch<Msg> {
+        let b = &mut self.reqs[to];
+        if b.is_empty() {
+            b.sent = now;
+        }
+        b
     }
 
-    /// Push a request the caller has checked room for. Returns it back if the lane is full.
-    pub fn push_req(&mut self, to: usize, r: Request) -> Result<(), Request> {
-        self.out[to].req.push(r)?;
-        self.pushed[to] = true;
-        Ok(())
+    /// The batch of replies being gathered for `to`; `sent` is the request's send time.
+    pub fn replies(&mut self, to: usize, sent: Instant) -> &mut Batch<Reply> {
+        let b = &mut self.replies[to];
+        if b.is_empty() || sent < b.sent {
+            b.sent = sent;
+        }
+        b
     }
 
-    pub fn push_resp(&mut self, to: usize, r: Response) -> Result<(), Response> {
-        self.out[to].resp.push(r)?;
-        self.pushed[to] = true;
-        Ok(())
+    /// Take the next request batch from `from`, if the reply lane back has room for the
+    /// batch of replies it will produce.
+    pub fn take_requests(&mut self, from: usize) -> Option<Batch<Msg>> {
+        let back = &self.out[from].resp;
+        if back.len() >= back.capacity() {
+            return None;
+        }
+        self.inc[from].req.pop()
+    }
+
+    /// Requests from `from` wait because the reply lane back is full.
+    pub fn requests_waiting(&self, from: usize) -> bool {
+        !self.inc[from].req.is_empty()
+    }
+
+    pub fn take_replies(&mut self, from: usize) -> Option<Batch<Reply>> {
+        self.inc[from].resp.pop()
+    }
+
+    /// Push this turn's batches, one per destination and direction, where the lane has
+    /// room; what does not fit stays for the next turn. `self_id`'s own batches are not
+    /// sent (a shard handles its own messages directly).
+    pub fn flush(&mut self, now: Instant) {
+        for to in 0..self.out.len() {
+            if !self.reqs[to].is_empty() {
+                let b = std::mem::replace(&mut self.reqs[to], Batch::new(now));
+                match self.out[to].req.push(b) {
+                    Ok(()) => self.rang[to] = true,
+                    Err(b) => self.reqs[to] = b,
+                }
+            }
+            if !self.replies[to].is_empty() {
+                let b = std::mem::replace(&mut self.replies[to], Batch::new(now));
+                match self.out[to].resp.push(b) {
+                    Ok(()) => self.rang[to] = true,
+                    Err(b) => self.replies[to] = b,
+                }
+            }
+        }
+    }
+
+    /// Batches still waiting for lane room (the loop must not sleep).
+    pub fn backlogged(&self) -> bool {
+        self.reqs.iter().any(|b| !b.is_empty()) || self.replies.iter().any(|b| !b.is_empty())
+    }
+
+    /// Shards that got a batch since the last call: each needs one doorbell.
+    pub fn take_doorbells(&mut self) -> Vec<usize> {
+        let rang: Vec<usize> = (0..self.rang.len()).filter(|&s| self.rang[s]).collect();
+        self.rang.iter_mut().for_each(|r| *r = false);
+        rang
     }
 }

@@ -1,54 +1,94 @@
-//! Messages that cross the mesh. They carry owned data (a request's frame bytes, a part
-//! operation, an encoded reply), so the receiving shard never reads the sender's memory.
+//! Messages that cross the mesh, and the batches that carry them. They own their data (a
+//! part's operation, a frame's bytes in the batch, an encoded reply), so the receiving shard
+//! never reads the sender's memory.
 
+use std::ops::Range;
 use std::time::Instant;
 
-use crate::cache::exec::{PartOp, PartResult};
-use crate::log::ops::{LogOp, LogResult};
+use crate::txn::{Access, ConnId, FlightRef, Op, PartRef, Pos, Res, TxId};
 
-/// A connection on the origin shard: slot and generation, so a reply for a connection that
-/// closed (and whose slot was reused) is recognised and dropped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ConnRef {
-    pub slot: u32,
-    pub gen: u32,
+/// A request to a shard.
+#[derive(Debug)]
+pub enum Msg {
+    /// A part of a plain flight: single-shard work, admitted by the shard's scheduler. No
+    /// `to`: nobody waits for the result (a closed connection's UNWATCH).
+    Part {
+        to: Option<PartRef>,
+        op: Op,
+        origin: ConnId,
+    },
+    /// A single-key command as the client sent it: `frame` is its range in the batch's
+    /// bytes. The reply comes back encoded for the connection's protocol.
+    Command {
+        to: PartRef,
+        frame: Range<usize>,
+        resp3: bool,
+        origin: ConnId,
+    },
+    /// A transaction announces what it will touch; the answer is a proposed position.
+    Propose {
+        tx: TxId,
+        to: FlightRef,
+        access: Access,
+        denyoom: bool,
+    },
+    /// A transaction's hop: its final position (with the first hop), the parts to run here
+    /// (maybe none), and whether the transaction ends here once they ran.
+    Hop {
+        tx: TxId,
+        fin: Option<Pos>,
+        ops: Vec<(PartRef, Op)>,
+        conclude: bool,
+    },
 }
 
+/// An answer from a shard.
 #[derive(Debug)]
-pub enum ReqBody {
-    /// A single-key command as the client sent it (one RESP frame); the owner parses it again
-    /// and encodes the reply for the connection's protocol version.
-    Command { frame: Box<[u8]>, resp3: bool },
-    /// A piece of a multi-key or all-shard command.
-    Part(PartOp),
-    /// An operation on a log partition (or topic) this shard owns; answered once its I/O
-    /// completes, not when it is taken off the lane.
-    Log(LogOp),
+pub enum Reply {
+    Part {
+        to: PartRef,
+        res: Res,
+    },
+    /// A command's encoded reply: `range` in the batch's bytes.
+    Encoded {
+        to: PartRef,
+        range: Range<usize>,
+    },
+    Proposed {
+        to: FlightRef,
+        pos: Pos,
+        oom: bool,
+    },
 }
 
+/// What one lane message carries: every message for one destination from one loop turn.
 #[derive(Debug)]
-pub struct Request {
-    pub conn: ConnRef,
-    /// Position of the reply in the connection's reply order.
-    pub seq: u64,
-    /// Which part of a split command this is.
-    pub part: u32,
-    pub body: ReqBody,
+pub struct Batch<M> {
+    pub msgs: Vec<M>,
+    /// Command frames and encoded replies, referenced by range.
+    pub bytes: Vec<u8>,
+    /// When the oldest request it carries (or answers) left its shard, for the mesh-hop
+    /// histogram.
     pub sent: Instant,
 }
 
-#[derive(Debug)]
-pub enum RespBody {
-    Encoded(Vec<u8>),
-    Part(PartResult),
-    Log(LogResult),
-}
+impl<M> Batch<M> {
+    pub fn new(sent: Instant) -> Batch<M> {
+        Batch {
+            msgs: Vec::new(),
+            bytes: Vec::new(),
+            sent,
+        }
+    }
 
-#[derive(Debug)]
-pub struct Response {
-    pub conn: ConnRef,
-    pub seq: u64,
-    pub part: u32,
-    pub body: RespBody,
-    pub sent: Instant,
+    pub fn is_empty(&self) -> bool {
+        self.msgs.is_empty()
+    }
+
+    /// Append `b` to the batch's bytes; returns its range.
+    pub fn add_bytes(&mut self, b: &[u8]) -> Range<usize> {
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(b);
+        start..self.bytes.len()
+    }
 }

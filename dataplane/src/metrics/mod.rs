@@ -13,7 +13,7 @@ use hdrhistogram::Histogram;
 use crate::proto::resp::command::Family;
 
 /// Recorded values are nanoseconds; dumps print microseconds.
-pub const HIST_MAX_NS: u64 = 60_000_000_000;
+pub use crate::limits::HIST_MAX_NS;
 pub const HIST_SIGFIG: u8 = 3;
 
 pub fn new_hist() -> Histogram<u64> {
@@ -47,6 +47,8 @@ pub struct Counters {
     /// Times a connection stopped being read because it had too many requests in flight.
     pub inflight_backpressure: u64,
     pub recv_nobufs: u64,
+    /// Gauge: submissions that found the submission queue full and waited a turn.
+    pub io_backlogged: u64,
 }
 
 impl Counters {
@@ -68,6 +70,7 @@ impl Counters {
         self.mesh_backpressure += o.mesh_backpressure;
         self.inflight_backpressure += o.inflight_backpressure;
         self.recv_nobufs += o.recv_nobufs;
+        self.io_backlogged += o.io_backlogged;
     }
 
     /// (name, help, value, is_gauge) for the Prometheus dump.
@@ -173,6 +176,12 @@ impl Counters {
                 "pinion_recv_nobufs_total",
                 "Receives that found no provided buffer",
                 self.recv_nobufs,
+                false,
+            ),
+            (
+                "pinion_io_backlogged_total",
+                "Submissions that found the io_uring submission queue full and waited a turn",
+                self.io_backlogged,
                 false,
             ),
         ]

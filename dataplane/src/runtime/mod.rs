@@ -1,115 +1,142 @@
 //! The per-shard io_uring layer. All `unsafe` code of the node lives in this folder.
 //!
 //! A shard is an explicit completion-driven state machine rather than an async executor:
-//! the shard loop submits operations tagged with a [`Token`], waits, and dispatches each
-//! completion by its token to the connection, listener, timer or mesh code that owns it.
-//! `docs/architecture.md` argues the choice. This module owns:
+//! it asks [`io::Io`] for operations, each tagged with an [`Owner`] (what the completion is
+//! for), waits, and dispatches each [`io::Completion`] by its owner to the connection,
+//! listener, timer, partition or file job that asked. `docs/architecture.md` argues the
+//! choice. This folder owns:
 //!
 //! - ring construction with `SINGLE_ISSUER` + `DEFER_TASKRUN` (or `SQPOLL`), probing the
 //!   kernel and falling back with a clear log line ([`ring`]);
 //! - the provided buffer ring that multishot receives fill ([`bufring`]);
-//! - the one place where `user_data` is encoded ([`Token`]);
-//! - [`submit::Sq`], which pushes entries and, when the submission queue is full, submits
-//!   to make room instead of failing or blocking.
+//! - [`io::Io`]: every operation the node submits, with the buffer contract of each written
+//!   once. A buffer, path or timespec an operation needs is *moved into* `Io` when the
+//!   operation is submitted and handed back in its completion, so no caller can free or
+//!   touch memory the kernel may still write (the ownership model of monoio and glommio);
+//! - the `user_data` encoding, the only place it is defined ([`UserData`]);
+//! - pushing entries, where a full submission queue is an error value ([`submit`]);
+//! - aligned buffers for direct I/O ([`aligned`]), the few plain syscalls ([`sys`]) and the
+//!   global allocator ([`alloc`]).
 
 pub mod aligned;
 pub mod alloc;
 pub mod bufring;
+pub mod io;
 pub mod ring;
 pub mod submit;
 pub mod sys;
 
-/// What an operation is, stored in the top 4 bits of `user_data`.
+/// What an operation is for: the owner kinds a completion is dispatched by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
 pub enum Kind {
     /// Multishot accept on the shard's listener. Index: listener number.
-    Accept = 1,
+    Accept,
     /// Multishot receive on a connection. Index: connection slot.
-    Recv = 2,
+    Recv,
     /// Send of a connection's output. Index: connection slot.
-    Send = 3,
-    /// Close of a connection's socket. Index: connection slot.
-    Close = 4,
+    Send,
+    /// Close of a connection's socket. Index: connection slot (u32::MAX: no slot owns it).
+    Close,
     /// A doorbell posted into this ring by another shard's `MSG_RING`. Index: sender shard.
-    Doorbell = 5,
+    Doorbell,
+    /// A doorbell this shard sent failed. Index: the shard it was for.
+    DoorbellFailed,
     /// Read on the shard's control eventfd (shutdown, dumps, stats from the main thread).
-    Control = 6,
-    /// The periodic tick (active expiry, drain checks).
-    Tick = 7,
-    /// Completion of a cancel request; carries nothing to act on.
-    Cancel = 8,
-    /// Completion of a doorbell this shard sent (posted only on failure).
-    DoorbellSent = 9,
-    /// A group commit's write to a log segment. Index: partition number on the shard.
-    LogWrite = 10,
-    /// The fdatasync linked after a group commit's write. Index: partition number.
-    LogSync = 11,
-    /// A fetch's read from a log segment. Index: read slot.
-    LogRead = 12,
+    Control,
+    /// A timer. Index: which ([`TIMER_TICK`], [`TIMER_FAST`]).
+    Timer,
+    /// A group commit's write to a log segment. Index: partition slot; aux: commit number.
+    LogWrite,
+    /// The fdatasync linked after a group commit's write. Index and aux as for the write.
+    LogSync,
+    /// A fetch's or a ListOffsets read from a log segment. Index: read slot.
+    LogRead,
     /// A step of a file job (open, mkdir, unlink, ...). Index: job slot.
-    File = 13,
+    File,
+    /// Nothing waits for the result (cancels, interval fsyncs).
+    Ignore,
+}
+
+/// Timer indexes.
+pub const TIMER_TICK: u32 = 0;
+pub const TIMER_FAST: u32 = 1;
+
+/// Who a completion is for: a kind, an index (connection slot, partition slot, job ...) and
+/// a generation, so a completion for a reused slot is recognised and dropped. `aux` carries
+/// one more number where the owner needs it (a group commit's number).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Owner {
+    pub kind: Kind,
+    pub index: u32,
+    pub gen: u32,
+    pub aux: u32,
+}
+
+impl Owner {
+    pub const fn new(kind: Kind, index: u32, gen: u32) -> Owner {
+        Owner {
+            kind,
+            index,
+            gen,
+            aux: 0,
+        }
+    }
+
+    pub const fn with_aux(mut self, aux: u32) -> Owner {
+        self.aux = aux;
+        self
+    }
 }
 
 /// `user_data` layout, the only place it is defined:
 ///
 /// ```text
-/// bits 60..64  kind        (Kind)
-/// bits 32..60  generation  (28 bits: detects completions for a reused connection slot)
-/// bits  0..32  index       (connection slot, listener, shard)
+/// bit 63 = 0:  bits 0..32 are the slot of the operation in `Io`'s in-flight table
+/// bit 63 = 1:  a message, not an operation of ours; bits 32..40 say which
+///              (1 = a doorbell from shard <bits 0..32>, 2 = our doorbell to shard <bits
+///              0..32> failed; successful doorbells post no completion)
 /// ```
 ///
-/// The value 0 is never used, so a zeroed CQE can never be mistaken for an operation.
+/// The in-flight table is what maps an operation to its [`Owner`] and to the buffer lent
+/// with it, so the value itself never has to carry more than a slot number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Token {
-    pub kind: Kind,
-    pub gen: u32,
-    pub index: u32,
+pub enum UserData {
+    Op(u32),
+    DoorbellFrom(u32),
+    DoorbellFailed(u32),
 }
 
-const GEN_MASK: u64 = (1 << 28) - 1;
+const MESSAGE: u64 = 1 << 63;
+const DOORBELL_FROM: u64 = 1 << 32;
+const DOORBELL_FAILED: u64 = 2 << 32;
 
-impl Token {
-    pub fn new(kind: Kind, gen: u32, index: u32) -> Token {
-        Token {
-            kind,
-            gen: gen & GEN_MASK as u32,
-            index,
+impl UserData {
+    pub fn encode(self) -> u64 {
+        match self {
+            UserData::Op(slot) => slot as u64,
+            UserData::DoorbellFrom(s) => MESSAGE | DOORBELL_FROM | s as u64,
+            UserData::DoorbellFailed(s) => MESSAGE | DOORBELL_FAILED | s as u64,
         }
     }
 
-    pub fn encode(self) -> u64 {
-        ((self.kind as u64) << 60) | ((self.gen as u64 & GEN_MASK) << 32) | self.index as u64
-    }
-
-    pub fn decode(v: u64) -> Option<Token> {
-        let kind = match v >> 60 {
-            1 => Kind::Accept,
-            2 => Kind::Recv,
-            3 => Kind::Send,
-            4 => Kind::Close,
-            5 => Kind::Doorbell,
-            6 => Kind::Control,
-            7 => Kind::Tick,
-            8 => Kind::Cancel,
-            9 => Kind::DoorbellSent,
-            10 => Kind::LogWrite,
-            11 => Kind::LogSync,
-            12 => Kind::LogRead,
-            13 => Kind::File,
-            _ => return None,
-        };
-        Some(Token {
-            kind,
-            gen: ((v >> 32) & GEN_MASK) as u32,
-            index: v as u32,
-        })
+    pub fn decode(v: u64) -> Option<UserData> {
+        if v & MESSAGE == 0 {
+            return u32::try_from(v).ok().map(UserData::Op);
+        }
+        let low = v as u32;
+        match v & !MESSAGE & !0xffff_ffff {
+            DOORBELL_FROM => Some(UserData::DoorbellFrom(low)),
+            DOORBELL_FAILED => Some(UserData::DoorbellFailed(low)),
+            _ => None,
+        }
     }
 }
 
-/// Generations wrap inside the 28 bits the token carries.
+/// Generations wrap inside 28 bits (kept small so they print readably in logs).
+pub const GEN_MASK: u32 = (1 << 28) - 1;
+
 pub fn next_gen(g: u32) -> u32 {
-    (g + 1) & GEN_MASK as u32
+    (g + 1) & GEN_MASK
 }
 
 #[cfg(test)]
@@ -117,27 +144,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn tokens_round_trip() {
-        for kind in [
-            Kind::Accept,
-            Kind::Recv,
-            Kind::Send,
-            Kind::Close,
-            Kind::Doorbell,
-            Kind::Control,
-            Kind::Tick,
-            Kind::Cancel,
-            Kind::DoorbellSent,
-            Kind::LogWrite,
-            Kind::LogSync,
-            Kind::LogRead,
-            Kind::File,
+    fn user_data_round_trips() {
+        for u in [
+            UserData::Op(0),
+            UserData::Op(u32::MAX),
+            UserData::DoorbellFrom(7),
+            UserData::DoorbellFailed(u32::MAX),
         ] {
-            let t = Token::new(kind, 0x0abc_def1, u32::MAX);
-            assert_eq!(Token::decode(t.encode()), Some(t));
-            assert_ne!(t.encode(), 0);
+            assert_eq!(UserData::decode(u.encode()), Some(u));
         }
-        assert_eq!(Token::decode(0), None);
-        assert_eq!(next_gen((1 << 28) - 1), 0);
+        assert_eq!(UserData::decode(MESSAGE | (9 << 32)), None);
+        assert_eq!(next_gen(GEN_MASK), 0);
     }
 }

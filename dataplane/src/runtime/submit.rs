@@ -1,27 +1,31 @@
-//! Pushing submission entries. A full submission queue is not an error and not a block: the
-//! queue is submitted to the kernel to make room, and the push is retried.
+//! Pushing submission entries. A full submission queue is an error value, never a spin or a
+//! block: the caller ([`super::io::Io`]) keeps what did not fit and pushes it at the start
+//! of the next loop turn, after the kernel has consumed what was queued.
 
 use io_uring::{squeue, IoUring};
 
-/// Push one entry.
+/// The submission queue has no free entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the io_uring submission queue is full")]
+pub struct SqFull;
+
+/// Push `entries` as one group: all of them or none (linked entries must stay adjacent).
 ///
 /// # Safety
-/// Every buffer, path or struct the entry points to must stay valid and unmoved until the
+/// Every buffer, path or struct an entry points to must stay valid and unmoved until the
 /// operation's completion arrives (for multishot operations: until the final completion
 /// without the MORE flag).
-pub unsafe fn push(ring: &mut IoUring, entry: &squeue::Entry) {
-    loop {
-        // SAFETY: the caller upholds the buffer-lifetime contract stated above.
-        let pushed = unsafe { ring.submission().push(entry) };
-        if pushed.is_ok() {
-            return;
-        }
-        // Queue full: hand what is queued to the kernel. An error here (EBUSY when the CQ
-        // overflows) is retried after completions are reaped by the caller's next loop turn;
-        // we only need room, which `submit` makes even when it reports EBUSY for a subset.
-        if let Err(e) = ring.submit() {
-            tracing::warn!(error = %e, "io_uring submit while making room in a full SQ");
-            std::thread::yield_now();
+pub unsafe fn push(ring: &mut IoUring, entries: &[squeue::Entry]) -> Result<(), SqFull> {
+    let mut sq = ring.submission();
+    if sq.capacity() - sq.len() < entries.len() {
+        return Err(SqFull);
+    }
+    for e in entries {
+        // SAFETY: the caller upholds the buffer-lifetime contract stated above; room for
+        // every entry was checked, so no push below can fail half-way.
+        if unsafe { sq.push(e) }.is_err() {
+            return Err(SqFull);
         }
     }
+    Ok(())
 }

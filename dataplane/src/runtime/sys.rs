@@ -1,5 +1,5 @@
 //! The few plain system calls pinion makes outside a shard's ring: creating and signalling
-//! the control eventfds (start-up, the main thread) and dropping descriptors at shutdown.
+//! the control eventfds (start-up, the main thread) and closing descriptors at shutdown.
 //! Shards never call these while serving.
 
 use std::io;
@@ -28,12 +28,10 @@ pub fn eventfd_signal(fd: &OwnedFd) -> io::Result<()> {
     }
 }
 
-/// Take ownership of a descriptor the kernel handed us (an accepted socket), so that it is
-/// closed when dropped.
-///
-/// # Safety
-/// `fd` must be open and owned by nobody else, and no in-flight io_uring operation may use it.
-pub unsafe fn adopt(fd: RawFd) -> OwnedFd {
-    // SAFETY: guaranteed by the caller, as documented above.
-    unsafe { OwnedFd::from_raw_fd(fd) }
+/// Close a descriptor directly, at shutdown, after the shard's loop has ended (no
+/// operation of its ring can still use it, and its connection owned it alone).
+pub fn close_after_loop(fd: RawFd) {
+    // SAFETY: the caller's descriptor is open and owned by nobody else; the OwnedFd closes
+    // it exactly once.
+    drop(unsafe { OwnedFd::from_raw_fd(fd) });
 }

@@ -1,102 +1,174 @@
-//! A client connection as its shard sees it.
+//! A client connection as its shard sees it, and the table of a shard's connections.
 //!
-//! Lifecycle: `Open` from accept until the peer closes, a protocol error, QUIT, a limit, or
-//! shutdown; then `Closing`: no more input is processed, the multishot receive is cancelled,
-//! and once no operation of the connection is in flight its socket is closed and the slot
-//! freed (its generation bumped, so late completions and mesh replies are recognised).
+//! Lifecycle ([`Life`]): `Open` from accept until the peer closes, a protocol error, QUIT, a
+//! limit, or shutdown; then `Closing`: no more input is processed, the multishot receive
+//! is cancelled, queued replies are flushed (or dropped, when aborting); once no operation
+//! of the connection is in flight its socket is closed (`CloseSent`) and, on that
+//! completion, the slot is freed and its generation bumped, so late completions and
+//! replies for the old connection are recognised and dropped.
 //!
-//! Invariants: `sending` is owned by the kernel while `send_inflight` (never touched then);
-//! `pending` holds replies in request order, the front having sequence number `head_seq`.
+//! Invariants: the send buffer is with the ring while `send` is `InFlight` (the connection
+//! holds none then); `pending` holds replies in request order, the front one having
+//! sequence number `head_seq`; a connection is on the shard's dirty list iff `dirty`, on
+//! its blocked list iff `blocked`.
 
 use std::collections::VecDeque;
 use std::os::fd::RawFd;
 
-use super::join::Join;
+use crate::limits::MOVE_REPLY_BYTES;
+use crate::proto::resp::write::Out;
+use crate::redis::Session;
+use crate::runtime::io::OpId;
+use crate::runtime::next_gen;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Life {
+    Open,
+    /// No more input; close once the replies are out. `abort`: drop them instead (a limit
+    /// was hit, or the peer is gone).
+    Closing {
+        abort: bool,
+    },
+    /// The close is with the ring.
+    CloseSent,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RecvState {
     Idle,
-    Armed,
+    Armed(OpId),
     Cancelling,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendState {
+    Idle,
+    /// A buffer of `len` bytes is with the ring; `sent` of them went out before this send.
+    InFlight {
+        sent: usize,
+        len: usize,
+    },
+}
+
+/// The protocol a connection speaks, and its per-protocol state.
+pub enum Proto {
+    Resp(Session),
+    Kafka,
 }
 
 /// A reply slot in request order.
 pub enum Pending {
     Ready(Vec<u8>),
-    Waiting(Join),
+    /// An operation in flight will fill it.
+    Waiting,
 }
 
 pub struct Conn {
-    /// Speaks the Kafka protocol (accepted on the Kafka listener) rather than RESP.
-    pub kafka: bool,
     pub fd: RawFd,
     pub gen: u32,
+    /// CLIENT ID: unique on the node; `id % shards` is the connection's shard.
     pub id: u64,
+    pub life: Life,
     pub recv: RecvState,
-    pub send_inflight: bool,
-    pub close_submitted: bool,
-    /// Stop processing input; close once every reply is flushed.
-    pub closing: bool,
-    /// Close without waiting for queued replies (limit exceeded, peer gone).
-    pub abort: bool,
+    pub send: SendState,
+    pub proto: Proto,
     pub query: Vec<u8>,
+    /// Replies ready to send, in order.
     pub out: Vec<u8>,
-    pub sending: Vec<u8>,
-    pub sent: usize,
-    /// A zero-copy send's result, held until its notification says the kernel no longer
-    /// reads `sending` (the send stays in flight until then).
-    pub zc_result: Option<i32>,
+    /// The send buffer between sends (kept to reuse its memory).
+    pub spare: Vec<u8>,
     pub pending: VecDeque<Pending>,
     pub head_seq: u64,
-    pub resp3: bool,
-    pub authed: bool,
-    pub name: Option<Vec<u8>>,
-    /// Waiting for room in a mesh lane; on the shard's blocked list.
+    /// Waiting for room in the mesh; on the shard's blocked list.
     pub blocked: bool,
     /// On the shard's dirty list for this loop turn.
     pub dirty: bool,
 }
 
 impl Conn {
-    pub fn new(fd: RawFd, gen: u32, id: u64, authed: bool, kafka: bool) -> Conn {
+    pub fn new(fd: RawFd, gen: u32, id: u64, proto: Proto) -> Conn {
         Conn {
-            kafka,
             fd,
             gen,
             id,
+            life: Life::Open,
             recv: RecvState::Idle,
-            send_inflight: false,
-            close_submitted: false,
-            closing: false,
-            abort: false,
+            send: SendState::Idle,
+            proto,
             query: Vec::new(),
             out: Vec::new(),
-            sending: Vec::new(),
-            sent: 0,
-            zc_result: None,
+            spare: Vec::new(),
             pending: VecDeque::new(),
             head_seq: 0,
-            resp3: false,
-            authed,
-            name: None,
             blocked: false,
             dirty: false,
         }
     }
 
-    /// Sequence number the next reply slot gets.
-    pub fn next_seq(&self) -> u64 {
-        self.head_seq + self.pending.len() as u64
+    pub fn is_open(&self) -> bool {
+        self.life == Life::Open
     }
 
-    /// Bytes queued for the client and not yet acknowledged by the kernel.
-    pub fn queued_out(&self) -> usize {
-        self.out.len() + self.sending.len().saturating_sub(self.sent)
+    pub fn aborting(&self) -> bool {
+        self.life == (Life::Closing { abort: true })
+    }
+
+    pub fn resp3(&self) -> bool {
+        matches!(&self.proto, Proto::Resp(s) if s.resp3)
+    }
+
+    /// Write the connection's next reply: into its output when no reply is waiting ahead
+    /// of it, else into a ready slot behind the waiting ones, so request order holds.
+    pub fn reply(&mut self, f: impl FnOnce(&mut Out)) {
+        let resp3 = self.resp3();
+        if self.pending.is_empty() {
+            f(&mut Out::new(&mut self.out, resp3));
+        } else {
+            let mut buf = Vec::new();
+            f(&mut Out::new(&mut buf, resp3));
+            self.pending.push_back(Pending::Ready(buf));
+        }
+    }
+
+    /// Reserve the next reply slot for an operation in flight; returns its sequence number.
+    pub fn wait_reply(&mut self) -> u64 {
+        let seq = self.head_seq + self.pending.len() as u64;
+        self.pending.push_back(Pending::Waiting);
+        seq
+    }
+
+    /// The reply for slot `seq` arrived. At the front it goes straight to the output.
+    pub fn fill(&mut self, seq: u64, bytes: &[u8]) {
+        let Some(idx) = seq
+            .checked_sub(self.head_seq)
+            .map(|i| i as usize)
+            .filter(|&i| i < self.pending.len())
+        else {
+            panic!("a reply for slot {seq}, which is not waiting");
+        };
+        if idx == 0 {
+            self.out.extend_from_slice(bytes);
+            self.pending.pop_front();
+            self.head_seq += 1;
+        } else {
+            self.pending[idx] = Pending::Ready(bytes.to_vec());
+        }
+        self.drain_ready();
+    }
+
+    /// Like [`Conn::fill`], taking the bytes (a large fetch reply moves, uncopied).
+    pub fn fill_owned(&mut self, seq: u64, bytes: Vec<u8>) {
+        let idx = seq
+            .checked_sub(self.head_seq)
+            .map(|i| i as usize)
+            .filter(|&i| i < self.pending.len())
+            .unwrap_or_else(|| panic!("a reply for slot {seq}, which is not waiting"));
+        self.pending[idx] = Pending::Ready(bytes);
+        self.drain_ready();
     }
 
     /// Move replies that are ready at the front of `pending` into `out`.
-    pub fn drain_ready(&mut self) {
-        const MOVE_REPLY_BYTES: usize = 64 << 10;
+    fn drain_ready(&mut self) {
         while let Some(Pending::Ready(_)) = self.pending.front() {
             if let Some(Pending::Ready(bytes)) = self.pending.pop_front() {
                 if self.out.is_empty() && bytes.len() >= MOVE_REPLY_BYTES {
@@ -110,8 +182,81 @@ impl Conn {
         }
     }
 
+    /// Bytes queued for the client and not yet acknowledged by the kernel.
+    pub fn queued_out(&self) -> usize {
+        self.out.len()
+            + match self.send {
+                SendState::InFlight { sent, len } => len - sent,
+                SendState::Idle => 0,
+            }
+    }
+
     /// Nothing left to do before the socket may close.
     pub fn quiescent(&self) -> bool {
-        (self.abort || (self.pending.is_empty() && self.out.is_empty())) && !self.send_inflight
+        (self.aborting() || (self.pending.is_empty() && self.out.is_empty()))
+            && self.send == SendState::Idle
+    }
+}
+
+/// A shard's connections by slot, with generations.
+#[derive(Default)]
+pub struct Conns {
+    slots: Vec<Option<Conn>>,
+    gens: Vec<u32>,
+    free: Vec<u32>,
+    open: usize,
+}
+
+impl Conns {
+    /// A free slot and its generation, for a new connection.
+    pub fn reserve(&mut self) -> (u32, u32) {
+        let slot = match self.free.pop() {
+            Some(s) => s,
+            None => {
+                self.slots.push(None);
+                self.gens.push(0);
+                (self.slots.len() - 1) as u32
+            }
+        };
+        (slot, self.gens[slot as usize])
+    }
+
+    pub fn insert(&mut self, slot: u32, c: Conn) {
+        self.slots[slot as usize] = Some(c);
+        self.open += 1;
+    }
+
+    /// Free a slot after its socket closed; its generation moves on.
+    pub fn remove(&mut self, slot: u32) -> Option<Conn> {
+        let c = self.slots.get_mut(slot as usize)?.take()?;
+        self.gens[slot as usize] = next_gen(self.gens[slot as usize]);
+        self.free.push(slot);
+        self.open -= 1;
+        Some(c)
+    }
+
+    pub fn get(&self, slot: u32) -> Option<&Conn> {
+        self.slots.get(slot as usize).and_then(Option::as_ref)
+    }
+
+    pub fn get_mut(&mut self, slot: u32) -> Option<&mut Conn> {
+        self.slots.get_mut(slot as usize).and_then(Option::as_mut)
+    }
+
+    /// The connection in `slot` if it is still the one of generation `gen`.
+    pub fn live(&mut self, slot: u32, gen: u32) -> Option<&mut Conn> {
+        self.get_mut(slot).filter(|c| c.gen == gen)
+    }
+
+    pub fn open(&self) -> usize {
+        self.open
+    }
+
+    pub fn slots(&self) -> impl Iterator<Item = u32> + '_ {
+        (0..self.slots.len() as u32).filter(|&s| self.slots[s as usize].is_some())
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Conn> {
+        self.slots.iter().flatten()
     }
 }

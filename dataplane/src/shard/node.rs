@@ -2,7 +2,7 @@
 //! builds rings, exchanges ring fds); serving does neither.
 
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Barrier};
 use std::thread::JoinHandle;
@@ -11,13 +11,13 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use socket2::{Domain, Protocol, Socket, Type};
 
-use super::{table::SlotTable, Control, NodeShared, Shard};
-use crate::cache::store::Store;
+use super::{build, Control, NodeShared, Shard};
+use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
+use crate::limits::{LISTEN_BACKLOG, PORT_CLAIM_WAIT};
 use crate::mesh::Mesh;
 use crate::metrics::ShardMetrics;
-use crate::proto::resp::parse::Limits;
-use crate::runtime::{bufring::BufRing, ring, sys};
+use crate::runtime::sys;
 
 struct Handle {
     tx: mpsc::Sender<Control>,
@@ -50,7 +50,7 @@ pub struct Node {
 /// listener alive until then. So "address in use" is retried for up to 2 s before it is
 /// reported.
 fn claim(addr: SocketAddr) -> anyhow::Result<SocketAddr> {
-    let deadline = Instant::now() + Duration::from_secs(2);
+    let deadline = Instant::now() + PORT_CLAIM_WAIT;
     loop {
         let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
         s.set_reuse_address(true)?;
@@ -73,12 +73,16 @@ fn listener(addr: SocketAddr) -> anyhow::Result<Socket> {
     s.set_nodelay(true)?;
     s.bind(&addr.into())
         .with_context(|| format!("binding {addr}"))?;
-    s.listen(4096)?;
+    s.listen(LISTEN_BACKLOG)?;
     Ok(s)
 }
 
 impl Node {
     pub fn start(cfg: Config) -> anyhow::Result<Node> {
+        Node::start_with_clock(cfg, Arc::new(SystemClock))
+    }
+
+    pub fn start_with_clock(cfg: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Node> {
         cfg.validate()?;
         let available: Vec<usize> = core_affinity::get_core_ids()
             .unwrap_or_default()
@@ -104,10 +108,10 @@ impl Node {
         let shared = Arc::new(NodeShared {
             cfg: cfg.clone(),
             nshards: n,
-            started: Instant::now(),
+            started: clock.now(),
             resp_port: resp_addr.port(),
             kafka_port: kafka_addr.port(),
-            fsync: cfg.fsync,
+            clock: clock.clone(),
             connections: AtomicUsize::new(0),
             draining: AtomicUsize::new(n),
         });
@@ -120,119 +124,52 @@ impl Node {
 
         for (i, (cpu, sock)) in cpus.iter().copied().zip(listeners).enumerate() {
             let wake = Arc::new(sys::eventfd().context("creating a control eventfd")?);
-            let (tx, rx) = mpsc::channel();
-            handles.push(Handle {
-                tx,
-                wake: wake.clone(),
-            });
+            let control_fd = wake
+                .try_clone()
+                .context("duplicating a control eventfd (raise `ulimit -n`)")?;
+            let (tx, control_rx) = mpsc::channel();
+            handles.push(Handle { tx, wake });
             let shared = shared.clone();
-            let endpoint = mesh.endpoint(i);
+            let endpoint = mesh.endpoint(i, clock.now());
             let ring_fds = ring_fds.clone();
             let barrier = barrier.clone();
             let ready_tx = ready_tx.clone();
             let listener_fds: Vec<OwnedFd> = sock.into_iter().map(OwnedFd::from).collect();
-            let t = std::thread::Builder::new().name(format!("shard-{i}")).spawn(move || {
-                if !core_affinity::set_for_current(core_affinity::CoreId { id: cpu }) {
-                    tracing::warn!(shard = i, cpu, "could not pin shard to its CPU");
-                }
-                let cfg = &shared.cfg;
-                let built = ring::build(cfg.sq_entries, cfg.sqpoll_idle_ms).map_err(|e| e.to_string()).and_then(|(r, f)| {
-                    let br = BufRing::new(&r, cfg.recv_buffers, cfg.recv_buffer_bytes as usize, super::BUF_GROUP)
-                        .map_err(|e| format!("registering {} receive buffers: {e} (raise `ulimit -l` or lower --recv-buffers)", cfg.recv_buffers))?;
-                    Ok((r, br, f))
-                });
-                let (ring, bufring, features) = match built {
-                    Ok(x) => x,
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(format!("shard {i}: {e}")));
-                        barrier.wait();
-                        return ShardMetrics::new(i);
+            let t = std::thread::Builder::new()
+                .name(format!("shard-{i}"))
+                .spawn(move || {
+                    if !core_affinity::set_for_current(core_affinity::CoreId { id: cpu }) {
+                        tracing::warn!(shard = i, cpu, "could not pin shard to its CPU");
                     }
-                };
-                ring_fds[i].store(ring.as_raw_fd(), Ordering::Release);
-                let _ = ready_tx.send(Ok(i));
-                barrier.wait();
-                let mut mesh = endpoint;
-                for (j, fd) in ring_fds.iter().enumerate() {
-                    mesh.ring_fds[j] = fd.load(Ordering::Acquire);
-                }
-                if mesh.ring_fds.iter().any(|&fd| fd < 0) {
-                    return ShardMetrics::new(i); // start-up failed elsewhere; main reports it
-                }
-                tracing::debug!(shard = i, cpu, ?features, "shard running");
-                let range = SlotTable::range_of(i, shared.nshards);
-                let mut store = Store::new(range.start, range.len(), 0x5eed ^ ((i as u64 + 1) * 0x9e37_79b9));
-                store.maxmemory_bytes = cfg.maxmemory.div_ceil(shared.nshards);
-                store.policy = cfg.eviction;
-                store.samples = cfg.eviction_samples.max(1);
-                let limits = Limits { bulk_bytes_max: cfg.max_bulk_bytes, ..Limits::default() };
-                // Recover the log partitions this shard owns (start-up: blocking I/O is fine).
-                let mut logs = super::logs::Logs::default();
-                let owners = SlotTable::new(shared.nshards);
-                match crate::log::topics::load_all(&cfg.data_dir, cfg.topic_defaults()) {
-                    Ok(metas) => {
-                        for meta in metas {
-                            for p in 0..meta.partitions {
-                                if owners.shard(crate::log::topics::partition_slot(&meta.name, p)) != i {
-                                    continue;
-                                }
-                                match super::logs::PartState::open(&cfg.data_dir, &meta, p, super::unix_ms(), cfg.direct_io) {
-                                    Ok(ps) => logs.add_part(ps),
-                                    Err(e) => tracing::error!(topic = %meta.name, partition = p, error = %e, "opening a partition failed"),
-                                }
-                            }
-                            logs.topics.insert(meta.name.clone(), meta);
+                    let io = match build::make_io(&shared, i) {
+                        Ok(io) => io,
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e));
+                            barrier.wait();
+                            return ShardMetrics::new(i);
                         }
+                    };
+                    ring_fds[i].store(io.ring_fd(), Ordering::Release);
+                    let _ = ready_tx.send(Ok(i));
+                    barrier.wait();
+                    let mut mesh = endpoint;
+                    for (j, fd) in ring_fds.iter().enumerate() {
+                        mesh.ring_fds[j] = fd.load(Ordering::Acquire);
                     }
-                    Err(e) => tracing::error!(shard = i, error = %e, "reading the topics under --data-dir failed"),
-                }
-                let shard = Shard {
-                    ring,
-                    bufring,
-                    id: i,
-                    shared: shared.clone(),
-                    listeners: listener_fds,
-                    conns: Vec::new(),
-                    gens: Vec::new(),
-                    free: Vec::new(),
-                    store,
-                    mesh,
-                    owner: SlotTable::new(shared.nshards),
-                    metrics: ShardMetrics::new(i),
-                    control_rx: rx,
-                    control_fd: match Arc::try_unwrap(wake) {
-                        Ok(fd) => fd,
-                        Err(arc) => match arc.try_clone() {
-                            Ok(fd) => fd,
-                            Err(e) => {
-                                tracing::error!(shard = i, error = %e, "duplicating control eventfd");
-                                return ShardMetrics::new(i);
-                            }
-                        },
-                    },
-                    control_buf: Box::new([0u8; 8]),
-                    tick_ts: Box::new(io_uring::types::Timespec::from(super::TICK)),
-                    limits,
-                    args: Vec::new(),
-                    scratch: Vec::new(),
-                    dirty: Vec::new(),
-                    blocked: Vec::new(),
-                    parked: Default::default(),
-                    logs,
-                    delayed: Vec::new(),
-                    fast_ts: Box::new(io_uring::types::Timespec::from(super::FAST_TICK)),
-                    fast_tick_armed: false,
-                    next_producer: 0,
-                    cqes: Vec::new(),
-                    now_ms: super::unix_ms(),
-                    next_client: 0,
-                    draining: false,
-                    drained: false,
-                    drain_deadline: None,
-                    requests_deferred: false,
-                };
-                shard.run()
-            })?;
+                    if mesh.ring_fds.iter().any(|&fd| fd < 0) {
+                        return ShardMetrics::new(i); // start-up failed elsewhere; main reports it
+                    }
+                    tracing::debug!(shard = i, cpu, "shard running");
+                    let init = build::ShardInit {
+                        id: i,
+                        shared,
+                        listeners: listener_fds,
+                        mesh,
+                        control_rx,
+                        control_fd,
+                    };
+                    Shard::build(io, init).run()
+                })?;
             threads.push(t);
         }
         drop(ready_tx);

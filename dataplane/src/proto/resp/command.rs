@@ -58,6 +58,12 @@ pub enum Cmd {
     Hlen,
     Hexists,
     Hincrby,
+    Touch,
+    Multi,
+    Exec,
+    Discard,
+    Watch,
+    Unwatch,
 }
 
 /// How a command finds the shard that runs it.
@@ -84,16 +90,19 @@ pub enum Family {
     Keyspace,
     Hash,
     Server,
+    /// MULTI, EXEC, DISCARD, WATCH, UNWATCH.
+    Transaction,
 }
 
 impl Family {
-    pub const ALL: [Family; 6] = [
+    pub const ALL: [Family; 7] = [
         Family::Connection,
         Family::Read,
         Family::Write,
         Family::Keyspace,
         Family::Hash,
         Family::Server,
+        Family::Transaction,
     ];
 
     pub fn name(self) -> &'static str {
@@ -104,6 +113,7 @@ impl Family {
             Family::Keyspace => "keyspace",
             Family::Hash => "hash",
             Family::Server => "server",
+            Family::Transaction => "transaction",
         }
     }
 
@@ -286,6 +296,26 @@ pub static TABLE: &[Spec] = &[
     s("hlen", Cmd::Hlen, 2, READONLY, R::Key, F::Hash),
     s("hexists", Cmd::Hexists, 3, READONLY, R::Key, F::Hash),
     s("hincrby", Cmd::Hincrby, 4, WRITE | DENYOOM, R::Key, F::Hash),
+    s(
+        "touch",
+        Cmd::Touch,
+        -2,
+        READONLY,
+        R::Keys { step: 1 },
+        F::Keyspace,
+    ),
+    s("multi", Cmd::Multi, 1, 0, R::Local, F::Transaction),
+    s("exec", Cmd::Exec, 1, 0, R::Local, F::Transaction),
+    s("discard", Cmd::Discard, 1, 0, R::Local, F::Transaction),
+    s(
+        "watch",
+        Cmd::Watch,
+        -2,
+        0,
+        R::Keys { step: 1 },
+        F::Transaction,
+    ),
+    s("unwatch", Cmd::Unwatch, 1, 0, R::Local, F::Transaction),
 ];
 
 /// Look a command name up, case-insensitively, without allocating.

@@ -1,11 +1,15 @@
-//! RESP2/RESP3: request parsing, reply writing and the command table.
+//! RESP2/RESP3: request parsing, reply writing, the command table and the error texts.
 //!
 //! Codecs here are pure functions over bytes. Protocol errors map to their RESP text in
-//! exactly one place, [`WireError::message`].
+//! exactly one place, [`WireError::message`]; every other error reply is in [`errors`].
 
+pub mod args;
 pub mod command;
+pub mod errors;
 pub mod parse;
 pub mod write;
+
+pub use args::Args;
 
 /// A request that cannot be parsed. The connection gets `-ERR Protocol error: ...` and is
 /// closed, as Redis does; other connections are not affected.

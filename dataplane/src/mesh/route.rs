@@ -1,4 +1,4 @@
-//! Slot → shard ownership on this node. Each shard owns one contiguous range of the 16384
+//! Slot → shard ownership on this node (keys and log partitions both map to slots). Each shard owns one contiguous range of the 16384
 //! slots (shard `i` of `n` owns `[i*16384/n, (i+1)*16384/n)`), which keeps SCAN cursors
 //! simple: a cursor is a slot, and slots are visited shard by shard.
 

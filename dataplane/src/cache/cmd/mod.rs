@@ -1,0 +1,135 @@
+//! Command semantics on the shard that owns the key(s), one file per family (as Dragonfly's
+//! `*_family` files): [`strings`], [`hashes`], [`keys`] (expiry, type, delete, exists) and
+//! [`server`] (the shard's part of DBSIZE, FLUSHALL, KEYS, SCAN, INFO, CONFIG SET).
+//!
+//! Pure over a [`Store`], a clock value and an output buffer: no I/O, so every command is
+//! unit-tested here without sockets. Single-key commands write their RESP reply directly;
+//! the shard's part of a multi-key or all-shard command returns a [`super::op::Res`] that
+//! the connection's shard joins with the other parts.
+
+pub mod hashes;
+pub mod keys;
+pub mod server;
+pub mod strings;
+
+use super::store::Store;
+use crate::proto::resp::command::{Family, Spec, DENYOOM};
+use crate::proto::resp::errors::{wrong_args, OOM};
+use crate::proto::resp::write::Out;
+use crate::proto::resp::Args;
+
+/// Whether a write that may grow memory is refused over the limit (`noeviction`), or was
+/// already admitted: a transaction checks memory once, when it is scheduled, so that its
+/// commands then apply all or none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OomCheck {
+    Refuse,
+    Admitted,
+}
+
+/// Run a single-key command. `slot` is the key's slot, already computed for routing.
+pub fn exec_key(
+    store: &mut Store,
+    spec: &Spec,
+    a: &Args,
+    slot: u16,
+    now: u64,
+    oom: OomCheck,
+    out: &mut Out,
+) {
+    if spec.flags & DENYOOM != 0 && !store.make_room(now) && oom == OomCheck::Refuse {
+        out.error(OOM);
+        return;
+    }
+    match spec.family {
+        Family::Read | Family::Write => strings::exec(store, spec, a, slot, now, out),
+        Family::Hash => hashes::exec(store, spec, a, slot, now, out),
+        Family::Keyspace => keys::exec(store, spec, a, slot, now, out),
+        Family::Connection | Family::Server | Family::Transaction => {
+            out.error(&wrong_args(spec.name))
+        }
+    }
+}
+
+pub(crate) fn parse_f64(b: &[u8]) -> Option<f64> {
+    let s = std::str::from_utf8(b).ok()?;
+    if s.is_empty() || s.trim() != s {
+        return None;
+    }
+    let v: f64 = match s.to_ascii_lowercase().as_str() {
+        "inf" | "+inf" | "infinity" => f64::INFINITY,
+        "-inf" | "-infinity" => f64::NEG_INFINITY,
+        _ => s.parse().ok()?,
+    };
+    if v.is_nan() {
+        return None;
+    }
+    Some(v)
+}
+
+/// An expiry option turned into an absolute unix-ms deadline.
+pub(crate) fn deadline(unit_ms: i64, absolute: bool, v: i64, now_ms: u64) -> Option<u64> {
+    let ms = v.checked_mul(unit_ms)?;
+    let at = if absolute {
+        ms
+    } else {
+        ms.checked_add(now_ms as i64)?
+    };
+    u64::try_from(at).ok()
+}
+
+/// EX/PX/EXAT/PXAT: the unit in ms and whether the value is absolute.
+pub(crate) fn expiry_option(a: &Args, i: usize) -> Option<(i64, bool)> {
+    if a.eq(i, "EX") {
+        Some((1000, false))
+    } else if a.eq(i, "PX") {
+        Some((1, false))
+    } else if a.eq(i, "EXAT") {
+        Some((1000, true))
+    } else if a.eq(i, "PXAT") {
+        Some((1, true))
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+    use crate::cache::slot::key_slot;
+    use crate::proto::resp::command::lookup;
+
+    /// Run one command line against a store and return the raw RESP2 reply.
+    pub fn run(store: &mut Store, now: u64, line: &str) -> String {
+        let words: Vec<&str> = line.split(' ').collect();
+        let mut src = Vec::new();
+        let mut ranges = Vec::new();
+        for w in &words {
+            let s = src.len();
+            src.extend_from_slice(w.as_bytes());
+            ranges.push((s, src.len()));
+        }
+        let a = Args {
+            src: &src,
+            ranges: &ranges,
+        };
+        let spec = lookup(a.get(0)).expect("known command");
+        assert!(spec.arity_ok(a.len()), "arity for {line}");
+        let mut buf = Vec::new();
+        let mut out = Out::new(&mut buf, false);
+        exec_key(
+            store,
+            spec,
+            &a,
+            key_slot(a.get(1)),
+            now,
+            OomCheck::Refuse,
+            &mut out,
+        );
+        String::from_utf8(buf).unwrap()
+    }
+
+    pub fn store() -> Store {
+        Store::new(0, crate::cache::slot::SLOTS, 7)
+    }
+}

@@ -1,0 +1,240 @@
+//! The cache's part of the one transaction `Op` type (`txn::Op`): what a shard runs against
+//! its store for another shard's request, for a part of a multi-key command, or for a hop
+//! of a transaction, and what comes back.
+
+use super::cmd::server::{self, Setting, ShardInfo};
+use super::cmd::{exec_key, keys, strings, OomCheck};
+use super::slot::key_slot;
+use super::store::Store;
+use crate::proto::resp::command::{lookup, WRITE};
+use crate::proto::resp::parse::{self, Frame, Limits};
+use crate::proto::resp::write::Out;
+use crate::proto::resp::Args;
+use crate::txn::{Access, ConnId, Mode};
+
+pub type Key = Box<[u8]>;
+/// A key and its value (MSET).
+pub type Pair = (Key, Key);
+
+#[derive(Debug, Clone)]
+pub enum Op {
+    /// A single-key command as the client sent it (one RESP frame); the reply comes back
+    /// encoded for the connection's protocol.
+    Command {
+        frame: Box<[u8]>,
+        resp3: bool,
+    },
+    Mget(Vec<Key>),
+    Mset(Vec<Pair>),
+    /// MSETNX with every key on this shard.
+    Msetnx(Vec<Pair>),
+    Del(Vec<Key>),
+    Exists(Vec<Key>),
+    Touch(Vec<Key>),
+    Dbsize,
+    Flush,
+    Keys(Vec<u8>),
+    Scan {
+        cursor: usize,
+        count: usize,
+        pattern: Option<Vec<u8>>,
+        kind: Option<u8>,
+    },
+    Info,
+    Configure(Setting),
+    Watch {
+        conn: ConnId,
+        keys: Vec<Key>,
+    },
+    /// EXEC's check: did anything `conn` watches here change? Its watches here end.
+    CheckWatch {
+        conn: ConnId,
+    },
+    Unwatch {
+        conn: ConnId,
+    },
+    /// Several ops run at once and in order (a transaction on one shard); none of them
+    /// when `watch` is a connection whose watches here changed, or when `denyoom` and the
+    /// shard is over its memory limit (then the answer is `Oom`).
+    Batch {
+        ops: Vec<Op>,
+        watch: Option<ConnId>,
+        denyoom: bool,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub enum Res {
+    Encoded(Vec<u8>),
+    Values(Vec<Option<Vec<u8>>>),
+    Count(i64),
+    Keys(Vec<Vec<u8>>),
+    Scan {
+        next: usize,
+        keys: Vec<Vec<u8>>,
+    },
+    Info(ShardInfo),
+    Done,
+    Oom,
+    Changed(bool),
+    /// A batch's results, or None when its watch check failed and nothing ran.
+    Batch(Option<Vec<Res>>),
+}
+
+/// Frames travelling between shards were parsed once already; re-parsing them needs no
+/// tighter bounds than the frame itself.
+fn forwarded_limits(frame: &[u8]) -> Limits {
+    Limits {
+        bulk_bytes_max: frame.len(),
+        ..Limits::default()
+    }
+}
+
+/// Parse a command frame this node parsed before (forwarded, or queued by MULTI) into
+/// `args` (ranges into the frame, or into `scratch` for an inline one). None if it is not a
+/// whole frame, which the node never passes on.
+pub fn parse_frame<'a>(
+    frame: &'a [u8],
+    args: &'a mut Vec<(usize, usize)>,
+    scratch: &'a mut Vec<u8>,
+) -> Option<Args<'a>> {
+    let src: &[u8] = match parse::parse(frame, &forwarded_limits(frame), args, scratch) {
+        Ok(Frame::Multibulk { .. }) => frame,
+        Ok(Frame::Inline { .. }) => scratch,
+        _ => return None,
+    };
+    (!args.is_empty()).then_some(Args { src, ranges: args })
+}
+
+/// Like [`parse_frame`], for a single-key command (a key at argument 1).
+pub fn parse_forwarded<'a>(
+    frame: &'a [u8],
+    args: &'a mut Vec<(usize, usize)>,
+    scratch: &'a mut Vec<u8>,
+) -> Option<Args<'a>> {
+    parse_frame(frame, args, scratch).filter(|a| a.len() >= 2)
+}
+
+/// Run a forwarded single-key command, encoding its reply into `out`.
+pub fn run_command(store: &mut Store, a: &Args, now: u64, oom: OomCheck, out: &mut Out) {
+    match lookup(a.get(0)) {
+        Some(spec) => exec_key(store, spec, a, key_slot(a.get(1)), now, oom, out),
+        // The connection's shard looked the command up before sending it.
+        None => panic!("a forwarded command that is not in the table"),
+    }
+}
+
+/// The key and mode of a single-key command's arguments.
+pub fn command_access<'a>(a: &Args<'a>) -> (&'a [u8], Mode) {
+    let write = lookup(a.get(0)).is_some_and(|s| s.flags & WRITE != 0);
+    (a.get(1), if write { Mode::Write } else { Mode::Read })
+}
+
+impl Op {
+    /// Add what this op touches on its shard to `acc`.
+    pub fn add_access(&self, acc: &mut Access) {
+        let keys = |acc: &mut Access, ks: &[Key], m: Mode| {
+            for k in ks {
+                acc.add(k, m);
+            }
+        };
+        match self {
+            Op::Command { frame, .. } => {
+                let (mut args, mut scratch) = (Vec::new(), Vec::new());
+                if let Some(a) = parse_forwarded(frame, &mut args, &mut scratch) {
+                    let (k, m) = command_access(&a);
+                    acc.add(k, m);
+                }
+            }
+            Op::Mget(ks) | Op::Exists(ks) | Op::Touch(ks) => keys(acc, ks, Mode::Read),
+            Op::Del(ks) => keys(acc, ks, Mode::Write),
+            Op::Mset(ps) | Op::Msetnx(ps) => {
+                for (k, _) in ps {
+                    acc.add(k, Mode::Write);
+                }
+            }
+            Op::Flush => acc.shard = Some(Mode::Write),
+            Op::Batch { ops, .. } => ops.iter().for_each(|o| o.add_access(acc)),
+            Op::Dbsize
+            | Op::Keys(_)
+            | Op::Scan { .. }
+            | Op::Info
+            | Op::Configure(_)
+            | Op::Watch { .. }
+            | Op::CheckWatch { .. }
+            | Op::Unwatch { .. } => {}
+        }
+    }
+
+    pub fn access(&self, origin: ConnId) -> Access {
+        let mut a = Access::new(origin);
+        self.add_access(&mut a);
+        a
+    }
+}
+
+/// Run `op` against this shard's store.
+pub fn run(store: &mut Store, op: &Op, now: u64, oom: OomCheck) -> Res {
+    let checked = oom == OomCheck::Admitted;
+    match op {
+        Op::Command { frame, resp3 } => {
+            let (mut args, mut scratch) = (Vec::new(), Vec::new());
+            let mut buf = Vec::new();
+            match parse_forwarded(frame, &mut args, &mut scratch) {
+                Some(a) => run_command(store, &a, now, oom, &mut Out::new(&mut buf, *resp3)),
+                None => panic!("a forwarded command frame that does not parse"),
+            }
+            Res::Encoded(buf)
+        }
+        Op::Mget(ks) => strings::mget(store, ks, now),
+        Op::Mset(ps) => strings::mset(store, ps, now, checked),
+        Op::Msetnx(ps) => strings::msetnx(store, ps, now),
+        Op::Del(ks) => keys::del(store, ks, now),
+        Op::Exists(ks) => keys::count_existing(store, ks, now),
+        Op::Touch(ks) => keys::touch(store, ks, now),
+        Op::Dbsize => server::dbsize(store),
+        Op::Flush => server::flush(store, now),
+        Op::Keys(p) => server::keys(store, p, now),
+        Op::Scan {
+            cursor,
+            count,
+            pattern,
+            kind,
+        } => server::scan(store, *cursor, *count, pattern.as_deref(), *kind, now),
+        Op::Info => server::info(store),
+        Op::Configure(s) => server::configure(store, *s),
+        Op::Watch { conn, keys } => {
+            for k in keys {
+                store.watch(*conn, k, now);
+            }
+            Res::Done
+        }
+        Op::CheckWatch { conn } => Res::Changed(store.watch_changed(*conn, now)),
+        Op::Unwatch { conn } => {
+            store.unwatch(*conn);
+            Res::Done
+        }
+        Op::Batch {
+            ops,
+            watch,
+            denyoom,
+        } => {
+            // Memory first (Redis refuses such an EXEC before it looks at watches).
+            if *denyoom && !store.make_room(now) {
+                if let Some(conn) = watch {
+                    store.unwatch(*conn);
+                }
+                return Res::Oom;
+            }
+            if let Some(conn) = watch {
+                if store.watch_changed(*conn, now) {
+                    return Res::Batch(None);
+                }
+            }
+            let admitted = OomCheck::Admitted;
+            Res::Batch(Some(
+                ops.iter().map(|o| run(store, o, now, admitted)).collect(),
+            ))
+        }
+    }
+}

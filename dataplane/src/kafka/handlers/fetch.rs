@@ -1,0 +1,81 @@
+//! Fetch (v4-v12): each partition is read on its owner shard (`log/fetch.rs`). With less
+//! than min_bytes and no error, the partitions are asked again every few milliseconds until
+//! max_wait_ms (a long poll); fetch sessions are declined.
+
+use std::time::Duration;
+
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, FetchResponse, ResponseKind};
+
+use super::Req;
+use crate::kafka::partitions::{by_layout, split};
+use crate::kafka::rounds::{Done, LogRounds};
+use crate::kafka::{encode_or_empty, finish, Ctx};
+use crate::limits::FETCH_WAIT_MS_MAX;
+use crate::log::ops::{LogOp, LogResult};
+use crate::shard::Act;
+
+pub fn handle(ctx: &Ctx, r: Req, f: FetchRequest) -> Act {
+    let wait = Duration::from_millis(f.max_wait_ms.clamp(0, FETCH_WAIT_MS_MAX) as u64);
+    let deadline = ctx.now + wait;
+    let min_bytes = f.min_bytes.max(1) as usize;
+    let topics = f
+        .topics
+        .into_iter()
+        .map(|t| (t.topic, t.partitions))
+        .collect();
+    let (parts, layout) = split(ctx.owner, topics, |name, p| {
+        let op = LogOp::Fetch {
+            topic: name.to_string(),
+            partition: p.partition,
+            offset: p.fetch_offset,
+            max_bytes: p.partition_max_bytes,
+        };
+        (p.partition, op)
+    });
+    let shards: Vec<usize> = parts.iter().map(|(s, _)| *s).collect();
+    let done = finish(move |results: &[LogResult], now| {
+        let bytes: usize = results
+            .iter()
+            .map(|r| match r {
+                LogResult::Fetched {
+                    records: Some(b), ..
+                } => b.len(),
+                _ => 0,
+            })
+            .sum();
+        let errors = results.iter().any(|r| r.error() != 0);
+        if bytes < min_bytes && !errors && now < deadline {
+            return Done::Wait;
+        }
+        let responses = by_layout(&layout, results, |index, r| {
+            let d = PartitionData::default()
+                .with_partition_index(index)
+                .with_preferred_read_replica(BrokerId(-1));
+            match r {
+                LogResult::Fetched {
+                    error,
+                    high_watermark,
+                    log_start,
+                    records,
+                } => d
+                    .with_error_code(*error)
+                    .with_high_watermark(*high_watermark)
+                    .with_last_stable_offset(*high_watermark)
+                    .with_log_start_offset(*log_start)
+                    .with_aborted_transactions(Some(Vec::new()))
+                    .with_records(Some(records.clone().unwrap_or_default())),
+                other => d.with_error_code(other.error()).with_high_watermark(-1),
+            }
+        })
+        .map(|(name, ps)| {
+            FetchableTopicResponse::default()
+                .with_topic(name)
+                .with_partitions(ps)
+        })
+        .collect();
+        let body = ResponseKind::Fetch(FetchResponse::default().with_responses(responses));
+        encode_or_empty(ApiKey::Fetch, r.version, r.cid, &body)
+    });
+    ctx.launch(LogRounds::polling(parts, done), shards.into_iter())
+}

@@ -1,0 +1,24 @@
+//! One file per Kafka API. Each handler takes the decoded request and answers at once
+//! (metadata kept on every shard) or returns the log parts to run and how to build the
+//! response from their results.
+
+pub mod api_versions;
+pub mod create_topics;
+pub mod delete_topics;
+pub mod describe_configs;
+pub mod fetch;
+pub mod find_coordinator;
+pub mod init_producer_id;
+pub mod list_offsets;
+pub mod metadata;
+pub mod produce;
+
+use kafka_protocol::messages::ApiKey;
+
+/// The request's API, version and correlation id: what its response is encoded with.
+#[derive(Debug, Clone, Copy)]
+pub struct Req {
+    pub key: ApiKey,
+    pub version: i16,
+    pub cid: i32,
+}

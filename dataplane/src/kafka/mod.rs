@@ -1,0 +1,146 @@
+//! The Kafka front end: one request frame in, an [`Act`] out. The codec is
+//! `proto::kafka`; each API's handler is a file in [`handlers`], declaring what it serves.
+//! Requests that name partitions become log parts on the partitions' owner shards, run as a
+//! plain flight of the transaction framework ([`rounds`]) and answered in request order
+//! ([`partitions`]).
+//!
+//! Served: ApiVersions (with the downgrade answer for unknown versions), Metadata (this node
+//! as the only broker and leader of every partition; auto-creates topics), FindCoordinator,
+//! InitProducerId, CreateTopics, DeleteTopics, DescribeConfigs, Produce (acks 0, 1, -1),
+//! Fetch (long poll up to max_wait_ms; fetch sessions declined) and ListOffsets. A frame
+//! that cannot be decoded, or a size over `--max-request-bytes`, closes that connection
+//! only.
+
+pub mod handlers;
+pub mod partitions;
+pub mod rounds;
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use bytes::Bytes;
+use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
+
+use crate::log::topics::TopicMeta;
+use crate::mesh::{Endpoint, SlotTable};
+use crate::proto::kafka::{self as wire, ErrorCode, FrameError};
+use crate::proto::resp::command::Family;
+use crate::shard::conn::Conn;
+use crate::shard::{Act, Launch, NodeShared};
+use rounds::{Done, Finish, LogRounds};
+
+/// The node id pinion reports as the broker (a single-node cluster until the control plane).
+pub const NODE_ID: i32 = 0;
+
+/// What the Kafka front end may see and touch of its shard.
+pub struct Ctx<'a> {
+    pub node: &'a NodeShared,
+    pub me: usize,
+    pub owner: &'a SlotTable,
+    /// This shard's copy of the topic table.
+    pub topics: &'a BTreeMap<String, TopicMeta>,
+    pub mesh: &'a Endpoint,
+    pub now: Instant,
+    pub now_ms: u64,
+    /// A per-shard counter for producer ids.
+    pub next_producer: &'a mut u64,
+}
+
+impl Ctx<'_> {
+    /// Start log parts; their results become the reply through `finish`.
+    fn launch(&self, rounds: LogRounds, shards: impl Iterator<Item = usize>) -> Act {
+        let mut need = vec![0usize; self.node.nshards];
+        for s in shards {
+            if s != self.me {
+                need[s] += 1;
+            }
+        }
+        let fits = need
+            .iter()
+            .enumerate()
+            .all(|(s, &k)| k == 0 || self.mesh.room(s, k));
+        if !fits {
+            return Act::Blocked;
+        }
+        Act::Launch(Launch {
+            rounds: Box::new(rounds),
+            atomic: None,
+            family: Family::Server,
+        })
+    }
+}
+
+/// Answer with `body` now.
+fn reply(conn: &mut Conn, key: ApiKey, version: i16, cid: i32, body: ResponseKind) -> Act {
+    match wire::encode_response(key, version, cid, &body) {
+        Ok(frame) => {
+            conn.reply(|o| o.buf.extend_from_slice(&frame));
+            Act::Done
+        }
+        Err(e) => {
+            tracing::error!(?key, version, error = %e, "encoding a Kafka response failed");
+            Act::Close
+        }
+    }
+}
+
+/// Encode a response inside a flight; an encoding failure (a bug) is logged and answered
+/// with nothing.
+fn encode_or_empty(key: ApiKey, version: i16, cid: i32, body: &ResponseKind) -> Done {
+    match wire::encode_response(key, version, cid, body) {
+        Ok(f) => Done::Reply(f),
+        Err(e) => {
+            tracing::error!(?key, version, error = %e, "encoding a Kafka response failed");
+            Done::Reply(Vec::new())
+        }
+    }
+}
+
+fn finish(
+    f: impl FnMut(&[crate::log::ops::LogResult], Instant) -> Done + Send + 'static,
+) -> Finish {
+    Box::new(f)
+}
+
+/// Answer one request frame (without its size prefix).
+pub fn dispatch(ctx: &mut Ctx, conn: &mut Conn, payload: Bytes) -> Act {
+    let req = match wire::decode_request(payload.clone()) {
+        Ok(r) => r,
+        Err(FrameError::Unsupported {
+            key: ApiKey::ApiVersions,
+            ..
+        }) => {
+            // A client newer than us: answer in v0 with UNSUPPORTED_VERSION and our
+            // versions; the client retries with one we list.
+            let cid = wire::peek_header(&payload)
+                .map(|h| h.correlation_id)
+                .unwrap_or(0);
+            let body = ResponseKind::ApiVersions(wire::api_versions_response(
+                ErrorCode::UnsupportedVersion,
+            ));
+            return reply(conn, ApiKey::ApiVersions, 0, cid, body);
+        }
+        Err(e) => {
+            tracing::debug!(shard = ctx.me, error = %e, "undecodable Kafka request; closing");
+            return Act::Reject;
+        }
+    };
+    let (key, version, cid) = (req.key, req.version, req.header.correlation_id);
+    let r = handlers::Req { key, version, cid };
+    match req.body {
+        RequestKind::ApiVersions(_) => handlers::api_versions::handle(conn, r),
+        RequestKind::Metadata(m) => handlers::metadata::handle(ctx, r, m),
+        RequestKind::FindCoordinator(_) => handlers::find_coordinator::handle(ctx, conn, r),
+        RequestKind::InitProducerId(_) => handlers::init_producer_id::handle(ctx, conn, r),
+        RequestKind::CreateTopics(c) => handlers::create_topics::handle(ctx, r, c),
+        RequestKind::DeleteTopics(d) => handlers::delete_topics::handle(ctx, r, d),
+        RequestKind::DescribeConfigs(d) => handlers::describe_configs::handle(ctx, conn, r, d),
+        RequestKind::Produce(p) => handlers::produce::handle(ctx, r, p),
+        RequestKind::Fetch(f) => handlers::fetch::handle(ctx, r, f),
+        RequestKind::ListOffsets(l) => handlers::list_offsets::handle(ctx, r, l),
+        _ => {
+            tracing::debug!(shard = ctx.me, ?key, "Kafka API not served yet; closing");
+            Act::Close
+        }
+    }
+}

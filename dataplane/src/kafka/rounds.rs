@@ -1,0 +1,88 @@
+//! The rounds of a Kafka request that runs log parts on the partitions' owners: one hop
+//! (Produce, Fetch, ListOffsets, CreateTopics, Metadata's auto-creates), a first hop whose
+//! results only have to succeed (DeleteTopics: `topic.meta` goes before the partitions),
+//! and a long poll (a Fetch with too little data runs its parts again until `max_wait_ms`).
+
+use std::time::Instant;
+
+use crate::limits::FETCH_POLL;
+use crate::log::ops::{LogOp, LogResult};
+use crate::txn::{Op, Res, Rounds, Step};
+
+/// What a request's closure decides once its parts answered.
+pub enum Done {
+    Reply(Vec<u8>),
+    /// Nothing to answer yet: run the parts again after a short wait.
+    Wait,
+}
+
+pub type Finish = Box<dyn FnMut(&[LogResult], Instant) -> Done + Send>;
+
+pub struct LogRounds {
+    first: Option<Vec<(usize, LogOp)>>,
+    parts: Option<Vec<(usize, LogOp)>>,
+    /// The parts, kept when the request may have to run them again.
+    again: Option<Vec<(usize, LogOp)>>,
+    finish: Finish,
+}
+
+fn ops(parts: Vec<(usize, LogOp)>) -> Vec<(usize, Op)> {
+    parts.into_iter().map(|(s, o)| (s, Op::Log(o))).collect()
+}
+
+impl LogRounds {
+    /// Run `parts`, then answer with `finish`.
+    pub fn new(parts: Vec<(usize, LogOp)>, finish: Finish) -> LogRounds {
+        LogRounds {
+            first: None,
+            parts: Some(parts),
+            again: None,
+            finish,
+        }
+    }
+
+    /// Run `first`, then `parts`, then answer.
+    pub fn two_stage(
+        first: Vec<(usize, LogOp)>,
+        parts: Vec<(usize, LogOp)>,
+        finish: Finish,
+    ) -> LogRounds {
+        LogRounds {
+            first: Some(first),
+            ..LogRounds::new(parts, finish)
+        }
+    }
+
+    /// Run `parts` until `finish` answers (a long poll).
+    pub fn polling(parts: Vec<(usize, LogOp)>, finish: Finish) -> LogRounds {
+        LogRounds {
+            again: Some(parts.clone()),
+            ..LogRounds::new(parts, finish)
+        }
+    }
+}
+
+impl Rounds for LogRounds {
+    fn next(&mut self, results: Vec<Res>, now: Instant) -> Step {
+        if let Some(first) = self.first.take() {
+            return Step::Hop {
+                parts: ops(first),
+                last: false,
+            };
+        }
+        if let Some(parts) = self.parts.take() {
+            return Step::Hop {
+                parts: ops(parts),
+                last: false,
+            };
+        }
+        let results: Vec<LogResult> = results.into_iter().map(Res::log).collect();
+        match (self.finish)(&results, now) {
+            Done::Reply(b) => Step::Reply(b),
+            Done::Wait => Step::Again {
+                parts: ops(self.again.clone().unwrap_or_default()),
+                after: FETCH_POLL,
+            },
+        }
+    }
+}

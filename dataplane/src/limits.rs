@@ -1,0 +1,81 @@
+//! Every internal bound of the node, in one place, with its unit in its name and the reason
+//! for its value. Bounds an operator may want to change are flags instead (`config.rs`);
+//! `Config::validate` checks the ones derived from flags against these at start-up.
+
+use std::time::Duration;
+
+// ----- the loop ---------------------------------------------------------------------------
+
+/// The periodic tick: active expiry, retention, interval fsync, shutdown progress.
+pub const TICK: Duration = Duration::from_millis(100);
+/// How long a long-polling fetch waits before asking its partitions again.
+pub const FETCH_POLL: Duration = Duration::from_millis(5);
+/// Rounds of flushing dirty connections per loop turn (a close after the last send can
+/// dirty a connection again); whatever is left keeps the next turn from sleeping.
+pub const FLUSH_ROUNDS_PER_TURN: usize = 4;
+/// How long a shard waits before it submits again after the kernel refused (ENOMEM ...).
+pub const SUBMIT_RETRY: Duration = Duration::from_millis(1);
+/// Rounds of active expiry per tick while a quarter or more of what was examined had
+/// expired (Redis repeats the same way).
+pub const EXPIRE_ROUNDS_PER_TICK: usize = 4;
+
+// ----- connections ------------------------------------------------------------------------
+
+/// Unparsed input above which a connection that cannot make progress (blocked on the mesh,
+/// or at --max-inflight-per-conn) also stops being read.
+pub const QUERY_PAUSE_BYTES: usize = 1 << 20;
+/// A ready reply at least this large moves into the output buffer instead of being copied.
+pub const MOVE_REPLY_BYTES: usize = 64 << 10;
+/// A send buffer that grew past this is given back after its send, so one burst of large
+/// replies does not pin memory for the connection's life.
+pub const SEND_BUF_KEEP_BYTES: usize = 1 << 20;
+/// Listen backlog of every listener.
+pub const LISTEN_BACKLOG: i32 = 4096;
+/// How long start-up retries a port that a node which just exited still holds.
+pub const PORT_CLAIM_WAIT: Duration = Duration::from_secs(2);
+
+// ----- RESP -------------------------------------------------------------------------------
+
+/// Elements in one multibulk request (Redis: 1M).
+pub const MULTIBULK_LEN_MAX: usize = 1024 * 1024;
+/// Bytes of an inline request line, and of a multibulk or bulk header (Redis: 64 KiB).
+pub const INLINE_BYTES_MAX: usize = 64 * 1024;
+/// Commands one MULTI may queue. Redis has no count limit, only the query buffer; a count
+/// keeps one transaction's locks and messages bounded.
+pub const MULTI_QUEUED_MAX: usize = 100_000;
+/// Slots (empty ones cost a few ns each) one SCAN call may visit before it returns.
+pub const SCAN_EMPTY_SLOTS_MAX: usize = 16384;
+/// Keys sampled per eviction may be set from 1 to this (Redis's maxmemory-samples).
+pub const EVICTION_SAMPLES_MAX: usize = 64;
+
+// ----- the mesh ---------------------------------------------------------------------------
+
+/// Parts waiting for one destination in a loop turn's outgoing batch. A command that would
+/// pass it waits (its connection is blocked) until the batch has gone; later rounds of
+/// operations already started may pass it, so nothing in flight is ever stuck.
+pub const MESH_BATCH_PARTS_MAX: usize = 4096;
+/// Messages to this shard itself handled within one loop turn; the rest wait for the next
+/// turn (which then does not sleep), so a chain of local rounds cannot starve the loop.
+pub const SELF_MESSAGES_PER_TURN_MAX: usize = 65536;
+
+// ----- the log ----------------------------------------------------------------------------
+
+/// Group commits of one partition in flight at once: the next group's write goes to the
+/// disk while the previous fdatasync runs.
+pub const COMMITS_IN_FLIGHT: usize = 4;
+/// Fetch reads at least this large start a read-ahead of the partition's next range.
+pub const READ_AHEAD_MIN_BYTES: usize = 1 << 20;
+/// A fetch reads and holds at most the larger of one batch (--max-message-bytes) and this
+/// per partition, whatever size the client names.
+pub const FETCH_PARTITION_BYTES_MIN: usize = 8 << 20;
+/// The longest a fetch may long-poll (clients name max_wait_ms).
+pub const FETCH_WAIT_MS_MAX: i32 = 60_000;
+/// Partitions one topic may have.
+pub const TOPIC_PARTITIONS_MAX: i32 = 100_000;
+/// Batch headers kept per idempotent producer for duplicate detection (Kafka keeps 5).
+pub const PRODUCER_BATCHES: usize = 5;
+
+// ----- metrics ----------------------------------------------------------------------------
+
+/// Largest latency a histogram records (ns); longer ones are clamped.
+pub const HIST_MAX_NS: u64 = 60_000_000_000;

@@ -1,0 +1,97 @@
+//! Every error reply the RESP service sends, worded as Redis 7 words it (clients and Redis's
+//! own test suite match on these texts). Each starts with its code word: `ERR`, `WRONGTYPE`,
+//! `OOM`, `NOAUTH`, `EXECABORT` ...
+
+pub const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
+pub const NOT_INT: &str = "ERR value is not an integer or out of range";
+pub const NOT_FLOAT: &str = "ERR value is not a valid float";
+pub const SYNTAX: &str = "ERR syntax error";
+pub const OOM: &str = "OOM command not allowed when used memory > 'maxmemory'.";
+pub const OVERFLOW: &str = "ERR increment or decrement would overflow";
+pub const NAN_OR_INF: &str = "ERR increment would produce NaN or Infinity";
+pub const HASH_NOT_INT: &str = "ERR hash value is not an integer";
+pub const NX_XX_GT_LT: &str = "ERR NX and XX, GT or LT options at the same time are not compatible";
+pub const GT_LT: &str = "ERR GT and LT options at the same time are not compatible";
+pub const INVALID_CURSOR: &str = "ERR invalid cursor";
+pub const DB_INDEX: &str = "ERR DB index is out of range";
+
+pub const NOAUTH: &str = "NOAUTH Authentication required.";
+pub const NOAUTH_HELLO: &str = "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time";
+pub const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
+pub const NO_PASSWORD: &str = "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?";
+pub const NOPROTO: &str = "NOPROTO unsupported protocol version";
+pub const PROTO_NOT_INT: &str = "ERR Protocol version is not an integer or out of range";
+pub const CLIENT_NAME: &str =
+    "ERR Client names cannot contain spaces, newlines or special characters.";
+pub const MAX_CLIENTS: &str = "ERR max number of clients reached";
+
+pub const MULTI_NESTED: &str = "ERR MULTI calls can not be nested";
+pub const EXEC_WITHOUT_MULTI: &str = "ERR EXEC without MULTI";
+pub const DISCARD_WITHOUT_MULTI: &str = "ERR DISCARD without MULTI";
+pub const WATCH_IN_MULTI: &str = "ERR WATCH inside MULTI is not allowed";
+pub const EXECABORT: &str = "EXECABORT Transaction discarded because of previous errors.";
+pub const MULTI_TOO_LONG: &str = "ERR Transaction has too many queued commands";
+pub const MSETNX_ACROSS_SHARDS_IN_MULTI: &str =
+    "ERR MSETNX inside MULTI must name keys of one shard (use a {hash tag})";
+
+pub fn wrong_args(command: &str) -> String {
+    format!("ERR wrong number of arguments for '{command}' command")
+}
+
+pub fn invalid_expire(command: &str) -> String {
+    format!("ERR invalid expire time in '{command}' command")
+}
+
+pub fn unsupported_option(option: &[u8]) -> String {
+    format!("ERR Unsupported option {}", String::from_utf8_lossy(option))
+}
+
+/// `ERR unknown command 'x', with args beginning with: 'a' 'b' `.
+pub fn unknown_command(name: &[u8], args: &[&[u8]]) -> String {
+    let mut msg = format!(
+        "ERR unknown command '{}', with args beginning with: ",
+        printable(name)
+    );
+    for a in args {
+        msg.push_str(&format!("'{}' ", printable(a)));
+    }
+    msg
+}
+
+pub fn unknown_subcommand(sub: &[u8], command: &str) -> String {
+    format!(
+        "ERR unknown subcommand or wrong number of arguments for '{}'. Try {command} HELP.",
+        String::from_utf8_lossy(sub)
+    )
+}
+
+pub fn unknown_subcommand_short(sub: &[u8], command: &str) -> String {
+    format!(
+        "ERR unknown subcommand '{}'. Try {command} HELP.",
+        String::from_utf8_lossy(sub)
+    )
+}
+
+pub fn hello_option(option: &[u8]) -> String {
+    format!(
+        "ERR Syntax error in HELLO option '{}'",
+        String::from_utf8_lossy(option)
+    )
+}
+
+pub fn config_unknown(name: &str) -> String {
+    format!("ERR Unknown option or number of arguments for CONFIG SET - '{name}'")
+}
+
+pub fn config_invalid(name: &str, value: &str) -> String {
+    format!("ERR Invalid argument '{value}' for CONFIG SET '{name}'")
+}
+
+/// A client-supplied word made safe for an error line (Redis shows at most 128 bytes).
+fn printable(b: &[u8]) -> String {
+    const SHOWN_BYTES_MAX: usize = 128;
+    String::from_utf8_lossy(&b[..b.len().min(SHOWN_BYTES_MAX)])
+        .chars()
+        .filter(|c| !c.is_control())
+        .collect()
+}

@@ -1,0 +1,205 @@
+//! The RESP front end: one parsed command in, an [`Act`] out. It checks the command (table,
+//! arity, authentication), queues it inside MULTI, and routes it: connection and server
+//! commands answer here ([`connection`], [`server`]); a single-key command runs here when
+//! this shard owns the key and nothing holds it, else it is forwarded to its owner;
+//! multi-key and all-shard commands become parts joined by [`join`] ([`keys`],
+//! [`server`]); MULTI/EXEC/WATCH are [`multi`]. Anything that spans shards is a flight of
+//! the transaction framework (`txn/`), atomic when it writes or reads keys on several
+//! shards.
+//!
+//! Lives on the connection's shard; touches the shard only through [`Ctx`].
+
+pub mod connection;
+pub mod join;
+pub mod keys;
+pub mod multi;
+pub mod server;
+pub mod session;
+
+use std::time::Instant;
+
+pub use session::Session;
+
+use crate::cache::cmd::{exec_key, OomCheck};
+use crate::cache::op::{command_access, Op as CacheOp};
+use crate::cache::slot::key_slot;
+use crate::cache::store::Store;
+use crate::clock::Clock;
+use crate::mesh::{Endpoint, SlotTable};
+use crate::metrics::ShardMetrics;
+use crate::proto::resp::command::{lookup, Cmd, Family, Route, Spec, DENYOOM, NOAUTH};
+use crate::proto::resp::errors::{self, unknown_command, wrong_args};
+use crate::proto::resp::write::Out;
+use crate::proto::resp::Args;
+use crate::shard::conn::{Conn, Proto};
+use crate::shard::{Act, Launch, NodeShared};
+use crate::txn::{Access, ConnId, Participant, Scheduler, Work};
+use join::{OneHop, Plan};
+
+/// What the RESP front end may see and touch of its shard.
+pub struct Ctx<'a> {
+    pub node: &'a NodeShared,
+    pub me: usize,
+    pub owner: &'a SlotTable,
+    pub store: &'a mut Store,
+    pub sched: &'a Scheduler<Work>,
+    pub mesh: &'a Endpoint,
+    pub metrics: &'a mut ShardMetrics,
+    pub clock: &'a dyn Clock,
+    pub started: Instant,
+    pub now_ms: u64,
+    pub conn: ConnId,
+}
+
+impl Ctx<'_> {
+    fn record(&mut self, family: Family) {
+        let ns = self.clock.now().saturating_duration_since(self.started);
+        self.metrics.record(family, ns.as_nanos() as u64);
+    }
+
+    /// Do `to`'s outgoing batches have room for these parts (one entry per part)?
+    fn room<'s>(&self, shards: impl Iterator<Item = &'s usize>) -> bool {
+        let mut need = vec![0usize; self.node.nshards];
+        for &s in shards {
+            if s != self.me {
+                need[s] += 1;
+            }
+        }
+        need.iter()
+            .enumerate()
+            .all(|(s, &k)| k == 0 || self.mesh.room(s, k))
+    }
+}
+
+fn session(conn: &mut Conn) -> &mut Session {
+    match &mut conn.proto {
+        Proto::Resp(s) => s,
+        Proto::Kafka => panic!("a RESP command on a Kafka connection"),
+    }
+}
+
+/// Encode one reply for this connection's protocol.
+pub(crate) fn encode(resp3: bool, f: impl FnOnce(&mut Out)) -> Vec<u8> {
+    let mut buf = Vec::new();
+    f(&mut Out::new(&mut buf, resp3));
+    buf
+}
+
+/// Commands that run at once even inside MULTI (Redis's list).
+fn runs_inside_multi(cmd: Cmd) -> bool {
+    matches!(
+        cmd,
+        Cmd::Exec | Cmd::Discard | Cmd::Multi | Cmd::Watch | Cmd::Quit
+    )
+}
+
+/// Handle one command. `frame` is the request as a multibulk frame (what is forwarded or
+/// queued).
+pub fn dispatch(ctx: &mut Ctx, conn: &mut Conn, a: Args, frame: &[u8]) -> Act {
+    let Some(spec) = lookup(a.get(0)) else {
+        let shown: Vec<&[u8]> = (1..a.len().min(4)).map(|i| a.get(i)).collect();
+        let msg = unknown_command(a.get(0), &shown);
+        return refuse(conn, &msg);
+    };
+    if !spec.arity_ok(a.len()) {
+        return refuse(conn, &wrong_args(spec.name));
+    }
+    let sess = session(conn);
+    if !sess.authed && spec.flags & NOAUTH == 0 {
+        return refuse(conn, errors::NOAUTH);
+    }
+    if sess.multi.is_some() && !runs_inside_multi(spec.cmd) {
+        return multi::queue(ctx, conn, frame);
+    }
+    match spec.route {
+        Route::Local => match spec.cmd {
+            Cmd::Multi | Cmd::Exec | Cmd::Discard | Cmd::Unwatch => multi::command(ctx, conn, spec),
+            _ => connection::exec(ctx, conn, spec, a),
+        },
+        Route::Key => single_key(ctx, conn, spec, a),
+        Route::Keys { step } => match keys::plan(ctx, conn, spec, a, step) {
+            Ok(launch) => launch,
+            Err(e) => refuse(conn, &e),
+        },
+        Route::All | Route::Cursor => match server::plan(ctx, spec, a, conn.resp3()) {
+            Ok(plan) => launch(ctx, plan, false, spec, conn.resp3()),
+            Err(e) => refuse(conn, &e),
+        },
+    }
+}
+
+/// An error reply for a command that was not run (inside MULTI it also dooms the
+/// transaction).
+fn refuse(conn: &mut Conn, msg: &str) -> Act {
+    if let Proto::Resp(s) = &mut conn.proto {
+        s.flag_multi();
+    }
+    conn.reply(|o| o.error(msg));
+    Act::Done
+}
+
+/// A single-key command: here when this shard owns the key and nothing holds it, else on
+/// its owner (or through this shard's scheduler, when a transaction holds the key).
+fn single_key(ctx: &mut Ctx, conn: &mut Conn, spec: &'static Spec, a: Args) -> Act {
+    let slot = key_slot(a.get(1));
+    let shard = ctx.owner.shard(slot);
+    if shard == ctx.me {
+        let (key, mode) = command_access(&a);
+        if ctx.sched.free_for_key(ctx.conn, key, mode) {
+            let (store, now) = (&mut *ctx.store, ctx.now_ms);
+            conn.reply(|out| exec_key(store, spec, &a, slot, now, OomCheck::Refuse, out));
+            ctx.record(spec.family);
+            return Act::Done;
+        }
+    } else if !ctx.mesh.room(shard, 1) {
+        return Act::Blocked;
+    }
+    Act::Forward {
+        shard,
+        family: spec.family,
+    }
+}
+
+/// Start `plan`: a transaction when `atomic` and its parts span shards, else plain parts.
+fn launch(ctx: &mut Ctx, plan: Plan, atomic: bool, spec: &Spec, resp3: bool) -> Act {
+    let mut shards: Vec<usize> = plan.parts.iter().map(|(s, _)| *s).collect();
+    shards.sort_unstable();
+    shards.dedup();
+    let participants = (atomic && shards.len() > 1)
+        .then(|| participants(ctx.conn, &plan.parts, &shards, spec.flags & DENYOOM != 0));
+    let fits = match &participants {
+        Some(_) => ctx.room(shards.iter()),
+        None => ctx.room(plan.parts.iter().map(|(s, _)| s)),
+    };
+    if !fits {
+        return Act::Blocked;
+    }
+    Act::Launch(Launch {
+        rounds: Box::new(OneHop::new(plan, resp3)),
+        atomic: participants,
+        family: spec.family,
+    })
+}
+
+/// Each shard's access for a transaction over `parts`.
+pub(crate) fn participants(
+    origin: ConnId,
+    parts: &[(usize, CacheOp)],
+    shards: &[usize],
+    denyoom: bool,
+) -> Vec<Participant> {
+    shards
+        .iter()
+        .map(|&shard| {
+            let mut access = Access::new(origin);
+            for (_, op) in parts.iter().filter(|(s, _)| *s == shard) {
+                op.add_access(&mut access);
+            }
+            Participant {
+                shard,
+                access,
+                denyoom,
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,601 @@
+//! Every operation a shard submits, with its buffer contract written once.
+//!
+//! The contract: whatever memory an operation lends the kernel (a send's bytes, a read's
+//! buffer, a path, a timespec, an eventfd word) is *moved into* [`Io`] when the operation
+//! is submitted and stays in its in-flight slot, unmoved, until the operation's last
+//! completion; then it is handed back in the [`Completion`]. Callers cannot free or touch it
+//! meanwhile because they do not have it. That is what makes every method here safe to
+//! call, and it is why the module holds the `unsafe` pushes and nothing else does.
+//!
+//! File descriptors are passed by number. They must stay open until the operation has
+//! completed; the owners (connections, partitions, file jobs) close theirs only through
+//! [`Io::close_fd`] / [`Io::close_file`] after their other operations completed, so a number
+//! is never reused under an operation that still names it.
+//!
+//! A full submission queue is not fatal and not a spin: entries that do not fit wait in a
+//! backlog (in order, linked pairs together) and are pushed at the start of the next
+//! [`Io::submit_and_wait`]. The in-flight table grows with what is in flight, which the
+//! shard bounds (connections, partitions, reads, jobs).
+//!
+//! Lifecycle: one `Io` per shard, built on the shard's thread (the ring is single-issuer).
+//! At drop the ring goes first, then the receive buffers; buffers of operations still in
+//! flight then (only after a forced shutdown) are leaked rather than freed under the kernel.
+
+use std::collections::VecDeque;
+use std::ffi::CString;
+use std::fs::File;
+use std::os::fd::{FromRawFd, IntoRawFd, RawFd};
+use std::time::Duration;
+
+use io_uring::{cqueue, opcode, squeue, types, IoUring};
+
+use super::aligned::AlignedBuf;
+use super::bufring::BufRing;
+use super::ring::RingFeatures;
+use super::{submit, Kind, Owner, UserData};
+
+/// The buffer group multishot receives pick from.
+const BUF_GROUP: u16 = 0;
+
+/// Memory an operation lends the kernel, held by `Io` while it is in flight.
+#[derive(Default)]
+pub enum Held {
+    #[default]
+    Nothing,
+    /// A send's bytes (and the offset the send started at).
+    Bytes(Vec<u8>),
+    /// A direct-I/O write's or a read's buffer.
+    Aligned(AlignedBuf),
+    Path(CString),
+    Paths(CString, CString),
+    Timespec(Box<types::Timespec>),
+    /// An eventfd read's 8 bytes.
+    Word(Box<[u8; 8]>),
+}
+
+impl Held {
+    /// The bytes of a send, back from the kernel.
+    pub fn into_bytes(self) -> Vec<u8> {
+        match self {
+            Held::Bytes(b) => b,
+            _ => Vec::new(),
+        }
+    }
+
+    /// The buffer of a write or read, back from the kernel.
+    pub fn into_aligned(self) -> AlignedBuf {
+        match self {
+            Held::Aligned(b) => b,
+            _ => AlignedBuf::default(),
+        }
+    }
+}
+
+/// An operation's slot in the in-flight table, for cancelling it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpId(u32);
+
+/// How an operation completes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Once,
+    /// Keeps its slot until a completion without MORE.
+    Multishot,
+    /// A read: its result says how many bytes of the held buffer the kernel filled.
+    Fill,
+}
+
+struct InFlight {
+    owner: Owner,
+    held: Held,
+    mode: Mode,
+    /// A zero-copy send's result, held until its notification says the kernel is done
+    /// with the bytes; the owner sees one completion carrying both.
+    zc_result: Option<i32>,
+}
+
+/// One completion, for its owner.
+pub struct Completion {
+    pub owner: Owner,
+    pub res: i32,
+    /// A multishot operation goes on (its slot is kept); false on its last completion.
+    pub more: bool,
+    /// The provided buffer a receive filled.
+    pub buf_id: Option<u16>,
+    /// What the operation lent the kernel, back (only on its last completion).
+    pub held: Held,
+}
+
+impl Completion {
+    /// The file a successful open returned, owned by the caller from now on.
+    pub fn into_file(self) -> Option<File> {
+        if self.res < 0 {
+            return None;
+        }
+        // SAFETY: a successful openat completion's result is a new descriptor that nothing
+        // else owns; the File takes sole ownership and closes it once.
+        Some(unsafe { File::from_raw_fd(self.res) })
+    }
+
+    /// The socket a successful accept returned, by number (its connection owns it and
+    /// closes it through [`Io::close_fd`]).
+    pub fn accepted_fd(&self) -> Option<RawFd> {
+        (self.res >= 0).then_some(self.res)
+    }
+}
+
+pub struct Io {
+    // Drop order matters: the ring goes before the buffer ring it references.
+    ring: IoUring,
+    bufring: BufRing,
+    pub features: RingFeatures,
+    slots: Vec<Option<InFlight>>,
+    free: Vec<u32>,
+    /// Entries that found the submission queue full, in order; each group is pushed whole.
+    backlog: VecDeque<Vec<squeue::Entry>>,
+    /// Times an entry had to wait in the backlog (metrics).
+    pub backlogged: u64,
+}
+
+impl Io {
+    pub fn new(
+        ring: IoUring,
+        features: RingFeatures,
+        recv_buffers: u16,
+        recv_buffer_bytes: usize,
+    ) -> std::io::Result<Io> {
+        let bufring = BufRing::new(&ring, recv_buffers, recv_buffer_bytes, BUF_GROUP)?;
+        Ok(Io {
+            ring,
+            bufring,
+            features,
+            slots: Vec::new(),
+            free: Vec::new(),
+            backlog: VecDeque::new(),
+            backlogged: 0,
+        })
+    }
+
+    /// The ring's descriptor, for other shards' doorbells.
+    pub fn ring_fd(&self) -> RawFd {
+        use std::os::fd::AsRawFd;
+        self.ring.as_raw_fd()
+    }
+
+    /// Operations submitted and not completed (multishot ones included).
+    pub fn in_flight(&self) -> usize {
+        self.slots.len() - self.free.len()
+    }
+
+    fn insert(&mut self, owner: Owner, held: Held, mode: Mode) -> u32 {
+        let f = InFlight {
+            owner,
+            held,
+            mode,
+            zc_result: None,
+        };
+        match self.free.pop() {
+            Some(i) => {
+                self.slots[i as usize] = Some(f);
+                i
+            }
+            None => {
+                self.slots.push(Some(f));
+                (self.slots.len() - 1) as u32
+            }
+        }
+    }
+
+    fn held(&self, slot: u32) -> &Held {
+        match self.slots.get(slot as usize) {
+            Some(Some(f)) => &f.held,
+            _ => &Held::Nothing,
+        }
+    }
+
+    /// Queue `entries` (already tagged) for submission, behind any backlog.
+    fn enqueue(&mut self, entries: Vec<squeue::Entry>) {
+        if self.backlog.is_empty() {
+            // SAFETY: every entry points only at memory held in `self.slots` (moved in by
+            // the method that built it) or at nothing; a slot is freed only by `reap`
+            // after the operation's last completion, so the memory outlives the operation.
+            match unsafe { submit::push(&mut self.ring, &entries) } {
+                Ok(()) => return,
+                Err(submit::SqFull) => {
+                    // Hand what is queued to the kernel and try once more; no waiting.
+                    let _ = self.ring.submit();
+                    // SAFETY: as above.
+                    if unsafe { submit::push(&mut self.ring, &entries) }.is_ok() {
+                        return;
+                    }
+                }
+            }
+        }
+        self.backlogged += 1;
+        self.backlog.push_back(entries);
+    }
+
+    /// Register an operation lending `held` and queue its entry, built from the held
+    /// memory's stable address. Returns its id.
+    fn start(
+        &mut self,
+        owner: Owner,
+        held: Held,
+        mode: Mode,
+        build: impl FnOnce(&Held) -> squeue::Entry,
+    ) -> OpId {
+        let slot = self.insert(owner, held, mode);
+        let e = build(self.held(slot)).user_data(UserData::Op(slot).encode());
+        self.enqueue(vec![e]);
+        OpId(slot)
+    }
+
+    // ----- sockets ----------------------------------------------------------------------
+
+    /// Accept connections on `listener` until cancelled (multishot).
+    pub fn accept_multi(&mut self, listener: RawFd, owner: Owner) -> OpId {
+        self.start(owner, Held::Nothing, Mode::Multishot, |_| {
+            opcode::AcceptMulti::new(types::Fd(listener))
+                .flags(libc::SOCK_CLOEXEC)
+                .build()
+        })
+    }
+
+    /// Receive into buffers of the provided ring until cancelled or out of buffers
+    /// (multishot); each completion names its buffer, which goes back with [`Io::recycle`].
+    pub fn recv_multi(&mut self, fd: RawFd, owner: Owner) -> OpId {
+        self.start(owner, Held::Nothing, Mode::Multishot, |_| {
+            opcode::RecvMulti::new(types::Fd(fd), BUF_GROUP).build()
+        })
+    }
+
+    /// The bytes a receive completion put in buffer `bid`.
+    pub fn recv_bytes(&self, bid: u16, len: usize) -> &[u8] {
+        self.bufring.get(bid, len)
+    }
+
+    /// Give a receive buffer back to the kernel.
+    pub fn recycle(&mut self, bid: u16) {
+        self.bufring.recycle(bid);
+    }
+
+    /// Send `buf[from..]`; zero-copy when `zero_copy` (the bytes then stay lent until the
+    /// kernel's notification, and the completion comes once, after it). The buffer comes
+    /// back in the completion.
+    pub fn send(
+        &mut self,
+        fd: RawFd,
+        buf: Vec<u8>,
+        from: usize,
+        zero_copy: bool,
+        owner: Owner,
+    ) -> OpId {
+        self.start(owner, Held::Bytes(buf), Mode::Once, |h| {
+            let rest: &[u8] = match h {
+                Held::Bytes(b) => &b[from.min(b.len())..],
+                _ => &[],
+            };
+            let (ptr, len) = (rest.as_ptr(), rest.len() as u32);
+            if zero_copy {
+                opcode::SendZc::new(types::Fd(fd), ptr, len)
+                    .flags(libc::MSG_NOSIGNAL)
+                    .build()
+            } else {
+                opcode::Send::new(types::Fd(fd), ptr, len)
+                    .flags(libc::MSG_NOSIGNAL)
+                    .build()
+            }
+        })
+    }
+
+    /// Close a descriptor the caller owned by number (a socket).
+    pub fn close_fd(&mut self, fd: RawFd, owner: Owner) {
+        self.start(owner, Held::Nothing, Mode::Once, |_| {
+            opcode::Close::new(types::Fd(fd)).build()
+        });
+    }
+
+    /// Close a file on an io_uring worker (the last close of an unlinked file frees its
+    /// blocks, which can take milliseconds).
+    pub fn close_file(&mut self, f: File, owner: Owner) {
+        let fd = f.into_raw_fd();
+        self.start(owner, Held::Nothing, Mode::Once, |_| {
+            opcode::Close::new(types::Fd(fd))
+                .build()
+                .flags(squeue::Flags::ASYNC)
+        });
+    }
+
+    /// Cancel an operation (its own completion, ECANCELED, follows).
+    pub fn cancel(&mut self, target: OpId, owner: Owner) {
+        self.start(owner, Held::Nothing, Mode::Once, |_| {
+            opcode::AsyncCancel::new(UserData::Op(target.0).encode()).build()
+        });
+    }
+
+    // ----- timers, wake-ups, doorbells ---------------------------------------------------
+
+    /// A one-shot timer.
+    pub fn timeout(&mut self, after: Duration, owner: Owner) -> OpId {
+        let ts = Box::new(types::Timespec::from(after));
+        self.start(owner, Held::Timespec(ts), Mode::Once, |h| {
+            let p: *const types::Timespec = match h {
+                Held::Timespec(t) => &**t,
+                _ => std::ptr::null(),
+            };
+            opcode::Timeout::new(p).build()
+        })
+    }
+
+    /// Read the 8-byte counter of an eventfd.
+    pub fn read_eventfd(&mut self, fd: RawFd, owner: Owner) -> OpId {
+        let mut word = Box::new([0u8; 8]);
+        let p = word.as_mut_ptr();
+        // The box's heap address does not change when the box moves into the slot.
+        self.start(owner, Held::Word(word), Mode::Once, |_| {
+            opcode::Read::new(types::Fd(fd), p, 8).build()
+        })
+    }
+
+    /// Post a doorbell completion (user_data [`UserData::DoorbellFrom`]) into another
+    /// shard's ring. Success posts nothing here; a failure completes as
+    /// [`Kind::DoorbellFailed`].
+    pub fn doorbell(&mut self, target_ring: RawFd, from: u32, to: u32) {
+        let e = opcode::MsgRingData::new(
+            types::Fd(target_ring),
+            0,
+            UserData::DoorbellFrom(from).encode(),
+            None,
+        )
+        .build()
+        .flags(squeue::Flags::SKIP_SUCCESS)
+        .user_data(UserData::DoorbellFailed(to).encode());
+        self.enqueue(vec![e]);
+    }
+
+    // ----- files -------------------------------------------------------------------------
+
+    /// Write all of `buf` at `offset`; with `then_sync`, an fdatasync linked after it
+    /// (completing as `then_sync`'s owner). The buffer comes back with the write.
+    pub fn write_at(
+        &mut self,
+        fd: RawFd,
+        buf: AlignedBuf,
+        offset: u64,
+        owner: Owner,
+        then_sync: Option<Owner>,
+    ) {
+        let slot = self.insert(owner, Held::Aligned(buf), Mode::Once);
+        let (ptr, len) = match self.held(slot) {
+            Held::Aligned(b) => (b.as_ptr(), b.len() as u32),
+            _ => (std::ptr::null(), 0),
+        };
+        let write = opcode::Write::new(types::Fd(fd), ptr, len)
+            .offset(offset)
+            .build()
+            .user_data(UserData::Op(slot).encode());
+        match then_sync {
+            None => self.enqueue(vec![write]),
+            Some(sync_owner) => {
+                let s = self.insert(sync_owner, Held::Nothing, Mode::Once);
+                let sync = opcode::Fsync::new(types::Fd(fd))
+                    .flags(types::FsyncFlags::DATASYNC)
+                    .build()
+                    .user_data(UserData::Op(s).encode());
+                self.enqueue(vec![write.flags(squeue::Flags::IO_LINK), sync]);
+            }
+        }
+    }
+
+    /// Write all of `data` at offset 0 (small files: `topic.meta`).
+    pub fn write_bytes(&mut self, fd: RawFd, data: Vec<u8>, owner: Owner) {
+        self.start(owner, Held::Bytes(data), Mode::Once, |h| {
+            let d: &[u8] = match h {
+                Held::Bytes(b) => b,
+                _ => &[],
+            };
+            opcode::Write::new(types::Fd(fd), d.as_ptr(), d.len() as u32)
+                .offset(0)
+                .build()
+        });
+    }
+
+    /// fsync (fdatasync with `data_only`).
+    pub fn fsync(&mut self, fd: RawFd, data_only: bool, owner: Owner) {
+        self.start(owner, Held::Nothing, Mode::Once, |_| {
+            let mut op = opcode::Fsync::new(types::Fd(fd));
+            if data_only {
+                op = op.flags(types::FsyncFlags::DATASYNC);
+            }
+            op.build()
+        });
+    }
+
+    /// Read `len` bytes at `offset` into `buf` (cleared and grown to at least `len`). The
+    /// completion hands the buffer back holding exactly the bytes the kernel read.
+    pub fn read_at(
+        &mut self,
+        fd: RawFd,
+        mut buf: AlignedBuf,
+        len: usize,
+        offset: u64,
+        owner: Owner,
+    ) {
+        buf.clear();
+        buf.reserve(len.max(1));
+        self.start(owner, Held::Aligned(buf), Mode::Fill, |h| {
+            let p = match h {
+                Held::Aligned(b) => b.as_ptr() as *mut u8,
+                _ => std::ptr::null_mut(),
+            };
+            opcode::Read::new(types::Fd(fd), p, len as u32)
+                .offset(offset)
+                .build()
+        });
+    }
+
+    /// open(2) relative to the working directory; [`Completion::into_file`] takes the fd.
+    pub fn open_at(&mut self, path: CString, flags: i32, mode: libc::mode_t, owner: Owner) {
+        self.start(owner, Held::Path(path), Mode::Once, |h| {
+            let p = match h {
+                Held::Path(p) => p.as_ptr(),
+                _ => std::ptr::null(),
+            };
+            opcode::OpenAt::new(types::Fd(libc::AT_FDCWD), p)
+                .flags(flags | libc::O_CLOEXEC)
+                .mode(mode)
+                .build()
+        });
+    }
+
+    pub fn mkdir_at(&mut self, path: CString, mode: libc::mode_t, owner: Owner) {
+        self.start(owner, Held::Path(path), Mode::Once, |h| {
+            let p = match h {
+                Held::Path(p) => p.as_ptr(),
+                _ => std::ptr::null(),
+            };
+            opcode::MkDirAt::new(types::Fd(libc::AT_FDCWD), p)
+                .mode(mode)
+                .build()
+        });
+    }
+
+    /// unlink, or rmdir with `dir`.
+    pub fn unlink_at(&mut self, path: CString, dir: bool, owner: Owner) {
+        self.start(owner, Held::Path(path), Mode::Once, |h| {
+            let p = match h {
+                Held::Path(p) => p.as_ptr(),
+                _ => std::ptr::null(),
+            };
+            opcode::UnlinkAt::new(types::Fd(libc::AT_FDCWD), p)
+                .flags(if dir { libc::AT_REMOVEDIR } else { 0 })
+                .build()
+        });
+    }
+
+    pub fn rename_at(&mut self, from: CString, to: CString, owner: Owner) {
+        self.start(owner, Held::Paths(from, to), Mode::Once, |h| {
+            let (a, b) = match h {
+                Held::Paths(a, b) => (a.as_ptr(), b.as_ptr()),
+                _ => (std::ptr::null(), std::ptr::null()),
+            };
+            let cwd = types::Fd(libc::AT_FDCWD);
+            opcode::RenameAt::new(cwd, a, cwd, b).build()
+        });
+    }
+
+    pub fn ftruncate(&mut self, fd: RawFd, len: u64, owner: Owner) {
+        self.start(owner, Held::Nothing, Mode::Once, |_| {
+            opcode::Ftruncate::new(types::Fd(fd), len).build()
+        });
+    }
+
+    // ----- the loop ----------------------------------------------------------------------
+
+    /// Push the backlog, submit, and wait for at least `want` completions.
+    pub fn submit_and_wait(&mut self, want: usize) -> std::io::Result<()> {
+        while let Some(group) = self.backlog.pop_front() {
+            // SAFETY: as in `enqueue`: backlogged entries point at memory held in slots.
+            if unsafe { submit::push(&mut self.ring, &group) }.is_err() {
+                self.backlog.push_front(group);
+                break;
+            }
+        }
+        // Entries still waiting need the kernel to consume the queue first: do not sleep.
+        let want = if self.backlog.is_empty() { want } else { 0 };
+        match self.ring.submit_and_wait(want) {
+            Ok(_) => Ok(()),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EINTR | libc::EBUSY)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Take every completion the ring holds.
+    pub fn reap(&mut self, out: &mut Vec<Completion>) {
+        let raw: Vec<(u64, i32, u32)> = self
+            .ring
+            .completion()
+            .map(|c| (c.user_data(), c.result(), c.flags()))
+            .collect();
+        for (ud, res, flags) in raw {
+            let done = |owner, held| Completion {
+                owner,
+                res,
+                more: false,
+                buf_id: None,
+                held,
+            };
+            match UserData::decode(ud) {
+                Some(UserData::DoorbellFrom(from)) => {
+                    out.push(done(Owner::new(Kind::Doorbell, from, 0), Held::Nothing))
+                }
+                Some(UserData::DoorbellFailed(to)) => {
+                    out.push(done(Owner::new(Kind::DoorbellFailed, to, 0), Held::Nothing))
+                }
+                Some(UserData::Op(slot)) => {
+                    if let Some(c) = self.complete(slot, res, flags) {
+                        out.push(c);
+                    }
+                }
+                None => tracing::warn!(ud, "completion with unknown user_data"),
+            }
+        }
+    }
+
+    fn complete(&mut self, slot: u32, res: i32, flags: u32) -> Option<Completion> {
+        let f = self.slots.get_mut(slot as usize)?.as_mut()?;
+        let more = cqueue::more(flags);
+        // A zero-copy send completes twice: its result (with MORE), then a notification
+        // once the kernel no longer reads the bytes. The owner hears once, at the end.
+        if cqueue::notif(flags) {
+            let res = f.zc_result.take().unwrap_or(res);
+            return self.finish(slot, res, None);
+        }
+        if more && f.mode != Mode::Multishot {
+            f.zc_result = Some(res);
+            return None;
+        }
+        let buf_id = cqueue::buffer_select(flags);
+        if more {
+            return Some(Completion {
+                owner: f.owner,
+                res,
+                more: true,
+                buf_id,
+                held: Held::Nothing,
+            });
+        }
+        self.finish(slot, res, buf_id)
+    }
+
+    fn finish(&mut self, slot: u32, res: i32, buf_id: Option<u16>) -> Option<Completion> {
+        let f = self.slots.get_mut(slot as usize)?.take()?;
+        self.free.push(slot);
+        let mut held = f.held;
+        if let (Held::Aligned(b), Mode::Fill, true) = (&mut held, f.mode, res > 0) {
+            if res as usize <= b.capacity() {
+                // SAFETY: the read completed and the kernel wrote `res` bytes at the start
+                // of the buffer (it was given at most the capacity), so they are
+                // initialised.
+                unsafe { b.set_len(res as usize) };
+            }
+        }
+        Some(Completion {
+            owner: f.owner,
+            res,
+            more: false,
+            buf_id,
+            held,
+        })
+    }
+}
+
+impl Drop for Io {
+    fn drop(&mut self) {
+        // Operations still in flight (only after a forced shutdown) may still be written
+        // by the kernel while the ring tears down: leak their memory instead of freeing it.
+        if self.in_flight() > 0 {
+            std::mem::forget(std::mem::take(&mut self.slots));
+        }
+    }
+}

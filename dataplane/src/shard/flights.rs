@@ -1,0 +1,265 @@
+//! The flights this shard coordinates: the one launch / round / send path of every
+//! operation that runs anywhere but right here. A flight takes its connection's next reply
+//! slot, is stepped with its inputs (start, proposals, part results, timers) and its
+//! outputs are carried out: messages go into this turn's mesh batch for their shard (or
+//! are handled at once when they are for this shard), the reply fills the slot.
+//!
+//! A forwarded single-key command is the simplest flight: one part whose encoded reply is
+//! copied from the reply batch straight into the connection, with nothing allocated.
+
+use std::time::Instant;
+
+use super::{Launch, Shard};
+use crate::mesh::Msg;
+use crate::metrics::ShardMetrics;
+use crate::proto::resp::command::Family;
+use crate::runtime::next_gen;
+use crate::txn::{ConnId, Flight, FlightRef, Input, Op, Output, PartRef, TxId};
+
+/// What a flight is.
+enum Kind {
+    /// A single-key command on another shard: its encoded reply is the reply.
+    Single,
+    Full(Flight),
+}
+
+struct Slot {
+    kind: Kind,
+    /// The connection reply slot it fills: connection slot, generation, sequence.
+    reply: (u32, u32, u64),
+    family: Family,
+    started: Instant,
+}
+
+/// Flights by slot, with generations (a result for a flight that ended is dropped).
+#[derive(Default)]
+pub struct Flights {
+    slots: Vec<Option<Slot>>,
+    gens: Vec<u32>,
+    free: Vec<u32>,
+}
+
+impl Flights {
+    fn insert(&mut self, s: Slot) -> FlightRef {
+        let id = match self.free.pop() {
+            Some(i) => {
+                self.slots[i as usize] = Some(s);
+                i
+            }
+            None => {
+                self.slots.push(Some(s));
+                self.gens.push(0);
+                (self.slots.len() - 1) as u32
+            }
+        };
+        FlightRef {
+            id,
+            gen: self.gens[id as usize],
+        }
+    }
+
+    fn get_mut(&mut self, f: FlightRef) -> Option<&mut Slot> {
+        if self.gens.get(f.id as usize) != Some(&f.gen) {
+            return None;
+        }
+        self.slots.get_mut(f.id as usize).and_then(Option::as_mut)
+    }
+
+    fn remove(&mut self, f: FlightRef) -> Option<Slot> {
+        if self.gens.get(f.id as usize) != Some(&f.gen) {
+            return None;
+        }
+        let s = self.slots.get_mut(f.id as usize)?.take()?;
+        self.gens[f.id as usize] = next_gen(f.gen);
+        self.free.push(f.id);
+        Some(s)
+    }
+}
+
+impl Shard {
+    /// Take the connection's next reply slot for a flight.
+    fn reserve_reply(&mut self, slot: u32) -> Option<(u32, u32, u64)> {
+        let c = self.conns.get_mut(slot)?;
+        Some((slot, c.gen, c.wait_reply()))
+    }
+
+    /// Run a single-key command (`frame`) on `shard`.
+    pub(super) fn forward(
+        &mut self,
+        slot: u32,
+        shard: usize,
+        frame: &[u8],
+        family: Family,
+        started: Instant,
+    ) {
+        let Some(reply) = self.reserve_reply(slot) else {
+            return;
+        };
+        let resp3 = self.conns.get(slot).is_some_and(|c| c.resp3());
+        let origin = self.conn_id(slot, reply.1);
+        let f = self.flights.insert(Slot {
+            kind: Kind::Single,
+            reply,
+            family,
+            started,
+        });
+        let to = PartRef { flight: f, part: 0 };
+        if shard == self.id {
+            // Held by a transaction here: the scheduler runs it when the key is free.
+            return self.command(self.id, to, frame, resp3, origin);
+        }
+        self.metrics.counters.mesh_requests_sent += 1;
+        let batch = self.mesh.requests(shard, self.now);
+        let frame = batch.add_bytes(frame);
+        batch.msgs.push(Msg::Command {
+            to,
+            frame,
+            resp3,
+            origin,
+        });
+    }
+
+    /// Start a flight for connection `slot`.
+    pub(super) fn launch(&mut self, slot: u32, l: Launch, started: Instant) {
+        let Some(reply) = self.reserve_reply(slot) else {
+            return;
+        };
+        let origin = self.conn_id(slot, reply.1);
+        let me = self.flights.insert(Slot {
+            kind: Kind::Single,
+            reply,
+            family: l.family,
+            started,
+        });
+        let flight = match l.atomic {
+            Some(participants) => {
+                self.next_tx += 1;
+                let id = TxId {
+                    shard: self.id as u16,
+                    serial: self.next_tx,
+                };
+                Flight::atomic(me, origin, id, participants, l.rounds)
+            }
+            None => Flight::plain(me, origin, l.rounds),
+        };
+        if let Some(s) = self.flights.get_mut(me) {
+            s.kind = Kind::Full(flight);
+        }
+        self.step_flight(me, Input::Start);
+    }
+
+    /// Step flight `f` with `input` and carry out what it asks.
+    pub(super) fn step_flight(&mut self, f: FlightRef, input: Input) {
+        let now = self.now;
+        let mut outputs = std::mem::take(&mut self.outputs);
+        match self.flights.get_mut(f).map(|s| &mut s.kind) {
+            Some(Kind::Full(flight)) => flight.step(input, now, &mut outputs),
+            Some(Kind::Single) => match input {
+                Input::Done { res, .. } => match res.cache() {
+                    crate::cache::op::Res::Encoded(b) => outputs.push(Output::Reply(b)),
+                    other => panic!("a forwarded command answered {other:?}"),
+                },
+                _ => panic!("a forwarded command stepped with something but its reply"),
+            },
+            None => {}
+        }
+        for out in outputs.drain(..) {
+            match out {
+                Output::Send(shard, msg) => self.send_to(shard, msg),
+                Output::Reply(bytes) => {
+                    if let Some((slot, gen, seq)) = self.end_flight(f) {
+                        if let Some(c) = self.conns.live(slot, gen) {
+                            c.fill_owned(seq, bytes);
+                            self.replied(slot);
+                        }
+                    }
+                }
+                Output::After(d) => {
+                    self.timers.push((now + d, f));
+                    self.arm_fast_timer();
+                }
+            }
+        }
+        self.outputs = outputs;
+    }
+
+    /// A flight ends: it is recorded, and its reply slot is returned.
+    fn end_flight(&mut self, f: FlightRef) -> Option<(u32, u32, u64)> {
+        let s = self.flights.remove(f)?;
+        record(&mut self.metrics, s.family, s.started, self.now);
+        Some(s.reply)
+    }
+
+    /// A reply went into connection `slot`.
+    fn replied(&mut self, slot: u32) {
+        self.mark_dirty(slot);
+        // Replies drained may let paused input continue.
+        self.process(slot);
+    }
+
+    /// An encoded reply for a forwarded command, straight from a reply batch.
+    pub(super) fn encoded_reply(&mut self, to: PartRef, bytes: &[u8]) {
+        if matches!(
+            self.flights.get_mut(to.flight).map(|s| &s.kind),
+            Some(Kind::Single)
+        ) {
+            if let Some((slot, gen, seq)) = self.end_flight(to.flight) {
+                if let Some(c) = self.conns.live(slot, gen) {
+                    c.fill(seq, bytes);
+                    self.replied(slot);
+                }
+            }
+        } else {
+            let res = crate::txn::Res::Cache(crate::cache::op::Res::Encoded(bytes.to_vec()));
+            self.step_flight(to.flight, Input::Done { part: to.part, res });
+        }
+    }
+
+    /// Send `msg` to `shard`: into this turn's batch for it, or handled now when it is
+    /// this shard.
+    pub(super) fn send_to(&mut self, shard: usize, msg: Msg) {
+        if shard == self.id {
+            return self.handle_own(msg);
+        }
+        self.metrics.counters.mesh_requests_sent += 1;
+        self.mesh.requests(shard, self.now).msgs.push(msg);
+    }
+
+    /// Tell `shards` that a connection's watches are over.
+    pub(super) fn send_unwatch(&mut self, origin: ConnId, shards: &[usize]) {
+        for &s in shards {
+            let op = Op::Cache(crate::cache::op::Op::Unwatch { conn: origin });
+            self.send_to(
+                s,
+                Msg::Part {
+                    to: None,
+                    op,
+                    origin,
+                },
+            );
+        }
+    }
+
+    /// Flights whose wait is over run their parts again.
+    pub(super) fn on_fast_timer(&mut self) {
+        self.fast_timer = false;
+        let now = self.now;
+        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.timers)
+            .into_iter()
+            .partition(|(at, _)| *at <= now);
+        self.timers = later;
+        for (_, f) in due {
+            self.step_flight(f, Input::Timer);
+        }
+        if !self.timers.is_empty() {
+            self.arm_fast_timer();
+        }
+    }
+}
+
+fn record(m: &mut ShardMetrics, family: Family, started: Instant, now: Instant) {
+    m.record(
+        family,
+        now.saturating_duration_since(started).as_nanos() as u64,
+    );
+}

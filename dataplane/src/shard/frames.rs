@@ -1,0 +1,242 @@
+//! The one frame loop both protocols share: take whole frames off a connection's query
+//! buffer, hand each to its front end (`redis/` or `kafka/`), and act on what it decides,
+//! until the buffer holds no whole frame, a bound says stop (requests in flight, mesh room),
+//! or the connection closes.
+
+use bytes::Bytes;
+
+use super::conn::Proto;
+use super::{Act, Shard};
+use crate::proto::kafka as wire;
+use crate::proto::resp::parse::{self, Frame};
+use crate::proto::resp::Args;
+use crate::txn::ConnId;
+
+/// What the front end did with the frame at the front of the buffer.
+enum Took {
+    /// Consumed this many bytes.
+    Bytes(usize),
+    /// Not a whole frame yet.
+    Incomplete,
+    /// A mesh batch it needs is full: retried when there is room.
+    Blocked,
+    /// A framing error: the connection is closing.
+    Broken,
+}
+
+impl Shard {
+    pub(super) fn conn_id(&self, slot: u32, gen: u32) -> ConnId {
+        ConnId {
+            shard: self.id as u16,
+            slot,
+            gen,
+        }
+    }
+
+    /// Parse and run what the connection's query buffer holds.
+    pub(super) fn process(&mut self, slot: u32) {
+        let Some(c) = self.conns.get_mut(slot) else {
+            return;
+        };
+        if !c.is_open() || c.blocked {
+            return;
+        }
+        let mut query = std::mem::take(&mut c.query);
+        let max_inflight = self.shared.cfg.max_inflight_per_conn;
+        let mut pos = 0;
+        while let Some(c) = self.conns.get(slot) {
+            if !c.is_open() || pos >= query.len() {
+                break;
+            }
+            if c.pending.len() >= max_inflight {
+                self.metrics.counters.inflight_backpressure += 1;
+                break;
+            }
+            let kafka = matches!(c.proto, Proto::Kafka);
+            let took = if kafka {
+                self.kafka_frame(slot, &query[pos..])
+            } else {
+                self.resp_frame(slot, &query[pos..])
+            };
+            match took {
+                Took::Bytes(n) => pos += n,
+                Took::Incomplete => {
+                    let unparsed = query.len() - pos;
+                    if unparsed > self.shared.cfg.max_query_buffer_bytes {
+                        self.metrics.counters.closed_query_limit += 1;
+                        tracing::warn!(
+                            shard = self.id,
+                            bytes = unparsed,
+                            "closing client that reached --max-query-buffer-bytes"
+                        );
+                        self.close_conn(slot, true);
+                    } else if let Some(want) = (!kafka)
+                        .then(|| parse::bytes_wanted(&query[pos..]))
+                        .flatten()
+                    {
+                        // Grow once for a large bulk instead of doubling many times.
+                        query.reserve(want.saturating_sub(query.len() - pos));
+                    }
+                    break;
+                }
+                Took::Blocked => {
+                    self.block(slot);
+                    break;
+                }
+                Took::Broken => break,
+            }
+        }
+        query.drain(..pos);
+        if let Some(c) = self.conns.get_mut(slot) {
+            if c.is_open() {
+                c.query = query;
+            }
+        }
+    }
+
+    fn block(&mut self, slot: u32) {
+        if let Some(c) = self.conns.get_mut(slot) {
+            if !c.blocked {
+                c.blocked = true;
+                self.blocked.push(slot);
+                self.metrics.counters.mesh_backpressure += 1;
+            }
+        }
+    }
+
+    pub(super) fn retry_blocked(&mut self) {
+        if self.blocked.is_empty() {
+            return;
+        }
+        for slot in std::mem::take(&mut self.blocked) {
+            if let Some(c) = self.conns.get_mut(slot) {
+                c.blocked = false;
+                self.process(slot);
+                self.mark_dirty(slot);
+            }
+        }
+    }
+
+    fn resp_frame(&mut self, slot: u32, buf: &[u8]) -> Took {
+        let mut args = std::mem::take(&mut self.args);
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let took = match parse::parse(buf, &self.limits, &mut args, &mut scratch) {
+            Err(e) => {
+                self.metrics.counters.protocol_errors += 1;
+                tracing::debug!(shard = self.id, error = %e, "protocol error; closing");
+                if let Some(c) = self.conns.get_mut(slot) {
+                    let msg = e.message();
+                    c.reply(|o| o.error(&msg));
+                }
+                self.close_conn(slot, false);
+                Took::Broken
+            }
+            Ok(Frame::Incomplete) => Took::Incomplete,
+            Ok(Frame::Empty { consumed }) => Took::Bytes(consumed),
+            Ok(Frame::Multibulk { consumed }) => {
+                let a = Args {
+                    src: buf,
+                    ranges: &args,
+                };
+                self.run_resp(slot, a, &buf[..consumed], consumed)
+            }
+            Ok(Frame::Inline { consumed }) => {
+                let a = Args {
+                    src: &scratch,
+                    ranges: &args,
+                };
+                self.run_resp(slot, a, &scratch, consumed)
+            }
+        };
+        self.args = args;
+        self.scratch = scratch;
+        took
+    }
+
+    fn run_resp(&mut self, slot: u32, a: Args, frame: &[u8], consumed: usize) -> Took {
+        let started = self.shared.clock.now();
+        let Some(c) = self.conns.get_mut(slot) else {
+            return Took::Bytes(consumed);
+        };
+        let gen = c.gen;
+        let mut ctx = crate::redis::Ctx {
+            node: &self.shared,
+            me: self.id,
+            owner: &self.owner,
+            store: &mut self.store,
+            sched: &self.sched,
+            mesh: &self.mesh,
+            metrics: &mut self.metrics,
+            clock: &*self.shared.clock,
+            started,
+            now_ms: self.now_ms,
+            conn: ConnId {
+                shard: self.id as u16,
+                slot,
+                gen,
+            },
+        };
+        let act = crate::redis::dispatch(&mut ctx, c, a, frame);
+        self.act(slot, act, frame, consumed, started)
+    }
+
+    fn kafka_frame(&mut self, slot: u32, buf: &[u8]) -> Took {
+        let n = match wire::frame_len(buf, self.shared.cfg.max_request_bytes) {
+            Ok(None) => return Took::Incomplete,
+            Ok(Some(n)) => n,
+            Err(e) => {
+                self.metrics.counters.protocol_errors += 1;
+                tracing::debug!(shard = self.id, error = %e, "bad Kafka frame; closing");
+                self.close_conn(slot, false);
+                return Took::Broken;
+            }
+        };
+        let payload = Bytes::copy_from_slice(&buf[4..n]);
+        let started = self.shared.clock.now();
+        let Some(c) = self.conns.get_mut(slot) else {
+            return Took::Bytes(n);
+        };
+        let mut ctx = crate::kafka::Ctx {
+            node: &self.shared,
+            me: self.id,
+            owner: &self.owner,
+            topics: &self.logs.topics,
+            mesh: &self.mesh,
+            now: started,
+            now_ms: self.now_ms,
+            next_producer: &mut self.next_producer,
+        };
+        let act = crate::kafka::dispatch(&mut ctx, c, payload);
+        self.act(slot, act, &[], n, started)
+    }
+
+    /// Carry out what a front end decided about the request in `frame`.
+    fn act(
+        &mut self,
+        slot: u32,
+        act: Act,
+        frame: &[u8],
+        consumed: usize,
+        started: std::time::Instant,
+    ) -> Took {
+        match act {
+            Act::Blocked => return Took::Blocked,
+            Act::Done => self.mark_dirty(slot),
+            Act::Close => self.close_conn(slot, false),
+            Act::Reject => {
+                self.metrics.counters.protocol_errors += 1;
+                self.close_conn(slot, false);
+            }
+            Act::Forward { shard, family } => self.forward(slot, shard, frame, family, started),
+            Act::Launch(l) => self.launch(slot, l, started),
+            Act::Unwatch { shards } => {
+                let gen = self.conns.get(slot).map_or(0, |c| c.gen);
+                let origin = self.conn_id(slot, gen);
+                self.send_unwatch(origin, &shards);
+                self.mark_dirty(slot);
+            }
+        }
+        self.metrics.counters.commands += 1;
+        Took::Bytes(consumed)
+    }
+}

@@ -1,0 +1,354 @@
+//! A shard's socket I/O: accepting, receiving into the connection's query buffer, sending
+//! its output (at most one send in flight per connection; replies produced meanwhile go out
+//! together), closing, and the timers, wake-ups and doorbells of the loop.
+
+use std::os::fd::AsRawFd;
+use std::sync::atomic::Ordering;
+
+use super::conn::{Conn, Life, Proto, RecvState, SendState};
+use super::{Drain, Shard, LISTENER_KAFKA};
+use crate::limits::{
+    FETCH_POLL, FLUSH_ROUNDS_PER_TURN, QUERY_PAUSE_BYTES, SEND_BUF_KEEP_BYTES, TICK,
+};
+use crate::proto::resp::errors::MAX_CLIENTS;
+use crate::redis::Session;
+use crate::runtime::io::Completion;
+use crate::runtime::{Kind, Owner, TIMER_FAST, TIMER_TICK};
+
+impl Shard {
+    pub(super) fn arm_accept(&mut self, which: u32) {
+        if let Some(l) = self.listeners.get_mut(which as usize) {
+            let op = self
+                .io
+                .accept_multi(l.fd.as_raw_fd(), Owner::new(Kind::Accept, which, 0));
+            l.accept = Some(op);
+        }
+    }
+
+    pub(super) fn arm_control(&mut self) {
+        let fd = self.control_fd.as_raw_fd();
+        self.io.read_eventfd(fd, Owner::new(Kind::Control, 0, 0));
+    }
+
+    pub(super) fn arm_tick(&mut self) {
+        self.io
+            .timeout(TICK, Owner::new(Kind::Timer, TIMER_TICK, 0));
+    }
+
+    pub(super) fn arm_fast_timer(&mut self) {
+        if !self.fast_timer {
+            self.fast_timer = true;
+            self.io
+                .timeout(FETCH_POLL, Owner::new(Kind::Timer, TIMER_FAST, 0));
+        }
+    }
+
+    /// Cancel the multishot accepts and close the listeners (shutdown).
+    pub(super) fn stop_accepting(&mut self) {
+        for l in &mut self.listeners {
+            if let Some(op) = l.accept.take() {
+                self.io.cancel(op, Owner::new(Kind::Ignore, 0, 0));
+            }
+        }
+        self.listeners.clear();
+    }
+
+    pub(super) fn ring_doorbells(&mut self) {
+        for to in self.mesh.take_doorbells() {
+            if to != self.id {
+                self.io
+                    .doorbell(self.mesh.ring_fds[to], self.id as u32, to as u32);
+            }
+        }
+    }
+
+    fn arm_recv(&mut self, slot: u32) {
+        let Some(c) = self.conns.get_mut(slot) else {
+            return;
+        };
+        if c.recv != RecvState::Idle || !c.is_open() {
+            return;
+        }
+        let op = self
+            .io
+            .recv_multi(c.fd, Owner::new(Kind::Recv, slot, c.gen));
+        c.recv = RecvState::Armed(op);
+    }
+
+    fn cancel_recv(&mut self, slot: u32) {
+        let Some(c) = self.conns.get_mut(slot) else {
+            return;
+        };
+        if let RecvState::Armed(op) = c.recv {
+            c.recv = RecvState::Cancelling;
+            self.io.cancel(op, Owner::new(Kind::Ignore, 0, 0));
+        }
+    }
+
+    // ----- accept ---------------------------------------------------------------------------
+
+    pub(super) fn on_accept(&mut self, c: Completion) {
+        let which = c.owner.index;
+        if !c.more && self.drain == Drain::Serving {
+            self.arm_accept(which);
+        }
+        let Some(fd) = c.accepted_fd() else {
+            if c.res != -libc::ECANCELED {
+                tracing::warn!(shard = self.id, error = %std::io::Error::from_raw_os_error(-c.res), "accept failed");
+            }
+            return;
+        };
+        if self.drain != Drain::Serving {
+            // Draining: close the socket through the ring; no connection slot owns it.
+            self.io.close_fd(fd, Owner::new(Kind::Close, u32::MAX, 0));
+            return;
+        }
+        let open = self.shared.connections.fetch_add(1, Ordering::Relaxed) + 1;
+        let (slot, gen) = self.conns.reserve();
+        self.next_client += 1;
+        let id = self.next_client * self.shared.nshards as u64 + self.id as u64;
+        let proto = if which == LISTENER_KAFKA {
+            Proto::Kafka
+        } else {
+            Proto::Resp(Session::new(self.shared.cfg.requirepass.is_none()))
+        };
+        tracing::debug!(shard = self.id, slot, fd, client = id, open, "accepted");
+        let mut conn = Conn::new(fd, gen, id, proto);
+        self.metrics.counters.connections_accepted += 1;
+        self.metrics.counters.connections_open += 1;
+        if open > self.shared.cfg.max_connections {
+            self.metrics.counters.connections_rejected += 1;
+            conn.reply(|o| o.error(MAX_CLIENTS));
+            conn.life = Life::Closing { abort: false };
+            self.conns.insert(slot, conn);
+            self.mark_dirty(slot);
+            return;
+        }
+        self.conns.insert(slot, conn);
+        self.arm_recv(slot);
+    }
+
+    // ----- receive --------------------------------------------------------------------------
+
+    pub(super) fn on_recv(&mut self, c: Completion) {
+        let (slot, gen, res) = (c.owner.index, c.owner.gen, c.res);
+        let Some(conn) = self.conns.live(slot, gen) else {
+            if let Some(bid) = c.buf_id {
+                self.io.recycle(bid);
+            }
+            return;
+        };
+        if !c.more {
+            conn.recv = RecvState::Idle;
+        }
+        if res > 0 {
+            let n = res as usize;
+            if let Some(bid) = c.buf_id {
+                if conn.is_open() {
+                    conn.query.extend_from_slice(self.io.recv_bytes(bid, n));
+                }
+                self.io.recycle(bid);
+            }
+            self.metrics.counters.bytes_in += n as u64;
+            self.process(slot);
+            // Re-arm if the multishot ended and the connection still wants input.
+            self.mark_dirty(slot);
+        } else if res == 0 {
+            self.close_conn(slot, true);
+        } else {
+            match -res {
+                libc::ENOBUFS => {
+                    self.metrics.counters.recv_nobufs += 1;
+                    self.mark_dirty(slot);
+                }
+                libc::ECANCELED => self.mark_dirty(slot),
+                _ => self.close_conn(slot, true),
+            }
+        }
+    }
+
+    /// Should the connection be read from right now?
+    fn wants_input(&self, c: &Conn) -> bool {
+        // A paused connection keeps up to one receive's worth of input; past that it is not
+        // read until it can make progress again.
+        let paused = c.blocked || c.pending.len() >= self.shared.cfg.max_inflight_per_conn;
+        c.is_open()
+            && self.drain == Drain::Serving
+            && !(paused && c.query.len() >= QUERY_PAUSE_BYTES)
+    }
+
+    // ----- send -----------------------------------------------------------------------------
+
+    pub(super) fn mark_dirty(&mut self, slot: u32) {
+        if let Some(c) = self.conns.get_mut(slot) {
+            if !c.dirty {
+                c.dirty = true;
+                self.dirty.push(slot);
+            }
+        }
+    }
+
+    pub(super) fn flush_dirty(&mut self) {
+        for _ in 0..FLUSH_ROUNDS_PER_TURN {
+            if self.dirty.is_empty() {
+                break;
+            }
+            let dirty = std::mem::take(&mut self.dirty);
+            for &slot in &dirty {
+                let Some(c) = self.conns.get_mut(slot) else {
+                    continue;
+                };
+                c.dirty = false;
+                self.flush(slot);
+                let Some(c) = self.conns.get(slot) else {
+                    continue;
+                };
+                match (self.wants_input(c), c.recv) {
+                    (true, RecvState::Idle) => self.arm_recv(slot),
+                    (false, RecvState::Armed(_)) => self.cancel_recv(slot),
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    fn flush(&mut self, slot: u32) {
+        let limit = self.shared.cfg.output_buffer_limit_bytes;
+        let zc_min = self.shared.cfg.send_zc_min_bytes;
+        let Some(c) = self.conns.get_mut(slot) else {
+            return;
+        };
+        if c.queued_out() > limit && !c.aborting() {
+            self.metrics.counters.closed_output_limit += 1;
+            tracing::warn!(
+                shard = self.id,
+                client = c.id,
+                queued = c.queued_out(),
+                "closing client over --output-buffer-limit-bytes"
+            );
+            return self.close_conn(slot, true);
+        }
+        if c.send == SendState::Idle && !c.out.is_empty() && !c.aborting() {
+            let mut buf = std::mem::take(&mut c.spare);
+            buf.clear();
+            std::mem::swap(&mut c.out, &mut buf);
+            let zc = zc_min > 0 && buf.len() >= zc_min;
+            self.send(slot, buf, 0, zc);
+        } else if c.life != Life::CloseSent && !c.is_open() && c.quiescent() {
+            self.finish_close(slot);
+        }
+    }
+
+    /// Send `buf[from..]` (SEND_ZC when asked).
+    fn send(&mut self, slot: u32, buf: Vec<u8>, from: usize, zc: bool) {
+        let Some(c) = self.conns.get_mut(slot) else {
+            return;
+        };
+        if zc {
+            self.metrics.counters.sends_zc += 1;
+        }
+        c.send = SendState::InFlight {
+            sent: from,
+            len: buf.len(),
+        };
+        self.io
+            .send(c.fd, buf, from, zc, Owner::new(Kind::Send, slot, c.gen));
+    }
+
+    pub(super) fn on_send(&mut self, comp: Completion) {
+        let (slot, gen, res) = (comp.owner.index, comp.owner.gen, comp.res);
+        let zc_min = self.shared.cfg.send_zc_min_bytes;
+        let buf = comp.held.into_bytes();
+        let Some(c) = self.conns.live(slot, gen) else {
+            return;
+        };
+        let SendState::InFlight { sent, .. } = c.send else {
+            panic!("a send completed for a connection with no send in flight");
+        };
+        c.send = SendState::Idle;
+        if res < 0 {
+            // EPIPE, ECONNRESET: the peer is gone; drop what it will never read.
+            return self.close_conn(slot, true);
+        }
+        self.metrics.counters.bytes_out += res as u64;
+        let sent = sent + res as usize;
+        if sent < buf.len() && !c.aborting() {
+            // Short write: send the rest.
+            let zc = zc_min > 0 && buf.len() - sent >= zc_min;
+            return self.send(slot, buf, sent, zc);
+        }
+        // Keep the buffer's memory for the next send, unless a burst made it large.
+        if buf.capacity() <= SEND_BUF_KEEP_BYTES {
+            c.spare = buf;
+        }
+        self.mark_dirty(slot);
+        // Room in the reply queue may let paused input continue.
+        self.process(slot);
+    }
+
+    // ----- close ----------------------------------------------------------------------------
+
+    /// Begin closing. `abort`: drop queued output (limit hit, peer gone); otherwise flush it.
+    pub(super) fn close_conn(&mut self, slot: u32, abort: bool) {
+        let Some(c) = self.conns.get_mut(slot) else {
+            return;
+        };
+        match c.life {
+            Life::CloseSent => return,
+            Life::Closing { abort: true } => {}
+            _ => c.life = Life::Closing { abort },
+        }
+        if abort {
+            c.out.clear();
+        }
+        self.cancel_recv(slot);
+        self.mark_dirty(slot);
+    }
+
+    fn finish_close(&mut self, slot: u32) {
+        let Some(c) = self.conns.get_mut(slot) else {
+            return;
+        };
+        match c.recv {
+            RecvState::Armed(_) => return self.cancel_recv(slot),
+            // The cancel's completion marks the connection dirty again.
+            RecvState::Cancelling => return,
+            RecvState::Idle => {}
+        }
+        if c.send != SendState::Idle {
+            return;
+        }
+        c.life = Life::CloseSent;
+        tracing::debug!(
+            shard = self.id,
+            slot,
+            fd = c.fd,
+            client = c.id,
+            "closing socket"
+        );
+        let owner = Owner::new(Kind::Close, slot, c.gen);
+        self.io.close_fd(c.fd, owner);
+    }
+
+    pub(super) fn on_closed(&mut self, c: Completion) {
+        let (slot, gen) = (c.owner.index, c.owner.gen);
+        if self.conns.live(slot, gen).is_none() {
+            return;
+        }
+        let Some(conn) = self.conns.remove(slot) else {
+            return;
+        };
+        self.shared.connections.fetch_sub(1, Ordering::Relaxed);
+        self.metrics.counters.connections_open -= 1;
+        self.blocked.retain(|&s| s != slot);
+        // Its watches end with it.
+        if let Proto::Resp(sess) = &conn.proto {
+            let shards = sess.watch_shards();
+            let origin = self.conn_id(slot, gen);
+            self.send_unwatch(origin, &shards);
+        }
+        if self.drain != Drain::Serving {
+            self.check_drained();
+        }
+    }
+}

@@ -1,0 +1,343 @@
+//! The owner side of this shard: draining the mesh (replies always; requests while the
+//! reply lane back has room), and running what other shards (or this one) ask of it
+//! through its scheduler (`txn/sched.rs`): commands, parts, a transaction's proposals and
+//! hops. Results go back in this turn's reply batch for the asking shard, or straight to
+//! the flight when it is this shard's own.
+
+use std::ops::Range;
+
+use super::Shard;
+use crate::cache::cmd::OomCheck;
+use crate::cache::op::{self as cache, command_access, parse_forwarded, run_command};
+use crate::log::ops::LogResult;
+use crate::mesh::{Msg, Reply};
+use crate::proto::resp::write::Out;
+use crate::txn::{Access, ConnId, Dest, Input, Op, PartRef, Res, Work};
+
+impl Shard {
+    /// Requests wait on a lane because the reply lane back is full (do not sleep).
+    pub(super) fn requests_waiting(&self) -> bool {
+        (0..self.shared.nshards).any(|s| s != self.id && self.mesh.requests_waiting(s))
+    }
+
+    pub(super) fn drain_mesh(&mut self) {
+        let n = self.shared.nshards;
+        // Replies first: they never wait on anything.
+        for from in 0..n {
+            while let Some(batch) = self.mesh.take_replies(from) {
+                let hop = self.now.saturating_duration_since(batch.sent);
+                self.metrics
+                    .mesh_hop
+                    .saturating_record(hop.as_nanos() as u64);
+                for r in batch.msgs {
+                    match r {
+                        Reply::Encoded { to, range } => self.encoded_reply(to, &batch.bytes[range]),
+                        Reply::Part { to, res } => {
+                            self.step_flight(to.flight, Input::Done { part: to.part, res })
+                        }
+                        Reply::Proposed { to, pos, oom } => {
+                            self.step_flight(to, Input::Proposed { pos, oom })
+                        }
+                    }
+                }
+            }
+        }
+        for from in 0..n {
+            if from == self.id {
+                continue;
+            }
+            while let Some(batch) = self.mesh.take_requests(from) {
+                let sent = batch.sent;
+                for msg in batch.msgs {
+                    self.metrics.counters.mesh_requests_served += 1;
+                    self.handle(from, msg, &batch.bytes, sent);
+                }
+            }
+        }
+        self.run_scheduled();
+    }
+
+    /// A message from this shard to itself: handled now, in order (a message that one
+    /// produces waits until the current one is done).
+    pub(super) fn handle_own(&mut self, msg: Msg) {
+        self.self_msgs.push_back(msg);
+        if self.in_self {
+            return;
+        }
+        self.in_self = true;
+        while let Some(m) = self.self_msgs.pop_front() {
+            let now = self.now;
+            self.handle(self.id, m, &[], now);
+        }
+        self.in_self = false;
+        self.run_scheduled();
+    }
+
+    fn handle(&mut self, from: usize, msg: Msg, bytes: &[u8], sent: std::time::Instant) {
+        match msg {
+            Msg::Command {
+                to,
+                frame,
+                resp3,
+                origin,
+            } => self.remote_command(from, to, frame, bytes, resp3, origin, sent),
+            Msg::Part { to, op, origin } => match op {
+                Op::Log(op) => {
+                    let Some(to) = to else {
+                        panic!("a log part with nobody waiting for it");
+                    };
+                    let dest = Dest {
+                        shard: from as u16,
+                        to,
+                    };
+                    self.with_logs(|logs, ctx| logs.exec(op, dest, ctx));
+                    self.route_log_replies();
+                }
+                Op::Cache(c) => {
+                    let access = c.access(origin);
+                    let w = Work::Part {
+                        from: from as u16,
+                        to,
+                        op: Op::Cache(c),
+                    };
+                    if let Some(w) = self.sched.admit(access, w) {
+                        self.run_work(w);
+                    }
+                }
+            },
+            Msg::Propose {
+                tx,
+                to,
+                access,
+                denyoom,
+            } => {
+                let note = Work::Proposed {
+                    from: from as u16,
+                    to,
+                    denyoom,
+                };
+                if let Some(pos) = self.sched.propose(tx, access, note) {
+                    let oom = denyoom && !self.store.make_room(self.now_ms);
+                    self.reply(from, Reply::Proposed { to, pos, oom });
+                }
+            }
+            Msg::Hop {
+                tx,
+                fin,
+                ops,
+                conclude,
+            } => {
+                let work = (!ops.is_empty()).then_some(Work::Hop {
+                    from: from as u16,
+                    ops,
+                });
+                self.sched.hop(tx, fin, work, conclude);
+                self.answer_parked();
+            }
+        }
+    }
+
+    /// Proposals that waited behind their connection's earlier transaction get their
+    /// answers.
+    fn answer_parked(&mut self) {
+        let mut answered = Vec::new();
+        self.sched.take_answered(&mut answered);
+        for (pos, note) in answered {
+            let Work::Proposed { from, to, denyoom } = note else {
+                panic!("a parked proposal without its answer note");
+            };
+            let oom = denyoom && !self.store.make_room(self.now_ms);
+            self.reply(from as usize, Reply::Proposed { to, pos, oom });
+        }
+    }
+
+    /// A forwarded single-key command: run at once when nothing holds its key (the reply is
+    /// encoded straight into the reply batch), else queued.
+    #[allow(clippy::too_many_arguments)]
+    fn remote_command(
+        &mut self,
+        from: usize,
+        to: PartRef,
+        frame: Range<usize>,
+        bytes: &[u8],
+        resp3: bool,
+        origin: ConnId,
+        sent: std::time::Instant,
+    ) {
+        let frame = &bytes[frame];
+        let mut args = std::mem::take(&mut self.args);
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let Some(a) = parse_forwarded(frame, &mut args, &mut scratch) else {
+            panic!("a forwarded command frame that does not parse");
+        };
+        let (key, mode) = command_access(&a);
+        if self.sched.free_for_key(origin, key, mode) {
+            let batch = self.mesh.replies(from, sent);
+            let start = batch.bytes.len();
+            let mut out = Out::new(&mut batch.bytes, resp3);
+            run_command(&mut self.store, &a, self.now_ms, OomCheck::Refuse, &mut out);
+            let range = start..batch.bytes.len();
+            batch.msgs.push(Reply::Encoded { to, range });
+        } else {
+            let access = Access::new(origin).key(key, mode);
+            let w = Work::Command {
+                from: from as u16,
+                to,
+                frame: frame.into(),
+                resp3,
+            };
+            let queued = self.sched.admit(access, w);
+            assert!(queued.is_none(), "a held key was free on the second look");
+        }
+        self.args = args;
+        self.scratch = scratch;
+    }
+
+    /// A single-key command of this shard's own connection whose key a transaction holds.
+    pub(super) fn command(
+        &mut self,
+        from: usize,
+        to: PartRef,
+        frame: &[u8],
+        resp3: bool,
+        origin: ConnId,
+    ) {
+        let mut args = Vec::new();
+        let mut scratch = Vec::new();
+        let Some(a) = parse_forwarded(frame, &mut args, &mut scratch) else {
+            panic!("a command frame that does not parse");
+        };
+        let (key, mode) = command_access(&a);
+        let access = Access::new(origin).key(key, mode);
+        let w = Work::Command {
+            from: from as u16,
+            to,
+            frame: frame.into(),
+            resp3,
+        };
+        if let Some(w) = self.sched.admit(access, w) {
+            self.run_work(w);
+        }
+        self.run_scheduled();
+    }
+
+    /// Run every piece of queued work that may run now. Running work can deliver replies
+    /// that start more work here; that work is queued behind what runs (its entries still
+    /// hold their keys) and picked up by the next pass.
+    fn run_scheduled(&mut self) {
+        if self.running {
+            return;
+        }
+        self.running = true;
+        loop {
+            let mut work = std::mem::take(&mut self.runnable);
+            self.sched.runnable(&mut work);
+            if work.is_empty() {
+                self.runnable = work;
+                break;
+            }
+            for (ticket, w) in work.drain(..) {
+                self.run_work(w);
+                self.sched.ran(ticket);
+            }
+            self.runnable = work;
+        }
+        self.running = false;
+    }
+
+    fn run_work(&mut self, w: Work) {
+        match w {
+            Work::Command {
+                from,
+                to,
+                frame,
+                resp3,
+            } => {
+                let op = cache::Op::Command { frame, resp3 };
+                let res = cache::run(&mut self.store, &op, self.now_ms, OomCheck::Refuse);
+                self.reply(
+                    from as usize,
+                    Reply::Part {
+                        to,
+                        res: Res::Cache(res),
+                    },
+                );
+            }
+            Work::Part { from, to, op } => self.run_op(from, to, op, OomCheck::Refuse),
+            // A transaction's memory was checked when it was proposed.
+            Work::Hop { from, ops } => {
+                for (to, op) in ops {
+                    self.run_op(from, Some(to), op, OomCheck::Admitted);
+                }
+            }
+            Work::Proposed { .. } => panic!("a proposal's answer note queued as work"),
+        }
+    }
+
+    fn run_op(&mut self, from: u16, to: Option<PartRef>, op: Op, oom: OomCheck) {
+        match op {
+            Op::Cache(c) => {
+                let mut res = cache::run(&mut self.store, &c, self.now_ms, oom);
+                if let cache::Res::Info(i) = &mut res {
+                    // Shard-level figures the store does not know.
+                    let k = &self.metrics.counters;
+                    i.clients = self.conns.open() as u64;
+                    i.commands = k.commands;
+                    i.connections_received = k.connections_accepted;
+                    i.rejected_connections = k.connections_rejected;
+                    i.bytes_in = k.bytes_in;
+                    i.bytes_out = k.bytes_out;
+                }
+                if let Some(to) = to {
+                    self.reply(
+                        from as usize,
+                        Reply::Part {
+                            to,
+                            res: Res::Cache(res),
+                        },
+                    );
+                }
+            }
+            Op::Log(l) => {
+                let Some(to) = to else {
+                    panic!("a log part with nobody waiting for it");
+                };
+                let dest = Dest { shard: from, to };
+                self.with_logs(|logs, ctx| logs.exec(l, dest, ctx));
+                self.route_log_replies();
+            }
+        }
+    }
+
+    /// Answer `shard`: into this turn's reply batch for it, or straight to the flight when
+    /// it is this shard's own.
+    fn reply(&mut self, shard: usize, r: Reply) {
+        if shard != self.id {
+            self.mesh.replies(shard, self.now).msgs.push(r);
+            return;
+        }
+        match r {
+            Reply::Part { to, res } => {
+                self.step_flight(to.flight, Input::Done { part: to.part, res })
+            }
+            Reply::Proposed { to, pos, oom } => self.step_flight(to, Input::Proposed { pos, oom }),
+            Reply::Encoded { .. } => panic!("encoded replies travel only between shards"),
+        }
+    }
+
+    /// Deliver the results the log produced.
+    pub(super) fn route_log_replies(&mut self) {
+        while !self.log_replies.is_empty() {
+            for (dest, r) in std::mem::take(&mut self.log_replies) {
+                self.reply(dest.shard as usize, log_reply(dest.to, r));
+            }
+        }
+    }
+}
+
+fn log_reply(to: PartRef, r: LogResult) -> Reply {
+    Reply::Part {
+        to,
+        res: Res::Log(r),
+    }
+}

@@ -1,0 +1,29 @@
+//! What an owner shard's scheduler queues: work other shards (or this one) asked for, with
+//! where its results go.
+
+use super::op::{FlightRef, Op, PartRef};
+
+#[derive(Debug)]
+pub enum Work {
+    /// A single-key command (its frame copied out of the batch it came in).
+    Command {
+        from: u16,
+        to: PartRef,
+        frame: Box<[u8]>,
+        resp3: bool,
+    },
+    /// A part of a plain flight; no `to`: nobody waits for the result.
+    Part {
+        from: u16,
+        to: Option<PartRef>,
+        op: Op,
+    },
+    /// A hop of a transaction: its parts, run at once and in order.
+    Hop { from: u16, ops: Vec<(PartRef, Op)> },
+    /// Not work: how to answer a proposal that was parked (`sched.rs`).
+    Proposed {
+        from: u16,
+        to: FlightRef,
+        denyoom: bool,
+    },
+}
