@@ -46,6 +46,31 @@ def test_resp_closed_loop_counts_every_request_the_server_saw(node, r, tmp_path)
     assert "Interval_Compressed_Histogram" in (tmp_path / "run.txt.hlog").read_text()
 
 
+def test_placement_decides_whether_operations_cross_the_mesh(node, tmp_path):
+    # Each connection asks CLIENT ID for its shard, then draws only keys other shards own
+    # (remote: every operation is one mesh request) or only keys its own shard owns (local:
+    # none). The node's own counter is the judge, not pinion-bench's slot function.
+    sent = {}
+    for placement in ("remote", "local"):
+        out = tmp_path / f"{placement}.json"
+        before = node.metric("pinion_mesh_requests_sent_total")
+        p = bench("resp", "--addr", f"127.0.0.1:{node.port}", "--cores", cpus(), "--connections", "8",
+                  "--pipeline", "4", "--requests", "20000", "--warmup", "0", "--ratio", "1:4",
+                  "--keyspace", "5000", "--placement", placement, "--shards", "2",
+                  "--json", str(out), "--quiet")
+        sent[placement] = node.metric("pinion_mesh_requests_sent_total") - before
+        j = json.loads(out.read_text())
+        assert j["ops"] == 20000 and j["errors"] == 0
+        assert j["placement"] == placement and sum(j["connections_per_shard"]) == 8
+        assert f"{placement} keys; connections per shard" in p.stdout.decode()
+    assert 19_800 <= sent["remote"] <= 20_200, sent
+    assert sent["local"] <= 200, sent
+    # Placement needs the shard count; without it the run says so instead of guessing.
+    p = bench("resp", "--addr", f"127.0.0.1:{node.port}", "--placement", "local", "--duration", "1",
+              check=False)
+    assert p.returncode == 1 and b"--shards" in p.stderr
+
+
 def test_server_errors_are_counted_and_shown(start, tmp_path):
     node = start("--maxmemory", "1mb", "--eviction", "noeviction")
     out = tmp_path / "err.json"

@@ -57,9 +57,17 @@ pub trait Driver: Send {
     fn max_in_flight(&self) -> usize {
         usize::MAX
     }
+    /// Set-up on the freshly connected socket, before any load and before the clock starts
+    /// (blocking I/O is fine here): RESP asks `CLIENT ID` to learn which shard it landed on.
+    fn connected(&mut self, _stream: &mut TcpStream) -> anyhow::Result<()> {
+        Ok(())
+    }
 }
 
 pub type MakeDriver = dyn Fn(usize) -> Box<dyn Driver> + Send + Sync;
+
+/// A connection set up and ready for load: its index, socket and driver.
+type Connected = (usize, TcpStream, Box<dyn Driver>);
 
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -118,14 +126,19 @@ pub fn run(plan: &Plan, make: Arc<MakeDriver>) -> anyhow::Result<Outcome> {
         bail!("need at least one core and one connection");
     }
     let threads = plan.cores.len().min(plan.connections);
-    // Connect everything before the clock starts, so set-up is not measured.
-    let mut per_thread: Vec<Vec<(usize, TcpStream)>> = (0..threads).map(|_| Vec::new()).collect();
+    // Connect everything and set every connection up before the clock starts, so set-up
+    // is not measured.
+    let mut per_thread: Vec<Vec<Connected>> = (0..threads).map(|_| Vec::new()).collect();
     for c in 0..plan.connections {
-        let s = TcpStream::connect(plan.addr).with_context(|| {
+        let mut s = TcpStream::connect(plan.addr).with_context(|| {
             format!("connecting to {} (is the server running there?)", plan.addr)
         })?;
         s.set_nodelay(true)?;
-        per_thread[c % threads].push((c, s));
+        let mut driver = make(c);
+        driver
+            .connected(&mut s)
+            .with_context(|| format!("setting up connection {c} to {}", plan.addr))?;
+        per_thread[c % threads].push((c, s, driver));
     }
     let shared = Arc::new(Shared {
         totals: Totals::default(),
@@ -139,12 +152,11 @@ pub fn run(plan: &Plan, make: Arc<MakeDriver>) -> anyhow::Result<Outcome> {
     let mut handles = Vec::new();
     for (t, conns) in per_thread.into_iter().enumerate() {
         let plan = plan.clone();
-        let make = make.clone();
         let shared = shared.clone();
         let core = plan.cores[t];
         handles.push(std::thread::spawn(move || {
             core_affinity::set_for_current(core_affinity::CoreId { id: core });
-            let r = worker(&plan, &make, conns, &shared, start);
+            let r = worker(&plan, conns, &shared, start);
             if let Err(e) = r {
                 let mut f = shared.failure.lock().unwrap_or_else(|p| p.into_inner());
                 f.get_or_insert(format!("{e:#}"));
@@ -264,8 +276,7 @@ struct Local {
 
 fn worker(
     plan: &Plan,
-    make: &Arc<MakeDriver>,
-    conns: Vec<(usize, TcpStream)>,
+    conns: Vec<Connected>,
     shared: &Shared,
     start: Instant,
 ) -> anyhow::Result<()> {
@@ -278,7 +289,7 @@ fn worker(
     let warm = plan.warmup.as_nanos() as u64;
     let mut conns: Vec<Conn> = conns
         .into_iter()
-        .map(|(c, stream)| {
+        .map(|(c, stream, driver)| {
             let share = plan
                 .requests
                 .map(|r| r / n_total + u64::from((c as u64) < r % n_total));
@@ -289,7 +300,7 @@ fn worker(
             };
             Conn {
                 stream,
-                driver: make(c),
+                driver,
                 out: Vec::new(),
                 sending: Vec::new(),
                 sent: 0,

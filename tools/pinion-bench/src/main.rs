@@ -89,6 +89,14 @@ struct RespArgs {
     /// Value size for SET.
     #[arg(long, default_value_t = 64)]
     value_bytes: usize,
+    /// Which keys each connection draws, by owning shard (pinion): any; local (only keys
+    /// the shard it landed on owns: no mesh hop); remote (only keys other shards own: every
+    /// operation crosses the mesh). Each connection asks CLIENT ID to learn its shard.
+    #[arg(long, value_enum, default_value_t = resp::Placement::Any)]
+    placement: resp::Placement,
+    /// The node's shard count (its --cores); needed by --placement local|remote.
+    #[arg(long)]
+    shards: Option<usize>,
 }
 
 #[derive(Args)]
@@ -225,7 +233,14 @@ fn plan(l: &Load, linger: Duration) -> anyhow::Result<engine::Plan> {
     })
 }
 
-fn report(what: &str, p: &engine::Plan, l: &Load, o: &engine::Outcome) -> anyhow::Result<()> {
+/// Print the summary and write the files asked for; `extra` adds fields to the JSON.
+fn report(
+    what: &str,
+    p: &engine::Plan,
+    l: &Load,
+    o: &engine::Outcome,
+    extra: serde_json::Value,
+) -> anyhow::Result<()> {
     let q = |x: f64| o.hist.value_at_quantile(x) as f64 / 1000.0;
     let ops_s = o.ops as f64 / o.seconds;
     let mode = match p.rate {
@@ -265,7 +280,7 @@ fn report(what: &str, p: &engine::Plan, l: &Load, o: &engine::Outcome) -> anyhow
         o.hist.max() as f64 / 1000.0
     );
     if let Some(path) = &l.json {
-        let j = serde_json::json!({
+        let mut j = serde_json::json!({
             "tool": "pinion-bench",
             "workload": what,
             "addr": p.addr.to_string(),
@@ -289,6 +304,9 @@ fn report(what: &str, p: &engine::Plan, l: &Load, o: &engine::Outcome) -> anyhow
             "max_us": o.hist.max() as f64 / 1000.0,
             "mean_us": o.hist.mean() / 1000.0,
         });
+        if let (Some(j), serde_json::Value::Object(x)) = (j.as_object_mut(), extra) {
+            j.extend(x);
+        }
         std::fs::write(path, serde_json::to_string_pretty(&j)? + "\n")
             .with_context(|| format!("writing {}", path.display()))?;
     }
@@ -308,17 +326,35 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Resp(a) => {
             let p = plan(&a.load, Duration::ZERO)?;
             let (ratio, keyspace, dist, vb) = (a.ratio, a.keyspace, a.key_dist, a.value_bytes);
+            let placed = match (a.placement, a.shards) {
+                (resp::Placement::Any, _) => None,
+                (p, None) => bail!("--placement {} needs --shards N", p.name()),
+                (p, Some(n)) => Some((p, Arc::new(resp::ShardKeys::new(keyspace, n)?))),
+            };
+            let shown = placed.clone();
             let make: Arc<engine::MakeDriver> = Arc::new(move |c| {
-                Box::new(resp::Resp::new(
-                    ratio,
-                    keyspace,
-                    dist,
-                    vb,
-                    0x9e37_79b9 ^ c as u64,
-                ))
+                let r = resp::Resp::new(ratio, keyspace, dist, vb, 0x9e37_79b9 ^ c as u64);
+                Box::new(match &placed {
+                    Some((p, keys)) => r.placed(*p, keys.clone()),
+                    None => r,
+                })
             });
             let o = engine::run(&p, make)?;
-            report("resp", &p, &a.load, &o)
+            let extra = match &shown {
+                Some((pl, keys)) => {
+                    let landed = keys.landed();
+                    println!(
+                        "  {:<10} {} keys; connections per shard {:?}",
+                        "placement",
+                        pl.name(),
+                        landed
+                    );
+                    serde_json::json!({ "placement": pl.name(), "shards": keys.shards(),
+                                        "connections_per_shard": landed })
+                }
+                None => serde_json::json!({ "placement": "any" }),
+            };
+            report("resp", &p, &a.load, &o, extra)
         }
         Cmd::Kafka(a) => match a.mode {
             KafkaMode::Produce {
@@ -348,7 +384,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 let o = engine::run(&p, make)?;
                 let ok = o.ops.saturating_sub(o.errors);
                 let mb = ok as f64 * record_bytes as f64 / o.seconds / 1e6;
-                report("kafka-produce", &p, &a.load, &o)?;
+                report("kafka-produce", &p, &a.load, &o, serde_json::Value::Null)?;
                 println!(
                     "  {:<10} {:>14.1} MB/s of record values acknowledged",
                     "produced", mb
@@ -380,7 +416,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     Box::new(kafka::Consumer::new(&topic, mine, partition_max_bytes))
                 });
                 let o = engine::run(&p, make)?;
-                report("kafka-consume", &p, &a.load, &o)
+                report("kafka-consume", &p, &a.load, &o, serde_json::Value::Null)
             }
         },
         Cmd::Hist(HistCmd::Merge { out, inputs }) => {
