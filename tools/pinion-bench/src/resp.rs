@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use pinion::cache::slot::key_slot;
-use pinion::shard::table::SlotTable;
+use pinion::mesh::SlotTable;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Zipf};
@@ -52,7 +52,7 @@ const CLIENT_ID_REPLY_BYTES_MAX: usize = 64;
 
 /// The keyspace grouped by owning shard, built once and shared by every connection:
 /// `keys[start[s]..start[s + 1]]` are shard `s`'s keys, ascending. Slots and ownership are
-/// the node's own functions (`cache::slot`, `shard::table`), so the lists cannot drift from
+/// the node's own functions (`cache::slot`, `mesh::route`), so the lists cannot drift from
 /// how the node routes.
 #[derive(Debug)]
 pub struct ShardKeys {
