@@ -72,6 +72,9 @@ impl Mesh {
             reqs: (0..self.n).map(|_| Batch::new(now)).collect(),
             replies: (0..self.n).map(|_| Batch::new(now)).collect(),
             rang: vec![false; self.n],
+            spare_msgs: Vec::new(),
+            spare_replies: Vec::new(),
+            spare_bytes: Vec::new(),
         }
     }
 }
@@ -86,6 +89,21 @@ pub struct Endpoint {
     replies: Vec<Batch<Reply>>,
     /// Which peers got a batch this turn and need a doorbell.
     rang: Vec<bool>,
+    /// Emptied vectors of batches received, reused for batches sent, so a batch costs no
+    /// allocation in steady state.
+    spare_msgs: Vec<Vec<Msg>>,
+    spare_replies: Vec<Vec<Reply>>,
+    spare_bytes: Vec<Vec<u8>>,
+}
+
+/// Emptied vectors an endpoint keeps for reuse, of each kind.
+const SPARE_VECS_MAX: usize = 16;
+
+fn keep<T>(spares: &mut Vec<Vec<T>>, mut v: Vec<T>) {
+    if spares.len() < SPARE_VECS_MAX && v.capacity() > 0 {
+        v.clear();
+        spares.push(v);
+    }
 }
 
 impl Endpoint {
@@ -131,23 +149,50 @@ impl Endpoint {
         self.inc[from].resp.pop()
     }
 
+    /// A request batch has been handled: keep its vectors for batches to come.
+    pub fn recycle_requests(&mut self, b: Batch<Msg>) {
+        keep(&mut self.spare_msgs, b.msgs);
+        keep(&mut self.spare_bytes, b.bytes);
+    }
+
+    /// A reply batch has been handled: keep its vectors for batches to come.
+    pub fn recycle_replies(&mut self, b: Batch<Reply>) {
+        keep(&mut self.spare_replies, b.msgs);
+        keep(&mut self.spare_bytes, b.bytes);
+    }
+
     /// Push this turn's batches, one per destination and direction, where the lane has
-    /// room; what does not fit stays for the next turn. `self_id`'s own batches are not
-    /// sent (a shard handles its own messages directly).
+    /// room; what does not fit stays for the next turn.
     pub fn flush(&mut self, now: Instant) {
         for to in 0..self.out.len() {
             if !self.reqs[to].is_empty() {
-                let b = std::mem::replace(&mut self.reqs[to], Batch::new(now));
+                let fresh = Batch {
+                    msgs: self.spare_msgs.pop().unwrap_or_default(),
+                    bytes: self.spare_bytes.pop().unwrap_or_default(),
+                    sent: now,
+                };
+                let b = std::mem::replace(&mut self.reqs[to], fresh);
                 match self.out[to].req.push(b) {
                     Ok(()) => self.rang[to] = true,
-                    Err(b) => self.reqs[to] = b,
+                    Err(b) => {
+                        let fresh = std::mem::replace(&mut self.reqs[to], b);
+                        self.recycle_requests(fresh);
+                    }
                 }
             }
             if !self.replies[to].is_empty() {
-                let b = std::mem::replace(&mut self.replies[to], Batch::new(now));
+                let fresh = Batch {
+                    msgs: self.spare_replies.pop().unwrap_or_default(),
+                    bytes: self.spare_bytes.pop().unwrap_or_default(),
+                    sent: now,
+                };
+                let b = std::mem::replace(&mut self.replies[to], fresh);
                 match self.out[to].resp.push(b) {
                     Ok(()) => self.rang[to] = true,
-                    Err(b) => self.replies[to] = b,
+                    Err(b) => {
+                        let fresh = std::mem::replace(&mut self.replies[to], b);
+                        self.recycle_replies(fresh);
+                    }
                 }
             }
         }

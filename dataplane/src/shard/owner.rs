@@ -24,12 +24,13 @@ impl Shard {
         let n = self.shared.nshards;
         // Replies first: they never wait on anything.
         for from in 0..n {
-            while let Some(batch) = self.mesh.take_replies(from) {
+            while let Some(mut batch) = self.mesh.take_replies(from) {
                 let hop = self.now.saturating_duration_since(batch.sent);
                 self.metrics
                     .mesh_hop
                     .saturating_record(hop.as_nanos() as u64);
-                for r in batch.msgs {
+                let msgs = std::mem::take(&mut batch.msgs);
+                for r in msgs {
                     match r {
                         Reply::Encoded { to, range } => self.encoded_reply(to, &batch.bytes[range]),
                         Reply::Part { to, res } => {
@@ -40,18 +41,22 @@ impl Shard {
                         }
                     }
                 }
+                self.mesh.recycle_replies(batch);
             }
         }
         for from in 0..n {
             if from == self.id {
                 continue;
             }
-            while let Some(batch) = self.mesh.take_requests(from) {
+            while let Some(mut batch) = self.mesh.take_requests(from) {
                 let sent = batch.sent;
-                for msg in batch.msgs {
+                let bytes = std::mem::take(&mut batch.bytes);
+                for msg in batch.msgs.drain(..) {
                     self.metrics.counters.mesh_requests_served += 1;
-                    self.handle(from, msg, &batch.bytes, sent);
+                    self.handle(from, msg, &bytes, sent);
                 }
+                batch.bytes = bytes;
+                self.mesh.recycle_requests(batch);
             }
         }
         self.run_scheduled();
