@@ -330,10 +330,10 @@ impl<W> Scheduler<W> {
                 e.armed = Some(w);
                 e.conclude = conclude;
             }
-            None if conclude => {
-                assert!(!e.running, "{tx:?} concluded while a hop of it runs");
-                self.remove(at)
-            }
+            // Its coordinator (this shard) decided while the last hop still runs here:
+            // the entry leaves once that hop is reported run.
+            None if conclude && e.running => e.conclude = true,
+            None if conclude => self.remove(at),
             None => {}
         }
     }
@@ -404,7 +404,7 @@ impl<W> Scheduler<W> {
             panic!("ran work at {:?}, which is not queued", t.at);
         };
         e.running = false;
-        if t.conclude {
+        if t.conclude || (e.conclude && e.armed.is_none()) {
             assert!(
                 e.armed.is_none(),
                 "work armed after its transaction concluded"
@@ -615,6 +615,23 @@ mod tests {
         let (t, _) = v.pop().unwrap();
         s.ran(t);
         assert_eq!(drain(&mut s), vec!["hop 2"]);
+        assert!(s.is_empty());
+    }
+
+    #[test]
+    fn a_conclusion_while_the_hop_runs_waits_for_it() {
+        let mut s = Scheduler::new(0);
+        let p = s
+            .propose(tx(1, 1), w(1, &["a"]), "proposed")
+            .expect("placed");
+        s.hop(tx(1, 1), Some(p), Some("hop 1"), false);
+        let mut v = Vec::new();
+        s.runnable(&mut v);
+        // The coordinator aborts (MSETNX found a key) while hop 1 still runs here.
+        s.hop(tx(1, 1), None, None, true);
+        assert!(!s.free_for_key(conn(2), b"a", Mode::Write), "still held");
+        let (t, _) = v.pop().unwrap();
+        s.ran(t);
         assert!(s.is_empty());
     }
 
