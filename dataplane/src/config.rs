@@ -10,6 +10,10 @@ use std::path::PathBuf;
 use clap::Parser;
 
 use crate::cache::store::Policy;
+use crate::limits::{EVICTION_SAMPLES_MAX, TOPIC_PARTITIONS_MAX};
+
+/// The output limit may not be set below this (or below --max-bulk-bytes when smaller).
+const OUTPUT_LIMIT_FLOOR_BYTES: usize = 1 << 20;
 
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -186,7 +190,26 @@ pub enum ConfigError {
     Inflight,
     #[error("--max-connections must be at least 1")]
     Connections,
+    #[error("--max-message-bytes ({message}) must fit in --max-request-bytes ({request})")]
+    MessageBytes { message: usize, request: usize },
+    #[error("--default-partitions must be between 1 and {max}, got {got}")]
+    DefaultPartitions { got: i32, max: i32 },
+    #[error("--eviction-samples must be between 1 and {max}, got {got}")]
+    EvictionSamples { got: usize, max: usize },
+    #[error("--expire-keys-per-tick must be at least 1")]
+    ExpireKeys,
+    #[error("--recv-buffers x --recv-buffer-bytes ({0} bytes) must stay below 1 GiB per shard")]
+    RecvMemory(usize),
+    #[error("--ring-capacity must be at most {max}, got {got}")]
+    RingCapacityMax { got: usize, max: usize },
+    #[error("--output-buffer-limit-bytes must be at least the largest reply a bulk can make (--max-bulk-bytes, {bulk})")]
+    OutputLimit { bulk: usize },
 }
+
+/// Lane slots per ordered pair of shards, at most (each holds a batch).
+const RING_CAPACITY_MAX: usize = 1 << 20;
+/// Receive buffer memory per shard, at most.
+const RECV_MEMORY_MAX_BYTES: usize = 1 << 30;
 
 impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -215,6 +238,44 @@ impl Config {
         }
         if self.max_connections == 0 {
             return Err(ConfigError::Connections);
+        }
+        if self.ring_capacity > RING_CAPACITY_MAX {
+            return Err(ConfigError::RingCapacityMax {
+                got: self.ring_capacity,
+                max: RING_CAPACITY_MAX,
+            });
+        }
+        let recv = self.recv_buffers as usize * self.recv_buffer_bytes as usize;
+        if recv >= RECV_MEMORY_MAX_BYTES {
+            return Err(ConfigError::RecvMemory(recv));
+        }
+        if self.max_message_bytes > self.max_request_bytes {
+            return Err(ConfigError::MessageBytes {
+                message: self.max_message_bytes,
+                request: self.max_request_bytes,
+            });
+        }
+        if !(1..=TOPIC_PARTITIONS_MAX).contains(&self.default_partitions) {
+            return Err(ConfigError::DefaultPartitions {
+                got: self.default_partitions,
+                max: TOPIC_PARTITIONS_MAX,
+            });
+        }
+        if !(1..=EVICTION_SAMPLES_MAX).contains(&self.eviction_samples) {
+            return Err(ConfigError::EvictionSamples {
+                got: self.eviction_samples,
+                max: EVICTION_SAMPLES_MAX,
+            });
+        }
+        if self.expire_keys_per_tick == 0 {
+            return Err(ConfigError::ExpireKeys);
+        }
+        // A client may GET the largest value it may SET; the limit is for clients that stop
+        // reading, not for large replies.
+        if self.output_buffer_limit_bytes < self.max_bulk_bytes.min(OUTPUT_LIMIT_FLOOR_BYTES) {
+            return Err(ConfigError::OutputLimit {
+                bulk: self.max_bulk_bytes,
+            });
         }
         Ok(())
     }
@@ -351,7 +412,18 @@ mod tests {
     fn defaults_validate() {
         let c = Config::parse_from(["pinion"]);
         c.validate().unwrap();
-        let bad = Config::parse_from(["pinion", "--recv-buffers", "100"]);
-        assert!(bad.validate().is_err());
+        for bad in [
+            &["--recv-buffers", "100"][..],
+            &["--max-message-bytes", "200mb"],
+            &["--default-partitions", "0"],
+            &["--eviction-samples", "65"],
+            &["--expire-keys-per-tick", "0"],
+            &["--recv-buffers", "32768", "--recv-buffer-bytes", "1048576"],
+            &["--ring-capacity", "2000000"],
+            &["--output-buffer-limit-bytes", "1000"],
+        ] {
+            let c = Config::parse_from(std::iter::once("pinion").chain(bad.iter().copied()));
+            assert!(c.validate().is_err(), "{bad:?} should be refused");
+        }
     }
 }

@@ -47,10 +47,10 @@ pub struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    /// Start log parts; their results become the reply through `finish`.
-    fn launch(&self, rounds: LogRounds, shards: impl Iterator<Item = usize>) -> Act {
+    /// Start a request's log parts; their results become the reply.
+    fn launch(&self, rounds: LogRounds) -> Act {
         let mut need = vec![0usize; self.node.nshards];
-        for s in shards {
+        for s in rounds.first_shards() {
             if s != self.me {
                 need[s] += 1;
             }

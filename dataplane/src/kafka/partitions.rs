@@ -2,6 +2,11 @@
 //! topics and their partitions; each partition becomes one log part on its owner shard, and
 //! the response is built back in the request's order from the parts' results.
 
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::TopicName;
 
 use crate::log::ops::{LogOp, LogResult};
@@ -33,23 +38,72 @@ pub fn split<T>(
     (parts, layout)
 }
 
-/// Pair each partition of `layout` with its result (results are in the same order) and
-/// build its answer with `f`; yields (topic, answers) per topic.
-pub fn by_layout<'a, R>(
-    layout: &'a Layout,
-    results: &'a [LogResult],
-    mut f: impl FnMut(i32, &LogResult) -> R + 'a,
-) -> impl Iterator<Item = (TopicName, Vec<R>)> + 'a {
+/// A response's per-topic entry, built from the topic's name and its partitions' answers.
+pub trait TopicAnswer<P> {
+    fn topic(name: TopicName, partitions: Vec<P>) -> Self;
+}
+
+/// `TopicAnswer` for a response type: its setters for the name and the partitions.
+macro_rules! topic_answer {
+    ($t:ty, $p:ty, $name:ident, $parts:ident) => {
+        impl TopicAnswer<$p> for $t {
+            fn topic(name: TopicName, partitions: Vec<$p>) -> Self {
+                <$t>::default().$name(name).$parts(partitions)
+            }
+        }
+    };
+}
+
+topic_answer!(
+    TopicProduceResponse,
+    PartitionProduceResponse,
+    with_name,
+    with_partition_responses
+);
+topic_answer!(
+    FetchableTopicResponse,
+    PartitionData,
+    with_topic,
+    with_partitions
+);
+topic_answer!(
+    ListOffsetsTopicResponse,
+    ListOffsetsPartitionResponse,
+    with_name,
+    with_partitions
+);
+
+/// The response's topics: each partition of `layout` paired with its result (results are
+/// in the same order) and answered by `partition`.
+pub fn by_layout<P, T: TopicAnswer<P>>(
+    layout: &Layout,
+    results: &[LogResult],
+    mut partition: impl FnMut(i32, &LogResult) -> P,
+) -> Vec<T> {
     let mut k = 0;
-    layout.iter().map(move |(name, idx)| {
-        let answers = idx
-            .iter()
-            .map(|&index| {
-                let r = f(index, &results[k]);
-                k += 1;
-                r
-            })
-            .collect();
-        (name.clone(), answers)
-    })
+    layout
+        .iter()
+        .map(|(name, idx)| {
+            let answers = idx
+                .iter()
+                .map(|&index| {
+                    let r = partition(index, &results[k]);
+                    k += 1;
+                    r
+                })
+                .collect();
+            T::topic(name.clone(), answers)
+        })
+        .collect()
+}
+
+/// A request's answer: each partition's result through `partition`, the topics through
+/// `body` into the response.
+pub fn answer<P: 'static, T: TopicAnswer<P> + 'static>(
+    r: super::handlers::Req,
+    layout: Layout,
+    partition: fn(i32, &LogResult) -> P,
+    body: fn(Vec<T>) -> kafka_protocol::messages::ResponseKind,
+) -> super::rounds::Finish {
+    Box::new(move |results: &[LogResult], _| r.answer(body(by_layout(&layout, results, partition))))
 }

@@ -62,6 +62,14 @@ impl LogRounds {
     }
 }
 
+impl LogRounds {
+    /// The shards of the first hop's parts, one entry per part (what it needs room for).
+    pub fn first_shards(&self) -> impl Iterator<Item = usize> + '_ {
+        let first = self.first.as_ref().or(self.parts.as_ref());
+        first.into_iter().flatten().map(|(s, _)| *s)
+    }
+}
+
 impl Rounds for LogRounds {
     fn next(&mut self, results: Vec<Res>, now: Instant) -> Step {
         if let Some(first) = self.first.take() {

@@ -56,6 +56,31 @@ pub enum LogResult {
 }
 
 impl LogResult {
+    /// The error code and the two numbers a result carries: a produce's base offset and
+    /// log start, a ListOffsets answer's offset and timestamp, a fetch's high watermark and
+    /// log start (-1s where a result has none).
+    pub fn figures(&self) -> (i16, i64, i64) {
+        match *self {
+            LogResult::Created { error } => (error, -1, -1),
+            LogResult::Produced {
+                error,
+                base_offset: a,
+                log_start: b,
+            } => (error, a, b),
+            LogResult::Offset {
+                error,
+                offset: a,
+                timestamp: b,
+            } => (error, a, b),
+            LogResult::Fetched {
+                error,
+                high_watermark: a,
+                log_start: b,
+                ..
+            } => (error, a, b),
+        }
+    }
+
     pub fn error(&self) -> i16 {
         match self {
             LogResult::Created { error } => *error,

@@ -99,6 +99,17 @@ pub struct Endpoint {
 /// Emptied vectors an endpoint keeps for reuse, of each kind.
 const SPARE_VECS_MAX: usize = 16;
 
+/// Push the batch gathered in `out` onto `lane`, leaving `fresh` in its place; on a full
+/// lane the batch stays and `fresh` comes back.
+fn push<M>(
+    lane: &ArrayQueue<Batch<M>>,
+    out: &mut Batch<M>,
+    fresh: Batch<M>,
+) -> Result<(), Batch<M>> {
+    let b = std::mem::replace(out, fresh);
+    lane.push(b).map_err(|b| std::mem::replace(out, b))
+}
+
 fn keep<T>(spares: &mut Vec<Vec<T>>, mut v: Vec<T>) {
     if spares.len() < SPARE_VECS_MAX && v.capacity() > 0 {
         v.clear();
@@ -166,33 +177,17 @@ impl Endpoint {
     pub fn flush(&mut self, now: Instant) {
         for to in 0..self.out.len() {
             if !self.reqs[to].is_empty() {
-                let fresh = Batch {
-                    msgs: self.spare_msgs.pop().unwrap_or_default(),
-                    bytes: self.spare_bytes.pop().unwrap_or_default(),
-                    sent: now,
-                };
-                let b = std::mem::replace(&mut self.reqs[to], fresh);
-                match self.out[to].req.push(b) {
+                let fresh = Batch::reusing(self.spare_msgs.pop(), self.spare_bytes.pop(), now);
+                match push(&self.out[to].req, &mut self.reqs[to], fresh) {
                     Ok(()) => self.rang[to] = true,
-                    Err(b) => {
-                        let fresh = std::mem::replace(&mut self.reqs[to], b);
-                        self.recycle_requests(fresh);
-                    }
+                    Err(fresh) => self.recycle_requests(fresh),
                 }
             }
             if !self.replies[to].is_empty() {
-                let fresh = Batch {
-                    msgs: self.spare_replies.pop().unwrap_or_default(),
-                    bytes: self.spare_bytes.pop().unwrap_or_default(),
-                    sent: now,
-                };
-                let b = std::mem::replace(&mut self.replies[to], fresh);
-                match self.out[to].resp.push(b) {
+                let fresh = Batch::reusing(self.spare_replies.pop(), self.spare_bytes.pop(), now);
+                match push(&self.out[to].resp, &mut self.replies[to], fresh) {
                     Ok(()) => self.rang[to] = true,
-                    Err(b) => {
-                        let fresh = std::mem::replace(&mut self.replies[to], b);
-                        self.recycle_replies(fresh);
-                    }
+                    Err(fresh) => self.recycle_replies(fresh),
                 }
             }
         }

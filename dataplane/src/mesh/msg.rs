@@ -81,6 +81,15 @@ impl<M> Batch<M> {
         }
     }
 
+    /// An empty batch on vectors kept from batches received (or new ones).
+    pub fn reusing(msgs: Option<Vec<M>>, bytes: Option<Vec<u8>>, sent: Instant) -> Batch<M> {
+        Batch {
+            msgs: msgs.unwrap_or_default(),
+            bytes: bytes.unwrap_or_default(),
+            sent,
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.msgs.is_empty()
     }

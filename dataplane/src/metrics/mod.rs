@@ -51,28 +51,41 @@ pub struct Counters {
     pub io_backlogged: u64,
 }
 
-impl Counters {
-    pub fn add(&mut self, o: &Counters) {
-        self.commands += o.commands;
-        self.connections_accepted += o.connections_accepted;
-        self.connections_rejected += o.connections_rejected;
-        self.connections_open += o.connections_open;
-        self.closed_output_limit += o.closed_output_limit;
-        self.closed_query_limit += o.closed_query_limit;
-        self.protocol_errors += o.protocol_errors;
-        self.bytes_in += o.bytes_in;
-        self.bytes_out += o.bytes_out;
-        self.sends_zc += o.sends_zc;
-        self.log_read_aheads += o.log_read_aheads;
-        self.log_read_ahead_hits += o.log_read_ahead_hits;
-        self.mesh_requests_sent += o.mesh_requests_sent;
-        self.mesh_requests_served += o.mesh_requests_served;
-        self.mesh_backpressure += o.mesh_backpressure;
-        self.inflight_backpressure += o.inflight_backpressure;
-        self.recv_nobufs += o.recv_nobufs;
-        self.io_backlogged += o.io_backlogged;
-    }
+/// `add(&mut self, other)`: every listed field of `other` added into `self`, for structs of
+/// counters that are summed over shards.
+macro_rules! summed {
+    ($t:ty { $($f:ident),* $(,)? }) => {
+        impl $t {
+            pub fn add(&mut self, o: &Self) {
+                $(self.$f += o.$f;)*
+            }
+        }
+    };
+}
+pub(crate) use summed;
 
+summed!(Counters {
+    commands,
+    connections_accepted,
+    connections_rejected,
+    connections_open,
+    closed_output_limit,
+    closed_query_limit,
+    protocol_errors,
+    bytes_in,
+    bytes_out,
+    sends_zc,
+    log_read_aheads,
+    log_read_ahead_hits,
+    mesh_requests_sent,
+    mesh_requests_served,
+    mesh_backpressure,
+    inflight_backpressure,
+    recv_nobufs,
+    io_backlogged,
+});
+
+impl Counters {
     /// (name, help, value, is_gauge) for the Prometheus dump.
     pub fn rows(&self) -> Vec<(&'static str, &'static str, u64, bool)> {
         vec![

@@ -40,42 +40,22 @@ pub fn build(
     sqpoll_idle_ms: Option<u32>,
 ) -> Result<(IoUring, RingFeatures), RingError> {
     let cq_entries = sq_entries.saturating_mul(4);
+    let f = |sqpoll, single_issuer, defer_taskrun| RingFeatures {
+        sqpoll,
+        single_issuer,
+        defer_taskrun,
+    };
+    // Best first; each later one drops a feature the kernel may refuse.
     let attempts: [(&str, RingFeatures); 3] = match sqpoll_idle_ms {
         Some(_) => [
-            (
-                "sqpoll+single_issuer",
-                RingFeatures {
-                    sqpoll: true,
-                    single_issuer: true,
-                    defer_taskrun: false,
-                },
-            ),
-            (
-                "sqpoll",
-                RingFeatures {
-                    sqpoll: true,
-                    ..Default::default()
-                },
-            ),
-            ("plain", RingFeatures::default()),
+            ("sqpoll+single_issuer", f(true, true, false)),
+            ("sqpoll", f(true, false, false)),
+            ("plain", f(false, false, false)),
         ],
         None => [
-            (
-                "single_issuer+defer_taskrun",
-                RingFeatures {
-                    single_issuer: true,
-                    defer_taskrun: true,
-                    sqpoll: false,
-                },
-            ),
-            (
-                "single_issuer",
-                RingFeatures {
-                    single_issuer: true,
-                    ..Default::default()
-                },
-            ),
-            ("plain", RingFeatures::default()),
+            ("single_issuer+defer_taskrun", f(false, true, true)),
+            ("single_issuer", f(false, true, false)),
+            ("plain", f(false, false, false)),
         ],
     };
     let mut last_err = None;

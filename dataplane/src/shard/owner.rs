@@ -184,18 +184,30 @@ impl Shard {
             let range = start..batch.bytes.len();
             batch.msgs.push(Reply::Encoded { to, range });
         } else {
-            let access = Access::new(origin).key(key, mode);
-            let w = Work::Command {
-                from: from as u16,
-                to,
-                frame: frame.into(),
-                resp3,
-            };
-            let queued = self.sched.admit(access, w);
-            assert!(queued.is_none(), "a held key was free on the second look");
+            self.admit_command(from, to, frame, resp3, Access::new(origin).key(key, mode));
         }
         self.args = args;
         self.scratch = scratch;
+    }
+
+    /// Queue a single-key command behind what holds its key (or run it, if nothing does).
+    fn admit_command(
+        &mut self,
+        from: usize,
+        to: PartRef,
+        frame: &[u8],
+        resp3: bool,
+        access: Access,
+    ) {
+        let w = Work::Command {
+            from: from as u16,
+            to,
+            frame: frame.into(),
+            resp3,
+        };
+        if let Some(w) = self.sched.admit(access, w) {
+            self.run_work(w);
+        }
     }
 
     /// A single-key command of this shard's own connection whose key a transaction holds.
@@ -214,15 +226,7 @@ impl Shard {
         };
         let (key, mode) = command_access(&a);
         let access = Access::new(origin).key(key, mode);
-        let w = Work::Command {
-            from: from as u16,
-            to,
-            frame: frame.into(),
-            resp3,
-        };
-        if let Some(w) = self.sched.admit(access, w) {
-            self.run_work(w);
-        }
+        self.admit_command(from, to, frame, resp3, access);
         self.run_scheduled();
     }
 

@@ -25,24 +25,22 @@ pub struct ShardInfo {
     pub bytes_out: u64,
 }
 
-impl ShardInfo {
-    pub fn add(&mut self, o: &Self) {
-        self.keys += o.keys;
-        self.expires += o.expires;
-        self.used_bytes += o.used_bytes;
-        self.maxmemory_bytes += o.maxmemory_bytes;
-        self.hits += o.hits;
-        self.misses += o.misses;
-        self.expired += o.expired;
-        self.evicted += o.evicted;
-        self.clients += o.clients;
-        self.commands += o.commands;
-        self.connections_received += o.connections_received;
-        self.rejected_connections += o.rejected_connections;
-        self.bytes_in += o.bytes_in;
-        self.bytes_out += o.bytes_out;
-    }
-}
+crate::metrics::summed!(ShardInfo {
+    keys,
+    expires,
+    used_bytes,
+    maxmemory_bytes,
+    hits,
+    misses,
+    expired,
+    evicted,
+    clients,
+    commands,
+    connections_received,
+    rejected_connections,
+    bytes_in,
+    bytes_out,
+});
 
 /// An eviction setting CONFIG SET changes on every shard.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,12 +3,12 @@
 
 use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
 use kafka_protocol::messages::{
-    ApiKey, CreateTopicsRequest, CreateTopicsResponse, ResponseKind, TopicName,
+    CreateTopicsRequest, CreateTopicsResponse, ResponseKind, TopicName,
 };
 
 use super::Req;
 use crate::kafka::rounds::LogRounds;
-use crate::kafka::{encode_or_empty, finish, Ctx};
+use crate::kafka::{finish, Ctx};
 use crate::limits::TOPIC_PARTITIONS_MAX;
 use crate::log::ops::{LogOp, LogResult};
 use crate::log::topics::{self, TopicMeta};
@@ -103,7 +103,6 @@ pub fn handle(ctx: &Ctx, r: Req, c: CreateTopicsRequest) -> Act {
             .collect()
     };
     let parts = create_parts(ctx, &to_create);
-    let shards: Vec<usize> = parts.iter().map(|(s, _)| *s).collect();
     let done = finish(move |results: &[LogResult], _| {
         let mut k = 0;
         let topics = plan
@@ -127,7 +126,7 @@ pub fn handle(ctx: &Ctx, r: Req, c: CreateTopicsRequest) -> Act {
             })
             .collect();
         let body = ResponseKind::CreateTopics(CreateTopicsResponse::default().with_topics(topics));
-        encode_or_empty(ApiKey::CreateTopics, r.version, r.cid, &body)
+        r.answer(body)
     });
-    ctx.launch(LogRounds::new(parts, done), shards.into_iter())
+    ctx.launch(LogRounds::new(parts, done))
 }

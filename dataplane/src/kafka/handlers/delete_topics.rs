@@ -4,12 +4,12 @@
 
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{
-    ApiKey, DeleteTopicsRequest, DeleteTopicsResponse, ResponseKind, TopicName,
+    DeleteTopicsRequest, DeleteTopicsResponse, ResponseKind, TopicName,
 };
 
 use super::Req;
 use crate::kafka::rounds::LogRounds;
-use crate::kafka::{encode_or_empty, finish, Ctx};
+use crate::kafka::{finish, Ctx};
 use crate::log::ops::{LogOp, LogResult};
 use crate::proto::kafka::ErrorCode;
 use crate::shard::Act;
@@ -34,7 +34,6 @@ pub fn handle(ctx: &Ctx, r: Req, d: DeleteTopicsRequest) -> Act {
         }
         plan.push((name, known));
     }
-    let shards: Vec<usize> = first.iter().map(|(s, _)| *s).collect();
     let done = finish(move |results: &[LogResult], _| {
         let mut k = 0;
         let responses = plan
@@ -58,7 +57,7 @@ pub fn handle(ctx: &Ctx, r: Req, d: DeleteTopicsRequest) -> Act {
             .collect();
         let body =
             ResponseKind::DeleteTopics(DeleteTopicsResponse::default().with_responses(responses));
-        encode_or_empty(ApiKey::DeleteTopics, r.version, r.cid, &body)
+        r.answer(body)
     });
-    ctx.launch(LogRounds::two_stage(first, parts, done), shards.into_iter())
+    ctx.launch(LogRounds::two_stage(first, parts, done))
 }

@@ -4,13 +4,13 @@
 
 use std::time::Duration;
 
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, FetchResponse, ResponseKind};
+use kafka_protocol::messages::fetch_response::PartitionData;
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ResponseKind};
 
 use super::Req;
 use crate::kafka::partitions::{by_layout, split};
 use crate::kafka::rounds::{Done, LogRounds};
-use crate::kafka::{encode_or_empty, finish, Ctx};
+use crate::kafka::{finish, Ctx};
 use crate::limits::FETCH_WAIT_MS_MAX;
 use crate::log::ops::{LogOp, LogResult};
 use crate::shard::Act;
@@ -19,21 +19,20 @@ pub fn handle(ctx: &Ctx, r: Req, f: FetchRequest) -> Act {
     let wait = Duration::from_millis(f.max_wait_ms.clamp(0, FETCH_WAIT_MS_MAX) as u64);
     let deadline = ctx.now + wait;
     let min_bytes = f.min_bytes.max(1) as usize;
-    let topics = f
-        .topics
-        .into_iter()
-        .map(|t| (t.topic, t.partitions))
-        .collect();
-    let (parts, layout) = split(ctx.owner, topics, |name, p| {
-        let op = LogOp::Fetch {
-            topic: name.to_string(),
-            partition: p.partition,
-            offset: p.fetch_offset,
-            max_bytes: p.partition_max_bytes,
-        };
-        (p.partition, op)
+    let topics = f.topics.into_iter().map(|t| (t.topic, t.partitions));
+    let (parts, layout) = split(ctx.owner, topics.collect(), |topic, p| {
+        let (partition, offset, max_bytes) = (p.partition, p.fetch_offset, p.partition_max_bytes);
+        let topic = topic.to_string();
+        (
+            partition,
+            LogOp::Fetch {
+                topic,
+                partition,
+                offset,
+                max_bytes,
+            },
+        )
     });
-    let shards: Vec<usize> = parts.iter().map(|(s, _)| *s).collect();
     let done = finish(move |results: &[LogResult], now| {
         let bytes: usize = results
             .iter()
@@ -48,7 +47,7 @@ pub fn handle(ctx: &Ctx, r: Req, f: FetchRequest) -> Act {
         if bytes < min_bytes && !errors && now < deadline {
             return Done::Wait;
         }
-        let responses = by_layout(&layout, results, |index, r| {
+        let partition = |index, r: &LogResult| {
             let d = PartitionData::default()
                 .with_partition_index(index)
                 .with_preferred_read_replica(BrokerId(-1));
@@ -67,15 +66,11 @@ pub fn handle(ctx: &Ctx, r: Req, f: FetchRequest) -> Act {
                     .with_records(Some(records.clone().unwrap_or_default())),
                 other => d.with_error_code(other.error()).with_high_watermark(-1),
             }
-        })
-        .map(|(name, ps)| {
-            FetchableTopicResponse::default()
-                .with_topic(name)
-                .with_partitions(ps)
-        })
-        .collect();
-        let body = ResponseKind::Fetch(FetchResponse::default().with_responses(responses));
-        encode_or_empty(ApiKey::Fetch, r.version, r.cid, &body)
+        };
+        let responses = by_layout(&layout, results, partition);
+        r.answer(ResponseKind::Fetch(
+            FetchResponse::default().with_responses(responses),
+        ))
     });
-    ctx.launch(LogRounds::polling(parts, done), shards.into_iter())
+    ctx.launch(LogRounds::polling(parts, done))
 }

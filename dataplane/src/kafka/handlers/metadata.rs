@@ -6,14 +6,14 @@ use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
 use kafka_protocol::messages::{
-    ApiKey, BrokerId, MetadataRequest, MetadataResponse, ResponseKind, TopicName,
+    BrokerId, MetadataRequest, MetadataResponse, ResponseKind, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 
 use super::create_topics::{create_parts, topic_meta};
 use super::Req;
 use crate::kafka::rounds::LogRounds;
-use crate::kafka::{encode_or_empty, finish, Ctx, NODE_ID};
+use crate::kafka::{finish, Ctx, NODE_ID};
 use crate::log::topics::TopicMeta;
 use crate::proto::kafka::ErrorCode;
 use crate::shard::Act;
@@ -44,7 +44,6 @@ pub fn handle(ctx: &Ctx, r: Req, m: MetadataRequest) -> Act {
         listed.push((n, r));
     }
     let parts = create_parts(ctx, &create);
-    let shards: Vec<usize> = parts.iter().map(|(s, _)| *s).collect();
     let done = finish(move |_, _| {
         let broker = MetadataResponseBroker::default()
             .with_node_id(BrokerId(NODE_ID))
@@ -78,7 +77,7 @@ pub fn handle(ctx: &Ctx, r: Req, m: MetadataRequest) -> Act {
                 .with_controller_id(BrokerId(NODE_ID))
                 .with_topics(topics),
         );
-        encode_or_empty(ApiKey::Metadata, r.version, r.cid, &body)
+        r.answer(body)
     });
-    ctx.launch(LogRounds::new(parts, done), shards.into_iter())
+    ctx.launch(LogRounds::new(parts, done))
 }

@@ -13,7 +13,9 @@ pub mod list_offsets;
 pub mod metadata;
 pub mod produce;
 
-use kafka_protocol::messages::ApiKey;
+use kafka_protocol::messages::{ApiKey, ResponseKind};
+
+use super::rounds::Done;
 
 /// The request's API, version and correlation id: what its response is encoded with.
 #[derive(Debug, Clone, Copy)]
@@ -21,4 +23,11 @@ pub struct Req {
     pub key: ApiKey,
     pub version: i16,
     pub cid: i32,
+}
+
+impl Req {
+    /// The response to this request, encoded.
+    pub fn answer(&self, body: ResponseKind) -> Done {
+        super::encode_or_empty(self.key, self.version, self.cid, &body)
+    }
 }

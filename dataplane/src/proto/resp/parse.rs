@@ -194,6 +194,32 @@ pub fn bytes_wanted(buf: &[u8]) -> Option<usize> {
     None
 }
 
+/// An escape at the start of `rest` inside a quoted inline argument, as Redis's
+/// `sdssplitargs` reads it: the byte it stands for and how many bytes it takes. Double
+/// quotes know `\xHH`, `\n`, `\r`, `\t`, `\b`, `\a` and `\<any>`; single quotes only `\'`.
+fn unescape(quote: u8, rest: &[u8]) -> Option<(u8, usize)> {
+    if rest.first() != Some(&b'\\') || rest.len() < 2 {
+        return None;
+    }
+    let e = rest[1];
+    if quote == b'\'' {
+        return (e == b'\'').then_some((b'\'', 2));
+    }
+    if e == b'x' && rest.len() >= 4 && rest[2].is_ascii_hexdigit() && rest[3].is_ascii_hexdigit() {
+        let hex = std::str::from_utf8(&rest[2..4]).ok()?;
+        return Some((u8::from_str_radix(hex, 16).ok()?, 4));
+    }
+    let byte = match e {
+        b'n' => b'\n',
+        b'r' => b'\r',
+        b't' => b'\t',
+        b'b' => 8,
+        b'a' => 7,
+        other => other,
+    };
+    Some((byte, 2))
+}
+
 fn parse_inline(
     buf: &[u8],
     limits: &Limits,
@@ -246,65 +272,24 @@ pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
         }
         let mut word = Vec::new();
         match line[i] {
-            b'"' => {
+            quote @ (b'"' | b'\'') => {
                 i += 1;
                 loop {
                     let c = *line.get(i)?;
-                    match c {
-                        b'\\' if i + 1 < line.len() => {
-                            let e = line[i + 1];
-                            if e == b'x'
-                                && i + 3 < line.len()
-                                && line[i + 2].is_ascii_hexdigit()
-                                && line[i + 3].is_ascii_hexdigit()
-                            {
-                                let hex = std::str::from_utf8(&line[i + 2..i + 4]).ok()?;
-                                word.push(u8::from_str_radix(hex, 16).ok()?);
-                                i += 4;
-                                continue;
-                            }
-                            word.push(match e {
-                                b'n' => b'\n',
-                                b'r' => b'\r',
-                                b't' => b'\t',
-                                b'b' => 8,
-                                b'a' => 7,
-                                other => other,
-                            });
-                            i += 2;
+                    if c == quote {
+                        i += 1;
+                        // A closing quote must be followed by a space or the end.
+                        if i < line.len() && !line[i].is_ascii_whitespace() {
+                            return None;
                         }
-                        b'"' => {
-                            i += 1;
-                            // A closing quote must be followed by a space or the end.
-                            if i < line.len() && !line[i].is_ascii_whitespace() {
-                                return None;
-                            }
-                            break;
-                        }
-                        _ => {
-                            word.push(c);
-                            i += 1;
-                        }
+                        break;
                     }
-                }
-            }
-            b'\'' => {
-                i += 1;
-                loop {
-                    let c = *line.get(i)?;
-                    match c {
-                        b'\\' if line.get(i + 1) == Some(&b'\'') => {
-                            word.push(b'\'');
-                            i += 2;
+                    match unescape(quote, &line[i..]) {
+                        Some((byte, used)) => {
+                            word.push(byte);
+                            i += used;
                         }
-                        b'\'' => {
-                            i += 1;
-                            if i < line.len() && !line[i].is_ascii_whitespace() {
-                                return None;
-                            }
-                            break;
-                        }
-                        _ => {
+                        None => {
                             word.push(c);
                             i += 1;
                         }

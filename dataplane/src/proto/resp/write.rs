@@ -71,24 +71,23 @@ impl<'a> Out<'a> {
         }
     }
 
+    /// A null: RESP3 has one, `_`; RESP2 spells it `resp2`.
+    #[inline]
+    fn nil(&mut self, resp2: &[u8]) {
+        let b: &[u8] = if self.resp3 { b"_\r\n" } else { resp2 };
+        self.buf.extend_from_slice(b);
+    }
+
     /// The null bulk string (RESP2 `$-1`, RESP3 `_`).
     #[inline]
     pub fn null(&mut self) {
-        if self.resp3 {
-            self.buf.extend_from_slice(b"_\r\n");
-        } else {
-            self.buf.extend_from_slice(b"$-1\r\n");
-        }
+        self.nil(b"$-1\r\n");
     }
 
     /// The null array (RESP2 `*-1`, RESP3 `_`).
     #[inline]
     pub fn null_array(&mut self) {
-        if self.resp3 {
-            self.buf.extend_from_slice(b"_\r\n");
-        } else {
-            self.buf.extend_from_slice(b"*-1\r\n");
-        }
+        self.nil(b"*-1\r\n");
     }
 
     #[inline]
