@@ -356,3 +356,43 @@ def test_a_transaction_over_every_shard_completes_while_a_shard_has_a_stuck_clie
     for raw in stuck:
         raw.close()
     r.close()
+
+
+def test_queueing_a_write_for_a_full_shard_is_refused_from_any_connection(start):
+    """Redis refuses to queue commands while out of memory. A write for a shard over its
+    limit (noeviction) is refused on every connection, whichever shard it sits on; EXEC
+    then aborts, DISCARD still works, and writes for the other shard queue normally."""
+    node = start("--maxmemory", "400kb", "--eviction", "noeviction")
+    r = node.client()
+    # A CONFIG SET error inside EXEC is worded as Redis words it.
+    pipe = r.pipeline(transaction=True)
+    pipe.config_set("maxmemory", "bla")
+    with pytest.raises(redis.ResponseError, match="CONFIG SET failed"):
+        pipe.execute()
+    full, free = keys_on(1, 1, "full")[0], keys_on(0, 1, "free")[0]
+    i = 0
+    while True:
+        try:
+            r.set(f"{{{full}}}:{i}", "v" * 1000)
+        except redis.exceptions.OutOfMemoryError:
+            break
+        i += 1
+        assert i < 10_000, "the shard never filled"
+    seen = set()
+    conns = []
+    while seen != {0, 1}:
+        raw = Raw(node.port)
+        seen.add(int(raw.cmd("CLIENT", "ID")[1:-2]) % 2)
+        conns.append(raw)
+        assert len(conns) < 40
+    for raw in conns:
+        assert raw.cmd("MULTI") == b"+OK\r\n"
+        assert raw.cmd("SET", free, 1) == b"+QUEUED\r\n"
+        assert raw.cmd("SET", full, 1).startswith(b"-OOM")
+        assert raw.cmd("EXEC").startswith(b"-EXECABORT")
+        assert raw.cmd("MULTI") == b"+OK\r\n"
+        assert raw.cmd("SET", full, 1).startswith(b"-OOM")
+        assert raw.cmd("DISCARD") == b"+OK\r\n"
+        raw.close()
+    assert r.exists(free) == 0
+    r.close()

@@ -10,10 +10,10 @@ use std::path::PathBuf;
 use clap::Parser;
 
 use crate::cache::store::Policy;
-use crate::limits::{EVICTION_SAMPLES_MAX, TOPIC_PARTITIONS_MAX};
-
-/// The output limit may not be set below this (or below --max-bulk-bytes when smaller).
-const OUTPUT_LIMIT_FLOOR_BYTES: usize = 1 << 20;
+use crate::limits::{
+    EVICTION_SAMPLES_MAX, OUTPUT_LIMIT_FLOOR_BYTES, RECV_MEMORY_MAX_BYTES, RING_CAPACITY_MAX,
+    TOPIC_PARTITIONS_MAX,
+};
 
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -205,11 +205,6 @@ pub enum ConfigError {
     #[error("--output-buffer-limit-bytes must be at least the largest reply a bulk can make (--max-bulk-bytes, {bulk})")]
     OutputLimit { bulk: usize },
 }
-
-/// Lane slots per ordered pair of shards, at most (each holds a batch).
-const RING_CAPACITY_MAX: usize = 1 << 20;
-/// Receive buffer memory per shard, at most.
-const RECV_MEMORY_MAX_BYTES: usize = 1 << 30;
 
 impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {

@@ -29,6 +29,8 @@ pub const MOVE_REPLY_BYTES: usize = 64 << 10;
 /// A send buffer that grew past this is given back after its send, so one burst of large
 /// replies does not pin memory for the connection's life.
 pub const SEND_BUF_KEEP_BYTES: usize = 1 << 20;
+/// Receive buffer memory per shard (--recv-buffers x --recv-buffer-bytes) stays below this.
+pub const RECV_MEMORY_MAX_BYTES: usize = 1 << 30;
 /// Listen backlog of every listener.
 pub const LISTEN_BACKLOG: i32 = 4096;
 /// How long start-up retries a port that a node which just exited still holds.
@@ -36,6 +38,8 @@ pub const PORT_CLAIM_WAIT: Duration = Duration::from_secs(2);
 
 // ----- RESP -------------------------------------------------------------------------------
 
+/// Largest bulk string by default (Redis's proto-max-bulk-len; --max-bulk-bytes).
+pub const BULK_BYTES_DEFAULT: usize = 512 * 1024 * 1024;
 /// Elements in one multibulk request (Redis: 1M).
 pub const MULTIBULK_LEN_MAX: usize = 1024 * 1024;
 /// Bytes of an inline request line, and of a multibulk or bulk header (Redis: 64 KiB).
@@ -47,6 +51,11 @@ pub const MULTI_QUEUED_MAX: usize = 100_000;
 pub const SCAN_EMPTY_SLOTS_MAX: usize = 16384;
 /// Keys sampled per eviction may be set from 1 to this (Redis's maxmemory-samples).
 pub const EVICTION_SAMPLES_MAX: usize = 64;
+/// Bytes of a client-supplied word an error line repeats (Redis shows 128).
+pub const ERROR_WORD_SHOWN_BYTES_MAX: usize = 128;
+/// --output-buffer-limit-bytes may not be set below this (or below --max-bulk-bytes when
+/// that is smaller): the limit is for clients that stop reading, not for large replies.
+pub const OUTPUT_LIMIT_FLOOR_BYTES: usize = 1 << 20;
 
 // ----- the mesh ---------------------------------------------------------------------------
 
@@ -54,6 +63,11 @@ pub const EVICTION_SAMPLES_MAX: usize = 64;
 /// pass it waits (its connection is blocked) until the batch has gone; later rounds of
 /// operations already started may pass it, so nothing in flight is ever stuck.
 pub const MESH_BATCH_PARTS_MAX: usize = 4096;
+/// Emptied vectors of received batches an endpoint keeps, of each kind, for batches it
+/// sends (so a batch costs no allocation in steady state).
+pub const MESH_SPARE_VECS_MAX: usize = 16;
+/// --ring-capacity may be at most this (lane slots per ordered pair of shards).
+pub const RING_CAPACITY_MAX: usize = 1 << 20;
 /// Messages to this shard itself handled within one loop turn; the rest wait for the next
 /// turn (which then does not sleep), so a chain of local rounds cannot starve the loop.
 pub const SELF_MESSAGES_PER_TURN_MAX: usize = 65536;
@@ -72,8 +86,15 @@ pub const FETCH_PARTITION_BYTES_MIN: usize = 8 << 20;
 pub const FETCH_WAIT_MS_MAX: i32 = 60_000;
 /// Partitions one topic may have.
 pub const TOPIC_PARTITIONS_MAX: i32 = 100_000;
+/// One sparse index entry per this many bytes of a segment.
+pub const INDEX_INTERVAL_BYTES: u64 = 4096;
 /// Batch headers kept per idempotent producer for duplicate detection (Kafka keeps 5).
 pub const PRODUCER_BATCHES: usize = 5;
+
+// ----- memory -----------------------------------------------------------------------------
+
+/// Allocations this large or larger get a lazily committed mapping (`runtime::alloc`).
+pub const HUGE_ALLOC_BYTES: usize = 1 << 30;
 
 // ----- metrics ----------------------------------------------------------------------------
 

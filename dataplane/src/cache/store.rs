@@ -27,6 +27,10 @@ pub enum Policy {
 }
 
 impl Policy {
+    /// The names CONFIG SET maxmemory-policy takes, for its error text.
+    pub const NAMES: &'static str =
+        "allkeys-lru, allkeys-lfu, volatile-lru, volatile-lfu, fifo, noeviction";
+
     pub fn redis_name(self) -> &'static str {
         match self {
             Policy::Lru => "allkeys-lru",
@@ -463,6 +467,12 @@ impl Store {
     /// Over the memory limit?
     pub fn over_limit(&self) -> bool {
         self.maxmemory_bytes > 0 && self.used_bytes > self.maxmemory_bytes
+    }
+
+    /// Would a write that may grow memory be refused now (over the limit, and nothing may be
+    /// evicted)?
+    pub fn refuses_writes(&self) -> bool {
+        self.over_limit() && (self.policy == Policy::Noeviction || self.keys == 0)
     }
 
     /// Before a write that may grow memory: evict until under the limit. Returns false if the

@@ -18,10 +18,7 @@ use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use super::batch::{self, BatchHeader, HEADER_BYTES};
-use crate::limits::PRODUCER_BATCHES;
-
-/// An index entry every this many bytes of a segment.
-pub const INDEX_INTERVAL_BYTES: u64 = 4096;
+use crate::limits::{INDEX_INTERVAL_BYTES, PRODUCER_BATCHES};
 
 #[derive(Debug, Clone)]
 pub struct Segment {

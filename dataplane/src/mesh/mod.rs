@@ -96,9 +96,6 @@ pub struct Endpoint {
     spare_bytes: Vec<Vec<u8>>,
 }
 
-/// Emptied vectors an endpoint keeps for reuse, of each kind.
-const SPARE_VECS_MAX: usize = 16;
-
 /// Push the batch gathered in `out` onto `lane`, leaving `fresh` in its place; on a full
 /// lane the batch stays and `fresh` comes back.
 fn push<M>(
@@ -111,7 +108,7 @@ fn push<M>(
 }
 
 fn keep<T>(spares: &mut Vec<Vec<T>>, mut v: Vec<T>) {
-    if spares.len() < SPARE_VECS_MAX && v.capacity() > 0 {
+    if spares.len() < limits::MESH_SPARE_VECS_MAX && v.capacity() > 0 {
         v.clear();
         spares.push(v);
     }

@@ -109,7 +109,7 @@ pub fn dispatch(ctx: &mut Ctx, conn: &mut Conn, a: Args, frame: &[u8]) -> Act {
         return refuse(conn, errors::NOAUTH);
     }
     if sess.multi.is_some() && !runs_inside_multi(spec.cmd) {
-        return multi::queue(ctx, conn, frame);
+        return multi::queue(ctx, conn, spec, &a, frame);
     }
     match spec.route {
         Route::Local => match spec.cmd {

@@ -28,12 +28,14 @@ use crate::limits::MULTI_QUEUED_MAX;
 use crate::proto::resp::command::{lookup, Cmd, Family, Route, Spec};
 use crate::proto::resp::errors::{self, OOM};
 use crate::proto::resp::write::Out;
+use crate::proto::resp::Args;
 use crate::shard::conn::Conn;
 use crate::shard::{Act, Launch};
 use crate::txn::{Mode, Op, Res, Rounds, Step};
+use std::sync::atomic::Ordering;
 
 /// Queue a command inside MULTI.
-pub fn queue(ctx: &mut Ctx, conn: &mut Conn, frame: &[u8]) -> Act {
+pub fn queue(ctx: &mut Ctx, conn: &mut Conn, spec: &Spec, a: &Args, frame: &[u8]) -> Act {
     let max_bytes = ctx.node.cfg.max_query_buffer_bytes;
     let full = {
         let q = session(conn).multi.as_ref().expect("inside MULTI");
@@ -42,8 +44,26 @@ pub fn queue(ctx: &mut Ctx, conn: &mut Conn, frame: &[u8]) -> Act {
     if full {
         return super::refuse(conn, errors::MULTI_TOO_LONG);
     }
-    // Queueing may use unbounded memory: refused over the limit, as Redis does.
-    if ctx.store.over_limit() && !ctx.store.make_room(ctx.now_ms) {
+    // Queueing may use unbounded memory: refused when a shard the command touches (or,
+    // for a command without keys, this one) refuses writes, as Redis refuses when out of
+    // memory.
+    let keys = match spec.route {
+        Route::Key => 1..2.min(a.len()),
+        Route::Keys { .. } => 1..a.len(),
+        _ => 0..0,
+    };
+    let mut shards: Vec<usize> = keys.map(|i| ctx.owner.shard(key_slot(a.get(i)))).collect();
+    if shards.is_empty() {
+        shards.push(ctx.me);
+    }
+    let refused = shards.iter().any(|&s| {
+        if s == ctx.me {
+            !ctx.store.make_room(ctx.now_ms)
+        } else {
+            ctx.node.refusing_writes[s].load(Ordering::Relaxed)
+        }
+    });
+    if refused {
         return super::refuse(conn, OOM);
     }
     let q = session(conn).multi.as_mut().expect("inside MULTI");

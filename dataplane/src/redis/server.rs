@@ -12,7 +12,7 @@ use crate::cache::store::{glob_match, Policy};
 use crate::config::parse_bytes;
 use crate::limits::EVICTION_SAMPLES_MAX;
 use crate::proto::resp::command::{Cmd, Spec};
-use crate::proto::resp::errors::{self, config_invalid, config_unknown, unknown_subcommand};
+use crate::proto::resp::errors::{self, config_failed, config_unknown, unknown_subcommand};
 use crate::proto::resp::Args;
 
 /// The parts of an all-shard command or of SCAN.
@@ -167,19 +167,31 @@ pub fn config(ctx: &Ctx, a: &Args, resp3: bool) -> Result<Local, String> {
             for i in (2..a.len()).step_by(2) {
                 let name = String::from_utf8_lossy(a.get(i)).to_ascii_lowercase();
                 let value = String::from_utf8_lossy(a.get(i + 1)).to_string();
-                let setting = match name.as_str() {
-                    "maxmemory" => parse_bytes(&value)
-                        .ok()
-                        .map(|b| Setting::Maxmemory(b.div_ceil(n))),
-                    "maxmemory-policy" => Policy::from_redis_name(&value).map(Setting::Policy),
-                    "maxmemory-samples" => value
-                        .parse::<usize>()
-                        .ok()
-                        .filter(|s| (1..=EVICTION_SAMPLES_MAX).contains(s))
-                        .map(Setting::Samples),
+                let (setting, why) = match name.as_str() {
+                    "maxmemory" => (
+                        parse_bytes(&value)
+                            .ok()
+                            .map(|b| Setting::Maxmemory(b.div_ceil(n))),
+                        "argument must be a memory value".to_string(),
+                    ),
+                    "maxmemory-policy" => (
+                        Policy::from_redis_name(&value).map(Setting::Policy),
+                        format!(
+                            "argument(s) must be one of the following: {}",
+                            Policy::NAMES
+                        ),
+                    ),
+                    "maxmemory-samples" => (
+                        value
+                            .parse::<usize>()
+                            .ok()
+                            .filter(|s| (1..=EVICTION_SAMPLES_MAX).contains(s))
+                            .map(Setting::Samples),
+                        format!("argument must be between 1 and {EVICTION_SAMPLES_MAX} inclusive"),
+                    ),
                     _ => return Err(config_unknown(&name)),
                 };
-                settings.push(setting.ok_or_else(|| config_invalid(&name, &value))?);
+                settings.push(setting.ok_or_else(|| config_failed(&name, &why))?);
             }
             let parts = settings
                 .into_iter()

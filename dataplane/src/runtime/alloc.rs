@@ -13,7 +13,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 
 /// Requests this large (or larger) get their own lazily committed mapping.
-const HUGE: usize = 1 << 30;
+const HUGE: usize = crate::limits::HUGE_ALLOC_BYTES;
 const PAGE: usize = 4096;
 
 pub struct NodeAlloc;

@@ -115,6 +115,7 @@ impl Shard {
             running: false,
             timers: Vec::new(),
             fast_timer: false,
+            refusing_writes: false,
             shared,
         }
     }

@@ -161,7 +161,9 @@ impl Shard {
                 },
                 _ => panic!("a forwarded command stepped with something but its reply"),
             },
-            None => {}
+            // A flight ends only with its reply, after every part answered: nothing can
+            // still be on its way to it.
+            None => panic!("input for flight {f:?}, which is not in flight"),
         }
         for out in outputs.drain(..) {
             match out {

@@ -24,7 +24,7 @@ mod owner;
 
 use std::collections::VecDeque;
 use std::os::fd::OwnedFd;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Instant;
 
@@ -62,6 +62,10 @@ pub struct NodeShared {
     pub connections: AtomicUsize,
     /// Shards that have not finished draining at shutdown.
     pub draining: AtomicUsize,
+    /// Per shard: over its memory limit with nothing it may evict, so writes are refused
+    /// (written by that shard once per loop turn when it changes; MULTI reads it to refuse
+    /// queueing a write for that shard, as Redis refuses queueing when out of memory).
+    pub refusing_writes: Vec<AtomicBool>,
 }
 
 /// What a front end decided about one request.
@@ -146,6 +150,8 @@ pub struct Shard {
     /// Flights waiting to run their parts again (long-polling fetches), and when.
     timers: Vec<(Instant, FlightRef)>,
     fast_timer: bool,
+    /// What this shard last published in `NodeShared::refusing_writes`.
+    refusing_writes: bool,
 }
 
 impl Shard {
@@ -181,6 +187,7 @@ impl Shard {
             self.with_logs(|logs, ctx| logs.flush(ctx));
             self.route_log_replies();
             self.flush_dirty();
+            self.publish_memory();
             self.mesh.flush(self.now);
             self.ring_doorbells();
             // Exit only when no operation can still touch the log's buffers.
@@ -222,6 +229,15 @@ impl Shard {
                 self.route_log_replies();
             }
             Kind::Ignore => {}
+        }
+    }
+
+    /// Tell the other shards whether this one refuses writes, when that changed.
+    fn publish_memory(&mut self) {
+        let refusing = self.store.refuses_writes();
+        if refusing != self.refusing_writes {
+            self.refusing_writes = refusing;
+            self.shared.refusing_writes[self.id].store(refusing, Ordering::Relaxed);
         }
     }
 

@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::os::fd::OwnedFd;
-use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Barrier};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -114,6 +114,7 @@ impl Node {
             clock: clock.clone(),
             connections: AtomicUsize::new(0),
             draining: AtomicUsize::new(n),
+            refusing_writes: (0..n).map(|_| AtomicBool::new(false)).collect(),
         });
         let mesh = Mesh::new(n, cfg.ring_capacity);
         let ring_fds: Arc<Vec<AtomicI32>> = Arc::new((0..n).map(|_| AtomicI32::new(-1)).collect());

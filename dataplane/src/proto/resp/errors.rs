@@ -83,14 +83,15 @@ pub fn config_unknown(name: &str) -> String {
     format!("ERR Unknown option or number of arguments for CONFIG SET - '{name}'")
 }
 
-pub fn config_invalid(name: &str, value: &str) -> String {
-    format!("ERR Invalid argument '{value}' for CONFIG SET '{name}'")
+/// CONFIG SET of a known parameter to a value it cannot take; `why` as Redis says it.
+pub fn config_failed(name: &str, why: &str) -> String {
+    format!("ERR CONFIG SET failed (possibly related to argument '{name}') - {why}")
 }
 
 /// A client-supplied word made safe for an error line (Redis shows at most 128 bytes).
 fn printable(b: &[u8]) -> String {
-    const SHOWN_BYTES_MAX: usize = 128;
-    String::from_utf8_lossy(&b[..b.len().min(SHOWN_BYTES_MAX)])
+    let shown = b.len().min(crate::limits::ERROR_WORD_SHOWN_BYTES_MAX);
+    String::from_utf8_lossy(&b[..shown])
         .chars()
         .filter(|c| !c.is_control())
         .collect()

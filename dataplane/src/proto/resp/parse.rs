@@ -11,6 +11,7 @@
 //! against [`Limits`], and either consumes a whole frame or nothing.
 
 use super::WireError;
+use crate::limits;
 
 /// Bounds on what one request may declare. Values mirror Redis's own
 /// (`proto-max-bulk-len`, the 1M-element multibulk cap, the 64 KiB inline cap).
@@ -24,9 +25,9 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            bulk_bytes_max: 512 * 1024 * 1024,
-            multibulk_len_max: 1024 * 1024,
-            inline_bytes_max: 64 * 1024,
+            bulk_bytes_max: limits::BULK_BYTES_DEFAULT,
+            multibulk_len_max: limits::MULTIBULK_LEN_MAX,
+            inline_bytes_max: limits::INLINE_BYTES_MAX,
         }
     }
 }
