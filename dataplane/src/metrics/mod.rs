@@ -47,7 +47,7 @@ pub struct Counters {
     /// Times a connection stopped being read because it had too many requests in flight.
     pub inflight_backpressure: u64,
     pub recv_nobufs: u64,
-    /// Gauge: submissions that found the submission queue full and waited a turn.
+    /// Submissions that found the submission queue full and waited a turn.
     pub io_backlogged: u64,
 }
 
