@@ -396,3 +396,34 @@ def test_queueing_a_write_for_a_full_shard_is_refused_from_any_connection(start)
         raw.close()
     assert r.exists(free) == 0
     r.close()
+
+
+def test_watch_on_one_shard_and_writes_on_another_from_either_shard(node):
+    """EXEC whose watched keys all live on the connection's own shard while its commands
+    touch the other shard: the check hop to the own shard answers at once, and the next
+    hop must not overtake the first hop's message to the other shard."""
+    other = node.client()
+    for conn_shard in (0, 1):
+        raw = None
+        for _ in range(64):
+            raw = Raw(node.port)
+            if int(raw.cmd("CLIENT", "ID")[1:-2]) % 2 == conn_shard:
+                break
+            raw.close()
+        mine = keys_on(conn_shard, 1, f"own{conn_shard}")[0]
+        theirs = keys_on(1 - conn_shard, 1, f"far{conn_shard}")[0]
+        for round in range(20):
+            assert raw.cmd("WATCH", mine) == b"+OK\r\n"
+            changed = round % 2 == 1
+            if changed:
+                other.set(mine, round)
+            assert raw.cmd("MULTI") == b"+OK\r\n"
+            assert raw.cmd("SET", theirs, round) == b"+QUEUED\r\n"
+            reply = raw.cmd("EXEC")
+            if changed:
+                assert reply == b"*-1\r\n"
+            else:
+                assert reply == b"*1\r\n+OK\r\n"
+                assert other.get(theirs) == str(round).encode()
+        raw.close()
+    other.close()

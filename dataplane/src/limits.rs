@@ -68,9 +68,6 @@ pub const MESH_BATCH_PARTS_MAX: usize = 4096;
 pub const MESH_SPARE_VECS_MAX: usize = 16;
 /// --ring-capacity may be at most this (lane slots per ordered pair of shards).
 pub const RING_CAPACITY_MAX: usize = 1 << 20;
-/// Messages to this shard itself handled within one loop turn; the rest wait for the next
-/// turn (which then does not sleep), so a chain of local rounds cannot starve the loop.
-pub const SELF_MESSAGES_PER_TURN_MAX: usize = 65536;
 
 // ----- the log ----------------------------------------------------------------------------
 

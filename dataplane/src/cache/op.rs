@@ -6,7 +6,7 @@ use super::cmd::server::{self, Setting, ShardInfo};
 use super::cmd::{exec_key, keys, strings, OomCheck};
 use super::slot::key_slot;
 use super::store::Store;
-use crate::proto::resp::command::{lookup, WRITE};
+use crate::proto::resp::command::{lookup, Spec, WRITE};
 use crate::proto::resp::parse::{self, Frame, Limits};
 use crate::proto::resp::write::Out;
 use crate::proto::resp::Args;
@@ -115,19 +115,39 @@ pub fn parse_forwarded<'a>(
     parse_frame(frame, args, scratch).filter(|a| a.len() >= 2)
 }
 
-/// Run a forwarded single-key command, encoding its reply into `out`.
-pub fn run_command(store: &mut Store, a: &Args, now: u64, oom: OomCheck, out: &mut Out) {
-    match lookup(a.get(0)) {
-        Some(spec) => exec_key(store, spec, a, key_slot(a.get(1)), now, oom, out),
-        // The connection's shard looked the command up before sending it.
-        None => panic!("a forwarded command that is not in the table"),
+/// A forwarded single-key command: its table entry, key and mode.
+pub struct Forwarded<'a> {
+    pub spec: &'static Spec,
+    pub key: &'a [u8],
+    pub mode: Mode,
+}
+
+/// Look a forwarded command up once: what it is and what it touches.
+pub fn forwarded<'a>(a: &Args<'a>) -> Forwarded<'a> {
+    // The connection's shard looked the command up before sending it.
+    let spec = lookup(a.get(0)).expect("a forwarded command is in the table");
+    let mode = if spec.flags & WRITE != 0 {
+        Mode::Write
+    } else {
+        Mode::Read
+    };
+    Forwarded {
+        spec,
+        key: a.get(1),
+        mode,
     }
 }
 
-/// The key and mode of a single-key command's arguments.
-pub fn command_access<'a>(a: &Args<'a>) -> (&'a [u8], Mode) {
-    let write = lookup(a.get(0)).is_some_and(|s| s.flags & WRITE != 0);
-    (a.get(1), if write { Mode::Write } else { Mode::Read })
+/// Run a forwarded single-key command, encoding its reply into `out`.
+pub fn run_command(
+    store: &mut Store,
+    f: &Forwarded,
+    a: &Args,
+    now: u64,
+    oom: OomCheck,
+    out: &mut Out,
+) {
+    exec_key(store, f.spec, a, key_slot(f.key), now, oom, out);
 }
 
 impl Op {
@@ -142,8 +162,8 @@ impl Op {
             Op::Command { frame, .. } => {
                 let (mut args, mut scratch) = (Vec::new(), Vec::new());
                 if let Some(a) = parse_forwarded(frame, &mut args, &mut scratch) {
-                    let (k, m) = command_access(&a);
-                    acc.add(k, m);
+                    let f = forwarded(&a);
+                    acc.add(f.key, f.mode);
                 }
             }
             Op::Mget(ks) | Op::Exists(ks) | Op::Touch(ks) => keys(acc, ks, Mode::Read),
@@ -181,7 +201,10 @@ pub fn run(store: &mut Store, op: &Op, now: u64, oom: OomCheck) -> Res {
             let (mut args, mut scratch) = (Vec::new(), Vec::new());
             let mut buf = Vec::new();
             match parse_forwarded(frame, &mut args, &mut scratch) {
-                Some(a) => run_command(store, &a, now, oom, &mut Out::new(&mut buf, *resp3)),
+                Some(a) => {
+                    let f = forwarded(&a);
+                    run_command(store, &f, &a, now, oom, &mut Out::new(&mut buf, *resp3))
+                }
                 None => panic!("a forwarded command frame that does not parse"),
             }
             Res::Encoded(buf)

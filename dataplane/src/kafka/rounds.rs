@@ -1,7 +1,8 @@
 //! The rounds of a Kafka request that runs log parts on the partitions' owners: one hop
-//! (Produce, Fetch, ListOffsets, CreateTopics, Metadata's auto-creates), a first hop whose
-//! results only have to succeed (DeleteTopics: `topic.meta` goes before the partitions),
-//! and a long poll (a Fetch with too little data runs its parts again until `max_wait_ms`).
+//! (Produce, Fetch, ListOffsets, CreateTopics, Metadata's auto-creates), a first hop that
+//! must be done before the second starts (DeleteTopics: `topic.meta` goes before the
+//! partitions; the answer is built from the second hop's results), and a long poll (a
+//! Fetch with too little data runs its parts again until `max_wait_ms`).
 
 use std::time::Instant;
 

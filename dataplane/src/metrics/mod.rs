@@ -49,6 +49,10 @@ pub struct Counters {
     pub recv_nobufs: u64,
     /// Submissions that found the submission queue full and waited a turn.
     pub io_backlogged: u64,
+    /// Gauges: log partitions a shard holds, and partition slots it has allocated (slots of
+    /// deleted partitions are reused, so this stays near the most held at once).
+    pub log_partitions: u64,
+    pub log_partition_slots: u64,
 }
 
 /// `add(&mut self, other)`: every listed field of `other` added into `self`, for structs of
@@ -196,6 +200,18 @@ impl Counters {
                 "Submissions that found the io_uring submission queue full and waited a turn",
                 self.io_backlogged,
                 false,
+            ),
+            (
+                "pinion_log_partitions",
+                "Log partitions held",
+                self.log_partitions,
+                true,
+            ),
+            (
+                "pinion_log_partition_slots",
+                "Log partition slots allocated (deleted partitions' slots are reused)",
+                self.log_partition_slots,
+                true,
             ),
         ]
     }

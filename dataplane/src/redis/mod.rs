@@ -21,19 +21,19 @@ use std::time::Instant;
 pub use session::Session;
 
 use crate::cache::cmd::{exec_key, OomCheck};
-use crate::cache::op::{command_access, Op as CacheOp};
+use crate::cache::op::Op as CacheOp;
 use crate::cache::slot::key_slot;
 use crate::cache::store::Store;
 use crate::clock::Clock;
 use crate::mesh::{Endpoint, SlotTable};
 use crate::metrics::ShardMetrics;
-use crate::proto::resp::command::{lookup, Cmd, Family, Route, Spec, DENYOOM, NOAUTH};
+use crate::proto::resp::command::{lookup, Cmd, Family, Route, Spec, DENYOOM, NOAUTH, WRITE};
 use crate::proto::resp::errors::{self, unknown_command, wrong_args};
 use crate::proto::resp::write::Out;
 use crate::proto::resp::Args;
 use crate::shard::conn::{Conn, Proto};
 use crate::shard::{Act, Launch, NodeShared};
-use crate::txn::{Access, ConnId, Participant, Scheduler, Work};
+use crate::txn::{Access, ConnId, Mode, Participant, Scheduler, Work};
 use join::{OneHop, Plan};
 
 /// What the RESP front end may see and touch of its shard.
@@ -122,7 +122,11 @@ pub fn dispatch(ctx: &mut Ctx, conn: &mut Conn, a: Args, frame: &[u8]) -> Act {
             Err(e) => refuse(conn, &e),
         },
         Route::All | Route::Cursor => match server::plan(ctx, spec, a, conn.resp3()) {
-            Ok(plan) => launch(ctx, plan, false, spec, conn.resp3()),
+            // A flush empties every shard at once: no transaction sees half of it.
+            Ok(plan) => {
+                let atomic = matches!(spec.cmd, Cmd::Flushdb | Cmd::Flushall);
+                launch(ctx, plan, atomic, spec, conn.resp3())
+            }
             Err(e) => refuse(conn, &e),
         },
     }
@@ -144,8 +148,12 @@ fn single_key(ctx: &mut Ctx, conn: &mut Conn, spec: &'static Spec, a: Args) -> A
     let slot = key_slot(a.get(1));
     let shard = ctx.owner.shard(slot);
     if shard == ctx.me {
-        let (key, mode) = command_access(&a);
-        if ctx.sched.free_for_key(ctx.conn, key, mode) {
+        let mode = if spec.flags & WRITE != 0 {
+            Mode::Write
+        } else {
+            Mode::Read
+        };
+        if ctx.sched.free_for_key(ctx.conn, a.get(1), mode) {
             let (store, now) = (&mut *ctx.store, ctx.now_ms);
             conn.reply(|out| exec_key(store, spec, &a, slot, now, OomCheck::Refuse, out));
             ctx.record(spec.family);

@@ -87,10 +87,15 @@ pub fn command(ctx: &mut Ctx, conn: &mut Conn, spec: &Spec) -> Act {
             Act::Done
         }
         Cmd::Discard => {
-            if sess.multi.take().is_none() {
+            if sess.multi.is_none() {
                 conn.reply(|o| o.error(errors::DISCARD_WITHOUT_MULTI));
                 return Act::Done;
             }
+            // Room first: a DISCARD parsed again later must still find its MULTI.
+            if !ctx.room(sess.watch_shards().iter()) {
+                return Act::Blocked;
+            }
+            sess.multi = None;
             unwatch(ctx, conn)
         }
         Cmd::Unwatch => unwatch(ctx, conn),

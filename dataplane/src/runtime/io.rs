@@ -24,6 +24,7 @@
 use std::collections::VecDeque;
 use std::ffi::CString;
 use std::fs::File;
+use std::mem::ManuallyDrop;
 use std::os::fd::{FromRawFd, IntoRawFd, RawFd};
 use std::time::Duration;
 
@@ -71,9 +72,14 @@ impl Held {
     }
 }
 
-/// An operation's slot in the in-flight table, for cancelling it.
+/// An operation's slot in the in-flight table and the slot's generation, for cancelling
+/// it (a cancel of an operation that already completed finds another generation there and
+/// is not sent).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct OpId(u32);
+pub struct OpId {
+    slot: u32,
+    gen: u32,
+}
 
 /// How an operation completes.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -125,11 +131,13 @@ impl Completion {
 }
 
 pub struct Io {
-    // Drop order matters: the ring goes before the buffer ring it references.
-    ring: IoUring,
-    bufring: BufRing,
+    // Dropped by hand (see Drop): the ring before the buffer ring it references, and the
+    // buffer ring not at all while operations may still write into it.
+    ring: ManuallyDrop<IoUring>,
+    bufring: ManuallyDrop<BufRing>,
     pub features: RingFeatures,
     slots: Vec<Option<InFlight>>,
+    gens: Vec<u32>,
     free: Vec<u32>,
     /// Entries that found the submission queue full, in order; each group is pushed whole.
     backlog: VecDeque<Vec<squeue::Entry>>,
@@ -146,10 +154,11 @@ impl Io {
     ) -> std::io::Result<Io> {
         let bufring = BufRing::new(&ring, recv_buffers, recv_buffer_bytes, BUF_GROUP)?;
         Ok(Io {
-            ring,
-            bufring,
+            ring: ManuallyDrop::new(ring),
+            bufring: ManuallyDrop::new(bufring),
             features,
             slots: Vec::new(),
+            gens: Vec::new(),
             free: Vec::new(),
             backlog: VecDeque::new(),
             backlogged: 0,
@@ -167,27 +176,40 @@ impl Io {
         self.slots.len() - self.free.len()
     }
 
-    fn insert(&mut self, owner: Owner, held: Held, mode: Mode) -> u32 {
+    fn insert(&mut self, owner: Owner, held: Held, mode: Mode) -> OpId {
         let f = InFlight {
             owner,
             held,
             mode,
             zc_result: None,
         };
-        match self.free.pop() {
+        let slot = match self.free.pop() {
             Some(i) => {
                 self.slots[i as usize] = Some(f);
                 i
             }
             None => {
                 self.slots.push(Some(f));
+                self.gens.push(0);
                 (self.slots.len() - 1) as u32
             }
+        };
+        OpId {
+            slot,
+            gen: self.gens[slot as usize],
         }
     }
 
-    fn held(&self, slot: u32) -> &Held {
-        match self.slots.get(slot as usize) {
+    fn user_data(op: OpId) -> u64 {
+        UserData::Op {
+            slot: op.slot,
+            gen: op.gen,
+        }
+        .encode()
+    }
+
+    fn held(&self, op: OpId) -> &Held {
+        match self.slots.get(op.slot as usize) {
             Some(Some(f)) => &f.held,
             _ => &Held::Nothing,
         }
@@ -224,10 +246,10 @@ impl Io {
         mode: Mode,
         build: impl FnOnce(&Held) -> squeue::Entry,
     ) -> OpId {
-        let slot = self.insert(owner, held, mode);
-        let e = build(self.held(slot)).user_data(UserData::Op(slot).encode());
+        let op = self.insert(owner, held, mode);
+        let e = build(self.held(op)).user_data(Self::user_data(op));
         self.enqueue(vec![e]);
-        OpId(slot)
+        op
     }
 
     // ----- sockets ----------------------------------------------------------------------
@@ -306,10 +328,20 @@ impl Io {
         });
     }
 
-    /// Cancel an operation (its own completion, ECANCELED, follows).
+    /// Cancel an operation (its own completion, ECANCELED, follows). One that already
+    /// completed is left alone: its slot may hold another operation by now.
     pub fn cancel(&mut self, target: OpId, owner: Owner) {
+        let live = self.gens.get(target.slot as usize) == Some(&target.gen)
+            && self
+                .slots
+                .get(target.slot as usize)
+                .is_some_and(Option::is_some);
+        if !live {
+            return;
+        }
+        let ud = Self::user_data(target);
         self.start(owner, Held::Nothing, Mode::Once, |_| {
-            opcode::AsyncCancel::new(UserData::Op(target.0).encode()).build()
+            opcode::AsyncCancel::new(ud).build()
         });
     }
 
@@ -365,15 +397,15 @@ impl Io {
         owner: Owner,
         then_sync: Option<Owner>,
     ) {
-        let slot = self.insert(owner, Held::Aligned(buf), Mode::Once);
-        let (ptr, len) = match self.held(slot) {
+        let op = self.insert(owner, Held::Aligned(buf), Mode::Once);
+        let (ptr, len) = match self.held(op) {
             Held::Aligned(b) => (b.as_ptr(), b.len() as u32),
             _ => (std::ptr::null(), 0),
         };
         let write = opcode::Write::new(types::Fd(fd), ptr, len)
             .offset(offset)
             .build()
-            .user_data(UserData::Op(slot).encode());
+            .user_data(Self::user_data(op));
         match then_sync {
             None => self.enqueue(vec![write]),
             Some(sync_owner) => {
@@ -381,7 +413,7 @@ impl Io {
                 let sync = opcode::Fsync::new(types::Fd(fd))
                     .flags(types::FsyncFlags::DATASYNC)
                     .build()
-                    .user_data(UserData::Op(s).encode());
+                    .user_data(Self::user_data(s));
                 self.enqueue(vec![write.flags(squeue::Flags::IO_LINK), sync]);
             }
         }
@@ -532,7 +564,11 @@ impl Io {
                 Some(UserData::DoorbellFailed(to)) => {
                     out.push(done(Owner::new(Kind::DoorbellFailed, to, 0), Held::Nothing))
                 }
-                Some(UserData::Op(slot)) => {
+                Some(UserData::Op { slot, gen }) => {
+                    if self.gens.get(slot as usize) != Some(&gen) {
+                        tracing::warn!(slot, gen, "a completion for a slot that moved on");
+                        continue;
+                    }
                     if let Some(c) = self.complete(slot, res, flags) {
                         out.push(c);
                     }
@@ -570,6 +606,7 @@ impl Io {
 
     fn finish(&mut self, slot: u32, res: i32, buf_id: Option<u16>) -> Option<Completion> {
         let f = self.slots.get_mut(slot as usize)?.take()?;
+        self.gens[slot as usize] = super::next_gen(self.gens[slot as usize]);
         self.free.push(slot);
         let mut held = f.held;
         if let (Held::Aligned(b), Mode::Fill, true) = (&mut held, f.mode, res > 0) {
@@ -592,10 +629,123 @@ impl Io {
 
 impl Drop for Io {
     fn drop(&mut self) {
-        // Operations still in flight (only after a forced shutdown) may still be written
-        // by the kernel while the ring tears down: leak their memory instead of freeing it.
-        if self.in_flight() > 0 {
+        let in_flight = self.in_flight() > 0;
+        // SAFETY: the ring is dropped exactly once, here, and not used after.
+        unsafe { ManuallyDrop::drop(&mut self.ring) };
+        if in_flight {
+            // Operations still in flight (only after a forced shutdown, or a shard's
+            // standing receives) may be written by the kernel while the ring tears down
+            // asynchronously: leak their memory and the receive buffers instead of
+            // freeing them.
             std::mem::forget(std::mem::take(&mut self.slots));
+            return;
         }
+        // SAFETY: dropped exactly once, after the ring it was registered with, and with no
+        // operation left that could pick one of its buffers.
+        unsafe { ManuallyDrop::drop(&mut self.bufring) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::ring;
+
+    fn io(entries: u32) -> Io {
+        let (ring, features) = ring::build(entries, None).expect("an io_uring");
+        Io::new(ring, features, 8, 4096).expect("receive buffers")
+    }
+
+    fn complete(io: &mut Io, n: usize) -> Vec<Completion> {
+        let mut got = Vec::new();
+        while got.len() < n {
+            io.submit_and_wait(1).expect("submit");
+            io.reap(&mut got);
+        }
+        got
+    }
+
+    #[test]
+    fn a_full_submission_queue_is_an_error_value() {
+        let (mut ring, _) = ring::build(8, None).expect("an io_uring");
+        let nop = io_uring::opcode::Nop::new().build();
+        let cap = ring.submission().capacity();
+        for _ in 0..cap {
+            // SAFETY: a NOP points at no memory.
+            unsafe { submit::push(&mut ring, std::slice::from_ref(&nop)) }.expect("room");
+        }
+        // SAFETY: as above.
+        let full = unsafe { submit::push(&mut ring, std::slice::from_ref(&nop)) };
+        assert_eq!(full, Err(submit::SqFull));
+        // A linked pair goes in whole or not at all.
+        ring.submit().expect("submit");
+        // SAFETY: as above.
+        let pair = unsafe { submit::push(&mut ring, &vec![nop.clone(); cap + 1]) };
+        assert_eq!(pair, Err(submit::SqFull));
+        assert_eq!(ring.submission().len(), 0);
+    }
+
+    #[test]
+    fn more_operations_than_queue_entries_all_complete() {
+        let mut io = io(8);
+        let n = 64u32;
+        for i in 0..n {
+            io.timeout(Duration::from_millis(1), Owner::new(Kind::Timer, i, 0));
+        }
+        let got = complete(&mut io, n as usize);
+        let mut owners: Vec<u32> = got.iter().map(|c| c.owner.index).collect();
+        owners.sort_unstable();
+        assert_eq!(
+            owners,
+            (0..n).collect::<Vec<_>>(),
+            "each operation completed once"
+        );
+        assert_eq!(io.in_flight(), 0);
+    }
+
+    #[test]
+    fn buffers_come_back_with_their_completions() {
+        use std::os::fd::AsRawFd;
+        let path = std::env::temp_dir().join(format!("pinion-io-{}", std::process::id()));
+        let f = std::fs::File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .expect("a temp file");
+        let mut io = io(8);
+        let mut buf = AlignedBuf::default();
+        buf.extend_from_slice(b"hello, ring");
+        io.write_at(
+            f.as_raw_fd(),
+            buf,
+            0,
+            Owner::new(Kind::LogWrite, 1, 0),
+            None,
+        );
+        let w = complete(&mut io, 1).pop().expect("the write");
+        assert_eq!(w.res, 11);
+        assert_eq!(
+            w.held.into_aligned().as_slice(),
+            b"hello, ring",
+            "the write's buffer is back"
+        );
+        io.read_at(
+            f.as_raw_fd(),
+            AlignedBuf::default(),
+            64,
+            7,
+            Owner::new(Kind::LogRead, 2, 0),
+        );
+        let r = complete(&mut io, 1).pop().expect("the read");
+        assert_eq!(r.owner.index, 2);
+        assert_eq!(
+            r.held.into_aligned().as_slice(),
+            b"ring",
+            "exactly the bytes read"
+        );
+        drop(f);
+        let _ = std::fs::remove_file(path);
     }
 }

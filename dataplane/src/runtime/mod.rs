@@ -91,17 +91,19 @@ impl Owner {
 /// `user_data` layout, the only place it is defined:
 ///
 /// ```text
-/// bit 63 = 0:  bits 0..32 are the slot of the operation in `Io`'s in-flight table
+/// bit 63 = 0:  bits 0..32 are the slot of the operation in `Io`'s in-flight table and
+///              bits 32..60 the slot's generation (a slot is reused once its operation
+///              completed; a cancel aimed at the old one must not hit the new one)
 /// bit 63 = 1:  a message, not an operation of ours; bits 32..40 say which
 ///              (1 = a doorbell from shard <bits 0..32>, 2 = our doorbell to shard <bits
 ///              0..32> failed; successful doorbells post no completion)
 /// ```
 ///
 /// The in-flight table is what maps an operation to its [`Owner`] and to the buffer lent
-/// with it, so the value itself never has to carry more than a slot number.
+/// with it, so the value itself never has to carry more than a slot and its generation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UserData {
-    Op(u32),
+    Op { slot: u32, gen: u32 },
     DoorbellFrom(u32),
     DoorbellFailed(u32),
 }
@@ -113,7 +115,7 @@ const DOORBELL_FAILED: u64 = 2 << 32;
 impl UserData {
     pub fn encode(self) -> u64 {
         match self {
-            UserData::Op(slot) => slot as u64,
+            UserData::Op { slot, gen } => ((gen & GEN_MASK) as u64) << 32 | slot as u64,
             UserData::DoorbellFrom(s) => MESSAGE | DOORBELL_FROM | s as u64,
             UserData::DoorbellFailed(s) => MESSAGE | DOORBELL_FAILED | s as u64,
         }
@@ -121,7 +123,11 @@ impl UserData {
 
     pub fn decode(v: u64) -> Option<UserData> {
         if v & MESSAGE == 0 {
-            return u32::try_from(v).ok().map(UserData::Op);
+            let gen = (v >> 32) as u32;
+            return (gen <= GEN_MASK).then_some(UserData::Op {
+                slot: v as u32,
+                gen,
+            });
         }
         let low = v as u32;
         match v & !MESSAGE & !0xffff_ffff {
@@ -146,8 +152,11 @@ mod tests {
     #[test]
     fn user_data_round_trips() {
         for u in [
-            UserData::Op(0),
-            UserData::Op(u32::MAX),
+            UserData::Op { slot: 0, gen: 0 },
+            UserData::Op {
+                slot: u32::MAX,
+                gen: GEN_MASK,
+            },
             UserData::DoorbellFrom(7),
             UserData::DoorbellFailed(u32::MAX),
         ] {

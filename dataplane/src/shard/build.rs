@@ -109,6 +109,7 @@ impl Shard {
             drain: Drain::Serving,
             self_msgs: VecDeque::new(),
             in_self: false,
+            resume: Vec::new(),
             log_replies: Vec::new(),
             outputs: Vec::new(),
             runnable: Vec::new(),

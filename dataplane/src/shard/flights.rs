@@ -165,6 +165,9 @@ impl Shard {
             // still be on its way to it.
             None => panic!("input for flight {f:?}, which is not in flight"),
         }
+        // Every output goes out before a message to this shard is handled: handling one can
+        // step this flight again, and its next hop must not overtake this one's messages.
+        let outer = std::mem::replace(&mut self.in_self, true);
         for out in outputs.drain(..) {
             match out {
                 Output::Send(shard, msg) => self.send_to(shard, msg),
@@ -183,6 +186,10 @@ impl Shard {
             }
         }
         self.outputs = outputs;
+        self.in_self = outer;
+        if !outer {
+            self.drain_self();
+        }
     }
 
     /// A flight ends: it is recorded, and its reply slot is returned.
@@ -192,11 +199,15 @@ impl Shard {
         Some(s.reply)
     }
 
-    /// A reply went into connection `slot`.
+    /// A reply went into connection `slot`: paused input may continue (once this shard's
+    /// messages to itself are handled, see `drain_self`).
     fn replied(&mut self, slot: u32) {
         self.mark_dirty(slot);
-        // Replies drained may let paused input continue.
-        self.process(slot);
+        if self.in_self {
+            self.resume.push(slot);
+        } else {
+            self.process(slot);
+        }
     }
 
     /// An encoded reply for a forwarded command, straight from a reply batch.

@@ -142,6 +142,8 @@ pub struct Shard {
     /// Messages this shard sent itself, handled before the send returns.
     self_msgs: VecDeque<Msg>,
     in_self: bool,
+    /// Connections to process once this shard's messages to itself are handled.
+    resume: Vec<u32>,
     log_replies: Vec<(Dest, LogResult)>,
     outputs: Vec<Output>,
     runnable: Vec<(Ticket, Work)>,
@@ -269,6 +271,8 @@ impl Shard {
                     let mut m = self.metrics.clone();
                     m.counters.connections_open = self.conns.open() as u64;
                     m.counters.io_backlogged = self.io.backlogged;
+                    m.counters.log_partitions = self.logs.partitions() as u64;
+                    m.counters.log_partition_slots = self.logs.partition_slots() as u64;
                     let _ = tx.send(m);
                 }
             }

@@ -8,7 +8,7 @@ use std::ops::Range;
 
 use super::Shard;
 use crate::cache::cmd::OomCheck;
-use crate::cache::op::{self as cache, command_access, parse_forwarded, run_command};
+use crate::cache::op::{self as cache, forwarded, parse_forwarded, run_command};
 use crate::log::ops::LogResult;
 use crate::mesh::{Msg, Reply};
 use crate::proto::resp::write::Out;
@@ -29,8 +29,8 @@ impl Shard {
                 self.metrics
                     .mesh_hop
                     .saturating_record(hop.as_nanos() as u64);
-                let msgs = std::mem::take(&mut batch.msgs);
-                for r in msgs {
+                let mut msgs = std::mem::take(&mut batch.msgs);
+                for r in msgs.drain(..) {
                     match r {
                         Reply::Encoded { to, range } => self.encoded_reply(to, &batch.bytes[range]),
                         Reply::Part { to, res } => {
@@ -41,6 +41,7 @@ impl Shard {
                         }
                     }
                 }
+                batch.msgs = msgs;
                 self.mesh.recycle_replies(batch);
             }
         }
@@ -62,13 +63,21 @@ impl Shard {
         self.run_scheduled();
     }
 
-    /// A message from this shard to itself: handled now, in order (a message that one
-    /// produces waits until the current one is done).
+    /// A message from this shard to itself. It is handled before the call that sent it
+    /// returns, but after whatever that call is in the middle of (a flight's other
+    /// outputs, another message to itself): messages to itself keep their order, and a
+    /// hop to another shard is never overtaken by a later one.
     pub(super) fn handle_own(&mut self, msg: Msg) {
         self.self_msgs.push_back(msg);
-        if self.in_self {
-            return;
+        if !self.in_self {
+            self.drain_self();
         }
+    }
+
+    /// Handle this shard's messages to itself until none are left, run what they made
+    /// runnable, then let connections whose replies arrived meanwhile go on (their next
+    /// commands must not run before messages already sent on their behalf).
+    pub(super) fn drain_self(&mut self) {
         self.in_self = true;
         while let Some(m) = self.self_msgs.pop_front() {
             let now = self.now;
@@ -76,6 +85,9 @@ impl Shard {
         }
         self.in_self = false;
         self.run_scheduled();
+        for slot in std::mem::take(&mut self.resume) {
+            self.process(slot);
+        }
     }
 
     fn handle(&mut self, from: usize, msg: Msg, bytes: &[u8], sent: std::time::Instant) {
@@ -175,12 +187,20 @@ impl Shard {
         let Some(a) = parse_forwarded(frame, &mut args, &mut scratch) else {
             panic!("a forwarded command frame that does not parse");
         };
-        let (key, mode) = command_access(&a);
+        let f = forwarded(&a);
+        let (key, mode) = (f.key, f.mode);
         if self.sched.free_for_key(origin, key, mode) {
             let batch = self.mesh.replies(from, sent);
             let start = batch.bytes.len();
             let mut out = Out::new(&mut batch.bytes, resp3);
-            run_command(&mut self.store, &a, self.now_ms, OomCheck::Refuse, &mut out);
+            run_command(
+                &mut self.store,
+                &f,
+                &a,
+                self.now_ms,
+                OomCheck::Refuse,
+                &mut out,
+            );
             let range = start..batch.bytes.len();
             batch.msgs.push(Reply::Encoded { to, range });
         } else {
@@ -224,8 +244,8 @@ impl Shard {
         let Some(a) = parse_forwarded(frame, &mut args, &mut scratch) else {
             panic!("a command frame that does not parse");
         };
-        let (key, mode) = command_access(&a);
-        let access = Access::new(origin).key(key, mode);
+        let f = forwarded(&a);
+        let access = Access::new(origin).key(f.key, f.mode);
         self.admit_command(from, to, frame, resp3, access);
         self.run_scheduled();
     }

@@ -33,7 +33,9 @@
 //! is final, after it. Parking waits only on the same connection's earlier requests, which
 //! finalise by messages alone, so it adds no deadlock.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
+
+use hashbrown::HashMap;
 
 use super::access::{Access, ConnId};
 
@@ -164,10 +166,15 @@ impl<W> Scheduler<W> {
         !maybe || self.queue.values().all(|e| !e.access.conflicts(a))
     }
 
-    /// May work of `origin` touching only `key` run now? (No allocation when nothing is
-    /// queued, which is the common case.)
+    /// May work of `origin` touching only `key` run now? Answered from the counters, with
+    /// no allocation, unless the key (or the connection, or the whole shard) is held.
     pub fn free_for_key(&self, origin: ConnId, key: &[u8], mode: super::access::Mode) -> bool {
-        self.queue.is_empty() || self.free_for(&Access::new(origin).key(key, mode))
+        if self.queue.is_empty() {
+            return true;
+        }
+        let maybe =
+            self.origins.contains_key(&origin) || self.whole > 0 || self.intents.contains_key(key);
+        !maybe || self.free_for(&Access::new(origin).key(key, mode))
     }
 
     fn hold(&mut self, a: &Access) {
