@@ -195,10 +195,12 @@ impl Endpoint {
         self.reqs.iter().any(|b| !b.is_empty()) || self.replies.iter().any(|b| !b.is_empty())
     }
 
-    /// Shards that got a batch since the last call: each needs one doorbell.
-    pub fn take_doorbells(&mut self) -> Vec<usize> {
-        let rang: Vec<usize> = (0..self.rang.len()).filter(|&s| self.rang[s]).collect();
-        self.rang.iter_mut().for_each(|r| *r = false);
-        rang
+    /// Shards that got a batch since the last call, into `out`: each needs one doorbell.
+    pub fn take_doorbells(&mut self, out: &mut Vec<usize>) {
+        for (s, rang) in self.rang.iter_mut().enumerate() {
+            if std::mem::take(rang) {
+                out.push(s);
+            }
+        }
     }
 }

@@ -143,6 +143,8 @@ pub struct Io {
     backlog: VecDeque<Vec<squeue::Entry>>,
     /// Times an entry had to wait in the backlog (metrics).
     pub backlogged: u64,
+    /// Completions read off the ring, reused every turn.
+    raw: Vec<(u64, i32, u32)>,
 }
 
 impl Io {
@@ -162,6 +164,7 @@ impl Io {
             free: Vec::new(),
             backlog: VecDeque::new(),
             backlogged: 0,
+            raw: Vec::new(),
         })
     }
 
@@ -216,25 +219,25 @@ impl Io {
     }
 
     /// Queue `entries` (already tagged) for submission, behind any backlog.
-    fn enqueue(&mut self, entries: Vec<squeue::Entry>) {
+    fn enqueue(&mut self, entries: &[squeue::Entry]) {
         if self.backlog.is_empty() {
             // SAFETY: every entry points only at memory held in `self.slots` (moved in by
             // the method that built it) or at nothing; a slot is freed only by `reap`
             // after the operation's last completion, so the memory outlives the operation.
-            match unsafe { submit::push(&mut self.ring, &entries) } {
+            match unsafe { submit::push(&mut self.ring, entries) } {
                 Ok(()) => return,
                 Err(submit::SqFull) => {
                     // Hand what is queued to the kernel and try once more; no waiting.
                     let _ = self.ring.submit();
                     // SAFETY: as above.
-                    if unsafe { submit::push(&mut self.ring, &entries) }.is_ok() {
+                    if unsafe { submit::push(&mut self.ring, entries) }.is_ok() {
                         return;
                     }
                 }
             }
         }
         self.backlogged += 1;
-        self.backlog.push_back(entries);
+        self.backlog.push_back(entries.to_vec());
     }
 
     /// Register an operation lending `held` and queue its entry, built from the held
@@ -248,7 +251,7 @@ impl Io {
     ) -> OpId {
         let op = self.insert(owner, held, mode);
         let e = build(self.held(op)).user_data(Self::user_data(op));
-        self.enqueue(vec![e]);
+        self.enqueue(&[e]);
         op
     }
 
@@ -382,7 +385,7 @@ impl Io {
         .build()
         .flags(squeue::Flags::SKIP_SUCCESS)
         .user_data(UserData::DoorbellFailed(to).encode());
-        self.enqueue(vec![e]);
+        self.enqueue(&[e]);
     }
 
     // ----- files -------------------------------------------------------------------------
@@ -407,14 +410,14 @@ impl Io {
             .build()
             .user_data(Self::user_data(op));
         match then_sync {
-            None => self.enqueue(vec![write]),
+            None => self.enqueue(&[write]),
             Some(sync_owner) => {
                 let s = self.insert(sync_owner, Held::Nothing, Mode::Once);
                 let sync = opcode::Fsync::new(types::Fd(fd))
                     .flags(types::FsyncFlags::DATASYNC)
                     .build()
                     .user_data(Self::user_data(s));
-                self.enqueue(vec![write.flags(squeue::Flags::IO_LINK), sync]);
+                self.enqueue(&[write.flags(squeue::Flags::IO_LINK), sync]);
             }
         }
     }
@@ -544,12 +547,13 @@ impl Io {
 
     /// Take every completion the ring holds.
     pub fn reap(&mut self, out: &mut Vec<Completion>) {
-        let raw: Vec<(u64, i32, u32)> = self
-            .ring
-            .completion()
-            .map(|c| (c.user_data(), c.result(), c.flags()))
-            .collect();
-        for (ud, res, flags) in raw {
+        let mut raw = std::mem::take(&mut self.raw);
+        raw.extend(
+            self.ring
+                .completion()
+                .map(|c| (c.user_data(), c.result(), c.flags())),
+        );
+        for (ud, res, flags) in raw.drain(..) {
             let done = |owner, held| Completion {
                 owner,
                 res,
@@ -576,6 +580,7 @@ impl Io {
                 None => tracing::warn!(ud, "completion with unknown user_data"),
             }
         }
+        self.raw = raw;
     }
 
     fn complete(&mut self, slot: u32, res: i32, flags: u32) -> Option<Completion> {

@@ -117,6 +117,7 @@ impl Shard {
             timers: Vec::new(),
             fast_timer: false,
             refusing_writes: false,
+            doorbells: Vec::new(),
             shared,
         }
     }

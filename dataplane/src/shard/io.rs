@@ -54,12 +54,15 @@ impl Shard {
     }
 
     pub(super) fn ring_doorbells(&mut self) {
-        for to in self.mesh.take_doorbells() {
+        let mut rung = std::mem::take(&mut self.doorbells);
+        self.mesh.take_doorbells(&mut rung);
+        for to in rung.drain(..) {
             if to != self.id {
                 self.io
                     .doorbell(self.mesh.ring_fds[to], self.id as u32, to as u32);
             }
         }
+        self.doorbells = rung;
     }
 
     fn arm_recv(&mut self, slot: u32) {

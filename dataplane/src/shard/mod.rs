@@ -154,6 +154,8 @@ pub struct Shard {
     fast_timer: bool,
     /// What this shard last published in `NodeShared::refusing_writes`.
     refusing_writes: bool,
+    /// Shards to ring this turn (reused).
+    doorbells: Vec<usize>,
 }
 
 impl Shard {
