@@ -1,7 +1,7 @@
 //! pinion: a thread-per-core io_uring data plane. `docs/architecture.md` is the map; the
 //! folders are the architecture:
 //!
-//! - [`runtime`]: the io_uring layer, and all of the node's `unsafe`;
+//! - [`runtime`]: the io_uring layer, the only code that is not safe Rust;
 //! - [`shard`]: the reactor (loop, connections, mesh drain, start-up, shutdown);
 //! - [`mesh`]: lanes and batches between shards, and slot ownership;
 //! - [`txn`]: the transaction framework every multi-shard operation runs through;

@@ -4,12 +4,15 @@
 //! Lifecycle: created at shard start-up for the shard's slot range, dropped at shutdown.
 //!
 //! - [`store`]: the keyspace with TTLs, eviction and WATCH bookkeeping ([`watch`]);
-//! - [`entry`]: one key's packed allocation; [`slot`]: key → slot;
+//! - [`entry`]: one key's packed allocation; [`slot`]: key → slot; [`evict`]: eviction
+//!   policies; [`glob`]: pattern matching;
 //! - [`cmd`]: command semantics by family; [`op`]: what other shards and transactions ask a
 //!   store to run.
 
 pub mod cmd;
 pub mod entry;
+pub mod evict;
+pub mod glob;
 pub mod op;
 pub mod slot;
 pub mod store;

@@ -14,42 +14,12 @@ use hashbrown::{HashMap, HashTable};
 use std::hash::BuildHasher;
 
 use super::entry::{Entry, KIND_HASH};
+use super::evict::{lfu_decayed, lfu_pack, touch, LFU_INIT};
+pub use super::evict::{xorshift64, Policy};
+pub use super::glob::glob_match;
 use super::watch::Watches;
+use crate::limits::SCAN_EMPTY_SLOTS_MAX;
 use crate::txn::ConnId;
-
-/// Eviction policy, Redis's `maxmemory-policy` limited to the all-keys family.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Policy {
-    Lru,
-    Lfu,
-    Fifo,
-    Noeviction,
-}
-
-impl Policy {
-    /// The names CONFIG SET maxmemory-policy takes, for its error text.
-    pub const NAMES: &'static str =
-        "allkeys-lru, allkeys-lfu, volatile-lru, volatile-lfu, fifo, noeviction";
-
-    pub fn redis_name(self) -> &'static str {
-        match self {
-            Policy::Lru => "allkeys-lru",
-            Policy::Lfu => "allkeys-lfu",
-            Policy::Fifo => "fifo",
-            Policy::Noeviction => "noeviction",
-        }
-    }
-
-    pub fn from_redis_name(s: &str) -> Option<Policy> {
-        match s.to_ascii_lowercase().as_str() {
-            "allkeys-lru" | "volatile-lru" | "lru" => Some(Policy::Lru),
-            "allkeys-lfu" | "volatile-lfu" | "lfu" => Some(Policy::Lfu),
-            "fifo" => Some(Policy::Fifo),
-            "noeviction" => Some(Policy::Noeviction),
-            _ => None,
-        }
-    }
-}
 
 /// A hash value's fields. Charged per field in `used_bytes`.
 pub type HashObj = HashMap<Box<[u8]>, Box<[u8]>>;
@@ -98,9 +68,6 @@ pub struct Store {
 }
 
 const NOT_LISTED: u32 = u32::MAX;
-use crate::limits::SCAN_EMPTY_SLOTS_MAX;
-const LFU_INIT: u32 = 5;
-const LFU_LOG_FACTOR: f64 = 10.0;
 
 /// What a read found.
 pub enum Found<'a> {
@@ -660,144 +627,10 @@ impl Store {
     }
 }
 
-/// Marsaglia's xorshift64: the cheap, seeded randomness eviction sampling, the LFU counter
-/// and the codec mutation tests use. `state` must not be 0.
-pub fn xorshift64(state: &mut u64) -> u64 {
-    *state ^= *state << 13;
-    *state ^= *state >> 7;
-    *state ^= *state << 17;
-    *state
-}
-
-/// The access stamp after a read: LRU takes the next tick of the shard's logical clock,
-/// FIFO keeps the insertion stamp, LFU bumps Redis's logarithmic counter.
-fn touch(policy: Policy, clock: &mut u32, rng: &mut u64, current: u32, now_ms: u64) -> u32 {
-    match policy {
-        Policy::Lru | Policy::Noeviction => {
-            *clock = clock.wrapping_add(1);
-            *clock
-        }
-        Policy::Fifo => current,
-        Policy::Lfu => {
-            let mut counter = lfu_decayed(current, now_ms);
-            if counter < 255 {
-                let base = counter.saturating_sub(LFU_INIT) as f64;
-                let p = 1.0 / (base * LFU_LOG_FACTOR + 1.0);
-                let r = (xorshift64(rng) % 1_000_000) as f64 / 1_000_000.0;
-                if r < p {
-                    counter += 1;
-                }
-            }
-            lfu_pack(counter, now_ms)
-        }
-    }
-}
-
 fn hash_cost(h: &HashObj) -> usize {
     h.iter()
         .map(|(k, v)| k.len() + v.len() + FIELD_OVERHEAD_BYTES)
         .sum()
-}
-
-fn lfu_pack(counter: u32, now_ms: u64) -> u32 {
-    let minutes = ((now_ms / 60_000) & 0xffff) as u32;
-    (minutes << 8) | counter.min(255)
-}
-
-/// Redis's LFU decay: the counter drops by one per idle minute (lfu-decay-time 1).
-fn lfu_decayed(v: u32, now_ms: u64) -> u32 {
-    let counter = v & 0xff;
-    let last = v >> 8;
-    let now = ((now_ms / 60_000) & 0xffff) as u32;
-    let idle = if now >= last {
-        now - last
-    } else {
-        0x10000 - last + now
-    };
-    counter.saturating_sub(idle)
-}
-
-/// Glob matching with Redis's `stringmatchlen` syntax: `*`, `?`, `[abc]`, `[^a]`, `[a-z]`,
-/// `\\x`. Iterative with one backtrack point (the last `*`), so it runs in O(pattern × key)
-/// time whatever the pattern: a hostile `*a*a*a...b` cannot stall the shard.
-pub fn glob_match(p: &[u8], s: &[u8], nocase: bool) -> bool {
-    let (mut pi, mut si) = (0usize, 0usize);
-    let mut star: Option<(usize, usize)> = None;
-    while si < s.len() {
-        if pi < p.len() && p[pi] == b'*' {
-            while pi < p.len() && p[pi] == b'*' {
-                pi += 1;
-            }
-            if pi == p.len() {
-                return true;
-            }
-            star = Some((pi, si));
-            continue;
-        }
-        if pi < p.len() {
-            if let Some(next) = match_one(p, pi, s[si], nocase) {
-                pi = next;
-                si += 1;
-                continue;
-            }
-        }
-        match star {
-            Some((sp, ss)) => {
-                pi = sp;
-                si = ss + 1;
-                star = Some((sp, ss + 1));
-            }
-            None => return false,
-        }
-    }
-    while pi < p.len() && p[pi] == b'*' {
-        pi += 1;
-    }
-    pi == p.len()
-}
-
-/// Match one pattern element at `pi` (not `*`) against `ch`; the index after the element.
-fn match_one(p: &[u8], pi: usize, ch: u8, nocase: bool) -> Option<usize> {
-    let eq = |a: u8, b: u8| {
-        if nocase {
-            a.eq_ignore_ascii_case(&b)
-        } else {
-            a == b
-        }
-    };
-    match p[pi] {
-        b'?' => Some(pi + 1),
-        b'\\' if pi + 1 < p.len() => eq(p[pi + 1], ch).then_some(pi + 2),
-        b'[' => {
-            let mut i = pi + 1;
-            let not = p.get(i) == Some(&b'^');
-            if not {
-                i += 1;
-            }
-            let mut matched = false;
-            while i < p.len() && p[i] != b']' {
-                if p[i] == b'\\' && i + 1 < p.len() {
-                    i += 1;
-                    matched |= eq(p[i], ch);
-                } else if i + 2 < p.len() && p[i + 1] == b'-' && p[i + 2] != b']' {
-                    let (mut lo, mut hi) = (p[i], p[i + 2]);
-                    if lo > hi {
-                        std::mem::swap(&mut lo, &mut hi);
-                    }
-                    matched |= (lo..=hi).contains(&ch)
-                        || (nocase && (lo..=hi).contains(&ch.to_ascii_lowercase()))
-                        || (nocase && (lo..=hi).contains(&ch.to_ascii_uppercase()));
-                    i += 2;
-                } else {
-                    matched |= eq(p[i], ch);
-                }
-                i += 1;
-            }
-            // An unterminated class ends at the pattern's end, as in Redis.
-            (matched != not).then_some((i + 1).min(p.len()))
-        }
-        c => eq(c, ch).then_some(pi + 1),
-    }
 }
 
 #[cfg(test)]
@@ -903,28 +736,6 @@ mod tests {
         s.policy = Policy::Noeviction;
         s.maxmemory_bytes = 1;
         assert!(!s.make_room(0));
-    }
-
-    #[test]
-    fn glob_patterns() {
-        assert!(glob_match(b"*", b"anything", false));
-        assert!(glob_match(b"h?llo", b"hello", false));
-        assert!(glob_match(b"h[ae]llo", b"hallo", false));
-        assert!(!glob_match(b"h[^e]llo", b"hello", false));
-        assert!(glob_match(b"h[a-b]llo", b"hbllo", false));
-        assert!(glob_match(b"user:*:name", b"user:42:name", false));
-        assert!(!glob_match(b"user:*:name", b"user:42:age", false));
-        assert!(glob_match(b"a\\*b", b"a*b", false));
-        assert!(glob_match(b"HELLO", b"hello", true));
-        assert!(glob_match(b"*", b"", false));
-        assert!(glob_match(b"a*", b"a", false));
-        assert!(!glob_match(b"a?", b"a", false));
-        assert!(glob_match(b"*b*", b"abc", false));
-        // A pathological pattern finishes quickly (the recursive matcher took seconds here).
-        let key = vec![b'a'; 5000];
-        let t = std::time::Instant::now();
-        assert!(!glob_match(b"*a*a*a*a*a*a*a*a*a*a*a*a*b", &key, false));
-        assert!(t.elapsed() < std::time::Duration::from_secs(1));
     }
 
     #[test]

@@ -37,7 +37,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use hashbrown::HashMap;
 
-use super::access::{Access, ConnId};
+use super::access::{Access, ConnId, Mode};
 
 /// A place in a shard's queue: a Lamport timestamp, unique on the node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -64,6 +64,55 @@ struct Entry<W> {
     /// Work was handed out and has not been reported run ([`Scheduler::ran`]): the entry
     /// still holds its keys, so nothing that arrives meanwhile overtakes it.
     running: bool,
+}
+
+/// What the entries ahead of a point in the queue hold, together.
+#[derive(Default)]
+struct Held<'a> {
+    keys: HashMap<&'a [u8], Mode>,
+    writes: usize,
+    origins: hashbrown::HashSet<ConnId>,
+    shard: Option<Mode>,
+}
+
+impl<'a> Held<'a> {
+    fn add(&mut self, a: &'a Access) {
+        for (k, m) in &a.keys {
+            let held = self.keys.entry(&k[..]).or_insert(Mode::Read);
+            if *m == Mode::Write && *held == Mode::Read {
+                *held = Mode::Write;
+                self.writes += 1;
+            }
+        }
+        self.origins.insert(a.origin);
+        if let Some(m) = a.shard {
+            if self.shard != Some(Mode::Write) {
+                self.shard = Some(m);
+            }
+        }
+    }
+
+    /// Would `a` conflict with one of the entries added (see `Access::conflicts`)?
+    fn conflicts(&self, a: &Access) -> bool {
+        if self.origins.contains(&a.origin) {
+            return true;
+        }
+        match (a.shard, self.shard) {
+            (Some(Mode::Write), _) if !self.keys.is_empty() || self.shard.is_some() => return true,
+            (Some(Mode::Read), _) if self.writes > 0 || self.shard == Some(Mode::Write) => {
+                return true
+            }
+            _ => {}
+        }
+        a.keys.iter().any(|(k, m)| match self.shard {
+            Some(Mode::Write) => true,
+            Some(Mode::Read) if *m == Mode::Write => true,
+            _ => self
+                .keys
+                .get(&k[..])
+                .is_some_and(|h| *h == Mode::Write || *m == Mode::Write),
+        })
+    }
 }
 
 /// Work handed out by [`Scheduler::runnable`]: run it, then report it with
@@ -168,7 +217,7 @@ impl<W> Scheduler<W> {
 
     /// May work of `origin` touching only `key` run now? Answered from the counters, with
     /// no allocation, unless the key (or the connection, or the whole shard) is held.
-    pub fn free_for_key(&self, origin: ConnId, key: &[u8], mode: super::access::Mode) -> bool {
+    pub fn free_for_key(&self, origin: ConnId, key: &[u8], mode: Mode) -> bool {
         if self.queue.is_empty() {
             return true;
         }
@@ -358,29 +407,19 @@ impl<W> Scheduler<W> {
     /// out together never conflicts; each piece is reported with [`Scheduler::ran`] once it
     /// has run, and until then its entry keeps holding its keys.
     pub fn runnable(&mut self, out: &mut Vec<(Ticket, W)>) {
-        let positions: Vec<Pos> = self
-            .queue
-            .iter()
-            .filter(|(_, e)| e.fin && e.armed.is_some())
-            .map(|(p, _)| *p)
-            .collect();
-        for at in positions {
-            let Some(e) = self.queue.get(&at) else {
-                continue;
-            };
-            let blocked = self
-                .queue
-                .range(..at)
-                .any(|(_, ahead)| ahead.access.conflicts(&e.access));
-            if blocked {
-                continue;
+        // One pass in queue order, keeping what the entries passed so far hold: whether an
+        // entry conflicts with anything ahead of it is then a look-up per key, so a pass
+        // costs the queue's keys, not their pairs.
+        let mut ahead = Held::default();
+        for (&at, e) in self.queue.iter_mut() {
+            if e.fin && e.armed.is_some() && !ahead.conflicts(&e.access) {
+                if let Some(w) = e.armed.take() {
+                    e.running = true;
+                    let conclude = std::mem::replace(&mut e.conclude, false);
+                    out.push((Ticket { at, conclude }, w));
+                }
             }
-            let e = self.queue.get_mut(&at).expect("checked above");
-            if let Some(w) = e.armed.take() {
-                e.running = true;
-                let conclude = std::mem::replace(&mut e.conclude, false);
-                out.push((Ticket { at, conclude }, w));
-            }
+            ahead.add(&e.access);
         }
     }
 
