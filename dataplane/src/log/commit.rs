@@ -432,7 +432,7 @@ impl Logs {
         let interval = matches!(ctx.cfg.fsync, Fsync::Interval(ms) if now.saturating_sub(self.last_sync_ms) >= ms);
         let mut syncs = Vec::new();
         let mut deletes = Vec::new();
-        for p in self.parts.iter_mut().filter_map(|s| s.state.as_mut()) {
+        for p in self.parts.values_mut() {
             if interval && p.dirty_since_sync && p.committing.is_empty() {
                 if let Some((f, _)) = p.files.get(&p.committed.0) {
                     syncs.push(f.as_raw_fd());

@@ -37,7 +37,8 @@ use crate::config::Config;
 use crate::mesh::SlotTable;
 use crate::metrics::Counters;
 use crate::runtime::io::{Completion, Io};
-use crate::runtime::{next_gen, Kind};
+use crate::runtime::slab::{Slab, SlabKey};
+use crate::runtime::Kind;
 use crate::txn::Dest;
 use ops::{LogOp, LogResult};
 use state::PartState;
@@ -66,20 +67,14 @@ impl LogCtx<'_> {
     }
 }
 
-/// A partition's place on the shard. A deleted partition's slot is reused; its generation
-/// goes up, so completions still in flight for the old partition are recognised and
-/// dropped (the buffers they bring back are simply freed).
-struct PartSlot {
-    gen: u32,
-    state: Option<PartState>,
-}
-
 /// The log side of a shard: the topic table and the partitions this shard owns.
 #[derive(Default)]
 pub struct Logs {
     pub topics: BTreeMap<String, TopicMeta>,
-    parts: Vec<PartSlot>,
-    free_parts: Vec<usize>,
+    /// The partitions by slot. A deleted partition's slot is reused; its generation goes
+    /// up, so completions still in flight for the old partition are recognised and
+    /// dropped (the buffers they bring back are simply freed).
+    parts: Slab<PartState>,
     index: HashMap<(String, i32), usize>,
     /// Partitions with appends planned this turn (group commit runs once per turn).
     dirty: Vec<usize>,
@@ -141,36 +136,29 @@ impl Logs {
 
     /// Partition slots ever allocated (they are reused after deletes).
     pub fn partition_slots(&self) -> usize {
-        self.parts.len()
+        self.parts.capacity()
     }
 
     fn add_part(&mut self, p: PartState) -> usize {
         let key = (p.topic.clone(), p.partition);
-        let i = match self.free_parts.pop() {
-            Some(i) => {
-                self.parts[i].state = Some(p);
-                i
-            }
-            None => {
-                self.parts.push(PartSlot {
-                    gen: 0,
-                    state: Some(p),
-                });
-                self.parts.len() - 1
-            }
-        };
+        let i = self.parts.insert(p).slot as usize;
         self.index.insert(key, i);
         i
     }
 
+    fn key(&self, i: usize) -> Option<SlabKey> {
+        let slot = u32::try_from(i).ok()?;
+        Some(SlabKey {
+            slot,
+            gen: self.parts.gen(slot)?,
+        })
+    }
+
     /// Take a partition out; its slot is free for the next one.
     fn remove_part(&mut self, i: usize) -> Option<PartState> {
-        let slot = self.parts.get_mut(i)?;
-        let p = slot.state.take()?;
-        slot.gen = next_gen(slot.gen);
+        let p = self.parts.remove(self.key(i)?)?;
         self.index.remove(&(p.topic.clone(), p.partition));
         self.dirty.retain(|&d| d != i);
-        self.free_parts.push(i);
         Some(p)
     }
 
@@ -179,23 +167,21 @@ impl Logs {
     }
 
     fn part(&self, i: usize) -> Option<&PartState> {
-        self.parts.get(i).and_then(|s| s.state.as_ref())
+        self.parts.get(self.key(i)?)
     }
 
     fn part_mut(&mut self, i: usize) -> Option<&mut PartState> {
-        self.parts.get_mut(i).and_then(|s| s.state.as_mut())
+        self.parts.get_mut(self.key(i)?)
     }
 
     fn gen(&self, i: usize) -> u32 {
-        self.parts.get(i).map_or(0, |s| s.gen)
+        self.key(i).map_or(0, |k| k.gen)
     }
 
     /// The partition in slot `i` if it is still the one of generation `gen`.
     fn part_at(&mut self, i: usize, gen: u32) -> Option<&mut PartState> {
-        self.parts
-            .get_mut(i)
-            .filter(|s| s.gen == gen)
-            .and_then(|s| s.state.as_mut())
+        let slot = u32::try_from(i).ok()?;
+        self.parts.get_mut(SlabKey { slot, gen })
     }
 
     fn mark_dirty(&mut self, i: usize) {

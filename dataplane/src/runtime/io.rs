@@ -33,6 +33,7 @@ use io_uring::{cqueue, opcode, squeue, types, IoUring};
 use super::aligned::AlignedBuf;
 use super::bufring::BufRing;
 use super::ring::RingFeatures;
+use super::slab::{Slab, SlabKey};
 use super::{submit, Kind, Owner, UserData};
 
 /// The buffer group multishot receives pick from.
@@ -75,11 +76,7 @@ impl Held {
 /// An operation's slot in the in-flight table and the slot's generation, for cancelling
 /// it (a cancel of an operation that already completed finds another generation there and
 /// is not sent).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct OpId {
-    slot: u32,
-    gen: u32,
-}
+pub type OpId = SlabKey;
 
 /// How an operation completes.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -136,9 +133,7 @@ pub struct Io {
     ring: ManuallyDrop<IoUring>,
     bufring: ManuallyDrop<BufRing>,
     pub features: RingFeatures,
-    slots: Vec<Option<InFlight>>,
-    gens: Vec<u32>,
-    free: Vec<u32>,
+    slots: Slab<InFlight>,
     /// Entries that found the submission queue full, in order; each group is pushed whole.
     backlog: VecDeque<Vec<squeue::Entry>>,
     /// Times an entry had to wait in the backlog (metrics).
@@ -159,9 +154,7 @@ impl Io {
             ring: ManuallyDrop::new(ring),
             bufring: ManuallyDrop::new(bufring),
             features,
-            slots: Vec::new(),
-            gens: Vec::new(),
-            free: Vec::new(),
+            slots: Slab::default(),
             backlog: VecDeque::new(),
             backlogged: 0,
             raw: Vec::new(),
@@ -176,7 +169,7 @@ impl Io {
 
     /// Operations submitted and not completed (multishot ones included).
     pub fn in_flight(&self) -> usize {
-        self.slots.len() - self.free.len()
+        self.slots.len()
     }
 
     fn insert(&mut self, owner: Owner, held: Held, mode: Mode) -> OpId {
@@ -186,21 +179,7 @@ impl Io {
             mode,
             zc_result: None,
         };
-        let slot = match self.free.pop() {
-            Some(i) => {
-                self.slots[i as usize] = Some(f);
-                i
-            }
-            None => {
-                self.slots.push(Some(f));
-                self.gens.push(0);
-                (self.slots.len() - 1) as u32
-            }
-        };
-        OpId {
-            slot,
-            gen: self.gens[slot as usize],
-        }
+        self.slots.insert(f)
     }
 
     fn user_data(op: OpId) -> u64 {
@@ -212,10 +191,7 @@ impl Io {
     }
 
     fn held(&self, op: OpId) -> &Held {
-        match self.slots.get(op.slot as usize) {
-            Some(Some(f)) => &f.held,
-            _ => &Held::Nothing,
-        }
+        self.slots.get(op).map_or(&Held::Nothing, |f| &f.held)
     }
 
     /// Queue `entries` (already tagged) for submission, behind any backlog.
@@ -334,12 +310,7 @@ impl Io {
     /// Cancel an operation (its own completion, ECANCELED, follows). One that already
     /// completed is left alone: its slot may hold another operation by now.
     pub fn cancel(&mut self, target: OpId, owner: Owner) {
-        let live = self.gens.get(target.slot as usize) == Some(&target.gen)
-            && self
-                .slots
-                .get(target.slot as usize)
-                .is_some_and(Option::is_some);
-        if !live {
+        if self.slots.get(target).is_none() {
             return;
         }
         let ud = Self::user_data(target);
@@ -569,11 +540,12 @@ impl Io {
                     out.push(done(Owner::new(Kind::DoorbellFailed, to, 0), Held::Nothing))
                 }
                 Some(UserData::Op { slot, gen }) => {
-                    if self.gens.get(slot as usize) != Some(&gen) {
+                    let op = OpId { slot, gen };
+                    if !self.slots.is_current(op) {
                         tracing::warn!(slot, gen, "a completion for a slot that moved on");
                         continue;
                     }
-                    if let Some(c) = self.complete(slot, res, flags) {
+                    if let Some(c) = self.complete(op, res, flags) {
                         out.push(c);
                     }
                 }
@@ -583,14 +555,14 @@ impl Io {
         self.raw = raw;
     }
 
-    fn complete(&mut self, slot: u32, res: i32, flags: u32) -> Option<Completion> {
-        let f = self.slots.get_mut(slot as usize)?.as_mut()?;
+    fn complete(&mut self, op: OpId, res: i32, flags: u32) -> Option<Completion> {
+        let f = self.slots.get_mut(op)?;
         let more = cqueue::more(flags);
         // A zero-copy send completes twice: its result (with MORE), then a notification
         // once the kernel no longer reads the bytes. The owner hears once, at the end.
         if cqueue::notif(flags) {
             let res = f.zc_result.take().unwrap_or(res);
-            return self.finish(slot, res, None);
+            return self.finish(op, res, None);
         }
         if more && f.mode != Mode::Multishot {
             f.zc_result = Some(res);
@@ -606,13 +578,11 @@ impl Io {
                 held: Held::Nothing,
             });
         }
-        self.finish(slot, res, buf_id)
+        self.finish(op, res, buf_id)
     }
 
-    fn finish(&mut self, slot: u32, res: i32, buf_id: Option<u16>) -> Option<Completion> {
-        let f = self.slots.get_mut(slot as usize)?.take()?;
-        self.gens[slot as usize] = super::next_gen(self.gens[slot as usize]);
-        self.free.push(slot);
+    fn finish(&mut self, op: OpId, res: i32, buf_id: Option<u16>) -> Option<Completion> {
+        let f = self.slots.remove(op)?;
         let mut held = f.held;
         if let (Held::Aligned(b), Mode::Fill, true) = (&mut held, f.mode, res > 0) {
             if res as usize <= b.capacity() {
@@ -642,7 +612,7 @@ impl Drop for Io {
             // standing receives) may be written by the kernel while the ring tears down
             // asynchronously: leak their memory and the receive buffers instead of
             // freeing them.
-            std::mem::forget(std::mem::take(&mut self.slots));
+            self.slots.leak();
             return;
         }
         // SAFETY: dropped exactly once, after the ring it was registered with, and with no

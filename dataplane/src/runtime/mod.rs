@@ -15,6 +15,8 @@
 //!   touch memory the kernel may still write (the ownership model of monoio and glommio);
 //! - the `user_data` encoding, the only place it is defined ([`UserData`]);
 //! - pushing entries, where a full submission queue is an error value ([`submit`]);
+//! - the table of values by slot with generations that operations, connections, flights
+//!   and partitions are kept in ([`slab`]);
 //! - aligned buffers for direct I/O ([`aligned`]), the few plain syscalls ([`sys`]) and the
 //!   global allocator ([`alloc`]).
 
@@ -23,6 +25,7 @@ pub mod alloc;
 pub mod bufring;
 pub mod io;
 pub mod ring;
+pub mod slab;
 pub mod submit;
 pub mod sys;
 

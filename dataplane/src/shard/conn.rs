@@ -19,7 +19,7 @@ use crate::limits::MOVE_REPLY_BYTES;
 use crate::proto::resp::write::Out;
 use crate::redis::Session;
 use crate::runtime::io::OpId;
-use crate::runtime::next_gen;
+use crate::runtime::slab::{Slab, SlabKey};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Life {
@@ -201,62 +201,54 @@ impl Conn {
 /// A shard's connections by slot, with generations.
 #[derive(Default)]
 pub struct Conns {
-    slots: Vec<Option<Conn>>,
-    gens: Vec<u32>,
-    free: Vec<u32>,
-    open: usize,
+    slab: Slab<Conn>,
 }
 
 impl Conns {
-    /// A free slot and its generation, for a new connection.
+    /// A free slot and its generation, for a new connection ([`Conns::insert`] fills it).
     pub fn reserve(&mut self) -> (u32, u32) {
-        let slot = match self.free.pop() {
-            Some(s) => s,
-            None => {
-                self.slots.push(None);
-                self.gens.push(0);
-                (self.slots.len() - 1) as u32
-            }
-        };
-        (slot, self.gens[slot as usize])
+        let k = self.slab.reserve();
+        (k.slot, k.gen)
     }
 
     pub fn insert(&mut self, slot: u32, c: Conn) {
-        self.slots[slot as usize] = Some(c);
-        self.open += 1;
+        let gen = c.gen;
+        let filled = self.slab.fill(SlabKey { slot, gen }, c);
+        assert!(
+            filled,
+            "connection slot {slot} was not reserved for generation {gen}"
+        );
     }
 
     /// Free a slot after its socket closed; its generation moves on.
     pub fn remove(&mut self, slot: u32) -> Option<Conn> {
-        let c = self.slots.get_mut(slot as usize)?.take()?;
-        self.gens[slot as usize] = next_gen(self.gens[slot as usize]);
-        self.free.push(slot);
-        self.open -= 1;
-        Some(c)
+        let gen = self.slab.gen(slot)?;
+        self.slab.remove(SlabKey { slot, gen })
     }
 
     pub fn get(&self, slot: u32) -> Option<&Conn> {
-        self.slots.get(slot as usize).and_then(Option::as_ref)
+        self.slab.at(slot)
     }
 
     pub fn get_mut(&mut self, slot: u32) -> Option<&mut Conn> {
-        self.slots.get_mut(slot as usize).and_then(Option::as_mut)
+        self.slab.at_mut(slot)
     }
 
     /// The connection in `slot` if it is still the one of generation `gen`.
     pub fn live(&mut self, slot: u32, gen: u32) -> Option<&mut Conn> {
-        self.get_mut(slot).filter(|c| c.gen == gen)
+        self.slab.get_mut(SlabKey { slot, gen })
     }
 
+    /// Connections open (a slot is filled as soon as it is reserved).
     pub fn open(&self) -> usize {
-        self.open
+        self.slab.len()
     }
 
     pub fn slots(&self) -> impl Iterator<Item = u32> + '_ {
-        (0..self.slots.len() as u32).filter(|&s| self.slots[s as usize].is_some())
+        self.slab.iter().map(|(s, _)| s)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Conn> {
-        self.slots.iter().flatten()
+        self.slab.iter().map(|(_, c)| c)
     }
 }

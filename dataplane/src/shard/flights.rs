@@ -13,7 +13,7 @@ use super::{Launch, Shard};
 use crate::mesh::Msg;
 use crate::metrics::ShardMetrics;
 use crate::proto::resp::command::Family;
-use crate::runtime::next_gen;
+use crate::runtime::slab::{Slab, SlabKey};
 use crate::txn::{ConnId, Flight, FlightRef, Input, Op, Output, PartRef, TxId};
 
 /// What a flight is.
@@ -34,45 +34,31 @@ struct Slot {
 /// Flights by slot, with generations (a result for a flight that ended is dropped).
 #[derive(Default)]
 pub struct Flights {
-    slots: Vec<Option<Slot>>,
-    gens: Vec<u32>,
-    free: Vec<u32>,
+    slab: Slab<Slot>,
+}
+
+fn key(f: FlightRef) -> SlabKey {
+    SlabKey {
+        slot: f.id,
+        gen: f.gen,
+    }
 }
 
 impl Flights {
     fn insert(&mut self, s: Slot) -> FlightRef {
-        let id = match self.free.pop() {
-            Some(i) => {
-                self.slots[i as usize] = Some(s);
-                i
-            }
-            None => {
-                self.slots.push(Some(s));
-                self.gens.push(0);
-                (self.slots.len() - 1) as u32
-            }
-        };
+        let k = self.slab.insert(s);
         FlightRef {
-            id,
-            gen: self.gens[id as usize],
+            id: k.slot,
+            gen: k.gen,
         }
     }
 
     fn get_mut(&mut self, f: FlightRef) -> Option<&mut Slot> {
-        if self.gens.get(f.id as usize) != Some(&f.gen) {
-            return None;
-        }
-        self.slots.get_mut(f.id as usize).and_then(Option::as_mut)
+        self.slab.get_mut(key(f))
     }
 
     fn remove(&mut self, f: FlightRef) -> Option<Slot> {
-        if self.gens.get(f.id as usize) != Some(&f.gen) {
-            return None;
-        }
-        let s = self.slots.get_mut(f.id as usize)?.take()?;
-        self.gens[f.id as usize] = next_gen(f.gen);
-        self.free.push(f.id);
-        Some(s)
+        self.slab.remove(key(f))
     }
 }
 
