@@ -520,7 +520,8 @@ def test_produce_during_topic_churn_is_always_answered(start):
     # Deleted partitions' slots are reused: the slots allocated stay at what was held at
     # once (2 partitions), however many times the topic came and went.
     assert cycles >= 5, cycles
-    assert node.metric("pinion_log_partition_slots") <= 2 * 2, "slots grew with the churn"
+    # Each partition took a slot on its shard at some point, so at least 2 were allocated.
+    assert 2 <= node.metric("pinion_log_partition_slots") <= 2 * 2, "slots grew with the churn"
     assert node.metric("pinion_log_partitions") <= 2
 
 

@@ -55,12 +55,14 @@ pub struct Counters {
     pub log_partition_slots: u64,
 }
 
-/// `add(&mut self, other)`: every listed field of `other` added into `self`, for structs of
-/// counters that are summed over shards.
+/// `add(&mut self, other)`: every field of `other` added into `self`, for structs of
+/// counters that are summed over shards. The list must name every field: one left out is a
+/// compile error, not a counter that silently reads 0 after the merge.
 macro_rules! summed {
     ($t:ty { $($f:ident),* $(,)? }) => {
         impl $t {
             pub fn add(&mut self, o: &Self) {
+                let Self { $($f: _),* } = o;
                 $(self.$f += o.$f;)*
             }
         }
@@ -87,6 +89,8 @@ summed!(Counters {
     inflight_backpressure,
     recv_nobufs,
     io_backlogged,
+    log_partitions,
+    log_partition_slots,
 });
 
 impl Counters {
