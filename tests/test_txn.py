@@ -388,6 +388,8 @@ def test_queueing_a_write_for_a_full_shard_is_refused_from_any_connection(start)
     for raw in conns:
         assert raw.cmd("MULTI") == b"+OK\r\n"
         assert raw.cmd("SET", free, 1) == b"+QUEUED\r\n"
+        # Only keys count: a value that would hash to the full shard is no reason to refuse.
+        assert raw.cmd("MSET", free, full) == b"+QUEUED\r\n"
         assert raw.cmd("SET", full, 1).startswith(b"-OOM")
         assert raw.cmd("EXEC").startswith(b"-EXECABORT")
         assert raw.cmd("MULTI") == b"+OK\r\n"
@@ -410,6 +412,8 @@ def test_watch_on_one_shard_and_writes_on_another_from_either_shard(node):
             if int(raw.cmd("CLIENT", "ID")[1:-2]) % 2 == conn_shard:
                 break
             raw.close()
+        else:
+            pytest.fail(f"no connection landed on shard {conn_shard}")
         mine = keys_on(conn_shard, 1, f"own{conn_shard}")[0]
         theirs = keys_on(1 - conn_shard, 1, f"far{conn_shard}")[0]
         for round in range(20):
@@ -427,3 +431,50 @@ def test_watch_on_one_shard_and_writes_on_another_from_either_shard(node):
                 assert other.get(theirs) == str(round).encode()
         raw.close()
     other.close()
+
+
+def test_queued_unwatch_and_what_breaks_a_watch_follow_redis(node):
+    """UNWATCH queued inside MULTI answers OK at EXEC (EXEC drops the watches anyway). A
+    write that changes nothing (HDEL of no field, a failed HINCRBY) leaves a WATCH intact,
+    as in Redis; one that changes the key breaks it."""
+    raw, other = Raw(node.port), node.client()
+    h = keys_on(1, 1, "h")[0]
+    assert raw.cmd("MULTI") == b"+OK\r\n"
+    assert raw.cmd("UNWATCH") == b"+QUEUED\r\n"
+    assert raw.cmd("PING") == b"+QUEUED\r\n"
+    assert raw.cmd("EXEC") == b"*2\r\n+OK\r\n+PONG\r\n"
+    other.hset(h, mapping={"text": "x", "big": str(2**63 - 1)})
+    assert raw.cmd("WATCH", h) == b"+OK\r\n"
+    assert other.hdel(h, "nosuchfield") == 0
+    with pytest.raises(redis.ResponseError, match="not an integer"):
+        other.hincrby(h, "text", 1)
+    with pytest.raises(redis.ResponseError, match="overflow"):
+        other.hincrby(h, "big", 1)
+    assert raw.cmd("MULTI") == b"+OK\r\n"
+    assert raw.cmd("HLEN", h) == b"+QUEUED\r\n"
+    assert raw.cmd("EXEC") == b"*1\r\n:2\r\n"
+    assert raw.cmd("WATCH", h) == b"+OK\r\n"
+    assert other.hdel(h, "text") == 1
+    assert raw.cmd("MULTI") == b"+OK\r\n"
+    assert raw.cmd("HLEN", h) == b"+QUEUED\r\n"
+    assert raw.cmd("EXEC") == b"*-1\r\n"
+    raw.close()
+    other.close()
+
+
+def test_exec_that_fits_memory_when_it_starts_applies_whole(start):
+    """EXEC checks memory once, before it runs: a transaction admitted then runs every
+    command, even when an earlier one takes the shard over the limit (Redis does not
+    re-check inside EXEC). MSETNX after a big SET is not refused half-way."""
+    node = start("--maxmemory", "64kb", "--eviction", "noeviction")
+    raw, r = Raw(node.port), node.client()
+    big, a, b = keys_on(0, 3, "m")
+    assert raw.cmd("MULTI") == b"+OK\r\n"
+    assert raw.cmd("SET", big, "v" * 100_000) == b"+QUEUED\r\n"
+    assert raw.cmd("MSETNX", a, 1, b, 2) == b"+QUEUED\r\n"
+    assert raw.cmd("EXEC") == b"*2\r\n+OK\r\n:1\r\n"
+    assert r.mget(a, b) == [b"1", b"2"]
+    # Now over the limit: the next such EXEC is refused whole.
+    assert raw.cmd("SET", a, 3).startswith(b"-OOM")
+    raw.close()
+    r.close()

@@ -211,7 +211,7 @@ pub fn run(store: &mut Store, op: &Op, now: u64, oom: OomCheck) -> Res {
         }
         Op::Mget(ks) => strings::mget(store, ks, now),
         Op::Mset(ps) => strings::mset(store, ps, now, checked),
-        Op::Msetnx(ps) => strings::msetnx(store, ps, now),
+        Op::Msetnx(ps) => strings::msetnx(store, ps, now, checked),
         Op::Del(ks) => keys::del(store, ks, now),
         Op::Exists(ks) => keys::count_existing(store, ks, now),
         Op::Touch(ks) => keys::touch(store, ks, now),

@@ -415,19 +415,23 @@ impl Store {
         }
     }
 
-    /// Mutate the hash object of `key`; the memory charge follows the change.
+    /// Mutate the hash object of `key`; `f` returns its result and whether it changed the
+    /// hash (only a change breaks `key`'s watchers, as in Redis: an HDEL of no field or a
+    /// failed HINCRBY does not). The memory charge follows the change.
     pub fn with_hash<R>(
         &mut self,
         key: &[u8],
         index: u32,
-        f: impl FnOnce(&mut HashObj) -> R,
+        f: impl FnOnce(&mut HashObj) -> (R, bool),
     ) -> Option<R> {
-        self.touch(key);
         let obj = self.hashes.get_mut(index as usize)?.as_mut()?;
         let before = hash_cost(obj);
-        let r = f(obj);
+        let (r, changed) = f(obj);
         let after = hash_cost(obj);
         self.used_bytes = self.used_bytes + after - before;
+        if changed {
+            self.touch(key);
+        }
         Some(r)
     }
 

@@ -47,12 +47,15 @@ pub fn queue(ctx: &mut Ctx, conn: &mut Conn, spec: &Spec, a: &Args, frame: &[u8]
     // Queueing may use unbounded memory: refused when a shard the command touches (or,
     // for a command without keys, this one) refuses writes, as Redis refuses when out of
     // memory.
-    let keys = match spec.route {
-        Route::Key => 1..2.min(a.len()),
-        Route::Keys { .. } => 1..a.len(),
-        _ => 0..0,
+    let (keys, step) = match spec.route {
+        Route::Key => (1..2.min(a.len()), 1),
+        Route::Keys { step } => (1..a.len(), step),
+        _ => (0..0, 1),
     };
-    let mut shards: Vec<usize> = keys.map(|i| ctx.owner.shard(key_slot(a.get(i)))).collect();
+    let mut shards: Vec<usize> = keys
+        .step_by(step)
+        .map(|i| ctx.owner.shard(key_slot(a.get(i))))
+        .collect();
     if shards.is_empty() {
         shards.push(ctx.me);
     }
@@ -158,6 +161,8 @@ fn exec(ctx: &mut Ctx, conn: &mut Conn) -> Act {
         let spec = lookup(a.get(0)).expect("queued commands are in the table");
         let resp3 = session(conn).resp3;
         let planned = match spec.route {
+            // EXEC drops the watches itself: a queued UNWATCH has nothing left to drop.
+            Route::Local if spec.cmd == Cmd::Unwatch => Planned::Ready(encode(resp3, |o| o.ok())),
             Route::Local => match connection::run(ctx, session(conn), id, spec, &a) {
                 Local::Reply(b) | Local::Close(b) => Planned::Ready(b),
                 Local::Plan(p) => add(&mut parts, p, spec, &mut needs_memory),

@@ -25,7 +25,7 @@ pub fn exec(store: &mut Store, spec: &Spec, a: &Args, slot: u16, now: u64, out: 
                         let old = h.insert(a.get(i).into(), a.get(i + 1).into());
                         added += old.is_none() as i64;
                     }
-                    added
+                    (added, true)
                 })
                 .unwrap_or(0);
             if spec.cmd == Cmd::Hset {
@@ -83,7 +83,7 @@ pub fn exec(store: &mut Store, spec: &Spec, a: &Args, slot: u16, now: u64, out: 
                     let n = (2..a.len())
                         .filter(|&i| h.remove(a.get(i)).is_some())
                         .count();
-                    (n, h.is_empty())
+                    ((n, h.is_empty()), n > 0)
                 })
                 .unwrap_or((0, false));
             if empty {
@@ -106,19 +106,19 @@ fn hincrby(store: &mut Store, a: &Args, slot: u16, now: u64, out: &mut Out) {
     };
     let field = a.get(2);
     let r = store.with_hash(key, idx, |h| {
-        let cur = match h.get(field) {
-            Some(v) => match parse_i64(v) {
-                Some(n) => n,
-                None => return Err(HASH_NOT_INT),
-            },
+        let cur = match h.get(field).map(|v| parse_i64(v)) {
+            Some(Some(n)) => n,
+            Some(None) => return (Err(HASH_NOT_INT), false),
             None => 0,
         };
-        let n = cur.checked_add(by).ok_or(OVERFLOW)?;
+        let Some(n) = cur.checked_add(by) else {
+            return (Err(OVERFLOW), false);
+        };
         h.insert(
             field.into(),
             itoa::Buffer::new().format(n).as_bytes().into(),
         );
-        Ok(n)
+        (Ok(n), true)
     });
     match r {
         Some(Ok(n)) => out.int(n),

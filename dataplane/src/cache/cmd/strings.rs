@@ -268,14 +268,15 @@ pub fn mset(store: &mut Store, pairs: &[Pair], now: u64, checked: bool) -> Res {
 }
 
 /// MSETNX with every key on this shard: set them all only if none exists (1), else 0.
-pub fn msetnx(store: &mut Store, pairs: &[Pair], now: u64) -> Res {
+/// `checked` as for [`mset`].
+pub fn msetnx(store: &mut Store, pairs: &[Pair], now: u64, checked: bool) -> Res {
     if pairs
         .iter()
         .any(|(k, _)| store.peek(key_slot(k), k, now).is_some())
     {
         return Res::Count(0);
     }
-    match mset(store, pairs, now, false) {
+    match mset(store, pairs, now, checked) {
         Res::Done => Res::Count(1),
         other => other,
     }
@@ -349,11 +350,11 @@ mod tests {
                 .collect()
         };
         assert!(matches!(
-            msetnx(&mut s, &pairs(&["a", "b"]), 0),
+            msetnx(&mut s, &pairs(&["a", "b"]), 0, false),
             Res::Count(1)
         ));
         assert!(matches!(
-            msetnx(&mut s, &pairs(&["c", "b"]), 0),
+            msetnx(&mut s, &pairs(&["c", "b"]), 0, false),
             Res::Count(0)
         ));
         assert_eq!(run(&mut s, 0, "EXISTS c"), ":0\r\n");
