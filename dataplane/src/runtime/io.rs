@@ -18,8 +18,11 @@
 //! shard bounds (connections, partitions, reads, jobs).
 //!
 //! Lifecycle: one `Io` per shard, built on the shard's thread (the ring is single-issuer).
-//! At drop the ring goes first, then the receive buffers; buffers of operations still in
-//! flight then (only after a forced shutdown) are leaked rather than freed under the kernel.
+//! At drop the ring goes first, then the receive buffers; with operations still in flight
+//! their buffers and the receive buffers are leaked rather than freed under the kernel. A
+//! shard always exits with its tick timer and control read armed, so that is what happens at
+//! every shard exit (the process is ending; an embedder that starts and stops nodes leaks the
+//! receive buffers each time).
 
 use std::collections::VecDeque;
 use std::ffi::CString;
@@ -608,10 +611,10 @@ impl Drop for Io {
         // SAFETY: the ring is dropped exactly once, here, and not used after.
         unsafe { ManuallyDrop::drop(&mut self.ring) };
         if in_flight {
-            // Operations still in flight (only after a forced shutdown, or a shard's
-            // standing receives) may be written by the kernel while the ring tears down
-            // asynchronously: leak their memory and the receive buffers instead of
-            // freeing them.
+            // Operations still in flight (a shard's standing timer and control read at
+            // every exit; connections' receives after a forced shutdown) may be written by
+            // the kernel while the ring tears down asynchronously: leak their memory and the
+            // receive buffers instead of freeing them.
             self.slots.leak();
             return;
         }

@@ -29,7 +29,8 @@ pub fn eventfd_signal(fd: &OwnedFd) -> io::Result<()> {
 }
 
 /// Close a descriptor directly, at shutdown, after the shard's loop has ended (no
-/// operation of its ring can still use it, and its connection owned it alone).
+/// operation of its ring can still use it, and its connection owned it alone). Callers
+/// must not pass a descriptor whose close was already submitted to the ring.
 pub fn close_after_loop(fd: RawFd) {
     // SAFETY: the caller's descriptor is open and owned by nobody else; the OwnedFd closes
     // it exactly once.

@@ -70,7 +70,7 @@ impl Shard {
         );
         store.maxmemory_bytes = cfg.maxmemory.div_ceil(n);
         store.policy = cfg.eviction;
-        store.samples = cfg.eviction_samples.max(1);
+        store.samples = cfg.eviction_samples;
         let owner = SlotTable::new(n);
         let logs = Logs::recover(cfg, id, &owner, now_ms);
         let limits = Limits {

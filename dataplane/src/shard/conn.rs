@@ -220,9 +220,9 @@ impl Conns {
         );
     }
 
-    /// Free a slot after its socket closed; its generation moves on.
-    pub fn remove(&mut self, slot: u32) -> Option<Conn> {
-        let gen = self.slab.gen(slot)?;
+    /// Free a slot after its socket closed, if it still holds that connection (`gen`); its
+    /// generation moves on.
+    pub fn remove(&mut self, slot: u32, gen: u32) -> Option<Conn> {
         self.slab.remove(SlabKey { slot, gen })
     }
 

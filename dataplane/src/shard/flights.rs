@@ -53,6 +53,20 @@ impl Flights {
         }
     }
 
+    /// A flight's reference before the flight exists (it is built knowing its own name).
+    fn reserve(&mut self) -> FlightRef {
+        let k = self.slab.reserve();
+        FlightRef {
+            id: k.slot,
+            gen: k.gen,
+        }
+    }
+
+    fn fill(&mut self, f: FlightRef, s: Slot) {
+        let filled = self.slab.fill(key(f), s);
+        assert!(filled, "flight {f:?} was not reserved");
+    }
+
     fn get_mut(&mut self, f: FlightRef) -> Option<&mut Slot> {
         self.slab.get_mut(key(f))
     }
@@ -111,12 +125,7 @@ impl Shard {
             return;
         };
         let origin = self.conn_id(slot, reply.1);
-        let me = self.flights.insert(Slot {
-            kind: Kind::Single,
-            reply,
-            family: l.family,
-            started,
-        });
+        let me = self.flights.reserve();
         let flight = match l.atomic {
             Some(participants) => {
                 self.next_tx += 1;
@@ -128,9 +137,15 @@ impl Shard {
             }
             None => Flight::plain(me, origin, l.rounds),
         };
-        if let Some(s) = self.flights.get_mut(me) {
-            s.kind = Kind::Full(flight);
-        }
+        self.flights.fill(
+            me,
+            Slot {
+                kind: Kind::Full(flight),
+                reply,
+                family: l.family,
+                started,
+            },
+        );
         self.step_flight(me, Input::Start);
     }
 

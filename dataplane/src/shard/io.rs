@@ -335,15 +335,14 @@ impl Shard {
 
     pub(super) fn on_closed(&mut self, c: Completion) {
         let (slot, gen) = (c.owner.index, c.owner.gen);
-        if self.conns.live(slot, gen).is_none() {
-            return;
-        }
-        let Some(conn) = self.conns.remove(slot) else {
+        let Some(conn) = self.conns.remove(slot, gen) else {
             return;
         };
         self.shared.connections.fetch_sub(1, Ordering::Relaxed);
         self.metrics.counters.connections_open -= 1;
-        self.blocked.retain(|&s| s != slot);
+        if conn.blocked {
+            self.blocked.retain(|&s| s != slot);
+        }
         // Its watches end with it.
         if let Proto::Resp(sess) = &conn.proto {
             let shards = sess.watch_shards();

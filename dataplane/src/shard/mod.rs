@@ -189,7 +189,6 @@ impl Shard {
             self.drain_mesh();
             self.retry_blocked();
             self.with_logs(|logs, ctx| logs.flush(ctx));
-            self.route_log_replies();
             self.flush_dirty();
             self.publish_memory();
             self.mesh.flush(self.now);
@@ -202,8 +201,13 @@ impl Shard {
                 break;
             }
         }
-        // Close whatever is left (only after a forced drain).
-        for c in self.conns.iter() {
+        // Close whatever is left (only after a forced drain). A socket whose close went to
+        // the ring is not closed again: its number may already belong to another file.
+        for c in self
+            .conns
+            .iter()
+            .filter(|c| c.life != conn::Life::CloseSent)
+        {
             crate::runtime::sys::close_after_loop(c.fd);
         }
         self.metrics.counters.connections_open = 0;
@@ -230,7 +234,6 @@ impl Shard {
             Kind::Timer => self.on_tick(),
             Kind::LogWrite | Kind::LogSync | Kind::LogRead | Kind::File => {
                 self.with_logs(|logs, ctx| logs.on_completion(c, ctx));
-                self.route_log_replies();
             }
             Kind::Ignore => {}
         }
@@ -246,6 +249,7 @@ impl Shard {
     }
 
     /// Call into the log with this turn's context.
+    /// Run `f` on the log side, then send the replies it produced to their flights.
     fn with_logs<R>(&mut self, f: impl FnOnce(&mut Logs, &mut LogCtx) -> R) -> R {
         let mut ctx = LogCtx {
             io: &mut self.io,
@@ -256,7 +260,9 @@ impl Shard {
             replies: &mut self.log_replies,
             counters: &mut self.metrics.counters,
         };
-        f(&mut self.logs, &mut ctx)
+        let r = f(&mut self.logs, &mut ctx);
+        self.route_log_replies();
+        r
     }
 
     // ----- control, tick, shutdown ----------------------------------------------------------
@@ -292,7 +298,6 @@ impl Shard {
             }
         }
         self.with_logs(|logs, ctx| logs.tick(ctx));
-        self.route_log_replies();
         if matches!(self.drain, Drain::Draining { .. }) {
             self.check_drained();
         }

@@ -99,17 +99,8 @@ impl Shard {
                 origin,
             } => self.remote_command(from, to, frame, bytes, resp3, origin, sent),
             Msg::Part { to, op, origin } => match op {
-                Op::Log(op) => {
-                    let Some(to) = to else {
-                        panic!("a log part with nobody waiting for it");
-                    };
-                    let dest = Dest {
-                        shard: from as u16,
-                        to,
-                    };
-                    self.with_logs(|logs, ctx| logs.exec(op, dest, ctx));
-                    self.route_log_replies();
-                }
+                // Log parts do not go through the scheduler (no memory check either).
+                Op::Log(_) => self.run_op(from as u16, to, op, OomCheck::Refuse),
                 Op::Cache(c) => {
                     let access = c.access(origin);
                     let w = Work::Part {
@@ -333,7 +324,6 @@ impl Shard {
                 };
                 let dest = Dest { shard: from, to };
                 self.with_logs(|logs, ctx| logs.exec(l, dest, ctx));
-                self.route_log_replies();
             }
         }
     }
@@ -355,9 +345,17 @@ impl Shard {
     }
 
     /// Deliver the results the log produced.
+    /// Send the log's replies to their flights. Delivering one can produce more (a flight
+    /// here runs its next log part at once), so this goes on until none is left; the
+    /// vector's allocation is kept for the next turn.
     pub(super) fn route_log_replies(&mut self) {
-        while !self.log_replies.is_empty() {
-            for (dest, r) in std::mem::take(&mut self.log_replies) {
+        let mut batch = Vec::new();
+        loop {
+            std::mem::swap(&mut batch, &mut self.log_replies);
+            if batch.is_empty() {
+                return;
+            }
+            for (dest, r) in batch.drain(..) {
                 self.reply(dest.shard as usize, log_reply(dest.to, r));
             }
         }
