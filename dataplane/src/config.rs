@@ -12,7 +12,7 @@ use clap::Parser;
 use crate::cache::store::Policy;
 use crate::limits::{
     EVICTION_SAMPLES_MAX, OUTPUT_LIMIT_FLOOR_BYTES, RECV_MEMORY_MAX_BYTES, RING_CAPACITY_MAX,
-    TOPIC_PARTITIONS_MAX,
+    RING_CAPACITY_MIN, TOPIC_PARTITIONS_MAX,
 };
 
 #[derive(Debug, Clone, Parser)]
@@ -182,8 +182,8 @@ pub enum ConfigError {
     RecvBufferBytes(u32),
     #[error("--sq-entries must be a power of two between 8 and 32768, got {0}")]
     SqEntries(u32),
-    #[error("--ring-capacity must be at least 16, got {0}")]
-    RingCapacity(usize),
+    #[error("--ring-capacity must be between {min} and {max}, got {got}")]
+    RingCapacity { got: usize, min: usize, max: usize },
     #[error("--max-query-buffer-bytes ({query}) must exceed --max-bulk-bytes ({bulk}) and be below 4 GiB")]
     QueryBuffer { query: usize, bulk: usize },
     #[error("--max-inflight-per-conn must be at least 1")]
@@ -200,10 +200,8 @@ pub enum ConfigError {
     ExpireKeys,
     #[error("--recv-buffers x --recv-buffer-bytes ({0} bytes) must stay below 1 GiB per shard")]
     RecvMemory(usize),
-    #[error("--ring-capacity must be at most {max}, got {got}")]
-    RingCapacityMax { got: usize, max: usize },
-    #[error("--output-buffer-limit-bytes must be at least the largest reply a bulk can make (--max-bulk-bytes, {bulk})")]
-    OutputLimit { bulk: usize },
+    #[error("--output-buffer-limit-bytes must be at least {need}: the largest reply a bulk can make (--max-bulk-bytes), or 1 MiB if that is smaller")]
+    OutputLimit { need: usize },
 }
 
 impl Config {
@@ -217,8 +215,12 @@ impl Config {
         if !self.sq_entries.is_power_of_two() || !(8..=32768).contains(&self.sq_entries) {
             return Err(ConfigError::SqEntries(self.sq_entries));
         }
-        if self.ring_capacity < 16 {
-            return Err(ConfigError::RingCapacity(self.ring_capacity));
+        if !(RING_CAPACITY_MIN..=RING_CAPACITY_MAX).contains(&self.ring_capacity) {
+            return Err(ConfigError::RingCapacity {
+                got: self.ring_capacity,
+                min: RING_CAPACITY_MIN,
+                max: RING_CAPACITY_MAX,
+            });
         }
         if self.max_query_buffer_bytes <= self.max_bulk_bytes
             || self.max_query_buffer_bytes >= 1 << 32
@@ -233,12 +235,6 @@ impl Config {
         }
         if self.max_connections == 0 {
             return Err(ConfigError::Connections);
-        }
-        if self.ring_capacity > RING_CAPACITY_MAX {
-            return Err(ConfigError::RingCapacityMax {
-                got: self.ring_capacity,
-                max: RING_CAPACITY_MAX,
-            });
         }
         let recv = self.recv_buffers as usize * self.recv_buffer_bytes as usize;
         if recv >= RECV_MEMORY_MAX_BYTES {
@@ -267,10 +263,9 @@ impl Config {
         }
         // A client may GET the largest value it may SET; the limit is for clients that stop
         // reading, not for large replies.
-        if self.output_buffer_limit_bytes < self.max_bulk_bytes.min(OUTPUT_LIMIT_FLOOR_BYTES) {
-            return Err(ConfigError::OutputLimit {
-                bulk: self.max_bulk_bytes,
-            });
+        let need = self.max_bulk_bytes.min(OUTPUT_LIMIT_FLOOR_BYTES);
+        if self.output_buffer_limit_bytes < need {
+            return Err(ConfigError::OutputLimit { need });
         }
         Ok(())
     }

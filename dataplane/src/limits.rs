@@ -66,7 +66,12 @@ pub const MESH_BATCH_PARTS_MAX: usize = 4096;
 /// Emptied vectors of received batches an endpoint keeps, of each kind, for batches it
 /// sends (so a batch costs no allocation in steady state).
 pub const MESH_SPARE_VECS_MAX: usize = 16;
-/// --ring-capacity may be at most this (lane slots per ordered pair of shards).
+/// A batch byte arena larger than this is freed rather than kept (one forwarded huge value
+/// must not pin its memory for good).
+pub const MESH_SPARE_BYTES_MAX: usize = 1 << 20;
+/// --ring-capacity may be at least this and at most the next (lane slots per ordered pair
+/// of shards).
+pub const RING_CAPACITY_MIN: usize = 16;
 pub const RING_CAPACITY_MAX: usize = 1 << 20;
 
 // ----- the log ----------------------------------------------------------------------------

@@ -6,7 +6,7 @@ use super::cmd::server::{self, Setting, ShardInfo};
 use super::cmd::{exec_key, keys, strings, OomCheck};
 use super::slot::key_slot;
 use super::store::Store;
-use crate::proto::resp::command::{lookup, Spec, WRITE};
+use crate::proto::resp::command::{lookup, Spec};
 use crate::proto::resp::parse::{self, Frame, Limits};
 use crate::proto::resp::write::Out;
 use crate::proto::resp::Args;
@@ -126,15 +126,19 @@ pub struct Forwarded<'a> {
 pub fn forwarded<'a>(a: &Args<'a>) -> Forwarded<'a> {
     // The connection's shard looked the command up before sending it.
     let spec = lookup(a.get(0)).expect("a forwarded command is in the table");
-    let mode = if spec.flags & WRITE != 0 {
-        Mode::Write
-    } else {
-        Mode::Read
-    };
     Forwarded {
         spec,
         key: a.get(1),
-        mode,
+        mode: key_mode(spec),
+    }
+}
+
+/// How a single-key command holds its key: writes exclusively, reads shared.
+pub fn key_mode(spec: &Spec) -> Mode {
+    if spec.writes() {
+        Mode::Write
+    } else {
+        Mode::Read
     }
 }
 

@@ -49,17 +49,7 @@ pub struct Ctx<'a> {
 impl Ctx<'_> {
     /// Start a request's log parts; their results become the reply.
     fn launch(&self, rounds: LogRounds) -> Act {
-        let mut need = vec![0usize; self.node.nshards];
-        for s in rounds.first_shards() {
-            if s != self.me {
-                need[s] += 1;
-            }
-        }
-        let fits = need
-            .iter()
-            .enumerate()
-            .all(|(s, &k)| k == 0 || self.mesh.room(s, k));
-        if !fits {
+        if !self.mesh.room_for(self.me, rounds.first_shards()) {
             return Act::Blocked;
         }
         Act::Launch(Launch {

@@ -24,6 +24,7 @@
 pub mod msg;
 pub mod route;
 
+use std::cell::Cell;
 use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::time::Instant;
@@ -75,6 +76,7 @@ impl Mesh {
             spare_msgs: Vec::new(),
             spare_replies: Vec::new(),
             spare_bytes: Vec::new(),
+            need: Cell::new(vec![0; self.n]),
         }
     }
 }
@@ -94,6 +96,8 @@ pub struct Endpoint {
     spare_msgs: Vec<Vec<Msg>>,
     spare_replies: Vec<Vec<Reply>>,
     spare_bytes: Vec<Vec<u8>>,
+    /// Parts per shard, counted by `room_for` (kept to count without allocating).
+    need: Cell<Vec<usize>>,
 }
 
 /// Push the batch gathered in `out` onto `lane`, leaving `fresh` in its place; on a full
@@ -108,7 +112,11 @@ fn push<M>(
 }
 
 fn keep<T>(spares: &mut Vec<Vec<T>>, mut v: Vec<T>) {
-    if spares.len() < limits::MESH_SPARE_VECS_MAX && v.capacity() > 0 {
+    let size = v.capacity() * std::mem::size_of::<T>();
+    if spares.len() < limits::MESH_SPARE_VECS_MAX
+        && v.capacity() > 0
+        && size <= limits::MESH_SPARE_BYTES_MAX
+    {
         v.clear();
         spares.push(v);
     }
@@ -118,6 +126,23 @@ impl Endpoint {
     /// May a new command add `parts` parts for `to` this turn?
     pub fn room(&self, to: usize, parts: usize) -> bool {
         self.reqs[to].msgs.len() + parts <= limits::MESH_BATCH_PARTS_MAX
+    }
+
+    /// Room this turn for `parts` (the shard of each part; shard `me`'s own are not sent)?
+    pub fn room_for(&self, me: usize, parts: impl IntoIterator<Item = usize>) -> bool {
+        let mut need = self.need.take();
+        need.iter_mut().for_each(|n| *n = 0);
+        for s in parts {
+            if s != me {
+                need[s] += 1;
+            }
+        }
+        let fits = need
+            .iter()
+            .enumerate()
+            .all(|(s, &k)| k == 0 || self.room(s, k));
+        self.need.set(need);
+        fits
     }
 
     /// The batch of requests being gathered for `to` (stamped `now` if it was empty).
@@ -173,14 +198,15 @@ impl Endpoint {
     /// room; what does not fit stays for the next turn.
     pub fn flush(&mut self, now: Instant) {
         for to in 0..self.out.len() {
-            if !self.reqs[to].is_empty() {
+            // A full lane (only this shard pushes to it) would refuse the batch anyway.
+            if !self.reqs[to].is_empty() && !self.out[to].req.is_full() {
                 let fresh = Batch::reusing(self.spare_msgs.pop(), self.spare_bytes.pop(), now);
                 match push(&self.out[to].req, &mut self.reqs[to], fresh) {
                     Ok(()) => self.rang[to] = true,
                     Err(fresh) => self.recycle_requests(fresh),
                 }
             }
-            if !self.replies[to].is_empty() {
+            if !self.replies[to].is_empty() && !self.out[to].resp.is_full() {
                 let fresh = Batch::reusing(self.spare_replies.pop(), self.spare_bytes.pop(), now);
                 match push(&self.out[to].resp, &mut self.replies[to], fresh) {
                     Ok(()) => self.rang[to] = true,

@@ -8,6 +8,8 @@ use crate::proto::resp::errors::OOM;
 use crate::proto::resp::write::Out;
 use crate::txn::{Op, Res, Rounds, Step};
 
+use super::encode;
+
 /// How a command's part results become its reply.
 pub enum Join {
     /// A single-key command: its one part's encoded reply is the reply.
@@ -108,12 +110,6 @@ impl Join {
 pub struct Plan {
     pub parts: Vec<(usize, CacheOp)>,
     pub join: Join,
-}
-
-fn encode(resp3: bool, f: impl FnOnce(&mut Out)) -> Vec<u8> {
-    let mut buf = Vec::new();
-    f(&mut Out::new(&mut buf, resp3));
-    buf
 }
 
 fn ops(parts: Vec<(usize, CacheOp)>) -> Vec<(usize, Op)> {

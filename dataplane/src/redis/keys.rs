@@ -7,7 +7,7 @@ use super::join::{Join, Msetnx, Plan};
 use super::{launch, participants, session, Ctx};
 use crate::cache::op::{Key, Op};
 use crate::cache::slot::key_slot;
-use crate::proto::resp::command::{Cmd, Spec, DENYOOM};
+use crate::proto::resp::command::{Cmd, Spec};
 use crate::proto::resp::errors::{self, wrong_args};
 use crate::proto::resp::Args;
 use crate::shard::conn::Conn;
@@ -152,9 +152,4 @@ fn watch(ctx: &mut Ctx, conn: &mut Conn, a: Args) -> Act {
         spec,
         resp3,
     )
-}
-
-/// Whether a command's parts need memory (DENYOOM).
-pub fn denyoom(spec: &Spec) -> bool {
-    spec.flags & DENYOOM != 0
 }

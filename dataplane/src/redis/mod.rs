@@ -21,19 +21,19 @@ use std::time::Instant;
 pub use session::Session;
 
 use crate::cache::cmd::{exec_key, OomCheck};
-use crate::cache::op::Op as CacheOp;
+use crate::cache::op::{key_mode, Op as CacheOp};
 use crate::cache::slot::key_slot;
 use crate::cache::store::Store;
 use crate::clock::Clock;
 use crate::mesh::{Endpoint, SlotTable};
 use crate::metrics::ShardMetrics;
-use crate::proto::resp::command::{lookup, Cmd, Family, Route, Spec, DENYOOM, NOAUTH, WRITE};
+use crate::proto::resp::command::{lookup, Cmd, Family, Route, Spec, NOAUTH};
 use crate::proto::resp::errors::{self, unknown_command, wrong_args};
 use crate::proto::resp::write::Out;
 use crate::proto::resp::Args;
 use crate::shard::conn::{Conn, Proto};
 use crate::shard::{Act, Launch, NodeShared};
-use crate::txn::{Access, ConnId, Mode, Participant, Scheduler, Work};
+use crate::txn::{Access, ConnId, Participant, Scheduler, Work};
 use join::{OneHop, Plan};
 
 /// What the RESP front end may see and touch of its shard.
@@ -57,17 +57,9 @@ impl Ctx<'_> {
         self.metrics.record(family, ns.as_nanos() as u64);
     }
 
-    /// Do `to`'s outgoing batches have room for these parts (one entry per part)?
+    /// Do the outgoing batches have room for these parts (one entry per part)?
     fn room<'s>(&self, shards: impl Iterator<Item = &'s usize>) -> bool {
-        let mut need = vec![0usize; self.node.nshards];
-        for &s in shards {
-            if s != self.me {
-                need[s] += 1;
-            }
-        }
-        need.iter()
-            .enumerate()
-            .all(|(s, &k)| k == 0 || self.mesh.room(s, k))
+        self.mesh.room_for(self.me, shards.copied())
     }
 }
 
@@ -121,7 +113,7 @@ pub fn dispatch(ctx: &mut Ctx, conn: &mut Conn, a: Args, frame: &[u8]) -> Act {
             Ok(launch) => launch,
             Err(e) => refuse(conn, &e),
         },
-        Route::All | Route::Cursor => match server::plan(ctx, spec, a, conn.resp3()) {
+        Route::All | Route::Cursor => match server::plan(ctx, spec, a) {
             // A flush empties every shard at once: no transaction sees half of it.
             Ok(plan) => {
                 let atomic = matches!(spec.cmd, Cmd::Flushdb | Cmd::Flushall);
@@ -148,12 +140,7 @@ fn single_key(ctx: &mut Ctx, conn: &mut Conn, spec: &'static Spec, a: Args) -> A
     let slot = key_slot(a.get(1));
     let shard = ctx.owner.shard(slot);
     if shard == ctx.me {
-        let mode = if spec.flags & WRITE != 0 {
-            Mode::Write
-        } else {
-            Mode::Read
-        };
-        if ctx.sched.free_for_key(ctx.conn, a.get(1), mode) {
+        if ctx.sched.free_for_key(ctx.conn, a.get(1), key_mode(spec)) {
             let (store, now) = (&mut *ctx.store, ctx.now_ms);
             conn.reply(|out| exec_key(store, spec, &a, slot, now, OomCheck::Refuse, out));
             ctx.record(spec.family);
@@ -174,7 +161,7 @@ fn launch(ctx: &mut Ctx, plan: Plan, atomic: bool, spec: &Spec, resp3: bool) -> 
     shards.sort_unstable();
     shards.dedup();
     let participants = (atomic && shards.len() > 1)
-        .then(|| participants(ctx.conn, &plan.parts, &shards, spec.flags & DENYOOM != 0));
+        .then(|| participants(ctx.conn, &plan.parts, &shards, spec.denyoom()));
     let fits = match &participants {
         Some(_) => ctx.room(shards.iter()),
         None => ctx.room(plan.parts.iter().map(|(s, _)| s)),

@@ -19,7 +19,7 @@
 
 use super::connection::{self, Local};
 use super::join::{Join, Plan};
-use super::keys::{self, denyoom};
+use super::keys;
 use super::session::Queued;
 use super::{encode, participants, server, session, Ctx};
 use crate::cache::op::{parse_frame, Op as CacheOp, Res as CacheRes};
@@ -94,12 +94,12 @@ pub fn command(ctx: &mut Ctx, conn: &mut Conn, spec: &Spec) -> Act {
                 conn.reply(|o| o.error(errors::DISCARD_WITHOUT_MULTI));
                 return Act::Done;
             }
-            // Room first: a DISCARD parsed again later must still find its MULTI.
-            if !ctx.room(sess.watch_shards().iter()) {
-                return Act::Blocked;
+            // Blocked on room: a DISCARD parsed again later must still find its MULTI.
+            let act = unwatch(ctx, conn);
+            if !matches!(act, Act::Blocked) {
+                session(conn).multi = None;
             }
-            sess.multi = None;
-            unwatch(ctx, conn)
+            act
         }
         Cmd::Unwatch => unwatch(ctx, conn),
         Cmd::Exec => exec(ctx, conn),
@@ -115,10 +115,7 @@ fn unwatch(ctx: &mut Ctx, conn: &mut Conn) -> Act {
     }
     session(conn).watching.clear();
     conn.reply(|o| o.ok());
-    if shards.is_empty() {
-        return Act::Done;
-    }
-    Act::Unwatch { shards }
+    forget_watches(shards)
 }
 
 /// One queued command, planned.
@@ -142,10 +139,11 @@ fn exec(ctx: &mut Ctx, conn: &mut Conn) -> Act {
     }
     let sess = session(conn);
     let queued = sess.multi.take().expect("checked above");
+    let watch_shards = sess.watch_shards();
     let watching = std::mem::take(&mut sess.watching);
     if queued.failed {
         conn.reply(|o| o.error(errors::EXECABORT));
-        return forget_watches(&watching);
+        return forget_watches(watch_shards);
     }
     let id = conn.id;
     let mut cmds = Vec::new();
@@ -188,7 +186,7 @@ fn exec(ctx: &mut Ctx, conn: &mut Conn) -> Act {
                 Ok(p) => add(&mut parts, p, spec, &mut needs_memory),
                 Err(e) => Planned::Ready(encode(resp3, |o| o.error(&e))),
             },
-            Route::All | Route::Cursor => match server::plan(ctx, spec, a, resp3) {
+            Route::All | Route::Cursor => match server::plan(ctx, spec, a) {
                 Ok(p) => {
                     reads_all.extend(p.parts.iter().map(|(s, _)| *s));
                     add(&mut parts, p, spec, &mut needs_memory)
@@ -199,12 +197,6 @@ fn exec(ctx: &mut Ctx, conn: &mut Conn) -> Act {
         cmds.push(planned);
     }
     let resp3 = session(conn).resp3;
-    let watch_shards = {
-        let mut s: Vec<usize> = watching.iter().map(|(_, s)| *s).collect();
-        s.sort_unstable();
-        s.dedup();
-        s
-    };
     let mut shards: Vec<usize> = parts
         .iter()
         .map(|(s, _)| *s)
@@ -277,7 +269,7 @@ fn add(
     needs_memory: &mut Vec<usize>,
 ) -> Planned {
     let count = p.parts.len();
-    if denyoom(spec) {
+    if spec.denyoom() {
         needs_memory.extend(p.parts.iter().map(|(s, _)| *s));
     }
     parts.extend(p.parts);
@@ -287,11 +279,8 @@ fn add(
     }
 }
 
-/// After an EXEC that ran nowhere: drop the connection's watches on their shards.
-fn forget_watches(watching: &[(Box<[u8]>, usize)]) -> Act {
-    let mut shards: Vec<usize> = watching.iter().map(|(_, s)| *s).collect();
-    shards.sort_unstable();
-    shards.dedup();
+/// Drop a connection's watches on their shards (nobody waits for that).
+fn forget_watches(shards: Vec<usize>) -> Act {
     if shards.is_empty() {
         Act::Done
     } else {

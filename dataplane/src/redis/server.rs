@@ -16,7 +16,7 @@ use crate::proto::resp::errors::{self, config_failed, config_unknown, unknown_su
 use crate::proto::resp::Args;
 
 /// The parts of an all-shard command or of SCAN.
-pub fn plan(ctx: &Ctx, spec: &Spec, a: Args, _resp3: bool) -> Result<Plan, String> {
+pub fn plan(ctx: &Ctx, spec: &Spec, a: Args) -> Result<Plan, String> {
     let all = |op: Op| (0..ctx.node.nshards).map(|s| (s, op.clone())).collect();
     Ok(match spec.cmd {
         Cmd::Dbsize => Plan {

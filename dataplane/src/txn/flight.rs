@@ -149,10 +149,6 @@ impl Flight {
         f
     }
 
-    pub fn is_done(&self) -> bool {
-        self.done
-    }
-
     pub fn step(&mut self, input: Input, now: Instant, out: &mut Vec<Output>) {
         assert!(!self.done, "a flight stepped after its reply");
         match input {
@@ -288,25 +284,11 @@ impl Flight {
         n > 0
     }
 
-    /// Release an atomic flight's hold on every participant that it still has.
+    /// Release an atomic flight's hold on every participant that it still has: a last hop
+    /// with no parts.
     fn conclude_all(&mut self, out: &mut Vec<Output>) {
-        let Some(tx) = self.tx.as_mut() else {
-            return;
-        };
-        if tx.concluded {
-            return;
+        if self.tx.as_ref().is_some_and(|tx| !tx.concluded) {
+            self.send_hop(Vec::new(), true, out);
         }
-        let fin = (!tx.fin_sent).then_some(tx.fin);
-        for &shard in &tx.shards {
-            let msg = Msg::Hop {
-                tx: tx.id,
-                fin,
-                ops: Vec::new(),
-                conclude: true,
-            };
-            out.push(Output::Send(shard, msg));
-        }
-        tx.fin_sent = true;
-        tx.concluded = true;
     }
 }

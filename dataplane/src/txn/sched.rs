@@ -190,10 +190,6 @@ impl<W> Scheduler<W> {
         self.queue.is_empty()
     }
 
-    pub fn len(&self) -> usize {
-        self.queue.len()
-    }
-
     fn next_pos(&mut self) -> Pos {
         self.clock += 1;
         Pos {

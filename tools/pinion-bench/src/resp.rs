@@ -476,17 +476,9 @@ mod tests {
     }
 
     #[test]
-    fn slots_match_redis_cluster() {
-        // Reference values from Redis Cluster's CLUSTER KEYSLOT (and the cluster spec's CRC16
-        // check value: CRC16("123456789") = 0x31c3 = 12739).
-        assert_eq!(key_slot(b"foo"), 12182);
-        assert_eq!(key_slot(b"bar"), 5061);
-        assert_eq!(key_slot(b"123456789"), 12739);
-        assert_eq!(
-            key_slot(b"{user1000}.following"),
-            key_slot(b"{user1000}.followers")
-        );
-        assert_eq!(key_slot(b"{user1000}.following"), key_slot(b"user1000"));
+    fn key_names_are_what_redis_benchmark_uses() {
+        // The slots themselves are the node's `key_slot`, tested against Redis Cluster's
+        // values in `cache/slot.rs`.
         assert_eq!(&key_name(42), b"key:000000000042");
     }
 

@@ -45,8 +45,6 @@ pub fn exec(store: &mut Store, spec: &Spec, a: &Args, slot: u16, now: u64, out: 
             Some(e) if e.kind() == KIND_HASH => out.simple("hash"),
             Some(_) => out.simple("string"),
         },
-        Cmd::Del | Cmd::Unlink => out.int(store.remove_live(slot, key, now) as i64),
-        Cmd::Exists | Cmd::Touch => out.int(store.peek(slot, key, now).is_some() as i64),
         _ => out.error(&wrong_args(spec.name)),
     }
 }

@@ -140,6 +140,16 @@ pub struct Spec {
 }
 
 impl Spec {
+    /// A write: it holds its keys exclusively.
+    pub fn writes(&self) -> bool {
+        self.flags & WRITE != 0
+    }
+
+    /// May grow memory: refused over the limit when nothing can be evicted.
+    pub fn denyoom(&self) -> bool {
+        self.flags & DENYOOM != 0
+    }
+
     pub fn arity_ok(&self, argc: usize) -> bool {
         if self.arity >= 0 {
             argc == self.arity as usize
@@ -159,13 +169,13 @@ impl Spec {
 
     pub fn flag_names(&self) -> Vec<&'static str> {
         let mut v = Vec::new();
-        if self.flags & WRITE != 0 {
+        if self.writes() {
             v.push("write");
         }
         if self.flags & READONLY != 0 {
             v.push("readonly");
         }
-        if self.flags & DENYOOM != 0 {
+        if self.denyoom() {
             v.push("denyoom");
         }
         if self.flags & NOAUTH != 0 {
