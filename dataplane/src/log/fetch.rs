@@ -19,6 +19,7 @@ use crate::limits::{FETCH_PARTITION_BYTES_MIN, READ_AHEAD_MIN_BYTES};
 use crate::proto::kafka::ErrorCode;
 use crate::runtime::aligned::{AlignedBuf, ALIGN};
 use crate::runtime::io::Completion;
+use crate::runtime::slab::{Slab, SlabKey};
 use crate::runtime::{Kind, Owner};
 use crate::txn::Dest;
 
@@ -44,12 +45,8 @@ pub struct ReadOp {
     position: u64,
 }
 
-/// Reads in flight, by slot (the completion owner's index).
-#[derive(Default)]
-pub struct Reads {
-    slots: Vec<Option<ReadOp>>,
-    free: Vec<u32>,
-}
+/// Reads in flight; the completion owner's index and generation are the read's key.
+pub type Reads = Slab<ReadOp>;
 
 /// A partition's next range, read when a fetch's read landed, so that a consumer reading on
 /// finds it already read (direct reads have no kernel readahead). One per partition.
@@ -58,8 +55,8 @@ pub struct Ahead {
     /// The offset a consumer continuing from the fetch before asks for next: the first
     /// batch of the range read.
     next_offset: i64,
-    /// The read slot while in flight.
-    reading: Option<u32>,
+    /// The read's key while in flight.
+    reading: Option<SlabKey>,
     /// Once landed: the buffer, the range of it read for, and that range's file position.
     data: Option<(AlignedBuf, Range<usize>, u64)>,
     /// A fetch that arrived while the read was in flight, for the bytes it brings.
@@ -320,12 +317,12 @@ impl Logs {
             position: next,
         };
         ctx.counters.log_read_aheads += 1;
-        let idx = self.submit_read(fd, ahead, ctx);
+        let key = self.submit_read(fd, ahead, ctx);
         if let Some(p) = self.part_at(op.part, op.gen) {
             p.ahead = Some(Ahead {
                 path,
                 next_offset,
-                reading: Some(idx),
+                reading: Some(key),
                 data: None,
                 waiter: None,
             });
@@ -334,13 +331,13 @@ impl Logs {
 
     /// Read `op.len` bytes at `op.position` through the ring; `on_read` continues when it
     /// completes. Through an O_DIRECT handle the read covers the whole aligned blocks
-    /// around them (`op.skip` bytes lead in). Returns the read's slot.
+    /// around them (`op.skip` bytes lead in). Returns the read's key.
     fn submit_read(
         &mut self,
         (fd, direct): (RawFd, bool),
         mut op: ReadOp,
         ctx: &mut LogCtx,
-    ) -> u32 {
+    ) -> SlabKey {
         let position = op.position;
         let (start, span) = if direct {
             let start = position - position % ALIGN as u64;
@@ -350,34 +347,22 @@ impl Logs {
             (position, op.len)
         };
         let buf = std::mem::take(&mut op.buf);
-        let idx = match self.reads.free.pop() {
-            Some(k) => {
-                self.reads.slots[k as usize] = Some(op);
-                k
-            }
-            None => {
-                self.reads.slots.push(Some(op));
-                (self.reads.slots.len() - 1) as u32
-            }
-        };
-        ctx.io
-            .read_at(fd, buf, span, start, Owner::new(Kind::LogRead, idx, 0));
+        let key = self.reads.insert(op);
+        let owner = Owner::new(Kind::LogRead, key.slot, key.gen);
+        ctx.io.read_at(fd, buf, span, start, owner);
         self.in_flight += 1;
-        idx
+        key
     }
 
     pub(super) fn on_read(&mut self, c: Completion, ctx: &mut LogCtx) {
-        let idx = c.owner.index;
+        let key = SlabKey {
+            slot: c.owner.index,
+            gen: c.owner.gen,
+        };
         let res = c.res;
-        let Some(mut op) = self
-            .reads
-            .slots
-            .get_mut(idx as usize)
-            .and_then(Option::take)
-        else {
+        let Some(mut op) = self.reads.remove(key) else {
             return;
         };
-        self.reads.free.push(idx);
         op.buf = c.held.into_aligned();
         // The bytes wanted: after the lead-in, and never past what was asked for (a direct
         // read's last block can run past the acknowledged end).
@@ -401,7 +386,7 @@ impl Logs {
             return;
         }
         if op.reply.is_none() {
-            return self.ahead_landed(idx, op, res, wanted, ctx);
+            return self.ahead_landed(key, op, res, wanted, ctx);
         }
         if res < 0 {
             let r = fetch_error(ErrorCode::KafkaStorageError, op.hw, op.log_start);
@@ -415,7 +400,7 @@ impl Logs {
     /// A read-ahead landed: keep it, or answer the fetch waiting for it.
     fn ahead_landed(
         &mut self,
-        idx: u32,
+        key: SlabKey,
         mut op: ReadOp,
         res: i32,
         wanted: Range<usize>,
@@ -424,7 +409,7 @@ impl Logs {
         let Some(p) = self.part_at(op.part, op.gen) else {
             return;
         };
-        let Some(a) = p.ahead.as_mut().filter(|a| a.reading == Some(idx)) else {
+        let Some(a) = p.ahead.as_mut().filter(|a| a.reading == Some(key)) else {
             return; // replaced or dropped meanwhile
         };
         a.reading = None;

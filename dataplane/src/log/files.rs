@@ -27,6 +27,7 @@ use super::topics::TopicMeta;
 use super::{LogCtx, Logs};
 use crate::proto::kafka::ErrorCode;
 use crate::runtime::io::Completion;
+use crate::runtime::slab::{Slab, SlabKey};
 use crate::runtime::{Kind, Owner};
 use crate::txn::Dest;
 
@@ -194,41 +195,8 @@ pub fn c_path(p: &Path) -> std::io::Result<CString> {
 pub const FILE_MODE: libc::mode_t = 0o644;
 pub const DIR_MODE: libc::mode_t = 0o755;
 
-/// Jobs in flight, by slot (the completion owner's index).
-#[derive(Default)]
-pub struct Jobs {
-    slots: Vec<Option<Job>>,
-    free: Vec<u32>,
-}
-
-impl Jobs {
-    pub fn is_empty(&self) -> bool {
-        self.slots.len() == self.free.len()
-    }
-
-    fn insert(&mut self, job: Job) -> u32 {
-        match self.free.pop() {
-            Some(i) => {
-                self.slots[i as usize] = Some(job);
-                i
-            }
-            None => {
-                self.slots.push(Some(job));
-                self.slots.len() as u32 - 1
-            }
-        }
-    }
-
-    fn get_mut(&mut self, i: u32) -> Option<&mut Job> {
-        self.slots.get_mut(i as usize).and_then(Option::as_mut)
-    }
-
-    fn remove(&mut self, i: u32) -> Option<Job> {
-        let job = self.slots.get_mut(i as usize)?.take()?;
-        self.free.push(i);
-        Some(job)
-    }
-}
+/// Jobs in flight; the completion owner's index and generation are the job's key.
+pub type Jobs = Slab<Job>;
 
 fn step_name(s: &Step) -> String {
     match s {
@@ -251,19 +219,19 @@ fn step_name(s: &Step) -> String {
 
 impl Logs {
     pub(super) fn start_job(&mut self, job: Job, ctx: &mut LogCtx) {
-        let i = self.jobs.insert(job);
-        self.next_step(i, ctx);
+        let key = self.jobs.insert(job);
+        self.next_step(key, ctx);
     }
 
-    /// Issue job `i`'s next step, or end the job when none is left.
-    fn next_step(&mut self, i: u32, ctx: &mut LogCtx) {
-        let owner = Owner::new(Kind::File, i, 0);
+    /// Issue job `key`'s next step, or end the job when none is left.
+    fn next_step(&mut self, key: SlabKey, ctx: &mut LogCtx) {
+        let owner = Owner::new(Kind::File, key.slot, key.gen);
         loop {
-            let Some(job) = self.jobs.get_mut(i) else {
+            let Some(job) = self.jobs.get_mut(key) else {
                 return;
             };
             let Some(step) = job.steps.pop_front() else {
-                if let Some(job) = self.jobs.remove(i) {
+                if let Some(job) = self.jobs.remove(key) {
                     self.job_done(job, Ok(()), ctx);
                 }
                 return;
@@ -299,9 +267,12 @@ impl Logs {
 
     /// A step of a job completed.
     pub(super) fn on_file(&mut self, c: Completion, ctx: &mut LogCtx) {
-        let i = c.owner.index;
+        let key = SlabKey {
+            slot: c.owner.index,
+            gen: c.owner.gen,
+        };
         let res = c.res;
-        let Some(job) = self.jobs.get_mut(i) else {
+        let Some(job) = self.jobs.get_mut(key) else {
             return;
         };
         let Some(current) = job.current.take() else {
@@ -352,9 +323,9 @@ impl Logs {
             (Current::Step(s), Some(e)) => Some((step_name(&s), e)),
         };
         match failed {
-            None => self.next_step(i, ctx),
+            None => self.next_step(key, ctx),
             Some((what, errno)) => {
-                if let Some(job) = self.jobs.remove(i) {
+                if let Some(job) = self.jobs.remove(key) {
                     let e = std::io::Error::from_raw_os_error(errno);
                     self.job_done(job, Err((what, e)), ctx);
                 }

@@ -52,9 +52,11 @@ pub enum Kind {
     LogWrite,
     /// The fdatasync linked after a group commit's write. Index and aux as for the write.
     LogSync,
-    /// A fetch's or a ListOffsets read from a log segment. Index: read slot.
+    /// A fetch's or a ListOffsets read from a log segment. Index and gen: the read's slot
+    /// and generation.
     LogRead,
-    /// A step of a file job (open, mkdir, unlink, ...). Index: job slot.
+    /// A step of a file job (open, mkdir, unlink, ...). Index and gen: the job's slot and
+    /// generation.
     File,
     /// Nothing waits for the result (cancels, interval fsyncs).
     Ignore,
