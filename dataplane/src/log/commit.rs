@@ -20,11 +20,12 @@ use super::files::{c_path, Job, Step, Then};
 use super::ops::LogResult;
 use super::partition::AppendPlan;
 use super::producers::{self, SeqCheck};
-use super::{LogCtx, Logs};
+use super::{owner_key, LogCtx, Logs};
 use crate::limits::COMMITS_IN_FLIGHT;
 use crate::proto::kafka::ErrorCode;
 use crate::runtime::aligned::ALIGN;
 use crate::runtime::io::Completion;
+use crate::runtime::slab::SlabKey;
 use crate::runtime::{next_gen, Kind, Owner};
 use crate::txn::Dest;
 
@@ -91,10 +92,10 @@ impl Logs {
         ctx: &mut LogCtx,
     ) {
         let max_batch = ctx.cfg.max_message_bytes;
-        let Some(i) = self.find(topic, partition) else {
+        let Some(part) = self.find(topic, partition) else {
             return ctx.reply(reply, produced(ErrorCode::UnknownTopicOrPartition));
         };
-        let Some(p) = self.part_mut(i) else {
+        let Some(p) = self.parts.get_mut(part) else {
             return ctx.reply(reply, produced(ErrorCode::UnknownTopicOrPartition));
         };
         if p.failed {
@@ -161,21 +162,20 @@ impl Logs {
             p.pending.push(PendingAppend { bytes, plan, reply });
         }
         for path in rolled {
-            self.open_rolled(i, path, ctx);
+            self.open_rolled(part, path, ctx);
         }
-        self.mark_dirty(i);
+        self.mark_dirty(part);
     }
 
     /// Open a rolled segment's read and write handles (see [`Then::Segment`]).
-    fn open_rolled(&mut self, i: usize, path: PathBuf, ctx: &mut LogCtx) {
+    fn open_rolled(&mut self, part: SlabKey, path: PathBuf, ctx: &mut LogCtx) {
         let Ok(c) = c_path(&path) else {
             tracing::error!(path = %path.display(), "a segment path cannot be passed to the kernel");
-            return self.fail_partition(i, ctx);
+            return self.fail_partition(part, ctx);
         };
-        let gen = self.gen(i);
         let mut job = Job::new(
             format!("opening {}", path.display()),
-            Then::Segment { part: i, gen, path },
+            Then::Segment { part, path },
         );
         job.open_segment(&c, ctx.cfg.direct_io, 0);
         self.start_job(job, ctx);
@@ -184,13 +184,12 @@ impl Logs {
     /// A rolled segment's handles are open (or the open failed).
     pub(super) fn segment_opened(
         &mut self,
-        i: usize,
-        gen: u32,
+        part: SlabKey,
         path: PathBuf,
         handles: Option<super::state::SegmentHandles>,
         ctx: &mut LogCtx,
     ) {
-        let Some(p) = self.part_at(i, gen) else {
+        let Some(p) = self.parts.get_mut(part) else {
             return; // deleted meanwhile; the handles close here
         };
         p.opening.retain(|o| o != &path);
@@ -201,12 +200,12 @@ impl Logs {
             Some((r, w)) => {
                 p.files.insert(path.clone(), r);
                 p.writers.insert(path, w);
-                self.mark_dirty(i);
+                self.mark_dirty(part);
             }
             None => {
                 tracing::error!(topic = %p.topic, partition = p.partition,
                     "opening a new segment failed; the partition stops taking writes");
-                self.fail_partition(i, ctx);
+                self.fail_partition(part, ctx);
             }
         }
     }
@@ -218,9 +217,8 @@ impl Logs {
     pub fn flush(&mut self, ctx: &mut LogCtx) {
         let fsync = ctx.cfg.fsync;
         let dirty = std::mem::take(&mut self.dirty);
-        for i in dirty {
-            let gen = self.gen(i);
-            let Some(p) = self.part_mut(i) else {
+        for part in dirty {
+            let Some(p) = self.parts.get_mut(part) else {
                 continue;
             };
             if p.committing.len() >= COMMITS_IN_FLIGHT || p.pending.is_empty() || p.failed {
@@ -232,7 +230,7 @@ impl Logs {
                 if p.opening.contains(&path) {
                     continue; // the open's end marks the partition dirty again
                 }
-                self.fail_partition(i, ctx);
+                self.fail_partition(part, ctx);
                 continue;
             };
             // Direct writes rewrite the previous group's last block: wait until that write
@@ -283,22 +281,23 @@ impl Logs {
             });
             p.dirty_since_sync = true;
             let more = !p.pending.is_empty();
-            let owner = Owner::new(Kind::LogWrite, i as u32, gen).with_aux(seq);
-            let sync_owner = sync.then(|| Owner::new(Kind::LogSync, i as u32, gen).with_aux(seq));
+            let owner = Owner::new(Kind::LogWrite, part.slot, part.gen).with_aux(seq);
+            let sync_owner =
+                sync.then(|| Owner::new(Kind::LogSync, part.slot, part.gen).with_aux(seq));
             ctx.io.write_at(fd, buf, position, owner, sync_owner);
             self.in_flight += 1 + sync as usize;
             // More pending (a segment roll cut the group): try again next turn.
             if more {
-                self.dirty.push(i);
+                self.dirty.push(part);
             }
         }
     }
 
     pub(super) fn on_write(&mut self, c: Completion, ctx: &mut LogCtx) {
-        let (i, gen, seq) = (c.owner.index as usize, c.owner.gen, c.owner.aux);
+        let (part, seq) = (owner_key(&c.owner), c.owner.aux);
         let res = c.res;
         let buf = c.held.into_aligned();
-        let Some(p) = self.part_at(i, gen) else {
+        let Some(p) = self.parts.get_mut(part) else {
             return;
         };
         let Some(k) = p.committing.iter().position(|c| c.seq == seq) else {
@@ -307,18 +306,18 @@ impl Logs {
         if res < 0 || res as usize != buf.len() {
             tracing::error!(topic = %p.topic, partition = p.partition, res, wanted = buf.len(),
                 "log write failed; the partition stops taking writes");
-            return self.fail_partition(i, ctx);
+            return self.fail_partition(part, ctx);
         }
         p.committing[k].written = true;
         if p.spare.len() < COMMITS_IN_FLIGHT {
             p.spare.push(buf);
         }
-        self.finish_commits(i, ctx);
+        self.finish_commits(part, ctx);
     }
 
     pub(super) fn on_sync(&mut self, c: Completion, ctx: &mut LogCtx) {
-        let (i, gen, seq) = (c.owner.index as usize, c.owner.gen, c.owner.aux);
-        let Some(p) = self.part_at(i, gen) else {
+        let (part, seq) = (owner_key(&c.owner), c.owner.aux);
+        let Some(p) = self.parts.get_mut(part) else {
             return;
         };
         // Not found: the commit already failed (ECANCELED after a failed write).
@@ -328,16 +327,16 @@ impl Logs {
         if c.res < 0 {
             tracing::error!(topic = %p.topic, partition = p.partition, error = %std::io::Error::from_raw_os_error(-c.res),
                 "fdatasync failed; the partition stops taking writes");
-            return self.fail_partition(i, ctx);
+            return self.fail_partition(part, ctx);
         }
         p.committing[k].synced = true;
-        self.finish_commits(i, ctx);
+        self.finish_commits(part, ctx);
     }
 
     /// Acknowledge finished commits from the oldest on; stop at the first unfinished one.
-    fn finish_commits(&mut self, i: usize, ctx: &mut LogCtx) {
+    fn finish_commits(&mut self, part: SlabKey, ctx: &mut LogCtx) {
         let always = ctx.cfg.fsync == Fsync::Always;
-        let Some(p) = self.part_mut(i) else {
+        let Some(p) = self.parts.get_mut(part) else {
             return;
         };
         let log_start = p.log.log_start();
@@ -390,27 +389,27 @@ impl Logs {
             }
         }
         if !p.pending.is_empty() {
-            self.mark_dirty(i);
+            self.mark_dirty(part);
         }
         for job in trims {
             self.start_job(job, ctx);
         }
     }
 
-    /// Undo every planned append of partition `i`, fail their producers, and take no more
-    /// writes.
-    pub(super) fn fail_partition(&mut self, i: usize, ctx: &mut LogCtx) {
-        if let Some(p) = self.part_mut(i) {
+    /// Undo every planned append of partition `part`, fail their producers, and take no
+    /// more writes.
+    pub(super) fn fail_partition(&mut self, part: SlabKey, ctx: &mut LogCtx) {
+        if let Some(p) = self.parts.get_mut(part) {
             p.failed = true;
         }
-        self.drop_appends(i, ErrorCode::KafkaStorageError, ctx);
+        self.drop_appends(part, ErrorCode::KafkaStorageError, ctx);
     }
 
-    /// Undo every planned append of partition `i` (newest first) and answer their
+    /// Undo every planned append of partition `part` (newest first) and answer their
     /// producers with `error`. Commits in flight keep their buffers with the ring; their
     /// completions then find nothing to finish.
-    pub(super) fn drop_appends(&mut self, i: usize, error: ErrorCode, ctx: &mut LogCtx) {
-        let Some(p) = self.part_mut(i) else {
+    pub(super) fn drop_appends(&mut self, part: SlabKey, error: ErrorCode, ctx: &mut LogCtx) {
+        let Some(p) = self.parts.get_mut(part) else {
             return;
         };
         let mut all: Vec<PendingAppend> = Vec::new();

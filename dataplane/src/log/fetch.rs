@@ -14,7 +14,7 @@ use bytes::Bytes;
 
 use super::ops::LogResult;
 use super::partition::{end_of_batches, find_time, trim_read};
-use super::{LogCtx, Logs};
+use super::{owner_key, LogCtx, Logs};
 use crate::limits::{FETCH_PARTITION_BYTES_MIN, READ_AHEAD_MIN_BYTES};
 use crate::proto::kafka::ErrorCode;
 use crate::runtime::aligned::{AlignedBuf, ALIGN};
@@ -38,9 +38,8 @@ pub struct ReadOp {
     reply: Option<Dest>,
     hw: i64,
     log_start: i64,
-    /// The partition (slot and generation), segment and file position read.
-    part: usize,
-    gen: u32,
+    /// The partition, segment and file position read.
+    part: SlabKey,
     path: PathBuf,
     position: u64,
 }
@@ -91,14 +90,13 @@ impl Logs {
         reply: Dest,
         ctx: &mut LogCtx,
     ) {
-        let Some(i) = self.find(topic, partition) else {
+        let Some(part) = self.find(topic, partition) else {
             return ctx.reply(
                 reply,
                 fetch_error(ErrorCode::UnknownTopicOrPartition, -1, -1),
             );
         };
-        let gen = self.gen(i);
-        let Some(p) = self.part(i) else {
+        let Some(p) = self.parts.get(part) else {
             return ctx.reply(
                 reply,
                 fetch_error(ErrorCode::UnknownTopicOrPartition, -1, -1),
@@ -145,13 +143,12 @@ impl Logs {
             reply: Some(reply),
             hw,
             log_start: ls,
-            part: i,
-            gen,
+            part,
             path: plan.path,
             position: plan.position,
         };
         // Already read ahead (or being read): answer from it.
-        if let Some(p) = self.part_mut(i) {
+        if let Some(p) = self.parts.get_mut(part) {
             if let Some(a) = p
                 .ahead
                 .as_mut()
@@ -180,11 +177,10 @@ impl Logs {
         reply: Dest,
         ctx: &mut LogCtx,
     ) {
-        let Some(i) = self.find(topic, partition) else {
+        let Some(part) = self.find(topic, partition) else {
             return ctx.reply(reply, offset_error(ErrorCode::UnknownTopicOrPartition));
         };
-        let gen = self.gen(i);
-        let Some(p) = self.part(i) else {
+        let Some(p) = self.parts.get(part) else {
             return ctx.reply(reply, offset_error(ErrorCode::UnknownTopicOrPartition));
         };
         let offset = match timestamp {
@@ -205,8 +201,7 @@ impl Logs {
                             reply: Some(reply),
                             hw: p.hw,
                             log_start: p.log.log_start(),
-                            part: i,
-                            gen,
+                            part,
                             path: plan.path,
                             position: plan.position,
                         };
@@ -245,9 +240,7 @@ impl Logs {
             ctx.counters.log_read_ahead_hits += 1;
         }
         if whole.is_empty() && from_ahead {
-            let fd = self
-                .part_at(op.part, op.gen)
-                .and_then(|p| p.reader(&op.path));
+            let fd = self.parts.get_mut(op.part).and_then(|p| p.reader(&op.path));
             if let Some(fd) = fd {
                 self.submit_read(fd, op, ctx);
                 return;
@@ -282,7 +275,7 @@ impl Logs {
         let Some((next, next_offset)) = next.filter(|_| op.len >= READ_AHEAD_MIN_BYTES) else {
             return;
         };
-        let Some(p) = self.part_at(op.part, op.gen) else {
+        let Some(p) = self.parts.get_mut(op.part) else {
             return;
         };
         if p.failed || p.ahead.as_ref().is_some_and(|a| a.reading.is_some()) {
@@ -312,13 +305,12 @@ impl Logs {
             hw: -1,
             log_start: -1,
             part: op.part,
-            gen: op.gen,
             path: op.path,
             position: next,
         };
         ctx.counters.log_read_aheads += 1;
         let key = self.submit_read(fd, ahead, ctx);
-        if let Some(p) = self.part_at(op.part, op.gen) {
+        if let Some(p) = self.parts.get_mut(op.part) {
             p.ahead = Some(Ahead {
                 path,
                 next_offset,
@@ -355,10 +347,7 @@ impl Logs {
     }
 
     pub(super) fn on_read(&mut self, c: Completion, ctx: &mut LogCtx) {
-        let key = SlabKey {
-            slot: c.owner.index,
-            gen: c.owner.gen,
-        };
+        let key = owner_key(&c.owner);
         let res = c.res;
         let Some(mut op) = self.reads.remove(key) else {
             return;
@@ -406,7 +395,7 @@ impl Logs {
         wanted: Range<usize>,
         ctx: &mut LogCtx,
     ) {
-        let Some(p) = self.part_at(op.part, op.gen) else {
+        let Some(p) = self.parts.get_mut(op.part) else {
             return;
         };
         let Some(a) = p.ahead.as_mut().filter(|a| a.reading == Some(key)) else {
@@ -437,11 +426,12 @@ impl Logs {
         }
     }
 
-    /// A fetch waiting for partition `i`'s read-ahead is answered with `error`; the
+    /// A fetch waiting for partition `part`'s read-ahead is answered with `error`; the
     /// read-ahead is dropped.
-    pub(super) fn drop_read_ahead(&mut self, i: usize, error: ErrorCode, ctx: &mut LogCtx) {
+    pub(super) fn drop_read_ahead(&mut self, part: SlabKey, error: ErrorCode, ctx: &mut LogCtx) {
         let waiter = self
-            .part_mut(i)
+            .parts
+            .get_mut(part)
             .and_then(|p| p.ahead.take())
             .and_then(|a| a.waiter);
         if let Some(to) = waiter.and_then(|w| w.reply) {

@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 
 use super::ops::LogResult;
 use super::topics::TopicMeta;
-use super::{LogCtx, Logs};
+use super::{owner_key, LogCtx, Logs};
 use crate::proto::kafka::ErrorCode;
 use crate::runtime::io::Completion;
 use crate::runtime::slab::{Slab, SlabKey};
@@ -71,13 +71,9 @@ pub enum Step {
 
 /// What a finished job continues with.
 pub enum Then {
-    /// A rolled segment of the partition in slot `part` (of generation `gen`): fds[0] is
-    /// its read handle, fds[1] its write handle.
-    Segment {
-        part: usize,
-        gen: u32,
-        path: PathBuf,
-    },
+    /// A rolled segment of partition `part`: fds[0] is its read handle, fds[1] its write
+    /// handle.
+    Segment { part: SlabKey, path: PathBuf },
     /// A topic's partitions on this shard: for the k-th of `partitions`, fds[2k] and
     /// fds[2k+1] are its first segment's read and write handles.
     Created {
@@ -267,10 +263,7 @@ impl Logs {
 
     /// A step of a job completed.
     pub(super) fn on_file(&mut self, c: Completion, ctx: &mut LogCtx) {
-        let key = SlabKey {
-            slot: c.owner.index,
-            gen: c.owner.gen,
-        };
+        let key = owner_key(&c.owner);
         let res = c.res;
         let Some(job) = self.jobs.get_mut(key) else {
             return;
@@ -357,10 +350,10 @@ impl Logs {
                 self.busy.remove(&topic);
                 ctx.reply(reply, LogResult::Created { error: 0 });
             }
-            Then::Segment { part, gen, path } => {
+            Then::Segment { part, path } => {
                 let read = job.take_fd(0);
                 let write = job.take_fd(1);
-                self.segment_opened(part, gen, path, read.zip(write), ctx);
+                self.segment_opened(part, path, read.zip(write), ctx);
             }
             Then::Created {
                 meta,

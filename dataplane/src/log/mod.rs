@@ -38,7 +38,7 @@ use crate::mesh::SlotTable;
 use crate::metrics::Counters;
 use crate::runtime::io::{Completion, Io};
 use crate::runtime::slab::{Slab, SlabKey};
-use crate::runtime::Kind;
+use crate::runtime::{Kind, Owner};
 use crate::txn::Dest;
 use ops::{LogOp, LogResult};
 use state::PartState;
@@ -75,9 +75,9 @@ pub struct Logs {
     /// up, so completions still in flight for the old partition are recognised and
     /// dropped (the buffers they bring back are simply freed).
     parts: Slab<PartState>,
-    index: HashMap<(String, i32), usize>,
+    index: HashMap<(String, i32), SlabKey>,
     /// Partitions with appends planned this turn (group commit runs once per turn).
-    dirty: Vec<usize>,
+    dirty: Vec<SlabKey>,
     reads: fetch::Reads,
     jobs: files::Jobs,
     /// Topics being created or deleted on this shard: another create of the name is
@@ -139,54 +139,29 @@ impl Logs {
         self.parts.capacity()
     }
 
-    fn add_part(&mut self, p: PartState) -> usize {
-        let key = (p.topic.clone(), p.partition);
-        let i = self.parts.insert(p).slot as usize;
-        self.index.insert(key, i);
-        i
-    }
-
-    fn key(&self, i: usize) -> Option<SlabKey> {
-        let slot = u32::try_from(i).ok()?;
-        Some(SlabKey {
-            slot,
-            gen: self.parts.gen(slot)?,
-        })
+    fn add_part(&mut self, p: PartState) {
+        let name = (p.topic.clone(), p.partition);
+        let key = self.parts.insert(p);
+        self.index.insert(name, key);
     }
 
     /// Take a partition out; its slot is free for the next one.
-    fn remove_part(&mut self, i: usize) -> Option<PartState> {
-        let p = self.parts.remove(self.key(i)?)?;
+    fn remove_part(&mut self, key: SlabKey) -> Option<PartState> {
+        let p = self.parts.remove(key)?;
         self.index.remove(&(p.topic.clone(), p.partition));
-        self.dirty.retain(|&d| d != i);
+        self.dirty.retain(|&d| d != key);
         Some(p)
     }
 
-    fn find(&self, topic: &str, partition: i32) -> Option<usize> {
+    /// The key of a partition this shard has: it names the partition, and no later one
+    /// that takes over its slot.
+    fn find(&self, topic: &str, partition: i32) -> Option<SlabKey> {
         self.index.get(&(topic.to_string(), partition)).copied()
     }
 
-    fn part(&self, i: usize) -> Option<&PartState> {
-        self.parts.get(self.key(i)?)
-    }
-
-    fn part_mut(&mut self, i: usize) -> Option<&mut PartState> {
-        self.parts.get_mut(self.key(i)?)
-    }
-
-    fn gen(&self, i: usize) -> u32 {
-        self.key(i).map_or(0, |k| k.gen)
-    }
-
-    /// The partition in slot `i` if it is still the one of generation `gen`.
-    fn part_at(&mut self, i: usize, gen: u32) -> Option<&mut PartState> {
-        let slot = u32::try_from(i).ok()?;
-        self.parts.get_mut(SlabKey { slot, gen })
-    }
-
-    fn mark_dirty(&mut self, i: usize) {
-        if !self.dirty.contains(&i) {
-            self.dirty.push(i);
+    fn mark_dirty(&mut self, key: SlabKey) {
+        if !self.dirty.contains(&key) {
+            self.dirty.push(key);
         }
     }
 
@@ -234,5 +209,13 @@ impl Logs {
             Kind::File => self.on_file(c, ctx),
             other => panic!("a {other:?} completion routed to the log"),
         }
+    }
+}
+
+/// The slab key a completion's owner names: its index and generation.
+fn owner_key(owner: &Owner) -> SlabKey {
+    SlabKey {
+        slot: owner.index,
+        gen: owner.gen,
     }
 }

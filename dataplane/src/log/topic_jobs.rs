@@ -37,14 +37,14 @@ impl Logs {
         let mut job = Job::new(format!("deleting topic {name}"), then);
         let mut handles = Vec::new();
         for p in 0..meta.partitions {
-            let Some(i) = self.find(name, p) else {
+            let Some(part) = self.find(name, p) else {
                 continue;
             };
             // Appends waiting (for a segment open, for their group's turn) or on the disk
             // are answered now; completions still to come find another generation.
-            self.drop_appends(i, ErrorCode::UnknownTopicOrPartition, ctx);
-            self.drop_read_ahead(i, ErrorCode::UnknownTopicOrPartition, ctx);
-            let Some(mut ps) = self.remove_part(i) else {
+            self.drop_appends(part, ErrorCode::UnknownTopicOrPartition, ctx);
+            self.drop_read_ahead(part, ErrorCode::UnknownTopicOrPartition, ctx);
+            let Some(mut ps) = self.remove_part(part) else {
                 continue;
             };
             handles.extend(ps.files.drain().map(|(_, (f, _))| f));
