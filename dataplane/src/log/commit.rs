@@ -216,8 +216,9 @@ impl Logs {
     /// it) completes, in order.
     pub fn flush(&mut self, ctx: &mut LogCtx) {
         let fsync = ctx.cfg.fsync;
-        let dirty = std::mem::take(&mut self.dirty);
-        for part in dirty {
+        // This turn's list; `dirty` starts the next one empty, in the spare allocation.
+        let mut dirty = std::mem::replace(&mut self.dirty, std::mem::take(&mut self.flushing));
+        for part in dirty.drain(..) {
             let Some(p) = self.parts.get_mut(part) else {
                 continue;
             };
@@ -291,6 +292,7 @@ impl Logs {
                 self.dirty.push(part);
             }
         }
+        self.flushing = dirty;
     }
 
     pub(super) fn on_write(&mut self, c: Completion, ctx: &mut LogCtx) {

@@ -78,6 +78,9 @@ pub struct Logs {
     index: HashMap<(String, i32), SlabKey>,
     /// Partitions with appends planned this turn (group commit runs once per turn).
     dirty: Vec<SlabKey>,
+    /// The list `flush` works through while `dirty` collects the next turn's; the two are
+    /// swapped, so neither is allocated again each turn.
+    flushing: Vec<SlabKey>,
     reads: fetch::Reads,
     jobs: files::Jobs,
     /// Topics being created or deleted on this shard: another create of the name is
