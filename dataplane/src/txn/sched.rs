@@ -643,18 +643,25 @@ mod tests {
         assert!(s.is_empty());
     }
 
-    #[test]
-    fn the_next_hop_can_arrive_while_the_last_one_runs() {
-        let mut s = Scheduler::new(0);
+    /// A transaction of connection 1 on key "a" whose first hop (more follow) runs here.
+    fn first_hop_running(s: &mut Scheduler<&'static str>) -> Ticket {
         let p = s
             .propose(tx(1, 1), w(1, &["a"]), "proposed")
             .expect("placed");
         s.hop(tx(1, 1), Some(p), Some("hop 1"), false);
         let mut v = Vec::new();
         s.runnable(&mut v);
+        let (t, w) = v.pop().expect("hop 1 runs");
+        assert_eq!(w, "hop 1");
+        t
+    }
+
+    #[test]
+    fn the_next_hop_can_arrive_while_the_last_one_runs() {
+        let mut s = Scheduler::new(0);
+        let t = first_hop_running(&mut s);
         // The coordinator (this shard) answers hop 1 while it runs and sends hop 2.
         s.hop(tx(1, 1), None, Some("hop 2"), true);
-        let (t, _) = v.pop().unwrap();
         s.ran(t);
         assert_eq!(drain(&mut s), vec!["hop 2"]);
         assert!(s.is_empty());
@@ -663,16 +670,10 @@ mod tests {
     #[test]
     fn a_conclusion_while_the_hop_runs_waits_for_it() {
         let mut s = Scheduler::new(0);
-        let p = s
-            .propose(tx(1, 1), w(1, &["a"]), "proposed")
-            .expect("placed");
-        s.hop(tx(1, 1), Some(p), Some("hop 1"), false);
-        let mut v = Vec::new();
-        s.runnable(&mut v);
+        let t = first_hop_running(&mut s);
         // The coordinator aborts (MSETNX found a key) while hop 1 still runs here.
         s.hop(tx(1, 1), None, None, true);
         assert!(!s.free_for_key(conn(2), b"a", Mode::Write), "still held");
-        let (t, _) = v.pop().unwrap();
         s.ran(t);
         assert!(s.is_empty());
     }
