@@ -1,5 +1,5 @@
 //! Values by slot, with generations: the one table behind in-flight io_uring operations,
-//! connections, flights and log partitions. A slot is reused after its value is removed,
+//! connections, flights, log partitions, log reads and file jobs. A slot is reused after its value is removed,
 //! and its generation moves on, so a key (slot and generation) that outlived its value
 //! (a late completion, a reply for a closed connection) finds nothing instead of the
 //! value that took the slot over. Generations wrap inside [`GEN_MASK`] so that they fit
