@@ -47,6 +47,8 @@ pub const INLINE_BYTES_MAX: usize = 64 * 1024;
 /// Commands one MULTI may queue. Redis has no count limit, only the query buffer; a count
 /// keeps one transaction's locks and messages bounded.
 pub const MULTI_QUEUED_MAX: usize = 100_000;
+/// Longest command name the table may hold (lookups of longer names fail at once).
+pub const COMMAND_NAME_MAX: usize = 24;
 /// Slots (empty ones cost a few ns each) one SCAN call may visit before it returns.
 pub const SCAN_EMPTY_SLOTS_MAX: usize = 16384;
 /// Keys sampled per eviction may be set from 1 to this (Redis's maxmemory-samples).

@@ -3,17 +3,40 @@
 //!
 //! Layout of the bytes:
 //! ```text
-//! [0]      kind        0 = string, 1 = hash
+//! [0]      kind        0 string, 1 hash, 2 list, 3 set, 4 zset
 //! [1]      flags       bit 0: has a TTL
 //! [2..6]   key length  u32 LE
 //! [6..10]  access      u32 LE: LRU/FIFO stamp or LFU counter, by eviction policy
 //! [10..18] expire-at   u64 LE unix ms, present only with the TTL flag
-//! key bytes, then the value: the string's bytes, or a u32 LE index into the shard's hashes
+//! key bytes, then the value: the string's bytes, or a u32 LE index into the store's
+//! collection objects (`cache/types`)
 //! ```
 
 pub const KIND_STR: u8 = 0;
 pub const KIND_HASH: u8 = 1;
+pub const KIND_LIST: u8 = 2;
+pub const KIND_SET: u8 = 3;
+pub const KIND_ZSET: u8 = 4;
 const FLAG_TTL: u8 = 1;
+
+/// The name TYPE answers for a kind.
+pub fn kind_name(kind: u8) -> &'static str {
+    match kind {
+        KIND_STR => "string",
+        KIND_HASH => "hash",
+        KIND_LIST => "list",
+        KIND_SET => "set",
+        KIND_ZSET => "zset",
+        _ => "none",
+    }
+}
+
+/// The kind a TYPE name (as SCAN's TYPE option takes it) stands for.
+pub fn kind_of_name(name: &[u8]) -> Option<u8> {
+    [KIND_STR, KIND_HASH, KIND_LIST, KIND_SET, KIND_ZSET]
+        .into_iter()
+        .find(|&k| kind_name(k).as_bytes().eq_ignore_ascii_case(name))
+}
 const HEADER: usize = 10;
 
 /// What a packed entry costs in memory besides its bytes: the allocator's rounding and
@@ -44,7 +67,19 @@ impl Entry {
     }
 
     pub fn hash(key: &[u8], index: u32, expire_ms: Option<u64>, access: u32) -> Entry {
-        Entry::build(KIND_HASH, key, &index.to_le_bytes(), expire_ms, access)
+        Entry::object(KIND_HASH, key, index, expire_ms, access)
+    }
+
+    /// An entry for a collection (any kind but [`KIND_STR`]) held at `index` in the store.
+    pub fn object(kind: u8, key: &[u8], index: u32, expire_ms: Option<u64>, access: u32) -> Entry {
+        debug_assert!(kind != KIND_STR);
+        Entry::build(kind, key, &index.to_le_bytes(), expire_ms, access)
+    }
+
+    /// Does the value name a collection object rather than hold string bytes?
+    #[inline]
+    pub fn is_object(&self) -> bool {
+        self.kind() != KIND_STR
     }
 
     #[inline]
@@ -78,6 +113,11 @@ impl Entry {
     }
 
     pub fn hash_index(&self) -> u32 {
+        self.obj_index()
+    }
+
+    /// The store index of a collection's object.
+    pub fn obj_index(&self) -> u32 {
         let v = self.value();
         u32::from_le_bytes([v[0], v[1], v[2], v[3]])
     }

@@ -6,6 +6,7 @@
 //! - [`store`]: the keyspace with TTLs, eviction and WATCH bookkeeping ([`watch`]);
 //! - [`entry`]: one key's packed allocation; [`slot`]: key → slot; [`evict`]: eviction
 //!   policies; [`glob`]: pattern matching;
+//! - [`types`]: collection values (hash, list, set, sorted set) and their byte form;
 //! - [`cmd`]: command semantics by family; [`op`]: what other shards and transactions ask a
 //!   store to run.
 
@@ -16,4 +17,5 @@ pub mod glob;
 pub mod op;
 pub mod slot;
 pub mod store;
+pub mod types;
 pub mod watch;

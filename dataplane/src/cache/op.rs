@@ -6,11 +6,11 @@ use super::cmd::server::{self, Setting, ShardInfo};
 use super::cmd::{exec_key, keys, strings, OomCheck};
 use super::slot::key_slot;
 use super::store::Store;
-use crate::proto::resp::command::{lookup, Spec};
+use crate::proto::resp::command::{lookup, Route, Spec};
 use crate::proto::resp::parse::{self, Frame, Limits};
 use crate::proto::resp::write::Out;
 use crate::proto::resp::Args;
-use crate::txn::{Access, ConnId, Mode};
+use crate::txn::{Access, ConnId, Mode, Scheduler};
 
 pub type Key = Box<[u8]>;
 /// A key and its value (MSET).
@@ -115,11 +115,42 @@ pub fn parse_forwarded<'a>(
     parse_frame(frame, args, scratch).filter(|a| a.len() >= 2)
 }
 
-/// A forwarded single-key command: its table entry, key and mode.
+/// A forwarded command (one key, or several keys of one shard): its table entry, first
+/// argument and mode.
 pub struct Forwarded<'a> {
     pub spec: &'static Spec,
+    /// Argument 1: the key of a single-key command.
     pub key: &'a [u8],
     pub mode: Mode,
+}
+
+impl Forwarded<'_> {
+    /// What the command holds: each of its keys, in its mode.
+    pub fn access(&self, origin: ConnId, a: &Args) -> Access {
+        let mut acc = Access::new(origin);
+        self.add_access(&mut acc, a);
+        acc
+    }
+
+    fn add_access(&self, acc: &mut Access, a: &Args) {
+        if self.spec.route == Route::Key {
+            acc.add(self.key, self.mode);
+        } else {
+            self.spec.for_each_key(a, |k| acc.add(k, self.mode));
+        }
+    }
+
+    /// May it run now: does nothing queued hold any of its keys?
+    pub fn free<W>(&self, sched: &Scheduler<W>, origin: ConnId, a: &Args) -> bool {
+        if self.spec.route == Route::Key {
+            return sched.free_for_key(origin, self.key, self.mode);
+        }
+        let mut free = true;
+        self.spec.for_each_key(a, |k| {
+            free = free && sched.free_for_key(origin, k, self.mode)
+        });
+        free
+    }
 }
 
 /// Look a forwarded command up once: what it is and what it touches.
@@ -166,8 +197,7 @@ impl Op {
             Op::Command { frame, .. } => {
                 let (mut args, mut scratch) = (Vec::new(), Vec::new());
                 if let Some(a) = parse_forwarded(frame, &mut args, &mut scratch) {
-                    let f = forwarded(&a);
-                    acc.add(f.key, f.mode);
+                    forwarded(&a).add_access(acc, &a);
                 }
             }
             Op::Mget(ks) | Op::Exists(ks) | Op::Touch(ks) => keys(acc, ks, Mode::Read),

@@ -5,27 +5,27 @@
 //! gives SCAN's guarantee (every key present for the whole scan is returned) without a
 //! rehash-proof cursor.
 //!
+//! Collections (hashes, lists, sets, sorted sets) live in `objects`, indexed by the `u32` the
+//! key's entry holds; a freed index is reused.
+//!
 //! Invariants, checked by `check()` in tests: `keys` is the sum of table lengths, `ttl_keys`
 //! of the per-slot TTL counts, `used_bytes` of entry and hash costs, and `nonempty` lists
 //! exactly the slots with keys.
 
 use hashbrown::DefaultHashBuilder;
-use hashbrown::{HashMap, HashTable};
+use hashbrown::HashTable;
 use std::hash::BuildHasher;
 
-use super::entry::{Entry, KIND_HASH};
+use super::entry::Entry;
 use super::evict::{lfu_decayed, lfu_pack, touch, LFU_INIT};
 pub use super::evict::{xorshift64, Policy};
 pub use super::glob::glob_match;
+pub use super::types::hash::FIELD_OVERHEAD_BYTES;
+pub use super::types::HashObj;
+use super::types::{List, Obj, Set, Zset};
 use super::watch::Watches;
 use crate::limits::SCAN_EMPTY_SLOTS_MAX;
 use crate::txn::ConnId;
-
-/// A hash value's fields. Charged per field in `used_bytes`.
-pub type HashObj = HashMap<Box<[u8]>, Box<[u8]>>;
-
-/// Memory charged per hash field besides its bytes.
-pub const FIELD_OVERHEAD_BYTES: usize = 48;
 
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Stats {
@@ -47,8 +47,8 @@ pub struct Store {
     /// Local indexes of slots that hold keys, for O(1) random sampling.
     nonempty: Vec<u32>,
     nonempty_pos: Vec<u32>,
-    hashes: Vec<Option<HashObj>>,
-    free_hashes: Vec<u32>,
+    objects: Vec<Option<Obj>>,
+    free_objects: Vec<u32>,
     hasher: DefaultHashBuilder,
     pub used_bytes: usize,
     pub keys: usize,
@@ -74,7 +74,14 @@ pub enum Found<'a> {
     Missing,
     Str(&'a [u8]),
     Hash(&'a HashObj),
+    List(&'a List),
+    Set(&'a Set),
+    Zset(&'a Zset),
 }
+
+/// A key holds a value of another type than the command works on (`WRONGTYPE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WrongType;
 
 impl Store {
     /// A store owning slots `first_slot .. first_slot + count`.
@@ -86,8 +93,8 @@ impl Store {
             tables,
             nonempty: Vec::new(),
             nonempty_pos: vec![NOT_LISTED; count],
-            hashes: Vec::new(),
-            free_hashes: Vec::new(),
+            objects: Vec::new(),
+            free_objects: Vec::new(),
             hasher: DefaultHashBuilder::default(),
             used_bytes: 0,
             keys: 0,
@@ -156,12 +163,23 @@ impl Store {
 
     fn entry_cost(&self, e: &Entry) -> usize {
         let mut c = e.cost();
-        if e.kind() == KIND_HASH {
-            if let Some(Some(h)) = self.hashes.get(e.hash_index() as usize) {
-                c += hash_cost(h);
-            }
+        if let Some(o) = self.obj(e) {
+            c += o.cost();
         }
         c
+    }
+
+    /// Free the object an entry names (when it names one).
+    fn free_obj(&mut self, e: &Entry) {
+        if !e.is_object() {
+            return;
+        }
+        let idx = e.obj_index() as usize;
+        if let Some(slot) = self.objects.get_mut(idx) {
+            if slot.take().is_some() {
+                self.free_objects.push(idx as u32);
+            }
+        }
     }
 
     /// Look a key up for reading: an expired key is removed, hits and misses counted, the
@@ -196,8 +214,11 @@ impl Store {
         }
         self.stats.hits += 1;
         match self.tables[li].table.find(h, |e| e.key() == key) {
-            Some(e) if e.kind() == KIND_HASH => match self.hashes.get(e.hash_index() as usize) {
-                Some(Some(obj)) => Found::Hash(obj),
+            Some(e) if e.is_object() => match self.objects.get(e.obj_index() as usize) {
+                Some(Some(Obj::Hash(o))) => Found::Hash(o),
+                Some(Some(Obj::List(o))) => Found::List(o),
+                Some(Some(Obj::Set(o))) => Found::Set(o),
+                Some(Some(Obj::Zset(o))) => Found::Zset(o),
                 _ => Found::Missing,
             },
             Some(e) => Found::Str(e.value()),
@@ -223,9 +244,18 @@ impl Store {
     }
 
     pub fn hash_obj(&self, e: &Entry) -> Option<&HashObj> {
-        self.hashes
-            .get(e.hash_index() as usize)
-            .and_then(|h| h.as_ref())
+        match self.obj(e)? {
+            Obj::Hash(h) => Some(h),
+            _ => None,
+        }
+    }
+
+    /// The collection object an entry names.
+    pub fn obj(&self, e: &Entry) -> Option<&Obj> {
+        if !e.is_object() {
+            return None;
+        }
+        self.objects.get(e.obj_index() as usize)?.as_ref()
     }
 
     /// Insert or replace the entry for its key. A replaced hash value is freed. An existing
@@ -236,7 +266,7 @@ impl Store {
         let h = self.hash_key(entry.key());
         let stamp = self.fresh_access(now_ms);
         let new_ttl = entry.expire_ms().is_some();
-        let new_cost = entry.cost();
+        let new_cost = entry.cost() + self.obj(&entry).map_or(0, Obj::cost);
         if let Some(old) = self.tables[li]
             .table
             .find_mut(h, |e| e.key() == entry.key())
@@ -249,16 +279,8 @@ impl Store {
             });
             let old = std::mem::replace(old, entry);
             self.count_ttl_change(li, old.expire_ms().is_some(), new_ttl);
-            // A new hash entry's object is empty until filled, so its cost is its bytes alone.
             self.used_bytes = self.used_bytes + new_cost - self.entry_cost(&old);
-            if old.kind() == KIND_HASH {
-                let idx = old.hash_index() as usize;
-                if let Some(slot) = self.hashes.get_mut(idx) {
-                    if slot.take().is_some() {
-                        self.free_hashes.push(idx as u32);
-                    }
-                }
-            }
+            self.free_obj(&old);
             return;
         }
         entry.set_access(stamp);
@@ -385,14 +407,7 @@ impl Store {
             self.ttl_keys -= 1;
             self.tables[li].ttl_keys -= 1;
         }
-        if e.kind() == KIND_HASH {
-            let idx = e.hash_index() as usize;
-            if let Some(slot) = self.hashes.get_mut(idx) {
-                if slot.take().is_some() {
-                    self.free_hashes.push(idx as u32);
-                }
-            }
-        }
+        self.free_obj(&e);
         if self.tables[li].table.is_empty() {
             self.unlist_slot(li);
             // Give a slot's memory back when it empties.
@@ -403,16 +418,85 @@ impl Store {
 
     /// Allocate a hash object; returns its index for [`Entry::hash`].
     pub fn new_hash(&mut self) -> u32 {
-        match self.free_hashes.pop() {
+        self.new_obj(Obj::Hash(HashObj::default()))
+    }
+
+    /// Hold `obj`; returns its index for [`Entry::object`]. Its memory is charged when an
+    /// entry naming it is put.
+    pub fn new_obj(&mut self, obj: Obj) -> u32 {
+        match self.free_objects.pop() {
             Some(i) => {
-                self.hashes[i as usize] = Some(HashObj::default());
+                self.objects[i as usize] = Some(obj);
                 i
             }
             None => {
-                self.hashes.push(Some(HashObj::default()));
-                (self.hashes.len() - 1) as u32
+                self.objects.push(Some(obj));
+                (self.objects.len() - 1) as u32
             }
         }
+    }
+
+    /// The object index of `key`'s collection of `kind`, created empty (as a new key) when
+    /// the key is absent. `WrongType` when the key holds another type.
+    pub fn obj_for_write(
+        &mut self,
+        slot: u16,
+        key: &[u8],
+        kind: u8,
+        now_ms: u64,
+    ) -> Result<u32, WrongType> {
+        match self.peek(slot, key, now_ms) {
+            Some(e) if e.kind() == kind => Ok(e.obj_index()),
+            Some(_) => Err(WrongType),
+            None => {
+                let obj = Obj::empty(kind).ok_or(WrongType)?;
+                let idx = self.new_obj(obj);
+                self.put(slot, Entry::object(kind, key, idx, None, 0), now_ms);
+                Ok(idx)
+            }
+        }
+    }
+
+    /// The object index of `key`'s collection of `kind` if it exists: `Ok(None)` when the
+    /// key is absent, `WrongType` when it holds another type. Counts no hit or miss.
+    pub fn obj_index_of(
+        &mut self,
+        slot: u16,
+        key: &[u8],
+        kind: u8,
+        now_ms: u64,
+    ) -> Result<Option<u32>, WrongType> {
+        match self.peek(slot, key, now_ms) {
+            None => Ok(None),
+            Some(e) if e.kind() == kind => Ok(Some(e.obj_index())),
+            Some(_) => Err(WrongType),
+        }
+    }
+
+    /// Mutate the object at `index` (named by `key`'s entry); `f` returns its result and
+    /// whether it changed the object (only a change breaks `key`'s watchers). The memory
+    /// charge follows the change. A collection left empty is deleted with its key, as Redis
+    /// does.
+    pub fn with_obj<R>(
+        &mut self,
+        slot: u16,
+        key: &[u8],
+        index: u32,
+        f: impl FnOnce(&mut Obj) -> (R, bool),
+    ) -> Option<R> {
+        let obj = self.objects.get_mut(index as usize)?.as_mut()?;
+        let before = obj.cost();
+        let (r, changed) = f(obj);
+        let after = obj.cost();
+        let empty = obj.is_empty();
+        self.used_bytes = self.used_bytes + after - before;
+        if changed {
+            self.touch(key);
+        }
+        if empty {
+            self.remove(slot, key);
+        }
+        Some(r)
     }
 
     /// Mutate the hash object of `key`; `f` returns its result and whether it changed the
@@ -424,10 +508,12 @@ impl Store {
         index: u32,
         f: impl FnOnce(&mut HashObj) -> (R, bool),
     ) -> Option<R> {
-        let obj = self.hashes.get_mut(index as usize)?.as_mut()?;
-        let before = hash_cost(obj);
+        let Some(Some(Obj::Hash(obj))) = self.objects.get_mut(index as usize) else {
+            return None;
+        };
+        let before = super::types::hash::cost(obj);
         let (r, changed) = f(obj);
-        let after = hash_cost(obj);
+        let after = super::types::hash::cost(obj);
         self.used_bytes = self.used_bytes + after - before;
         if changed {
             self.touch(key);
@@ -545,8 +631,8 @@ impl Store {
         }
         self.nonempty.clear();
         self.nonempty_pos.iter_mut().for_each(|p| *p = NOT_LISTED);
-        self.hashes.clear();
-        self.free_hashes.clear();
+        self.objects.clear();
+        self.free_objects.clear();
         self.used_bytes = 0;
         self.keys = 0;
         self.ttl_keys = 0;
@@ -629,12 +715,6 @@ impl Store {
         let listed = self.tables.iter().filter(|t| !t.table.is_empty()).count();
         assert_eq!(listed, self.nonempty.len(), "nonempty list");
     }
-}
-
-fn hash_cost(h: &HashObj) -> usize {
-    h.iter()
-        .map(|(k, v)| k.len() + v.len() + FIELD_OVERHEAD_BYTES)
-        .sum()
 }
 
 #[cfg(test)]

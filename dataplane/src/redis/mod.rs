@@ -15,6 +15,7 @@ pub mod keys;
 pub mod multi;
 pub mod server;
 pub mod session;
+pub mod together;
 
 use std::time::Instant;
 
@@ -109,6 +110,7 @@ pub fn dispatch(ctx: &mut Ctx, conn: &mut Conn, a: Args, frame: &[u8]) -> Act {
             _ => connection::exec(ctx, conn, spec, a),
         },
         Route::Key => single_key(ctx, conn, spec, a),
+        Route::Multi(_) => together::dispatch(ctx, conn, spec, a),
         Route::Keys { step } => match keys::plan(ctx, conn, spec, a, step) {
             Ok(launch) => launch,
             Err(e) => refuse(conn, &e),

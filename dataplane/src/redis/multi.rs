@@ -21,6 +21,7 @@ use super::connection::{self, Local};
 use super::join::{Join, Plan};
 use super::keys;
 use super::session::Queued;
+use super::together::{self, Owners};
 use super::{encode, participants, server, session, Ctx};
 use crate::cache::op::{parse_frame, Op as CacheOp, Res as CacheRes};
 use crate::cache::slot::key_slot;
@@ -47,15 +48,8 @@ pub fn queue(ctx: &mut Ctx, conn: &mut Conn, spec: &Spec, a: &Args, frame: &[u8]
     // Queueing may use unbounded memory: refused when a shard the command touches (or,
     // for a command without keys, this one) refuses writes, as Redis refuses when out of
     // memory.
-    let (keys, step) = match spec.route {
-        Route::Key => (1..2.min(a.len()), 1),
-        Route::Keys { step } => (1..a.len(), step),
-        _ => (0..0, 1),
-    };
-    let mut shards: Vec<usize> = keys
-        .step_by(step)
-        .map(|i| ctx.owner.shard(key_slot(a.get(i))))
-        .collect();
+    let mut shards: Vec<usize> = Vec::new();
+    spec.for_each_key(a, |k| shards.push(ctx.owner.shard(key_slot(k))));
     if shards.is_empty() {
         shards.push(ctx.me);
     }
@@ -165,8 +159,17 @@ fn exec(ctx: &mut Ctx, conn: &mut Conn) -> Act {
                 Local::Reply(b) | Local::Close(b) => Planned::Ready(b),
                 Local::Plan(p) => add(&mut parts, p, spec, &mut needs_memory),
             },
-            Route::Key => {
-                let shard = ctx.owner.shard(key_slot(a.get(1)));
+            Route::Key | Route::Multi(_) => {
+                let shard = match together::owners(ctx, spec, &a) {
+                    Owners::None => ctx.me,
+                    Owners::One(s) => s,
+                    Owners::Several => {
+                        cmds.push(Planned::Ready(encode(resp3, |o| {
+                            o.error(errors::CROSSSHARD)
+                        })));
+                        continue;
+                    }
+                };
                 let op = CacheOp::Command {
                     frame: frame.clone(),
                     resp3,

@@ -5,7 +5,7 @@ use super::connection::{Local, REDIS_COMPAT_VERSION};
 use super::join::{Join, Plan};
 use super::{encode, Ctx};
 use crate::cache::cmd::server::{Setting, ShardInfo};
-use crate::cache::entry::{KIND_HASH, KIND_STR};
+use crate::cache::entry::kind_of_name;
 use crate::cache::op::Op;
 use crate::cache::slot::SLOTS;
 use crate::cache::store::{glob_match, Policy};
@@ -75,11 +75,8 @@ fn scan(ctx: &Ctx, a: Args) -> Result<Plan, String> {
         } else if a.eq(i, "MATCH") {
             pattern = Some(a.get(i + 1).to_vec());
         } else if a.eq(i, "TYPE") {
-            kind = Some(match a.get(i + 1).to_ascii_lowercase().as_slice() {
-                b"string" => KIND_STR,
-                b"hash" => KIND_HASH,
-                _ => u8::MAX, // a type we do not have: matches nothing
-            });
+            // A type we do not have matches nothing.
+            kind = Some(kind_of_name(a.get(i + 1)).unwrap_or(u8::MAX));
         } else {
             return Err(errors::SYNTAX.into());
         }

@@ -179,8 +179,7 @@ impl Shard {
             panic!("a forwarded command frame that does not parse");
         };
         let f = forwarded(&a);
-        let (key, mode) = (f.key, f.mode);
-        if self.sched.free_for_key(origin, key, mode) {
+        if f.free(&self.sched, origin, &a) {
             let batch = self.mesh.replies(from, sent);
             let start = batch.bytes.len();
             let mut out = Out::new(&mut batch.bytes, resp3);
@@ -195,7 +194,7 @@ impl Shard {
             let range = start..batch.bytes.len();
             batch.msgs.push(Reply::Encoded { to, range });
         } else {
-            self.admit_command(from, to, frame, resp3, Access::new(origin).key(key, mode));
+            self.admit_command(from, to, frame, resp3, f.access(origin, &a));
         }
         self.args = args;
         self.scratch = scratch;
@@ -235,8 +234,7 @@ impl Shard {
         let Some(a) = parse_forwarded(frame, &mut args, &mut scratch) else {
             panic!("a command frame that does not parse");
         };
-        let f = forwarded(&a);
-        let access = Access::new(origin).key(f.key, f.mode);
+        let access = forwarded(&a).access(origin, &a);
         self.admit_command(from, to, frame, resp3, access);
         self.run_scheduled();
     }

@@ -37,11 +37,10 @@ pub fn exec(store: &mut Store, spec: &Spec, a: &Args, slot: u16, now: u64, out: 
         Cmd::Hget => match store.read(slot, key, now) {
             Found::Hash(h) => out.bulk_opt(h.get(a.get(2)).map(|v| &v[..])),
             Found::Missing => out.null(),
-            Found::Str(_) => out.error(WRONGTYPE),
+            _ => out.error(WRONGTYPE),
         },
         Cmd::Hmget => match store.read(slot, key, now) {
-            Found::Str(_) => out.error(WRONGTYPE),
-            found => {
+            found @ (Found::Hash(_) | Found::Missing) => {
                 out.array(a.len() - 2);
                 for i in 2..a.len() {
                     match &found {
@@ -50,6 +49,7 @@ pub fn exec(store: &mut Store, spec: &Spec, a: &Args, slot: u16, now: u64, out: 
                     }
                 }
             }
+            _ => out.error(WRONGTYPE),
         },
         Cmd::Hgetall => match store.read(slot, key, now) {
             Found::Hash(h) => {
@@ -60,17 +60,17 @@ pub fn exec(store: &mut Store, spec: &Spec, a: &Args, slot: u16, now: u64, out: 
                 }
             }
             Found::Missing => out.map(0),
-            Found::Str(_) => out.error(WRONGTYPE),
+            _ => out.error(WRONGTYPE),
         },
         Cmd::Hlen => match store.read(slot, key, now) {
             Found::Hash(h) => out.int(h.len() as i64),
             Found::Missing => out.int(0),
-            Found::Str(_) => out.error(WRONGTYPE),
+            _ => out.error(WRONGTYPE),
         },
         Cmd::Hexists => match store.read(slot, key, now) {
             Found::Hash(h) => out.int(h.contains_key(a.get(2)) as i64),
             Found::Missing => out.int(0),
-            Found::Str(_) => out.error(WRONGTYPE),
+            _ => out.error(WRONGTYPE),
         },
         Cmd::Hdel => {
             let idx = match store.peek(slot, key, now) {

@@ -1,7 +1,7 @@
 //! The keyspace: EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT, TTL, PTTL, PERSIST, TYPE; and a
 //! shard's part of DEL, UNLINK, EXISTS and TOUCH.
 
-use crate::cache::entry::KIND_HASH;
+use crate::cache::entry::kind_name;
 use crate::cache::op::Res;
 use crate::cache::slot::key_slot;
 use crate::cache::store::Store;
@@ -42,8 +42,7 @@ pub fn exec(store: &mut Store, spec: &Spec, a: &Args, slot: u16, now: u64, out: 
         },
         Cmd::Type => match store.peek(slot, key, now) {
             None => out.simple("none"),
-            Some(e) if e.kind() == KIND_HASH => out.simple("hash"),
-            Some(_) => out.simple("string"),
+            Some(e) => out.simple(kind_name(e.kind())),
         },
         _ => out.error(&wrong_args(spec.name)),
     }

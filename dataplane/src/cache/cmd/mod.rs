@@ -1,16 +1,24 @@
 //! Command semantics on the shard that owns the key(s), one file per family (as Dragonfly's
-//! `*_family` files): [`strings`], [`hashes`], [`keys`] (expiry, type, delete, exists) and
-//! [`server`] (the shard's part of DBSIZE, FLUSHALL, KEYS, SCAN, INFO, CONFIG SET).
+//! `*_family` files): [`strings`], [`hashes`], [`lists`], [`sets`], [`zsets`], [`bits`]
+//! (bitmaps and string ranges), [`keys`] (expiry, type, delete, exists) and [`server`] (the
+//! shard's part of DBSIZE, FLUSHALL, KEYS, SCAN, INFO, CONFIG SET).
+//!
+//! A command whose keys are several (`Route::Multi`) runs here with all of them on this
+//! store: it finds each key's slot with `key_slot`; the `slot` argument is argument 1's.
 //!
 //! Pure over a [`Store`], a clock value and an output buffer: no I/O, so every command is
 //! unit-tested here without sockets. Single-key commands write their RESP reply directly;
 //! the shard's part of a multi-key or all-shard command returns a [`super::op::Res`] that
 //! the connection's shard joins with the other parts.
 
+pub mod bits;
 pub mod hashes;
 pub mod keys;
+pub mod lists;
 pub mod server;
+pub mod sets;
 pub mod strings;
+pub mod zsets;
 
 use super::store::Store;
 use crate::proto::resp::command::{Family, Spec};
@@ -45,7 +53,11 @@ pub fn exec_key(
         Family::Read | Family::Write => strings::exec(store, spec, a, slot, now, out),
         Family::Hash => hashes::exec(store, spec, a, slot, now, out),
         Family::Keyspace => keys::exec(store, spec, a, slot, now, out),
-        Family::Connection | Family::Server | Family::Transaction => {
+        Family::List => lists::exec(store, spec, a, slot, now, out),
+        Family::Set => sets::exec(store, spec, a, slot, now, out),
+        Family::Zset => zsets::exec(store, spec, a, slot, now, out),
+        Family::Bitmap => bits::exec(store, spec, a, slot, now, out),
+        Family::Connection | Family::Server | Family::Transaction | Family::Script => {
             out.error(&wrong_args(spec.name))
         }
     }

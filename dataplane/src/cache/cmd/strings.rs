@@ -21,7 +21,7 @@ pub fn exec(store: &mut Store, spec: &Spec, a: &Args, slot: u16, now: u64, out: 
         Cmd::Get => match store.read(slot, key, now) {
             Found::Str(v) => out.bulk(v),
             Found::Missing => out.null(),
-            Found::Hash(_) => out.error(WRONGTYPE),
+            _ => out.error(WRONGTYPE),
         },
         Cmd::Set => set(store, a, slot, now, out),
         Cmd::Setnx => {
@@ -81,7 +81,7 @@ pub fn exec(store: &mut Store, spec: &Spec, a: &Args, slot: u16, now: u64, out: 
         Cmd::Strlen => match store.read(slot, key, now) {
             Found::Str(v) => out.int(v.len() as i64),
             Found::Missing => out.int(0),
-            Found::Hash(_) => out.error(WRONGTYPE),
+            _ => out.error(WRONGTYPE),
         },
         Cmd::Incr | Cmd::Decr | Cmd::Incrby | Cmd::Decrby => {
             let by = match spec.cmd {
@@ -233,8 +233,8 @@ fn getex(store: &mut Store, a: &Args, slot: u16, now: u64, out: &mut Out) {
     }
     match store.read(slot, key, now) {
         Found::Missing => return out.null(),
-        Found::Hash(_) => return out.error(WRONGTYPE),
         Found::Str(v) => out.bulk(v),
+        _ => return out.error(WRONGTYPE),
     }
     if let Some(ttl) = change {
         if let Some(e) = store.peek(slot, key, now) {

@@ -33,6 +33,9 @@ pub const EXECABORT: &str = "EXECABORT Transaction discarded because of previous
 pub const MULTI_TOO_LONG: &str = "ERR Transaction has too many queued commands";
 pub const MSETNX_ACROSS_SHARDS_IN_MULTI: &str =
     "ERR MSETNX inside MULTI must name keys of one shard (use a {hash tag})";
+/// A command whose keys must run together names keys of several shards.
+pub const CROSSSHARD: &str =
+    "CROSSSLOT Keys in request don't hash to the same shard (use a {hash tag})";
 
 pub fn wrong_args(command: &str) -> String {
     format!("ERR wrong number of arguments for '{command}' command")

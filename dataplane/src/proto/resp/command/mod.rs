@@ -1,6 +1,22 @@
 //! The RESP command table: every command pinion knows, its arity (Redis's convention:
 //! negative means "at least"), its flags, how it is routed between shards, and the histogram
 //! family its latency is recorded under.
+//!
+//! The core commands (connection, server, strings, hashes, keyspace, transactions) are in
+//! [`TABLE`] here; each further family has its own file with its own `Cmd` enum and table
+//! ([`lists`], [`sets`], [`zsets`], [`bits`], [`scripting`]). [`lookup`] searches them all.
+
+pub mod bits;
+pub mod lists;
+pub mod scripting;
+pub mod sets;
+pub mod zsets;
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use super::Args;
+use crate::limits::COMMAND_NAME_MAX;
 
 /// Every command the cache serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -64,6 +80,11 @@ pub enum Cmd {
     Discard,
     Watch,
     Unwatch,
+    Lists(lists::ListCmd),
+    Sets(sets::SetCmd),
+    Zsets(zsets::ZsetCmd),
+    Bits(bits::BitCmd),
+    Scripts(scripting::ScriptCmd),
 }
 
 /// How a command finds the shard that runs it.
@@ -79,6 +100,26 @@ pub enum Route {
     All,
     /// SCAN: the cursor names a slot, and so a shard.
     Cursor,
+    /// Several keys that one command reads and writes together (SINTERSTORE, LMOVE,
+    /// RENAME, EVAL ...): it runs on their owner when they share one, and as a transaction
+    /// over their owners otherwise.
+    Multi(KeySpec),
+}
+
+/// Where a [`Route::Multi`] command's keys are among its arguments. Positions past the
+/// end of the arguments name no key (the command reports its own syntax error).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeySpec {
+    /// `first`, `first + step`, ... up to `last` (negative counts from the end: -1 is the
+    /// last argument).
+    Range {
+        first: usize,
+        last: isize,
+        step: usize,
+    },
+    /// The number of keys is argument `at`, the keys follow it; with `lead`, argument 1 is
+    /// a key too (ZUNIONSTORE's destination).
+    NumKeys { at: usize, lead: bool },
 }
 
 /// Latency histogram family; one HDR histogram per family per shard.
@@ -92,10 +133,17 @@ pub enum Family {
     Server,
     /// MULTI, EXEC, DISCARD, WATCH, UNWATCH.
     Transaction,
+    List,
+    Set,
+    Zset,
+    /// Bitmaps and string ranges.
+    Bitmap,
+    /// EVAL, FCALL, SCRIPT, FUNCTION.
+    Script,
 }
 
 impl Family {
-    pub const ALL: [Family; 7] = [
+    pub const ALL: [Family; 12] = [
         Family::Connection,
         Family::Read,
         Family::Write,
@@ -103,6 +151,11 @@ impl Family {
         Family::Hash,
         Family::Server,
         Family::Transaction,
+        Family::List,
+        Family::Set,
+        Family::Zset,
+        Family::Bitmap,
+        Family::Script,
     ];
 
     pub fn name(self) -> &'static str {
@@ -114,6 +167,11 @@ impl Family {
             Family::Hash => "hash",
             Family::Server => "server",
             Family::Transaction => "transaction",
+            Family::List => "list",
+            Family::Set => "set",
+            Family::Zset => "zset",
+            Family::Bitmap => "bitmap",
+            Family::Script => "script",
         }
     }
 
@@ -158,12 +216,52 @@ impl Spec {
         }
     }
 
-    /// First key, last key (negative counts from the end) and step, as COMMAND reports them.
+    /// First key, last key (negative counts from the end) and step, as COMMAND reports them
+    /// (a command whose number of keys is an argument reports 0, 0, 0, as Redis's
+    /// "movablekeys" commands do).
     pub fn key_positions(&self) -> (i64, i64, i64) {
         match self.route {
             Route::Key => (1, 1, 1),
             Route::Keys { step } => (1, -1, step as i64),
+            Route::Multi(KeySpec::Range { first, last, step }) => {
+                (first as i64, last as i64, step as i64)
+            }
             _ => (0, 0, 0),
+        }
+    }
+
+    /// Call `f` with each key the command names, in argument order. Commands that name no
+    /// key (or whose key count is malformed) call it never.
+    pub fn for_each_key<'a>(&self, a: &Args<'a>, mut f: impl FnMut(&'a [u8])) {
+        let n = a.len();
+        let (first, last, step) = match self.route {
+            Route::Key => (1, 1, 1),
+            Route::Keys { step } => (1, n.saturating_sub(1), step),
+            Route::Multi(KeySpec::Range { first, last, step }) => {
+                let last = if last < 0 { n as isize + last } else { last };
+                match usize::try_from(last) {
+                    Ok(last) => (first, last, step),
+                    Err(_) => return,
+                }
+            }
+            Route::Multi(KeySpec::NumKeys { at, lead }) => {
+                let Some(count) = a.int(at).and_then(|c| usize::try_from(c).ok()) else {
+                    return;
+                };
+                if at + count >= n + 1 || count == 0 {
+                    return;
+                }
+                if lead && n > 1 {
+                    f(a.get(1));
+                }
+                (at + 1, at + count, 1)
+            }
+            _ => return,
+        };
+        let mut i = first;
+        while i <= last && i < n {
+            f(a.get(i));
+            i += step.max(1);
         }
     }
 
@@ -188,7 +286,7 @@ impl Spec {
     }
 }
 
-const fn s(
+pub(crate) const fn s(
     name: &'static str,
     cmd: Cmd,
     arity: i32,
@@ -328,22 +426,41 @@ pub static TABLE: &[Spec] = &[
     s("unwatch", Cmd::Unwatch, 1, 0, R::Local, F::Transaction),
 ];
 
+/// Every family's table, in the order COMMAND lists them.
+pub static TABLES: &[&[Spec]] = &[
+    TABLE,
+    lists::TABLE,
+    sets::TABLE,
+    zsets::TABLE,
+    bits::TABLE,
+    scripting::TABLE,
+];
+
+/// Every command the node serves.
+pub fn all() -> impl Iterator<Item = &'static Spec> {
+    TABLES.iter().flat_map(|t| t.iter())
+}
+
+fn by_name() -> &'static HashMap<&'static [u8], &'static Spec> {
+    static MAP: OnceLock<HashMap<&'static [u8], &'static Spec>> = OnceLock::new();
+    MAP.get_or_init(|| all().map(|s| (s.name.as_bytes(), s)).collect())
+}
+
 /// Look a command name up, case-insensitively, without allocating.
 pub fn lookup(name: &[u8]) -> Option<&'static Spec> {
-    if name.len() > 16 {
+    if name.len() > COMMAND_NAME_MAX {
         return None;
     }
-    let mut lower = [0u8; 16];
+    let mut lower = [0u8; COMMAND_NAME_MAX];
     for (d, s) in lower.iter_mut().zip(name) {
         *d = s.to_ascii_lowercase();
     }
-    let lower = &lower[..name.len()];
-    TABLE.iter().find(|s| s.name.as_bytes() == lower)
+    by_name().get(&lower[..name.len()]).copied()
 }
 
 pub fn spec(cmd: Cmd) -> &'static Spec {
     // Every Cmd has exactly one row; the unit test below checks it.
-    TABLE.iter().find(|s| s.cmd == cmd).unwrap_or(&TABLE[0])
+    all().find(|s| s.cmd == cmd).unwrap_or(&TABLE[0])
 }
 
 #[cfg(test)]
@@ -355,13 +472,54 @@ mod tests {
         assert_eq!(lookup(b"GeT").map(|s| s.cmd), Some(Cmd::Get));
         assert_eq!(lookup(b"nosuch").map(|s| s.cmd), None);
         assert_eq!(lookup(&[b'x'; 100]).map(|s| s.cmd), None);
-        for row in TABLE {
+        for row in all() {
+            assert!(row.name.len() <= COMMAND_NAME_MAX, "{}", row.name);
             assert_eq!(spec(row.cmd).name, row.name);
             assert_eq!(
                 lookup(row.name.to_uppercase().as_bytes()).map(|s| s.cmd),
                 Some(row.cmd)
             );
         }
+    }
+
+    fn keys_of(route: Route, line: &str) -> Vec<String> {
+        let words: Vec<&str> = line.split(' ').collect();
+        let mut src = Vec::new();
+        let mut ranges = Vec::new();
+        for w in &words {
+            let s = src.len();
+            src.extend_from_slice(w.as_bytes());
+            ranges.push((s, src.len()));
+        }
+        let a = Args {
+            src: &src,
+            ranges: &ranges,
+        };
+        let spec = s("x", Cmd::Ping, -1, 0, route, Family::Server);
+        let mut keys = Vec::new();
+        spec.for_each_key(&a, |k| keys.push(String::from_utf8_lossy(k).into_owned()));
+        keys
+    }
+
+    #[test]
+    fn keys_are_found_where_the_spec_says() {
+        let range = |first, last, step| Route::Multi(KeySpec::Range { first, last, step });
+        let numkeys = |at, lead| Route::Multi(KeySpec::NumKeys { at, lead });
+        assert_eq!(keys_of(range(1, -2, 1), "blpop a b 0"), ["a", "b"]);
+        assert_eq!(keys_of(range(1, 2, 1), "lmove s d left right"), ["s", "d"]);
+        assert_eq!(keys_of(range(2, -1, 1), "bitop and d x y"), ["d", "x", "y"]);
+        assert_eq!(
+            keys_of(numkeys(2, true), "zunionstore d 2 x y w"),
+            ["d", "x", "y"]
+        );
+        assert_eq!(keys_of(numkeys(2, false), "eval s 1 k arg"), ["k"]);
+        assert_eq!(keys_of(numkeys(1, false), "lmpop 2 a b left"), ["a", "b"]);
+        // Malformed or out-of-range counts name no key; the command reports the error.
+        assert!(keys_of(numkeys(1, false), "lmpop 5 a left").is_empty());
+        assert!(keys_of(numkeys(1, false), "lmpop x a left").is_empty());
+        assert!(keys_of(numkeys(1, false), "lmpop -1 a").is_empty());
+        assert!(keys_of(numkeys(2, false), "eval s 0").is_empty());
+        assert!(keys_of(range(2, 2, 1), "object help").is_empty());
     }
 
     #[test]
