@@ -7,7 +7,5 @@ use crate::proto::resp::write::Out;
 use crate::proto::resp::Args;
 
 pub fn exec(_store: &mut Store, spec: &Spec, _a: &Args, _slot: u16, _now: u64, out: &mut Out) {
-    match spec.cmd {
-        _ => out.error(&wrong_args(spec.name)),
-    }
+    out.error(&wrong_args(spec.name))
 }

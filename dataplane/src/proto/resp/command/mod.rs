@@ -248,7 +248,7 @@ impl Spec {
                 let Some(count) = a.int(at).and_then(|c| usize::try_from(c).ok()) else {
                     return;
                 };
-                if at + count >= n + 1 || count == 0 {
+                if at + count >= n || count == 0 {
                     return;
                 }
                 if lead && n > 1 {
