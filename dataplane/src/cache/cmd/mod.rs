@@ -49,6 +49,14 @@ pub fn exec_key(
         out.error(OOM);
         return;
     }
+    if spec.blocking() {
+        // Run where it cannot wait (inside MULTI or a script, or forwarded as a plain
+        // command): it answers what it finds, or its timeout's reply at once.
+        if let Attempt::WouldBlock { .. } = try_blocking(store, spec, a, now, out) {
+            timed_out(spec, out);
+        }
+        return;
+    }
     match spec.family {
         Family::Read | Family::Write => strings::exec(store, spec, a, slot, now, out),
         Family::Hash => hashes::exec(store, spec, a, slot, now, out),
@@ -60,6 +68,38 @@ pub fn exec_key(
         Family::Connection | Family::Server | Family::Transaction | Family::Script => {
             out.error(&wrong_args(spec.name))
         }
+    }
+}
+
+/// What a blocking command's attempt did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempt {
+    /// It wrote its reply: data, or an error.
+    Answered,
+    /// Every key is empty; nothing was written. `timeout_ms` is the wait the command asked
+    /// for (None: forever).
+    WouldBlock { timeout_ms: Option<u64> },
+}
+
+/// One attempt of a [`crate::proto::resp::command::BLOCKING`] command (BLPOP, BLMOVE,
+/// BZPOPMIN ...) against this store, which holds all its keys.
+pub fn try_blocking(store: &mut Store, spec: &Spec, a: &Args, now: u64, out: &mut Out) -> Attempt {
+    match spec.family {
+        Family::List => lists::try_blocking(store, spec, a, now, out),
+        Family::Zset => zsets::try_blocking(store, spec, a, now, out),
+        _ => {
+            out.error(&wrong_args(spec.name));
+            Attempt::Answered
+        }
+    }
+}
+
+/// The reply of a blocking command whose timeout passed (a null of the command's shape).
+pub fn timed_out(spec: &Spec, out: &mut Out) {
+    match spec.family {
+        Family::List => lists::timed_out(spec, out),
+        Family::Zset => zsets::timed_out(spec, out),
+        _ => out.null(),
     }
 }
 

@@ -186,6 +186,11 @@ pub const DENYOOM: u8 = 2;
 pub const READONLY: u8 = 4;
 /// Allowed before AUTH.
 pub const NOAUTH: u8 = 8;
+/// May wait for data (BLPOP, BZPOPMIN ...): outside MULTI and scripts, a command that finds
+/// nothing parks on its keys' owner until a write serves it or its timeout passes.
+pub const BLOCKING: u8 = 16;
+/// Refused inside a script (EVAL, MULTI, WATCH ...).
+pub const NOSCRIPT: u8 = 32;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Spec {
@@ -206,6 +211,11 @@ impl Spec {
     /// May grow memory: refused over the limit when nothing can be evicted.
     pub fn denyoom(&self) -> bool {
         self.flags & DENYOOM != 0
+    }
+
+    /// May wait for data ([`BLOCKING`]).
+    pub fn blocking(&self) -> bool {
+        self.flags & BLOCKING != 0
     }
 
     pub fn arity_ok(&self, argc: usize) -> bool {
@@ -278,6 +288,12 @@ impl Spec {
         }
         if self.flags & NOAUTH != 0 {
             v.push("no-auth");
+        }
+        if self.flags & BLOCKING != 0 {
+            v.push("blocking");
+        }
+        if self.flags & NOSCRIPT != 0 {
+            v.push("noscript");
         }
         if v.is_empty() {
             v.push("fast");
