@@ -105,6 +105,25 @@ impl<'a> Out<'a> {
         }
     }
 
+    /// A set of `n` elements: RESP3 `~n`, RESP2 an array.
+    #[inline]
+    pub fn set(&mut self, n: usize) {
+        if self.resp3 {
+            header(self.buf, b'~', n as i64);
+        } else {
+            array_len(self.buf, n);
+        }
+    }
+
+    /// A boolean: RESP3 `#t`/`#f`, RESP2 the integer 1 or 0.
+    pub fn boolean(&mut self, b: bool) {
+        if self.resp3 {
+            self.buf.extend_from_slice(if b { b"#t\r\n" } else { b"#f\r\n" });
+        } else {
+            self.int(b as i64);
+        }
+    }
+
     /// A double: RESP3 `,<f>`, RESP2 a bulk string with the same text.
     pub fn double(&mut self, f: f64) {
         let text = format_double(f);
