@@ -7,10 +7,12 @@
 //! - [`entry`]: one key's packed allocation; [`slot`]: key → slot; [`evict`]: eviction
 //!   policies; [`glob`]: pattern matching;
 //! - [`types`]: collection values (hash, list, set, sorted set) and their byte form;
+//! - [`dump`]: a key as bytes, to carry it between shards;
 //! - [`cmd`]: command semantics by family; [`op`]: what other shards and transactions ask a
 //!   store to run.
 
 pub mod cmd;
+pub mod dump;
 pub mod entry;
 pub mod evict;
 pub mod glob;

@@ -4,6 +4,7 @@
 
 use super::cmd::server::{self, Setting, ShardInfo};
 use super::cmd::{exec_key, keys, strings, OomCheck};
+use super::dump::{dump_key, restore_key};
 use super::slot::key_slot;
 use super::store::Store;
 use crate::proto::resp::command::{lookup, Route, Spec};
@@ -53,6 +54,23 @@ pub enum Op {
     Unwatch {
         conn: ConnId,
     },
+    /// A blocking command (BLPOP ...) whose keys this shard owns: answered at once when it
+    /// finds data, else parked on its keys (`shard/blocked.rs`) until a write, its timeout
+    /// or its connection's end answers it. Run anywhere else, it answers at once.
+    Block {
+        frame: Box<[u8]>,
+        resp3: bool,
+        origin: ConnId,
+    },
+    /// Connection `conn` closed: its parked commands here are dropped.
+    Unblock {
+        conn: ConnId,
+    },
+    /// The keys' values as bytes (`cache/dump.rs`): the first hop of a command whose keys
+    /// live on several shards.
+    Dump(Vec<Key>),
+    /// Set each key to its dumped value, or delete it (None): that command's last hop.
+    Restore(Vec<(Key, Option<Vec<u8>>)>),
     /// Several ops run at once and in order (a transaction on one shard); none of them
     /// when `watch` is a connection whose watches here changed, or when `denyoom` and the
     /// shard is over its memory limit (then the answer is `Oom`).
@@ -74,6 +92,8 @@ pub enum Res {
         keys: Vec<Vec<u8>>,
     },
     Info(ShardInfo),
+    /// [`Op::Dump`]'s values, in key order (None: no such key).
+    Dumps(Vec<Option<Vec<u8>>>),
     Done,
     Oom,
     Changed(bool),
@@ -194,13 +214,20 @@ impl Op {
             }
         };
         match self {
-            Op::Command { frame, .. } => {
+            Op::Command { frame, .. } | Op::Block { frame, .. } => {
                 let (mut args, mut scratch) = (Vec::new(), Vec::new());
                 if let Some(a) = parse_forwarded(frame, &mut args, &mut scratch) {
                     forwarded(&a).add_access(acc, &a);
                 }
             }
-            Op::Mget(ks) | Op::Exists(ks) | Op::Touch(ks) => keys(acc, ks, Mode::Read),
+            Op::Mget(ks) | Op::Exists(ks) | Op::Touch(ks) | Op::Dump(ks) => {
+                keys(acc, ks, Mode::Read)
+            }
+            Op::Restore(kvs) => {
+                for (k, _) in kvs {
+                    acc.add(k, Mode::Write);
+                }
+            }
             Op::Del(ks) => keys(acc, ks, Mode::Write),
             Op::Mset(ps) | Op::Msetnx(ps) => {
                 for (k, _) in ps {
@@ -216,7 +243,8 @@ impl Op {
             | Op::Configure(_)
             | Op::Watch { .. }
             | Op::CheckWatch { .. }
-            | Op::Unwatch { .. } => {}
+            | Op::Unwatch { .. }
+            | Op::Unblock { .. } => {}
         }
     }
 
@@ -231,7 +259,7 @@ impl Op {
 pub fn run(store: &mut Store, op: &Op, now: u64, oom: OomCheck) -> Res {
     let checked = oom == OomCheck::Admitted;
     match op {
-        Op::Command { frame, resp3 } => {
+        Op::Command { frame, resp3 } | Op::Block { frame, resp3, .. } => {
             let (mut args, mut scratch) = (Vec::new(), Vec::new());
             let mut buf = Vec::new();
             match parse_forwarded(frame, &mut args, &mut scratch) {
@@ -267,6 +295,20 @@ pub fn run(store: &mut Store, op: &Op, now: u64, oom: OomCheck) -> Res {
             Res::Done
         }
         Op::CheckWatch { conn } => Res::Changed(store.watch_changed(*conn, now)),
+        // The shard drops a closed connection's parked commands (`shard/blocked.rs`).
+        Op::Unblock { .. } => Res::Done,
+        Op::Dump(ks) => Res::Dumps(ks.iter().map(|k| dump_key(store, k, now)).collect()),
+        Op::Restore(kvs) => {
+            for (k, v) in kvs {
+                // The bytes were made by `dump_key` on this node: a form that does not read
+                // back is a bug, not input.
+                assert!(
+                    restore_key(store, k, v.as_deref(), now),
+                    "a dump that does not load"
+                );
+            }
+            Res::Done
+        }
         Op::Unwatch { conn } => {
             store.unwatch(*conn);
             Res::Done

@@ -65,6 +65,10 @@ pub struct Store {
     scratch_keys: Vec<Vec<u8>>,
     /// WATCHed keys of this shard and their watchers.
     watches: Watches,
+    /// Keys that blocked clients wait on (BLPOP ...), with how many wait on each.
+    blocked: hashbrown::HashMap<Box<[u8]>, u32>,
+    /// Blocked-on keys written since the shard last served its waiters, each once.
+    ready: Vec<Box<[u8]>>,
 }
 
 const NOT_LISTED: u32 = u32::MAX;
@@ -108,6 +112,8 @@ impl Store {
             stats: Stats::default(),
             scratch_keys: Vec::new(),
             watches: Watches::default(),
+            blocked: hashbrown::HashMap::new(),
+            ready: Vec::new(),
         }
     }
 
@@ -243,6 +249,15 @@ impl Store {
         self.tables[li].table.find(h, |e| e.key() == key)
     }
 
+    /// Look a key up without side effects (no expiry, no hit count, no access stamp): for
+    /// a caller that already removed it if expired (with [`Store::peek`]).
+    pub fn get(&self, slot: u16, key: &[u8]) -> Option<&Entry> {
+        let li = self.local(slot);
+        self.tables[li]
+            .table
+            .find(self.hash_key(key), |e| e.key() == key)
+    }
+
     pub fn hash_obj(&self, e: &Entry) -> Option<&HashObj> {
         match self.obj(e)? {
             Obj::Hash(h) => Some(h),
@@ -353,6 +368,45 @@ impl Store {
     fn touch(&mut self, key: &[u8]) {
         if !self.watches.is_empty() {
             self.watches.touch(key);
+        }
+        if !self.blocked.is_empty()
+            && self.blocked.contains_key(key)
+            && !self.ready.iter().any(|k| &k[..] == key)
+        {
+            self.ready.push(key.into());
+        }
+    }
+
+    /// A client waits on `key`: a write to it lists it as ready.
+    pub fn block_key(&mut self, key: &[u8]) {
+        *self.blocked.entry(key.into()).or_insert(0) += 1;
+    }
+
+    /// A client stopped waiting on `key`.
+    pub fn unblock_key(&mut self, key: &[u8]) {
+        if let Some(n) = self.blocked.get_mut(key) {
+            *n -= 1;
+            if *n == 0 {
+                self.blocked.remove(key);
+            }
+        }
+    }
+
+    /// Were keys that clients wait on written?
+    #[inline]
+    pub fn has_ready(&self) -> bool {
+        !self.ready.is_empty()
+    }
+
+    /// The blocked-on keys written since the last call, in the order they were written.
+    pub fn take_ready(&mut self, out: &mut Vec<Box<[u8]>>) {
+        out.append(&mut self.ready);
+    }
+
+    /// Put keys that could not be served yet (a transaction holds them) back on the list.
+    pub fn keep_ready(&mut self, key: Box<[u8]>) {
+        if !self.ready.contains(&key) {
+            self.ready.push(key);
         }
     }
 

@@ -53,6 +53,8 @@ pub struct Counters {
     /// deleted partitions are reused, so this stays near the most held at once).
     pub log_partitions: u64,
     pub log_partition_slots: u64,
+    /// Gauge: blocking commands (BLPOP ...) parked on this shard's keys.
+    pub blocked_clients: u64,
 }
 
 /// `add(&mut self, other)`: every field of `other` added into `self`, for structs of
@@ -91,6 +93,7 @@ summed!(Counters {
     io_backlogged,
     log_partitions,
     log_partition_slots,
+    blocked_clients,
 });
 
 impl Counters {
@@ -215,6 +218,12 @@ impl Counters {
                 "pinion_log_partition_slots",
                 "Log partition slots allocated (deleted partitions' slots are reused)",
                 self.log_partition_slots,
+                true,
+            ),
+            (
+                "pinion_blocked_clients",
+                "Blocking commands (BLPOP ...) parked on the shard's keys",
+                self.blocked_clients,
                 true,
             ),
         ]

@@ -10,6 +10,7 @@
 //! Lives on the connection's shard; touches the shard only through [`Ctx`].
 
 pub mod connection;
+pub mod gather;
 pub mod join;
 pub mod keys;
 pub mod multi;
@@ -110,7 +111,7 @@ pub fn dispatch(ctx: &mut Ctx, conn: &mut Conn, a: Args, frame: &[u8]) -> Act {
             _ => connection::exec(ctx, conn, spec, a),
         },
         Route::Key => single_key(ctx, conn, spec, a),
-        Route::Multi(_) => together::dispatch(ctx, conn, spec, a),
+        Route::Multi(_) => together::dispatch(ctx, conn, spec, a, frame),
         Route::Keys { step } => match keys::plan(ctx, conn, spec, a, step) {
             Ok(launch) => launch,
             Err(e) => refuse(conn, &e),

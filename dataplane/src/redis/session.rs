@@ -18,6 +18,9 @@ pub struct Session {
     pub multi: Option<Queued>,
     /// Watched keys and the shards that own them.
     pub watching: Vec<(Box<[u8]>, usize)>,
+    /// Shards where a blocking command of this connection may be parked (told when it
+    /// closes).
+    pub blocked_on: Vec<usize>,
 }
 
 impl Session {
@@ -28,6 +31,7 @@ impl Session {
             name: None,
             multi: None,
             watching: Vec::new(),
+            blocked_on: Vec::new(),
         }
     }
 

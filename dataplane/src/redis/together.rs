@@ -1,15 +1,23 @@
 //! Commands whose keys run together (`Route::Multi`: SINTERSTORE, LMOVE, RENAME, EVAL ...).
 //! When every key has one owner, the command runs there as a single-key command does: here
 //! when this shard owns them and nothing holds them, else on the owner (through its
-//! scheduler, holding every key). When the keys span shards the command is refused with
-//! [`errors::CROSSSHARD`]; a `{hash tag}` puts them on one shard.
+//! scheduler, holding every key). When the keys span shards it is a transaction that gathers
+//! their values here ([`super::gather`]).
+//!
+//! A blocking command (BLPOP, BLMOVE, BZPOPMIN ...) of one owner tries at once when that is
+//! this shard and its keys are free; otherwise, or when it finds nothing, it becomes a part
+//! that the owner parks on its keys until a write, its timeout or the connection's end
+//! answers it (`shard/blocked.rs`). Over keys of several shards it is refused
+//! ([`errors::BLOCKING_CROSSSHARD`]): no one shard can park it.
 
-use super::{refuse, Ctx};
-use crate::cache::cmd::{exec_key, OomCheck};
-use crate::cache::op::key_mode;
+use super::join::{Join, Plan};
+use super::{gather, launch, refuse, session, Ctx};
+use crate::cache::cmd::{exec_key, try_blocking, Attempt, OomCheck};
+use crate::cache::op::{key_mode, Op as CacheOp};
 use crate::cache::slot::key_slot;
 use crate::proto::resp::command::Spec;
 use crate::proto::resp::errors;
+use crate::proto::resp::write::Out;
 use crate::proto::resp::Args;
 use crate::shard::conn::Conn;
 use crate::shard::Act;
@@ -35,12 +43,16 @@ pub fn owners(ctx: &Ctx, spec: &Spec, a: &Args) -> Owners {
     found
 }
 
-pub fn dispatch(ctx: &mut Ctx, conn: &mut Conn, spec: &'static Spec, a: Args) -> Act {
+pub fn dispatch(ctx: &mut Ctx, conn: &mut Conn, spec: &'static Spec, a: Args, frame: &[u8]) -> Act {
     let shard = match owners(ctx, spec, &a) {
         Owners::None => ctx.me,
         Owners::One(s) => s,
-        Owners::Several => return refuse(conn, errors::CROSSSHARD),
+        Owners::Several if spec.blocking() => return refuse(conn, errors::BLOCKING_CROSSSHARD),
+        Owners::Several => return gather::launch(ctx, spec, &a, frame, conn.resp3()),
     };
+    if spec.blocking() {
+        return blocking(ctx, conn, spec, a, frame, shard);
+    }
     if shard == ctx.me {
         let mode = key_mode(spec);
         let mut free = true;
@@ -61,4 +73,54 @@ pub fn dispatch(ctx: &mut Ctx, conn: &mut Conn, spec: &'static Spec, a: Args) ->
         shard,
         family: spec.family,
     }
+}
+
+/// A blocking command whose keys `shard` owns.
+fn blocking(
+    ctx: &mut Ctx,
+    conn: &mut Conn,
+    spec: &'static Spec,
+    a: Args,
+    frame: &[u8],
+    shard: usize,
+) -> Act {
+    let resp3 = conn.resp3();
+    if shard == ctx.me && free(ctx, spec, &a) {
+        let mut buf = Vec::new();
+        let (store, now) = (&mut *ctx.store, ctx.now_ms);
+        if try_blocking(store, spec, &a, now, &mut Out::new(&mut buf, resp3)) == Attempt::Answered {
+            conn.reply(|out| out.buf.extend_from_slice(&buf));
+            ctx.record(spec.family);
+            return Act::Done;
+        }
+    }
+    let plan = Plan {
+        parts: vec![(
+            shard,
+            CacheOp::Block {
+                frame: frame.into(),
+                resp3,
+                origin: ctx.conn,
+            },
+        )],
+        join: Join::Encoded,
+    };
+    let act = launch(ctx, plan, false, spec, resp3);
+    if matches!(act, Act::Launch(_)) {
+        let sess = session(conn);
+        if !sess.blocked_on.contains(&shard) {
+            sess.blocked_on.push(shard);
+        }
+    }
+    act
+}
+
+/// Does nothing queued on this shard hold any of the command's keys?
+fn free(ctx: &Ctx, spec: &Spec, a: &Args) -> bool {
+    let mode = key_mode(spec);
+    let mut free = true;
+    spec.for_each_key(a, |k| {
+        free = free && ctx.sched.free_for_key(ctx.conn, k, mode)
+    });
+    free
 }

@@ -16,6 +16,7 @@ use crate::metrics::ShardMetrics;
 use crate::proto::resp::parse::Limits;
 use crate::runtime::io::Io;
 use crate::runtime::ring;
+use crate::txn::waiters::Waiters;
 use crate::txn::Scheduler;
 
 /// What a shard is built from.
@@ -116,6 +117,7 @@ impl Shard {
             running: false,
             timers: Vec::new(),
             fast_timer: false,
+            waiters: Waiters::default(),
             refusing_writes: false,
             doorbells: Vec::new(),
             shared,

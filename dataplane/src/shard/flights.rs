@@ -254,6 +254,21 @@ impl Shard {
         }
     }
 
+    /// Tell `shards` that a connection's parked blocking commands are over.
+    pub(super) fn send_unblock(&mut self, origin: ConnId, shards: &[usize]) {
+        for &s in shards {
+            let op = Op::Cache(crate::cache::op::Op::Unblock { conn: origin });
+            self.send_to(
+                s,
+                Msg::Part {
+                    to: None,
+                    op,
+                    origin,
+                },
+            );
+        }
+    }
+
     /// Flights whose wait is over run their parts again.
     pub(super) fn on_fast_timer(&mut self) {
         self.fast_timer = false;
@@ -265,7 +280,8 @@ impl Shard {
         for (_, f) in due {
             self.step_flight(f, Input::Timer);
         }
-        if !self.timers.is_empty() {
+        let waiting = self.expire_waiters();
+        if !self.timers.is_empty() || waiting {
             self.arm_fast_timer();
         }
     }

@@ -177,6 +177,8 @@ impl Shard {
             },
         };
         let act = crate::redis::dispatch(&mut ctx, c, a, frame);
+        // A write here may serve clients parked on its keys, before the next command.
+        self.serve_ready();
         self.act(slot, act, frame, consumed, started)
     }
 

@@ -343,11 +343,12 @@ impl Shard {
         if conn.blocked {
             self.blocked.retain(|&s| s != slot);
         }
-        // Its watches end with it.
+        // Its watches and parked blocking commands end with it.
         if let Proto::Resp(sess) = &conn.proto {
             let shards = sess.watch_shards();
             let origin = self.conn_id(slot, gen);
             self.send_unwatch(origin, &shards);
+            self.send_unblock(origin, &sess.blocked_on);
         }
         if self.drain != Drain::Serving {
             self.check_drained();

@@ -14,6 +14,7 @@
 //! turn's mesh batches and ring the doorbells of the shards they went to.
 //! `docs/architecture.md` explains the choices.
 
+mod blocked;
 pub mod build;
 pub mod conn;
 mod flights;
@@ -39,6 +40,7 @@ use crate::proto::resp::command::Family;
 use crate::proto::resp::parse::Limits;
 use crate::runtime::io::{Completion, Io, OpId};
 use crate::runtime::{Kind, TIMER_FAST};
+use crate::txn::waiters::Waiters;
 use crate::txn::{Dest, FlightRef, Output, Participant, Rounds, Scheduler, Ticket, Work};
 use conn::Conns;
 use flights::Flights;
@@ -152,6 +154,8 @@ pub struct Shard {
     /// Flights waiting to run their parts again (long-polling fetches), and when.
     timers: Vec<(Instant, FlightRef)>,
     fast_timer: bool,
+    /// Blocking commands parked on this shard's keys (`blocked.rs`).
+    waiters: Waiters,
     /// What this shard last published in `NodeShared::refusing_writes`.
     refusing_writes: bool,
     /// Shards to ring this turn (reused).

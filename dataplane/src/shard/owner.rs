@@ -261,6 +261,8 @@ impl Shard {
             self.runnable = work;
         }
         self.running = false;
+        // Writes of what ran may serve clients parked on their keys.
+        self.serve_ready();
     }
 
     fn run_work(&mut self, w: Work) {
@@ -294,6 +296,12 @@ impl Shard {
 
     fn run_op(&mut self, from: u16, to: Option<PartRef>, op: Op, oom: OomCheck) {
         match op {
+            Op::Cache(cache::Op::Block {
+                frame,
+                resp3,
+                origin,
+            }) => self.park_or_answer(from, to, frame, resp3, origin),
+            Op::Cache(cache::Op::Unblock { conn }) => self.unblock(conn),
             Op::Cache(c) => {
                 let mut res = cache::run(&mut self.store, &c, self.now_ms, oom);
                 if let cache::Res::Info(i) = &mut res {
@@ -328,7 +336,7 @@ impl Shard {
 
     /// Answer `shard`: into this turn's reply batch for it, or straight to the flight when
     /// it is this shard's own.
-    fn reply(&mut self, shard: usize, r: Reply) {
+    pub(super) fn reply(&mut self, shard: usize, r: Reply) {
         if shard != self.id {
             self.mesh.replies(shard, self.now).msgs.push(r);
             return;

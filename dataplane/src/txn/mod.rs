@@ -10,7 +10,8 @@
 //!   deadlock-free, and single-shard work runs at once when nothing conflicts.
 //! - [`access`]: what a piece of work touches (keys and modes, the whole shard, its
 //!   connection) and when two conflict; [`op`]: the one part type over cache and log;
-//!   [`work`]: what a scheduler queues.
+//!   [`work`]: what a scheduler queues; [`waiters`]: commands parked on keys until a write
+//!   serves them (blocking pops).
 //!
 //! `docs/architecture.md` argues the design against Dragonfly's VLL scheduling and traces a
 //! MULTI/EXEC through it.
@@ -19,6 +20,7 @@ pub mod access;
 pub mod flight;
 pub mod op;
 pub mod sched;
+pub mod waiters;
 pub mod work;
 
 #[cfg(test)]

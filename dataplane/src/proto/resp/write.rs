@@ -118,7 +118,8 @@ impl<'a> Out<'a> {
     /// A boolean: RESP3 `#t`/`#f`, RESP2 the integer 1 or 0.
     pub fn boolean(&mut self, b: bool) {
         if self.resp3 {
-            self.buf.extend_from_slice(if b { b"#t\r\n" } else { b"#f\r\n" });
+            self.buf
+                .extend_from_slice(if b { b"#t\r\n" } else { b"#f\r\n" });
         } else {
             self.int(b as i64);
         }
