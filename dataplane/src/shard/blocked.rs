@@ -192,6 +192,16 @@ impl Shard {
         self.waiters.timed()
     }
 
+    /// Shutdown: every parked command answers its timeout reply now, so that its
+    /// connection can finish and close.
+    pub(super) fn unblock_all(&mut self) {
+        let mut all = Vec::new();
+        self.waiters.all(&mut all);
+        for id in all {
+            self.time_out(id);
+        }
+    }
+
     /// Connection `conn` closed: its parked commands answer (to nobody) and leave.
     pub(super) fn unblock(&mut self, conn: ConnId) {
         let mut mine = Vec::new();

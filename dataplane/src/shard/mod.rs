@@ -317,9 +317,14 @@ impl Shard {
         };
         self.stop_accepting();
         // Finish what was received, then close each connection once its replies are out.
+        // Clients parked in blocking commands get their timeout reply first, as Redis's
+        // clients do when it shuts down.
         let slots: Vec<u32> = self.conns.slots().collect();
-        for slot in slots {
+        for &slot in &slots {
             self.process(slot);
+        }
+        self.unblock_all();
+        for slot in slots {
             self.close_conn(slot, false);
         }
         self.check_drained();

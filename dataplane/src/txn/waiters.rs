@@ -108,6 +108,14 @@ impl Waiters {
         }
     }
 
+    /// Every waiter.
+    pub fn all(&self, out: &mut Vec<SlabKey>) {
+        for (slot, _) in self.slab.iter() {
+            let gen = self.slab.gen(slot).expect("a filled slot has a generation");
+            out.push(SlabKey { slot, gen });
+        }
+    }
+
     /// Every waiter of connection `origin`.
     pub fn of(&self, origin: ConnId, out: &mut Vec<SlabKey>) {
         for (slot, w) in self.slab.iter() {
