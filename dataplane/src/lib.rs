@@ -8,7 +8,8 @@
 //! - [`redis`] and [`kafka`]: the front ends (what a request means);
 //! - [`cache`] and [`log`]: the stores (a shard's keyspace; its log partitions and their
 //!   I/O);
-//! - [`proto`]: the codecs; [`metrics`]; [`config`], [`limits`] and [`clock`].
+//! - [`proto`]: the codecs; [`metrics`]; [`config`], [`limits`] and [`clock`]; [`datadir`]:
+//!   one node per data directory.
 
 /// Huge requests get lazily committed mappings: see `runtime::alloc` for why.
 #[global_allocator]
@@ -17,6 +18,7 @@ static ALLOC: runtime::alloc::NodeAlloc = runtime::alloc::NodeAlloc;
 pub mod cache;
 pub mod clock;
 pub mod config;
+pub mod datadir;
 pub mod kafka;
 pub mod limits;
 pub mod log;

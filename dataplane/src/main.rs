@@ -41,6 +41,8 @@ fn write_dump(path: &std::path::Path, shards: &[metrics::ShardMetrics]) {
 fn run(cfg: Config) -> anyhow::Result<()> {
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("creating --data-dir {}", cfg.data_dir.display()))?;
+    // Held until the process exits: a second node on this directory refuses to start.
+    let _data_dir_lock = pinion::datadir::lock(&cfg.data_dir)?;
     // Register signal handlers before any thread starts, so every thread inherits them.
     let mut signals =
         Signals::new([SIGINT, SIGTERM, SIGUSR1]).context("installing signal handlers")?;

@@ -36,3 +36,19 @@ pub fn close_after_loop(fd: RawFd) {
     // it exactly once.
     drop(unsafe { OwnedFd::from_raw_fd(fd) });
 }
+
+/// Take an exclusive advisory lock (flock) on `file` without waiting. Ok(false) when another
+/// open file description holds it; the lock lasts while `file` stays open.
+pub fn try_lock_exclusive(file: &std::fs::File) -> io::Result<bool> {
+    // SAFETY: flock takes a descriptor `file` owns and flags; no pointers.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc == 0 {
+        return Ok(true);
+    }
+    let e = io::Error::last_os_error();
+    if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+        Ok(false)
+    } else {
+        Err(e)
+    }
+}
