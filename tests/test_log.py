@@ -201,10 +201,10 @@ def test_fetch_long_polls_instead_of_spinning(node):
     assert after - before < 40, after - before
 
 
-def produce_v3(port, topic: str, partition: int, records: bytes, correlation_id=11) -> tuple:
-    """A Produce v3 request built by hand (acks=-1); returns (error_code, base_offset)."""
+def produce_v3(port, topic: str, partition: int, records: bytes, correlation_id=11, acks=-1) -> tuple:
+    """A Produce v3 request built by hand; returns (error_code, base_offset)."""
     t = topic.encode()
-    body = struct.pack(">hhi", -1, -1, 5000)  # transactional_id null, acks, timeout
+    body = struct.pack(">hhi", -1, acks, 5000)  # transactional_id null, acks, timeout
     body += struct.pack(">i", 1) + struct.pack(">h", len(t)) + t
     body += struct.pack(">i", 1) + struct.pack(">i", partition) + struct.pack(">i", len(records)) + records
     header = struct.pack(">hhih", 0, 3, correlation_id, 4) + b"test"

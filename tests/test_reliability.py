@@ -25,3 +25,74 @@ def test_a_second_node_on_one_data_dir_refuses_to_start(start, tmp_path):
     third = Node(third_dir, "--data-dir", str(first.data))
     assert third.client().ping()
     assert third.stop() == 0
+
+
+def test_a_second_node_on_the_same_port_refuses_to_start(start, tmp_path):
+    first = start()
+    other = tmp_path / "other"
+    other.mkdir()
+    import subprocess
+
+    from conftest import binary, free_port
+
+    out = subprocess.run(
+        [binary(), "--cores", "0", "--resp-listen", f"127.0.0.1:{first.port}",
+         "--kafka-listen", f"127.0.0.1:{free_port()}", "--admin-listen", f"127.0.0.1:{free_port()}",
+         "--data-dir", str(other / "data")],
+        capture_output=True, timeout=30,
+    )
+    assert out.returncode != 0
+    assert b"in use" in out.stdout + out.stderr
+    assert first.client().ping()
+
+
+def test_produce_with_acks_outside_minus_one_to_one_is_refused(node):
+    from test_log import kcat, produce_v3
+
+    kcat(node, "-P", "-t", "acked", input=b"first\n")
+    batch = open_batch()
+    err, _ = produce_v3(node.kafka_port, "acked", 0, batch, acks=5)
+    assert err == 21  # INVALID_REQUIRED_ACKS
+    out = kcat(node, "-C", "-t", "acked", "-o", "beginning", "-e", "-f", "%s\n")
+    assert out.splitlines() == ["first"]
+
+
+def open_batch() -> bytes:
+    from test_log import idempotent_batch
+
+    return idempotent_batch([b"x"], -1, -1, -1)
+
+
+def create_topics_v2(port, names, partitions=1) -> dict:
+    """A CreateTopics v2 request built by hand (clients refuse duplicate names before
+    sending); returns {name: error_code} from the response."""
+    import struct
+
+    from test_kafka import kafka_request
+
+    body = struct.pack(">i", len(names))
+    for n in names:
+        b = n.encode()
+        body += struct.pack(">h", len(b)) + b + struct.pack(">ihii", partitions, 1, 0, 0)
+    body += struct.pack(">ib", 10_000, 0)  # timeout, validate_only
+    header = struct.pack(">hhih", 19, 2, 5, 4) + b"test"
+    resp = kafka_request(port, header + body)
+    # correlation id, throttle time, topics [name, error code, error message]
+    (count,) = struct.unpack(">i", resp[8:12])
+    pos, out = 12, {}
+    for _ in range(count):
+        (n,) = struct.unpack(">h", resp[pos : pos + 2])
+        name = resp[pos + 2 : pos + 2 + n].decode()
+        (err, m) = struct.unpack(">hh", resp[pos + 2 + n : pos + 6 + n])
+        out[name] = err
+        pos += 6 + n + max(m, 0)
+    return out
+
+
+def test_a_topic_named_twice_in_create_topics_is_refused_whole(node):
+    from confluent_kafka.admin import AdminClient
+
+    assert create_topics_v2(node.kafka_port, ["twice", "once", "twice"]) == {"twice": 42, "once": 0}
+    admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{node.kafka_port}"})
+    md = admin.list_topics(timeout=10)
+    assert "once" in md.topics and "twice" not in md.topics

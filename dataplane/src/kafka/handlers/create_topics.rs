@@ -14,6 +14,7 @@ use crate::log::ops::{LogOp, LogResult};
 use crate::log::topics::{self, TopicMeta};
 use crate::proto::kafka::ErrorCode;
 use crate::shard::Act;
+use hashbrown::HashMap;
 
 /// A topic's metadata from a CreateTopics entry or our defaults; errors as Kafka's.
 pub(crate) fn topic_meta(
@@ -74,8 +75,22 @@ pub fn handle(ctx: &Ctx, r: Req, c: CreateTopicsRequest) -> Act {
     let n = ctx.node.nshards;
     // For each requested topic: Ok(meta) to create, or the error to report.
     let mut plan: Vec<(TopicName, Result<TopicMeta, ErrorCode>)> = Vec::new();
+    let mut seen: HashMap<&str, u32> = HashMap::new();
+    for t in &c.topics {
+        *seen.entry(t.name.0.as_str()).or_default() += 1;
+    }
     for t in &c.topics {
         let name = t.name.0.to_string();
+        // A name given twice: Kafka creates neither and answers INVALID_REQUEST, once.
+        match seen.get_mut(name.as_str()) {
+            Some(n) if *n > 1 => {
+                *n = 0;
+                plan.push((t.name.clone(), Err(ErrorCode::InvalidRequest)));
+                continue;
+            }
+            Some(0) => continue,
+            _ => {}
+        }
         let configs: Vec<(String, Option<String>)> = t
             .configs
             .iter()
@@ -86,8 +101,7 @@ pub fn handle(ctx: &Ctx, r: Req, c: CreateTopicsRequest) -> Act {
                 )
             })
             .collect();
-        let r = if ctx.topics.contains_key(&name) || plan.iter().any(|(n, _)| n.0.as_str() == name)
-        {
+        let r = if ctx.topics.contains_key(&name) {
             Err(ErrorCode::TopicAlreadyExists)
         } else {
             topic_meta(ctx, &name, t.num_partitions, t.replication_factor, &configs)

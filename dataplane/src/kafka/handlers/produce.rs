@@ -1,8 +1,9 @@
 //! Produce (v3-v9): each partition's records go to its owner shard, which validates,
 //! plans and group-commits them (`log/commit.rs`); acks=0 sends no response.
 
-use kafka_protocol::messages::produce_response::PartitionProduceResponse;
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
+use kafka_protocol::ResponseError;
 
 use super::Req;
 use crate::kafka::partitions::{by_layout, split};
@@ -26,6 +27,34 @@ pub fn handle(ctx: &Ctx, r: Req, p: ProduceRequest) -> Act {
             },
         )
     });
+    if !matches!(acks, -1..=1) {
+        // Kafka refuses any other acks before it looks at the records.
+        let done = finish(move |_: &[LogResult], _| {
+            let responses = layout
+                .iter()
+                .map(|(name, idx)| {
+                    let partitions = idx
+                        .iter()
+                        .map(|&index| {
+                            PartitionProduceResponse::default()
+                                .with_index(index)
+                                .with_error_code(ResponseError::InvalidRequiredAcks.code())
+                                .with_base_offset(-1)
+                                .with_log_append_time_ms(-1)
+                                .with_log_start_offset(-1)
+                        })
+                        .collect();
+                    TopicProduceResponse::default()
+                        .with_name(name.clone())
+                        .with_partition_responses(partitions)
+                })
+                .collect();
+            r.answer(ResponseKind::Produce(
+                ProduceResponse::default().with_responses(responses),
+            ))
+        });
+        return ctx.launch(LogRounds::new(Vec::new(), done));
+    }
     let done = finish(move |results: &[LogResult], _| {
         if acks == 0 {
             return Done::Reply(Vec::new()); // acks=0: Kafka sends no response
