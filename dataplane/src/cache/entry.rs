@@ -164,6 +164,29 @@ impl Entry {
         Entry::build(KIND_STR, self.key(), value, self.expire_ms(), self.access())
     }
 
+    /// A string's value bytes, to edit in place (SETBIT, SETRANGE, BITFIELD).
+    #[inline]
+    pub fn value_mut(&mut self) -> &mut [u8] {
+        debug_assert!(self.kind() == KIND_STR);
+        let start = self.key_start() + self.key_len();
+        &mut self.0[start..]
+    }
+
+    /// Lengthen a string's value with zero bytes to `len` (nothing when it is that long
+    /// already): one reallocation of the entry, which the allocator may do in place, as
+    /// Redis's `sdsgrowzero` does.
+    pub fn grow_value(&mut self, len: usize) {
+        debug_assert!(self.kind() == KIND_STR);
+        let want = self.key_start() + self.key_len() + len;
+        if want <= self.0.len() {
+            return;
+        }
+        let mut v = std::mem::take(&mut self.0).into_vec();
+        v.reserve_exact(want - v.len());
+        v.resize(want, 0);
+        self.0 = v.into_boxed_slice();
+    }
+
     /// Bytes this entry is charged for in `used_memory`.
     #[inline]
     pub fn cost(&self) -> usize {

@@ -336,6 +336,37 @@ impl Store {
         true
     }
 
+    /// Edit `key`'s string value in place (SETBIT, SETRANGE, BITFIELD): it is first
+    /// lengthened with zero bytes to at least `len`, then handed to `f`, which returns its
+    /// result and whether it changed a byte. A change or a growth breaks the key's
+    /// watchers; the memory charge follows the growth. The access stamp is kept (as
+    /// [`Store::replace`] keeps it). None, and `f` is not called, when the key is absent
+    /// (or expired) or holds no string.
+    pub fn edit_str<R>(
+        &mut self,
+        slot: u16,
+        key: &[u8],
+        len: usize,
+        now_ms: u64,
+        f: impl FnOnce(&mut [u8]) -> (R, bool),
+    ) -> Option<R> {
+        if self.peek(slot, key, now_ms)?.is_object() {
+            return None;
+        }
+        let li = self.local(slot);
+        let h = self.hash_key(key);
+        let e = self.tables[li].table.find_mut(h, |e| e.key() == key)?;
+        let before = e.cost();
+        e.grow_value(len);
+        let grown = e.cost() - before;
+        let (r, changed) = f(e.value_mut());
+        self.used_bytes += grown;
+        if changed || grown > 0 {
+            self.touch(key);
+        }
+        Some(r)
+    }
+
     /// Keep the TTL counts right when an entry in local slot `li` is replaced.
     fn count_ttl_change(&mut self, li: usize, had_ttl: bool, has_ttl: bool) {
         match (had_ttl, has_ttl) {
