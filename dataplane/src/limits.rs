@@ -104,3 +104,10 @@ pub const HUGE_ALLOC_BYTES: usize = 1 << 30;
 
 /// Largest latency a histogram records (ns); longer ones are clamped.
 pub const HIST_MAX_NS: u64 = 60_000_000_000;
+
+// ----- bitmaps and string ranges ----------------------------------------------------------
+
+/// Longest string SETBIT, SETRANGE and BITFIELD may make, and the largest transient table
+/// LCS may build: Redis's proto-max-bulk-len default (512 MiB), which its tests and clients
+/// expect exactly (a bit offset is refused when its byte is at or past this).
+pub const STRING_BYTES_MAX: usize = BULK_BYTES_DEFAULT;
