@@ -350,12 +350,17 @@ impl Store {
         now_ms: u64,
         f: impl FnOnce(&mut [u8]) -> (R, bool),
     ) -> Option<R> {
-        if self.peek(slot, key, now_ms)?.is_object() {
-            return None;
-        }
         let li = self.local(slot);
         let h = self.hash_key(key);
         let e = self.tables[li].table.find_mut(h, |e| e.key() == key)?;
+        if e.is_object() {
+            return None;
+        }
+        if e.is_expired(now_ms) {
+            self.remove_inner(li, h, key);
+            self.stats.expired += 1;
+            return None;
+        }
         let before = e.cost();
         e.grow_value(len);
         let grown = e.cost() - before;
