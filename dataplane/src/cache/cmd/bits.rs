@@ -112,6 +112,9 @@ fn clamp_range(start: i64, end: i64, len: i64) -> Option<(u64, u64)> {
 /// zero-padded past the end.
 #[inline]
 fn word_at(v: &[u8], at: usize) -> u64 {
+    if let Some(w) = v.get(at..at + 8) {
+        return u64::from_be_bytes(w.try_into().unwrap_or_default());
+    }
     let mut w = [0u8; 8];
     if let Some(tail) = v.get(at..) {
         let n = tail.len().min(8);
@@ -119,6 +122,9 @@ fn word_at(v: &[u8], at: usize) -> u64 {
     }
     u64::from_be_bytes(w)
 }
+
+/// Bytes BITPOS jumps at once over a run of the value it does not look for.
+const SKIP_BYTES: usize = 32;
 
 /// Set bits in `v`, a word at a time.
 fn popcount(v: &[u8]) -> u64 {
@@ -150,10 +156,28 @@ fn count_bits(v: &[u8], from: u64, to: u64) -> u64 {
 }
 
 /// The first bit equal to `bit` among bits `from ..= to` of `v` (both inside it), a word
-/// at a time.
+/// at a time; runs of bytes that hold only the other value are jumped [`SKIP_BYTES`] at a
+/// time.
 fn find_bit(v: &[u8], bit: bool, from: u64, to: u64) -> Option<u64> {
+    let other = if bit { 0u8 } else { 0xFF };
+    let last_byte = (to >> 3) as usize;
     let mut at = from & !63;
     while at <= to {
+        if at >= from {
+            // Only bytes wholly inside the range, before the last one, are jumped.
+            let mut b = (at >> 3) as usize;
+            while b + SKIP_BYTES <= last_byte {
+                let Some(run) = v.get(b..b + SKIP_BYTES) else {
+                    break;
+                };
+                // No early exit inside the run, so that it compiles to vector operations.
+                if run.iter().fold(0, |acc, &x| acc | (x ^ other)) != 0 {
+                    break;
+                }
+                b += SKIP_BYTES;
+            }
+            at = (b as u64) << 3;
+        }
         let mut w = word_at(v, (at >> 3) as usize);
         if !bit {
             w = !w;
@@ -363,8 +387,11 @@ fn bitop(store: &mut Store, a: &Args, now: u64, out: &mut Out) {
         store.remove(dest_slot, dest);
         return out.int(0);
     }
-    // ... then the result, one source at a time, shorter ones zero-padded.
-    let mut res = vec![0u8; max_len];
+    // ... then the result, one source at a time, shorter ones zero-padded, built where it
+    // will be stored (no copy of a result that may be hundreds of megabytes).
+    let mut result = Entry::string(dest, b"", None, 0);
+    result.grow_value(max_len);
+    let res = result.value_mut();
     for i in 3..a.len() {
         let k = a.get(i);
         let v = store
@@ -388,7 +415,7 @@ fn bitop(store: &mut Store, a: &Args, now: u64, out: &mut Out) {
         }
     }
     // As SET: the destination's old value (of any type) and TTL go.
-    store.put(dest_slot, Entry::string(dest, &res, None, 0), now);
+    store.put(dest_slot, result, now);
     out.int(max_len as i64);
 }
 
@@ -769,20 +796,13 @@ fn lcs(store: &mut Store, a: &Args, now: u64, out: &mut Out) {
     if t.try_reserve_exact(cells as usize).is_err() {
         return out.error(LCS_NO_MEMORY);
     }
-    t.resize(cells as usize, 0);
-    // t[i * w + j]: the LCS length of x[..i] and y[..j].
-    for i in 1..=x.len() {
-        let (done, rest) = t.split_at_mut(i * w);
-        let prev = &done[(i - 1) * w..];
-        let row = &mut rest[..w];
-        let xi = x[i - 1];
-        for j in 1..w {
-            row[j] = if xi == y[j - 1] {
-                prev[j - 1] + 1
-            } else {
-                prev[j].max(row[j - 1])
-            };
-        }
+    // t[i * w + j]: the LCS length of x[..i] and y[..j]. Built a row at a time.
+    t.resize(w, 0);
+    let mut row = vec![0u32; w];
+    for &xi in &x {
+        let prev = &t[t.len() - w..];
+        lcs_row(xi, y, prev, &mut row);
+        t.extend_from_slice(&row);
     }
     let total = t[x.len() * w + y.len()];
     // Walk back from the end as Redis does, collecting the common string and the runs.
@@ -854,23 +874,26 @@ fn lcs(store: &mut Store, a: &Args, now: u64, out: &mut Out) {
     out.int(i64::from(total));
 }
 
+/// One row of the LCS table: `row[j]` for `x[i]` = `xi`, from the row above, `prev`.
+#[inline]
+fn lcs_row(xi: u8, y: &[u8], prev: &[u32], row: &mut [u32]) {
+    let mut left = 0;
+    for ((&yj, p), r) in y.iter().zip(prev.windows(2)).zip(row.iter_mut().skip(1)) {
+        left = if xi == yj { p[0] + 1 } else { p[1].max(left) };
+        *r = left;
+    }
+}
+
 /// The LCS length alone, with two rows of the table.
 fn lcs_len(x: &[u8], y: &[u8]) -> u32 {
     let mut prev = vec![0u32; y.len() + 1];
     let mut row = vec![0u32; y.len() + 1];
     for &xi in x {
-        for j in 1..row.len() {
-            row[j] = if xi == y[j - 1] {
-                prev[j - 1] + 1
-            } else {
-                prev[j].max(row[j - 1])
-            };
-        }
+        lcs_row(xi, y, &prev, &mut row);
         std::mem::swap(&mut prev, &mut row);
     }
     prev[y.len()]
 }
-
 #[cfg(test)]
 mod tests {
     use super::super::testing::{run, store};
@@ -996,6 +1019,29 @@ mod tests {
         assert_eq!(run(&mut s, 200_000, "SETBIT k 0 1"), int(0));
         assert_eq!(run(&mut s, 200_000, "STRLEN k"), int(1));
         assert_eq!(run(&mut s, 200_000, "TTL k"), int(-1));
+        s.check();
+    }
+
+    #[test]
+    fn edit_str_grows_in_place_and_skips_what_it_must_not_edit() {
+        let mut s = store();
+        run(&mut s, 0, "SET k ab PX 100");
+        run(&mut s, 0, "HSET h f v");
+        let slot = |k: &[u8]| key_slot(k);
+        let r = s.edit_str(slot(b"k"), b"k", 4, 0, |v| {
+            v[3] = b'!';
+            (v.to_vec(), true)
+        });
+        assert_eq!(r.as_deref(), Some(&b"ab\0!"[..]));
+        s.check();
+        assert_eq!(s.edit_str(slot(b"h"), b"h", 1, 0, |_| ((), true)), None);
+        assert_eq!(
+            s.edit_str(slot(b"none"), b"none", 1, 0, |_| ((), true)),
+            None
+        );
+        // An expired key is removed, not edited.
+        assert_eq!(s.edit_str(slot(b"k"), b"k", 1, 100, |_| ((), true)), None);
+        assert_eq!(run(&mut s, 100, "EXISTS k"), int(0));
         s.check();
     }
 
@@ -1762,14 +1808,16 @@ mod tests {
     #[test]
     fn word_scans_match_a_bit_by_bit_scan() {
         let mut seed = 1;
-        for _ in 0..200 {
-            let len = 1 + (rand(&mut seed) % 40) as usize;
+        for _ in 0..500 {
+            // Long runs of one value, a few other bytes: the jumps over runs are exercised.
+            let len = 1 + (rand(&mut seed) % 300) as usize;
+            let fill = if rand(&mut seed) % 2 == 0 { 0 } else { 0xFF };
             let v: Vec<u8> = (0..len)
                 .map(|_| {
-                    if rand(&mut seed) % 4 == 0 {
+                    if rand(&mut seed) % 97 == 0 {
                         rand(&mut seed) as u8
                     } else {
-                        0
+                        fill
                     }
                 })
                 .collect();
