@@ -111,3 +111,10 @@ pub const HIST_MAX_NS: u64 = 60_000_000_000;
 /// LCS may build: Redis's proto-max-bulk-len default (512 MiB), which its tests and clients
 /// expect exactly (a bit offset is refused when its byte is at or past this).
 pub const STRING_BYTES_MAX: usize = BULK_BYTES_DEFAULT;
+
+// ----- lists ------------------------------------------------------------------------------
+
+/// Bytes of entries one list node holds (Redis's default list-max-listpack-size -2: 8 KiB);
+/// an element larger than this has a node of its own. A push at an end costs O(1) within a
+/// node, an edit in the middle rewrites one node.
+pub const LIST_NODE_BYTES_MAX: usize = 8 << 10;
