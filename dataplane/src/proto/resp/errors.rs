@@ -122,3 +122,20 @@ pub const LCS_TABLE_TOO_BIG: &str =
     "ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len";
 pub const LCS_NO_MEMORY: &str =
     "ERR Insufficient memory, failed allocating transient memory for LCS";
+
+// ----- lists ------------------------------------------------------------------------------
+
+pub const NO_SUCH_KEY: &str = "ERR no such key";
+pub const INDEX_OUT_OF_RANGE: &str = "ERR index out of range";
+/// A count that must be 0 or more (LPOP/RPOP's count), malformed or negative.
+pub const MUST_BE_POSITIVE: &str = "ERR value is out of range, must be positive";
+pub const LPOS_RANK_ZERO: &str = "ERR RANK can't be zero: use 1 to start from the first match, 2 from the second ... or use negative to start from the end of the list";
+pub const LPOS_COUNT_NEGATIVE: &str = "ERR COUNT can't be negative";
+pub const LPOS_MAXLEN_NEGATIVE: &str = "ERR MAXLEN can't be negative";
+pub const NUMKEYS_POSITIVE: &str = "ERR numkeys should be greater than 0";
+pub const COUNT_POSITIVE: &str = "ERR count should be greater than 0";
+/// A blocking command's timeout (seconds, as a float) that does not parse.
+pub const TIMEOUT_NOT_FLOAT: &str = "ERR timeout is not a float or out of range";
+pub const TIMEOUT_NEGATIVE: &str = "ERR timeout is negative";
+/// A timeout too large for the clock (Redis 7.0 leaves this undefined; 7.2 words it so).
+pub const TIMEOUT_OUT_OF_RANGE: &str = "ERR timeout is out of range";
