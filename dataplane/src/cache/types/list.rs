@@ -707,7 +707,12 @@ impl List {
         let count = n.count - removed + 1;
         let size = d.len() - (b - a) + e.total();
         if size <= LIST_NODE_BYTES_MAX || count == 1 {
-            let min_cap = if size <= n.cap() { n.cap() } else { 0 };
+            // Keep the node's room, unless it would now be mostly empty.
+            let min_cap = if size <= n.cap() && size * 4 >= n.cap() {
+                n.cap()
+            } else {
+                0
+            };
             let new = build(
                 &[
                     Piece::Bytes(&d[..a]),
