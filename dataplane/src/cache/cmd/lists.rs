@@ -351,9 +351,7 @@ fn push(store: &mut Store, cmd: L, a: &Args, slot: u16, now: u64, out: &mut Out)
         }
     };
     let len = with_list(store, slot, key, idx, |l| {
-        for i in 2..a.len() {
-            l.push(end, a.get(i));
-        }
+        l.push_all(end, (2..a.len()).map(|i| a.get(i)));
         (l.len(), true)
     });
     out.int(len as i64)

@@ -467,6 +467,31 @@ impl List {
         self.push_enc(end, &e);
     }
 
+    /// Push every element of `elems` at `end` in turn (LPUSH's order: each at the head).
+    /// When they fit in the end's node it grows once, to the size they need.
+    pub fn push_all<'a>(&mut self, end: End, elems: impl Iterator<Item = &'a [u8]> + Clone) {
+        let need: usize = elems.clone().map(|e| Enc::new(e).total()).sum();
+        if need == 0 {
+            return;
+        }
+        let ni = match end {
+            End::Head => 0,
+            End::Tail => self.nodes.len().saturating_sub(1),
+        };
+        match self.nodes.get(ni).map(Node::data_len) {
+            Some(len) if len + need <= LIST_NODE_BYTES_MAX => {
+                self.edit(ni, |n| n.make_room(need, end == End::Head));
+            }
+            None if need <= LIST_NODE_BYTES_MAX => {
+                self.insert_node(0, Node::with_capacity(need.max(NODE_MIN_CAP_BYTES)));
+            }
+            _ => {}
+        }
+        for e in elems {
+            self.push(end, e);
+        }
+    }
+
     fn push_enc(&mut self, end: End, e: &Enc) {
         let t = e.total();
         let ni = match end {
@@ -1134,9 +1159,25 @@ mod tests {
                 }
                 // Lean on pushes so lists get long enough to span several nodes.
                 match r % 16 {
-                    0..=4 => {
+                    0..=3 => {
                         l.push(End::Tail, &e);
                         m.push_back(e);
+                    }
+                    4 => {
+                        // Several at once, at either end.
+                        let more = [e.clone(), b"x".to_vec(), e.repeat(2)];
+                        let end = if r & 1 << 40 != 0 {
+                            End::Head
+                        } else {
+                            End::Tail
+                        };
+                        l.push_all(end, more.iter().map(|v| v.as_slice()));
+                        for v in more {
+                            match end {
+                                End::Head => m.push_front(v),
+                                End::Tail => m.push_back(v),
+                            }
+                        }
                     }
                     5..=8 => {
                         l.push(End::Head, &e);
@@ -1259,6 +1300,23 @@ mod tests {
             s.push(End::Tail, format!("v{i}").as_bytes());
         }
         assert!(s.cost() < 160, "{}", s.cost());
+        // Pushed at once, they get a node of just their size.
+        let mut s = List::default();
+        let words: Vec<String> = (0..10).map(|i| format!("value:{i}")).collect();
+        s.push_all(End::Tail, words.iter().map(|w| w.as_bytes()));
+        s.push_all(End::Head, words.iter().map(|w| w.as_bytes()));
+        s.check();
+        assert_eq!(s.nodes[0].cap(), s.nodes[0].data_len());
+        let mut want: Vec<&String> = words.iter().rev().collect();
+        want.extend(words.iter());
+        assert_eq!(
+            all(&s),
+            want.iter()
+                .map(|w| w.as_bytes().to_vec())
+                .collect::<Vec<_>>()
+        );
+        s.push_all(End::Tail, std::iter::empty());
+        s.check();
     }
 
     #[test]
