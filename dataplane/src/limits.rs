@@ -118,3 +118,20 @@ pub const STRING_BYTES_MAX: usize = BULK_BYTES_DEFAULT;
 /// an element larger than this has a node of its own. A push at an end costs O(1) within a
 /// node, an edit in the middle rewrites one node.
 pub const LIST_NODE_BYTES_MAX: usize = 8 << 10;
+
+// ----- sets -------------------------------------------------------------------------------
+
+/// Members a set keeps as packed sorted integers while all are integers (Redis's
+/// set-max-intset-entries default): one member more and it becomes a hash table, as in
+/// Redis, so OBJECT ENCODING answers what Redis's own tests expect.
+pub const SET_INTSET_ENTRIES_MAX: usize = 512;
+/// Members a small set of strings keeps in one packed buffer, searched linearly (Redis 7.2's
+/// set-max-listpack-entries); one member more and it becomes a hash table.
+pub const SET_PACK_ENTRIES_MAX: usize = 128;
+/// Bytes of the longest member a packed small set holds (Redis 7.2's
+/// set-max-listpack-value); a longer one makes it a hash table.
+pub const SET_PACK_MEMBER_BYTES_MAX: usize = 64;
+/// Members SRANDMEMBER with a negative count may repeat in one reply. Redis streams any
+/// count until the client is closed for its output buffer; pinion builds a reply whole, so
+/// a larger count is refused instead of exhausting memory.
+pub const SET_RANDOM_REPEATS_MAX: u64 = 1 << 24;
