@@ -133,7 +133,8 @@ impl Store {
         self.hasher.hash_one(key)
     }
 
-    fn next_rand(&mut self) -> u64 {
+    /// The shard's random stream (eviction sampling; SPOP, SRANDMEMBER ...).
+    pub fn next_rand(&mut self) -> u64 {
         xorshift64(&mut self.rng)
     }
 
@@ -271,6 +272,12 @@ impl Store {
             return None;
         }
         self.objects.get(e.obj_index() as usize)?.as_ref()
+    }
+
+    /// The collection object at `index` (from [`Store::obj_index_of`]): lets a command that
+    /// reads several keys at once (SINTER ...) hold all their objects together.
+    pub fn obj_at(&self, index: u32) -> Option<&Obj> {
+        self.objects.get(index as usize)?.as_ref()
     }
 
     /// Insert or replace the entry for its key. A replaced hash value is freed. An existing

@@ -139,3 +139,19 @@ pub const TIMEOUT_NOT_FLOAT: &str = "ERR timeout is not a float or out of range"
 pub const TIMEOUT_NEGATIVE: &str = "ERR timeout is negative";
 /// A timeout too large for the clock (Redis 7.0 leaves this undefined; 7.2 words it so).
 pub const TIMEOUT_OUT_OF_RANGE: &str = "ERR timeout is out of range";
+
+// ----- sets -------------------------------------------------------------------------------
+
+/// SPOP's count that is not a non-negative integer.
+pub const SET_COUNT_NOT_POSITIVE: &str = "ERR value is out of range, must be positive";
+/// SRANDMEMBER's count outside what a C long can negate.
+pub const SET_COUNT_RANGE: &str =
+    "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807";
+/// SRANDMEMBER's negative count past `limits::SET_RANDOM_REPEATS_MAX`.
+pub const SET_COUNT_TOO_LARGE: &str = "ERR value is out of range";
+/// SINTERCARD's numkeys that is not a positive integer.
+pub const SET_NUMKEYS_NOT_POSITIVE: &str = "ERR numkeys should be greater than 0";
+/// SINTERCARD's numkeys larger than the arguments that follow it.
+pub const SET_NUMKEYS_OVER_ARGS: &str = "ERR Number of keys can't be greater than number of args";
+/// SINTERCARD's LIMIT that is not a non-negative integer.
+pub const SET_LIMIT_NEGATIVE: &str = "ERR LIMIT can't be negative";
