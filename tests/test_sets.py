@@ -159,6 +159,44 @@ def test_multi_key_commands(r, shard):
     assert r.smove(k("s4"), k("s4"), "x") is True
 
 
+def test_multi_key_commands_across_shards(node):
+    r, w = node.client(), node.client()
+    a, b = keys_on(0, 2, "xa"), keys_on(1, 2, "xb")
+    r.sadd(a[0], *range(100), "foo")
+    r.sadd(b[0], *range(50, 1000), "foo")
+    nums = lambda rng: {str(i).encode() for i in rng}  # noqa: E731
+    assert r.sinter(a[0], b[0]) == nums(range(50, 100)) | {b"foo"}
+    assert r.sintercard(2, [a[0], b[0]]) == 51
+    assert len(r.sunion(a[0], b[0])) == 1001
+    assert r.sdiff(a[0], b[0]) == nums(range(50))
+    # A STORE onto another shard writes only its destination: a watcher of a source sees
+    # no change.
+    with w.pipeline() as p:
+        p.watch(b[0])
+        p.multi()
+        p.scard(b[0])
+        assert r.sinterstore(b[1], [a[0], b[0]]) == 51
+        assert p.execute() == [951]
+    assert r.smembers(b[1]) == nums(range(50, 100)) | {b"foo"}
+    assert r.sdiffstore(a[1], [b[0], a[0]]) == 900
+    assert r.sunionstore(a[1], [a[0], "nokey"]) == 101
+    # SMOVE between shards, while a scan of the destination is under way: the scan still
+    # returns every member present throughout, once.
+    cursor, seen = r.sscan(b[0], 0, count=10)
+    assert r.smove(a[0], b[0], 1) is True
+    assert r.smove(a[0], b[0], "foo") is True
+    assert r.smove(a[0], b[0], "nope") is False
+    while cursor:
+        cursor, batch = r.sscan(b[0], cursor, count=10)
+        seen += batch
+    assert len(seen) == len(set(seen))
+    assert nums(range(50, 1000)) | {b"foo"} <= set(seen)
+    assert r.sismember(b[0], 1) == 1 and r.sismember(a[0], 1) == 0
+    assert r.sismember(a[0], "foo") == 0 and r.scard(b[0]) == 952
+    r.close()
+    w.close()
+
+
 def test_sscan(r):
     assert r.sscan("nokey") == (0, [])
     r.sadd("pat", "foo", "fab", "fiz", "foobar", 1, 2, 3, 4)
