@@ -135,3 +135,12 @@ pub const SET_PACK_MEMBER_BYTES_MAX: usize = 64;
 /// count until the client is closed for its output buffer; pinion builds a reply whole, so
 /// a larger count is refused instead of exhausting memory.
 pub const SET_RANDOM_REPEATS_MAX: u64 = 1 << 24;
+
+// ----- strings, hashes, keys and introspection ---------------------------------------------
+
+/// A hash keeps the packed encoding ("listpack") up to this many fields (Redis 7.0's
+/// hash-max-listpack-entries default) ...
+pub const HASH_PACKED_ENTRIES_MAX: usize = 128;
+/// ... each field and value at most this long (hash-max-listpack-value); past either it
+/// becomes a table ("hashtable") for good.
+pub const HASH_PACKED_VALUE_BYTES_MAX: usize = 64;

@@ -608,9 +608,9 @@ impl Store {
         let Some(Some(Obj::Hash(obj))) = self.objects.get_mut(index as usize) else {
             return None;
         };
-        let before = super::types::hash::cost(obj);
+        let before = obj.cost();
         let (r, changed) = f(obj);
-        let after = super::types::hash::cost(obj);
+        let after = obj.cost();
         self.used_bytes = self.used_bytes + after - before;
         if changed {
             self.touch(key);

@@ -1,11 +1,16 @@
-//! Hashes: HSET, HMSET, HGET, HMGET, HGETALL, HDEL, HLEN, HEXISTS, HINCRBY.
+//! Hashes: HSET, HMSET, HSETNX, HGET, HMGET, HGETALL, HKEYS, HVALS, HDEL, HLEN, HEXISTS,
+//! HSTRLEN, HINCRBY, HINCRBYFLOAT, HRANDFIELD, HSCAN (Redis 7.0's t_hash.c semantics).
 
+use super::parse_f64;
 use crate::cache::entry::{Entry, KIND_HASH};
-use crate::cache::store::{Found, Store};
+use crate::cache::store::{glob_match, Found, HashObj, Store};
 use crate::proto::resp::command::{Cmd, Spec};
-use crate::proto::resp::errors::{wrong_args, HASH_NOT_INT, NOT_INT, OVERFLOW, WRONGTYPE};
+use crate::proto::resp::errors::{
+    wrong_args, HASH_NOT_FLOAT, HASH_NOT_INT, INVALID_CURSOR, NAN_OR_INF, NOT_FLOAT, NOT_INT,
+    OUT_OF_RANGE, OVERFLOW, SYNTAX, VALUE_NAN_OR_INF, WRONGTYPE,
+};
 use crate::proto::resp::parse::parse_i64;
-use crate::proto::resp::write::Out;
+use crate::proto::resp::write::{format_double, Out};
 use crate::proto::resp::Args;
 
 pub fn exec(store: &mut Store, spec: &Spec, a: &Args, slot: u16, now: u64, out: &mut Out) {
@@ -22,8 +27,7 @@ pub fn exec(store: &mut Store, spec: &Spec, a: &Args, slot: u16, now: u64, out: 
                 .with_hash(key, idx, |h| {
                     let mut added = 0;
                     for i in (2..a.len()).step_by(2) {
-                        let old = h.insert(a.get(i).into(), a.get(i + 1).into());
-                        added += old.is_none() as i64;
+                        added += h.insert(a.get(i), a.get(i + 1)) as i64;
                     }
                     (added, true)
                 })
@@ -34,8 +38,24 @@ pub fn exec(store: &mut Store, spec: &Spec, a: &Args, slot: u16, now: u64, out: 
                 out.ok()
             }
         }
+        Cmd::Hsetnx => {
+            let Some(idx) = hash_for_write(store, slot, key, now) else {
+                return out.error(WRONGTYPE);
+            };
+            let (field, value) = (a.get(2), a.get(3));
+            let added = store
+                .with_hash(key, idx, |h| {
+                    if h.contains(field) {
+                        (false, false)
+                    } else {
+                        (h.insert(field, value), true)
+                    }
+                })
+                .unwrap_or(false);
+            out.int(added as i64);
+        }
         Cmd::Hget => match store.read(slot, key, now) {
-            Found::Hash(h) => out.bulk_opt(h.get(a.get(2)).map(|v| &v[..])),
+            Found::Hash(h) => out.bulk_opt(h.get(a.get(2))),
             Found::Missing => out.null(),
             _ => out.error(WRONGTYPE),
         },
@@ -44,7 +64,7 @@ pub fn exec(store: &mut Store, spec: &Spec, a: &Args, slot: u16, now: u64, out: 
                 out.array(a.len() - 2);
                 for i in 2..a.len() {
                     match &found {
-                        Found::Hash(h) => out.bulk_opt(h.get(a.get(i)).map(|v| &v[..])),
+                        Found::Hash(h) => out.bulk_opt(h.get(a.get(i))),
                         _ => out.null(),
                     }
                 }
@@ -54,12 +74,22 @@ pub fn exec(store: &mut Store, spec: &Spec, a: &Args, slot: u16, now: u64, out: 
         Cmd::Hgetall => match store.read(slot, key, now) {
             Found::Hash(h) => {
                 out.map(h.len());
-                for (k, v) in h {
+                for (k, v) in h.iter() {
                     out.bulk(k);
                     out.bulk(v);
                 }
             }
             Found::Missing => out.map(0),
+            _ => out.error(WRONGTYPE),
+        },
+        Cmd::Hkeys | Cmd::Hvals => match store.read(slot, key, now) {
+            Found::Hash(h) => {
+                out.array(h.len());
+                for (k, v) in h.iter() {
+                    out.bulk(if spec.cmd == Cmd::Hkeys { k } else { v });
+                }
+            }
+            Found::Missing => out.array(0),
             _ => out.error(WRONGTYPE),
         },
         Cmd::Hlen => match store.read(slot, key, now) {
@@ -68,7 +98,12 @@ pub fn exec(store: &mut Store, spec: &Spec, a: &Args, slot: u16, now: u64, out: 
             _ => out.error(WRONGTYPE),
         },
         Cmd::Hexists => match store.read(slot, key, now) {
-            Found::Hash(h) => out.int(h.contains_key(a.get(2)) as i64),
+            Found::Hash(h) => out.int(h.contains(a.get(2)) as i64),
+            Found::Missing => out.int(0),
+            _ => out.error(WRONGTYPE),
+        },
+        Cmd::Hstrlen => match store.read(slot, key, now) {
+            Found::Hash(h) => out.int(h.get(a.get(2)).map_or(0, <[u8]>::len) as i64),
             Found::Missing => out.int(0),
             _ => out.error(WRONGTYPE),
         },
@@ -76,13 +111,11 @@ pub fn exec(store: &mut Store, spec: &Spec, a: &Args, slot: u16, now: u64, out: 
             let idx = match store.peek(slot, key, now) {
                 None => return out.int(0),
                 Some(e) if e.kind() != KIND_HASH => return out.error(WRONGTYPE),
-                Some(e) => e.hash_index(),
+                Some(e) => e.obj_index(),
             };
             let (removed, empty) = store
                 .with_hash(key, idx, |h| {
-                    let n = (2..a.len())
-                        .filter(|&i| h.remove(a.get(i)).is_some())
-                        .count();
+                    let n = (2..a.len()).filter(|&i| h.remove(a.get(i))).count();
                     ((n, h.is_empty()), n > 0)
                 })
                 .unwrap_or((0, false));
@@ -92,6 +125,9 @@ pub fn exec(store: &mut Store, spec: &Spec, a: &Args, slot: u16, now: u64, out: 
             out.int(removed as i64);
         }
         Cmd::Hincrby => hincrby(store, a, slot, now, out),
+        Cmd::Hincrbyfloat => hincrbyfloat(store, a, slot, now, out),
+        Cmd::Hrandfield => hrandfield(store, a, slot, now, out),
+        Cmd::Hscan => hscan(store, a, slot, now, out),
         _ => out.error(&wrong_args(spec.name)),
     }
 }
@@ -106,7 +142,7 @@ fn hincrby(store: &mut Store, a: &Args, slot: u16, now: u64, out: &mut Out) {
     };
     let field = a.get(2);
     let r = store.with_hash(key, idx, |h| {
-        let cur = match h.get(field).map(|v| parse_i64(v)) {
+        let cur = match h.get(field).map(parse_i64) {
             Some(Some(n)) => n,
             Some(None) => return (Err(HASH_NOT_INT), false),
             None => 0,
@@ -114,10 +150,7 @@ fn hincrby(store: &mut Store, a: &Args, slot: u16, now: u64, out: &mut Out) {
         let Some(n) = cur.checked_add(by) else {
             return (Err(OVERFLOW), false);
         };
-        h.insert(
-            field.into(),
-            itoa::Buffer::new().format(n).as_bytes().into(),
-        );
+        h.insert(field, itoa::Buffer::new().format(n).as_bytes());
         (Ok(n), true)
     });
     match r {
@@ -128,11 +161,198 @@ fn hincrby(store: &mut Store, a: &Args, slot: u16, now: u64, out: &mut Out) {
     }
 }
 
+fn hincrbyfloat(store: &mut Store, a: &Args, slot: u16, now: u64, out: &mut Out) {
+    let key = a.get(1);
+    let Some(by) = parse_f64(a.get(3)) else {
+        return out.error(NOT_FLOAT);
+    };
+    if by.is_infinite() {
+        return out.error(VALUE_NAN_OR_INF);
+    }
+    let Some(idx) = hash_for_write(store, slot, key, now) else {
+        return out.error(WRONGTYPE);
+    };
+    let field = a.get(2);
+    let r = store.with_hash(key, idx, |h| {
+        let cur = match h.get(field).map(parse_f64) {
+            Some(Some(n)) => n,
+            Some(None) => return (Err(HASH_NOT_FLOAT), false),
+            None => 0.0,
+        };
+        let v = cur + by;
+        if !v.is_finite() {
+            return (Err(NAN_OR_INF), false);
+        }
+        let text = format_double(v);
+        h.insert(field, text.as_bytes());
+        (Ok(text), true)
+    });
+    match r {
+        Some(Ok(text)) => out.bulk(text.as_bytes()),
+        Some(Err(e)) => out.error(e),
+        None => panic!("hash entry without its object"),
+    }
+}
+
+/// HRANDFIELD key [count [WITHVALUES]].
+fn hrandfield(store: &mut Store, a: &Args, slot: u16, now: u64, out: &mut Out) {
+    let key = a.get(1);
+    if a.len() == 2 {
+        let r = store.next_rand();
+        return match store.read(slot, key, now) {
+            Found::Hash(h) => out.bulk_opt(h.nth(r as usize % h.len()).map(|(k, _)| k)),
+            Found::Missing => out.null(),
+            _ => out.error(WRONGTYPE),
+        };
+    }
+    let count = match a.int(2) {
+        Some(n) if n != i64::MIN => n,
+        Some(_) => return out.error(OUT_OF_RANGE),
+        None => return out.error(NOT_INT),
+    };
+    let withvalues = match a.len() {
+        3 => false,
+        4 if a.eq(3, "WITHVALUES") => true,
+        _ => return out.error(SYNTAX),
+    };
+    if withvalues && !(-(i64::MAX / 2)..=i64::MAX / 2).contains(&count) {
+        return out.error(OUT_OF_RANGE);
+    }
+    // Random numbers first: the read below holds the store.
+    let size = match store.peek(slot, key, now) {
+        None => 0,
+        Some(e) if e.kind() != KIND_HASH => return out.error(WRONGTYPE),
+        Some(_) => store
+            .get(slot, key)
+            .and_then(|e| store.hash_obj(e))
+            .map_or(0, HashObj::len),
+    };
+    let wanted = count.unsigned_abs() as usize;
+    let picks: Vec<usize> = if size == 0 || count == 0 {
+        Vec::new()
+    } else if count < 0 || wanted == 1 {
+        // With repetitions, in random order.
+        (0..wanted)
+            .map(|_| store.next_rand() as usize % size)
+            .collect()
+    } else if wanted >= size {
+        (0..size).collect()
+    } else {
+        distinct_picks(store, size, wanted)
+    };
+    let Found::Hash(h) = store.read(slot, key, now) else {
+        return out.array(0);
+    };
+    if withvalues && !out.resp3 {
+        out.array(picks.len() * 2);
+    } else {
+        out.array(picks.len());
+    }
+    // A packed hash walks its buffer per pick; gather its pairs once instead.
+    let pairs: Vec<(&[u8], &[u8])> = if h.encoding() == "listpack" {
+        h.iter().collect()
+    } else {
+        Vec::new()
+    };
+    for i in picks {
+        let pair = match pairs.get(i) {
+            Some(&p) => Some(p),
+            None => h.nth(i),
+        };
+        let Some((k, v)) = pair else { continue };
+        if withvalues {
+            if out.resp3 {
+                out.array(2);
+            }
+            out.bulk(k);
+            out.bulk(v);
+        } else {
+            out.bulk(k);
+        }
+    }
+}
+
+/// `wanted` distinct positions below `size` (wanted < size), in random order.
+fn distinct_picks(store: &mut Store, size: usize, wanted: usize) -> Vec<usize> {
+    if wanted * 3 > size {
+        // Close to the whole hash: shuffle the positions and keep a prefix.
+        let mut all: Vec<usize> = (0..size).collect();
+        for i in 0..wanted {
+            let j = i + store.next_rand() as usize % (size - i);
+            all.swap(i, j);
+        }
+        all.truncate(wanted);
+        return all;
+    }
+    let mut seen = hashbrown::HashSet::with_capacity(wanted);
+    let mut picks = Vec::with_capacity(wanted);
+    while picks.len() < wanted {
+        let i = store.next_rand() as usize % size;
+        if seen.insert(i) {
+            picks.push(i);
+        }
+    }
+    picks
+}
+
+/// HSCAN key cursor [MATCH pattern] [COUNT count].
+fn hscan(store: &mut Store, a: &Args, slot: u16, now: u64, out: &mut Out) {
+    let Some(cursor) = parse_cursor(a.get(2)) else {
+        return out.error(INVALID_CURSOR);
+    };
+    let h = match store.read(slot, a.get(1), now) {
+        Found::Hash(h) => h,
+        Found::Missing => {
+            out.array(2);
+            out.bulk(b"0");
+            return out.array(0);
+        }
+        _ => return out.error(WRONGTYPE),
+    };
+    let (mut count, mut pattern) = (10usize, None);
+    let mut i = 3;
+    while i < a.len() {
+        if a.eq(i, "COUNT") && i + 1 < a.len() {
+            match a.int(i + 1) {
+                Some(n) if n >= 1 => count = n as usize,
+                Some(_) => return out.error(SYNTAX),
+                None => return out.error(NOT_INT),
+            }
+        } else if a.eq(i, "MATCH") && i + 1 < a.len() {
+            pattern = Some(a.get(i + 1)).filter(|p| *p != b"*");
+        } else {
+            return out.error(SYNTAX);
+        }
+        i += 2;
+    }
+    let mut found: Vec<(&[u8], &[u8])> = Vec::new();
+    let next = h.scan(cursor, count, |k, v| {
+        if pattern.is_none_or(|p| glob_match(p, k, false)) {
+            found.push((k, v));
+        }
+    });
+    out.array(2);
+    out.bulk(itoa::Buffer::new().format(next).as_bytes());
+    out.array(found.len() * 2);
+    for (k, v) in found {
+        out.bulk(k);
+        out.bulk(v);
+    }
+}
+
+/// A SCAN-family cursor: an unsigned decimal number (Redis's strtoul rules, no sign).
+pub(crate) fn parse_cursor(b: &[u8]) -> Option<u64> {
+    if b.is_empty() || !b.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(b).ok()?.parse().ok()
+}
+
 /// The hash object for a write to `key`, created if the key is absent; `None` if the key
 /// holds another type.
 fn hash_for_write(store: &mut Store, slot: u16, key: &[u8], now: u64) -> Option<u32> {
     match store.peek(slot, key, now) {
-        Some(e) if e.kind() == KIND_HASH => Some(e.hash_index()),
+        Some(e) if e.kind() == KIND_HASH => Some(e.obj_index()),
         Some(_) => None,
         None => {
             let idx = store.new_hash();
@@ -174,5 +394,169 @@ mod tests {
         assert_eq!(run(&mut s, 0, "HSET h2 f v"), ":1\r\n");
         assert_eq!(run(&mut s, 0, "SET h2 v"), "+OK\r\n");
         s.check();
+    }
+
+    #[test]
+    fn setnx_strlen_keys_vals() {
+        let mut s = store();
+        assert_eq!(run(&mut s, 0, "HSETNX h f v"), ":1\r\n");
+        assert_eq!(run(&mut s, 0, "HSETNX h f w"), ":0\r\n");
+        assert_eq!(run(&mut s, 0, "HGET h f"), "$1\r\nv\r\n");
+        assert_eq!(run(&mut s, 0, "HSTRLEN h f"), ":1\r\n");
+        assert_eq!(run(&mut s, 0, "HSTRLEN h nope"), ":0\r\n");
+        assert_eq!(run(&mut s, 0, "HSTRLEN nope f"), ":0\r\n");
+        assert_eq!(run(&mut s, 0, "HSET h g ww"), ":1\r\n");
+        assert_eq!(run(&mut s, 0, "HKEYS h"), "*2\r\n$1\r\nf\r\n$1\r\ng\r\n");
+        assert_eq!(run(&mut s, 0, "HVALS h"), "*2\r\n$1\r\nv\r\n$2\r\nww\r\n");
+        assert_eq!(run(&mut s, 0, "HKEYS nope"), "*0\r\n");
+        run(&mut s, 0, "SET str x");
+        for c in ["HSETNX str f v", "HSTRLEN str f", "HKEYS str", "HVALS str"] {
+            assert_eq!(run(&mut s, 0, c), format!("-{WRONGTYPE}\r\n"), "{c}");
+        }
+        s.check();
+    }
+
+    #[test]
+    fn incrbyfloat() {
+        let mut s = store();
+        assert_eq!(run(&mut s, 0, "HINCRBYFLOAT h f 10.5"), "$4\r\n10.5\r\n");
+        assert_eq!(run(&mut s, 0, "HINCRBYFLOAT h f 0.1"), "$4\r\n10.6\r\n");
+        assert_eq!(run(&mut s, 0, "HINCRBYFLOAT h f -10.6"), "$1\r\n0\r\n");
+        assert_eq!(run(&mut s, 0, "HSET h s hello"), ":1\r\n");
+        assert_eq!(
+            run(&mut s, 0, "HINCRBYFLOAT h s 1"),
+            "-ERR hash value is not a float\r\n"
+        );
+        assert_eq!(
+            run(&mut s, 0, "HINCRBYFLOAT h f x"),
+            "-ERR value is not a valid float\r\n"
+        );
+        assert_eq!(
+            run(&mut s, 0, "HINCRBYFLOAT h f +inf"),
+            "-ERR value is NaN or Infinity\r\n"
+        );
+        assert_eq!(run(&mut s, 0, "HSET h big 1.5e308"), ":1\r\n");
+        assert_eq!(
+            run(&mut s, 0, "HINCRBYFLOAT h big 1.5e308"),
+            "-ERR increment would produce NaN or Infinity\r\n"
+        );
+        // A failed increment of a new key leaves no key behind.
+        run(&mut s, 0, "HINCRBY n f x");
+        assert_eq!(run(&mut s, 0, "EXISTS n"), ":0\r\n");
+        assert_eq!(run(&mut s, 0, "HSET n f notanumber"), ":1\r\n");
+        assert_eq!(
+            run(&mut s, 0, "HINCRBY n f 1"),
+            "-ERR hash value is not an integer\r\n"
+        );
+        s.check();
+    }
+
+    fn count_items(reply: &str) -> usize {
+        reply.lines().filter(|l| l.starts_with('$')).count()
+    }
+
+    #[test]
+    fn randfield() {
+        let mut s = store();
+        assert_eq!(run(&mut s, 0, "HRANDFIELD nope"), "$-1\r\n");
+        assert_eq!(run(&mut s, 0, "HRANDFIELD nope 5"), "*0\r\n");
+        run(&mut s, 0, "HSET h a 1 b 2 c 3");
+        let one = run(&mut s, 0, "HRANDFIELD h");
+        assert!(["$1\r\na\r\n", "$1\r\nb\r\n", "$1\r\nc\r\n"].contains(&one.as_str()));
+        assert_eq!(run(&mut s, 0, "HRANDFIELD h 0"), "*0\r\n");
+        assert_eq!(count_items(&run(&mut s, 0, "HRANDFIELD h 2")), 2);
+        assert_eq!(count_items(&run(&mut s, 0, "HRANDFIELD h 10")), 3);
+        assert_eq!(count_items(&run(&mut s, 0, "HRANDFIELD h -10")), 10);
+        let wv = run(&mut s, 0, "HRANDFIELD h 10 WITHVALUES");
+        assert!(wv.starts_with("*6\r\n"), "{wv}");
+        assert_eq!(
+            count_items(&run(&mut s, 0, "HRANDFIELD h -5 withvalues")),
+            10
+        );
+        assert_eq!(run(&mut s, 0, "HRANDFIELD h 1 x"), "-ERR syntax error\r\n");
+        assert_eq!(
+            run(&mut s, 0, "HRANDFIELD h -9223372036854775808"),
+            "-ERR value is out of range\r\n"
+        );
+        assert_eq!(
+            run(&mut s, 0, "HRANDFIELD h -9223372036854775807 WITHVALUES"),
+            "-ERR value is out of range\r\n"
+        );
+        // Distinct picks in a big (table) hash.
+        for i in 0..500 {
+            run(&mut s, 0, &format!("HSET big f{i} v"));
+        }
+        let r = run(&mut s, 0, "HRANDFIELD big 100");
+        let fields: std::collections::HashSet<&str> =
+            r.lines().filter(|l| l.starts_with('f')).collect();
+        assert_eq!(fields.len(), 100);
+        let r = run(&mut s, 0, "HRANDFIELD big 400");
+        let fields: std::collections::HashSet<&str> =
+            r.lines().filter(|l| l.starts_with('f')).collect();
+        assert_eq!(fields.len(), 400);
+    }
+
+    #[test]
+    fn scan() {
+        let mut s = store();
+        assert_eq!(run(&mut s, 0, "HSCAN nope 0"), "*2\r\n$1\r\n0\r\n*0\r\n");
+        assert_eq!(run(&mut s, 0, "HSCAN nope x"), "-ERR invalid cursor\r\n");
+        run(&mut s, 0, "HSET small a 1 b 2 ab 3");
+        assert_eq!(
+            run(&mut s, 0, "HSCAN small 0 MATCH a*"),
+            "*2\r\n$1\r\n0\r\n*4\r\n$1\r\na\r\n$1\r\n1\r\n$2\r\nab\r\n$1\r\n3\r\n"
+        );
+        assert_eq!(
+            run(&mut s, 0, "HSCAN small 0 COUNT 0"),
+            "-ERR syntax error\r\n"
+        );
+        assert_eq!(
+            run(&mut s, 0, "HSCAN small 0 COUNT"),
+            "-ERR syntax error\r\n"
+        );
+        assert_eq!(
+            run(&mut s, 0, "HSCAN small 0 COUNT x"),
+            "-ERR value is not an integer or out of range\r\n"
+        );
+        for i in 0..1000 {
+            run(&mut s, 0, &format!("HSET big f{i} v{i}"));
+        }
+        let mut seen = std::collections::HashSet::new();
+        let mut cursor = "0".to_string();
+        loop {
+            let r = run(&mut s, 0, &format!("HSCAN big {cursor} COUNT 50"));
+            let lines: Vec<&str> = r.lines().collect();
+            cursor = lines[2].to_string();
+            for l in &lines[4..] {
+                if l.starts_with('f') {
+                    seen.insert(l.to_string());
+                }
+            }
+            if cursor == "0" {
+                break;
+            }
+        }
+        assert_eq!(seen.len(), 1000);
+        run(&mut s, 0, "SET str x");
+        assert_eq!(run(&mut s, 0, "HSCAN str 0"), format!("-{WRONGTYPE}\r\n"));
+    }
+
+    #[test]
+    fn memory_charge_follows_fields() {
+        let mut s = store();
+        for i in 0..300 {
+            run(&mut s, 0, &format!("HSET h f{i} {}", "v".repeat(i % 90)));
+            if i % 50 == 0 {
+                s.check();
+            }
+        }
+        let full = s.used_bytes;
+        for i in 0..299 {
+            run(&mut s, 0, &format!("HDEL h f{i}"));
+        }
+        s.check();
+        assert!(s.used_bytes < full / 10, "{} of {full}", s.used_bytes);
+        run(&mut s, 0, "HDEL h f299");
+        assert_eq!((s.keys, s.used_bytes), (0, 0));
     }
 }

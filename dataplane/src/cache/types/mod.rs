@@ -51,7 +51,7 @@ impl Obj {
     /// Bytes charged to `used_memory` for the object's contents.
     pub fn cost(&self) -> usize {
         match self {
-            Obj::Hash(h) => hash::cost(h),
+            Obj::Hash(h) => h.cost(),
             Obj::List(l) => l.cost(),
             Obj::Set(s) => s.cost(),
             Obj::Zset(z) => z.cost(),
@@ -75,7 +75,7 @@ impl Obj {
     /// OBJECT ENCODING's answer.
     pub fn encoding(&self) -> &'static str {
         match self {
-            Obj::Hash(_) => "hashtable",
+            Obj::Hash(h) => h.encoding(),
             Obj::List(l) => l.encoding(),
             Obj::Set(s) => s.encoding(),
             Obj::Zset(z) => z.encoding(),

@@ -74,6 +74,22 @@ pub enum Cmd {
     Hlen,
     Hexists,
     Hincrby,
+    Hsetnx,
+    Hincrbyfloat,
+    Hstrlen,
+    Hkeys,
+    Hvals,
+    Hrandfield,
+    Hscan,
+    Rename,
+    Renamenx,
+    Copy,
+    Randomkey,
+    Expiretime,
+    Pexpiretime,
+    Time,
+    Object,
+    Memory,
     Touch,
     Multi,
     Exec,
@@ -323,6 +339,19 @@ pub(crate) const fn s(
 use Family as F;
 use Route as R;
 
+/// RENAME, RENAMENX, COPY: a source and a destination key.
+const KEYS_1_2: Route = R::Multi(KeySpec::Range {
+    first: 1,
+    last: 2,
+    step: 1,
+});
+/// OBJECT and MEMORY: a subcommand, then (for most subcommands) a key.
+const KEY_2: Route = R::Multi(KeySpec::Range {
+    first: 2,
+    last: 2,
+    step: 1,
+});
+
 /// The table. Order is the order COMMAND lists them in.
 pub static TABLE: &[Spec] = &[
     s("ping", Cmd::Ping, -1, 0, R::Local, F::Connection),
@@ -420,6 +449,57 @@ pub static TABLE: &[Spec] = &[
     s("hlen", Cmd::Hlen, 2, READONLY, R::Key, F::Hash),
     s("hexists", Cmd::Hexists, 3, READONLY, R::Key, F::Hash),
     s("hincrby", Cmd::Hincrby, 4, WRITE | DENYOOM, R::Key, F::Hash),
+    s("hsetnx", Cmd::Hsetnx, 4, WRITE | DENYOOM, R::Key, F::Hash),
+    s(
+        "hincrbyfloat",
+        Cmd::Hincrbyfloat,
+        4,
+        WRITE | DENYOOM,
+        R::Key,
+        F::Hash,
+    ),
+    s("hstrlen", Cmd::Hstrlen, 3, READONLY, R::Key, F::Hash),
+    s("hkeys", Cmd::Hkeys, 2, READONLY, R::Key, F::Hash),
+    s("hvals", Cmd::Hvals, 2, READONLY, R::Key, F::Hash),
+    s("hrandfield", Cmd::Hrandfield, -2, READONLY, R::Key, F::Hash),
+    s("hscan", Cmd::Hscan, -3, READONLY, R::Key, F::Hash),
+    s("rename", Cmd::Rename, 3, WRITE, KEYS_1_2, F::Keyspace),
+    s("renamenx", Cmd::Renamenx, 3, WRITE, KEYS_1_2, F::Keyspace),
+    s(
+        "copy",
+        Cmd::Copy,
+        -3,
+        WRITE | DENYOOM,
+        KEYS_1_2,
+        F::Keyspace,
+    ),
+    s(
+        "randomkey",
+        Cmd::Randomkey,
+        1,
+        READONLY,
+        R::All,
+        F::Keyspace,
+    ),
+    s(
+        "expiretime",
+        Cmd::Expiretime,
+        2,
+        READONLY,
+        R::Key,
+        F::Keyspace,
+    ),
+    s(
+        "pexpiretime",
+        Cmd::Pexpiretime,
+        2,
+        READONLY,
+        R::Key,
+        F::Keyspace,
+    ),
+    s("time", Cmd::Time, 1, 0, R::Local, F::Server),
+    s("object", Cmd::Object, -2, READONLY, KEY_2, F::Keyspace),
+    s("memory", Cmd::Memory, -2, READONLY, KEY_2, F::Keyspace),
     s(
         "touch",
         Cmd::Touch,
