@@ -140,7 +140,7 @@ pub const SET_RANDOM_REPEATS_MAX: u64 = 1 << 24;
 
 /// A hash keeps the packed encoding ("listpack") up to this many fields (Redis 7.0's
 /// hash-max-listpack-entries default) ...
-pub const HASH_PACKED_ENTRIES_MAX: usize = 128;
+pub const HASH_PACKED_ENTRIES_MAX: usize = 512;
 /// ... each field and value at most this long (hash-max-listpack-value); past either it
 /// becomes a table ("hashtable") for good.
 pub const HASH_PACKED_VALUE_BYTES_MAX: usize = 64;

@@ -35,6 +35,10 @@ pub enum Op {
     Dbsize,
     Flush,
     Keys(Vec<u8>),
+    /// RANDOMKEY's part; `seed` makes the shard's pick.
+    RandomKey {
+        seed: u64,
+    },
     Scan {
         cursor: usize,
         count: usize,
@@ -87,6 +91,11 @@ pub enum Res {
     Values(Vec<Option<Vec<u8>>>),
     Count(i64),
     Keys(Vec<Vec<u8>>),
+    /// A shard's random key (None when it has none) and its key count.
+    RandomKey {
+        key: Option<Vec<u8>>,
+        weight: u64,
+    },
     Scan {
         next: usize,
         keys: Vec<Vec<u8>>,
@@ -238,6 +247,7 @@ impl Op {
             Op::Batch { ops, .. } => ops.iter().for_each(|o| o.add_access(acc)),
             Op::Dbsize
             | Op::Keys(_)
+            | Op::RandomKey { .. }
             | Op::Scan { .. }
             | Op::Info
             | Op::Configure(_)
@@ -280,6 +290,7 @@ pub fn run(store: &mut Store, op: &Op, now: u64, oom: OomCheck) -> Res {
         Op::Dbsize => server::dbsize(store),
         Op::Flush => server::flush(store, now),
         Op::Keys(p) => server::keys(store, p, now),
+        Op::RandomKey { seed } => server::random_key(store, *seed, now),
         Op::Scan {
             cursor,
             count,
@@ -287,7 +298,7 @@ pub fn run(store: &mut Store, op: &Op, now: u64, oom: OomCheck) -> Res {
             kind,
         } => server::scan(store, *cursor, *count, pattern.as_deref(), *kind, now),
         Op::Info => server::info(store),
-        Op::Configure(s) => server::configure(store, *s),
+        Op::Configure(s) => server::configure(store, s),
         Op::Watch { conn, keys } => {
             for k in keys {
                 store.watch(*conn, k, now);

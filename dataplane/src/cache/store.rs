@@ -69,6 +69,8 @@ pub struct Store {
     blocked: hashbrown::HashMap<Box<[u8]>, u32>,
     /// Blocked-on keys written since the shard last served its waiters, each once.
     ready: Vec<Box<[u8]>>,
+    /// Redis settings CONFIG SET stored without effect (`config::INERT_SETTINGS`).
+    pub inert: super::cmd::server::InertValues,
 }
 
 const NOT_LISTED: u32 = u32::MAX;
@@ -114,6 +116,7 @@ impl Store {
             watches: Watches::default(),
             blocked: hashbrown::HashMap::new(),
             ready: Vec::new(),
+            inert: Default::default(),
         }
     }
 

@@ -10,7 +10,7 @@ pub mod hist;
 
 use hdrhistogram::Histogram;
 
-use crate::proto::resp::command::Family;
+use crate::proto::resp::command::{self, Family, Spec};
 
 /// Recorded values are nanoseconds; dumps print microseconds.
 pub use crate::limits::HIST_MAX_NS;
@@ -70,7 +70,6 @@ macro_rules! summed {
         }
     };
 }
-pub(crate) use summed;
 
 summed!(Counters {
     commands,
@@ -230,6 +229,88 @@ impl Counters {
     }
 }
 
+/// One command's figures for INFO commandstats (Redis's cmdstat_* lines).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CmdStat {
+    /// Times the command was run (dispatched past its checks).
+    pub calls: u64,
+    /// Time spent running it on the connection's shard, in ns (a command forwarded to
+    /// another shard counts only its dispatch here).
+    pub ns: u64,
+    /// Times it was refused before running (arity, authentication).
+    pub rejected: u64,
+}
+
+summed!(CmdStat {
+    calls,
+    ns,
+    rejected
+});
+
+/// Every command's [`CmdStat`], indexed by the command's place in the table
+/// (`command::index`).
+#[derive(Debug, Clone)]
+pub struct CmdStats {
+    pub by_command: Vec<CmdStat>,
+    /// The command being dispatched now, whose run time [`CmdStats::ran`] adds.
+    current: Option<usize>,
+}
+
+impl Default for CmdStats {
+    fn default() -> Self {
+        CmdStats {
+            by_command: vec![CmdStat::default(); command::all().count()],
+            current: None,
+        }
+    }
+}
+
+impl CmdStats {
+    /// `spec` starts running on this shard.
+    #[inline]
+    pub fn call(&mut self, spec: &Spec) {
+        let i = command::index(spec);
+        if let Some(s) = self.by_command.get_mut(i) {
+            s.calls += 1;
+            self.current = Some(i);
+        }
+    }
+
+    /// The command being dispatched ran for `ns` here.
+    #[inline]
+    pub fn ran(&mut self, ns: u64) {
+        if let Some(s) = self.current.and_then(|i| self.by_command.get_mut(i)) {
+            s.ns += ns;
+        }
+    }
+
+    /// Its dispatch is over (what runs later belongs to no command here).
+    #[inline]
+    pub fn done(&mut self) {
+        self.current = None;
+    }
+
+    /// `spec` was refused before it ran.
+    pub fn rejected(&mut self, spec: &Spec) {
+        if let Some(s) = self.by_command.get_mut(command::index(spec)) {
+            s.rejected += 1;
+        }
+    }
+
+    pub fn add(&mut self, o: &CmdStats) {
+        for (a, b) in self.by_command.iter_mut().zip(&o.by_command) {
+            a.add(b);
+        }
+    }
+
+    /// CONFIG RESETSTAT.
+    pub fn reset(&mut self) {
+        self.by_command
+            .iter_mut()
+            .for_each(|s| *s = CmdStat::default());
+    }
+}
+
 /// One shard's histograms and counters.
 #[derive(Clone)]
 pub struct ShardMetrics {
@@ -237,6 +318,9 @@ pub struct ShardMetrics {
     pub families: Vec<Histogram<u64>>,
     pub mesh_hop: Histogram<u64>,
     pub counters: Counters,
+    pub commands: CmdStats,
+    /// The counters at the last CONFIG RESETSTAT: INFO reports what was counted since.
+    stats_base: Counters,
 }
 
 impl ShardMetrics {
@@ -246,7 +330,29 @@ impl ShardMetrics {
             families: Family::ALL.iter().map(|_| new_hist()).collect(),
             mesh_hop: new_hist(),
             counters: Counters::default(),
+            commands: CmdStats::default(),
+            stats_base: Counters::default(),
         }
+    }
+
+    /// The counters INFO reports, counted since the last CONFIG RESETSTAT (the Prometheus
+    /// dump keeps the totals, which only grow).
+    pub fn since_reset(&self) -> Counters {
+        let (c, b) = (&self.counters, &self.stats_base);
+        Counters {
+            commands: c.commands - b.commands,
+            connections_accepted: c.connections_accepted - b.connections_accepted,
+            connections_rejected: c.connections_rejected - b.connections_rejected,
+            bytes_in: c.bytes_in - b.bytes_in,
+            bytes_out: c.bytes_out - b.bytes_out,
+            ..*c
+        }
+    }
+
+    /// CONFIG RESETSTAT: INFO's counters and command statistics start again.
+    pub fn reset_stats(&mut self) {
+        self.stats_base = self.counters;
+        self.commands.reset();
     }
 
     #[inline]
@@ -276,6 +382,7 @@ pub fn merge(shards: &[ShardMetrics]) -> ShardMetrics {
         }
         let _ = all.mesh_hop.add(&s.mesh_hop);
         all.counters.add(&s.counters);
+        all.commands.add(&s.commands);
     }
     all
 }

@@ -4,7 +4,7 @@
 use super::join::Plan;
 use super::session::Session;
 use super::{encode, launch, server, session, Ctx};
-use crate::proto::resp::command::{all, lookup, Cmd, Spec};
+use crate::proto::resp::command::{all, lookup, Cmd, Family, Spec};
 use crate::proto::resp::errors::{self, unknown_subcommand, unknown_subcommand_short};
 use crate::proto::resp::write::Out;
 use crate::proto::resp::Args;
@@ -63,6 +63,14 @@ pub fn run(ctx: &mut Ctx, sess: &mut Session, id: u64, spec: &Spec, a: &Args) ->
         Cmd::Hello => hello(ctx, sess, id, a),
         Cmd::Client => client(sess, id, a),
         Cmd::Command => Local::Reply(encode(sess.resp3, |o| command(a, o))),
+        Cmd::Time => {
+            let us = ctx.clock.unix_ms().saturating_mul(1000);
+            reply(sess, &|o| {
+                o.array(2);
+                o.bulk((us / 1_000_000).to_string().as_bytes());
+                o.bulk((us % 1_000_000).to_string().as_bytes());
+            })
+        }
         Cmd::Config => match server::config(ctx, a, sess.resp3) {
             Ok(local) => local,
             Err(e) => reply(sess, &|o| o.error(&e)),
@@ -178,47 +186,171 @@ fn client(sess: &mut Session, id: u64, a: &Args) -> Local {
     }
 }
 
+/// COMMAND [COUNT | LIST | INFO [name ...] | DOCS [name ...] | GETKEYS cmd args ... | HELP].
 fn command(a: &Args, o: &mut Out) {
-    let write_entry = |o: &mut Out, s: &Spec| {
-        let (first, last, step) = s.key_positions();
-        o.array(6);
-        o.bulk(s.name.as_bytes());
-        o.int(s.arity as i64);
-        let flags = s.flag_names();
-        o.array(flags.len());
-        for f in flags {
-            o.simple(f);
-        }
-        o.int(first);
-        o.int(last);
-        o.int(step);
-    };
     if a.len() == 1 {
         o.array(all().count());
         for s in all() {
-            write_entry(o, s);
+            command_entry(o, s);
         }
         return;
     }
-    match a.get(1).to_ascii_uppercase().as_slice() {
-        b"COUNT" => o.int(all().count() as i64),
-        // redis-cli asks for docs to show hints; having none is a valid answer.
-        b"DOCS" => o.map(0),
-        b"INFO" => {
-            o.array(a.len() - 2);
-            for i in 2..a.len() {
-                match lookup(a.get(i)) {
-                    Some(s) => write_entry(o, s),
-                    None => o.null_array(),
-                }
-            }
-        }
-        b"LIST" => {
+    let sub = a.get(1).to_ascii_uppercase();
+    match (sub.as_slice(), a.len()) {
+        (b"COUNT", 2) => o.int(all().count() as i64),
+        (b"LIST", _) => {
             o.array(all().count());
             for s in all() {
                 o.bulk(s.name.as_bytes());
             }
         }
+        (b"INFO", 2) => {
+            o.array(all().count());
+            for s in all() {
+                command_entry(o, s);
+            }
+        }
+        (b"INFO", _) => {
+            o.array(a.len() - 2);
+            for i in 2..a.len() {
+                match lookup(a.get(i)) {
+                    Some(s) => command_entry(o, s),
+                    None => o.null_array(),
+                }
+            }
+        }
+        (b"DOCS", _) => {
+            let named: Vec<&Spec> = if a.len() == 2 {
+                all().collect()
+            } else {
+                (2..a.len()).filter_map(|i| lookup(a.get(i))).collect()
+            };
+            o.map(named.len());
+            for s in named {
+                o.bulk(s.name.as_bytes());
+                o.map(2);
+                o.bulk(b"summary");
+                o.bulk(b"");
+                o.bulk(b"group");
+                o.bulk(group(s.family).as_bytes());
+            }
+        }
+        (b"GETKEYS", n) if n >= 3 => getkeys(a, o),
+        (b"HELP", 2) => crate::cache::cmd::keys::help(
+            o,
+            "COMMAND",
+            &[
+                "(no subcommand)",
+                "    Return details about all Redis commands.",
+                "COUNT",
+                "    Return the total number of commands in this Redis server.",
+                "LIST",
+                "    Return a list of all commands in this Redis server.",
+                "INFO [<command-name> ...]",
+                "    Return details about multiple Redis commands.",
+                "    If no command names are given, documentation details for all",
+                "    commands are returned.",
+                "DOCS [<command-name> ...]",
+                "    Return documentation details about multiple Redis commands.",
+                "    If no command names are given, documentation details for all",
+                "    commands are returned.",
+                "GETKEYS <full-command>",
+                "    Return the keys from a full Redis command.",
+            ],
+        ),
+        (b"COUNT" | b"HELP" | b"GETKEYS", _) => o.error(&errors::wrong_args(&format!(
+            "command|{}",
+            String::from_utf8_lossy(&sub).to_ascii_lowercase()
+        ))),
         _ => o.error(&unknown_subcommand_short(a.get(1), "COMMAND")),
+    }
+}
+
+/// One command's COMMAND INFO entry, in Redis 7.0's shape: name, arity, flags, first key,
+/// last key, step, ACL categories, tips, key specifications, subcommands.
+fn command_entry(o: &mut Out, s: &Spec) {
+    let (first, last, step) = s.key_positions();
+    o.array(10);
+    o.bulk(s.name.as_bytes());
+    o.int(s.arity as i64);
+    let flags = s.flag_names();
+    o.set(flags.len());
+    for f in flags {
+        o.simple(f);
+    }
+    o.int(first);
+    o.int(last);
+    o.int(step);
+    let mut cats = vec![acl_category(s.family)];
+    if s.writes() {
+        cats.push("@write");
+    } else if s.flags & crate::proto::resp::command::READONLY != 0 {
+        cats.push("@read");
+    }
+    o.set(cats.len());
+    for c in cats {
+        o.simple(c);
+    }
+    o.set(0);
+    o.array(0);
+    o.array(0);
+}
+
+/// COMMAND DOCS's group of a command family.
+fn group(f: Family) -> &'static str {
+    match f {
+        Family::Connection => "connection",
+        Family::Read | Family::Write => "string",
+        Family::Keyspace => "generic",
+        Family::Hash => "hash",
+        Family::Server => "server",
+        Family::Transaction => "transactions",
+        Family::List => "list",
+        Family::Set => "set",
+        Family::Zset => "sorted-set",
+        Family::Bitmap => "bitmap",
+        Family::Script => "scripting",
+    }
+}
+
+/// The ACL category of a command family.
+fn acl_category(f: Family) -> &'static str {
+    match f {
+        Family::Keyspace => "@keyspace",
+        Family::Server => "@admin",
+        Family::Transaction => "@transaction",
+        Family::Zset => "@sortedset",
+        Family::Script => "@scripting",
+        other => match group(other) {
+            "connection" => "@connection",
+            "string" => "@string",
+            "hash" => "@hash",
+            "list" => "@list",
+            "set" => "@set",
+            _ => "@bitmap",
+        },
+    }
+}
+
+/// COMMAND GETKEYS cmd arg ...: the keys the command would touch.
+fn getkeys(a: &Args, o: &mut Out) {
+    let inner = Args {
+        src: a.src,
+        ranges: &a.ranges[2..],
+    };
+    let Some(spec) = lookup(inner.get(0)) else {
+        return o.error(errors::INVALID_COMMAND);
+    };
+    if !spec.arity_ok(inner.len()) {
+        return o.error(errors::INVALID_COMMAND_ARITY);
+    }
+    let mut keys = Vec::new();
+    spec.for_each_key(&inner, |k| keys.push(k));
+    if keys.is_empty() {
+        return o.error(errors::NO_KEY_ARGUMENTS);
+    }
+    o.array(keys.len());
+    for k in keys {
+        o.bulk(k);
     }
 }

@@ -24,6 +24,10 @@ pub enum Join {
     /// MSET, FLUSHDB/ALL, CONFIG SET, WATCH: +OK once all parts are done (or -OOM).
     Ok,
     Keys,
+    /// RANDOMKEY: one shard's key, shards weighed by their key counts; `seed` picks.
+    RandomKey {
+        seed: u64,
+    },
     Scan,
     /// INFO: the text is rendered by the connection's shard from the summed parts.
     Info(Box<dyn Fn(&ShardInfo) -> String + Send>),
@@ -80,6 +84,29 @@ impl Join {
                 for k in &keys {
                     out.bulk(k);
                 }
+            }
+            Join::RandomKey { seed } => {
+                let picks: Vec<(Vec<u8>, u64)> = results
+                    .into_iter()
+                    .filter_map(|r| match r {
+                        CacheRes::RandomKey {
+                            key: Some(k),
+                            weight,
+                        } => Some((k, weight.max(1))),
+                        _ => None,
+                    })
+                    .collect();
+                let total: u64 = picks.iter().map(|(_, w)| w).sum();
+                let mut at = if total > 0 { seed % total } else { 0 };
+                let mut chosen = None;
+                for (k, w) in &picks {
+                    if at < *w {
+                        chosen = Some(&k[..]);
+                        break;
+                    }
+                    at -= w;
+                }
+                out.bulk_opt(chosen);
             }
             Join::Scan => {
                 for r in results {

@@ -57,6 +57,7 @@ impl Ctx<'_> {
     fn record(&mut self, family: Family) {
         let ns = self.clock.now().saturating_duration_since(self.started);
         self.metrics.record(family, ns.as_nanos() as u64);
+        self.metrics.commands.ran(ns.as_nanos() as u64);
     }
 
     /// Do the outgoing batches have room for these parts (one entry per part)?
@@ -96,15 +97,25 @@ pub fn dispatch(ctx: &mut Ctx, conn: &mut Conn, a: Args, frame: &[u8]) -> Act {
         return refuse(conn, &msg);
     };
     if !spec.arity_ok(a.len()) {
+        ctx.metrics.commands.rejected(spec);
         return refuse(conn, &wrong_args(spec.name));
     }
     let sess = session(conn);
     if !sess.authed && spec.flags & NOAUTH == 0 {
+        ctx.metrics.commands.rejected(spec);
         return refuse(conn, errors::NOAUTH);
     }
     if sess.multi.is_some() && !runs_inside_multi(spec.cmd) {
         return multi::queue(ctx, conn, spec, &a, frame);
     }
+    ctx.metrics.commands.call(spec);
+    let act = route(ctx, conn, spec, a, frame);
+    ctx.metrics.commands.done();
+    act
+}
+
+/// Run or route a command that passed its checks.
+fn route(ctx: &mut Ctx, conn: &mut Conn, spec: &'static Spec, a: Args, frame: &[u8]) -> Act {
     match spec.route {
         Route::Local => match spec.cmd {
             Cmd::Multi | Cmd::Exec | Cmd::Discard | Cmd::Unwatch => multi::command(ctx, conn, spec),

@@ -52,3 +52,55 @@ pub fn try_lock_exclusive(file: &std::fs::File) -> io::Result<bool> {
         Err(e)
     }
 }
+
+/// Whose CPU time [`cpu_times`] reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CpuOf {
+    /// The whole process (every shard).
+    Process,
+    /// Children the process waited for.
+    Children,
+    /// The calling thread.
+    Thread,
+}
+
+/// CPU time used, as (user, system) seconds, from `getrusage` (INFO's cpu section). Zero
+/// when the kernel refuses, which it does only for a bad argument.
+pub fn cpu_times(of: CpuOf) -> (f64, f64) {
+    let who = match of {
+        CpuOf::Process => libc::RUSAGE_SELF,
+        CpuOf::Children => libc::RUSAGE_CHILDREN,
+        CpuOf::Thread => libc::RUSAGE_THREAD,
+    };
+    let mut ru = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage writes one `struct rusage` to the pointer, which points at a live,
+    // properly aligned, zero-initialised local of that type; `who` is a valid selector.
+    let rc = unsafe { libc::getrusage(who, ru.as_mut_ptr()) };
+    if rc != 0 {
+        return (0.0, 0.0);
+    }
+    // SAFETY: zero-initialised, and getrusage filled it (rc == 0).
+    let ru = unsafe { ru.assume_init() };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    (secs(ru.ru_utime), secs(ru.ru_stime))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_times_grow_with_work() {
+        let (u0, s0) = cpu_times(CpuOf::Process);
+        let mut x = 0u64;
+        for i in 0..20_000_000u64 {
+            x = x.wrapping_mul(31).wrapping_add(i);
+        }
+        std::hint::black_box(x);
+        let (u1, s1) = cpu_times(CpuOf::Process);
+        assert!(u1 + s1 > u0 + s0, "{u0}+{s0} then {u1}+{s1}");
+        let (tu, _) = cpu_times(CpuOf::Thread);
+        assert!(tu > 0.0 && tu <= u1 + 0.01);
+        assert!(cpu_times(CpuOf::Children).0 >= 0.0);
+    }
+}

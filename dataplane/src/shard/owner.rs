@@ -306,13 +306,10 @@ impl Shard {
                 let mut res = cache::run(&mut self.store, &c, self.now_ms, oom);
                 if let cache::Res::Info(i) = &mut res {
                     // Shard-level figures the store does not know.
-                    let k = &self.metrics.counters;
-                    i.clients = self.conns.open() as u64;
-                    i.commands = k.commands;
-                    i.connections_received = k.connections_accepted;
-                    i.rejected_connections = k.connections_rejected;
-                    i.bytes_in = k.bytes_in;
-                    i.bytes_out = k.bytes_out;
+                    i.shard_figures(&self.metrics, self.conns.open() as u64);
+                }
+                if let cache::Op::Configure(crate::cache::cmd::server::Setting::ResetStats) = &c {
+                    self.metrics.reset_stats();
                 }
                 if let Some(to) = to {
                     self.reply(

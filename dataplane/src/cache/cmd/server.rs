@@ -1,12 +1,13 @@
 //! A shard's part of the commands that span the whole keyspace: DBSIZE, FLUSHALL/FLUSHDB,
-//! KEYS, SCAN (one shard per call: the cursor is a slot), INFO's keyspace figures, and the
-//! eviction settings CONFIG SET changes.
+//! KEYS, RANDOMKEY, SCAN (one shard per call: the cursor is a slot), INFO's figures, and the
+//! settings CONFIG SET changes on every shard.
 
 use crate::cache::op::Res;
-use crate::cache::store::{Policy, Store};
+use crate::cache::store::{Policy, Stats, Store};
+use crate::metrics::{CmdStat, ShardMetrics};
 
-/// Keyspace figures a shard reports for INFO; the connection's shard sums them.
-#[derive(Debug, Clone, Copy, Default)]
+/// Figures a shard reports for INFO; the connection's shard sums them.
+#[derive(Debug, Clone, Default)]
 pub struct ShardInfo {
     pub keys: u64,
     pub expires: u64,
@@ -16,39 +17,111 @@ pub struct ShardInfo {
     pub misses: u64,
     pub expired: u64,
     pub evicted: u64,
-    // Filled in by the shard, not the store:
+    // Filled in by the shard, not the store ([`ShardInfo::shard_figures`]):
     pub clients: u64,
+    pub blocked_clients: u64,
     pub commands: u64,
     pub connections_received: u64,
     pub rejected_connections: u64,
     pub bytes_in: u64,
     pub bytes_out: u64,
+    /// Per command, by its place in the table (INFO commandstats).
+    pub by_command: Vec<CmdStat>,
 }
 
-crate::metrics::summed!(ShardInfo {
-    keys,
-    expires,
-    used_bytes,
-    maxmemory_bytes,
-    hits,
-    misses,
-    expired,
-    evicted,
-    clients,
-    commands,
-    connections_received,
-    rejected_connections,
-    bytes_in,
-    bytes_out,
-});
+impl ShardInfo {
+    /// Add another shard's figures.
+    pub fn add(&mut self, o: &ShardInfo) {
+        // Destructured so that a new field cannot be left out of the sum.
+        let ShardInfo {
+            keys,
+            expires,
+            used_bytes,
+            maxmemory_bytes,
+            hits,
+            misses,
+            expired,
+            evicted,
+            clients,
+            blocked_clients,
+            commands,
+            connections_received,
+            rejected_connections,
+            bytes_in,
+            bytes_out,
+            by_command,
+        } = o;
+        self.keys += keys;
+        self.expires += expires;
+        self.used_bytes += used_bytes;
+        self.maxmemory_bytes += maxmemory_bytes;
+        self.hits += hits;
+        self.misses += misses;
+        self.expired += expired;
+        self.evicted += evicted;
+        self.clients += clients;
+        self.blocked_clients += blocked_clients;
+        self.commands += commands;
+        self.connections_received += connections_received;
+        self.rejected_connections += rejected_connections;
+        self.bytes_in += bytes_in;
+        self.bytes_out += bytes_out;
+        if self.by_command.len() < by_command.len() {
+            self.by_command.resize(by_command.len(), CmdStat::default());
+        }
+        for (a, b) in self.by_command.iter_mut().zip(by_command) {
+            a.add(b);
+        }
+    }
 
-/// An eviction setting CONFIG SET changes on every shard.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    /// The shard's own figures, which the store does not know: `open` connections, and its
+    /// counters since the last CONFIG RESETSTAT.
+    pub fn shard_figures(&mut self, m: &ShardMetrics, open: u64) {
+        let k = m.since_reset();
+        self.clients = open;
+        self.blocked_clients = m.counters.blocked_clients;
+        self.commands = k.commands;
+        self.connections_received = k.connections_accepted;
+        self.rejected_connections = k.connections_rejected;
+        self.bytes_in = k.bytes_in;
+        self.bytes_out = k.bytes_out;
+        self.by_command.clone_from(&m.commands.by_command);
+    }
+}
+
+/// A setting CONFIG SET changes on every shard.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Setting {
     /// This shard's share of --maxmemory.
     Maxmemory(usize),
     Policy(Policy),
     Samples(usize),
+    /// A Redis setting kept only to be reported (`config::INERT_SETTINGS[index]`).
+    Inert {
+        index: usize,
+        value: Box<str>,
+    },
+    /// CONFIG RESETSTAT: the store's statistics start again (the shard's own are reset by
+    /// the shard, `ShardMetrics::reset_stats`).
+    ResetStats,
+}
+
+/// The values CONFIG SET gave the settings of `config::INERT_SETTINGS` (unset ones report
+/// their default). Every shard keeps the same values, so any shard answers CONFIG GET.
+#[derive(Debug, Clone, Default)]
+pub struct InertValues(Vec<Option<Box<str>>>);
+
+impl InertValues {
+    pub fn get(&self, index: usize) -> Option<&str> {
+        self.0.get(index)?.as_deref()
+    }
+
+    fn set(&mut self, index: usize, value: Box<str>) {
+        if self.0.len() <= index {
+            self.0.resize(index + 1, None);
+        }
+        self.0[index] = Some(value);
+    }
 }
 
 pub fn dbsize(store: &Store) -> Res {
@@ -79,6 +152,41 @@ pub fn scan(
     Res::Scan { next, keys }
 }
 
+/// RANDOMKEY's part: one live key of this shard picked at random (from a random slot
+/// onwards, wrapping), and how many keys the shard holds, by which the join weighs shards.
+pub fn random_key(store: &Store, seed: u64, now: u64) -> Res {
+    let range = store.slot_range();
+    if store.keys == 0 || range.is_empty() {
+        return Res::RandomKey {
+            key: None,
+            weight: 0,
+        };
+    }
+    let mut rng = seed | 1;
+    let start = range.start + (crate::cache::store::xorshift64(&mut rng) as usize) % range.len();
+    let mut found = Vec::new();
+    // From the random slot to the end of the range, then from its start: the first slot
+    // with live keys gives them.
+    for from in [start, range.start] {
+        let mut cursor = from;
+        while found.is_empty() && cursor >= from && cursor < range.end {
+            let next = store.scan(cursor, 1, None, None, now, &mut found);
+            if next == 0 || next <= cursor {
+                break;
+            }
+            cursor = next;
+        }
+        if !found.is_empty() {
+            break;
+        }
+    }
+    let pick = (crate::cache::store::xorshift64(&mut rng) as usize) % found.len().max(1);
+    Res::RandomKey {
+        key: found.into_iter().nth(pick),
+        weight: store.keys as u64,
+    }
+}
+
 pub fn info(store: &Store) -> Res {
     Res::Info(ShardInfo {
         keys: store.keys as u64,
@@ -93,11 +201,63 @@ pub fn info(store: &Store) -> Res {
     })
 }
 
-pub fn configure(store: &mut Store, s: Setting) -> Res {
+pub fn configure(store: &mut Store, s: &Setting) -> Res {
     match s {
-        Setting::Maxmemory(b) => store.maxmemory_bytes = b,
-        Setting::Policy(p) => store.policy = p,
-        Setting::Samples(n) => store.samples = n,
+        Setting::Maxmemory(b) => store.maxmemory_bytes = *b,
+        Setting::Policy(p) => store.policy = *p,
+        Setting::Samples(n) => store.samples = *n,
+        Setting::Inert { index, value } => store.inert.set(*index, value.clone()),
+        Setting::ResetStats => store.stats = Stats::default(),
     }
     Res::Done
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::cmd::testing::{run, store};
+
+    #[test]
+    fn random_key_finds_a_live_key_from_any_start() {
+        let mut s = store();
+        assert!(matches!(
+            random_key(&s, 1, 0),
+            Res::RandomKey {
+                key: None,
+                weight: 0
+            }
+        ));
+        run(&mut s, 0, "SET foo x");
+        run(&mut s, 0, "SET bar y");
+        run(&mut s, 0, "SET gone z PX 10");
+        let mut seen = std::collections::HashSet::new();
+        for seed in 0..200u64 {
+            let Res::RandomKey { key, weight } = random_key(&s, seed * 7919, 100) else {
+                panic!("not a random key");
+            };
+            assert_eq!(weight, 3);
+            seen.insert(String::from_utf8(key.expect("a key")).unwrap());
+        }
+        let want: std::collections::HashSet<String> =
+            ["foo", "bar"].iter().map(|s| s.to_string()).collect();
+        assert_eq!(seen, want);
+    }
+
+    #[test]
+    fn settings_and_reset() {
+        let mut s = store();
+        configure(
+            &mut s,
+            &Setting::Inert {
+                index: 3,
+                value: "100".into(),
+            },
+        );
+        assert_eq!(s.inert.get(3), Some("100"));
+        assert_eq!(s.inert.get(2), None);
+        run(&mut s, 0, "GET nope");
+        assert_eq!(s.stats.misses, 1);
+        configure(&mut s, &Setting::ResetStats);
+        assert_eq!(s.stats.misses, 0);
+    }
 }

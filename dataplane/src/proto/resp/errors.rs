@@ -165,3 +165,7 @@ pub const NO_SUCH_KEY: &str = "ERR no such key";
 pub const SAME_OBJECT: &str = "ERR source and destination objects are the same";
 pub const IDLETIME_UNDER_LFU: &str = "ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.";
 pub const FREQ_WITHOUT_LFU: &str = "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.";
+pub const INVALID_COMMAND: &str = "ERR Invalid command specified";
+pub const INVALID_COMMAND_ARITY: &str = "ERR Invalid number of arguments specified for command";
+pub const NO_KEY_ARGUMENTS: &str = "ERR The command has no key arguments";
+pub const NO_CONFIG_FILE: &str = "ERR The server is running without a config file";

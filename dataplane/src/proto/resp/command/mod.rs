@@ -537,6 +537,23 @@ pub fn all() -> impl Iterator<Item = &'static Spec> {
     TABLES.iter().flat_map(|t| t.iter())
 }
 
+/// `spec`'s place among [`all`] (for per-command figures): found from its address in its
+/// table, without a search by name.
+pub fn index(spec: &Spec) -> usize {
+    let at = spec as *const Spec as usize;
+    let size = std::mem::size_of::<Spec>();
+    let mut before = 0;
+    for t in TABLES {
+        let start = t.as_ptr() as usize;
+        if at >= start && at < start + t.len() * size {
+            return before + (at - start) / size;
+        }
+        before += t.len();
+    }
+    // Not a row of the tables (a test's own Spec): past every real index.
+    before
+}
+
 fn by_name() -> &'static HashMap<&'static [u8], &'static Spec> {
     static MAP: OnceLock<HashMap<&'static [u8], &'static Spec>> = OnceLock::new();
     MAP.get_or_init(|| all().map(|s| (s.name.as_bytes(), s)).collect())
@@ -568,7 +585,8 @@ mod tests {
         assert_eq!(lookup(b"GeT").map(|s| s.cmd), Some(Cmd::Get));
         assert_eq!(lookup(b"nosuch").map(|s| s.cmd), None);
         assert_eq!(lookup(&[b'x'; 100]).map(|s| s.cmd), None);
-        for row in all() {
+        for (i, row) in all().enumerate() {
+            assert_eq!(index(row), i, "{}", row.name);
             assert!(row.name.len() <= COMMAND_NAME_MAX, "{}", row.name);
             assert_eq!(spec(row.cmd).name, row.name);
             assert_eq!(
