@@ -25,7 +25,7 @@ def test_connection_commands(r, node):
     n = int(raw.cmd("COMMAND", "COUNT")[1:])
     assert n >= 50
     info = raw.cmd("COMMAND", "INFO", "get", "mset")
-    assert info.startswith(b"*2\r\n*6\r\n$3\r\nget\r\n:2\r\n")
+    assert info.startswith(b"*2\r\n*10\r\n$3\r\nget\r\n:2\r\n")
     assert b"$4\r\nmset\r\n:-3\r\n" in info
     assert raw.cmd("COMMAND").startswith(b"*%d\r\n" % n)
     raw.close()
@@ -207,7 +207,7 @@ def test_info_and_config(r, node):
     assert r.config_get("maxmemory")["maxmemory"] == str(10 * 1024 * 1024)
     assert r.config_set("maxmemory-policy", "allkeys-lru") is True
     assert r.config_get("maxmemory-policy") == {"maxmemory-policy": "allkeys-lru"}
-    assert set(r.config_get("maxmemory*")) == {"maxmemory", "maxmemory-policy", "maxmemory-samples"}
+    assert {"maxmemory", "maxmemory-policy", "maxmemory-samples"} <= set(r.config_get("maxmemory*"))
     with pytest.raises(redis.ResponseError, match="Unknown option"):
         r.config_set("no-such-option", "1")
     # redis-benchmark asks for these on start.

@@ -144,3 +144,8 @@ pub const HASH_PACKED_ENTRIES_MAX: usize = 512;
 /// ... each field and value at most this long (hash-max-listpack-value); past either it
 /// becomes a table ("hashtable") for good.
 pub const HASH_PACKED_VALUE_BYTES_MAX: usize = 64;
+/// Elements a random pick with repetitions (HRANDFIELD with a negative count) may return:
+/// the reply is built whole in memory, so an absurd count is refused ("value is out of
+/// range") rather than allowed to exhaust it. Redis has no such bound but closes the client
+/// when the reply passes its output buffer limit.
+pub const RANDOM_REPEATS_MAX: usize = 1 << 22;

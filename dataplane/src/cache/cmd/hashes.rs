@@ -4,6 +4,7 @@
 use super::parse_f64;
 use crate::cache::entry::{Entry, KIND_HASH};
 use crate::cache::store::{glob_match, Found, HashObj, Store};
+use crate::limits::RANDOM_REPEATS_MAX;
 use crate::proto::resp::command::{Cmd, Spec};
 use crate::proto::resp::errors::{
     wrong_args, HASH_NOT_FLOAT, HASH_NOT_INT, INVALID_CURSOR, NAN_OR_INF, NOT_FLOAT, NOT_INT,
@@ -227,7 +228,10 @@ fn hrandfield(store: &mut Store, a: &Args, slot: u16, now: u64, out: &mut Out) {
             .and_then(|e| store.hash_obj(e))
             .map_or(0, HashObj::len),
     };
-    let wanted = count.unsigned_abs() as usize;
+    let wanted = usize::try_from(count.unsigned_abs()).unwrap_or(usize::MAX);
+    if count < 0 && size > 0 && wanted > RANDOM_REPEATS_MAX {
+        return out.error(OUT_OF_RANGE);
+    }
     let picks: Vec<usize> = if size == 0 || count == 0 {
         Vec::new()
     } else if count < 0 || wanted == 1 {
