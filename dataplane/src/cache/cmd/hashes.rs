@@ -486,6 +486,13 @@ mod tests {
             run(&mut s, 0, "HRANDFIELD h -9223372036854775807 WITHVALUES"),
             "-ERR value is out of range\r\n"
         );
+        // Repetitions past the bound are refused (the reply is built whole), but a missing
+        // key is still an empty array.
+        assert_eq!(
+            run(&mut s, 0, "HRANDFIELD h -5000000"),
+            "-ERR value is out of range\r\n"
+        );
+        assert_eq!(run(&mut s, 0, "HRANDFIELD nope -5000000"), "*0\r\n");
         // Distinct picks in a big (table) hash.
         for i in 0..500 {
             run(&mut s, 0, &format!("HSET big f{i} v"));
