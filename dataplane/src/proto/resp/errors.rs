@@ -161,7 +161,6 @@ pub const SET_LIMIT_NEGATIVE: &str = "ERR LIMIT can't be negative";
 pub const HASH_NOT_FLOAT: &str = "ERR hash value is not a float";
 pub const VALUE_NAN_OR_INF: &str = "ERR value is NaN or Infinity";
 pub const OUT_OF_RANGE: &str = "ERR value is out of range";
-pub const NO_SUCH_KEY: &str = "ERR no such key";
 pub const SAME_OBJECT: &str = "ERR source and destination objects are the same";
 pub const IDLETIME_UNDER_LFU: &str = "ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.";
 pub const FREQ_WITHOUT_LFU: &str = "ERR An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when switching between policies at runtime LRU and LFU data will take some time to adjust.";
