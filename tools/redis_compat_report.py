@@ -21,6 +21,9 @@ ANSI = re.compile(r"\x1b\[[0-9;]*m")
 STATUS = re.compile(r"^\[(ok|err|exception|skip|ignore|TIMEOUT)\]: ?(.*)$")
 OK_TIME = re.compile(r"^(.*) \(\d+ ms\)$")
 TEST_IN = re.compile(r"^(.*) in tests/unit/\S+\.tcl$")
+# Commands whose first argument names what they do (reported as "OBJECT ENCODING").
+CONTAINERS = {"OBJECT", "MEMORY", "DEBUG", "CLIENT", "CONFIG", "FUNCTION", "SCRIPT", "COMMAND",
+              "XINFO", "XGROUP", "CLUSTER", "ACL", "PUBSUB", "SLOWLOG", "LATENCY", "MODULE"}
 
 
 class Run:
@@ -121,8 +124,15 @@ def trim(s: str, n: int) -> str:
     return s if len(s) <= n else s[: n - 1] + "…"
 
 
+def missing_command(m) -> str:
+    name = m.group(1).upper()
+    if name in CONTAINERS and m.group(2):
+        name += " " + m.group(2).upper()
+    return f"missing command {name}"
+
+
 CAUSES = [
-    (re.compile(r"unknown command '([^']*)'", re.I), lambda m: f"missing command {m.group(1).upper()}"),
+    (re.compile(r"unknown command '([^']*)'(?:, with args beginning with: '([^']*)')?", re.I), missing_command),
     (re.compile(r"unknown subcommand '([^']*)'\. Try (\S+) HELP", re.I),
      lambda m: f"missing subcommand {m.group(2).upper()} {m.group(1).upper()}"),
     (re.compile(r"unknown subcommand or wrong number of arguments for '([^']*)'\. Try (\S+) HELP", re.I),
@@ -136,8 +146,9 @@ CAUSES = [
     (re.compile(r"CROSSSLOT", re.I), lambda m: "CROSSSLOT"),
     (re.compile(r"I/O error|connection reset|broken pipe|connection refused", re.I),
      lambda m: "connection lost"),
-    (re.compile(r"^Expected ", re.I), lambda m: "wrong reply"),
-    (re.compile(r"^(assertion:)?Expected", re.I), lambda m: "wrong reply"),
+    (re.compile(r"^hang$"), lambda m: "hang"),
+    (re.compile(r"^server (.*)$"), lambda m: m.string),
+    (re.compile(r"^(assertion:)?Expected", re.I), lambda m: "wrong reply: " + trim(m.string, 60)),
 ]
 
 
@@ -146,6 +157,8 @@ def cause(err: str) -> str:
         m = rx.search(err)
         if m:
             return name(m)
+    if err.startswith("aborted: "):
+        return "aborted: " + cause(err[len("aborted: "):])
     return "other: " + trim(err, 70)
 
 
@@ -158,7 +171,7 @@ def compare(red: Run, pin: Run):
         pin_err.setdefault(name, err)
     # For a test pinion never ran: the block error or abort that came before the point it stopped.
     last_block = next((e[1] for e in reversed(pin.events) if e[0] == "block"), "")
-    stopper = pin.abort or ("hang" if pin.hang else "") or (f"server {pin.crash}" if pin.crash else "")
+    stopper = (pin.abort and "aborted: " + pin.abort) or ("hang" if pin.hang else "") or (f"server {pin.crash}" if pin.crash else "")
     missing = []
     left = Counter(both)
     for name in red.passed:
@@ -168,8 +181,9 @@ def compare(red: Run, pin: Run):
         if name in pin_err:
             missing.append((name, pin_err[name], cause(pin_err[name])))
         else:
-            why = stopper or last_block or "the unit stopped before it"
-            missing.append((name, "not run: " + why, "not run: " + cause(why) if not stopper else "not run: " + trim(stopper, 80)))
+            why = stopper or last_block or "never reported (the unit skipped it by a condition of its own, or stopped before it)"
+            label = "not run (unit aborted): " if pin.abort else "not run: "
+            missing.append((name, label + why, label + cause(why)))
     return sum(both.values()), missing
 
 
@@ -180,8 +194,6 @@ def compare(red: Run, pin: Run):
 # redis-server passes, the commands it needs, and so the tests that need a command issue 10
 # does not plan. Commands a Lua script calls are not seen.
 
-CONTAINERS = {"OBJECT", "MEMORY", "DEBUG", "CLIENT", "CONFIG", "FUNCTION", "SCRIPT", "COMMAND",
-              "XINFO", "XGROUP", "CLUSTER", "ACL", "PUBSUB", "SLOWLOG", "LATENCY", "MODULE"}
 SNIFF_MAX_BULK = 16 << 20
 
 
