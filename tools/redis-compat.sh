@@ -226,21 +226,22 @@ wait_ready() { # log, line
   die "server on $PORT not ready after 15 s"
 }
 
-stop_server() { # -> prints how it ended: "ok", "crashed (status N)" or "did not stop"
+stop_server() { # sets END: "ok", "crashed (exit status N)" or "did not stop on SIGTERM"
+  local st=0 i
   if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-    local st=0
     wait "$SERVER_PID" || st=$?
-    echo "crashed (exit status $st)"; return
+    END="crashed (exit status $st)"
+  else
+    kill -TERM "$SERVER_PID"
+    END="did not stop on SIGTERM"
+    for i in $(seq 1 200); do
+      if ! kill -0 "$SERVER_PID" 2>/dev/null; then END=ok; break; fi
+      sleep 0.1
+    done
+    kill -KILL "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" || true
   fi
-  kill -TERM "$SERVER_PID"
-  local i
-  for i in $(seq 1 200); do
-    kill -0 "$SERVER_PID" 2>/dev/null || { wait "$SERVER_PID" || true; echo ok; return; }
-    sleep 0.1
-  done
-  kill -KILL "$SERVER_PID" 2>/dev/null || true
-  wait "$SERVER_PID" || true
-  echo "did not stop on SIGTERM"
+  SERVER_PID=""
 }
 cleanup() {
   [ -z "$SERVER_PID" ] || kill -KILL "$SERVER_PID" 2>/dev/null || true
@@ -276,23 +277,35 @@ for unit in "${UNITS[@]}"; do
     cmd=(./runtest --host 127.0.0.1 --port "$PORT" --single "unit/$unit" --singledb --durable
       --ignore-encoding --tags -slow --tags -needs:debug --tags -needs:repl --tags -needs:save
       $RUNTEST_EXTRA)
+    base=("${cmd[@]}")
     say "== $side unit/$unit (port $PORT)"
-    echo "${cmd[*]}" >"$dir/command.txt"
     t0=$(date +%s)
-    st=0
-    (cd "$RUNNER" && TERM=dumb timeout -k 10 "$UNIT_TIMEOUT" "${cmd[@]}" </dev/null >"$dir/runtest.log" 2>&1) || st=$?
+    for try in 1 2 3 4 5; do
+      echo "${cmd[*]}" >"$dir/command.txt"
+      st=0
+      (cd "$RUNNER" && TERM=dumb timeout -k 10 "$UNIT_TIMEOUT" "${cmd[@]}" </dev/null >"$dir/runtest.log" 2>&1) || st=$?
+      # The runner's own control socket (port 21079 and up) collides with another runner's
+      # on this machine now and then: its free-port probe binds 0.0.0.0, its listener
+      # 127.0.0.1. Then nothing ran; run again with that socket moved (--baseport moves only
+      # the runner's own ports, and command.txt records it).
+      grep -qE "couldn't open socket: address already in use|Can't find a non busy port" "$dir/runtest.log" \
+        && ! grep -q '^Testing unit/' "$dir/runtest.log" || break
+      say "   the runner's control port was busy (try $try); again with another --baseport"
+      cmd=("${base[@]}" --baseport $((22000 + (RANDOM % 400) * 40)))
+      sleep $((1 + RANDOM % 5))
+    done
     t1=$(date +%s)
-    end="$(stop_server)"
+    stop_server
     if [ -n "$PROXY_PID" ]; then kill -TERM "$PROXY_PID" 2>/dev/null || true; wait "$PROXY_PID" 2>/dev/null || true; PROXY_PID=""; fi
     {
       echo "exit=$st"
       echo "seconds=$((t1 - t0))"
       [ "$st" = 124 ] || [ "$st" = 137 ] && echo "hang=1"
-      echo "server=$end"
+      echo "server=$END"
     } >"$dir/status.txt"
     # The runner's own tests/tmp leftovers belong to this run only.
     rm -rf "$RUNNER/tests/tmp/"server.* "$RUNNER/tests/tmp/"redis.conf.* 2>/dev/null || true
-    say "   $(grep -c '^\[ok\]' "$dir/runtest.log" || true) passed, $(grep -c '^\[err\]' "$dir/runtest.log" || true) errors, runner exit $st, $((t1 - t0)) s, server: $end"
+    say "   $(grep -c '^\[ok\]' "$dir/runtest.log" || true) passed, $(grep -c '^\[err\]' "$dir/runtest.log" || true) errors, runner exit $st, $((t1 - t0)) s, server: $END"
   done
 done
 

@@ -105,6 +105,8 @@ class Run:
             parts.append("aborted")
         elif not self.hang and self.status.get("exit", "0") not in ("0", "1"):
             parts.append("runner exit " + self.status["exit"])
+        elif not self.hang and not self.events and self.status.get("exit", "0") != "0":
+            parts.append("RUNNER FAILED (see runtest.log)")
         return ", ".join(parts) or "completed"
 
 
@@ -147,6 +149,7 @@ CAUSES = [
     (re.compile(r"I/O error|connection reset|broken pipe|connection refused", re.I),
      lambda m: "connection lost"),
     (re.compile(r"^hang$"), lambda m: "hang"),
+    (re.compile(r"^never reported"), lambda m: "never reported (skipped by the unit, or not reached)"),
     (re.compile(r"^server (.*)$"), lambda m: m.string),
     (re.compile(r"^(assertion:)?Expected", re.I), lambda m: "wrong reply: " + trim(m.string, 60)),
 ]
