@@ -8,8 +8,10 @@ use crate::cache::op::{Pair, Res};
 use crate::cache::slot::key_slot;
 use crate::cache::store::{Found, Store};
 use crate::proto::resp::command::{Cmd, Spec};
+use crate::limits::STRING_BYTES_MAX;
 use crate::proto::resp::errors::{
-    invalid_expire, wrong_args, NAN_OR_INF, NOT_FLOAT, NOT_INT, OVERFLOW, SYNTAX, WRONGTYPE,
+    invalid_expire, wrong_args, NAN_OR_INF, NOT_FLOAT, NOT_INT, OVERFLOW, STRING_TOO_LONG, SYNTAX,
+    WRONGTYPE,
 };
 use crate::proto::resp::parse::parse_i64;
 use crate::proto::resp::write::{format_double, Out};
@@ -62,21 +64,24 @@ pub fn exec(store: &mut Store, spec: &Spec, a: &Args, slot: u16, now: u64, out: 
         },
         Cmd::Getex => getex(store, a, slot, now, out),
         Cmd::Append => {
-            let e = match store.peek(slot, key, now) {
+            let add = a.get(2);
+            let old = match store.peek(slot, key, now) {
                 Some(e) if e.kind() != KIND_STR => return out.error(WRONGTYPE),
-                Some(e) => {
-                    let mut v = Vec::with_capacity(e.value().len() + a.get(2).len());
-                    v.extend_from_slice(e.value());
-                    v.extend_from_slice(a.get(2));
-                    e.with_value(&v)
+                Some(e) => e.value().len(),
+                None => {
+                    store.put(slot, Entry::string(key, add, None, 0), now);
+                    return out.int(add.len() as i64);
                 }
-                None => Entry::string(key, a.get(2), None, 0),
             };
-            let len = e.value().len() as i64;
-            if !store.replace(slot, e.clone()) {
-                store.put(slot, e, now);
+            if old + add.len() > STRING_BYTES_MAX {
+                return out.error(STRING_TOO_LONG);
             }
-            out.int(len);
+            // In place: the entry grows once, the old bytes stay where they are.
+            let len = store.edit_str(slot, key, old + add.len(), now, |v| {
+                v[old..].copy_from_slice(add);
+                (v.len(), !add.is_empty())
+            });
+            out.int(len.unwrap_or(0) as i64);
         }
         Cmd::Strlen => match store.read(slot, key, now) {
             Found::Str(v) => out.int(v.len() as i64),
@@ -305,6 +310,11 @@ mod tests {
         assert_eq!(run(&mut s, 0, "GETSET k a"), "$1\r\nw\r\n");
         assert_eq!(run(&mut s, 0, "APPEND k bc"), ":3\r\n");
         assert_eq!(run(&mut s, 0, "STRLEN k"), ":3\r\n");
+        assert_eq!(run(&mut s, 0, "APPEND fresh x"), ":1\r\n");
+        assert_eq!(run(&mut s, 0, "APPEND fresh "), ":1\r\n");
+        assert_eq!(run(&mut s, 0, "HSET h f v"), ":1\r\n");
+        assert!(run(&mut s, 0, "APPEND h x").starts_with("-WRONGTYPE"));
+        s.check();
         assert_eq!(run(&mut s, 0, "GETDEL k"), "$3\r\nabc\r\n");
         assert_eq!(run(&mut s, 0, "EXISTS k"), ":0\r\n");
         assert_eq!(run(&mut s, 0, "INCR c"), ":1\r\n");
