@@ -65,6 +65,9 @@ pub struct Store {
     scratch_keys: Vec<Vec<u8>>,
     /// WATCHed keys of this shard and their watchers.
     watches: Watches,
+    /// Writes since start (INFO's rdb_changes_since_last_save: nothing is saved, so this
+    /// counts every write that changed a key).
+    pub changes: u64,
     /// Keys that blocked clients wait on (BLPOP ...), with how many wait on each.
     blocked: hashbrown::HashMap<Box<[u8]>, u32>,
     /// Blocked-on keys written since the shard last served its waiters, each once.
@@ -114,6 +117,7 @@ impl Store {
             stats: Stats::default(),
             scratch_keys: Vec::new(),
             watches: Watches::default(),
+            changes: 0,
             blocked: hashbrown::HashMap::new(),
             ready: Vec::new(),
             inert: Default::default(),
@@ -412,6 +416,7 @@ impl Store {
     /// A write to `key`: its watchers' transactions must fail.
     #[inline]
     fn touch(&mut self, key: &[u8]) {
+        self.changes += 1;
         if !self.watches.is_empty() {
             self.watches.touch(key);
         }

@@ -440,7 +440,7 @@ fn info_renderer(ctx: &Ctx, sections: Vec<String>) -> Box<dyn Fn(&ShardInfo) -> 
         section("persistence", "Persistence", &|t| {
             line(t, "loading", &0);
             line(t, "async_loading", &0);
-            line(t, "rdb_changes_since_last_save", &0);
+            line(t, "rdb_changes_since_last_save", &s.changes);
             line(t, "rdb_bgsave_in_progress", &0);
             line(t, "rdb_last_bgsave_status", &"ok");
             line(t, "aof_enabled", &(aof as u8));

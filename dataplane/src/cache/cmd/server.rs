@@ -17,6 +17,7 @@ pub struct ShardInfo {
     pub misses: u64,
     pub expired: u64,
     pub evicted: u64,
+    pub changes: u64,
     // Filled in by the shard, not the store ([`ShardInfo::shard_figures`]):
     pub clients: u64,
     pub blocked_clients: u64,
@@ -42,6 +43,7 @@ impl ShardInfo {
             misses,
             expired,
             evicted,
+            changes,
             clients,
             blocked_clients,
             commands,
@@ -59,6 +61,7 @@ impl ShardInfo {
         self.misses += misses;
         self.expired += expired;
         self.evicted += evicted;
+        self.changes += changes;
         self.clients += clients;
         self.blocked_clients += blocked_clients;
         self.commands += commands;
@@ -197,6 +200,7 @@ pub fn info(store: &Store) -> Res {
         misses: store.stats.misses,
         expired: store.stats.expired,
         evicted: store.stats.evicted,
+        changes: store.changes,
         ..ShardInfo::default()
     })
 }
