@@ -149,3 +149,19 @@ pub const HASH_PACKED_VALUE_BYTES_MAX: usize = 64;
 /// range") rather than allowed to exhaust it. Redis has no such bound but closes the client
 /// when the reply passes its output buffer limit.
 pub const RANDOM_REPEATS_MAX: usize = 1 << 22;
+
+// ----- sorted sets ------------------------------------------------------------------------
+
+/// A sorted set stays one packed buffer (OBJECT ENCODING `listpack`) while it has at most
+/// this many members (Redis's zset-max-listpack-entries default)...
+pub const ZSET_LISTPACK_ENTRIES_MAX: usize = 128;
+/// ... and while every member is at most this long (zset-max-listpack-value).
+pub const ZSET_LISTPACK_VALUE_BYTES_MAX: usize = 64;
+/// A leaf of a large sorted set's tree splits when its packed entries pass this many bytes:
+/// a lookup scans one leaf, so this bounds the scan; larger leaves cost less per element.
+pub const ZSET_LEAF_BYTES_MAX: usize = 1024;
+/// Children of an inner node of that tree before it splits.
+pub const ZSET_NODE_KIDS_MAX: usize = 64;
+/// ZRANDMEMBER with a negative count (repeats allowed) is the one reply not bounded by the
+/// data: past this many bytes it is refused instead (Redis stops at its output limit).
+pub const ZRANDMEMBER_REPLY_BYTES_MAX: usize = 256 << 20;
