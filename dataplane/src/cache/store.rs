@@ -273,6 +273,12 @@ impl Store {
         }
     }
 
+    /// The collection object at `index` (as an entry names it): for commands that read
+    /// several keys' objects at once (ZUNION, ZINTER ...), after finding their indexes.
+    pub fn obj_at(&self, index: u32) -> Option<&Obj> {
+        self.objects.get(index as usize)?.as_ref()
+    }
+
     /// The collection object an entry names.
     pub fn obj(&self, e: &Entry) -> Option<&Obj> {
         if !e.is_object() {

@@ -59,7 +59,9 @@ pub fn cmp_key(s1: f64, m1: &[u8], s2: f64, m2: &[u8]) -> Ordering {
 
 fn encode_head(score: f64, len: usize, head: &mut [u8; HEAD_MAX]) -> usize {
     let mut p;
-    if score.fract() == 0.0 && score.abs() < INT_EXACT && !(score == 0.0 && score.is_sign_negative())
+    if score.fract() == 0.0
+        && score.abs() < INT_EXACT
+        && !(score == 0.0 && score.is_sign_negative())
     {
         let v = score as i64;
         let z = ((v << 1) ^ (v >> 63)) as u64;
@@ -85,8 +87,8 @@ fn encode_head(score: f64, len: usize, head: &mut [u8; HEAD_MAX]) -> usize {
     }
 }
 
-/// The entry at `off` of a buffer this module wrote: its score, member and the next
-/// entry's offset. (Buffers from outside are validated by [`Leaf::from_checked`] first.)
+/// The entry at `off` of a buffer this module wrote (values from outside arrive in the
+/// [`Zset::dump`] form and are re-encoded): its score, member and the next entry's offset.
 #[inline]
 fn read_at(buf: &[u8], off: usize) -> (f64, &[u8], usize) {
     let tag = buf[off] as usize;
@@ -112,40 +114,6 @@ fn read_at(buf: &[u8], off: usize) -> (f64, &[u8], usize) {
         shift += 7;
     }
     (score, &buf[p..p + len], p + len)
-}
-
-/// Like [`read_at`] for bytes from outside: None where they are not a well-formed entry.
-fn read_checked(buf: &[u8], off: usize) -> Option<(f64, &[u8], usize)> {
-    let tag = *buf.get(off)? as usize;
-    let score_len = match tag {
-        0..=8 => tag,
-        9 => 8,
-        _ => return None,
-    };
-    let mut p = off.checked_add(1 + score_len)?;
-    if p > buf.len() {
-        return None;
-    }
-    let mut len = 0usize;
-    let mut shift = 0;
-    loop {
-        let b = *buf.get(p)?;
-        p += 1;
-        if shift > 56 {
-            return None;
-        }
-        len |= ((b & 0x7f) as usize) << shift;
-        if b & 0x80 == 0 {
-            break;
-        }
-        shift += 7;
-    }
-    let end = p.checked_add(len)?;
-    if end > buf.len() {
-        return None;
-    }
-    let (s, m, next) = read_at(buf, off);
-    (!s.is_nan() && next == end).then_some((s, m, next))
 }
 
 /// What a heap block of `bytes` usable bytes really takes from the allocator (glibc: an
@@ -350,26 +318,6 @@ impl Leaf {
         self.reserve(other.buf.len());
         self.buf.extend_from_slice(&other.buf);
         self.n += other.n;
-    }
-
-    /// A leaf over bytes from outside, when they are well-formed entries in strictly
-    /// ascending order.
-    fn from_checked(buf: &[u8]) -> Option<Leaf> {
-        let (mut off, mut n) = (0, 0u32);
-        let mut prev: Option<(f64, &[u8])> = None;
-        while off < buf.len() {
-            let (s, m, next) = read_checked(buf, off)?;
-            if prev.is_some_and(|(ps, pm)| cmp_key(ps, pm, s, m) != Ordering::Less) {
-                return None;
-            }
-            prev = Some((s, m));
-            off = next;
-            n = n.checked_add(1)?;
-        }
-        Some(Leaf {
-            buf: buf.to_vec(),
-            n,
-        })
     }
 }
 
@@ -965,7 +913,8 @@ impl Tree {
         }
         self.remove_key(old, member);
         // The table already holds the member: insert into the tree only.
-        if let Ins::Split(key, right, rn) = insert(&mut self.root, new, member, &mut self.node_bytes)
+        if let Ins::Split(key, right, rn) =
+            insert(&mut self.root, new, member, &mut self.node_bytes)
         {
             let left = std::mem::replace(&mut self.root, Node::Leaf(Leaf::default()));
             let ln = node_count(&left);
@@ -1063,7 +1012,11 @@ impl Zset {
     /// A set of entries already in strictly ascending order with unique members (a store
     /// command's result), in the encoding its size calls for.
     pub fn from_sorted<M: AsRef<[u8]>>(entries: &[(f64, M)]) -> Zset {
-        let longest = entries.iter().map(|(_, m)| m.as_ref().len()).max().unwrap_or(0);
+        let longest = entries
+            .iter()
+            .map(|(_, m)| m.as_ref().len())
+            .max()
+            .unwrap_or(0);
         let it = entries.iter().map(|(s, m)| (*s, m.as_ref()));
         if fits_pack(entries.len(), longest) {
             let mut l = Leaf::default();
@@ -1189,10 +1142,9 @@ impl Zset {
                 for (s, m) in &doomed {
                     let h = t.hash32(m);
                     let bits = s.to_bits();
-                    if let Ok(e) = t
-                        .map
-                        .find_entry(table_hash(h), |x| x.hash == h && x.score().to_bits() == bits)
-                    {
+                    if let Ok(e) = t.map.find_entry(table_hash(h), |x| {
+                        x.hash == h && x.score().to_bits() == bits
+                    }) {
                         e.remove();
                     }
                     t.remove_key(*s, m);
@@ -1242,14 +1194,6 @@ impl Zset {
             entries.push((s, m));
         }
         Some(Zset::from_sorted(&entries))
-    }
-
-    /// A packed set over raw entry bytes (tests of the validation path).
-    #[cfg(test)]
-    fn from_packed(buf: &[u8]) -> Option<Zset> {
-        Leaf::from_checked(buf).map(|l| Zset {
-            repr: Repr::Pack(l),
-        })
     }
 
     /// Check every invariant of the module header (tests).
@@ -1318,7 +1262,11 @@ impl Zset {
                 assert_eq!(t.node_bytes, deep_mem(&t.root), "node bytes");
                 assert_eq!(t.map.len(), t.len, "table size");
                 for (s, m) in &all {
-                    assert_eq!(t.score(m).map(f64::to_bits), Some(s.to_bits()), "table score");
+                    assert_eq!(
+                        t.score(m).map(f64::to_bits),
+                        Some(s.to_bits()),
+                        "table score"
+                    );
                 }
             }
         }
@@ -1337,9 +1285,14 @@ mod tests {
         scores: HashMap<Vec<u8>, f64>,
     }
 
-    #[derive(Clone, Copy, PartialEq, PartialOrd)]
+    #[derive(Clone, Copy, PartialEq)]
     struct OrdF64(f64);
     impl Eq for OrdF64 {}
+    impl PartialOrd for OrdF64 {
+        fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+            Some(self.cmp(o))
+        }
+    }
     impl Ord for OrdF64 {
         fn cmp(&self, o: &Self) -> Ordering {
             self.0.partial_cmp(&o.0).unwrap_or(Ordering::Equal)
@@ -1461,7 +1414,10 @@ mod tests {
                     for (i, (s, m)) in want.iter().enumerate() {
                         assert_eq!(z.rank(m), Some(i));
                         assert_eq!(z.score(m), Some(*s));
-                        assert_eq!(z.get(i).map(|(s, m)| (s, m.to_vec())), Some((*s, m.clone())));
+                        assert_eq!(
+                            z.get(i).map(|(s, m)| (s, m.to_vec())),
+                            Some((*s, m.clone()))
+                        );
                         assert_eq!(z.partition(|s2, m2| cmp_key(s2, m2, *s, m).is_lt()), i);
                     }
                     assert_eq!(z.rank(b"absent"), None);
@@ -1509,7 +1465,9 @@ mod tests {
             })
             .collect();
         assert_eq!(Zset::from_sorted(&small).encoding(), "listpack");
-        let big: Vec<(f64, Vec<u8>)> = (0..129).map(|i| (1.0, format!("{i:03}").into_bytes())).collect();
+        let big: Vec<(f64, Vec<u8>)> = (0..129)
+            .map(|i| (1.0, format!("{i:03}").into_bytes()))
+            .collect();
         let z = Zset::from_sorted(&big);
         assert_eq!(z.encoding(), "skiplist");
         z.check();
@@ -1615,22 +1573,6 @@ mod tests {
 
     fn entries_of(z: &Zset) -> Vec<(f64, Vec<u8>)> {
         entries(z)
-    }
-
-    #[test]
-    fn packed_bytes_from_outside_are_validated() {
-        let mut l = Leaf::default();
-        l.push(1.0, b"a");
-        l.push(2.5, b"b");
-        assert!(Zset::from_packed(&l.buf).is_some());
-        let mut bad = l.buf.clone();
-        bad[0] = 200;
-        assert!(Zset::from_packed(&bad).is_none());
-        let mut swapped = Leaf::default();
-        swapped.buf.extend_from_slice(&l.buf[3..]);
-        swapped.buf.extend_from_slice(&l.buf[..3]);
-        assert!(Zset::from_packed(&swapped.buf).is_none());
-        assert!(Zset::from_packed(&l.buf[..l.buf.len() - 1]).is_none());
     }
 
     #[test]

@@ -168,3 +168,39 @@ pub const INVALID_COMMAND: &str = "ERR Invalid command specified";
 pub const INVALID_COMMAND_ARITY: &str = "ERR Invalid number of arguments specified for command";
 pub const NO_KEY_ARGUMENTS: &str = "ERR The command has no key arguments";
 pub const NO_CONFIG_FILE: &str = "ERR The server is running without a config file";
+
+// ----- sorted sets ------------------------------------------------------------------------
+
+pub const ZADD_XX_NX: &str = "ERR XX and NX options at the same time are not compatible";
+pub const ZADD_GT_LT_NX: &str = "ERR GT, LT, and/or NX options at the same time are not compatible";
+pub const ZADD_INCR_PAIR: &str = "ERR INCR option supports a single increment-element pair";
+pub const SCORE_NAN: &str = "ERR resulting score is not a number (NaN)";
+pub const MIN_MAX_NOT_FLOAT: &str = "ERR min or max is not a float";
+pub const MIN_MAX_NOT_LEX: &str = "ERR min or max not valid string range item";
+pub const LIMIT_WITH_RANK: &str =
+    "ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX";
+pub const WITHSCORES_WITH_BYLEX: &str =
+    "ERR syntax error, WITHSCORES not supported in combination with BYLEX";
+pub const WEIGHT_NOT_FLOAT: &str = "ERR weight value is not a float";
+pub const LIMIT_NEGATIVE: &str = "ERR LIMIT can't be negative";
+pub const NUMKEYS_NOT_POSITIVE: &str = "ERR numkeys should be greater than 0";
+pub const COUNT_NOT_POSITIVE: &str = "ERR count should be greater than 0";
+pub const MUST_BE_POSITIVE: &str = "ERR value is out of range, must be positive";
+pub const OUT_OF_RANGE: &str = "ERR value is out of range";
+pub const TIMEOUT_NOT_FLOAT: &str = "ERR timeout is not a float or out of range";
+pub const TIMEOUT_NEGATIVE: &str = "ERR timeout is negative";
+/// Redis 7.0 overflows here; 7.2 answers this.
+pub const TIMEOUT_OUT_OF_RANGE: &str = "ERR timeout is out of range";
+/// ZRANDMEMBER with a repeat count whose reply passes `ZRANDMEMBER_REPLY_BYTES_MAX` (Redis
+/// has no such bound: it stops at the client's output limit).
+pub const ZRANDMEMBER_TOO_LARGE: &str = "ERR ZRANDMEMBER reply too large: ask for fewer members";
+
+/// ZUNION, ZINTER, ZDIFF ... with a key count below 1.
+pub fn at_least_one_key(command: &str) -> String {
+    format!("ERR at least 1 input key is needed for '{command}' command")
+}
+
+/// An integer argument outside `min..=max`.
+pub fn out_of_range_between(min: i64, max: i64) -> String {
+    format!("ERR value is out of range, value must between {min} and {max}")
+}
