@@ -367,11 +367,14 @@ fn parse_float(b: &[u8]) -> Option<f64> {
         return None;
     }
     let s = std::str::from_utf8(b).ok()?;
-    let v: f64 = s.parse().ok()?;
+    let v = strtod(s)?;
     if v.is_nan() {
         return None;
     }
     let body = s.trim_start_matches(['+', '-']);
+    if is_hex(body) {
+        return v.is_finite().then_some(v);
+    }
     if v.is_infinite()
         && !body.eq_ignore_ascii_case("inf")
         && !body.eq_ignore_ascii_case("infinity")
@@ -394,8 +397,65 @@ fn parse_bound(b: &[u8]) -> Option<f64> {
         return Some(0.0);
     }
     let start = b.iter().position(|&c| !is_space(c))?;
-    let v: f64 = std::str::from_utf8(&b[start..]).ok()?.parse().ok()?;
+    let v = strtod(std::str::from_utf8(&b[start..]).ok()?)?;
     (!v.is_nan()).then_some(v)
+}
+
+fn is_hex(body: &str) -> bool {
+    body.len() > 2 && body[..2].eq_ignore_ascii_case("0x")
+}
+
+/// The whole of `s` as C's `strtod` reads a number: decimal (Rust's grammar is the same,
+/// `inf`, `infinity` and `nan` included) or hexadecimal (`0x1.8p3`).
+fn strtod(s: &str) -> Option<f64> {
+    if let Ok(v) = s.parse::<f64>() {
+        return Some(v);
+    }
+    let (neg, body) = match s.as_bytes().first()? {
+        b'-' => (true, &s[1..]),
+        b'+' => (false, &s[1..]),
+        _ => (false, s),
+    };
+    if !is_hex(body) {
+        return None;
+    }
+    let body = &body[2..];
+    let (mant, exp) = match body.find(['p', 'P']) {
+        Some(i) => (&body[..i], Some(&body[i + 1..])),
+        None => (body, None),
+    };
+    let (int, frac) = match mant.find('.') {
+        Some(i) => (&mant[..i], &mant[i + 1..]),
+        None => (mant, ""),
+    };
+    if int.is_empty() && frac.is_empty() {
+        return None;
+    }
+    // Up to 16 significant hex digits are kept (64 bits); later ones only scale.
+    let mut m: u64 = 0;
+    let mut shift: i64 = 0;
+    let mut kept = 0;
+    for (i, c) in int.chars().chain(frac.chars()).enumerate() {
+        let d = c.to_digit(16)? as u64;
+        let in_frac = i >= int.len();
+        if kept < 16 {
+            if m != 0 || d != 0 {
+                kept += 1;
+            }
+            m = m * 16 + d;
+            if in_frac {
+                shift -= 4;
+            }
+        } else if !in_frac {
+            shift += 4;
+        }
+    }
+    let e: i64 = match exp {
+        Some(e) => e.parse().ok()?,
+        None => 0,
+    };
+    let v = m as f64 * 2f64.powi((shift + e).clamp(-2000, 2000) as i32);
+    Some(if neg { -v } else { v })
 }
 
 /// `getPositiveLongFromObjectOrReply`-style parsing: an integer within `min..=max`, else
@@ -746,6 +806,8 @@ fn zrange(
     now: u64,
     out: &mut Out,
 ) {
+    // An option may set the kind and the direction once, and only where the command
+    // leaves them open.
     let (mut by_opt, mut rev_opt) = (by, rev);
     let mut withscores = false;
     let (mut offset, mut limit) = (0i64, -1i64);
@@ -760,11 +822,11 @@ fn zrange(
                 _ => return out.error(NOT_INT),
             }
             j += 2;
-        } else if rev.is_none() && a.eq(j, "REV") {
+        } else if rev_opt.is_none() && a.eq(j, "REV") {
             rev_opt = Some(true);
-        } else if by.is_none() && a.eq(j, "BYLEX") {
+        } else if by_opt.is_none() && a.eq(j, "BYLEX") {
             by_opt = Some(By::Lex);
-        } else if by.is_none() && a.eq(j, "BYSCORE") {
+        } else if by_opt.is_none() && a.eq(j, "BYSCORE") {
             by_opt = Some(By::Score);
         } else {
             return out.error(SYNTAX);
@@ -1145,7 +1207,9 @@ fn zrandmember(store: &mut Store, a: &Args, slot: u16, now: u64, out: &mut Out) 
     }
     header(out, count.min(size), withscores);
     if count >= size {
-        for (s, m) in z.iter() {
+        // The whole set, walked from the top as Redis's iterator walks it.
+        let all: Vec<(f64, &[u8])> = z.iter().collect();
+        for &(s, m) in all.iter().rev() {
             element(out, s, m, withscores);
         }
     } else if count * 3 > size {
@@ -1180,6 +1244,20 @@ fn zrandmember(store: &mut Store, a: &Args, slot: u16, now: u64, out: &mut Out) 
     }
 }
 
+/// A cursor as Redis reads it (`strtoul`: an optional sign, a minus wrapping around).
+fn parse_cursor(b: &[u8]) -> Option<u64> {
+    let (neg, digits) = match b.first()? {
+        b'-' => (true, &b[1..]),
+        b'+' => (false, &b[1..]),
+        _ => (false, b),
+    };
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let v: u64 = std::str::from_utf8(digits).ok()?.parse().ok()?;
+    Some(if neg { v.wrapping_neg() } else { v })
+}
+
 /// The order-preserving 64-bit image of a score: ZSCAN's cursor names the score it resumes
 /// at. Never 0 (the start and end cursor) for a real score.
 fn cursor_of(s: f64) -> u64 {
@@ -1197,10 +1275,7 @@ fn cursor_of(s: f64) -> u64 {
 /// next call starts at a new score: every member that stays with its score through a scan
 /// is returned (a member whose score changes mid-scan may be missed or repeated).
 fn zscan(store: &mut Store, a: &Args, slot: u16, now: u64, out: &mut Out) {
-    let Some(cursor) = std::str::from_utf8(a.get(2))
-        .ok()
-        .and_then(|s| s.parse::<u64>().ok())
-    else {
+    let Some(cursor) = parse_cursor(a.get(2)) else {
         return out.error(INVALID_CURSOR);
     };
     let z = match read(store, slot, a.get(1), now) {
@@ -1626,6 +1701,13 @@ mod tests {
         assert_eq!(parse_bound(b""), Some(0.0));
         assert_eq!(parse_bound(b"1e400"), Some(f64::INFINITY));
         assert_eq!(parse_bound(b"NaN"), None);
+        assert_eq!(parse_float(b"0x10"), Some(16.0));
+        assert_eq!(parse_float(b"-0x1.8p1"), Some(-3.0));
+        assert_eq!(parse_float(b"0x"), None);
+        assert_eq!(parse_bound(b"0X.8"), Some(0.5));
+        assert_eq!(parse_cursor(b"-1"), Some(u64::MAX));
+        assert_eq!(parse_cursor(b"18446744073709551616"), None);
+        assert_eq!(parse_cursor(b" 1"), None);
     }
 
     #[test]
@@ -1867,7 +1949,7 @@ mod tests {
         );
         assert_eq!(
             run3(&mut s, "ZRANDMEMBER z 5 WITHSCORES"),
-            "*2\r\n*2\r\n$1\r\na\r\n,1\r\n*2\r\n$1\r\nb\r\n,2\r\n"
+            "*2\r\n*2\r\n$1\r\nb\r\n,2\r\n*2\r\n$1\r\na\r\n,1\r\n"
         );
         // ZSCAN answers strings in RESP3 too.
         assert_eq!(
@@ -2168,7 +2250,7 @@ mod tests {
         assert_eq!(run(&mut s, 0, "ZRANDMEMBER z 0"), "*0\r\n");
         assert_eq!(
             run(&mut s, 0, "ZRANDMEMBER z 3 WITHSCORES"),
-            arr(&["a", "1", "b", "2", "c", "3"])
+            arr(&["c", "3", "b", "2", "a", "1"])
         );
         assert_eq!(run(&mut s, 0, "ZRANDMEMBER z 2").matches('$').count(), 2);
         assert_eq!(run(&mut s, 0, "ZRANDMEMBER z -10").matches('$').count(), 10);

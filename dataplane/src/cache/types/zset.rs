@@ -1017,7 +1017,7 @@ impl Zset {
             .map(|(_, m)| m.as_ref().len())
             .max()
             .unwrap_or(0);
-        let it = entries.iter().map(|(s, m)| (*s, m.as_ref()));
+        let it = entries.iter().map(|(s, m)| (*s + 0.0, m.as_ref()));
         if fits_pack(entries.len(), longest) {
             let mut l = Leaf::default();
             for (s, m) in it {
@@ -1041,8 +1041,10 @@ impl Zset {
         }
     }
 
-    /// Add a member that is not in the set (check with [`Zset::score`] first).
+    /// Add a member that is not in the set (check with [`Zset::score`] first). A score of
+    /// -0 is kept as 0, as Redis's listpack keeps it.
     pub fn insert_new(&mut self, score: f64, member: &[u8]) {
+        let score = score + 0.0;
         if let Repr::Pack(l) = &mut self.repr {
             if fits_pack(l.n as usize + 1, member.len()) {
                 if let Err((_, off)) = l.search(score, member) {
@@ -1060,6 +1062,7 @@ impl Zset {
 
     /// Move a member from score `old` (its current one) to `new`.
     pub fn rescore(&mut self, member: &[u8], old: f64, new: f64) {
+        let new = new + 0.0;
         match &mut self.repr {
             Repr::Pack(l) => {
                 if let Ok((_, off)) = l.search(old, member) {
