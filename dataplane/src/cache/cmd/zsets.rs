@@ -696,17 +696,21 @@ fn zadd(store: &mut Store, a: &Args, slot: u16, now: u64, zincrby: bool, out: &m
             None => return out.error(NOT_FLOAT),
         }
     }
-    let idx = match store.obj_index_of(slot, key, KIND_ZSET, now) {
+    let (idx, created) = match store.obj_index_of(slot, key, KIND_ZSET, now) {
         Err(WrongType) => return out.error(WRONGTYPE),
-        Ok(Some(idx)) => idx,
+        Ok(Some(idx)) => (idx, false),
         // No key and XX: nothing to do.
         Ok(None) if xx => return if incr { out.null() } else { out.int(0) },
         Ok(None) => match store.obj_for_write(slot, key, KIND_ZSET, now) {
-            Ok(idx) => idx,
+            Ok(idx) => (idx, true),
             Err(WrongType) => return out.error(WRONGTYPE),
         },
     };
     let r = with_zset(store, slot, key, idx, |z| {
+        if created {
+            let bytes = (i + 1..a.len()).step_by(2).map(|j| a.get(j).len()).sum();
+            z.reserve(scores.len(), bytes);
+        }
         let (mut added, mut updated, mut processed) = (0i64, 0i64, 0i64);
         let mut last = 0.0;
         for (k, &s) in scores.iter().enumerate() {

@@ -39,10 +39,15 @@ use crate::limits::{
 // ----- entries ----------------------------------------------------------------------------
 //
 // An entry is `[tag][score][member length, LEB128][member]`. Tag 0..=8: the score is an
-// integer, zigzag-encoded in `tag` little-endian bytes (most scores are small integers or
-// timestamps); tag 9: an IEEE double in 8 bytes.
+// integer, zigzag-encoded in `tag` little-endian bytes (most scores are integers, often
+// timestamps); tag 9: an IEEE double in 8 bytes; tags 10..=255: a small integer score held
+// by the tag itself (`tag - SMALL_BIAS`), so such an entry costs two bytes besides its
+// member, as in a listpack.
 
 const TAG_F64: u8 = 9;
+const TAG_SMALL_MIN: u8 = 10;
+/// The score a small-integer tag stands for is `tag - SMALL_BIAS`: -123 ..= 122.
+const SMALL_BIAS: i64 = 133;
 /// The longest entry header: tag, 8 score bytes, 10 length bytes.
 const HEAD_MAX: usize = 19;
 /// Integral scores below this magnitude are exact as integers.
@@ -64,11 +69,16 @@ fn encode_head(score: f64, len: usize, head: &mut [u8; HEAD_MAX]) -> usize {
         && !(score == 0.0 && score.is_sign_negative())
     {
         let v = score as i64;
-        let z = ((v << 1) ^ (v >> 63)) as u64;
-        let bytes = (8 - z.leading_zeros() as usize / 8).min(8);
-        head[0] = bytes as u8;
-        head[1..1 + bytes].copy_from_slice(&z.to_le_bytes()[..bytes]);
-        p = 1 + bytes;
+        if (TAG_SMALL_MIN as i64 - SMALL_BIAS..=255 - SMALL_BIAS).contains(&v) {
+            head[0] = (v + SMALL_BIAS) as u8;
+            p = 1;
+        } else {
+            let z = ((v << 1) ^ (v >> 63)) as u64;
+            let bytes = (8 - z.leading_zeros() as usize / 8).min(8);
+            head[0] = bytes as u8;
+            head[1..1 + bytes].copy_from_slice(&z.to_le_bytes()[..bytes]);
+            p = 1 + bytes;
+        }
     } else {
         head[0] = TAG_F64;
         head[1..9].copy_from_slice(&score.to_bits().to_le_bytes());
@@ -93,7 +103,9 @@ fn encode_head(score: f64, len: usize, head: &mut [u8; HEAD_MAX]) -> usize {
 fn read_at(buf: &[u8], off: usize) -> (f64, &[u8], usize) {
     let tag = buf[off] as usize;
     let mut a = [0u8; 8];
-    let (score, mut p) = if tag == TAG_F64 as usize {
+    let (score, mut p) = if tag >= TAG_SMALL_MIN as usize {
+        ((tag as i64 - SMALL_BIAS) as f64, off + 1)
+    } else if tag == TAG_F64 as usize {
         a.copy_from_slice(&buf[off + 1..off + 9]);
         (f64::from_bits(u64::from_le_bytes(a)), off + 9)
     } else {
@@ -1033,6 +1045,17 @@ impl Zset {
         }
     }
 
+    /// Room for `members` more entries of `member_bytes` bytes in all, when they will stay
+    /// packed: a new key's ZADD sizes its buffer once instead of growing it per member.
+    pub fn reserve(&mut self, members: usize, member_bytes: usize) {
+        if let Repr::Pack(l) = &mut self.repr {
+            if l.n as usize + members <= ZSET_LISTPACK_ENTRIES_MAX {
+                // Two header bytes per entry cover small-integer scores; others grow.
+                l.buf.reserve_exact(member_bytes + 2 * members);
+            }
+        }
+    }
+
     /// The member's score.
     pub fn score(&self, member: &[u8]) -> Option<f64> {
         match &self.repr {
@@ -1352,6 +1375,10 @@ mod tests {
             9_007_199_254_740_992.0,
             -9_007_199_254_740_991.0,
             1_700_000_000.0,
+            -123.0,
+            -124.0,
+            122.0,
+            123.0,
         ] {
             let mut l = Leaf::default();
             l.push(s, b"m");
@@ -1359,10 +1386,12 @@ mod tests {
             assert_eq!(got.to_bits(), s.to_bits(), "{s}");
             assert_eq!(m, b"m");
         }
-        // Small integers take few bytes.
+        // Small integers live in the tag; others take the bytes they need.
         let mut l = Leaf::default();
         l.push(5.0, b"");
-        assert_eq!(l.buf.len(), 3);
+        assert_eq!(l.buf.len(), 2);
+        l.push(1000.0, b"");
+        assert_eq!(l.buf.len(), 2 + 4);
     }
 
     #[test]
