@@ -10,6 +10,7 @@
 //! a RESP3 double, a bulk string in RESP2. A command whose keys are several finds each
 //! key's slot itself; they all live in this store.
 
+use std::borrow::Cow;
 use std::cell::Cell;
 use std::fmt::Write as _;
 
@@ -1401,19 +1402,22 @@ impl<'a> Src<'a> {
         match self {
             Src::None => None,
             Src::Zset(z) => z.score(m),
-            // TODO(sets): `Set::contains(m).then_some(1.0)` once the set type's API lands;
-            // `setop` refuses plain sets until then, so this is not reached.
+            // TODO(sets): `s.contains(m).then_some(1.0)` once the set type's API lands
+            // (branch f-sets); `setop` refuses plain sets until then, so this is not reached.
             Src::Set(_) => None,
         }
     }
 
-    /// Every (score, member).
-    fn entries(&self) -> Box<dyn Iterator<Item = (f64, &'a [u8])> + 'a> {
+    /// Every (score, member). A member is borrowed from its input, except a plain set's
+    /// integer members, which are spelled out.
+    fn entries(&self) -> Box<dyn Iterator<Item = (f64, Cow<'a, [u8]>)> + 'a> {
         match *self {
             Src::None => Box::new(std::iter::empty()),
-            Src::Zset(z) => Box::new(z.iter()),
-            // TODO(sets): `Box::new(s.members().map(|m| (1.0, m)))` once the set type's API
-            // lands; see `score`.
+            Src::Zset(z) => Box::new(z.iter().map(|(s, m)| (s, Cow::Borrowed(m)))),
+            // TODO(sets): once the set type's API lands (branch f-sets: `Set::iter()` yields
+            // `Member::{Int, Bytes}`):
+            // `Box::new(s.iter().map(|m| (1.0, match m { Member::Bytes(b) =>
+            //     Cow::Borrowed(b), m => Cow::Owned(m.to_vec()) })))`; see `score`.
             Src::Set(_) => Box::new(std::iter::empty()),
         }
     }
@@ -1510,7 +1514,7 @@ fn setop(store: &mut Store, spec: &Spec, a: &Args, now: u64, op: Op, to_key: boo
     if op != Op::Diff {
         order.sort_by_key(|&i| srcs[i].len());
     }
-    let mut result: Vec<(f64, &[u8])> = Vec::new();
+    let mut result: Vec<(f64, Cow<[u8]>)> = Vec::new();
     let mut card = 0usize;
     match op {
         Op::Inter | Op::Card => {
@@ -1522,7 +1526,7 @@ fn setop(store: &mut Store, spec: &Spec, a: &Args, now: u64, op: Op, to_key: boo
                 }
                 let mut everywhere = true;
                 for &k in &order[1..] {
-                    match srcs[k].score(m) {
+                    match srcs[k].score(&m) {
                         Some(v) => aggregate(&mut total, v * weights[k], how),
                         None => {
                             everywhere = false;
@@ -1545,7 +1549,7 @@ fn setop(store: &mut Store, spec: &Spec, a: &Args, now: u64, op: Op, to_key: boo
         }
         Op::Union => {
             let largest = order.last().map_or(0, |&i| srcs[i].len());
-            let mut acc: hashbrown::HashMap<&[u8], f64> =
+            let mut acc: hashbrown::HashMap<Cow<[u8]>, f64> =
                 hashbrown::HashMap::with_capacity(largest);
             for &k in &order {
                 for (s, m) in srcs[k].entries() {
@@ -1562,7 +1566,7 @@ fn setop(store: &mut Store, spec: &Spec, a: &Args, now: u64, op: Op, to_key: boo
         }
         Op::Diff => {
             for (s, m) in srcs[0].entries() {
-                if srcs[1..].iter().all(|o| o.score(m).is_none()) {
+                if srcs[1..].iter().all(|o| o.score(&m).is_none()) {
                     result.push((s, m));
                 }
             }
@@ -1571,7 +1575,7 @@ fn setop(store: &mut Store, spec: &Spec, a: &Args, now: u64, op: Op, to_key: boo
     if op == Op::Card {
         return out.int(card as i64);
     }
-    result.sort_unstable_by(|x, y| cmp_key(x.0, x.1, y.0, y.1));
+    result.sort_unstable_by(|x, y| cmp_key(x.0, &x.1, y.0, &y.1));
     if to_key {
         let z = Zset::from_sorted(&result);
         let len = z.len();
@@ -1579,8 +1583,8 @@ fn setop(store: &mut Store, spec: &Spec, a: &Args, now: u64, op: Op, to_key: boo
         return out.int(len as i64);
     }
     header(out, result.len(), withscores);
-    for (s, m) in result {
-        element(out, s, m, withscores);
+    for (s, m) in &result {
+        element(out, *s, m, withscores);
     }
 }
 
