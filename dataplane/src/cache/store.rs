@@ -273,12 +273,6 @@ impl Store {
         }
     }
 
-    /// The collection object at `index` (as an entry names it): for commands that read
-    /// several keys' objects at once (ZUNION, ZINTER ...), after finding their indexes.
-    pub fn obj_at(&self, index: u32) -> Option<&Obj> {
-        self.objects.get(index as usize)?.as_ref()
-    }
-
     /// The collection object an entry names.
     pub fn obj(&self, e: &Entry) -> Option<&Obj> {
         if !e.is_object() {
@@ -288,7 +282,7 @@ impl Store {
     }
 
     /// The collection object at `index` (from [`Store::obj_index_of`]): lets a command that
-    /// reads several keys at once (SINTER ...) hold all their objects together.
+    /// reads several keys at once (SINTER, ZUNION ...) hold all their objects together.
     pub fn obj_at(&self, index: u32) -> Option<&Obj> {
         self.objects.get(index as usize)?.as_ref()
     }

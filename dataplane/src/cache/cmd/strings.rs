@@ -7,8 +7,8 @@ use crate::cache::entry::{Entry, KIND_STR};
 use crate::cache::op::{Pair, Res};
 use crate::cache::slot::key_slot;
 use crate::cache::store::{Found, Store};
-use crate::proto::resp::command::{Cmd, Spec};
 use crate::limits::STRING_BYTES_MAX;
+use crate::proto::resp::command::{Cmd, Spec};
 use crate::proto::resp::errors::{
     invalid_expire, wrong_args, NAN_OR_INF, NOT_FLOAT, NOT_INT, OVERFLOW, STRING_TOO_LONG, SYNTAX,
     WRONGTYPE,

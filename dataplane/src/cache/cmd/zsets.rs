@@ -19,6 +19,7 @@ use crate::cache::entry::{Entry, KIND_ZSET};
 use crate::cache::glob::glob_match;
 use crate::cache::slot::key_slot;
 use crate::cache::store::{xorshift64, Found, Store, WrongType};
+use crate::cache::types::set::Member;
 use crate::cache::types::zset::cmp_key;
 use crate::cache::types::{Obj, Set, Zset};
 use crate::limits::ZRANDMEMBER_REPLY_BYTES_MAX;
@@ -1402,9 +1403,8 @@ impl<'a> Src<'a> {
         match self {
             Src::None => None,
             Src::Zset(z) => z.score(m),
-            // TODO(sets): `s.contains(m).then_some(1.0)` once the set type's API lands
-            // (branch f-sets); `setop` refuses plain sets until then, so this is not reached.
-            Src::Set(_) => None,
+            // A plain set's members score 1, as in Redis.
+            Src::Set(s) => s.contains(m).then_some(1.0),
         }
     }
 
@@ -1414,17 +1414,16 @@ impl<'a> Src<'a> {
         match *self {
             Src::None => Box::new(std::iter::empty()),
             Src::Zset(z) => Box::new(z.iter().map(|(s, m)| (s, Cow::Borrowed(m)))),
-            // TODO(sets): once the set type's API lands (branch f-sets: `Set::iter()` yields
-            // `Member::{Int, Bytes}`):
-            // `Box::new(s.iter().map(|m| (1.0, match m { Member::Bytes(b) =>
-            //     Cow::Borrowed(b), m => Cow::Owned(m.to_vec()) })))`; see `score`.
-            Src::Set(_) => Box::new(std::iter::empty()),
+            Src::Set(s) => Box::new(s.iter().map(|m| {
+                let member = match m {
+                    Member::Bytes(b) => Cow::Borrowed(b),
+                    m => Cow::Owned(m.to_vec()),
+                };
+                (1.0, member)
+            })),
         }
     }
 }
-
-/// Plain sets as inputs wait for the set type's member API (being built alongside).
-const SETS_AS_INPUT: &str = "ERR sets as sorted-set inputs are not served yet";
 
 fn setop(store: &mut Store, spec: &Spec, a: &Args, now: u64, op: Op, to_key: bool, out: &mut Out) {
     let nk = if to_key { 2 } else { 1 };
@@ -1503,12 +1502,6 @@ fn setop(store: &mut Store, spec: &Spec, a: &Args, now: u64, op: Op, to_key: boo
             _ => Src::None,
         })
         .collect();
-    if srcs
-        .iter()
-        .any(|s| matches!(s, Src::Set(s) if !s.is_empty()))
-    {
-        return out.error(SETS_AS_INPUT);
-    }
     // Smallest input first for union and intersection (Redis sorts them so too).
     let mut order: Vec<usize> = (0..n).collect();
     if op != Op::Diff {
@@ -2349,6 +2342,27 @@ mod tests {
         assert!(used > 1499 * 10);
         run(&mut s, 0, "DEL big u small");
         assert!(s.used_bytes < used / 10, "{}", s.used_bytes);
+        s.check();
+    }
+
+    #[test]
+    fn plain_sets_are_inputs_with_score_one() {
+        let mut s = store();
+        run(&mut s, 0, "SADD st a b 7");
+        run(&mut s, 0, "ZADD z 2 a 5 c");
+        assert_eq!(
+            run(&mut s, 0, "ZUNION 2 z st WITHSCORES"),
+            "*8\r\n$1\r\n7\r\n$1\r\n1\r\n$1\r\nb\r\n$1\r\n1\r\n$1\r\na\r\n$1\r\n3\r\n$1\r\nc\r\n$1\r\n5\r\n"
+        );
+        assert_eq!(
+            run(&mut s, 0, "ZINTERSTORE d 2 z st WEIGHTS 1 10"),
+            ":1\r\n"
+        );
+        assert_eq!(run(&mut s, 0, "ZSCORE d a"), "$2\r\n12\r\n");
+        assert_eq!(
+            run(&mut s, 0, "ZDIFF 2 st z"),
+            "*2\r\n$1\r\n7\r\n$1\r\nb\r\n"
+        );
         s.check();
     }
 }

@@ -185,12 +185,6 @@ pub const WEIGHT_NOT_FLOAT: &str = "ERR weight value is not a float";
 pub const LIMIT_NEGATIVE: &str = "ERR LIMIT can't be negative";
 pub const NUMKEYS_NOT_POSITIVE: &str = "ERR numkeys should be greater than 0";
 pub const COUNT_NOT_POSITIVE: &str = "ERR count should be greater than 0";
-pub const MUST_BE_POSITIVE: &str = "ERR value is out of range, must be positive";
-pub const OUT_OF_RANGE: &str = "ERR value is out of range";
-pub const TIMEOUT_NOT_FLOAT: &str = "ERR timeout is not a float or out of range";
-pub const TIMEOUT_NEGATIVE: &str = "ERR timeout is negative";
-/// Redis 7.0 overflows here; 7.2 answers this.
-pub const TIMEOUT_OUT_OF_RANGE: &str = "ERR timeout is out of range";
 /// ZRANDMEMBER with a repeat count whose reply passes `ZRANDMEMBER_REPLY_BYTES_MAX` (Redis
 /// has no such bound: it stops at the client's output limit).
 pub const ZRANDMEMBER_TOO_LARGE: &str = "ERR ZRANDMEMBER reply too large: ask for fewer members";
