@@ -63,6 +63,7 @@ pub fn exec(store: &mut Store, spec: &Spec, a: &Args, slot: u16, now: u64, out: 
         Cmd::Copy => copy(store, a, now, out),
         Cmd::Object => object(store, a, now, out),
         Cmd::Memory => memory(store, a, now, out),
+        Cmd::Sort | Cmd::SortRo => super::sort::sort(store, spec, a, now, out),
         _ => out.error(&wrong_args(spec.name)),
     }
 }

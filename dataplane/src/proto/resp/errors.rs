@@ -198,3 +198,9 @@ pub fn at_least_one_key(command: &str) -> String {
 pub fn out_of_range_between(min: i64, max: i64) -> String {
     format!("ERR value is out of range, value must between {min} and {max}")
 }
+
+// ----- SORT -------------------------------------------------------------------------------
+
+pub const SORT_NOT_DOUBLE: &str = "ERR One or more scores can't be converted into double";
+pub const SORT_BY_ACROSS_SHARDS: &str = "ERR BY option of SORT denied in Cluster mode when keys formed by the pattern may be in different slots.";
+pub const SORT_GET_ACROSS_SHARDS: &str = "ERR GET option of SORT denied in Cluster mode when keys formed by the pattern may be in different slots.";

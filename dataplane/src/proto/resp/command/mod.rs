@@ -96,6 +96,8 @@ pub enum Cmd {
     Discard,
     Watch,
     Unwatch,
+    Sort,
+    SortRo,
     Lists(lists::ListCmd),
     Sets(sets::SetCmd),
     Zsets(zsets::ZsetCmd),
@@ -136,6 +138,8 @@ pub enum KeySpec {
     /// The number of keys is argument `at`, the keys follow it; with `lead`, argument 1 is
     /// a key too (ZUNIONSTORE's destination).
     NumKeys { at: usize, lead: bool },
+    /// Argument 1, and the argument after each `word` (SORT ... STORE destination).
+    KeyAndAfter { word: &'static str },
 }
 
 /// Latency histogram family; one HDR histogram per family per shard.
@@ -281,6 +285,17 @@ impl Spec {
                     f(a.get(1));
                 }
                 (at + 1, at + count, 1)
+            }
+            Route::Multi(KeySpec::KeyAndAfter { word }) => {
+                if n > 1 {
+                    f(a.get(1));
+                }
+                for i in 2..n.saturating_sub(1) {
+                    if a.eq(i, word) {
+                        f(a.get(i + 1));
+                    }
+                }
+                return;
             }
             _ => return,
         };
@@ -438,6 +453,15 @@ pub static TABLE: &[Spec] = &[
     s("pttl", Cmd::Pttl, 2, READONLY, R::Key, F::Keyspace),
     s("persist", Cmd::Persist, 2, WRITE, R::Key, F::Keyspace),
     s("type", Cmd::Type, 2, READONLY, R::Key, F::Keyspace),
+    s(
+        "sort",
+        Cmd::Sort,
+        -2,
+        WRITE | DENYOOM,
+        R::Multi(KeySpec::KeyAndAfter { word: "STORE" }),
+        F::Keyspace,
+    ),
+    s("sort_ro", Cmd::SortRo, -2, READONLY, R::Key, F::Keyspace),
     s("keys", Cmd::Keys, 2, READONLY, R::All, F::Keyspace),
     s("scan", Cmd::Scan, -2, READONLY, R::Cursor, F::Keyspace),
     s("hset", Cmd::Hset, -4, WRITE | DENYOOM, R::Key, F::Hash),
@@ -621,6 +645,9 @@ mod tests {
         let numkeys = |at, lead| Route::Multi(KeySpec::NumKeys { at, lead });
         assert_eq!(keys_of(range(1, -2, 1), "blpop a b 0"), ["a", "b"]);
         assert_eq!(keys_of(range(1, 2, 1), "lmove s d left right"), ["s", "d"]);
+        let sort = Route::Multi(KeySpec::KeyAndAfter { word: "STORE" });
+        assert_eq!(keys_of(sort, "sort l alpha store d limit 0 1"), ["l", "d"]);
+        assert_eq!(keys_of(sort, "sort l store"), ["l"]);
         assert_eq!(keys_of(range(2, -1, 1), "bitop and d x y"), ["d", "x", "y"]);
         assert_eq!(
             keys_of(numkeys(2, true), "zunionstore d 2 x y w"),
