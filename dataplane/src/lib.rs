@@ -8,6 +8,7 @@
 //! - [`redis`] and [`kafka`]: the front ends (what a request means);
 //! - [`cache`] and [`log`]: the stores (a shard's keyspace; its log partitions and their
 //!   I/O);
+//! - [`script`]: Lua scripting (EVAL, FUNCTION) over a shard's keyspace;
 //! - [`proto`]: the codecs; [`metrics`]; [`config`], [`limits`] and [`clock`]; [`datadir`]:
 //!   one node per data directory.
 
@@ -27,5 +28,6 @@ pub mod metrics;
 pub mod proto;
 pub mod redis;
 pub mod runtime;
+pub mod script;
 pub mod shard;
 pub mod txn;

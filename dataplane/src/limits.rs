@@ -165,3 +165,26 @@ pub const ZSET_NODE_KIDS_MAX: usize = 64;
 /// ZRANDMEMBER with a negative count (repeats allowed) is the one reply not bounded by the
 /// data: past this many bytes it is refused instead (Redis stops at its output limit).
 pub const ZRANDMEMBER_REPLY_BYTES_MAX: usize = 256 << 20;
+
+// ----- scripting --------------------------------------------------------------------------
+
+/// A script running this long is slow: it is logged, and on a one-shard node (where no other
+/// shard can take SCRIPT KILL) it is stopped if it has not written. Redis's
+/// `busy-reply-threshold` (`lua-time-limit`) default.
+pub const SCRIPT_BUSY_MS: u64 = 5_000;
+/// Lua instructions between two checks of a running script's clock and kill flag (Redis's
+/// count hook period).
+pub const SCRIPT_HOOK_INSTRUCTIONS: u32 = 100_000;
+/// FUNCTION LOAD runs a library's top level to register its functions; past this it is
+/// stopped (Redis's load timeout).
+pub const FUNCTION_LOAD_TIMEOUT_MS: u64 = 500;
+/// Nesting of a script's reply (and of a command reply a script reads) before the nested
+/// value is answered with an error: a table that contains itself would never end.
+pub const SCRIPT_REPLY_DEPTH_MAX: usize = 128;
+/// Memory one Lua state may hold; past it an allocation fails and the script errors, instead
+/// of the node running out of memory.
+pub const SCRIPT_MEMORY_MAX_BYTES: usize = 1 << 30;
+/// Lua invocations between two incremental garbage collection steps (Redis does 50).
+pub const SCRIPT_GC_PERIOD: u32 = 50;
+/// Nesting cjson.encode and cjson.decode accept (lua-cjson's default).
+pub const SCRIPT_JSON_DEPTH_MAX: usize = 1_000;

@@ -71,6 +71,7 @@ pub fn run(ctx: &mut Ctx, sess: &mut Session, id: u64, spec: &Spec, a: &Args) ->
                 o.bulk((us % 1_000_000).to_string().as_bytes());
             })
         }
+        Cmd::Scripts(_) => Local::Reply(encode(sess.resp3, |o| crate::script::admin(spec, a, o))),
         Cmd::Config => match server::config(ctx, a, sess.resp3) {
             Ok(local) => local,
             Err(e) => reply(sess, &|o| o.error(&e)),

@@ -64,6 +64,7 @@ impl Shard {
         let now = shared.clock.now();
         let now_ms = shared.clock.unix_ms();
         let range = SlotTable::range_of(id, n);
+        crate::script::attach(shared.scripts.clone(), id);
         let mut store = Store::new(
             range.start,
             range.len(),

@@ -68,6 +68,9 @@ pub struct NodeShared {
     /// (written by that shard once per loop turn when it changes; MULTI reads it to refuse
     /// queueing a write for that shard, as Redis refuses queueing when out of memory).
     pub refusing_writes: Vec<AtomicBool>,
+    /// Scripting's node-wide registry (cached scripts, function libraries) and each
+    /// shard's running script, for SCRIPT KILL from another shard.
+    pub scripts: Arc<crate::script::Shared>,
 }
 
 /// What a front end decided about one request.

@@ -115,6 +115,7 @@ impl Node {
             connections: AtomicUsize::new(0),
             draining: AtomicUsize::new(n),
             refusing_writes: (0..n).map(|_| AtomicBool::new(false)).collect(),
+            scripts: Arc::new(crate::script::Shared::new(n)),
         });
         let mesh = Mesh::new(n, cfg.ring_capacity);
         let ring_fds: Arc<Vec<AtomicI32>> = Arc::new((0..n).map(|_| AtomicI32::new(-1)).collect());

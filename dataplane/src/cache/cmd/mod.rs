@@ -66,7 +66,8 @@ pub fn exec_key(
         Family::Set => sets::exec(store, spec, a, slot, now, out),
         Family::Zset => zsets::exec(store, spec, a, slot, now, out),
         Family::Bitmap => bits::exec(store, spec, a, slot, now, out),
-        Family::Connection | Family::Server | Family::Transaction | Family::Script => {
+        Family::Script => crate::script::exec(store, spec, a, now, oom, out),
+        Family::Connection | Family::Server | Family::Transaction => {
             out.error(&wrong_args(spec.name))
         }
     }

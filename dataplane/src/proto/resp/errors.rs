@@ -204,3 +204,60 @@ pub fn out_of_range_between(min: i64, max: i64) -> String {
 pub const SORT_NOT_DOUBLE: &str = "ERR One or more scores can't be converted into double";
 pub const SORT_BY_ACROSS_SHARDS: &str = "ERR BY option of SORT denied in Cluster mode when keys formed by the pattern may be in different slots.";
 pub const SORT_GET_ACROSS_SHARDS: &str = "ERR GET option of SORT denied in Cluster mode when keys formed by the pattern may be in different slots.";
+
+// ----- scripting --------------------------------------------------------------------------
+
+pub const NOSCRIPT: &str = "NOSCRIPT No matching script. Please use EVAL.";
+pub const NOTBUSY: &str = "NOTBUSY No scripts in execution right now.";
+pub const UNKILLABLE: &str = "UNKILLABLE Sorry the script already executed write commands against the dataset. You can either wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command.";
+/// SCRIPT KILL (or FUNCTION STATS) while a function runs.
+pub const BUSY_FUNCTION: &str =
+    "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE.";
+/// FUNCTION KILL (or FUNCTION STATS) while an EVAL script runs.
+pub const BUSY_SCRIPT: &str =
+    "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.";
+pub const NUMKEYS_TOO_MANY: &str = "ERR Number of keys can't be greater than number of args";
+pub const NUMKEYS_NEGATIVE: &str = "ERR Number of keys can't be negative";
+pub const NUMKEYS_BAD: &str = "ERR Bad number of keys provided";
+pub const FUNCTION_NOT_FOUND: &str = "ERR Function not found";
+pub const LIBRARY_NOT_FOUND: &str = "ERR Library not found";
+pub const RO_WITH_WRITE_FLAG: &str =
+    "ERR Can not execute a script with write flag using *_ro command.";
+pub const SCRIPT_OOM: &str =
+    "OOM allow-oom flag is not set on the script, can not run it when used memory > 'maxmemory'";
+pub const SCRIPT_FLUSH_OPTION: &str = "ERR SCRIPT FLUSH only support SYNC|ASYNC option";
+pub const FUNCTION_FLUSH_OPTION: &str = "ERR FUNCTION FLUSH only supports SYNC|ASYNC option";
+pub const FUNCTION_CODE_MISSING: &str = "ERR Function code is missing";
+pub const FUNCTION_PAYLOAD: &str = "ERR DUMP payload version or checksum are wrong";
+pub const FUNCTION_RESTORE_POLICY: &str =
+    "ERR Wrong restore policy given, value should be either FLUSH, APPEND or REPLACE.";
+pub const LIBRARY_NAME_MISSING: &str = "ERR library name argument was not given";
+/// SCRIPT DEBUG: the Lua debugger needs a connection that stays with the script between
+/// steps; pinion has none.
+pub const SCRIPT_DEBUG: &str = "ERR SCRIPT DEBUG is not supported by pinion";
+
+/// Errors a script's `redis.call` raises, as Lua sees them (the `ERR ` is added there).
+pub mod script {
+    pub const NO_ARGS: &str = "Please specify at least one argument for this redis lib call";
+    pub const BAD_ARG: &str = "Lua redis lib command arguments must be strings or integers";
+    pub const UNKNOWN_COMMAND: &str = "Unknown Redis command called from script";
+    pub const ARITY: &str = "Wrong number of args calling Redis command from script";
+    pub const NOT_ALLOWED: &str = "This Redis command is not allowed from script";
+    pub const READ_ONLY: &str = "Write commands are not allowed from read-only scripts.";
+    pub const KILLED: &str = "Script killed by user with SCRIPT KILL...";
+    pub const LOAD_TIMEOUT: &str = "FUNCTION LOAD timeout";
+    /// pinion's own: a one-shard node has no other shard to take SCRIPT KILL.
+    pub const KILLED_SLOW: &str = "Script killed after running past the busy threshold: on a one-shard node no connection can reach SCRIPT KILL while it runs";
+    /// pinion's own: a command that must run on every shard.
+    pub const ALL_SHARDS: &str =
+        "This command spans every shard and is not allowed from a script on a node with several shards";
+
+    /// pinion's own: a script runs on the shard that owns the keys it declares, so a key it
+    /// did not declare may live elsewhere (or be held by a transaction there).
+    pub fn undeclared(key: &[u8]) -> String {
+        format!(
+            "Script attempted to access key '{}' that was not declared in KEYS: every key a script touches must be passed in KEYS",
+            super::printable(key)
+        )
+    }
+}
