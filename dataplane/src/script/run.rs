@@ -72,7 +72,7 @@ impl RunState {
 /// shard (SCRIPT KILL, FUNCTION KILL) stops it with Redis's error unless it has written.
 fn hook(st: &Rc<RunState>, lua: &Lua) -> mlua::Result<VmState> {
     if st.killed.get() {
-        return Err(mlua::Error::runtime(st.why.get()));
+        return stop(st, lua);
     }
     let slot = st.slot();
     let mut kill = slot.kill.load(std::sync::atomic::Ordering::SeqCst) && !st.dirty.get();
@@ -99,9 +99,28 @@ fn hook(st: &Rc<RunState>, lua: &Lua) -> mlua::Result<VmState> {
         tracing::warn!(shard = st.shard, "Lua script killed: {why}");
         st.why.set(why);
         arm_kill(st, lua)?;
-        return Err(mlua::Error::runtime(why));
+        return stop(st, lua);
     }
     Ok(VmState::Continue)
+}
+
+/// Raise the kill error, but only in the script's own code: the prelude code that runs the
+/// script under xpcall (and returns its result) must finish, or the error would escape
+/// past the message handler.
+fn stop(st: &Rc<RunState>, lua: &Lua) -> mlua::Result<VmState> {
+    let in_script = lua
+        .inspect_stack(0, |d| {
+            d.source()
+                .source
+                .as_deref()
+                .is_some_and(|s| s.starts_with('@'))
+        })
+        .unwrap_or(false);
+    if in_script {
+        Err(mlua::Error::runtime(st.why.get()))
+    } else {
+        Ok(VmState::Continue)
+    }
 }
 
 /// The script is killed: from now on the hook fires on every instruction and raises, so

@@ -602,6 +602,16 @@ fn the_time_limit_stops_a_runaway_read_only_script() {
     assert!(r.contains("Script killed"), "{r}");
     // The state is usable afterwards.
     assert_eq!(cmd(&mut s, &["EVAL", "return 1", "0"]), ":1\r\n");
+    // A function is stopped the same way, with its own name and line in the error.
+    let lib =
+        "#!lua name=spin\nredis.register_function('spin', function()\n while true do end end)";
+    assert_eq!(cmd(&mut s, &["FUNCTION", "LOAD", lib]), "$4\r\nspin\r\n");
+    let r = cmd(&mut s, &["FCALL", "spin", "0"]);
+    assert!(
+        r.starts_with("-ERR Script killed after running past the busy threshold"),
+        "{r}"
+    );
+    assert!(r.ends_with("script: spin, on @user_function:3.\r\n"), "{r}");
 }
 
 #[test]
