@@ -384,10 +384,10 @@ impl Bridge<'_, '_> {
     }
 }
 
-/// Commands a script may call: not NOSCRIPT ones, not transactions or connection state,
-/// not scripting itself.
+/// Commands a script may call: not NOSCRIPT ones (Redis 7 marks every blocking command
+/// so), not transactions or connection state, not scripting itself.
 fn allowed(spec: &Spec) -> bool {
-    if spec.flags & NOSCRIPT != 0 {
+    if spec.flags & NOSCRIPT != 0 || spec.blocking() {
         return false;
     }
     match spec.family {
