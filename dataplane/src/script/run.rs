@@ -367,7 +367,7 @@ impl Bridge<'_, '_> {
         let mut out = Out::new(&mut self.reply, self.session.resp3.get());
         let store = &mut *self.store;
         match spec.route {
-            Route::Local => local(spec, &a, &mut out),
+            Route::Local => local(spec, &a, self.now, &mut out),
             Route::Keys { step } => several_keys(store, spec, &a, step, self.now, &mut out),
             Route::All | Route::Cursor => every_shard(store, spec, &a, self.now, &mut out),
             Route::Key | Route::Multi(_) => exec_key(
@@ -395,14 +395,20 @@ fn allowed(spec: &Spec) -> bool {
         Family::Connection => matches!(spec.cmd, Cmd::Ping | Cmd::Echo | Cmd::Select),
         Family::Server => matches!(
             spec.cmd,
-            Cmd::Dbsize | Cmd::Flushdb | Cmd::Flushall | Cmd::Keys
+            Cmd::Dbsize | Cmd::Flushdb | Cmd::Flushall | Cmd::Keys | Cmd::Time
         ),
         _ => true,
     }
 }
 
-fn local(spec: &Spec, a: &Args, out: &mut Out) {
+fn local(spec: &Spec, a: &Args, now: u64, out: &mut Out) {
     match spec.cmd {
+        Cmd::Time => {
+            let us = now.saturating_mul(1000);
+            out.array(2);
+            out.bulk((us / 1_000_000).to_string().as_bytes());
+            out.bulk((us % 1_000_000).to_string().as_bytes());
+        }
         Cmd::Ping if a.len() == 1 => out.simple("PONG"),
         Cmd::Ping if a.len() == 2 => out.bulk(a.get(1)),
         Cmd::Echo => out.bulk(a.get(1)),

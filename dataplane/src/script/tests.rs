@@ -258,6 +258,15 @@ fn errors_are_worded_as_redis_words_them() {
         cmd(&mut s, &["EVAL", "return redis.call('ping')", "0"]),
         "+PONG\r\n"
     );
+    assert_eq!(
+        cmd(&mut s, &["EVAL", "return #redis.call('time')", "0"]),
+        ":2\r\n"
+    );
+    assert!(cmd(
+        &mut s,
+        &["EVAL", "return redis.pcall('blpop', 'l', 0)", "0"]
+    )
+    .contains("not allowed from script"));
     assert!(cmd(&mut s, &["EVAL", "#!lua flags=bad\nreturn 1", "0"])
         .starts_with("-ERR Unexpected flag in script shebang: bad"));
     assert!(cmd(&mut s, &["EVAL", "#!python\nreturn 1", "0"]).starts_with("-ERR Unexpected engine"));
