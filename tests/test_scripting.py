@@ -98,10 +98,34 @@ def test_scripts_run_on_the_shard_of_their_keys(node):
         c.close()
 
 
-def test_keys_on_two_shards_are_refused_with_crossslot(r):
+def test_a_script_over_keys_of_two_shards_runs_atomically(node):
+    """Keys without a common tag: the transaction framework gathers them, the script runs
+    once over all of them, and its writes land on both owners."""
     a, b = keys_on(0, 1, "x")[0], keys_on(1, 1, "x")[0]
-    with pytest.raises(redis.ResponseError, match="don't hash to the same shard"):
-        r.eval("return 1", 2, a, b)
+    c = node.client()
+    c.set(a, 10)
+    c.set(b, 5)
+    moved = c.eval(
+        """
+        local from = tonumber(redis.call('get', KEYS[1]))
+        local n = tonumber(ARGV[1])
+        if from < n then return redis.error_reply('ERR not enough') end
+        redis.call('decrby', KEYS[1], n)
+        redis.call('incrby', KEYS[2], n)
+        return {redis.call('get', KEYS[1]), redis.call('get', KEYS[2])}
+        """,
+        2, a, b, 3,
+    )
+    assert moved == [b"7", b"8"]
+    assert c.mget(a, b) == [b"7", b"8"]
+    with pytest.raises(redis.ResponseError, match="not enough"):
+        c.eval("if tonumber(redis.call('get', KEYS[1])) < 100 then return redis.error_reply('ERR not enough') end", 2, a, b)
+    # An undeclared key is refused there too: it is not in the gathered store.
+    other = keys_on(0, 1, "y")[0]
+    with pytest.raises(redis.ResponseError, match="not declared in KEYS"):
+        c.eval("redis.call('set', ARGV[1], 1)", 2, a, b, other)
+    assert c.get(other) is None
+    c.close()
 
 
 def test_undeclared_keys_are_refused_and_untouched(node):

@@ -4,9 +4,11 @@
 //! Owner and lifecycle: every shard has its own Lua states in a thread-local [`Engine`]
 //! (one for EVAL scripts, one for function libraries, as Redis keeps them apart); a script
 //! runs to completion on the shard's thread, so it is atomic on that shard and never
-//! crosses threads. A script runs on the shard that owns the keys it declares; on a node
-//! with several shards every key it touches must be declared ([`run`] refuses the others
-//! with a clear error rather than touch a key another shard owns).
+//! crosses threads. A script runs on the shard that owns the keys it declares (or, over
+//! keys of several shards, on a scratch store the transaction framework fills with them:
+//! `redis/gather.rs`); so on a node with several shards every key it touches must be
+//! declared, and [`run`] refuses the others with a clear error rather than touch a key
+//! this store does not hold.
 //!
 //! What must be the same on every shard (the script bodies that EVAL or SCRIPT LOAD
 //! cached, the function libraries) lives once in the node's [`Shared`] registry. Each
@@ -37,7 +39,6 @@ use std::time::Instant;
 use mlua::Function;
 
 use crate::cache::cmd::OomCheck;
-use crate::cache::slot::SLOTS;
 use crate::cache::store::Store;
 use crate::limits::SCRIPT_BUSY_MS;
 use crate::proto::resp::command::scripting::ScriptCmd;
@@ -612,7 +613,7 @@ impl Engine {
             read_only,
             allow_oom,
             oom_at_start,
-            strict: store.slot_range() != (0..SLOTS),
+            strict: shared.nshards > 1,
             command: Vec::new(),
             shared: &shared,
             shard,
@@ -657,7 +658,7 @@ impl Engine {
             read_only,
             allow_oom,
             oom_at_start,
-            strict: store.slot_range() != (0..SLOTS),
+            strict: shared.nshards > 1,
             command: (0..a.len()).map(|i| a.get(i).to_vec()).collect(),
             shared: &shared,
             shard,

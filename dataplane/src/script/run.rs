@@ -38,7 +38,8 @@ pub struct Invocation<'a> {
     pub allow_oom: bool,
     /// The shard was out of memory when the script started (Redis checks once, before).
     pub oom_at_start: bool,
-    /// Every key a command touches must be declared (a node with several shards).
+    /// Every key a command touches must be declared (a node with several shards: the
+    /// script's store holds only the declared keys for sure).
     pub strict: bool,
     /// The whole command, for FUNCTION STATS.
     pub command: Vec<Vec<u8>>,

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use super::*;
 use crate::cache::cmd::testing::store;
-use crate::cache::slot::key_slot;
+use crate::cache::slot::{key_slot, SLOTS};
 use crate::proto::resp::command::lookup;
 
 /// Run one command given as separate arguments against `s`; the raw RESP2 reply.
