@@ -327,6 +327,16 @@ fn config_set(ctx: &Ctx, a: &Args) -> Result<Vec<Setting>, String> {
         };
         settings.push(setting);
     }
+    // The script time limit is node-wide; it applies once every pair has checked out.
+    for s in &settings {
+        if let Setting::Inert { index, value } = s {
+            if INERT_SETTINGS[*index].name == "busy-reply-threshold" {
+                if let Ok(ms) = value.parse::<u64>() {
+                    ctx.node.scripts.set_busy_ms(ms);
+                }
+            }
+        }
+    }
     Ok(settings)
 }
 
