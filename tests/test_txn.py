@@ -362,8 +362,9 @@ def test_queueing_a_write_for_a_full_shard_is_refused_from_any_connection(start)
     """Redis refuses to queue commands while out of memory. A write for a shard over its
     limit (noeviction) is refused on every connection, whichever shard it sits on; EXEC
     then aborts, DISCARD still works, and writes for the other shard queue normally."""
-    node = start("--maxmemory", "400kb", "--eviction", "noeviction")
+    node = start("--eviction", "noeviction")
     r = node.client()
+    r.config_set("maxmemory", r.info("memory")["used_memory"] + 400 * 1024)
     # A CONFIG SET error inside EXEC is worded as Redis words it.
     pipe = r.pipeline(transaction=True)
     pipe.config_set("maxmemory", "bla")
@@ -466,8 +467,10 @@ def test_exec_that_fits_memory_when_it_starts_applies_whole(start):
     """EXEC checks memory once, before it runs: a transaction admitted then runs every
     command, even when an earlier one takes the shard over the limit (Redis does not
     re-check inside EXEC). MSETNX after a big SET is not refused half-way."""
-    node = start("--maxmemory", "64kb", "--eviction", "noeviction")
+    node = start("--eviction", "noeviction")
     raw, r = Raw(node.port), node.client()
+    # 64 KiB above what an empty node uses (its stores' fixed tables), split over the shards.
+    r.config_set("maxmemory", r.info("memory")["used_memory"] + 64 * 1024)
     big, a, b = keys_on(0, 3, "m")
     assert raw.cmd("MULTI") == b"+OK\r\n"
     assert raw.cmd("SET", big, "v" * 100_000) == b"+QUEUED\r\n"

@@ -50,7 +50,12 @@ pub struct Store {
     objects: Vec<Option<Obj>>,
     free_objects: Vec<u32>,
     hasher: DefaultHashBuilder,
+    /// Bytes of the stored data: entries, collection objects and their bookkeeping.
     pub used_bytes: usize,
+    /// Bytes of the store's own fixed structures (a table head and a list position per
+    /// owned slot), allocated at start whatever is stored: part of `used_memory`, as
+    /// Redis's start-up memory is part of its own.
+    pub fixed_bytes: usize,
     pub keys: usize,
     pub ttl_keys: usize,
     /// 0 means no limit.
@@ -97,6 +102,7 @@ impl Store {
     pub fn new(first_slot: usize, count: usize, seed: u64) -> Store {
         let mut tables = Vec::with_capacity(count);
         tables.resize_with(count, SlotTable::default);
+        let fixed_bytes = count * (std::mem::size_of::<SlotTable>() + std::mem::size_of::<u32>());
         Store {
             first_slot,
             tables,
@@ -106,6 +112,7 @@ impl Store {
             free_objects: Vec::new(),
             hasher: DefaultHashBuilder::default(),
             used_bytes: 0,
+            fixed_bytes,
             keys: 0,
             ttl_keys: 0,
             maxmemory_bytes: 0,
@@ -628,7 +635,12 @@ impl Store {
 
     /// Over the memory limit?
     pub fn over_limit(&self) -> bool {
-        self.maxmemory_bytes > 0 && self.used_bytes > self.maxmemory_bytes
+        self.maxmemory_bytes > 0 && self.used_memory() > self.maxmemory_bytes
+    }
+
+    /// INFO's `used_memory` for this shard: the data and the store's fixed structures.
+    pub fn used_memory(&self) -> usize {
+        self.used_bytes + self.fixed_bytes
     }
 
     /// Would a write that may grow memory be refused now (over the limit, and nothing may be

@@ -335,7 +335,7 @@ fn memory(store: &mut Store, a: &Args, now: u64, out: &mut Out) {
         }
         "stats" => {
             let keys = store.keys as i64;
-            let used = store.used_bytes as i64;
+            let used = store.used_memory() as i64;
             out.map(5);
             out.bulk(b"peak.allocated");
             out.int(used);

@@ -194,7 +194,7 @@ pub fn info(store: &Store) -> Res {
     Res::Info(ShardInfo {
         keys: store.keys as u64,
         expires: store.ttl_keys as u64,
-        used_bytes: store.used_bytes as u64,
+        used_bytes: store.used_memory() as u64,
         maxmemory_bytes: store.maxmemory_bytes as u64,
         hits: store.stats.hits,
         misses: store.stats.misses,
