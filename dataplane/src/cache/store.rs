@@ -923,7 +923,7 @@ mod tests {
             let k = format!("k{i}");
             let _ = s.read(key_slot(k.as_bytes()), k.as_bytes(), 0);
         }
-        s.maxmemory_bytes = s.used_bytes / 2;
+        s.maxmemory_bytes = s.fixed_bytes + s.used_bytes / 2;
         assert!(s.make_room(0));
         s.check();
         let hot_left = (100..200).filter(|i| {

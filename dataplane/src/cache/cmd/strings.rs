@@ -340,7 +340,7 @@ mod tests {
     #[test]
     fn noeviction_refuses_writes_over_the_limit() {
         let mut s = store();
-        s.maxmemory_bytes = 200;
+        s.maxmemory_bytes = s.fixed_bytes + 200;
         for i in 0..10 {
             run(&mut s, 0, &format!("SET key{i} 0123456789"));
         }
