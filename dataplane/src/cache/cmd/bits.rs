@@ -75,7 +75,8 @@ fn edit<R>(
         Some(e) if e.kind() != KIND_STR => return Err(WrongType),
         Some(e) => e.value().len() < len,
         None => {
-            store.put(slot, Entry::string(key, b"", None, 0), now);
+            // Made at its final length: one write, as Redis counts it.
+            store.put(slot, Entry::string(key, &vec![0; len], None, 0), now);
             true
         }
     };
