@@ -20,6 +20,8 @@ command -v kcat >/dev/null || need_apt+=(kcat)
 # test_log.py attaches strace to check the shards make no blocking file calls.
 command -v strace >/dev/null || need_apt+=(strace)
 command -v python3 >/dev/null || need_apt+=(python3 python3-pip)
+# The embedded Lua (mlua, vendored Lua 5.1) is compiled from C.
+command -v cc >/dev/null || need_apt+=(gcc libc6-dev)
 # pinion-bench's PNG/SVG plots draw their labels with DejaVu Sans.
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need_apt+=(fonts-dejavu-core)
 if [ ${#need_apt[@]} -gt 0 ]; then
