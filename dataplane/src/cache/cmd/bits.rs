@@ -71,18 +71,21 @@ fn edit<R>(
     now: u64,
     f: impl FnOnce(&mut [u8], bool) -> (R, bool),
 ) -> Result<R, WrongType> {
-    let grows = match store.peek(slot, key, now) {
+    let (grows, created) = match store.peek(slot, key, now) {
         Some(e) if e.kind() != KIND_STR => return Err(WrongType),
-        Some(e) => e.value().len() < len,
+        Some(e) => (e.value().len() < len, false),
         None => {
-            // Made at its final length: one write, as Redis counts it.
+            // Made at its final length: one write, as Redis counts it (the put was it).
             store.put(slot, Entry::string(key, &vec![0; len], None, 0), now);
-            true
+            (true, true)
         }
     };
     // The key is a live string now, so `edit_str` finds it.
     store
-        .edit_str(slot, key, len, now, |v| f(v, grows))
+        .edit_str(slot, key, len, now, |v| {
+            let (r, changed) = f(v, grows);
+            (r, changed && !created)
+        })
         .ok_or(WrongType)
 }
 
@@ -1839,5 +1842,19 @@ mod tests {
             }
         }
         assert_eq!(popcount(&[0xFF; 1001]), 8008);
+    }
+
+    #[test]
+    fn a_write_that_creates_its_key_counts_once() {
+        let mut s = store();
+        let c0 = s.changes;
+        run(&mut s, 0, "SETBIT a 0 0");
+        run(&mut s, 0, "BITFIELD b SET i5 0 0");
+        assert_eq!(s.changes, c0 + 2);
+        run(&mut s, 0, "SETBIT a 0 0");
+        run(&mut s, 0, "BITFIELD b SET i5 0 0");
+        assert_eq!(s.changes, c0 + 2, "no change, no write");
+        run(&mut s, 0, "SETBIT a 0 1");
+        assert_eq!(s.changes, c0 + 3);
     }
 }
