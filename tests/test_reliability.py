@@ -96,3 +96,18 @@ def test_a_topic_named_twice_in_create_topics_is_refused_whole(node):
     admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{node.kafka_port}"})
     md = admin.list_topics(timeout=10)
     assert "once" in md.topics and "twice" not in md.topics
+
+
+def test_scan_cursor_past_the_last_slot_and_client_names_with_spaces_are_refused(node):
+    from conftest import Raw
+
+    raw = Raw(node.port)
+    assert raw.cmd("SCAN", "16384") == b"-ERR invalid cursor\r\n"
+    assert raw.cmd("SCAN", "99999999999999999999") == b"-ERR invalid cursor\r\n"
+    assert raw.cmd("SCAN", "16383").startswith(b"*2\r\n")
+    bad = b"-ERR Client names cannot contain spaces, newlines or special characters.\r\n"
+    assert raw.cmd("HELLO", "3", "SETNAME", "a b") == bad
+    assert raw.cmd("CLIENT", "SETNAME", "a\nb") == bad
+    assert raw.cmd("CLIENT", "GETNAME") == b"$-1\r\n"
+    assert raw.cmd("HELLO", "2", "SETNAME", "worker-1").startswith(b"*")
+    assert raw.cmd("CLIENT", "GETNAME") == b"$8\r\nworker-1\r\n"

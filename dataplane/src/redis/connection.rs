@@ -122,6 +122,9 @@ fn hello(ctx: &Ctx, sess: &mut Session, id: u64, a: &Args) -> Local {
             auth = Some((a.get(i + 1), a.get(i + 2)));
             i += 3;
         } else if a.eq(i, "SETNAME") && i + 1 < a.len() {
+            if !valid_client_name(a.get(i + 1)) {
+                return err(sess, errors::CLIENT_NAME);
+            }
             name = Some(a.get(i + 1).to_vec());
             i += 2;
         } else {
@@ -163,13 +166,19 @@ fn hello(ctx: &Ctx, sess: &mut Session, id: u64, a: &Args) -> Local {
     }))
 }
 
+/// A client name has no spaces, newlines or other special characters (Redis's rule, for
+/// CLIENT SETNAME and HELLO SETNAME alike).
+fn valid_client_name(name: &[u8]) -> bool {
+    name.iter().all(|&b| b > b' ' && b <= b'~')
+}
+
 fn client(sess: &mut Session, id: u64, a: &Args) -> Local {
     let sub = a.get(1).to_ascii_uppercase();
     let r3 = sess.resp3;
     let reply = |f: &dyn Fn(&mut Out)| Local::Reply(encode(r3, f));
     match (sub.as_slice(), a.len()) {
         (b"SETNAME", 3) => {
-            if a.get(2).iter().any(|&b| b <= b' ' || b > b'~') {
+            if !valid_client_name(a.get(2)) {
                 return reply(&|o| o.error(errors::CLIENT_NAME));
             }
             sess.name = (!a.get(2).is_empty()).then(|| a.get(2).to_vec());

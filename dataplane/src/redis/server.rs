@@ -73,8 +73,9 @@ fn scan(ctx: &Ctx, a: Args) -> Result<Plan, String> {
         .and_then(|s| s.parse::<u64>().ok())
     {
         Some(c) if c < SLOTS as u64 => c as usize,
-        Some(_) => 0,
-        None => return Err(errors::INVALID_CURSOR.into()),
+        // pinion's cursors are slots: a larger one was never handed out. Starting over
+        // instead would send a client with a corrupt cursor round and round.
+        _ => return Err(errors::INVALID_CURSOR.into()),
     };
     let (mut count, mut pattern, mut kind) = (10usize, None, None);
     let mut i = 2;
