@@ -111,3 +111,27 @@ def test_scan_cursor_past_the_last_slot_and_client_names_with_spaces_are_refused
     assert raw.cmd("CLIENT", "GETNAME") == b"$-1\r\n"
     assert raw.cmd("HELLO", "2", "SETNAME", "worker-1").startswith(b"*")
     assert raw.cmd("CLIENT", "GETNAME") == b"$8\r\nworker-1\r\n"
+
+
+def test_before_auth_only_small_requests_are_read(start):
+    """As Redis: with a password, a connection that has not authenticated may send at most 10
+    arguments of 16 KiB each; a larger declared length is refused at its header, so no
+    unauthenticated client makes the node buffer hundreds of MB."""
+    from conftest import Raw
+
+    n = start("--requirepass", "secret")
+    raw = Raw(n.port)
+    raw.send(b"*2\r\n$3\r\nSET\r\n$490000000\r\n" + b"x" * 1000)
+    assert raw.read_reply() == b"-ERR Protocol error: unauthenticated bulk length\r\n"
+    assert raw.closed_by_peer()
+    raw = Raw(n.port)
+    raw.send(b"*11\r\n")
+    assert raw.read_reply() == b"-ERR Protocol error: unauthenticated multibulk length\r\n"
+    assert raw.closed_by_peer()
+    # Small requests before AUTH are answered; after AUTH, large values are fine.
+    raw = Raw(n.port)
+    assert raw.cmd("PING").startswith(b"-NOAUTH")
+    assert raw.cmd("AUTH", "secret") == b"+OK\r\n"
+    big = "v" * 100_000
+    assert raw.cmd("SET", "k", big) == b"+OK\r\n"
+    assert raw.cmd("STRLEN", "k") == b":100000\r\n"

@@ -44,6 +44,10 @@ pub const BULK_BYTES_DEFAULT: usize = 512 * 1024 * 1024;
 pub const MULTIBULK_LEN_MAX: usize = 1024 * 1024;
 /// Bytes of an inline request line, and of a multibulk or bulk header (Redis: 64 KiB).
 pub const INLINE_BYTES_MAX: usize = 64 * 1024;
+/// Arguments, and bytes of one argument, a connection may send before it authenticates
+/// (Redis's own limits for unauthenticated clients).
+pub const UNAUTHENTICATED_MULTIBULK_LEN_MAX: usize = 10;
+pub const UNAUTHENTICATED_BULK_BYTES_MAX: usize = 16 * 1024;
 /// Commands one MULTI may queue. Redis has no count limit, only the query buffer; a count
 /// keeps one transaction's locks and messages bounded.
 pub const MULTI_QUEUED_MAX: usize = 100_000;

@@ -120,7 +120,16 @@ impl Shard {
     fn resp_frame(&mut self, slot: u32, buf: &[u8]) -> Took {
         let mut args = std::mem::take(&mut self.args);
         let mut scratch = std::mem::take(&mut self.scratch);
-        let took = match parse::parse(buf, &self.limits, &mut args, &mut scratch) {
+        let authed = self
+            .conns
+            .get(slot)
+            .is_some_and(|c| matches!(&c.proto, Proto::Resp(s) if s.authed));
+        let limits = if authed {
+            self.limits
+        } else {
+            self.limits.unauthenticated()
+        };
+        let took = match parse::parse(buf, &limits, &mut args, &mut scratch) {
             Err(e) => {
                 self.metrics.counters.protocol_errors += 1;
                 tracing::debug!(shard = self.id, error = %e, "protocol error; closing");

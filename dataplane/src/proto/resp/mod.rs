@@ -31,6 +31,10 @@ pub enum WireError {
     BigBulkCount,
     #[error("unbalanced quotes in request")]
     UnbalancedQuotes,
+    #[error("unauthenticated multibulk length")]
+    UnauthenticatedMultibulkLength,
+    #[error("unauthenticated bulk length")]
+    UnauthenticatedBulkLength,
 }
 
 impl WireError {

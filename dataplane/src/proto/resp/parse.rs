@@ -20,6 +20,24 @@ pub struct Limits {
     pub bulk_bytes_max: usize,
     pub multibulk_len_max: usize,
     pub inline_bytes_max: usize,
+    /// The limits of a connection that has not authenticated yet (their breach is worded
+    /// as Redis words it).
+    pub unauthenticated: bool,
+}
+
+impl Limits {
+    /// What a connection may send before AUTH succeeds: as Redis, 10 arguments of at most
+    /// 16 KiB each, so no client that has not authenticated makes the node hold much.
+    pub fn unauthenticated(&self) -> Limits {
+        Limits {
+            bulk_bytes_max: self.bulk_bytes_max.min(limits::UNAUTHENTICATED_BULK_BYTES_MAX),
+            multibulk_len_max: self
+                .multibulk_len_max
+                .min(limits::UNAUTHENTICATED_MULTIBULK_LEN_MAX),
+            inline_bytes_max: self.inline_bytes_max,
+            unauthenticated: true,
+        }
+    }
 }
 
 impl Default for Limits {
@@ -28,6 +46,7 @@ impl Default for Limits {
             bulk_bytes_max: limits::BULK_BYTES_DEFAULT,
             multibulk_len_max: limits::MULTIBULK_LEN_MAX,
             inline_bytes_max: limits::INLINE_BYTES_MAX,
+            unauthenticated: false,
         }
     }
 }
@@ -134,7 +153,11 @@ pub fn parse(
         return Ok(Frame::Empty { consumed: pos });
     }
     if count as u64 > limits.multibulk_len_max as u64 {
-        return Err(WireError::MultibulkLength);
+        return Err(if limits.unauthenticated {
+            WireError::UnauthenticatedMultibulkLength
+        } else {
+            WireError::MultibulkLength
+        });
     }
     let count = count as usize;
     // Reserve at most what the buffer could hold, so a hostile count cannot make us allocate.
@@ -153,8 +176,15 @@ pub fn parse(
             return Ok(Frame::Incomplete);
         };
         let len = parse_i64(&buf[pos + 1..eol]).ok_or(WireError::BulkLength)?;
-        if len < 0 || len as u64 > limits.bulk_bytes_max as u64 {
+        if len < 0 {
             return Err(WireError::BulkLength);
+        }
+        if len as u64 > limits.bulk_bytes_max as u64 {
+            return Err(if limits.unauthenticated {
+                WireError::UnauthenticatedBulkLength
+            } else {
+                WireError::BulkLength
+            });
         }
         let start = eol + 2;
         let end = start + len as usize;
