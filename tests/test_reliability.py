@@ -135,3 +135,61 @@ def test_before_auth_only_small_requests_are_read(start):
     big = "v" * 100_000
     assert raw.cmd("SET", "k", big) == b"+OK\r\n"
     assert raw.cmd("STRLEN", "k") == b":100000\r\n"
+
+
+def test_out_of_descriptors_on_accept_neither_floods_the_log_nor_locks_clients_out(tmp_path):
+    """EMFILE on accept: a line a second at most (it was a tight loop writing 600 MB of log in
+    5 s), the clients already served go on, and once descriptors free up new clients are
+    served again."""
+    import resource
+    import socket
+    import subprocess
+    import time
+    import urllib.request
+
+    from conftest import Raw, binary, free_port
+
+    port, admin = free_port(), free_port()
+    log = tmp_path / "pinion.log"
+
+    def low_limit():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
+
+    proc = subprocess.Popen(
+        [binary(), "--cores", "0", "--resp-listen", f"127.0.0.1:{port}",
+         "--kafka-listen", f"127.0.0.1:{free_port()}", "--admin-listen", f"127.0.0.1:{admin}",
+         "--data-dir", str(tmp_path / "data")],
+        stdout=open(log, "wb"), stderr=subprocess.STDOUT, preexec_fn=low_limit,
+    )
+    try:
+        deadline = time.time() + 15
+        while "pinion ready" not in log.read_text(errors="replace"):
+            assert proc.poll() is None and time.time() < deadline, log.read_text()
+            time.sleep(0.02)
+        keep = Raw(port)
+        assert keep.cmd("PING") == b"+PONG\r\n"
+        socks = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(100)]
+        deadline = time.time() + 10
+        while "accept failed" not in log.read_text(errors="replace"):
+            assert time.time() < deadline, "no accept ever failed"
+            time.sleep(0.05)
+        time.sleep(2)  # a flood would show here
+        lines = log.read_text(errors="replace").count("accept failed")
+        assert 1 <= lines <= 6, lines
+        assert keep.cmd("PING") == b"+PONG\r\n"
+        for s in socks:
+            s.close()
+        deadline = time.time() + 10
+        while True:
+            try:
+                fresh = Raw(port, timeout=2)
+                if fresh.cmd("PING") == b"+PONG\r\n":
+                    break
+            except OSError:
+                pass
+            assert time.time() < deadline, "new clients stayed locked out"
+        body = urllib.request.urlopen(f"http://127.0.0.1:{admin}/metrics", timeout=5).read().decode()
+        assert "pinion_accept_errors" in body
+    finally:
+        proc.terminate()
+        assert proc.wait(20) == 0

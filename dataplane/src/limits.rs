@@ -8,6 +8,8 @@ use std::time::Duration;
 
 /// The periodic tick: active expiry, retention, interval fsync, shutdown progress.
 pub const TICK: Duration = Duration::from_millis(100);
+/// At most one log line per this interval for failing accepts (EMFILE floods).
+pub const ACCEPT_ERROR_LOG_INTERVAL: Duration = Duration::from_secs(1);
 /// How long a long-polling fetch waits before asking its partitions again.
 pub const FETCH_POLL: Duration = Duration::from_millis(5);
 /// Rounds of flushing dirty connections per loop turn (a close after the last send can

@@ -55,6 +55,8 @@ pub struct Counters {
     pub log_partition_slots: u64,
     /// Gauge: blocking commands (BLPOP ...) parked on this shard's keys.
     pub blocked_clients: u64,
+    /// Accepts that failed (EMFILE and the like).
+    pub accept_errors: u64,
 }
 
 /// `add(&mut self, other)`: every field of `other` added into `self`, for structs of
@@ -93,6 +95,7 @@ summed!(Counters {
     log_partitions,
     log_partition_slots,
     blocked_clients,
+    accept_errors,
 });
 
 impl Counters {
@@ -224,6 +227,12 @@ impl Counters {
                 "Blocking commands (BLPOP ...) parked on the shard's keys",
                 self.blocked_clients,
                 true,
+            ),
+            (
+                "pinion_accept_errors",
+                "Accepts that failed (out of descriptors or memory: retried every tick)",
+                self.accept_errors,
+                false,
             ),
         ]
     }

@@ -8,7 +8,8 @@ use std::sync::atomic::Ordering;
 use super::conn::{Conn, Life, Proto, RecvState, SendState};
 use super::{Drain, Shard, LISTENER_KAFKA};
 use crate::limits::{
-    FETCH_POLL, FLUSH_ROUNDS_PER_TURN, QUERY_PAUSE_BYTES, SEND_BUF_KEEP_BYTES, TICK,
+    ACCEPT_ERROR_LOG_INTERVAL, FETCH_POLL, FLUSH_ROUNDS_PER_TURN, QUERY_PAUSE_BYTES,
+    SEND_BUF_KEEP_BYTES, TICK,
 };
 use crate::proto::resp::errors::MAX_CLIENTS;
 use crate::redis::Session;
@@ -90,14 +91,58 @@ impl Shard {
 
     // ----- accept ---------------------------------------------------------------------------
 
+    /// An accept failed: logged at most once per `ACCEPT_ERROR_LOG_INTERVAL`, with how many
+    /// were not logged since.
+    fn log_accept_error(&mut self, res: i32) {
+        let due = self
+            .accept_error_logged
+            .is_none_or(|at| self.now.saturating_duration_since(at) >= ACCEPT_ERROR_LOG_INTERVAL);
+        if !due {
+            self.accept_errors_unlogged += 1;
+            return;
+        }
+        let unlogged = std::mem::take(&mut self.accept_errors_unlogged);
+        self.accept_error_logged = Some(self.now);
+        tracing::warn!(
+            shard = self.id,
+            error = %std::io::Error::from_raw_os_error(-res),
+            more_since_last_line = unlogged,
+            "accept failed (new clients wait; retried every tick)"
+        );
+    }
+
+    /// Listeners whose accept stopped for want of descriptors or memory accept again.
+    pub(super) fn resume_accepting(&mut self) {
+        if self.drain != Drain::Serving {
+            self.accept_paused.clear();
+            return;
+        }
+        for which in std::mem::take(&mut self.accept_paused) {
+            self.arm_accept(which);
+        }
+    }
+
     pub(super) fn on_accept(&mut self, c: Completion) {
         let which = c.owner.index;
+        // Out of descriptors or memory: accepting again at once would fail again at once
+        // (a tight loop, a log line each time). Wait for the next tick instead.
+        let starved = matches!(
+            -c.res,
+            libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM
+        );
         if !c.more && self.drain == Drain::Serving {
-            self.arm_accept(which);
+            if starved {
+                if !self.accept_paused.contains(&which) {
+                    self.accept_paused.push(which);
+                }
+            } else {
+                self.arm_accept(which);
+            }
         }
         let Some(fd) = c.accepted_fd() else {
             if c.res != -libc::ECANCELED {
-                tracing::warn!(shard = self.id, error = %std::io::Error::from_raw_os_error(-c.res), "accept failed");
+                self.metrics.counters.accept_errors += 1;
+                self.log_accept_error(c.res);
             }
             return;
         };

@@ -159,6 +159,11 @@ pub struct Shard {
     fast_timer: bool,
     /// Blocking commands parked on this shard's keys (`blocked.rs`).
     waiters: Waiters,
+    /// Listeners whose accept stopped on EMFILE/ENFILE/ENOBUFS/ENOMEM, re-armed next tick.
+    accept_paused: Vec<u32>,
+    /// When an accept failure was last logged, and how many failed since without a line.
+    accept_error_logged: Option<Instant>,
+    accept_errors_unlogged: u64,
     /// What this shard last published in `NodeShared::refusing_writes`.
     refusing_writes: bool,
     /// Shards to ring this turn (reused).
@@ -296,6 +301,7 @@ impl Shard {
 
     fn on_tick(&mut self) {
         self.arm_tick();
+        self.resume_accepting();
         let budget = self.shared.cfg.expire_keys_per_tick;
         // Like Redis: repeat while a large share of what was examined had expired.
         for _ in 0..crate::limits::EXPIRE_ROUNDS_PER_TICK {

@@ -30,7 +30,9 @@ impl Limits {
     /// 16 KiB each, so no client that has not authenticated makes the node hold much.
     pub fn unauthenticated(&self) -> Limits {
         Limits {
-            bulk_bytes_max: self.bulk_bytes_max.min(limits::UNAUTHENTICATED_BULK_BYTES_MAX),
+            bulk_bytes_max: self
+                .bulk_bytes_max
+                .min(limits::UNAUTHENTICATED_BULK_BYTES_MAX),
             multibulk_len_max: self
                 .multibulk_len_max
                 .min(limits::UNAUTHENTICATED_MULTIBULK_LEN_MAX),
