@@ -193,3 +193,36 @@ def test_out_of_descriptors_on_accept_neither_floods_the_log_nor_locks_clients_o
     finally:
         proc.terminate()
         assert proc.wait(20) == 0
+
+
+def test_each_protocol_has_its_own_connection_limit_and_kafka_is_closed_not_sent_resp(start):
+    """Kafka clients over their limit were sent RESP's '-ERR max number of clients reached',
+    which kcat read as a 759517778-byte response. Now each protocol counts its own
+    connections; a Kafka client over the limit is closed, a RESP one gets Redis's error."""
+    import socket
+    import struct
+
+    from conftest import Raw
+    from test_kafka import api_versions_v0, kafka_request
+
+    n = start("--max-connections", "2", "--max-kafka-connections", "2")
+    resp = [Raw(n.port), Raw(n.port)]
+    for r in resp:
+        assert r.cmd("PING") == b"+PONG\r\n"
+    kafka = []
+    for _ in range(2):
+        s = socket.create_connection(("127.0.0.1", n.kafka_port), timeout=5)
+        payload = api_versions_v0()
+        s.sendall(struct.pack(">i", len(payload)) + payload)
+        assert len(s.recv(4)) == 4  # answered: two RESP clients did not use up Kafka's room
+        kafka.append(s)
+    extra = socket.create_connection(("127.0.0.1", n.kafka_port), timeout=5)
+    assert extra.recv(100) == b""  # closed, no RESP text
+    extra.close()
+    third = Raw(n.port)
+    assert third.read_reply() == b"-ERR max number of clients reached\r\n"
+    for s in kafka:
+        s.close()
+    # The two RESP clients stay; the Kafka room frees up once the node has seen the closes.
+    n.wait_metric("pinion_connections_open", 2)
+    assert kafka_request(n.kafka_port, api_versions_v0())[:4] == struct.pack(">i", 7)

@@ -123,9 +123,15 @@ pub struct Config {
     #[arg(long, default_value_t = 4096)]
     pub ring_capacity: usize,
 
-    /// Client connections across the node; further ones get an error and are closed.
+    /// RESP client connections across the node (Redis's maxclients); further ones get
+    /// `-ERR max number of clients reached` and are closed.
     #[arg(long, default_value_t = 10_000)]
     pub max_connections: usize,
+
+    /// Kafka client connections across the node; further ones are closed at once (a Kafka
+    /// client reads no RESP error).
+    #[arg(long, default_value_t = 10_000)]
+    pub max_kafka_connections: usize,
 
     /// Largest bulk string a request may carry (Redis's proto-max-bulk-len).
     #[arg(long, default_value = "512mb", value_parser = parse_bytes)]
@@ -188,7 +194,7 @@ pub enum ConfigError {
     QueryBuffer { query: usize, bulk: usize },
     #[error("--max-inflight-per-conn must be at least 1")]
     Inflight,
-    #[error("--max-connections must be at least 1")]
+    #[error("--max-connections and --max-kafka-connections must be at least 1")]
     Connections,
     #[error("--max-message-bytes ({message}) must fit in --max-request-bytes ({request})")]
     MessageBytes { message: usize, request: usize },
@@ -233,7 +239,7 @@ impl Config {
         if self.max_inflight_per_conn == 0 {
             return Err(ConfigError::Inflight);
         }
-        if self.max_connections == 0 {
+        if self.max_connections == 0 || self.max_kafka_connections == 0 {
             return Err(ConfigError::Connections);
         }
         let recv = self.recv_buffers as usize * self.recv_buffer_bytes as usize;

@@ -6,7 +6,7 @@ use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
 
 use super::conn::{Conn, Life, Proto, RecvState, SendState};
-use super::{Drain, Shard, LISTENER_KAFKA};
+use super::{Drain, Shard, LISTENER_KAFKA, LISTENER_RESP};
 use crate::limits::{
     ACCEPT_ERROR_LOG_INTERVAL, FETCH_POLL, FLUSH_ROUNDS_PER_TURN, QUERY_PAUSE_BYTES,
     SEND_BUF_KEEP_BYTES, TICK,
@@ -151,7 +151,12 @@ impl Shard {
             self.io.close_fd(fd, Owner::new(Kind::Close, u32::MAX, 0));
             return;
         }
-        let open = self.shared.connections.fetch_add(1, Ordering::Relaxed) + 1;
+        let kind = if which == LISTENER_KAFKA {
+            LISTENER_KAFKA
+        } else {
+            LISTENER_RESP
+        };
+        let open = self.shared.connections[kind as usize].fetch_add(1, Ordering::Relaxed) + 1;
         let (slot, gen) = self.conns.reserve();
         self.next_client += 1;
         let id = self.next_client * self.shared.nshards as u64 + self.id as u64;
@@ -164,9 +169,17 @@ impl Shard {
         let mut conn = Conn::new(fd, gen, id, proto);
         self.metrics.counters.connections_accepted += 1;
         self.metrics.counters.connections_open += 1;
-        if open > self.shared.cfg.max_connections {
+        let max = if kind == LISTENER_KAFKA {
+            self.shared.cfg.max_kafka_connections
+        } else {
+            self.shared.cfg.max_connections
+        };
+        if open > max {
             self.metrics.counters.connections_rejected += 1;
-            conn.reply(|o| o.error(MAX_CLIENTS));
+            // A RESP client reads Redis's error; a Kafka client is closed, as a broker does.
+            if kind == LISTENER_RESP {
+                conn.reply(|o| o.error(MAX_CLIENTS));
+            }
             conn.life = Life::Closing { abort: false };
             self.conns.insert(slot, conn);
             self.mark_dirty(slot);
@@ -383,7 +396,11 @@ impl Shard {
         let Some(conn) = self.conns.remove(slot, gen) else {
             return;
         };
-        self.shared.connections.fetch_sub(1, Ordering::Relaxed);
+        let kind = match conn.proto {
+            Proto::Kafka => LISTENER_KAFKA,
+            Proto::Resp(_) => LISTENER_RESP,
+        };
+        self.shared.connections[kind as usize].fetch_sub(1, Ordering::Relaxed);
         self.metrics.counters.connections_open -= 1;
         if conn.blocked {
             self.blocked.retain(|&s| s != slot);

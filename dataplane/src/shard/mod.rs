@@ -59,9 +59,10 @@ pub struct NodeShared {
     pub resp_port: u16,
     pub kafka_port: u16,
     pub clock: Arc<dyn Clock>,
-    /// Connections open across the node, for --max-connections (touched at accept and
-    /// close only, never per request).
-    pub connections: AtomicUsize,
+    /// Connections open across the node per protocol (indexed by `LISTENER_RESP` and
+    /// `LISTENER_KAFKA`), for --max-connections and --max-kafka-connections (touched at
+    /// accept and close only, never per request).
+    pub connections: [AtomicUsize; 2],
     /// Shards that have not finished draining at shutdown.
     pub draining: AtomicUsize,
     /// Per shard: over its memory limit with nothing it may evict, so writes are refused

@@ -112,7 +112,7 @@ impl Node {
             resp_port: resp_addr.port(),
             kafka_port: kafka_addr.port(),
             clock: clock.clone(),
-            connections: AtomicUsize::new(0),
+            connections: [AtomicUsize::new(0), AtomicUsize::new(0)],
             draining: AtomicUsize::new(n),
             refusing_writes: (0..n).map(|_| AtomicBool::new(false)).collect(),
             scripts: Arc::new(crate::script::Shared::new(n)),
