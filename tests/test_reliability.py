@@ -226,3 +226,39 @@ def test_each_protocol_has_its_own_connection_limit_and_kafka_is_closed_not_sent
     # The two RESP clients stay; the Kafka room frees up once the node has seen the closes.
     n.wait_metric("pinion_connections_open", 2)
     assert kafka_request(n.kafka_port, api_versions_v0())[:4] == struct.pack(">i", 7)
+
+
+def test_a_shard_that_cannot_recover_its_log_fails_the_node(start, tmp_path):
+    """After kill -9 with more partitions than `ulimit -n` allows, a shard could not open
+    them, yet the node logged "pinion ready" and its partitions failed for good. Now the
+    node exits at start-up and says what to raise."""
+    import resource
+    import subprocess
+
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    from conftest import binary, free_port
+
+    n = start()
+    admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{n.kafka_port}"})
+    for f in admin.create_topics([NewTopic("wide", 120)]).values():
+        f.result(30)
+    n.kill9()
+
+    def low_limit():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (96, 96))
+
+    out = subprocess.run(
+        [binary(), "--cores", "0", "--resp-listen", f"127.0.0.1:{free_port()}",
+         "--kafka-listen", f"127.0.0.1:{free_port()}", "--admin-listen", f"127.0.0.1:{free_port()}",
+         "--data-dir", str(n.data)],
+        capture_output=True, timeout=60, preexec_fn=low_limit,
+    )
+    text = (out.stdout + out.stderr).decode(errors="replace")
+    assert out.returncode != 0, text[-2000:]
+    assert "pinion ready" not in text
+    assert "ulimit -n" in text and "opening wide-" in text, text[-2000:]
+    # With enough descriptors the same data directory starts and serves every partition.
+    n.restart()
+    md = AdminClient({"bootstrap.servers": f"127.0.0.1:{n.kafka_port}"}).list_topics(timeout=10)
+    assert len(md.topics["wide"].partitions) == 120

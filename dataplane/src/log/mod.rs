@@ -67,6 +67,33 @@ impl LogCtx<'_> {
     }
 }
 
+/// Why a shard's log could not be recovered at start-up.
+#[derive(Debug, thiserror::Error)]
+pub enum RecoverError {
+    #[error("shard {shard}: reading the topics under --data-dir: {source} (if it says too many open files, raise `ulimit -n`)")]
+    Topics {
+        shard: usize,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("shard {shard}: opening {topic}-{partition}: {source} (if it says too many open files, raise `ulimit -n`)")]
+    Partition {
+        shard: usize,
+        topic: String,
+        partition: i32,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Errors that say the machine, not the data, is the problem.
+fn is_environment(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOMEM | libc::EACCES | libc::EPERM)
+    )
+}
+
 /// The log side of a shard: the topic table and the partitions this shard owns.
 #[derive(Default)]
 pub struct Logs {
@@ -94,13 +121,29 @@ pub struct Logs {
 impl Logs {
     /// Load the topic table and recover the partitions shard `me` owns (start-up: blocking
     /// I/O is fine here).
-    pub fn recover(cfg: &Config, me: usize, owner: &SlotTable, now_ms: u64) -> Logs {
+    ///
+    /// A partition whose files do not recover is logged and left out (its topic answers
+    /// for it with an error). A failure of the environment (no file descriptors, no memory,
+    /// no permission) fails the shard's start instead, and so the node's: serving on would
+    /// leave every partition it could not open failing for good.
+    pub fn recover(
+        cfg: &Config,
+        me: usize,
+        owner: &SlotTable,
+        now_ms: u64,
+    ) -> Result<Logs, RecoverError> {
         let mut logs = Logs::default();
         let metas = match topics::load_all(&cfg.data_dir, cfg.topic_defaults()) {
             Ok(m) => m,
+            Err(e) if is_environment(&e) => {
+                return Err(RecoverError::Topics {
+                    shard: me,
+                    source: e,
+                })
+            }
             Err(e) => {
                 tracing::error!(shard = me, error = %e, "reading the topics under --data-dir failed");
-                return logs;
+                return Ok(logs);
             }
         };
         for meta in metas {
@@ -112,6 +155,14 @@ impl Logs {
                     Ok(ps) => {
                         logs.add_part(ps);
                     }
+                    Err(e) if is_environment(&e) => {
+                        return Err(RecoverError::Partition {
+                            shard: me,
+                            topic: meta.name.clone(),
+                            partition: p,
+                            source: e,
+                        })
+                    }
                     Err(e) => {
                         tracing::error!(topic = %meta.name, partition = p, error = %e, "opening a partition failed")
                     }
@@ -119,7 +170,7 @@ impl Logs {
             }
             logs.topics.insert(meta.name.clone(), meta);
         }
-        logs
+        Ok(logs)
     }
 
     /// No operation in flight that the log waits for (the shard may exit).

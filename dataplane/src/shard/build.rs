@@ -27,6 +27,8 @@ pub struct ShardInit {
     pub mesh: Endpoint,
     pub control_rx: mpsc::Receiver<Control>,
     pub control_fd: OwnedFd,
+    /// The log partitions this shard owns, recovered before the node reported ready.
+    pub logs: Logs,
 }
 
 /// Why a shard could not start, in words that say what to change.
@@ -74,7 +76,7 @@ impl Shard {
         store.policy = cfg.eviction;
         store.samples = cfg.eviction_samples;
         let owner = SlotTable::new(n);
-        let logs = Logs::recover(cfg, id, &owner, now_ms);
+        let logs = init.logs;
         let limits = Limits {
             bulk_bytes_max: cfg.max_bulk_bytes,
             ..Limits::default()

@@ -151,6 +151,22 @@ impl Node {
                             return ShardMetrics::new(i);
                         }
                     };
+                    // Recovery blocks on files, which is fine before serving; a shard that
+                    // cannot recover its log fails the node's start.
+                    let owner = crate::mesh::SlotTable::new(shared.nshards);
+                    let logs = match crate::log::Logs::recover(
+                        &shared.cfg,
+                        i,
+                        &owner,
+                        shared.clock.unix_ms(),
+                    ) {
+                        Ok(logs) => logs,
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e.to_string()));
+                            barrier.wait();
+                            return ShardMetrics::new(i);
+                        }
+                    };
                     ring_fds[i].store(io.ring_fd(), Ordering::Release);
                     let _ = ready_tx.send(Ok(i));
                     barrier.wait();
@@ -169,6 +185,7 @@ impl Node {
                         mesh,
                         control_rx,
                         control_fd,
+                        logs,
                     };
                     Shard::build(io, init).run()
                 })?;
