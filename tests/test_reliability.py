@@ -286,3 +286,16 @@ def test_an_expiry_storm_expires_every_key_counts_each_once_and_resetstat_clears
     assert r.ping()
     r.config_resetstat()
     assert r.info("stats")["expired_keys"] == 0
+
+
+def test_idle_admin_connections_do_not_keep_metrics_from_others(node):
+    """The admin endpoint served one connection at a time (each idle one held it for its
+    read timeout): 2000 idle connections made /metrics unreachable."""
+    import socket
+    import urllib.request
+
+    idle = [socket.create_connection(("127.0.0.1", node.admin_port), timeout=5) for _ in range(2000)]
+    body = urllib.request.urlopen(f"http://127.0.0.1:{node.admin_port}/metrics", timeout=5).read()
+    assert b"pinion_commands_total" in body or b"pinion_" in body
+    for s in idle:
+        s.close()

@@ -110,6 +110,12 @@ pub const HUGE_ALLOC_BYTES: usize = 1 << 30;
 
 // ----- metrics ----------------------------------------------------------------------------
 
+/// Admin HTTP connections served at once (each on a small thread, with timeouts); more are
+/// closed at once.
+pub const ADMIN_CONNECTIONS_MAX: usize = 4096;
+/// Stack of an admin connection's thread (it parses a request line and writes text).
+pub const ADMIN_THREAD_STACK_BYTES: usize = 256 << 10;
+
 /// Largest latency a histogram records (ns); longer ones are clamped.
 pub const HIST_MAX_NS: u64 = 60_000_000_000;
 

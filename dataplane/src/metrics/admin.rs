@@ -1,29 +1,49 @@
 //! The admin HTTP endpoint: `GET /metrics` (Prometheus text) and `GET /histograms` (the same
-//! text `--hist-dump` writes). A plain blocking thread outside the shards; it asks the
-//! shards for copies of their metrics through their control channels, so serving it never
-//! blocks a shard.
+//! text `--hist-dump` writes). Plain blocking threads outside the shards: one accepts, and
+//! each connection gets a short-lived thread with read and write timeouts (at most
+//! `ADMIN_CONNECTIONS_MAX` at once; more are closed at once), so idle or slow connections
+//! cannot keep `/metrics` from others. Metrics are copied from the shards through their
+//! control channels, so serving them never blocks a shard.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::ShardMetrics;
+use crate::limits::{ADMIN_CONNECTIONS_MAX, ADMIN_THREAD_STACK_BYTES};
 
 /// Collects every shard's metrics (None if a shard did not answer in time).
 pub type Snapshot = Arc<dyn Fn() -> Option<Vec<ShardMetrics>> + Send + Sync>;
 
-/// Serve until `stop` is set. Each request is handled in turn; requests are tiny.
+/// Serve until `stop` is set.
 pub fn serve(listener: TcpListener, snapshot: Snapshot, stop: Arc<AtomicBool>) {
+    let open = Arc::new(AtomicUsize::new(0));
     for stream in listener.incoming() {
         if stop.load(Ordering::Relaxed) {
             break;
         }
         match stream {
             Ok(s) => {
-                if let Err(e) = handle(s, &snapshot) {
-                    tracing::debug!(error = %e, "admin request failed");
+                if open.load(Ordering::Relaxed) >= ADMIN_CONNECTIONS_MAX {
+                    drop(s); // over the bound: closed at once
+                    continue;
+                }
+                open.fetch_add(1, Ordering::Relaxed);
+                let (snapshot, done) = (snapshot.clone(), open.clone());
+                let spawned = std::thread::Builder::new()
+                    .name("admin-conn".into())
+                    .stack_size(ADMIN_THREAD_STACK_BYTES)
+                    .spawn(move || {
+                        if let Err(e) = handle(s, &snapshot) {
+                            tracing::debug!(error = %e, "admin request failed");
+                        }
+                        done.fetch_sub(1, Ordering::Relaxed);
+                    });
+                if let Err(e) = spawned {
+                    open.fetch_sub(1, Ordering::Relaxed);
+                    tracing::warn!(error = %e, "admin connection thread failed to start");
                 }
             }
             Err(e) => {
