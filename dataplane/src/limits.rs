@@ -202,3 +202,13 @@ pub const SCRIPT_MEMORY_MAX_BYTES: usize = 1 << 30;
 pub const SCRIPT_GC_PERIOD: u32 = 50;
 /// Nesting cjson.encode and cjson.decode accept (lua-cjson's default).
 pub const SCRIPT_JSON_DEPTH_MAX: usize = 1_000;
+
+// ----- scripting: cmsgpack ----------------------------------------------------------------
+
+/// Tables nested deeper than this are packed as nil (lua-cmsgpack's LUACMSGPACK_MAX_NESTING),
+/// which also bounds a table that contains itself.
+pub const SCRIPT_MSGPACK_DEPTH_MAX: usize = 16;
+/// Nesting the decoder follows before it calls the input malformed (bounds the recursion).
+pub const SCRIPT_MSGPACK_DECODE_DEPTH_MAX: usize = 512;
+/// Values `cmsgpack.unpack` returns at once at most (a Lua call's returns sit on its stack).
+pub const SCRIPT_MSGPACK_RETURNS_MAX: usize = 4000;

@@ -294,37 +294,36 @@ fn table_to_reply(t: &Table, resp3: bool, out: &mut Out, depth: usize) {
             return;
         }
     }
+    // Each collection is walked twice (count, then write), holding one element at a time:
+    // a Lua reference per element held at once would exhaust mlua's reference stack (about
+    // 8000 slots) on a large reply, and that is a panic, not an error.
     if let Ok(Value::Table(m)) = t.raw_get::<Value>("map") {
-        let pairs: Vec<(Value, Value)> = m.pairs::<Value, Value>().filter_map(Result::ok).collect();
-        out.map(pairs.len());
-        for (k, v) in &pairs {
-            lua_to_reply(k, resp3, out, depth + 1);
-            lua_to_reply(v, resp3, out, depth + 1);
+        let n = m.pairs::<Value, Value>().filter(Result::is_ok).count();
+        out.map(n);
+        for (k, v) in m.pairs::<Value, Value>().filter_map(Result::ok).take(n) {
+            lua_to_reply(&k, resp3, out, depth + 1);
+            lua_to_reply(&v, resp3, out, depth + 1);
         }
         return;
     }
     if let Ok(Value::Table(s)) = t.raw_get::<Value>("set") {
-        let keys: Vec<Value> = s
-            .pairs::<Value, Value>()
-            .filter_map(Result::ok)
-            .map(|(k, _)| k)
-            .collect();
-        out.set(keys.len());
-        for k in &keys {
-            lua_to_reply(k, resp3, out, depth + 1);
+        let n = s.pairs::<Value, Value>().filter(Result::is_ok).count();
+        out.set(n);
+        for (k, _) in s.pairs::<Value, Value>().filter_map(Result::ok).take(n) {
+            lua_to_reply(&k, resp3, out, depth + 1);
         }
         return;
     }
-    let mut items = Vec::new();
-    for i in 1.. {
-        match t.raw_get::<Value>(i) {
-            Ok(Value::Nil) | Err(_) => break,
-            Ok(v) => items.push(v),
-        }
+    let mut n = 0;
+    while !matches!(t.raw_get::<Value>(n + 1), Ok(Value::Nil) | Err(_)) {
+        n += 1;
     }
-    out.array(items.len());
-    for v in &items {
-        lua_to_reply(v, resp3, out, depth + 1);
+    out.array(n);
+    for i in 1..=n {
+        match t.raw_get::<Value>(i) {
+            Ok(v) => lua_to_reply(&v, resp3, out, depth + 1),
+            Err(_) => out.null(),
+        }
     }
 }
 

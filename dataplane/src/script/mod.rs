@@ -27,6 +27,7 @@
 pub mod admin;
 pub mod convert;
 pub mod libs;
+pub mod msgpack;
 pub mod run;
 pub mod vm;
 

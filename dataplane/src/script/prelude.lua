@@ -5,7 +5,7 @@
 --
 -- Redis 7 patches its Lua with read-only tables. Stock Lua 5.1 has none, so the same
 -- guarantees come from proxies here: every table a script can reach that it must not
--- change (the globals, redis, string, table, math, coroutine, bit, cjson) is an empty
+-- change (the globals, redis, string, table, math, coroutine, bit, cjson, cmsgpack) is an empty
 -- proxy whose metatable reads through to the real table and refuses writes with Redis's
 -- words, "Attempt to modify a readonly table". The real tables are upvalues of this chunk
 -- only. getmetatable answers an empty read-only table for any of them, and setmetatable,
@@ -310,6 +310,7 @@ end
 G.redis = protect(redis)
 G.bit = protect(raw.bit)
 G.cjson = protect(cjson)
+G.cmsgpack = protect(raw.cmsgpack)
 G.string = protect(string)
 G.table = protect(table)
 G.math = protect(math)

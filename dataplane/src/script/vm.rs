@@ -175,6 +175,7 @@ impl Vm {
         raw.raw_set("version_num", version_num)?;
         raw.raw_set("bit", libs::bit(&lua)?)?;
         raw.raw_set("cjson", libs::cjson(&lua)?)?;
+        raw.raw_set("cmsgpack", super::msgpack::cmsgpack(&lua)?)?;
         if mode == Mode::Function {
             let s = session.clone();
             raw.raw_set(
