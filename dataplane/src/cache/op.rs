@@ -171,15 +171,20 @@ impl Forwarded<'_> {
 
     /// May it run now: does nothing queued hold any of its keys?
     pub fn free<W>(&self, sched: &Scheduler<W>, origin: ConnId, a: &Args) -> bool {
-        if self.spec.route == Route::Key {
-            return sched.free_for_key(origin, self.key, self.mode);
-        }
-        let mut free = true;
-        self.spec.for_each_key(a, |k| {
-            free = free && sched.free_for_key(origin, k, self.mode)
-        });
-        free
+        keys_free(sched, origin, self.spec, a)
     }
+}
+
+/// May `spec`'s command in `a`, from `origin`, run now on this shard: does nothing queued
+/// hold any of its keys (in the command's mode)? No allocation.
+pub fn keys_free<W>(sched: &Scheduler<W>, origin: ConnId, spec: &Spec, a: &Args) -> bool {
+    let mode = key_mode(spec);
+    if spec.route == Route::Key {
+        return sched.free_for_key(origin, a.get(1), mode);
+    }
+    let mut free = true;
+    spec.for_each_key(a, |k| free = free && sched.free_for_key(origin, k, mode));
+    free
 }
 
 /// Look a forwarded command up once: what it is and what it touches.

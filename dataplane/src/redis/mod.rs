@@ -23,7 +23,7 @@ use std::time::Instant;
 pub use session::Session;
 
 use crate::cache::cmd::{exec_key, OomCheck};
-use crate::cache::op::{key_mode, Op as CacheOp};
+use crate::cache::op::{keys_free, Op as CacheOp};
 use crate::cache::slot::key_slot;
 use crate::cache::store::Store;
 use crate::clock::Clock;
@@ -151,11 +151,23 @@ fn refuse(conn: &mut Conn, msg: &str) -> Act {
 /// A single-key command: here when this shard owns the key and nothing holds it, else on
 /// its owner (or through this shard's scheduler, when a transaction holds the key).
 fn single_key(ctx: &mut Ctx, conn: &mut Conn, spec: &'static Spec, a: Args) -> Act {
-    let slot = key_slot(a.get(1));
-    let shard = ctx.owner.shard(slot);
+    let shard = ctx.owner.shard(key_slot(a.get(1)));
+    here_or_forward(ctx, conn, spec, a, shard)
+}
+
+/// A command whose keys (if any) `shard` owns: run here when that is this shard and nothing
+/// holds its keys, else forwarded to `shard` (or through this shard's scheduler).
+fn here_or_forward(
+    ctx: &mut Ctx,
+    conn: &mut Conn,
+    spec: &'static Spec,
+    a: Args,
+    shard: usize,
+) -> Act {
     if shard == ctx.me {
-        if ctx.sched.free_for_key(ctx.conn, a.get(1), key_mode(spec)) {
+        if keys_free(ctx.sched, ctx.conn, spec, &a) {
             let (store, now) = (&mut *ctx.store, ctx.now_ms);
+            let slot = key_slot(a.get(1));
             conn.reply(|out| exec_key(store, spec, &a, slot, now, OomCheck::Refuse, out));
             ctx.record(spec.family);
             return Act::Done;

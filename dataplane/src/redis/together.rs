@@ -11,9 +11,9 @@
 //! ([`errors::BLOCKING_CROSSSHARD`]): no one shard can park it.
 
 use super::join::{Join, Plan};
-use super::{gather, launch, refuse, session, Ctx};
-use crate::cache::cmd::{exec_key, try_blocking, Attempt, OomCheck};
-use crate::cache::op::{key_mode, Op as CacheOp};
+use super::{gather, here_or_forward, launch, refuse, session, Ctx};
+use crate::cache::cmd::{try_blocking, Attempt};
+use crate::cache::op::{keys_free, Op as CacheOp};
 use crate::cache::slot::key_slot;
 use crate::proto::resp::command::Spec;
 use crate::proto::resp::errors;
@@ -53,26 +53,7 @@ pub fn dispatch(ctx: &mut Ctx, conn: &mut Conn, spec: &'static Spec, a: Args, fr
     if spec.blocking() {
         return blocking(ctx, conn, spec, a, frame, shard);
     }
-    if shard == ctx.me {
-        let mode = key_mode(spec);
-        let mut free = true;
-        spec.for_each_key(&a, |k| {
-            free = free && ctx.sched.free_for_key(ctx.conn, k, mode)
-        });
-        if free {
-            let (store, now) = (&mut *ctx.store, ctx.now_ms);
-            let slot = key_slot(a.get(1));
-            conn.reply(|out| exec_key(store, spec, &a, slot, now, OomCheck::Refuse, out));
-            ctx.record(spec.family);
-            return Act::Done;
-        }
-    } else if !ctx.mesh.room(shard, 1) {
-        return Act::Blocked;
-    }
-    Act::Forward {
-        shard,
-        family: spec.family,
-    }
+    here_or_forward(ctx, conn, spec, a, shard)
 }
 
 /// A blocking command whose keys `shard` owns.
@@ -85,7 +66,7 @@ fn blocking(
     shard: usize,
 ) -> Act {
     let resp3 = conn.resp3();
-    if shard == ctx.me && free(ctx, spec, &a) {
+    if shard == ctx.me && keys_free(ctx.sched, ctx.conn, spec, &a) {
         let mut buf = Vec::new();
         let (store, now) = (&mut *ctx.store, ctx.now_ms);
         if try_blocking(store, spec, &a, now, &mut Out::new(&mut buf, resp3)) == Attempt::Answered {
@@ -113,14 +94,4 @@ fn blocking(
         }
     }
     act
-}
-
-/// Does nothing queued on this shard hold any of the command's keys?
-fn free(ctx: &Ctx, spec: &Spec, a: &Args) -> bool {
-    let mode = key_mode(spec);
-    let mut free = true;
-    spec.for_each_key(a, |k| {
-        free = free && ctx.sched.free_for_key(ctx.conn, k, mode)
-    });
-    free
 }

@@ -11,7 +11,7 @@
 use super::Shard;
 use crate::cache::cmd::{timed_out, try_blocking, Attempt};
 use crate::cache::entry::{KIND_LIST, KIND_ZSET};
-use crate::cache::op::{self as cache, key_mode, parse_frame};
+use crate::cache::op::{self as cache, keys_free, parse_frame};
 use crate::cache::slot::key_slot;
 use crate::mesh::Reply;
 use crate::proto::resp::command::{lookup, Family, Spec};
@@ -158,12 +158,7 @@ impl Shard {
             if !live {
                 return true;
             }
-            let mode = key_mode(spec);
-            let mut free = true;
-            spec.for_each_key(&a, |k| {
-                free = free && self.sched.free_for_key(w.origin, k, mode);
-            });
-            if !free {
+            if !keys_free(&self.sched, w.origin, spec, &a) {
                 return false;
             }
             let mut buf = Vec::new();
