@@ -632,25 +632,15 @@ mod tests {
     use super::super::{exec_key, try_blocking, Attempt, OomCheck};
     use crate::cache::slot::key_slot;
     use crate::cache::store::{Found, Store};
+    use crate::proto::resp::args::split_words;
     use crate::proto::resp::command::lookup;
     use crate::proto::resp::errors::*;
     use crate::proto::resp::write::Out;
     use crate::proto::resp::Args;
 
-    fn args(line: &str) -> (Vec<u8>, Vec<(usize, usize)>) {
-        let mut src = Vec::new();
-        let mut ranges = Vec::new();
-        for w in line.split(' ') {
-            let s = src.len();
-            src.extend_from_slice(w.as_bytes());
-            ranges.push((s, src.len()));
-        }
-        (src, ranges)
-    }
-
     /// Run a command line with the reply in RESP3.
     fn run3(s: &mut Store, line: &str) -> String {
-        let (src, ranges) = args(line);
+        let (src, ranges) = split_words(line);
         let a = Args {
             src: &src,
             ranges: &ranges,
@@ -665,7 +655,7 @@ mod tests {
 
     /// One attempt of a blocking command, at `now` ms.
     fn attempt(s: &mut Store, now: u64, line: &str) -> (Attempt, String) {
-        let (src, ranges) = args(line);
+        let (src, ranges) = split_words(line);
         let a = Args {
             src: &src,
             ranges: &ranges,

@@ -155,14 +155,7 @@ pub(crate) mod testing {
 
     /// Run one command line against a store and return the raw RESP2 reply.
     pub fn run(store: &mut Store, now: u64, line: &str) -> String {
-        let words: Vec<&str> = line.split(' ').collect();
-        let mut src = Vec::new();
-        let mut ranges = Vec::new();
-        for w in &words {
-            let s = src.len();
-            src.extend_from_slice(w.as_bytes());
-            ranges.push((s, src.len()));
-        }
+        let (src, ranges) = crate::proto::resp::args::split_words(line);
         let a = Args {
             src: &src,
             ranges: &ranges,

@@ -34,3 +34,17 @@ impl<'a> Args<'a> {
         self.get(i).eq_ignore_ascii_case(word.as_bytes())
     }
 }
+
+/// Tests: a command line split on single spaces into the buffer and ranges an [`Args`]
+/// borrows (`Args { src: &src, ranges: &ranges }`).
+#[cfg(test)]
+pub fn split_words(line: &str) -> (Vec<u8>, Vec<(usize, usize)>) {
+    let mut src = Vec::new();
+    let mut ranges = Vec::new();
+    for w in line.split(' ') {
+        let s = src.len();
+        src.extend_from_slice(w.as_bytes());
+        ranges.push((s, src.len()));
+    }
+    (src, ranges)
+}

@@ -621,14 +621,7 @@ mod tests {
     }
 
     fn keys_of(route: Route, line: &str) -> Vec<String> {
-        let words: Vec<&str> = line.split(' ').collect();
-        let mut src = Vec::new();
-        let mut ranges = Vec::new();
-        for w in &words {
-            let s = src.len();
-            src.extend_from_slice(w.as_bytes());
-            ranges.push((s, src.len()));
-        }
+        let (src, ranges) = crate::proto::resp::args::split_words(line);
         let a = Args {
             src: &src,
             ranges: &ranges,
