@@ -212,3 +212,11 @@ pub const SCRIPT_MSGPACK_DEPTH_MAX: usize = 16;
 pub const SCRIPT_MSGPACK_DECODE_DEPTH_MAX: usize = 512;
 /// Values `cmsgpack.unpack` returns at once at most (a Lua call's returns sit on its stack).
 pub const SCRIPT_MSGPACK_RETURNS_MAX: usize = 4000;
+
+// ----- collections held inline ----------------------------------------------------------------
+
+/// A collection whose small encoding (with what rebuilds it) takes at most this many bytes
+/// lives inside its key's entry between commands (`Store::settle`): larger ones keep an
+/// object slot. Each command on such a key copies it out and back, so the bound keeps that
+/// copy cheap, while a 10-element hash, set or sorted set (100-200 bytes) fits.
+pub const COLLECTION_INLINE_BYTES_MAX: usize = 512;

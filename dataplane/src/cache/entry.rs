@@ -4,12 +4,13 @@
 //! Layout of the bytes:
 //! ```text
 //! [0]      kind        0 string, 1 hash, 2 list, 3 set, 4 zset
-//! [1]      flags       bit 0: has a TTL
+//! [1]      flags       bit 0: has a TTL; bit 1: a collection held inline
 //! [2..6]   key length  u32 LE
 //! [6..10]  access      u32 LE: LRU/FIFO stamp or LFU counter, by eviction policy
 //! [10..18] expire-at   u64 LE unix ms, present only with the TTL flag
-//! key bytes, then the value: the string's bytes, or a u32 LE index into the store's
-//! collection objects (`cache/types`)
+//! key bytes, then the value: the string's bytes; for a collection, a u32 LE index into
+//! the store's collection objects (`cache/types`), or, with the inline flag, the
+//! collection's small encoding itself (`Obj::write_inline`)
 //! ```
 
 pub const KIND_STR: u8 = 0;
@@ -18,6 +19,7 @@ pub const KIND_LIST: u8 = 2;
 pub const KIND_SET: u8 = 3;
 pub const KIND_ZSET: u8 = 4;
 const FLAG_TTL: u8 = 1;
+const FLAG_INLINE: u8 = 2;
 
 /// The name TYPE answers for a kind.
 pub fn kind_name(kind: u8) -> &'static str {
@@ -48,10 +50,23 @@ pub struct Entry(Box<[u8]>);
 
 impl Entry {
     fn build(kind: u8, key: &[u8], value: &[u8], expire_ms: Option<u64>, access: u32) -> Entry {
+        Entry::build_flagged(kind, 0, key, value, expire_ms, access)
+    }
+
+    /// `flags` other than the TTL's, which follows `expire_ms`.
+    fn build_flagged(
+        kind: u8,
+        flags: u8,
+        key: &[u8],
+        value: &[u8],
+        expire_ms: Option<u64>,
+        access: u32,
+    ) -> Entry {
         let ttl_len = if expire_ms.is_some() { 8 } else { 0 };
         let mut v = Vec::with_capacity(HEADER + ttl_len + key.len() + value.len());
         v.push(kind);
-        v.push(if expire_ms.is_some() { FLAG_TTL } else { 0 });
+        let ttl = if expire_ms.is_some() { FLAG_TTL } else { 0 };
+        v.push((flags & !FLAG_TTL) | ttl);
         v.extend_from_slice(&(key.len() as u32).to_le_bytes());
         v.extend_from_slice(&access.to_le_bytes());
         if let Some(at) = expire_ms {
@@ -76,10 +91,35 @@ impl Entry {
         Entry::build(kind, key, &index.to_le_bytes(), expire_ms, access)
     }
 
-    /// Does the value name a collection object rather than hold string bytes?
+    /// A collection (any kind but [`KIND_STR`]) whose small encoding `bytes`
+    /// (`Obj::write_inline`) is held in the entry itself.
+    pub fn inline(
+        kind: u8,
+        key: &[u8],
+        bytes: &[u8],
+        expire_ms: Option<u64>,
+        access: u32,
+    ) -> Entry {
+        debug_assert!(kind != KIND_STR);
+        Entry::build_flagged(kind, FLAG_INLINE, key, bytes, expire_ms, access)
+    }
+
+    /// Is the value a collection (held inline or named by index) rather than string bytes?
     #[inline]
     pub fn is_object(&self) -> bool {
         self.kind() != KIND_STR
+    }
+
+    /// Does the entry hold its collection inline ([`Entry::inline`]) rather than name it?
+    #[inline]
+    pub fn is_inline(&self) -> bool {
+        self.0[1] & FLAG_INLINE != 0
+    }
+
+    /// Does the value name a collection in the store's object table?
+    #[inline]
+    pub fn names_object(&self) -> bool {
+        self.is_object() && !self.is_inline()
     }
 
     #[inline]
@@ -150,8 +190,9 @@ impl Entry {
 
     /// The same key and value with another expiry.
     pub fn with_expire(&self, expire_ms: Option<u64>) -> Entry {
-        Entry::build(
+        Entry::build_flagged(
             self.kind(),
+            self.0[1],
             self.key(),
             self.value(),
             expire_ms,
@@ -216,5 +257,13 @@ mod tests {
         assert_eq!((v.value(), v.expire_ms()), (&b""[..], Some(1234)));
         let h = Entry::hash(b"h", 42, None, 0);
         assert_eq!((h.kind(), h.hash_index()), (KIND_HASH, 42));
+        assert!(h.names_object() && !h.is_inline());
+        let i = Entry::inline(KIND_SET, b"s", b"\x00\x02ab", None, 3).with_expire(Some(9));
+        assert!(i.is_inline() && !i.names_object() && i.is_object());
+        assert_eq!(
+            (i.key(), i.value(), i.expire_ms(), i.access()),
+            (&b"s"[..], &b"\x00\x02ab"[..], Some(9), 3)
+        );
+        assert!(!i.with_expire(None).names_object());
     }
 }

@@ -6,7 +6,12 @@
 //! rehash-proof cursor.
 //!
 //! Collections (hashes, lists, sets, sorted sets) live in `objects`, indexed by the `u32` the
-//! key's entry holds; a freed index is reused.
+//! key's entry holds; a freed index is reused. A collection in its small encoding lives
+//! inside its entry instead (`Entry::inline`), as a string does: it costs no object slot
+//! and no heap block of its own. Whoever reads or writes it finds it in `objects` all the
+//! same: [`Store::peek`] and [`Store::read`] move an inline collection into the table
+//! (materialize), and [`Store::settle`], which the shard calls between commands, moves the
+//! small ones back. An object index is therefore good for one command, never longer.
 //!
 //! Invariants, checked by `check()` in tests: `keys` is the sum of table lengths, `ttl_keys`
 //! of the per-slot TTL counts, `used_bytes` of entry and hash costs, and `nonempty` lists
@@ -24,7 +29,7 @@ pub use super::types::hash::FIELD_OVERHEAD_BYTES;
 pub use super::types::HashObj;
 use super::types::{List, Obj, Set, Zset};
 use super::watch::Watches;
-use crate::limits::SCAN_EMPTY_SLOTS_MAX;
+use crate::limits::{COLLECTION_INLINE_BYTES_MAX, SCAN_EMPTY_SLOTS_MAX};
 use crate::txn::ConnId;
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -49,6 +54,11 @@ pub struct Store {
     nonempty_pos: Vec<u32>,
     objects: Vec<Option<Obj>>,
     free_objects: Vec<u32>,
+    /// Keys whose collection sits in `objects` although it may fit its entry: materialized
+    /// or created since the last [`Store::settle`].
+    unsettled: Vec<Box<[u8]>>,
+    /// Where [`Store::settle`] writes an inline form.
+    inline_buf: Vec<u8>,
     hasher: DefaultHashBuilder,
     /// Bytes of the stored data: entries, collection objects and their bookkeeping.
     pub used_bytes: usize,
@@ -83,6 +93,12 @@ pub struct Store {
 
 const NOT_LISTED: u32 = u32::MAX;
 
+/// Does `obj` have an inline form small enough to live in its entry?
+fn fits_inline(obj: &Obj) -> bool {
+    obj.inline_len()
+        .is_some_and(|n| n <= COLLECTION_INLINE_BYTES_MAX)
+}
+
 /// What a read found.
 pub enum Found<'a> {
     Missing,
@@ -110,6 +126,8 @@ impl Store {
             nonempty_pos: vec![NOT_LISTED; count],
             objects: Vec::new(),
             free_objects: Vec::new(),
+            unsettled: Vec::new(),
+            inline_buf: Vec::new(),
             hasher: DefaultHashBuilder::default(),
             used_bytes: 0,
             fixed_bytes,
@@ -192,7 +210,7 @@ impl Store {
 
     /// Free the object an entry names (when it names one).
     fn free_obj(&mut self, e: &Entry) {
-        if !e.is_object() {
+        if !e.names_object() {
             return;
         }
         let idx = e.obj_index() as usize;
@@ -234,6 +252,7 @@ impl Store {
             return Found::Missing;
         }
         self.stats.hits += 1;
+        self.materialize(li, h, key);
         match self.tables[li].table.find(h, |e| e.key() == key) {
             Some(e) if e.is_object() => match self.objects.get(e.obj_index() as usize) {
                 Some(Some(Obj::Hash(o))) => Found::Hash(o),
@@ -261,6 +280,7 @@ impl Store {
             self.stats.expired += 1;
             return None;
         }
+        self.materialize(li, h, key);
         self.tables[li].table.find(h, |e| e.key() == key)
     }
 
@@ -280,9 +300,10 @@ impl Store {
         }
     }
 
-    /// The collection object an entry names.
+    /// The collection object an entry names (an entry [`Store::peek`] or
+    /// [`Store::read`] handed out names its collection; one held inline names none).
     pub fn obj(&self, e: &Entry) -> Option<&Obj> {
-        if !e.is_object() {
+        if !e.names_object() {
             return None;
         }
         self.objects.get(e.obj_index() as usize)?.as_ref()
@@ -302,7 +323,11 @@ impl Store {
         let h = self.hash_key(entry.key());
         let stamp = self.fresh_access(now_ms);
         let new_ttl = entry.expire_ms().is_some();
-        let new_cost = entry.cost() + self.obj(&entry).map_or(0, Obj::cost);
+        let obj = self.obj(&entry);
+        let new_cost = entry.cost() + obj.map_or(0, Obj::cost);
+        if obj.is_some_and(fits_inline) {
+            self.unsettled.push(entry.key().into());
+        }
         if let Some(old) = self.tables[li]
             .table
             .find_mut(h, |e| e.key() == entry.key())
@@ -528,6 +553,83 @@ impl Store {
         true
     }
 
+    /// Move the collection `key`'s entry holds inline (if it does) into the object table,
+    /// so that the entry names it: what every reader and writer of collections expects.
+    /// The key is listed for [`Store::settle`]. No write: watchers and blocked clients see
+    /// nothing.
+    fn materialize(&mut self, li: usize, h: u64, key: &[u8]) {
+        let Some(e) = self.tables[li].table.find(h, |e| e.key() == key) else {
+            return;
+        };
+        if !e.is_inline() {
+            return;
+        }
+        let Some(obj) = Obj::from_inline(e.kind(), e.value()) else {
+            // Only `settle` writes inline forms, from objects: this is a bug, and the
+            // entry stays as it is rather than lose the key.
+            debug_assert!(false, "an inline collection that does not read back");
+            tracing::error!("an inline collection that does not read back");
+            return;
+        };
+        let (kind, expire, access) = (e.kind(), e.expire_ms(), e.access());
+        let obj_cost = obj.cost();
+        let idx = self.new_obj(obj);
+        let named = Entry::object(kind, key, idx, expire, access);
+        let Some(e) = self.tables[li].table.find_mut(h, |e| e.key() == key) else {
+            return;
+        };
+        let old = std::mem::replace(e, named);
+        self.used_bytes = self.used_bytes + obj_cost + e.cost() - old.cost();
+        self.unsettled.push(key.into());
+    }
+
+    /// Move the small collections that commands found or made since the last call back
+    /// into their entries (each one whose small encoding fits
+    /// [`COLLECTION_INLINE_BYTES_MAX`]). Called between commands, never during one: an
+    /// object index from [`Store::obj_index_of`] is good until then. No write.
+    pub fn settle(&mut self) {
+        let mut keys = std::mem::take(&mut self.unsettled);
+        let mut buf = std::mem::take(&mut self.inline_buf);
+        for key in keys.drain(..) {
+            let slot = super::slot::key_slot(&key) as usize;
+            let Some(li) = slot
+                .checked_sub(self.first_slot)
+                .filter(|&i| i < self.tables.len())
+            else {
+                continue;
+            };
+            let h = self.hash_key(&key);
+            let Some(e) = self.tables[li].table.find(h, |e| e.key() == &key[..]) else {
+                continue;
+            };
+            let Some(obj) = self.obj(e).filter(|o| fits_inline(o)) else {
+                continue;
+            };
+            buf.clear();
+            obj.write_inline(&mut buf);
+            let (obj_cost, idx) = (obj.cost(), e.obj_index());
+            let inline = Entry::inline(e.kind(), &key, &buf, e.expire_ms(), e.access());
+            let Some(e) = self.tables[li].table.find_mut(h, |e| e.key() == &key[..]) else {
+                continue;
+            };
+            let old = std::mem::replace(e, inline);
+            self.used_bytes = self.used_bytes + e.cost() - old.cost() - obj_cost;
+            if let Some(slot) = self.objects.get_mut(idx as usize) {
+                *slot = None;
+                self.free_objects.push(idx);
+            }
+        }
+        self.unsettled = keys;
+        if buf.capacity() <= COLLECTION_INLINE_BYTES_MAX * 2 {
+            self.inline_buf = buf;
+        }
+        if self.free_objects.len() == self.objects.len() && !self.objects.is_empty() {
+            // Only transient objects were held: give their table back.
+            self.objects = Vec::new();
+            self.free_objects = Vec::new();
+        }
+    }
+
     /// Allocate a hash object; returns its index for [`Entry::hash`].
     pub fn new_hash(&mut self) -> u32 {
         self.new_obj(Obj::Hash(HashObj::default()))
@@ -750,6 +852,7 @@ impl Store {
         self.nonempty_pos.iter_mut().for_each(|p| *p = NOT_LISTED);
         self.objects.clear();
         self.free_objects.clear();
+        self.unsettled.clear();
         self.used_bytes = 0;
         self.keys = 0;
         self.ttl_keys = 0;
@@ -877,6 +980,48 @@ mod tests {
         assert!(before > 0);
         assert_eq!((s.keys, s.used_bytes), (0, 0));
         s.check();
+    }
+
+    #[test]
+    fn small_collections_live_inline_between_commands() {
+        use crate::cache::entry::KIND_SET;
+        let mut s = store();
+        let (key, slot) = (&b"small"[..], key_slot(b"small"));
+        let idx = s.obj_for_write(slot, key, KIND_SET, 0).unwrap();
+        s.with_obj(slot, key, idx, |o| {
+            let Obj::Set(set) = o else { unreachable!() };
+            for m in [&b"1"[..], b"20", b"300"] {
+                set.insert(m);
+            }
+            ((), true)
+        });
+        s.check();
+        let (changes, used) = (s.changes, s.used_bytes);
+        s.settle();
+        s.check();
+        let e = s.get(slot, key).unwrap();
+        assert!(e.is_inline(), "a 3-member set lives in its entry");
+        assert!(s.objects.is_empty(), "and holds no object slot");
+        assert!(s.used_bytes < used, "which costs less");
+        // A reader finds the object as before, and nothing counts as a write.
+        let idx = s.obj_index_of(slot, key, KIND_SET, 0).unwrap().unwrap();
+        assert!(matches!(s.obj_at(idx), Some(Obj::Set(set)) if set.len() == 3));
+        s.check();
+        s.settle();
+        assert_eq!(s.changes, changes);
+        assert!(s.get(slot, key).unwrap().is_inline());
+        // A collection too large for its entry keeps its slot.
+        let idx = s.obj_index_of(slot, key, KIND_SET, 0).unwrap().unwrap();
+        s.with_obj(slot, key, idx, |o| {
+            let Obj::Set(set) = o else { unreachable!() };
+            for i in 0..COLLECTION_INLINE_BYTES_MAX {
+                set.insert(format!("member:{i}").as_bytes());
+            }
+            ((), true)
+        });
+        s.settle();
+        s.check();
+        assert!(s.get(slot, key).unwrap().names_object());
     }
 
     #[test]

@@ -150,6 +150,7 @@ impl Gather {
                     None => restores.push((shard, vec![(k.clone(), after)])),
                 }
             }
+            store.settle();
             if store.keys != 0 {
                 // The command made a key it did not name: drop it (its keys are all named,
                 // so this is a bug elsewhere, kept from leaking into the next command).

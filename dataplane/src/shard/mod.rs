@@ -203,6 +203,8 @@ impl Shard {
             self.retry_blocked();
             self.with_logs(|logs, ctx| logs.flush(ctx));
             self.flush_dirty();
+            // Between commands: small collections go back inside their entries.
+            self.store.settle();
             self.publish_memory();
             self.mesh.flush(self.now);
             self.ring_doorbells();

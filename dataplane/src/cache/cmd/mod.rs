@@ -187,6 +187,9 @@ pub(crate) mod testing {
             OomCheck::Refuse,
             &mut out,
         );
+        // As the shard does between commands: every test of a small collection also
+        // checks that its inline form round-trips.
+        store.settle();
         String::from_utf8(buf).unwrap()
     }
 

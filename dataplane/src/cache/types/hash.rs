@@ -67,6 +67,33 @@ impl HashObj {
         }
     }
 
+    /// Bytes of the inline form ([`super::Obj::inline_len`]): only a packed hash has one.
+    pub fn inline_len(&self) -> Option<usize> {
+        match &self.repr {
+            Repr::Packed(p) => Some(4 + p.buf.len()),
+            Repr::Table(_) => None,
+        }
+    }
+
+    /// Append the inline form: the pair count, then the packed bytes as they are.
+    pub fn write_inline(&self, out: &mut Vec<u8>) {
+        if let Repr::Packed(p) = &self.repr {
+            put_u32(out, p.len);
+            out.extend_from_slice(&p.buf);
+        }
+    }
+
+    /// Read back what [`HashObj::write_inline`] wrote.
+    pub fn from_inline(b: &[u8]) -> Option<HashObj> {
+        let (len, buf) = b.split_first_chunk::<4>()?;
+        Some(HashObj {
+            repr: Repr::Packed(Packed {
+                buf: buf.to_vec(),
+                len: u32::from_le_bytes(*len),
+            }),
+        })
+    }
+
     /// OBJECT ENCODING's answer.
     pub fn encoding(&self) -> &'static str {
         match &self.repr {

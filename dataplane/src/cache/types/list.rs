@@ -417,6 +417,39 @@ impl List {
         self.node_bytes + table + table_block
     }
 
+    /// Bytes of the inline form ([`super::Obj::inline_len`]): a list of one node has one.
+    pub fn inline_len(&self) -> Option<usize> {
+        match self.nodes.front() {
+            Some(n) if self.nodes.len() == 1 => Some(4 + n.data_len()),
+            _ => None,
+        }
+    }
+
+    /// Append the inline form: the element count, then the node's entries as they are.
+    pub fn write_inline(&self, out: &mut Vec<u8>) {
+        if let (Some(n), 1) = (self.nodes.front(), self.nodes.len()) {
+            put_u32(out, n.count);
+            out.extend_from_slice(n.data());
+        }
+    }
+
+    /// Read back what [`List::write_inline`] wrote.
+    pub fn from_inline(b: &[u8]) -> Option<List> {
+        let (count, data) = b.split_first_chunk::<4>()?;
+        let count = u32::from_le_bytes(*count);
+        let mut l = List::default();
+        if count > 0 {
+            let node = Node {
+                buf: data.to_vec(),
+                head: 0,
+                count,
+            };
+            l.len = count as usize;
+            l.insert_node(0, node);
+        }
+        Some(l)
+    }
+
     /// OBJECT ENCODING: Redis 7.0 answers "quicklist" for every list (the "listpack"
     /// encoding of small lists came with 7.2).
     pub fn encoding(&self) -> &'static str {

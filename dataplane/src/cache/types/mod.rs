@@ -82,6 +82,42 @@ impl Obj {
         }
     }
 
+    /// Bytes of the object's inline form, when it has one: a collection in its small
+    /// encoding (one packed buffer) can live inside its key's entry, as a string does
+    /// (`Store::settle`), and costs no object slot and no heap block of its own.
+    pub fn inline_len(&self) -> Option<usize> {
+        match self {
+            Obj::Hash(h) => h.inline_len(),
+            Obj::List(l) => l.inline_len(),
+            Obj::Set(s) => s.inline_len(),
+            Obj::Zset(z) => z.inline_len(),
+        }
+    }
+
+    /// Append the inline form (when [`Obj::inline_len`] says there is one): the small
+    /// encoding's bytes as they are, behind what it needs to be rebuilt. Unlike
+    /// [`Obj::dump`] this is not checked on the way back: it never leaves the store.
+    pub fn write_inline(&self, out: &mut Vec<u8>) {
+        match self {
+            Obj::Hash(h) => h.write_inline(out),
+            Obj::List(l) => l.write_inline(out),
+            Obj::Set(s) => s.write_inline(out),
+            Obj::Zset(z) => z.write_inline(out),
+        }
+    }
+
+    /// The object of `kind` an inline form holds; None when the bytes are too short to be
+    /// one.
+    pub fn from_inline(kind: u8, b: &[u8]) -> Option<Obj> {
+        Some(match kind {
+            KIND_HASH => Obj::Hash(HashObj::from_inline(b)?),
+            KIND_LIST => Obj::List(List::from_inline(b)?),
+            KIND_SET => Obj::Set(Set::from_inline(b)?),
+            KIND_ZSET => Obj::Zset(Zset::from_inline(b)?),
+            _ => return None,
+        })
+    }
+
     /// Append the object's byte form (its kind first) to `out`.
     pub fn dump(&self, out: &mut Vec<u8>) {
         out.push(self.kind());

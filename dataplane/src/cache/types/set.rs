@@ -74,6 +74,10 @@ fn fits_pack(count: usize, member_len: usize) -> bool {
     count <= SET_PACK_ENTRIES_MAX && member_len <= SET_PACK_MEMBER_BYTES_MAX
 }
 
+/// Tags of the inline form.
+const INLINE_INTS: u8 = 0;
+const INLINE_PACK: u8 = 1;
+
 fn heap(bytes: usize) -> usize {
     if bytes == 0 {
         0
@@ -107,6 +111,54 @@ impl Set {
             }
         };
         std::mem::size_of::<super::Obj>() + blocks
+    }
+
+    /// Bytes of the inline form ([`super::Obj::inline_len`]): the ints and pack encodings
+    /// have one, a table has none.
+    pub fn inline_len(&self) -> Option<usize> {
+        match &self.0 {
+            Repr::Ints(i) => Some(2 + i.bytes.len()),
+            Repr::Pack(p) => Some(5 + p.bytes.len()),
+            Repr::Table(_) => None,
+        }
+    }
+
+    /// Append the inline form: a tag (0 ints, 1 pack), the width or the member count, then
+    /// the encoding's bytes as they are.
+    pub fn write_inline(&self, out: &mut Vec<u8>) {
+        match &self.0 {
+            Repr::Ints(i) => {
+                out.extend_from_slice(&[INLINE_INTS, i.width]);
+                out.extend_from_slice(&i.bytes);
+            }
+            Repr::Pack(p) => {
+                out.push(INLINE_PACK);
+                put_u32(out, p.count);
+                out.extend_from_slice(&p.bytes);
+            }
+            Repr::Table(_) => {}
+        }
+    }
+
+    /// Read back what [`Set::write_inline`] wrote.
+    pub fn from_inline(b: &[u8]) -> Option<Set> {
+        match b.split_first()? {
+            (&INLINE_INTS, rest) => {
+                let (&width, bytes) = rest.split_first()?;
+                Some(Set(Repr::Ints(Ints {
+                    width,
+                    bytes: bytes.to_vec(),
+                })))
+            }
+            (&INLINE_PACK, rest) => {
+                let (count, bytes) = rest.split_first_chunk::<4>()?;
+                Some(Set(Repr::Pack(Pack {
+                    count: u32::from_le_bytes(*count),
+                    bytes: bytes.to_vec(),
+                })))
+            }
+            _ => None,
+        }
     }
 
     /// OBJECT ENCODING's answer, as Redis 7.0 gives it.

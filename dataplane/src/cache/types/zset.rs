@@ -1014,6 +1014,33 @@ impl Zset {
         }
     }
 
+    /// Bytes of the inline form ([`super::Obj::inline_len`]): only a packed set has one.
+    pub fn inline_len(&self) -> Option<usize> {
+        match &self.repr {
+            Repr::Pack(l) => Some(4 + l.buf.len()),
+            Repr::Tree(_) => None,
+        }
+    }
+
+    /// Append the inline form: the entry count, then the leaf's bytes as they are.
+    pub fn write_inline(&self, out: &mut Vec<u8>) {
+        if let Repr::Pack(l) = &self.repr {
+            put_u32(out, l.n);
+            out.extend_from_slice(&l.buf);
+        }
+    }
+
+    /// Read back what [`Zset::write_inline`] wrote.
+    pub fn from_inline(b: &[u8]) -> Option<Zset> {
+        let (n, buf) = b.split_first_chunk::<4>()?;
+        Some(Zset {
+            repr: Repr::Pack(Leaf {
+                buf: buf.to_vec(),
+                n: u32::from_le_bytes(*n),
+            }),
+        })
+    }
+
     pub fn encoding(&self) -> &'static str {
         match &self.repr {
             Repr::Pack(_) => "listpack",
