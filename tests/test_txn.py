@@ -481,3 +481,99 @@ def test_exec_that_fits_memory_when_it_starts_applies_whole(start):
     assert raw.cmd("SET", a, 3).startswith(b"-OOM")
     raw.close()
     r.close()
+
+
+def test_exec_runs_commands_over_keys_of_several_shards(node):
+    """RENAME, SMOVE, LMOVE, ZUNIONSTORE and MSETNX over keys of both shards, inside
+    MULTI: the whole transaction runs on gathered copies of its keys, in order."""
+    r = node.client()
+    a, b = keys_on(0, 2, "ga"), keys_on(1, 3, "gb")
+    pipe = r.pipeline(transaction=True)
+    pipe.set(a[0], "v").rename(a[0], b[0]).get(b[0]).exists(a[0])
+    pipe.sadd(a[1], "m", "n").smove(a[1], b[1], "m").smembers(b[1])
+    pipe.rpush("l" + a[0], 1, 2).lmove("l" + a[0], "l" + b[0], "LEFT", "RIGHT")
+    assert pipe.execute() == [True, True, b"v", 0, 2, True, {b"m"}, 2, b"1"]
+    assert r.get(b[0]) == b"v" and not r.exists(a[0])
+    assert r.smembers(a[1]) == {b"n"} and r.smembers(b[1]) == {b"m"}
+    # MSETNX over both shards inside MULTI is all or nothing.
+    r.set(b[0], "taken")
+    pipe = r.pipeline(transaction=True)
+    pipe.msetnx({a[0]: "1", b[0]: "2"}).mget(a[0], b[0])
+    assert pipe.execute() == [False, [None, b"taken"]]
+    r.delete(b[0])
+    pipe = r.pipeline(transaction=True)
+    pipe.msetnx({a[0]: "1", b[0]: "2"}).mget(a[0], b[0])
+    assert pipe.execute() == [True, [b"1", b"2"]]
+    # A runtime error is that command's element; the rest ran.
+    pipe = r.pipeline(transaction=True)
+    pipe.rename(a[1], b[1]).incr(b[1]).scard(b[1])
+    res = pipe.execute(raise_on_error=False)
+    assert res[0] is True and res[2] == 1, res
+    assert isinstance(res[1], redis.ResponseError) and "WRONGTYPE" in str(res[1])
+    assert not r.exists(a[1]) and r.smembers(b[1]) == {b"n"}
+    # A whole-keyspace command keeps the old answer for the several-shard one.
+    pipe = r.pipeline(transaction=True)
+    pipe.rename(a[0], b[2]).dbsize()
+    res = pipe.execute(raise_on_error=False)
+    assert isinstance(res[0], redis.ResponseError) and "same shard" in str(res[0])
+
+
+def test_gathered_exec_honours_watch(node):
+    r, other = node.client(), node.client()
+    a, (b, dst) = keys_on(0, 1, "wa")[0], keys_on(1, 2, "wb")
+    r.sadd(a, "m")
+    with r.pipeline(transaction=True) as pipe:
+        pipe.watch(b)
+        other.set(b, "changed")
+        pipe.multi()
+        pipe.smove(a, dst, "m")
+        with pytest.raises(redis.WatchError):
+            pipe.execute()
+    assert r.smembers(a) == {b"m"} and not r.exists(dst)
+    # Unchanged, the same transaction runs.
+    with r.pipeline(transaction=True) as pipe:
+        pipe.watch(b)
+        pipe.multi()
+        pipe.smove(a, dst, "m")
+        assert pipe.execute() == [True]
+    assert not r.exists(a) and r.smembers(dst) == {b"m"}
+
+
+def test_gathered_exec_is_isolated(node):
+    """Moves between lists on two shards inside MULTI, while readers take atomic
+    snapshots of both lengths: the total never changes."""
+    a, b = keys_on(0, 1, "ia")[0], keys_on(1, 1, "ib")[0]
+    r = node.client()
+    r.rpush(a, *range(50))
+    stop = threading.Event()
+    torn, moved, failed = [], [], []
+
+    def mover():
+        c = node.client()
+        try:
+            while not stop.is_set():
+                p = c.pipeline(transaction=True)
+                p.lmove(a, b, "LEFT", "RIGHT").lmove(a, b, "LEFT", "RIGHT")
+                p.lmove(b, a, "LEFT", "RIGHT").lmove(b, a, "LEFT", "RIGHT")
+                moved.append(p.execute())
+        except Exception as e:  # reported below: a failed transaction fails the test
+            failed.append(e)
+
+    def reader():
+        c = node.client()
+        for _ in range(300):
+            p = c.pipeline(transaction=True)
+            la, lb = p.llen(a).llen(b).execute()
+            if la + lb != 50:
+                torn.append((la, lb))
+
+    t = threading.Thread(target=mover)
+    t.start()
+    try:
+        reader()
+    finally:
+        stop.set()
+        t.join()
+    assert failed == [] and torn == []
+    assert len(moved) > 0 and all(len(m) == 4 and None not in m for m in moved)
+    assert r.llen(a) == 50 and r.llen(b) == 0

@@ -102,7 +102,54 @@ pub struct Gather {
 }
 
 /// Keys to write back, per owner.
-type Restores = Vec<(usize, Vec<(Key, Option<Vec<u8>>)>)>;
+pub(super) type Restores = Vec<(usize, Vec<(Key, Option<Vec<u8>>)>)>;
+
+/// Load the values the owners sent (`dumps[i]` for the keys of `parts[i]`, in order) into
+/// this thread's scratch store, run `f` there, and return its result with every key whose
+/// value changed (its new bytes, or None when it is gone), per owner. The scratch store is
+/// left empty.
+pub(super) fn in_scratch<R>(
+    parts: &[(usize, Vec<Key>)],
+    dumps: Vec<Vec<Option<Vec<u8>>>>,
+    now: u64,
+    f: impl FnOnce(&mut Store) -> R,
+) -> (R, Restores) {
+    SCRATCH.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let store = slot.get_or_insert_with(|| Store::new(0, SLOTS, SCRATCH_SEED));
+        let mut originals = Vec::new();
+        for ((shard, keys), values) in parts.iter().zip(dumps) {
+            for (k, v) in keys.iter().zip(values) {
+                assert!(
+                    restore_key(store, k, v.as_deref(), now),
+                    "a dump that does not load"
+                );
+                originals.push((*shard, k, v));
+            }
+        }
+        let r = f(store);
+        let mut restores: Restores = Vec::new();
+        for (shard, k, before) in originals {
+            let after = dump_key(store, k, now);
+            store.remove(key_slot(k), k);
+            if after == before {
+                continue;
+            }
+            match restores.iter_mut().find(|(s, _)| *s == shard) {
+                Some((_, kvs)) => kvs.push((k.clone(), after)),
+                None => restores.push((shard, vec![(k.clone(), after)])),
+            }
+        }
+        store.settle();
+        if store.keys != 0 {
+            // The command made a key it did not name: drop it (its keys are all named,
+            // so this is a bug elsewhere, kept from leaking into the next command).
+            debug_assert!(false, "a gathered command created an undeclared key");
+            store.flush(now);
+        }
+        (r, restores)
+    })
+}
 
 impl Gather {
     /// Run the command over the gathered values: its reply, and what changed.
@@ -111,53 +158,25 @@ impl Gather {
         let a = parse_frame(&self.frame, &mut args, &mut scratch_bytes)
             .expect("a gathered command frame parses");
         let spec = lookup(a.get(0)).expect("a gathered command is in the table");
-        let now = self.now_ms;
-        SCRATCH.with(|cell| {
-            let mut slot = cell.borrow_mut();
-            let store = slot.get_or_insert_with(|| Store::new(0, SLOTS, SCRATCH_SEED));
-            let mut originals = Vec::new();
-            for ((shard, keys), res) in self.parts.iter().zip(results) {
-                let CacheRes::Dumps(values) = res.cache() else {
-                    panic!("a dump hop answered something else");
-                };
-                for (k, v) in keys.iter().zip(values) {
-                    assert!(
-                        restore_key(store, k, v.as_deref(), now),
-                        "a dump that does not load"
-                    );
-                    originals.push((*shard, k, v));
-                }
-            }
+        let dumps = results
+            .into_iter()
+            .map(|res| match res.cache() {
+                CacheRes::Dumps(values) => values,
+                _ => panic!("a dump hop answered something else"),
+            })
+            .collect();
+        in_scratch(&self.parts, dumps, self.now_ms, |store| {
             let mut reply = Vec::new();
             exec_key(
                 store,
                 spec,
                 &a,
                 key_slot(a.get(1)),
-                now,
+                self.now_ms,
                 OomCheck::Admitted,
                 &mut Out::new(&mut reply, self.resp3),
             );
-            let mut restores: Restores = Vec::new();
-            for (shard, k, before) in originals {
-                let after = dump_key(store, k, now);
-                store.remove(key_slot(k), k);
-                if after == before {
-                    continue;
-                }
-                match restores.iter_mut().find(|(s, _)| *s == shard) {
-                    Some((_, kvs)) => kvs.push((k.clone(), after)),
-                    None => restores.push((shard, vec![(k.clone(), after)])),
-                }
-            }
-            store.settle();
-            if store.keys != 0 {
-                // The command made a key it did not name: drop it (its keys are all named,
-                // so this is a bug elsewhere, kept from leaking into the next command).
-                debug_assert!(false, "a gathered command created an undeclared key");
-                store.flush(now);
-            }
-            (reply, restores)
+            reply
         })
     }
 }

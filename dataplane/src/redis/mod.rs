@@ -10,6 +10,7 @@
 //! Lives on the connection's shard; touches the shard only through [`Ctx`].
 
 pub mod connection;
+pub mod exec_gather;
 pub mod gather;
 pub mod join;
 pub mod keys;

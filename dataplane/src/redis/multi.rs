@@ -13,6 +13,10 @@
 //!   it holds its keys nothing else touches them, so EXEC is atomic and isolated across
 //!   shards.
 //!
+//! A command over keys of several shards (RENAME, SMOVE ... without a common hash tag)
+//! needs its values gathered on one shard: a transaction that queued one runs whole that
+//! way (`exec_gather.rs`).
+//!
 //! A failed WATCH answers a null array; a runtime error (WRONGTYPE ...) is one element of
 //! the reply, the rest ran, as in Redis. EXEC over the memory limit with a command that
 //! needs memory is refused whole (`EXECABORT ... OOM`).
@@ -113,7 +117,7 @@ fn unwatch(ctx: &mut Ctx, conn: &mut Conn) -> Act {
 }
 
 /// One queued command, planned.
-enum Planned {
+pub(super) enum Planned {
     /// Its reply is known now (a connection command, or an error).
     Ready(Vec<u8>),
     /// The next `count` of the transaction's parts (commands' parts stand in command
@@ -140,6 +144,7 @@ fn exec(ctx: &mut Ctx, conn: &mut Conn) -> Act {
         return forget_watches(watch_shards);
     }
     let id = conn.id;
+    let gathered = super::exec_gather::needed(ctx, &queued.frames);
     let mut cmds = Vec::new();
     let mut parts: Vec<(usize, CacheOp)> = Vec::new();
     let mut needs_memory = Vec::new();
@@ -157,12 +162,17 @@ fn exec(ctx: &mut Ctx, conn: &mut Conn) -> Act {
             Route::Local if spec.cmd == Cmd::Unwatch => Planned::Ready(encode(resp3, |o| o.ok())),
             Route::Local => match connection::run(ctx, session(conn), id, spec, &a) {
                 Local::Reply(b) | Local::Close(b) => Planned::Ready(b),
+                Local::Plan(_) if gathered => {
+                    Planned::Ready(encode(resp3, |o| o.error(errors::CONFIG_IN_GATHERED_EXEC)))
+                }
                 Local::Plan(p) => add(&mut parts, p, spec, &mut needs_memory),
             },
             Route::Key | Route::Multi(_) => {
                 let shard = match together::owners(ctx, spec, &a) {
                     Owners::None => ctx.me,
                     Owners::One(s) => s,
+                    // Runs on the scratch store with the rest (`exec_gather.rs`).
+                    Owners::Several if gathered => ctx.me,
                     Owners::Several => {
                         cmds.push(Planned::Ready(encode(resp3, |o| {
                             o.error(errors::CROSSSHARD)
@@ -181,6 +191,22 @@ fn exec(ctx: &mut Ctx, conn: &mut Conn) -> Act {
                 add(&mut parts, p, spec, &mut needs_memory)
             }
             Route::Keys { step } => match keys::split(ctx, spec, &a, step) {
+                // On the scratch store every key is at hand: one all-or-nothing part.
+                Ok(p) if spec.cmd == Cmd::Msetnx && p.parts.len() > 1 && gathered => {
+                    let pairs = p
+                        .parts
+                        .into_iter()
+                        .flat_map(|(_, op)| match op {
+                            CacheOp::Msetnx(pairs) => pairs,
+                            other => panic!("MSETNX planned {other:?}"),
+                        })
+                        .collect();
+                    let p = Plan {
+                        parts: vec![(ctx.me, CacheOp::Msetnx(pairs))],
+                        join: Join::Sum,
+                    };
+                    add(&mut parts, p, spec, &mut needs_memory)
+                }
                 Ok(p) if spec.cmd == Cmd::Msetnx && p.parts.len() > 1 => {
                     Planned::Ready(encode(resp3, |o| {
                         o.error(errors::MSETNX_ACROSS_SHARDS_IN_MULTI)
@@ -200,6 +226,11 @@ fn exec(ctx: &mut Ctx, conn: &mut Conn) -> Act {
         cmds.push(planned);
     }
     let resp3 = session(conn).resp3;
+    if gathered {
+        let ops = parts.into_iter().map(|(_, op)| op).collect();
+        let denyoom = !needs_memory.is_empty();
+        return super::exec_gather::launch(ctx, cmds, ops, &watching, denyoom, resp3);
+    }
     let mut shards: Vec<usize> = parts
         .iter()
         .map(|(s, _)| *s)
@@ -312,7 +343,7 @@ struct Exec {
     resp3: bool,
 }
 
-fn execabort_oom(resp3: bool) -> Vec<u8> {
+pub(super) fn execabort_oom(resp3: bool) -> Vec<u8> {
     encode(resp3, |o| {
         o.error(&format!(
             "EXECABORT Transaction discarded because of: {OOM}"
@@ -320,21 +351,26 @@ fn execabort_oom(resp3: bool) -> Vec<u8> {
     })
 }
 
-impl Exec {
-    fn assemble(&mut self, results: Vec<CacheRes>) -> Vec<u8> {
-        let mut results = results.into_iter();
-        let cmds = std::mem::take(&mut self.cmds);
-        encode(self.resp3, |o: &mut Out| {
-            o.array(cmds.len());
-            for c in cmds {
-                match c {
-                    Planned::Ready(b) => o.buf.extend_from_slice(&b),
-                    Planned::Parts { count, join, .. } => {
-                        join.finish(results.by_ref().take(count).collect(), o)
-                    }
+/// EXEC's reply: each command's, in order, from the results of the parts (in command
+/// order).
+pub(super) fn assemble(cmds: Vec<Planned>, results: Vec<CacheRes>, resp3: bool) -> Vec<u8> {
+    let mut results = results.into_iter();
+    encode(resp3, |o: &mut Out| {
+        o.array(cmds.len());
+        for c in cmds {
+            match c {
+                Planned::Ready(b) => o.buf.extend_from_slice(&b),
+                Planned::Parts { count, join, .. } => {
+                    join.finish(results.by_ref().take(count).collect(), o)
                 }
             }
-        })
+        }
+    })
+}
+
+impl Exec {
+    fn assemble(&mut self, results: Vec<CacheRes>) -> Vec<u8> {
+        assemble(std::mem::take(&mut self.cmds), results, self.resp3)
     }
 }
 

@@ -261,3 +261,7 @@ pub mod script {
         )
     }
 }
+/// CONFIG SET or RESETSTAT queued with a command over keys of several shards: that
+/// transaction runs on gathered copies of its keys, where a setting has nowhere to go.
+pub const CONFIG_IN_GATHERED_EXEC: &str =
+    "ERR CONFIG SET and RESETSTAT cannot run in a transaction with a command over keys of several shards";
