@@ -11,6 +11,7 @@ use crate::proto::resp::command::{lookup, Route, Spec};
 use crate::proto::resp::parse::{self, Frame, Limits};
 use crate::proto::resp::write::Out;
 use crate::proto::resp::Args;
+use crate::runtime::slab::SlabKey;
 use crate::txn::{Access, ConnId, Mode, Scheduler};
 
 pub type Key = Box<[u8]>;
@@ -69,6 +70,27 @@ pub enum Op {
     /// Connection `conn` closed: its parked commands here are dropped.
     Unblock {
         conn: ConnId,
+    },
+    /// A blocking command over keys of several shards, from its client's shard (whose
+    /// waiter is `waiter`): it found `keys` (this shard's) empty and waits on them (Some),
+    /// or it is over (None). Its notify-only waiter here is armed (placed in line, or ready
+    /// to wake again) or dropped (`shard/blocked.rs`).
+    Notify {
+        waiter: SlabKey,
+        origin: ConnId,
+        /// The kind of value it waits for.
+        kind: u8,
+        keys: Option<Vec<Key>>,
+    },
+    /// To a blocking command's client's shard: a key its waiter `waiter` waits on was
+    /// written; it tries again.
+    Wake {
+        waiter: SlabKey,
+    },
+    /// On a blocking command's client's shard, inside an attempt: may the attempt take
+    /// what it found (does `waiter` still wait, with its client connected)? Count 1 or 0.
+    Claim {
+        waiter: SlabKey,
     },
     /// The keys' values as bytes (`cache/dump.rs`): the first hop of a command whose keys
     /// live on several shards.
@@ -259,7 +281,10 @@ impl Op {
             | Op::Watch { .. }
             | Op::CheckWatch { .. }
             | Op::Unwatch { .. }
-            | Op::Unblock { .. } => {}
+            | Op::Unblock { .. }
+            | Op::Notify { .. }
+            | Op::Wake { .. }
+            | Op::Claim { .. } => {}
         }
     }
 
@@ -311,8 +336,8 @@ pub fn run(store: &mut Store, op: &Op, now: u64, oom: OomCheck) -> Res {
             Res::Done
         }
         Op::CheckWatch { conn } => Res::Changed(store.watch_changed(*conn, now)),
-        // The shard drops a closed connection's parked commands (`shard/blocked.rs`).
-        Op::Unblock { .. } => Res::Done,
+        // The shard runs these itself (`shard/blocked.rs`).
+        Op::Unblock { .. } | Op::Notify { .. } | Op::Wake { .. } | Op::Claim { .. } => Res::Done,
         Op::Dump(ks) => Res::Dumps(ks.iter().map(|k| dump_key(store, k, now)).collect()),
         Op::Restore(kvs) => {
             for (k, v) in kvs {
