@@ -7,16 +7,16 @@
 //! A blocking command (BLPOP, BLMOVE, BZPOPMIN ...) of one owner tries at once when that is
 //! this shard and its keys are free; otherwise, or when it finds nothing, it becomes a part
 //! that the owner parks on its keys until a write, its timeout or the connection's end
-//! answers it (`shard/blocked.rs`). Over keys of several shards it is refused
-//! ([`errors::BLOCKING_CROSSSHARD`]): no one shard can park it.
+//! answers it (`shard/blocked.rs`). Over keys of several shards the part is for this shard,
+//! the client's: it waits here and tries the whole command atomically over the owners, again
+//! each time one of them reports a write to a key it waits on.
 
 use super::join::{Join, Plan};
-use super::{gather, here_or_forward, launch, refuse, session, Ctx};
+use super::{gather, here_or_forward, launch, session, Ctx};
 use crate::cache::cmd::{try_blocking, Attempt};
 use crate::cache::op::{keys_free, Op as CacheOp};
 use crate::cache::slot::key_slot;
 use crate::proto::resp::command::Spec;
-use crate::proto::resp::errors;
 use crate::proto::resp::write::Out;
 use crate::proto::resp::Args;
 use crate::shard::conn::Conn;
@@ -47,26 +47,28 @@ pub fn dispatch(ctx: &mut Ctx, conn: &mut Conn, spec: &'static Spec, a: Args, fr
     let shard = match owners(ctx, spec, &a) {
         Owners::None => ctx.me,
         Owners::One(s) => s,
-        Owners::Several if spec.blocking() => return refuse(conn, errors::BLOCKING_CROSSSHARD),
+        Owners::Several if spec.blocking() => return blocking(ctx, conn, spec, a, frame, None),
         Owners::Several => return gather::launch(ctx, spec, &a, frame, conn.resp3()),
     };
     if spec.blocking() {
-        return blocking(ctx, conn, spec, a, frame, shard);
+        return blocking(ctx, conn, spec, a, frame, Some(shard));
     }
     here_or_forward(ctx, conn, spec, a, shard)
 }
 
-/// A blocking command whose keys `shard` owns.
+/// A blocking command whose keys `owner` owns, or (None) whose keys have several owners:
+/// then this shard parks it and makes its attempts.
 fn blocking(
     ctx: &mut Ctx,
     conn: &mut Conn,
     spec: &'static Spec,
     a: Args,
     frame: &[u8],
-    shard: usize,
+    owner: Option<usize>,
 ) -> Act {
     let resp3 = conn.resp3();
-    if shard == ctx.me && keys_free(ctx.sched, ctx.conn, spec, &a) {
+    let shard = owner.unwrap_or(ctx.me);
+    if owner == Some(ctx.me) && keys_free(ctx.sched, ctx.conn, spec, &a) {
         let mut buf = Vec::new();
         let (store, now) = (&mut *ctx.store, ctx.now_ms);
         if try_blocking(store, spec, &a, now, &mut Out::new(&mut buf, resp3)) == Attempt::Answered {
@@ -88,9 +90,17 @@ fn blocking(
     };
     let act = launch(ctx, plan, false, spec, resp3);
     if matches!(act, Act::Launch(_)) {
+        // Where it may wait: its owner, or this shard and every owner (for the waiters
+        // that tell this shard about writes).
+        let mut on = vec![shard];
+        if owner.is_none() {
+            spec.for_each_key(&a, |k| on.push(ctx.owner.shard(key_slot(k))));
+        }
         let sess = session(conn);
-        if !sess.blocked_on.contains(&shard) {
-            sess.blocked_on.push(shard);
+        for s in on {
+            if !sess.blocked_on.contains(&s) {
+                sess.blocked_on.push(s);
+            }
         }
     }
     act

@@ -6,6 +6,10 @@
 //!
 //! A forwarded single-key command is the simplest flight: one part whose encoded reply is
 //! copied from the reply batch straight into the connection, with nothing allocated.
+//!
+//! A flight may also be started by this shard for a blocking command parked here (one
+//! attempt of a command over keys of several shards, `blocked.rs`): its reply then goes to
+//! that waiter instead of a connection.
 
 use std::time::Instant;
 
@@ -23,10 +27,18 @@ enum Kind {
     Full(Flight),
 }
 
+/// Where a flight's reply goes.
+#[derive(Clone, Copy)]
+enum ReplyTo {
+    /// The connection reply slot it fills: connection slot, generation, sequence.
+    Conn(u32, u32, u64),
+    /// A blocking command waiting on this shard, of which this flight is one attempt.
+    Waiter(SlabKey),
+}
+
 struct Slot {
     kind: Kind,
-    /// The connection reply slot it fills: connection slot, generation, sequence.
-    reply: (u32, u32, u64),
+    reply: ReplyTo,
     family: Family,
     started: Instant,
 }
@@ -99,7 +111,7 @@ impl Shard {
         let origin = self.conn_id(slot, reply.1);
         let f = self.flights.insert(Slot {
             kind: Kind::Single,
-            reply,
+            reply: ReplyTo::Conn(reply.0, reply.1, reply.2),
             family,
             started,
         });
@@ -125,6 +137,17 @@ impl Shard {
             return;
         };
         let origin = self.conn_id(slot, reply.1);
+        self.start_flight(ReplyTo::Conn(reply.0, reply.1, reply.2), origin, l, started);
+    }
+
+    /// Start a flight for waiter `waiter` (of connection `origin`) parked on this shard: its
+    /// reply goes to [`Shard::attempted`].
+    pub(super) fn launch_for_waiter(&mut self, waiter: SlabKey, origin: ConnId, l: Launch) {
+        let now = self.now;
+        self.start_flight(ReplyTo::Waiter(waiter), origin, l, now);
+    }
+
+    fn start_flight(&mut self, reply: ReplyTo, origin: ConnId, l: Launch, started: Instant) {
         let me = self.flights.reserve();
         let flight = match l.atomic {
             Some(participants) => {
@@ -172,14 +195,16 @@ impl Shard {
         for out in outputs.drain(..) {
             match out {
                 Output::Send(shard, msg) => self.send_to(shard, msg),
-                Output::Reply(bytes) => {
-                    if let Some((slot, gen, seq)) = self.end_flight(f) {
+                Output::Reply(bytes) => match self.end_flight(f) {
+                    Some(ReplyTo::Conn(slot, gen, seq)) => {
                         if let Some(c) = self.conns.live(slot, gen) {
                             c.fill_owned(seq, bytes);
                             self.replied(slot);
                         }
                     }
-                }
+                    Some(ReplyTo::Waiter(w)) => self.attempted(w, bytes),
+                    None => {}
+                },
                 Output::After(d) => {
                     self.timers.push((now + d, f));
                     self.arm_fast_timer();
@@ -193,10 +218,13 @@ impl Shard {
         }
     }
 
-    /// A flight ends: it is recorded, and its reply slot is returned.
-    fn end_flight(&mut self, f: FlightRef) -> Option<(u32, u32, u64)> {
+    /// A flight ends: it is recorded (when it answers a connection), and where its reply
+    /// goes is returned.
+    fn end_flight(&mut self, f: FlightRef) -> Option<ReplyTo> {
         let s = self.flights.remove(f)?;
-        record(&mut self.metrics, s.family, s.started, self.now);
+        if let ReplyTo::Conn(..) = s.reply {
+            record(&mut self.metrics, s.family, s.started, self.now);
+        }
         Some(s.reply)
     }
 
@@ -217,7 +245,7 @@ impl Shard {
             self.flights.get_mut(to.flight).map(|s| &s.kind),
             Some(Kind::Single)
         ) {
-            if let Some((slot, gen, seq)) = self.end_flight(to.flight) {
+            if let Some(ReplyTo::Conn(slot, gen, seq)) = self.end_flight(to.flight) {
                 if let Some(c) = self.conns.live(slot, gen) {
                     c.fill(seq, bytes);
                     self.replied(slot);

@@ -296,12 +296,13 @@ impl Shard {
 
     fn run_op(&mut self, from: u16, to: Option<PartRef>, op: Op, oom: OomCheck) {
         match op {
-            Op::Cache(cache::Op::Block {
-                frame,
-                resp3,
-                origin,
-            }) => self.park_or_answer(from, to, frame, resp3, origin),
-            Op::Cache(cache::Op::Unblock { conn }) => self.unblock(conn),
+            Op::Cache(
+                c @ (cache::Op::Block { .. }
+                | cache::Op::Unblock { .. }
+                | cache::Op::Notify { .. }
+                | cache::Op::Wake { .. }
+                | cache::Op::Claim { .. }),
+            ) => self.run_blocking(from, to, c),
             Op::Cache(c) => {
                 let mut res = cache::run(&mut self.store, &c, self.now_ms, oom);
                 if let cache::Res::Info(i) = &mut res {
