@@ -1,7 +1,8 @@
 """Blocking pops (BLPOP, BRPOP, BLMOVE, BZPOPMIN) through redis-py and raw RESP on a 2-shard
 node: served by a later push from any connection on either shard, first come first served,
 timeouts, a blocked client that disconnects, MULTI that pushes and deletes, keys that turn
-into another type, keys of several shards, and shutdown with clients still parked."""
+into another type, and shutdown with clients still parked. Keys of several shards:
+test_blocking_cross.py."""
 
 import threading
 import time
@@ -118,13 +119,6 @@ def test_bzpopmin_serves_the_lowest_score(node, r):
     r.zadd(key, {"b": 2, "a": 1})
     assert waiter.read_reply() == encode(key, "a", "1")
     assert r.zrange(key, 0, -1) == [b"b"]
-
-
-def test_blocking_over_keys_of_several_shards_is_refused(node):
-    a, b = keys_on(0, 1, "x")[0], keys_on(1, 1, "y")[0]
-    raw = Raw(node.port)
-    reply = raw.cmd("BLPOP", a, b, 0)
-    assert reply.startswith(b"-CROSSSLOT"), reply
 
 
 def test_many_waiters_and_pushers_lose_nothing(node):
