@@ -36,9 +36,6 @@ pub const MSETNX_ACROSS_SHARDS_IN_MULTI: &str =
 /// A command whose keys must run together names keys of several shards.
 pub const CROSSSHARD: &str =
     "CROSSSLOT Keys in request don't hash to the same shard (use a {hash tag})";
-/// A blocking command (BLPOP ...) names keys of several shards: no one shard can park it.
-pub const BLOCKING_CROSSSHARD: &str =
-    "CROSSSLOT Keys of a blocking command must be on one shard (use a {hash tag})";
 
 pub fn wrong_args(command: &str) -> String {
     format!("ERR wrong number of arguments for '{command}' command")

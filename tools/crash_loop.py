@@ -1,0 +1,223 @@
+#!/usr/bin/env python3
+"""kill -9 cycles under mixed load: does the node lose or duplicate an acknowledged record?
+
+Each cycle starts the node (timing its recovery: from the process's start to its
+"pinion ready" line), then runs at once
+  - an idempotent confluent-kafka producer with acks=all over several partitions, each
+    record's value unique (cycle:seq), every acknowledgement noted with its offset;
+  - a RESP client writing strings, counters and MULTI transactions (load only: the cache
+    keeps nothing across a restart, by design);
+and kills the node with SIGKILL after a random time. With --torn-tail, some cycles then
+damage the tail of a partition's last segment (cut it at a random byte, or flip bits in its
+last batch) before the next start; the acknowledged records from the damaged batch on are
+then not expected any more (the damage destroyed them), all before it are.
+
+At the end the node starts once more and every partition is read from the beginning:
+  - every acknowledged record is at its acknowledged offset with its value (no loss);
+  - no value is stored twice (no duplicate), offsets are dense from 0.
+
+    python3 tools/crash_loop.py --cycles 100 [--partitions 6] [--torn-tail] [--seed S]
+
+The binary is $PINION_BIN or target/release/pinion. Prints a summary (records, recovery
+times) and exits 1 on any loss or duplicate. tests/test_crash_loop.py runs a few cycles in CI.
+"""
+
+import argparse
+import os
+import random
+import statistics
+import struct
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+from confluent_kafka import Consumer, Producer, TopicPartition  # noqa: E402
+from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
+import redis  # noqa: E402
+
+from conftest import Node  # noqa: E402
+
+TOPIC = "crashloop"
+
+
+def segment_batches(path: Path):
+    """(start, end, base offset) of each whole batch stored in a segment file."""
+    data, pos, out = path.read_bytes(), 0, []
+    while pos + 12 <= len(data):
+        base, length = struct.unpack(">qi", data[pos : pos + 12])
+        if length <= 0 or pos + 12 + length > len(data):
+            break
+        out.append((pos, pos + 12 + length, base))
+        pos += 12 + length
+    return out
+
+
+def damage_tail(data_dir: Path, partitions: int, rng: random.Random):
+    """Cut or flip bits in the last batch of a random partition's last segment. Returns
+    (partition, first offset no longer expected) or None when there was nothing to damage."""
+    part = rng.randrange(partitions)
+    segs = sorted((data_dir / "log" / TOPIC / str(part)).glob("*.log"))
+    if not segs:
+        return None
+    seg = segs[-1]
+    batches = segment_batches(seg)
+    if not batches:
+        return None
+    start, end, base = batches[-1]
+    with open(seg, "r+b") as f:
+        if rng.random() < 0.5:
+            f.truncate(rng.randrange(start + 1, end))
+        else:
+            at = rng.randrange(start + 12, end)
+            f.seek(at)
+            b = f.read(1)[0]
+            f.seek(at)
+            f.write(bytes([b ^ (1 << rng.randrange(8))]))
+    return part, base
+
+
+class Load:
+    """One cycle's producer and cache traffic, until stopped."""
+
+    def __init__(self, node: Node, cycle: int, partitions: int):
+        self.node, self.cycle, self.partitions = node, cycle, partitions
+        self.acked = []  # (partition, offset, value)
+        self.stop = threading.Event()
+        self.cache_ops = 0
+        self.producer = Producer({
+            "bootstrap.servers": f"127.0.0.1:{node.kafka_port}",
+            "acks": "all",
+            "enable.idempotence": True,
+            "linger.ms": 2,
+            "message.timeout.ms": 5000,
+        })
+        self.threads = [threading.Thread(target=self.produce), threading.Thread(target=self.cache)]
+
+    def start(self):
+        for t in self.threads:
+            t.start()
+
+    def report(self, err, msg):
+        if err is None:
+            self.acked.append((msg.partition(), msg.offset(), msg.value()))
+
+    def produce(self):
+        seq = 0
+        while not self.stop.is_set():
+            value = f"{self.cycle}:{seq}".encode()
+            try:
+                self.producer.produce(TOPIC, value=value, partition=seq % self.partitions,
+                                      on_delivery=self.report)
+                seq += 1
+            except BufferError:
+                pass
+            self.producer.poll(0 if seq % 64 else 0.001)
+
+    def cache(self):
+        c = redis.Redis(port=self.node.port, socket_timeout=2)
+        i = 0
+        while not self.stop.is_set():
+            try:
+                c.set(f"k{i % 1000}", i)
+                c.incr("counter")
+                p = c.pipeline(transaction=True)
+                p.set(f"a{i % 97}", i).incr(f"b{i % 89}").lpush(f"l{i % 13}", i)
+                p.execute()
+                self.cache_ops += 5
+            except (redis.ConnectionError, redis.TimeoutError):
+                time.sleep(0.01)
+            i += 1
+
+    def finish(self):
+        """After the kill: stop the traffic, drop what was never acknowledged."""
+        self.stop.set()
+        for t in self.threads:
+            t.join()
+        self.producer.purge(in_queue=True, in_flight=True)
+        self.producer.poll(0)
+        self.producer.flush(0)
+
+
+def read_back(node: Node, partitions: int, timeout=120):
+    """Every stored record, per partition, from offset 0 to the high watermark."""
+    c = Consumer({"bootstrap.servers": f"127.0.0.1:{node.kafka_port}", "group.id": "crashloop-check",
+                  "enable.auto.commit": False, "fetch.max.bytes": 8 << 20})
+    highs = {p: c.get_watermark_offsets(TopicPartition(TOPIC, p), timeout=10)[1] for p in range(partitions)}
+    c.assign([TopicPartition(TOPIC, p, 0) for p in range(partitions) if highs[p] > 0])
+    got = {p: [] for p in range(partitions)}
+    deadline = time.time() + timeout
+    while any(len(got[p]) < highs[p] for p in got) and time.time() < deadline:
+        m = c.poll(0.5)
+        if m is None:
+            continue
+        if m.error() is not None:
+            raise RuntimeError(f"consumer: {m.error()}")
+        got[m.partition()].append((m.offset(), m.value()))
+    c.close()
+    return got, highs
+
+
+def run(cycles: int, partitions: int, damage_rate: float, seed: int, work: Path, log=print):
+    rng = random.Random(seed)
+    node = Node(work, "--fsync", "always")
+    admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{node.kafka_port}"})  # outlives its future
+    admin.create_topics([NewTopic(TOPIC, partitions, 1)])[TOPIC].result(10)
+    expected = {}  # (partition, offset) -> value
+    recoveries, damaged, cache_ops = [], 0, 0
+    for cycle in range(cycles):
+        load = Load(node, cycle, partitions)
+        load.start()
+        time.sleep(rng.uniform(0.3, 1.5))
+        node.kill9()
+        load.finish()
+        cache_ops += load.cache_ops
+        for part, off, value in load.acked:
+            expected[(part, off)] = value
+        if rng.random() < damage_rate:
+            hit = damage_tail(node.data, partitions, rng)
+            if hit:
+                damaged += 1
+                part, lost_from = hit
+                expected = {k: v for k, v in expected.items() if not (k[0] == part and k[1] >= lost_from)}
+        t0 = time.time()
+        node.restart()
+        recoveries.append(time.time() - t0)
+        log(f"cycle {cycle}: {len(load.acked)} acked, recovered in {recoveries[-1]*1000:.0f} ms")
+    got, highs = read_back(node, partitions)
+    node.stop()
+    lost = [k for k, v in expected.items() if dict(got[k[0]]).get(k[1]) != v]
+    values = [v for recs in got.values() for _, v in recs]
+    dups = len(values) - len(set(values))
+    holes = [p for p, recs in got.items() if [o for o, _ in recs] != list(range(highs[p]))]
+    return {
+        "cycles": cycles, "acked": len(expected), "stored": len(values), "lost": len(lost),
+        "lost_examples": lost[:5], "duplicates": dups, "holes": holes, "damaged": damaged,
+        "cache_ops": cache_ops, "truncations_logged": node.log_text().count("recovery truncated"),
+        "recovery_ms": {
+            "min": min(recoveries) * 1000, "median": statistics.median(recoveries) * 1000,
+            "max": max(recoveries) * 1000,
+        },
+    }
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--cycles", type=int, default=100)
+    ap.add_argument("--partitions", type=int, default=6)
+    ap.add_argument("--torn-tail", action="store_true", help="damage a tail after 30%% of the kills")
+    ap.add_argument("--seed", type=int, default=int(time.time()))
+    a = ap.parse_args()
+    with tempfile.TemporaryDirectory() as d:
+        r = run(a.cycles, a.partitions, 0.3 if a.torn_tail else 0.0, a.seed, Path(d))
+    print(f"seed {a.seed}: {r}")
+    ok = r["lost"] == 0 and r["duplicates"] == 0 and not r["holes"]
+    print("OK" if ok else "FAILED")
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
