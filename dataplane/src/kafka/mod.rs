@@ -11,6 +11,7 @@
 //! that cannot be decoded, or a size over `--max-request-bytes`, closes that connection
 //! only.
 
+pub mod encode;
 pub mod handlers;
 pub mod partitions;
 pub mod rounds;
@@ -60,30 +61,23 @@ impl Ctx<'_> {
     }
 }
 
-/// Answer with `body` now.
+/// Answer with `body` now; a body that cannot be encoded is answered with an error
+/// (`encode.rs`), and only when not even that encodes is the connection closed.
 fn reply(conn: &mut Conn, key: ApiKey, version: i16, cid: i32, body: ResponseKind) -> Act {
-    match wire::encode_response(key, version, cid, &body) {
-        Ok(frame) => {
+    match encode::encode_or_error(key, version, cid, &body) {
+        Some(frame) => {
             conn.reply(|o| o.buf.extend_from_slice(&frame));
             Act::Done
         }
-        Err(e) => {
-            tracing::error!(?key, version, error = %e, "encoding a Kafka response failed");
-            Act::Close
-        }
+        None => Act::Close,
     }
 }
 
-/// Encode a response inside a flight; an encoding failure (a bug) is logged and answered
-/// with nothing.
-fn encode_or_empty(key: ApiKey, version: i16, cid: i32, body: &ResponseKind) -> Done {
-    match wire::encode_response(key, version, cid, body) {
-        Ok(f) => Done::Reply(f),
-        Err(e) => {
-            tracing::error!(?key, version, error = %e, "encoding a Kafka response failed");
-            Done::Reply(Vec::new())
-        }
-    }
+/// Encode a response inside a flight; a body that cannot be encoded is answered with an
+/// error (`encode.rs`). A flight cannot close its connection: when not even the error
+/// encodes (no served API and version gets there), the reply is left empty, logged.
+fn encode_in_flight(key: ApiKey, version: i16, cid: i32, body: &ResponseKind) -> Done {
+    Done::Reply(encode::encode_or_error(key, version, cid, body).unwrap_or_default())
 }
 
 fn finish(
@@ -120,7 +114,7 @@ pub fn dispatch(ctx: &mut Ctx, conn: &mut Conn, payload: Bytes) -> Act {
     match req.body {
         RequestKind::ApiVersions(_) => handlers::api_versions::handle(conn, r),
         RequestKind::Metadata(m) => handlers::metadata::handle(ctx, r, m),
-        RequestKind::FindCoordinator(_) => handlers::find_coordinator::handle(ctx, conn, r),
+        RequestKind::FindCoordinator(f) => handlers::find_coordinator::handle(ctx, conn, r, f),
         RequestKind::InitProducerId(_) => handlers::init_producer_id::handle(ctx, conn, r),
         RequestKind::CreateTopics(c) => handlers::create_topics::handle(ctx, r, c),
         RequestKind::DeleteTopics(d) => handlers::delete_topics::handle(ctx, r, d),

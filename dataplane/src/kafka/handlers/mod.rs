@@ -28,6 +28,6 @@ pub struct Req {
 impl Req {
     /// The response to this request, encoded.
     pub fn answer(&self, body: ResponseKind) -> Done {
-        super::encode_or_empty(self.key, self.version, self.cid, &body)
+        super::encode_in_flight(self.key, self.version, self.cid, &body)
     }
 }

@@ -1,0 +1,120 @@
+"""Kafka compatibility bugs that real clients hit, each through the clients that found it:
+FindCoordinator in every version (v4 asks for a batch of keys), a Fetch whose first batch is
+larger than the fetch's max bytes (KIP-74), ListOffsets by timestamp inside a batch, topics
+auto-created by many clients at once, and CreateTopics with every config Kafka documents and
+DescribeConfigs of topics and the broker."""
+
+import socket
+import struct
+import subprocess
+import threading
+import time
+
+import pytest
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, ConfigResource, ConfigSource, NewTopic
+
+T0 = 1_700_000_000_000
+
+
+def bootstrap(node) -> str:
+    return f"127.0.0.1:{node.kafka_port}"
+
+
+def kcat(node, *args, input=None, timeout=60):
+    r = subprocess.run(["kcat", "-b", bootstrap(node), *args],
+                       input=input, capture_output=True, timeout=timeout)
+    assert r.returncode == 0, r.stderr.decode()
+    return r.stdout.decode()
+
+
+def segment_batches(node, topic, partition=0):
+    """(base offset, record count, size) of every batch in a partition's segments."""
+    out = []
+    for seg in sorted((node.data / "log" / topic / str(partition)).glob("*.log")):
+        data, pos = seg.read_bytes(), 0
+        while pos + 61 <= len(data):
+            base, length = struct.unpack(">qi", data[pos:pos + 12])
+            if length <= 0:
+                break  # the zeros after the active segment's last batch
+            count = struct.unpack(">i", data[pos + 57:pos + 61])[0]
+            out.append((base, count, 12 + length))
+            pos += 12 + length
+    return out
+
+
+def produce_one_batch(node, topic, values, partition=0, timestamps=None, codec="none"):
+    """Produce `values` as one batch (librdkafka lingers until all are queued)."""
+    p = Producer({"bootstrap.servers": bootstrap(node), "linger.ms": 1000,
+                  "batch.size": 1_000_000, "compression.type": codec, "acks": "all"})
+    # With the partitions known first, nothing goes out before all are queued.
+    p.list_topics(topic, timeout=10)
+    errors = []
+    for i, v in enumerate(values):
+        kw = {"timestamp": timestamps[i]} if timestamps else {}
+        p.produce(topic, value=v, partition=partition,
+                  on_delivery=lambda e, m: e and errors.append(e), **kw)
+    assert p.flush(20) == 0 and not errors, errors
+
+
+def kafka_request(port, payload: bytes, timeout=10.0) -> bytes:
+    """One request on a fresh connection; the response without its size prefix."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(struct.pack(">i", len(payload)) + payload)
+        buf = b""
+        while len(buf) < 4 or len(buf) < 4 + struct.unpack(">i", buf[:4])[0]:
+            chunk = s.recv(1 << 20)
+            if not chunk:
+                raise ConnectionError("closed")
+            buf += chunk
+    return buf[4:]
+
+
+def fetch_v4(port, topic, partitions, max_bytes, partition_max_bytes):
+    """A Fetch v4 from offset 0 of `partitions`: {partition: (error, record bytes)}."""
+    t = topic.encode()
+    body = struct.pack(">iiiib", -1, 100, 1, max_bytes, 0)
+    body += struct.pack(">ih", 1, len(t)) + t + struct.pack(">i", len(partitions))
+    for p in partitions:
+        body += struct.pack(">iqi", p, 0, partition_max_bytes)
+    header = struct.pack(">hhih", 1, 4, 11, 4) + b"test"
+    r = kafka_request(port, header + body)
+    cid, _throttle, ntopics = struct.unpack(">iii", r[:12])
+    assert (cid, ntopics) == (11, 1)
+    pos = 12
+    (n,) = struct.unpack(">h", r[pos:pos + 2])
+    pos += 2 + n
+    (nparts,) = struct.unpack(">i", r[pos:pos + 4])
+    pos += 4
+    out = {}
+    for _ in range(nparts):
+        part, err, _hw, _lso, naborted = struct.unpack(">ihqqi", r[pos:pos + 26])
+        pos += 26 + 16 * max(naborted, 0)
+        (size,) = struct.unpack(">i", r[pos:pos + 4])
+        pos += 4 + max(size, 0)
+        out[part] = (err, max(size, 0))
+    return out
+
+
+# ----- FindCoordinator ------------------------------------------------------------------
+
+
+def test_find_coordinator_answers_every_version_and_each_batched_key(node):
+    """kafka-python asks v4 with a batch of keys (KIP-699). The v4 answer used to fail to
+    encode and the node closed the connection without a word."""
+    from kafka import KafkaAdminClient
+    from kafka.protocol.metadata import CoordinatorType, FindCoordinatorRequest
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap(node), request_timeout_ms=5000)
+    try:
+        for v in range(4):
+            req = FindCoordinatorRequest(key="g", key_type=0, min_version=v, max_version=v)
+            r = admin._manager.run(admin._manager.send, req)
+            assert (r.error_code, r.node_id, r.host, r.port) == (0, 0, "127.0.0.1", node.kafka_port)
+        ids = admin._manager.run(admin._find_coordinator_ids, ["g1", "g2", "g3"])
+        assert ids == {"g1": 0, "g2": 0, "g3": 0}
+        ids = admin._manager.run(admin._find_coordinator_ids, ["tx"], CoordinatorType.TRANSACTION)
+        assert ids == {"tx": 0}
+    finally:
+        admin.close()
+    assert "encoding a Kafka response failed" not in node.log_text()
