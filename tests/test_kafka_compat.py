@@ -118,3 +118,66 @@ def test_find_coordinator_answers_every_version_and_each_batched_key(node):
     finally:
         admin.close()
     assert "encoding a Kafka response failed" not in node.log_text()
+
+
+# ----- Fetch: a batch larger than max bytes -----------------------------------------------
+
+
+def big_batches(node, topic, partitions=(0,)):
+    """One batch of 100 records of ~1 KB (about 100 KB) in each of `partitions`."""
+    for p in partitions:
+        produce_one_batch(node, topic, [f"{p}-{i:03d}-".encode() + b"x" * 1000 for i in range(100)],
+                          partition=p)
+        batches = segment_batches(node, topic, p)
+        assert len(batches) == 1 and batches[0][1] == 100 and batches[0][2] > 100_000, batches
+
+
+def test_kafka_python_consumes_a_batch_larger_than_max_partition_fetch_bytes(node):
+    from kafka import KafkaConsumer
+
+    big_batches(node, "wide")
+    consumer = KafkaConsumer("wide", bootstrap_servers=bootstrap(node), auto_offset_reset="earliest",
+                             max_partition_fetch_bytes=1500, fetch_max_bytes=1500,
+                             consumer_timeout_ms=5000, group_id=None)
+    got = []
+    for m in consumer:  # ends after 5 s without a record
+        got.append(m.value)
+        if len(got) == 100:
+            break
+    consumer.close()
+    assert len(got) == 100 and got[0].startswith(b"0-000-") and got[-1].startswith(b"0-099-")
+
+
+def test_confluent_consumes_batches_larger_than_every_fetch_limit(node):
+    admin = AdminClient({"bootstrap.servers": bootstrap(node)})
+    admin.create_topics([NewTopic("wide2", 2, 1)])["wide2"].result(10)
+    big_batches(node, "wide2", (0, 1))
+    c = Consumer({"bootstrap.servers": bootstrap(node), "group.id": "wide",
+                  "enable.auto.commit": False, "max.partition.fetch.bytes": 1500,
+                  "fetch.max.bytes": 1500, "message.max.bytes": 1000})
+    c.assign([TopicPartition("wide2", p, 0) for p in (0, 1)])
+    got, deadline = [], time.time() + 20
+    while len(got) < 200 and time.time() < deadline:
+        m = c.poll(0.5)
+        if m is not None:
+            assert m.error() is None, m.error()
+            got.append((m.partition(), m.offset()))
+    c.close()
+    assert sorted(got) == [(p, o) for p in (0, 1) for o in range(100)]
+
+
+def test_fetch_response_max_bytes_keeps_whole_batches_and_at_least_one(node):
+    """The response's max_bytes as Kafka applies it: partitions in request order, whole
+    batches, but always the first batch of the first partition with data."""
+    admin = AdminClient({"bootstrap.servers": bootstrap(node)})
+    admin.create_topics([NewTopic("sized", 2, 1)])["sized"].result(10)
+    big_batches(node, "sized", (0, 1))
+    size = segment_batches(node, "sized", 0)[0][2]
+    port = node.kafka_port
+    # Both limits far below one batch: the first partition's batch comes whole, alone.
+    assert fetch_v4(port, "sized", [0, 1], 1500, 1500) == {0: (0, size), 1: (0, 0)}
+    assert fetch_v4(port, "sized", [1, 0], 1500, 1500) == {1: (0, size), 0: (0, 0)}
+    # Room in the response for both: each partition's first batch comes whole.
+    assert fetch_v4(port, "sized", [0, 1], 10 << 20, 1500) == {0: (0, size), 1: (0, size)}
+    # Room for one and a half: the second batch would pass max_bytes.
+    assert fetch_v4(port, "sized", [0, 1], size + size // 2, 1 << 20) == {0: (0, size), 1: (0, 0)}

@@ -12,8 +12,9 @@ use std::path::PathBuf;
 
 use bytes::Bytes;
 
+use super::batch::{self, HEADER_BYTES};
 use super::ops::LogResult;
-use super::partition::{end_of_batches, find_time, trim_read};
+use super::partition::{end_of_batches, find_time};
 use super::{owner_key, LogCtx, Logs};
 use crate::limits::{FETCH_PARTITION_BYTES_MIN, READ_AHEAD_MIN_BYTES};
 use crate::proto::kafka::ErrorCode;
@@ -222,8 +223,10 @@ impl Logs {
     }
 
     /// Answer fetch `op` with the bytes `range` of `buf`, read from file position `from`:
-    /// whole batches from its offset on. `from_ahead`: the bytes are a read-ahead's (which
-    /// starts at the batch the fetch asks for); with no whole batch there, read again.
+    /// whole batches from its offset on. When the batch holding the offset is not whole in
+    /// them (it is larger than the fetch's max bytes, or the read stopped before it), it is
+    /// read again from that batch, whole: Kafka (KIP-74) returns the first batch even when
+    /// it is larger than max bytes, so a consumer always moves on.
     fn answer_fetch(
         &mut self,
         op: ReadOp,
@@ -235,22 +238,26 @@ impl Logs {
     ) {
         let len = range.len().min(op.len);
         let data = &buf.as_slice()[range.start..range.start + len];
-        let whole = trim_read(data, op.offset);
-        if from_ahead && !whole.is_empty() {
-            ctx.counters.log_read_ahead_hits += 1;
-        }
-        if whole.is_empty() && from_ahead {
-            let fd = self.parts.get_mut(op.part).and_then(|p| p.reader(&op.path));
-            if let Some(fd) = fd {
-                self.submit_read(fd, op, ctx);
-                return;
+        let whole = match scan(data, op.offset) {
+            Scan::Whole(whole) => whole,
+            Scan::Need { at, size } => {
+                let mut op = op;
+                return match self.widen(&mut op, from + at as u64, size) {
+                    Some(fd) => {
+                        self.submit_read(fd, op, ctx);
+                    }
+                    None => self.answer_nothing(op, ctx),
+                };
             }
+            Scan::Nothing => return self.answer_nothing(op, ctx),
+        };
+        if from_ahead {
+            ctx.counters.log_read_ahead_hits += 1;
         }
         let next = end_of_batches(&data[whole.clone()], from + whole.start as u64);
         let at = range.start;
         // The read buffer becomes the records as they are: no copy.
-        let records = (!whole.is_empty())
-            .then(|| Bytes::from_owner(buf).slice(at + whole.start..at + whole.end));
+        let records = Some(Bytes::from_owner(buf).slice(at + whole.start..at + whole.end));
         let result = LogResult::Fetched {
             error: 0,
             high_watermark: op.hw,
@@ -258,6 +265,44 @@ impl Logs {
             records,
         };
         self.fetch_done(op, result, next, ctx);
+    }
+
+    /// Fetch `op` found no batch to answer with: an empty answer.
+    fn answer_nothing(&mut self, op: ReadOp, ctx: &mut LogCtx) {
+        let result = LogResult::Fetched {
+            error: 0,
+            high_watermark: op.hw,
+            log_start: op.log_start,
+            records: None,
+        };
+        self.fetch_done(op, result, None, ctx);
+    }
+
+    /// Make fetch `op` read again from file position `position`: at least the `size` bytes
+    /// of the batch there (or a header's worth, then its size is known), within what is
+    /// readable of its segment; the handle to read with. None when that reads nothing new
+    /// (the same bytes again, or past the readable end) or the partition is gone.
+    fn widen(
+        &mut self,
+        op: &mut ReadOp,
+        position: u64,
+        size: Option<usize>,
+    ) -> Option<(RawFd, bool)> {
+        let p = self.parts.get_mut(op.part)?;
+        let end = if op.path == p.committed.0 {
+            p.committed.1
+        } else {
+            p.segment_size(&op.path)?
+        };
+        let fd = p.reader(&op.path)?;
+        let want = op.len.max(size.unwrap_or(HEADER_BYTES)) as u64;
+        let len = want.min(end.saturating_sub(position)) as usize;
+        if len == 0 || (position == op.position && len <= op.len) {
+            return None;
+        }
+        op.position = position;
+        op.len = len;
+        Some(fd)
     }
 
     /// A fetch was answered from `op`'s read: reply, and read the partition's next range
@@ -437,5 +482,126 @@ impl Logs {
         if let Some(to) = waiter.and_then(|w| w.reply) {
             ctx.reply(to, fetch_error(error, -1, -1));
         }
+    }
+}
+
+/// Where, in bytes read for a fetch from `offset`, the batches it wants are.
+#[derive(Debug, PartialEq, Eq)]
+enum Scan {
+    /// Whole batches, the first the one holding `offset` (or the first after it).
+    Whole(Range<usize>),
+    /// The wanted batch starts at `at` but is not whole here (`size`: its size, when its
+    /// header is), or starts at or after the end of what was read.
+    Need { at: usize, size: Option<usize> },
+    /// Bytes that are not batches.
+    Nothing,
+}
+
+/// Walk `buf`'s batches, skipping those that end before `offset`.
+fn scan(buf: &[u8], offset: i64) -> Scan {
+    let mut pos = 0;
+    while pos + HEADER_BYTES <= buf.len() {
+        let Ok(h) = batch::peek(&buf[pos..]) else {
+            return Scan::Nothing;
+        };
+        if h.last_offset() < offset {
+            pos += h.size;
+            continue;
+        }
+        if pos + h.size > buf.len() {
+            return Scan::Need {
+                at: pos,
+                size: Some(h.size),
+            };
+        }
+        let start = pos;
+        while pos + HEADER_BYTES <= buf.len() {
+            match batch::peek(&buf[pos..]) {
+                Ok(h) if pos + h.size <= buf.len() => pos += h.size,
+                _ => break,
+            }
+        }
+        return Scan::Whole(start..pos);
+    }
+    Scan::Need {
+        at: pos,
+        size: None,
+    }
+}
+
+/// The whole batches at the front of `records` that fit in `budget` bytes; at least the
+/// first when `at_least_one` (KIP-74: a response's first batch goes out whole, whatever its
+/// size).
+pub fn batches_within(records: &Bytes, budget: usize, at_least_one: bool) -> Bytes {
+    let mut end = 0;
+    while end + HEADER_BYTES <= records.len() {
+        let Ok(h) = batch::peek(&records[end..]) else {
+            break;
+        };
+        let next = end + h.size;
+        if next > records.len() || (next > budget && !(at_least_one && end == 0)) {
+            break;
+        }
+        end = next;
+    }
+    records.slice(..end)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Batches of `sizes` records each (values of 100 bytes), offsets from 0.
+    fn log(sizes: &[usize]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut base = 0;
+        for &n in sizes {
+            let values: Vec<Vec<u8>> = (0..n).map(|_| vec![b'v'; 100]).collect();
+            let refs: Vec<&[u8]> = values.iter().map(|v| v.as_slice()).collect();
+            out.extend_from_slice(&batch::build(base, 0, &refs));
+            base += n as i64;
+        }
+        out
+    }
+
+    #[test]
+    fn scan_finds_the_wanted_batch_or_says_what_to_read() {
+        let data = log(&[2, 10, 3]);
+        let b0 = batch::peek(&data).unwrap().size;
+        let b1 = batch::peek(&data[b0..]).unwrap().size;
+        // All there: from the batch holding the offset to the end.
+        assert_eq!(scan(&data, 0), Scan::Whole(0..data.len()));
+        assert_eq!(scan(&data, 5), Scan::Whole(b0..data.len()));
+        // Read cut inside the wanted batch: read it again whole, from its start.
+        assert_eq!(
+            scan(&data[..b0 + 200], 5),
+            Scan::Need {
+                at: b0,
+                size: Some(b1)
+            }
+        );
+        // Cut inside a batch wanted only after one that is whole: the whole ones go.
+        assert_eq!(scan(&data[..b0 + 200], 1), Scan::Whole(0..b0));
+        // Cut inside an earlier batch's records (it ends before the offset): skip it.
+        assert_eq!(
+            scan(&data[..b0 + 100], 13),
+            Scan::Need {
+                at: b0 + b1,
+                size: None
+            }
+        );
+        // Cut inside the header of the wanted batch.
+        assert_eq!(scan(&data[..b0 + 30], 5), Scan::Need { at: b0, size: None });
+        assert_eq!(scan(&[0u8; 80], 0), Scan::Nothing);
+    }
+
+    #[test]
+    fn response_budget_keeps_whole_batches_and_at_least_one() {
+        let data = Bytes::from(log(&[10, 10, 10]));
+        let b = batch::peek(&data).unwrap().size;
+        assert_eq!(batches_within(&data, 10, true).len(), b);
+        assert_eq!(batches_within(&data, 10, false).len(), 0);
+        assert_eq!(batches_within(&data, 2 * b + 5, false).len(), 2 * b);
+        assert_eq!(batches_within(&data, usize::MAX, false).len(), 3 * b);
     }
 }

@@ -1,9 +1,15 @@
 //! Fetch (v4-v12): each partition is read on its owner shard (`log/fetch.rs`). With less
 //! than min_bytes and no error, the partitions are asked again every few milliseconds until
 //! max_wait_ms (a long poll); fetch sessions are declined.
+//!
+//! Sizes as in Kafka (KIP-74): a partition answers at most its partition_max_bytes of whole
+//! batches, but at least its first batch whole; the response answers at most max_bytes,
+//! partitions in request order, but at least the first batch of the first partition with
+//! data, so a batch larger than either limit never stalls a consumer.
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use kafka_protocol::messages::fetch_response::PartitionData;
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ResponseKind};
 
@@ -12,6 +18,7 @@ use crate::kafka::partitions::{by_layout, split};
 use crate::kafka::rounds::{Done, LogRounds};
 use crate::kafka::{finish, Ctx};
 use crate::limits::FETCH_WAIT_MS_MAX;
+use crate::log::fetch::batches_within;
 use crate::log::ops::{LogOp, LogResult};
 use crate::shard::Act;
 
@@ -19,6 +26,7 @@ pub fn handle(ctx: &Ctx, r: Req, f: FetchRequest) -> Act {
     let wait = Duration::from_millis(f.max_wait_ms.clamp(0, FETCH_WAIT_MS_MAX) as u64);
     let deadline = ctx.now + wait;
     let min_bytes = f.min_bytes.max(1) as usize;
+    let max_bytes = f.max_bytes.max(0) as usize;
     let topics = f.topics.into_iter().map(|t| (t.topic, t.partitions));
     let (parts, layout) = split(ctx.owner, topics.collect(), |topic, p| {
         let (partition, offset, max_bytes) = (p.partition, p.fetch_offset, p.partition_max_bytes);
@@ -47,6 +55,8 @@ pub fn handle(ctx: &Ctx, r: Req, f: FetchRequest) -> Act {
         if bytes < min_bytes && !errors && now < deadline {
             return Done::Wait;
         }
+        // What is left of max_bytes, and whether a batch is in the response yet.
+        let (mut budget, mut first) = (max_bytes, true);
         let partition = |index, r: &LogResult| {
             let d = PartitionData::default()
                 .with_partition_index(index)
@@ -57,13 +67,20 @@ pub fn handle(ctx: &Ctx, r: Req, f: FetchRequest) -> Act {
                     high_watermark,
                     log_start,
                     records,
-                } => d
-                    .with_error_code(*error)
-                    .with_high_watermark(*high_watermark)
-                    .with_last_stable_offset(*high_watermark)
-                    .with_log_start_offset(*log_start)
-                    .with_aborted_transactions(Some(Vec::new()))
-                    .with_records(Some(records.clone().unwrap_or_default())),
+                } => {
+                    let records = records.as_ref().map_or_else(Bytes::new, |b| {
+                        let kept = batches_within(b, budget, first);
+                        budget = budget.saturating_sub(kept.len());
+                        first &= kept.is_empty();
+                        kept
+                    });
+                    d.with_error_code(*error)
+                        .with_high_watermark(*high_watermark)
+                        .with_last_stable_offset(*high_watermark)
+                        .with_log_start_offset(*log_start)
+                        .with_aborted_transactions(Some(Vec::new()))
+                        .with_records(Some(records))
+                }
                 other => d.with_error_code(other.error()).with_high_watermark(-1),
             }
         };
