@@ -181,3 +181,32 @@ def test_fetch_response_max_bytes_keeps_whole_batches_and_at_least_one(node):
     assert fetch_v4(port, "sized", [0, 1], 10 << 20, 1500) == {0: (0, size), 1: (0, size)}
     # Room for one and a half: the second batch would pass max_bytes.
     assert fetch_v4(port, "sized", [0, 1], size + size // 2, 1 << 20) == {0: (0, size), 1: (0, 0)}
+
+
+# ----- ListOffsets by timestamp ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("codec", ["none", "gzip", "snappy", "lz4", "zstd"])
+def test_offsets_for_times_finds_the_record_inside_a_batch(node, codec):
+    """10 records in one batch, one second apart: t0+3.5 s is offset 4 (Kafka's answer),
+    not the batch's first offset."""
+    topic = f"times-{codec}"
+    produce_one_batch(node, topic, [f"r{i}".encode() for i in range(10)],
+                      timestamps=[T0 + 1000 * i for i in range(10)], codec=codec)
+    assert [c for _, c, _ in segment_batches(node, topic)] == [10]
+    c = Consumer({"bootstrap.servers": bootstrap(node), "group.id": "times"})
+    for ts, want in [(T0 - 5, 0), (T0, 0), (T0 + 3500, 4), (T0 + 9000, 9), (T0 + 9001, -1)]:
+        got = c.offsets_for_times([TopicPartition(topic, 0, ts)], timeout=10)[0]
+        assert got.error is None and got.offset == want, (ts, got)
+    c.close()
+
+    from kafka import KafkaConsumer
+    from kafka.structs import TopicPartition as KTP
+
+    k = KafkaConsumer(bootstrap_servers=bootstrap(node), group_id=None)
+    got = k.offsets_for_times({KTP(topic, 0): T0 + 6200})[KTP(topic, 0)]
+    k.close()
+    assert (got.offset, got.timestamp) == (7, T0 + 7000)
+
+    out = kcat(node, "-C", "-t", topic, "-o", f"s@{T0 + 2500}", "-e", "-f", "%o %s\n")
+    assert out.splitlines() == [f"{o} r{o}" for o in range(3, 10)]

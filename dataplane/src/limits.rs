@@ -220,3 +220,10 @@ pub const SCRIPT_MSGPACK_RETURNS_MAX: usize = 4000;
 /// object slot. Each command on such a key copies it out and back, so the bound keeps that
 /// copy cheap, while a 10-element hash, set or sorted set (100-200 bytes) fits.
 pub const COLLECTION_INLINE_BYTES_MAX: usize = 512;
+
+// ----- Kafka compatibility (f-kbugs) ------------------------------------------------------
+
+/// Bytes of one compressed batch a ListOffsets by timestamp inflates to find its record (a
+/// producer's batch is about 1 MB before compression); past it the batch's base offset
+/// answers. Bounds the work a lookup does on the shard's thread (~10 ms of gzip).
+pub const TIME_LOOKUP_INFLATED_BYTES_MAX: usize = 8 << 20;

@@ -14,7 +14,8 @@ use bytes::Bytes;
 
 use super::batch::{self, HEADER_BYTES};
 use super::ops::LogResult;
-use super::partition::{end_of_batches, find_time};
+use super::partition::end_of_batches;
+use super::records;
 use super::{owner_key, LogCtx, Logs};
 use crate::limits::{FETCH_PARTITION_BYTES_MIN, READ_AHEAD_MIN_BYTES};
 use crate::proto::kafka::ErrorCode;
@@ -33,7 +34,7 @@ pub struct ReadOp {
     len: usize,
     /// For a fetch: the offset asked for.
     offset: i64,
-    /// Some(ts): a ListOffsets lookup of the first batch with a timestamp of at least ts.
+    /// Some(ts): a ListOffsets lookup of the first record with a timestamp of at least ts.
     time: Option<i64>,
     /// Who gets the answer; None for a read-ahead.
     reply: Option<Dest>,
@@ -407,7 +408,7 @@ impl Logs {
                 offset_error(ErrorCode::KafkaStorageError)
             } else {
                 let (offset, timestamp) =
-                    find_time(&op.buf.as_slice()[wanted], ts).unwrap_or((-1, -1));
+                    records::first_at_or_after(&op.buf.as_slice()[wanted], ts).unwrap_or((-1, -1));
                 LogResult::Offset {
                     error: 0,
                     offset,

@@ -27,6 +27,7 @@ pub mod files;
 pub mod ops;
 pub mod partition;
 pub mod producers;
+pub mod records;
 pub mod state;
 pub mod topic_jobs;
 pub mod topics;
