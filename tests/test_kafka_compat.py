@@ -210,3 +210,55 @@ def test_offsets_for_times_finds_the_record_inside_a_batch(node, codec):
 
     out = kcat(node, "-C", "-t", topic, "-o", f"s@{T0 + 2500}", "-e", "-f", "%o %s\n")
     assert out.splitlines() == [f"{o} r{o}" for o in range(3, 10)]
+
+
+# ----- topics auto-created by many clients at once -----------------------------------------
+
+
+def test_concurrent_auto_create_writes_topic_meta_once(node):
+    """Eight producers and four metadata readers on both shards ask for the same 20 new
+    topics at once. Each creating shard used to write `topic.meta.tmp` and rename it; two at
+    once renamed one file twice (`file operation failed ... rename ... No such file`)."""
+    from kafka import KafkaConsumer
+
+    topics = [f"race-{i}" for i in range(20)]
+    errors, start = [], threading.Barrier(12)
+
+    def produce(k):
+        p = Producer({"bootstrap.servers": bootstrap(node), "linger.ms": 0})
+        start.wait()
+        for t in topics:
+            p.produce(t, value=f"{k}".encode(), on_delivery=lambda e, m: e and errors.append(e))
+        if p.flush(30) != 0:
+            errors.append("unflushed")
+
+    def describe_topics():
+        start.wait()
+        kc = KafkaConsumer(bootstrap_servers=bootstrap(node), group_id=None)
+        for t in topics:
+            kc.partitions_for_topic(t)
+        kc.close()
+
+    threads = [threading.Thread(target=produce, args=(k,)) for k in range(8)]
+    threads += [threading.Thread(target=describe_topics) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors[:5]
+    assert "file operation failed" not in node.log_text()
+    for t in topics:
+        meta = (node.data / "log" / t / "topic.meta").read_text()
+        assert meta.startswith("partitions=1\n"), (t, meta)
+    node.stop()
+    node.restart()
+    c = Consumer({"bootstrap.servers": bootstrap(node), "group.id": "race"})
+    c.assign([TopicPartition(t, 0, 0) for t in topics])
+    got, deadline = [], time.time() + 20
+    while len(got) < 8 * len(topics) and time.time() < deadline:
+        m = c.poll(0.5)
+        if m is not None:
+            assert m.error() is None, m.error()
+            got.append((m.topic(), m.value().decode()))
+    c.close()
+    assert sorted(got) == sorted((t, str(k)) for t in topics for k in range(8))

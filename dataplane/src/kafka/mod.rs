@@ -28,6 +28,7 @@ use crate::proto::kafka::{self as wire, ErrorCode, FrameError};
 use crate::proto::resp::command::Family;
 use crate::shard::conn::Conn;
 use crate::shard::{Act, Launch, NodeShared};
+use crate::txn::Rounds;
 use rounds::{Done, Finish, LogRounds};
 
 /// The node id pinion reports as the broker (a single-node cluster until the control plane).
@@ -53,12 +54,29 @@ impl Ctx<'_> {
         if !self.mesh.room_for(self.me, rounds.first_shards()) {
             return Act::Blocked;
         }
-        Act::Launch(Launch {
-            rounds: Box::new(rounds),
-            atomic: None,
-            family: Family::Server,
-        })
+        launched(Box::new(rounds))
     }
+
+    /// Start a request as a plain flight of `rounds`, whose first hop sends a part to each
+    /// shard of `first` (what it needs room for).
+    fn launch_rounds(
+        &self,
+        rounds: Box<dyn Rounds>,
+        first: impl IntoIterator<Item = usize>,
+    ) -> Act {
+        if !self.mesh.room_for(self.me, first) {
+            return Act::Blocked;
+        }
+        launched(rounds)
+    }
+}
+
+fn launched(rounds: Box<dyn Rounds>) -> Act {
+    Act::Launch(Launch {
+        rounds,
+        atomic: None,
+        family: Family::Server,
+    })
 }
 
 /// Answer with `body` now; a body that cannot be encoded is answered with an error

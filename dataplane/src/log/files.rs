@@ -85,6 +85,9 @@ pub enum Then {
     Deleted { topic: String, reply: Dest },
     /// Answer a log op with `Created { error }`: 0, or KAFKA_STORAGE_ERROR on failure.
     Reply(Dest),
+    /// `topic.meta` of a topic this shard claimed is written: answer like `Reply`; on
+    /// failure the claim is dropped (the create goes no further).
+    Persisted { topic: String, reply: Dest },
     /// Nothing waits; a failure is logged.
     Nothing,
 }
@@ -341,6 +344,13 @@ impl Logs {
         match std::mem::replace(&mut job.then, Then::Nothing) {
             Then::Nothing => {}
             Then::Reply(reply) => {
+                let error = storage(result.is_ok());
+                ctx.reply(reply, LogResult::Created { error });
+            }
+            Then::Persisted { topic, reply } => {
+                if result.is_err() {
+                    self.claimed.remove(&topic);
+                }
                 let error = storage(result.is_ok());
                 ctx.reply(reply, LogResult::Created { error });
             }

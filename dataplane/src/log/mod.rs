@@ -114,6 +114,9 @@ pub struct Logs {
     /// Topics being created or deleted on this shard: another create of the name is
     /// refused (Kafka: TOPIC_ALREADY_EXISTS, "marked for deletion") until that is done.
     busy: HashSet<String>,
+    /// Topics this shard, their home, is creating: `topic.meta` written (or being
+    /// written) and the partitions not yet all there. A second create is refused meanwhile.
+    claimed: HashSet<String>,
     last_sync_ms: u64,
     /// Segment writes, fdatasyncs and reads submitted and not completed.
     in_flight: usize,

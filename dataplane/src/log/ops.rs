@@ -10,7 +10,7 @@ pub enum LogOp {
     CreateTopic(TopicMeta),
     /// Every shard drops the topic; owners close and delete its partitions.
     DeleteTopic(String),
-    /// Write the topic's `topic.meta` (run on the shard that took the request).
+    /// Write the topic's `topic.meta` (run on the topic's home shard, which claims the name).
     PersistTopic(TopicMeta),
     /// Remove the topic's `topic.meta`, before its partitions are deleted.
     RemoveTopicMeta(String),

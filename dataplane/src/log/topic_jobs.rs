@@ -2,11 +2,14 @@
 //! `topic.meta`, deleting the partitions. Each is a file job (`files.rs`); the answer waits
 //! for it.
 //!
-//! Order on disk: CreateTopics writes `topic.meta` (temp file, fsync, rename, fsync the
-//! folder) on the shard that took the request and, on each owner, the partitions' folders
-//! and first segments. DeleteTopics removes `topic.meta` first (durably), then each owner
-//! unlinks its partitions, so a crash in between leaves a folder without `topic.meta`,
-//! which start-up removes.
+//! Order on disk: CreateTopics first has the topic's home shard (`topics::home_slot`) write
+//! `topic.meta` (temp file, fsync, rename, fsync the folder); the home *claims* the name
+//! while it does, and until its own partitions are created, so of several concurrent
+//! creates of one name exactly one goes on (the others are answered TOPIC_ALREADY_EXISTS).
+//! Then, on each owner, the partitions' folders and first segments. A crash in between
+//! leaves `topic.meta` without partitions, which start-up creates empty. DeleteTopics
+//! removes `topic.meta` first (durably), then each owner unlinks its partitions, so a
+//! crash in between leaves a folder without `topic.meta`, which start-up removes.
 
 use super::files::{c_path, Job, Step, Then};
 use super::ops::LogResult;
@@ -75,12 +78,15 @@ impl Logs {
     /// segments, through a file job. The topic joins the table when they are all there.
     pub(super) fn create_topic_here(&mut self, meta: TopicMeta, reply: Dest, ctx: &mut LogCtx) {
         if self.topics.contains_key(&meta.name) || self.busy.contains(&meta.name) {
+            // Only the create holding the home's claim gets here: it ends.
+            self.claimed.remove(&meta.name);
             return ctx.reply(reply, created(ErrorCode::TopicAlreadyExists));
         }
         let partitions: Vec<i32> = (0..meta.partitions)
             .filter(|&p| ctx.owns(&meta.name, p))
             .collect();
         if partitions.is_empty() {
+            self.claimed.remove(&meta.name);
             self.topics.insert(meta.name.clone(), meta);
             return ctx.reply(reply, created(ErrorCode::None));
         }
@@ -132,6 +138,7 @@ impl Logs {
         ctx: &mut LogCtx,
     ) {
         self.busy.remove(&meta.name);
+        self.claimed.remove(&meta.name);
         let Some(handles) = handles else {
             return ctx.reply(reply, created(ErrorCode::KafkaStorageError));
         };
@@ -149,14 +156,21 @@ impl Logs {
         ctx.reply(reply, created(ErrorCode::None));
     }
 
-    /// Write `topic.meta`: a temporary file, fsynced, renamed over, then the folder fsynced.
+    /// On the topic's home: claim the name and write `topic.meta` (a temporary file of this
+    /// shard's, fsynced, renamed over, then the folder fsynced). A name that exists, is
+    /// being deleted or is claimed by a create under way is answered TOPIC_ALREADY_EXISTS.
     pub(super) fn persist_topic(&mut self, meta: &TopicMeta, reply: Dest, ctx: &mut LogCtx) {
+        let name = &meta.name;
+        if self.topics.contains_key(name) || self.busy.contains(name) || self.claimed.contains(name)
+        {
+            return ctx.reply(reply, created(ErrorCode::TopicAlreadyExists));
+        }
         let data_dir = &ctx.cfg.data_dir;
-        let dir = topics::topic_dir(data_dir, &meta.name);
+        let dir = topics::topic_dir(data_dir, name);
         let paths = [
             data_dir.join("log"),
             dir.clone(),
-            dir.join("topic.meta.tmp"),
+            dir.join(topics::meta_tmp_name(ctx.me)),
             dir.join("topic.meta"),
         ];
         let Ok(c) = paths
@@ -166,10 +180,12 @@ impl Logs {
         else {
             return ctx.reply(reply, created(ErrorCode::KafkaStorageError));
         };
-        let mut job = Job::new(
-            format!("writing {}", paths[3].display()),
-            Then::Reply(reply),
-        );
+        self.claimed.insert(name.clone());
+        let then = Then::Persisted {
+            topic: name.clone(),
+            reply,
+        };
+        let mut job = Job::new(format!("writing {}", paths[3].display()), then);
         job.step(Step::MkDir(c[0].clone()))
             .step(Step::MkDir(c[1].clone()))
             .step(Step::Open {

@@ -4,6 +4,10 @@
 //! partition is owned by one shard, chosen like a cache key's: the slot of
 //! `"<topic>-<partition>"`. A topic's folder is `<data-dir>/log/<topic>/` with a
 //! `topic.meta` file (one `key=value` per line) and a folder per partition.
+//!
+//! A topic is created by one shard, its *home* (the owner of its partition 0): that shard
+//! writes `topic.meta` and refuses a second create of the name while one is under way, so
+//! concurrent creates (several clients auto-creating a topic at once) agree on one winner.
 
 use std::fs;
 use std::io;
@@ -50,6 +54,12 @@ pub fn partition_slot(topic: &str, partition: i32) -> u16 {
         % crate::cache::slot::SLOTS as u16
 }
 
+/// The slot of a topic's home shard (the owner of its partition 0), which writes its
+/// `topic.meta` and decides between concurrent creates.
+pub fn home_slot(topic: &str) -> u16 {
+    partition_slot(topic, 0)
+}
+
 impl TopicMeta {
     pub fn to_text(&self) -> String {
         let opt = |v: Option<u64>| v.map_or("-1".to_string(), |x| x.to_string());
@@ -91,12 +101,19 @@ impl TopicMeta {
     pub fn persist(&self, data_dir: &Path) -> io::Result<()> {
         let dir = topic_dir(data_dir, &self.name);
         fs::create_dir_all(&dir)?;
-        let tmp = dir.join("topic.meta.tmp");
+        let tmp = dir.join(meta_tmp_name(0));
         fs::write(&tmp, self.to_text())?;
         fs::File::open(&tmp)?.sync_all()?;
         fs::rename(&tmp, dir.join("topic.meta"))?;
         fs::File::open(&dir)?.sync_all()
     }
+}
+
+/// The temporary file shard `shard` writes `topic.meta` through. One per shard: only the
+/// topic's home writes it, one write at a time, but a name of its own keeps any other
+/// writer's rename from taking this one's file.
+pub fn meta_tmp_name(shard: usize) -> String {
+    format!("topic.meta.tmp.{shard}")
 }
 
 /// Every topic with a readable `topic.meta` under `<data-dir>/log`. A topic folder with

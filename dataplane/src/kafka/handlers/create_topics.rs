@@ -1,5 +1,10 @@
-//! CreateTopics (v2-v7): each new topic's `topic.meta` is written on this shard and every
-//! shard adds the topic (the owners of its partitions create them on disk).
+//! CreateTopics (v2-v7), and the topic creation Metadata's auto-create shares: two hops.
+//! First each new topic's home shard (`topics::home_slot`) claims the name and writes
+//! `topic.meta`; of concurrent creates of one name only the claim holder goes on (the
+//! others are answered TOPIC_ALREADY_EXISTS). Then every shard adds the topics whose claim
+//! held (the owners of their partitions create them on disk).
+
+use std::time::Instant;
 
 use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
 use kafka_protocol::messages::{
@@ -7,13 +12,13 @@ use kafka_protocol::messages::{
 };
 
 use super::Req;
-use crate::kafka::rounds::LogRounds;
-use crate::kafka::{finish, Ctx};
+use crate::kafka::Ctx;
 use crate::limits::TOPIC_PARTITIONS_MAX;
-use crate::log::ops::{LogOp, LogResult};
+use crate::log::ops::LogOp;
 use crate::log::topics::{self, TopicMeta};
 use crate::proto::kafka::ErrorCode;
 use crate::shard::Act;
+use crate::txn::{Op, Res, Rounds, Step};
 use hashbrown::HashMap;
 
 /// A topic's metadata from a CreateTopics entry or our defaults; errors as Kafka's.
@@ -58,22 +63,103 @@ pub(crate) fn topic_meta(
     })
 }
 
-/// Per topic: persist it here, and have every shard add it (owners create partitions);
-/// 1 + shards parts each, in that order.
-pub(crate) fn create_parts(ctx: &Ctx, metas: &[TopicMeta]) -> Vec<(usize, LogOp)> {
-    let mut parts = Vec::new();
-    for m in metas {
-        parts.push((ctx.me, LogOp::PersistTopic(m.clone())));
-        for s in 0..ctx.node.nshards {
-            parts.push((s, LogOp::CreateTopic(m.clone())));
+/// What a topic creation's answer is built from: one error code per topic, in order.
+pub(crate) type Created = Box<dyn FnMut(&[i16]) -> Vec<u8> + Send>;
+
+/// Where a creation is.
+enum Stage {
+    Start,
+    /// The homes were asked to claim the names.
+    Claiming,
+    /// Every shard was asked to add the topics whose claim held (the claims' errors).
+    Creating(Vec<i16>),
+    Done,
+}
+
+/// The hops of creating `metas` (see the module header).
+pub(crate) struct CreateRounds {
+    metas: Vec<TopicMeta>,
+    homes: Vec<usize>,
+    shards: usize,
+    stage: Stage,
+    finish: Created,
+}
+
+impl CreateRounds {
+    pub(crate) fn new(ctx: &Ctx, metas: Vec<TopicMeta>, finish: Created) -> CreateRounds {
+        let homes = metas
+            .iter()
+            .map(|m| ctx.owner.shard(topics::home_slot(&m.name)))
+            .collect();
+        CreateRounds {
+            metas,
+            homes,
+            shards: ctx.node.nshards,
+            stage: Stage::Start,
+            finish,
         }
     }
-    parts
+
+    /// Launch it (the first hop goes to the topics' homes).
+    pub(crate) fn launch(self, ctx: &Ctx) -> Act {
+        let homes = self.homes.clone();
+        ctx.launch_rounds(Box::new(self), homes)
+    }
+}
+
+impl Rounds for CreateRounds {
+    fn next(&mut self, results: Vec<Res>, _: Instant) -> Step {
+        let errors: Vec<i16> = results.into_iter().map(|r| r.log().error()).collect();
+        match std::mem::replace(&mut self.stage, Stage::Done) {
+            Stage::Start if self.metas.is_empty() => Step::Reply((self.finish)(&[])),
+            Stage::Start => {
+                self.stage = Stage::Claiming;
+                let parts = self.homes.iter().zip(&self.metas);
+                let parts = parts.map(|(&h, m)| (h, Op::Log(LogOp::PersistTopic(m.clone()))));
+                Step::Hop {
+                    parts: parts.collect(),
+                    last: false,
+                }
+            }
+            Stage::Claiming => {
+                let mut parts = Vec::new();
+                for (m, &e) in self.metas.iter().zip(&errors) {
+                    if e == 0 {
+                        for s in 0..self.shards {
+                            parts.push((s, Op::Log(LogOp::CreateTopic(m.clone()))));
+                        }
+                    }
+                }
+                if parts.is_empty() {
+                    return Step::Reply((self.finish)(&errors));
+                }
+                self.stage = Stage::Creating(errors);
+                Step::Hop { parts, last: false }
+            }
+            Stage::Creating(claims) => {
+                // A topic's error: its claim's, else the first a shard answered.
+                let mut k = 0;
+                let out: Vec<i16> = claims
+                    .iter()
+                    .map(|&c| {
+                        if c != 0 {
+                            return c;
+                        }
+                        let e = errors[k..k + self.shards].iter().find(|&&e| e != 0);
+                        k += self.shards;
+                        e.copied().unwrap_or(0)
+                    })
+                    .collect();
+                Step::Reply((self.finish)(&out))
+            }
+            // A flight asks no more after its reply.
+            Stage::Done => Step::Reply(Vec::new()),
+        }
+    }
 }
 
 pub fn handle(ctx: &Ctx, r: Req, c: CreateTopicsRequest) -> Act {
-    let n = ctx.node.nshards;
-    // For each requested topic: Ok(meta) to create, or the error to report.
+    // For each requested topic: Ok(meta) to create, or why not.
     let mut plan: Vec<(TopicName, Result<TopicMeta, ErrorCode>)> = Vec::new();
     let mut seen: HashMap<&str, u32> = HashMap::new();
     for t in &c.topics {
@@ -116,20 +202,17 @@ pub fn handle(ctx: &Ctx, r: Req, c: CreateTopicsRequest) -> Act {
             .filter_map(|(_, r)| r.as_ref().ok().cloned())
             .collect()
     };
-    let parts = create_parts(ctx, &to_create);
-    let done = finish(move |results: &[LogResult], _| {
+    let done: Created = Box::new(move |errors: &[i16]| {
         let mut k = 0;
         let topics = plan
             .iter()
-            .map(|(name, r)| {
-                let (error, partitions) = match r {
+            .map(|(name, p)| {
+                let (error, partitions) = match p {
                     Err(e) => (e.code(), -1),
                     Ok(m) if validate_only => (0, m.partitions),
                     Ok(m) => {
-                        let errs = &results[k..k + n + 1];
-                        k += n + 1;
-                        let e = errs.iter().map(|r| r.error()).find(|&e| e != 0);
-                        (e.unwrap_or(0), m.partitions)
+                        k += 1;
+                        (errors[k - 1], m.partitions)
                     }
                 };
                 CreatableTopicResult::default()
@@ -140,7 +223,7 @@ pub fn handle(ctx: &Ctx, r: Req, c: CreateTopicsRequest) -> Act {
             })
             .collect();
         let body = ResponseKind::CreateTopics(CreateTopicsResponse::default().with_topics(topics));
-        r.answer(body)
+        crate::kafka::encode::encode_or_error(r.key, r.version, r.cid, &body).unwrap_or_default()
     });
-    ctx.launch(LogRounds::new(parts, done))
+    CreateRounds::new(ctx, to_create, done).launch(ctx)
 }

@@ -1,6 +1,8 @@
 //! Metadata (v0-v12): this node as the only broker and the leader of every partition.
 //! Unknown topics are created when auto-creation allows it (and their names are valid);
-//! otherwise listed with UNKNOWN_TOPIC_OR_PARTITION.
+//! otherwise listed with UNKNOWN_TOPIC_OR_PARTITION. A topic another request is creating
+//! right then (its home holds the claim) is listed with LEADER_NOT_AVAILABLE, as Kafka
+//! lists a topic being created; clients ask again.
 
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
@@ -10,10 +12,11 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use super::create_topics::{create_parts, topic_meta};
+use kafka_protocol::ResponseError;
+
+use super::create_topics::{topic_meta, CreateRounds, Created};
 use super::Req;
-use crate::kafka::rounds::LogRounds;
-use crate::kafka::{finish, Ctx, NODE_ID};
+use crate::kafka::{encode, Ctx, NODE_ID};
 use crate::log::topics::TopicMeta;
 use crate::proto::kafka::ErrorCode;
 use crate::shard::Act;
@@ -28,23 +31,35 @@ pub fn handle(ctx: &Ctx, r: Req, m: MetadataRequest) -> Act {
     let (host, port) = ctx.node.cfg.advertised(ctx.node.kafka_port);
     let names: Vec<String> = names.unwrap_or_else(|| ctx.topics.keys().cloned().collect());
     let mut create = Vec::new();
-    let mut listed: Vec<(String, Result<i32, ErrorCode>)> = Vec::new();
+    // Per topic: its partition count, or its error code; None for one being auto-created
+    // here (the k-th of `create`), answered once the creation is.
+    let mut listed: Vec<(String, Option<Result<i32, i16>>)> = Vec::new();
     for n in names {
         let r = match ctx.topics.get(&n) {
-            Some(m) => Ok(m.partitions),
+            Some(m) => Some(Ok(m.partitions)),
             None if auto && !create.iter().any(|m: &TopicMeta| m.name == n) => {
-                topic_meta(ctx, &n, -1, -1, &[]).map(|m| {
-                    let p = m.partitions;
-                    create.push(m);
-                    p
-                })
+                match topic_meta(ctx, &n, -1, -1, &[]) {
+                    Ok(m) => {
+                        create.push(m);
+                        None
+                    }
+                    Err(e) => Some(Err(e.code())),
+                }
             }
-            None => Err(ErrorCode::UnknownTopicOrPartition),
+            None => Some(Err(ErrorCode::UnknownTopicOrPartition.code())),
         };
         listed.push((n, r));
     }
-    let parts = create_parts(ctx, &create);
-    let done = finish(move |_, _| {
+    let partitions: Vec<i32> = create.iter().map(|m| m.partitions).collect();
+    let done: Created = Box::new(move |errors: &[i16]| {
+        let mut created = errors.iter().zip(&partitions).map(|(&e, &p)| match e {
+            0 => Ok(p),
+            // Another request holds the claim: the topic is on its way.
+            e if e == ErrorCode::TopicAlreadyExists.code() => {
+                Err(ResponseError::LeaderNotAvailable.code())
+            }
+            e => Err(e),
+        });
         let broker = MetadataResponseBroker::default()
             .with_node_id(BrokerId(NODE_ID))
             .with_host(StrBytes::from_string(host.clone()))
@@ -54,10 +69,16 @@ pub fn handle(ctx: &Ctx, r: Req, m: MetadataRequest) -> Act {
             .map(|(n, r)| {
                 let t = MetadataResponseTopic::default()
                     .with_name(Some(TopicName(StrBytes::from_string(n.clone()))));
+                let r = match r {
+                    Some(r) => *r,
+                    None => created
+                        .next()
+                        .unwrap_or(Err(ErrorCode::KafkaStorageError.code())),
+                };
                 match r {
-                    Err(e) => t.with_error_code(e.code()),
+                    Err(e) => t.with_error_code(e),
                     Ok(count) => t.with_partitions(
-                        (0..*count)
+                        (0..count)
                             .map(|p| {
                                 MetadataResponsePartition::default()
                                     .with_partition_index(p)
@@ -77,7 +98,7 @@ pub fn handle(ctx: &Ctx, r: Req, m: MetadataRequest) -> Act {
                 .with_controller_id(BrokerId(NODE_ID))
                 .with_topics(topics),
         );
-        r.answer(body)
+        encode::encode_or_error(r.key, r.version, r.cid, &body).unwrap_or_default()
     });
-    ctx.launch(LogRounds::new(parts, done))
+    CreateRounds::new(ctx, create, done).launch(ctx)
 }
