@@ -262,3 +262,161 @@ def test_concurrent_auto_create_writes_topic_meta_once(node):
             got.append((m.topic(), m.value().decode()))
     c.close()
     assert sorted(got) == sorted((t, str(k)) for t in topics for k in range(8))
+
+
+# ----- CreateTopics configs, DescribeConfigs ----------------------------------------------
+
+# Every topic config Kafka documents, with a valid value other than its default.
+EVERY_CONFIG = {
+    "cleanup.policy": "compact,delete",
+    "compression.type": "lz4",
+    "compression.gzip.level": "5",
+    "compression.lz4.level": "3",
+    "compression.zstd.level": "7",
+    "delete.retention.ms": "1000",
+    "file.delete.delay.ms": "1000",
+    "flush.messages": "1000",
+    "flush.ms": "1000",
+    "follower.replication.throttled.replicas": "*",
+    "index.interval.bytes": "8192",
+    "leader.replication.throttled.replicas": "*",
+    "local.retention.bytes": "-1",
+    "local.retention.ms": "-1",
+    "max.compaction.lag.ms": "60000",
+    "max.message.bytes": "20000",
+    "message.downconversion.enable": "false",
+    "message.format.version": "3.0-IV1",
+    "message.timestamp.after.max.ms": "60000",
+    "message.timestamp.before.max.ms": "60000",
+    "message.timestamp.difference.max.ms": "60000",
+    "message.timestamp.type": "LogAppendTime",
+    "min.cleanable.dirty.ratio": "0.25",
+    "min.compaction.lag.ms": "10",
+    "min.insync.replicas": "1",
+    "preallocate": "true",
+    "remote.log.copy.disable": "true",
+    "remote.log.delete.on.disable": "true",
+    "remote.storage.enable": "false",
+    "retention.bytes": "123456789",
+    "retention.ms": "3600000",
+    "segment.bytes": "2097152",
+    "segment.index.bytes": "4096",
+    "segment.jitter.ms": "10",
+    "segment.ms": "3600000",
+    "unclean.leader.election.enable": "true",
+}
+
+
+def describe(admin, topic):
+    res = ConfigResource(ConfigResource.Type.TOPIC, topic)
+    return admin.describe_configs([res])[res].result(10)
+
+
+def create_error(admin, topic, config):
+    with pytest.raises(KafkaException) as e:
+        admin.create_topics([NewTopic(topic, 1, 1, config=config)])[topic].result(10)
+    return e.value.args[0]
+
+
+def test_create_topics_accepts_every_documented_config_and_describes_it(node):
+    admin = AdminClient({"bootstrap.servers": bootstrap(node)})
+    admin.create_topics([NewTopic("every", 1, 1, config=EVERY_CONFIG)])["every"].result(10)
+    configs = describe(admin, "every")
+    assert set(configs) == set(EVERY_CONFIG)
+    for k, v in EVERY_CONFIG.items():
+        assert (configs[k].value, configs[k].source) == (v, ConfigSource.DYNAMIC_TOPIC_CONFIG.value), k
+
+    # The two the issue names, alone; what the topic does not set is the default.
+    admin.create_topics([NewTopic("two", 1, 1, config={"cleanup.policy": "compact",
+                                                       "compression.type": "lz4"})])["two"].result(10)
+    configs = describe(admin, "two")
+    assert configs["cleanup.policy"].value == "compact"
+    assert configs["cleanup.policy"].source == ConfigSource.DYNAMIC_TOPIC_CONFIG.value
+    for k, v in [("retention.ms", "604800000"), ("max.message.bytes", "1048576"),
+                 ("segment.bytes", "1073741824"), ("message.timestamp.type", "CreateTime")]:
+        assert (configs[k].value, configs[k].source) == (v, ConfigSource.DEFAULT_CONFIG.value), k
+
+    # kafka-python's admin client too.
+    from kafka import KafkaAdminClient
+    from kafka.admin import NewTopic as KNewTopic
+
+    k = KafkaAdminClient(bootstrap_servers=bootstrap(node))
+    k.create_topics([KNewTopic("kp", 1, 1, topic_configs={"cleanup.policy": "compact",
+                                                          "retention.ms": "1000"})])
+    k.close()
+    assert describe(admin, "kp")["retention.ms"].value == "1000"
+
+    # An unknown name, a value of the wrong type or out of range: INVALID_CONFIG.
+    for cfg in [{"retention.forever": "1"}, {"retention.ms": "soon"},
+                {"cleanup.policy": "sometimes"}, {"segment.bytes": "1000"},
+                {"compression.type": "brotli"}, {"preallocate": "maybe"}]:
+        err = create_error(admin, "refused", cfg)
+        assert err.code() == KafkaError.INVALID_CONFIG, (cfg, err)
+    assert "refused" not in admin.list_topics(timeout=10).topics
+
+    # The configs live in topic.meta: a restart describes the same.
+    node.stop()
+    node.restart()
+    admin = AdminClient({"bootstrap.servers": bootstrap(node)})
+    configs = describe(admin, "every")
+    assert {k: configs[k].value for k in EVERY_CONFIG} == EVERY_CONFIG
+
+
+def test_honoured_topic_configs_take_effect(node):
+    admin = AdminClient({"bootstrap.servers": bootstrap(node)})
+    one_mb = str(1 << 20)
+    fs = admin.create_topics([
+        NewTopic("small", 1, 1, config={"max.message.bytes": "10000"}),
+        NewTopic("kept", 1, 1, config={"segment.bytes": one_mb, "retention.bytes": one_mb}),
+        NewTopic("compacted", 1, 1, config={"segment.bytes": one_mb, "retention.bytes": one_mb,
+                                            "cleanup.policy": "compact"}),
+    ])
+    for f in fs.values():
+        f.result(10)
+
+    # max.message.bytes: a 20 KB batch is refused, a 5 KB one taken.
+    p = Producer({"bootstrap.servers": bootstrap(node), "linger.ms": 0, "retries": 0})
+    results = []
+    for size in (5000, 20000):
+        p.produce("small", value=b"m" * size, on_delivery=lambda e, m: results.append(e))
+        p.flush(10)
+    assert results[0] is None
+    assert results[1] is not None and results[1].code() == KafkaError.MSG_SIZE_TOO_LARGE, results
+
+    # segment.bytes rolls at 1 MiB; retention.bytes then deletes old segments, except on a
+    # compact-only topic (the log keeps everything until compaction exists).
+    lines = "\n".join(f"{i:06d}-" + "z" * 1000 for i in range(4000)) + "\n"
+    for topic in ("kept", "compacted"):
+        kcat(node, "-P", "-t", topic, "-X", "batch.size=100000", input=lines.encode())
+    c = Consumer({"bootstrap.servers": bootstrap(node), "group.id": "ret"})
+    deadline = time.time() + 10
+    while c.get_watermark_offsets(TopicPartition("kept", 0), timeout=10)[0] == 0:
+        assert time.time() < deadline, "retention never deleted a segment"
+        time.sleep(0.1)  # retention runs from the 100 ms tick
+    assert len(list((node.data / "log" / "compacted" / "0").glob("*.log"))) >= 4
+    assert c.get_watermark_offsets(TopicPartition("compacted", 0), timeout=10) == (0, 4000)
+    c.close()
+
+
+def test_describe_configs_of_the_broker(start):
+    node = start("--max-message-bytes", "2mb")
+    admin = AdminClient({"bootstrap.servers": bootstrap(node)})
+    res = ConfigResource(ConfigResource.Type.BROKER, "0")
+    configs = admin.describe_configs([res])[res].result(10)
+    mmb = configs["message.max.bytes"]
+    assert (mmb.value, mmb.source) == (str(2 << 20), ConfigSource.STATIC_BROKER_CONFIG.value)
+    seg = configs["log.segment.bytes"]
+    assert (seg.value, seg.source) == ("1073741824", ConfigSource.DEFAULT_CONFIG.value)
+    assert configs["advertised.listeners"].value == f"PLAINTEXT://127.0.0.1:{node.kafka_port}"
+    for name in ["log.retention.ms", "num.partitions", "auto.create.topics.enable",
+                 "socket.request.max.bytes", "log.dirs", "broker.id"]:
+        assert name in configs, name
+
+    from kafka import KafkaAdminClient
+    from kafka.admin import ConfigResource as KConfigResource, ConfigResourceType
+
+    k = KafkaAdminClient(bootstrap_servers=bootstrap(node))
+    got = k.describe_configs([KConfigResource(ConfigResourceType.BROKER, "0")], config_filter="all")
+    k.close()
+    text = repr(got)
+    assert "message.max.bytes" in text and str(2 << 20) in text

@@ -621,6 +621,8 @@ impl Config {
             segment_ms: self.segment_ms,
             retention_bytes: self.retention_bytes.map(|b| b as u64),
             retention_ms: Some(self.retention_ms),
+            max_message_bytes: self.max_message_bytes as u64,
+            cleanup: crate::log::topics::Cleanup::Delete,
         }
     }
 

@@ -227,3 +227,6 @@ pub const COLLECTION_INLINE_BYTES_MAX: usize = 512;
 /// producer's batch is about 1 MB before compression); past it the batch's base offset
 /// answers. Bounds the work a lookup does on the shard's thread (~10 ms of gzip).
 pub const TIME_LOOKUP_INFLATED_BYTES_MAX: usize = 8 << 20;
+/// Smallest `segment.bytes` a topic may set (Kafka 4.0's floor): every segment keeps a file
+/// handle open, so tiny segments would run a partition out of descriptors.
+pub const TOPIC_SEGMENT_BYTES_MIN: u64 = 1 << 20;

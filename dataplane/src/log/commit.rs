@@ -91,7 +91,6 @@ impl Logs {
         reply: Dest,
         ctx: &mut LogCtx,
     ) {
-        let max_batch = ctx.cfg.max_message_bytes;
         let Some(part) = self.find(topic, partition) else {
             return ctx.reply(reply, produced(ErrorCode::UnknownTopicOrPartition));
         };
@@ -101,6 +100,7 @@ impl Logs {
         if p.failed {
             return ctx.reply(reply, produced(ErrorCode::KafkaStorageError));
         }
+        let max_batch = usize::try_from(p.config.max_message_bytes).unwrap_or(usize::MAX);
         // Validate every batch before planning any, so a bad request changes nothing.
         let mut batches = Vec::new();
         let mut pos = 0;
@@ -440,10 +440,8 @@ impl Logs {
                     p.dirty_since_sync = false;
                 }
             }
-            for path in p
-                .log
-                .apply_retention(p.config.retention_bytes, p.config.retention_ms, now)
-            {
+            let (bytes, ms) = p.config.deletion();
+            for path in p.log.apply_retention(bytes, ms, now) {
                 let Ok(c) = c_path(&path) else { continue };
                 // Unlink, then close the handles (the close of the last one frees the
                 // blocks), on an io_uring worker.

@@ -119,8 +119,13 @@ impl Logs {
             return ctx.reply(reply, nothing);
         }
         // The client names the size, so it is capped: at most the larger of one whole batch
-        // (--max-message-bytes) and FETCH_PARTITION_BYTES_MIN is read and held.
-        let cap = ctx.cfg.max_message_bytes.max(FETCH_PARTITION_BYTES_MIN) as u64;
+        // (the topic's max.message.bytes, which no request passes) and
+        // FETCH_PARTITION_BYTES_MIN is read and held.
+        let batch_max = p
+            .config
+            .max_message_bytes
+            .min(ctx.cfg.max_request_bytes as u64);
+        let cap = batch_max.max(FETCH_PARTITION_BYTES_MIN as u64);
         let plan = match p.log.plan_read(offset, (max_bytes.max(1) as u64).min(cap)) {
             Ok(Some(plan)) => plan,
             _ => return ctx.reply(reply, nothing),

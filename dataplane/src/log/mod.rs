@@ -29,6 +29,7 @@ pub mod partition;
 pub mod producers;
 pub mod records;
 pub mod state;
+pub mod topic_config;
 pub mod topic_jobs;
 pub mod topics;
 

@@ -9,17 +9,54 @@
 //! writes `topic.meta` and refuses a second create of the name while one is under way, so
 //! concurrent creates (several clients auto-creating a topic at once) agree on one winner.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-/// Configs a topic may carry (CreateTopics configs), with the node's defaults filled in.
+use super::topic_config;
+
+/// What `cleanup.policy` asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cleanup {
+    Delete,
+    /// Compaction only: retention deletes nothing (the compactor is later work, so the log
+    /// keeps everything meanwhile).
+    Compact,
+    CompactDelete,
+}
+
+impl Cleanup {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cleanup::Delete => "delete",
+            Cleanup::Compact => "compact",
+            Cleanup::CompactDelete => "compact,delete",
+        }
+    }
+}
+
+/// The topic configs pinion honours, with the node's defaults filled in for those the
+/// topic does not set (`topic_config.rs` lists every config).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TopicConfig {
     pub segment_bytes: u64,
     pub segment_ms: u64,
     pub retention_bytes: Option<u64>,
     pub retention_ms: Option<u64>,
+    /// Largest batch a producer may write to the topic.
+    pub max_message_bytes: u64,
+    pub cleanup: Cleanup,
+}
+
+impl TopicConfig {
+    /// The retention that deletes segments: (bytes, ms); none for a compact-only topic.
+    pub fn deletion(&self) -> (Option<u64>, Option<u64>) {
+        match self.cleanup {
+            Cleanup::Compact => (None, None),
+            Cleanup::Delete | Cleanup::CompactDelete => (self.retention_bytes, self.retention_ms),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,7 +64,12 @@ pub struct TopicMeta {
     pub name: String,
     pub partitions: i32,
     pub config: TopicConfig,
+    /// Every config the topic sets (at creation), as given: honoured or only stored.
+    pub set: BTreeMap<String, String>,
 }
+
+/// Lines of `topic.meta` for a config the topic sets start with this.
+const SET_PREFIX: &str = "set.";
 
 /// Kafka's rules: 1..=249 characters of `[a-zA-Z0-9._-]`, not `.` or `..`.
 pub fn valid_name(name: &str) -> bool {
@@ -61,26 +103,42 @@ pub fn home_slot(topic: &str) -> u16 {
 }
 
 impl TopicMeta {
+    /// `topic.meta`'s text: the partition count and the honoured configs' values (what
+    /// the topic was created with, node defaults included), then one `set.<name>=<value>`
+    /// line per config the topic set.
     pub fn to_text(&self) -> String {
         let opt = |v: Option<u64>| v.map_or("-1".to_string(), |x| x.to_string());
-        format!(
-            "partitions={}\nsegment.bytes={}\nsegment.ms={}\nretention.bytes={}\nretention.ms={}\n",
+        let mut text = format!(
+            "partitions={}\nsegment.bytes={}\nsegment.ms={}\nretention.bytes={}\nretention.ms={}\nmax.message.bytes={}\n",
             self.partitions,
             self.config.segment_bytes,
             self.config.segment_ms,
             opt(self.config.retention_bytes),
-            opt(self.config.retention_ms)
-        )
+            opt(self.config.retention_ms),
+            self.config.max_message_bytes,
+        );
+        for (k, v) in &self.set {
+            text.push_str(&format!("{SET_PREFIX}{k}={v}\n"));
+        }
+        text
     }
 
+    /// Parse `topic.meta` (files written before `set.` lines and `max.message.bytes`
+    /// existed read the same, with the node's defaults for what they lack).
     fn from_text(name: &str, text: &str, defaults: TopicConfig) -> Option<TopicMeta> {
         let mut m = TopicMeta {
             name: name.to_string(),
             partitions: 0,
             config: defaults,
+            set: BTreeMap::new(),
         };
+        let mut set = Vec::new();
         for line in text.lines() {
             let (k, v) = line.split_once('=')?;
+            if let Some(k) = k.strip_prefix(SET_PREFIX) {
+                set.push((k, v));
+                continue;
+            }
             let n: i64 = v.trim().parse().ok()?;
             let opt = |n: i64| (n >= 0).then_some(n as u64);
             match k.trim() {
@@ -89,7 +147,15 @@ impl TopicMeta {
                 "segment.ms" => m.config.segment_ms = n.max(1) as u64,
                 "retention.bytes" => m.config.retention_bytes = opt(n),
                 "retention.ms" => m.config.retention_ms = opt(n),
+                "max.message.bytes" => m.config.max_message_bytes = n.max(0) as u64,
                 _ => {}
+            }
+        }
+        // The configs set win over the lines above (they are the same values when the file
+        // was written by this version); one that no longer checks is dropped, logged.
+        for (k, v) in set {
+            if let Err(e) = topic_config::apply(&mut m.config, &mut m.set, k, Some(v)) {
+                tracing::warn!(topic = %name, error = %e, "ignoring a config in topic.meta");
             }
         }
         (m.partitions > 0).then_some(m)
@@ -179,21 +245,49 @@ mod tests {
             segment_ms: 1000,
             retention_bytes: None,
             retention_ms: Some(5),
+            max_message_bytes: 1 << 20,
+            cleanup: Cleanup::Delete,
         };
-        let m = TopicMeta {
+        let mut m = TopicMeta {
             name: "orders".into(),
             partitions: 6,
-            config: TopicConfig {
-                retention_bytes: Some(1 << 20),
-                ..defaults
-            },
+            config: defaults,
+            set: BTreeMap::new(),
         };
+        for (k, v) in [
+            ("retention.bytes", "1048576"),
+            ("max.message.bytes", "5000"),
+            ("cleanup.policy", "compact"),
+            ("compression.type", "lz4"),
+        ] {
+            topic_config::apply(&mut m.config, &mut m.set, k, Some(v)).unwrap();
+        }
+        assert_eq!(m.config.deletion(), (None, None));
         m.persist(&dir).unwrap();
+        // A topic.meta from before configs were kept: node defaults for what it lacks.
+        let old = topic_dir(&dir, "old");
+        fs::create_dir_all(&old).unwrap();
+        fs::write(
+            old.join("topic.meta"),
+            "partitions=2\nsegment.bytes=4096\nsegment.ms=9\nretention.bytes=-1\nretention.ms=7\n",
+        )
+        .unwrap();
+        let loaded = load_all(&dir, defaults).unwrap();
+        assert_eq!(loaded[1], m);
+        assert_eq!(loaded[0].config.max_message_bytes, 1 << 20);
+        assert_eq!(
+            (
+                loaded[0].config.segment_bytes,
+                loaded[0].config.retention_ms
+            ),
+            (4096, Some(7))
+        );
+        assert!(loaded[0].set.is_empty());
         // What a crash mid-delete leaves: partitions without topic.meta. Removed at load.
         let orphan = partition_dir(&dir, "gone", 0);
         fs::create_dir_all(&orphan).unwrap();
         fs::write(orphan.join("00000000000000000000.log"), b"x").unwrap();
-        assert_eq!(load_all(&dir, defaults).unwrap(), vec![m]);
+        assert_eq!(load_all(&dir, defaults).unwrap().len(), 2);
         assert!(!topic_dir(&dir, "gone").exists());
         fs::remove_dir_all(&dir).unwrap();
     }

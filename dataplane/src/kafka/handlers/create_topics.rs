@@ -3,23 +3,49 @@
 //! `topic.meta`; of concurrent creates of one name only the claim holder goes on (the
 //! others are answered TOPIC_ALREADY_EXISTS). Then every shard adds the topics whose claim
 //! held (the owners of their partitions create them on disk).
+//!
+//! Configs: every topic config Kafka documents is accepted (`log/topic_config.rs`); an
+//! unknown name, a null or a value of the wrong type answers INVALID_CONFIG with Kafka's
+//! message.
 
 use std::time::Instant;
 
-use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
+use kafka_protocol::messages::create_topics_response::{
+    CreatableTopicConfigs, CreatableTopicResult,
+};
 use kafka_protocol::messages::{
     CreateTopicsRequest, CreateTopicsResponse, ResponseKind, TopicName,
 };
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
 
+use super::describe_configs::topic_entries;
 use super::Req;
 use crate::kafka::Ctx;
 use crate::limits::TOPIC_PARTITIONS_MAX;
 use crate::log::ops::LogOp;
+use crate::log::topic_config;
 use crate::log::topics::{self, TopicMeta};
 use crate::proto::kafka::ErrorCode;
 use crate::shard::Act;
 use crate::txn::{Op, Res, Rounds, Step};
 use hashbrown::HashMap;
+
+/// Why a topic cannot be created: Kafka's error code, and its message where it has one.
+#[derive(Debug, Clone)]
+pub(crate) struct Refusal {
+    pub code: i16,
+    pub message: Option<String>,
+}
+
+impl From<ErrorCode> for Refusal {
+    fn from(e: ErrorCode) -> Refusal {
+        Refusal {
+            code: e.code(),
+            message: None,
+        }
+    }
+}
 
 /// A topic's metadata from a CreateTopics entry or our defaults; errors as Kafka's.
 pub(crate) fn topic_meta(
@@ -28,9 +54,9 @@ pub(crate) fn topic_meta(
     partitions: i32,
     replication: i16,
     configs: &[(String, Option<String>)],
-) -> Result<TopicMeta, ErrorCode> {
+) -> Result<TopicMeta, Refusal> {
     if !topics::valid_name(name) {
-        return Err(ErrorCode::InvalidTopicException);
+        return Err(ErrorCode::InvalidTopicException.into());
     }
     let partitions = if partitions == -1 {
         ctx.node.cfg.default_partitions
@@ -38,29 +64,26 @@ pub(crate) fn topic_meta(
         partitions
     };
     if !(1..=TOPIC_PARTITIONS_MAX).contains(&partitions) {
-        return Err(ErrorCode::InvalidPartitions);
+        return Err(ErrorCode::InvalidPartitions.into());
     }
     if replication != -1 && replication != 1 {
-        return Err(ErrorCode::InvalidReplicationFactor);
+        return Err(ErrorCode::InvalidReplicationFactor.into());
     }
-    let mut config = ctx.node.cfg.topic_defaults();
-    for (k, v) in configs {
-        let Some(v) = v else { continue };
-        let n: i64 = v.parse().map_err(|_| ErrorCode::InvalidRequest)?;
-        let opt = |n: i64| (n >= 0).then_some(n as u64);
-        match k.as_str() {
-            "retention.ms" => config.retention_ms = opt(n),
-            "retention.bytes" => config.retention_bytes = opt(n),
-            "segment.bytes" if n > 0 => config.segment_bytes = n as u64,
-            "segment.ms" if n > 0 => config.segment_ms = n as u64,
-            _ => {} // other topic configs are accepted and have no effect here
-        }
-    }
-    Ok(TopicMeta {
+    let mut meta = TopicMeta {
         name: name.to_string(),
         partitions,
-        config,
-    })
+        config: ctx.node.cfg.topic_defaults(),
+        set: Default::default(),
+    };
+    for (k, v) in configs {
+        topic_config::apply(&mut meta.config, &mut meta.set, k, v.as_deref()).map_err(|e| {
+            Refusal {
+                code: ResponseError::InvalidConfig.code(),
+                message: Some(e.to_string()),
+            }
+        })?;
+    }
+    Ok(meta)
 }
 
 /// What a topic creation's answer is built from: one error code per topic, in order.
@@ -160,7 +183,7 @@ impl Rounds for CreateRounds {
 
 pub fn handle(ctx: &Ctx, r: Req, c: CreateTopicsRequest) -> Act {
     // For each requested topic: Ok(meta) to create, or why not.
-    let mut plan: Vec<(TopicName, Result<TopicMeta, ErrorCode>)> = Vec::new();
+    let mut plan: Vec<(TopicName, Result<TopicMeta, Refusal>)> = Vec::new();
     let mut seen: HashMap<&str, u32> = HashMap::new();
     for t in &c.topics {
         *seen.entry(t.name.0.as_str()).or_default() += 1;
@@ -171,7 +194,7 @@ pub fn handle(ctx: &Ctx, r: Req, c: CreateTopicsRequest) -> Act {
         match seen.get_mut(name.as_str()) {
             Some(n) if *n > 1 => {
                 *n = 0;
-                plan.push((t.name.clone(), Err(ErrorCode::InvalidRequest)));
+                plan.push((t.name.clone(), Err(ErrorCode::InvalidRequest.into())));
                 continue;
             }
             Some(0) => continue,
@@ -188,7 +211,7 @@ pub fn handle(ctx: &Ctx, r: Req, c: CreateTopicsRequest) -> Act {
             })
             .collect();
         let r = if ctx.topics.contains_key(&name) {
-            Err(ErrorCode::TopicAlreadyExists)
+            Err(ErrorCode::TopicAlreadyExists.into())
         } else {
             topic_meta(ctx, &name, t.num_partitions, t.replication_factor, &configs)
         };
@@ -202,24 +225,42 @@ pub fn handle(ctx: &Ctx, r: Req, c: CreateTopicsRequest) -> Act {
             .filter_map(|(_, r)| r.as_ref().ok().cloned())
             .collect()
     };
+    let version = r.version;
     let done: Created = Box::new(move |errors: &[i16]| {
         let mut k = 0;
         let topics = plan
             .iter()
             .map(|(name, p)| {
-                let (error, partitions) = match p {
-                    Err(e) => (e.code(), -1),
-                    Ok(m) if validate_only => (0, m.partitions),
+                let t = CreatableTopicResult::default()
+                    .with_name(name.clone())
+                    .with_error_message(None);
+                let (error, message, meta) = match p {
+                    Err(e) => (e.code, e.message.clone(), None),
+                    Ok(m) if validate_only => (0, None, Some(m)),
                     Ok(m) => {
                         k += 1;
-                        (errors[k - 1], m.partitions)
+                        (errors[k - 1], None, Some(m))
                     }
                 };
-                CreatableTopicResult::default()
-                    .with_name(name.clone())
+                let t = t
                     .with_error_code(error)
-                    .with_num_partitions(partitions)
-                    .with_replication_factor(1)
+                    .with_error_message(message.map(StrBytes::from_string));
+                match meta.filter(|_| error == 0 && version >= 5) {
+                    Some(m) => t
+                        .with_num_partitions(m.partitions)
+                        .with_replication_factor(1)
+                        .with_configs(Some(
+                            topic_entries(m)
+                                .map(|(d, value, source)| {
+                                    CreatableTopicConfigs::default()
+                                        .with_name(StrBytes::from_static_str(d.name))
+                                        .with_value(Some(StrBytes::from_string(value)))
+                                        .with_config_source(source)
+                                })
+                                .collect(),
+                        )),
+                    None => t,
+                }
             })
             .collect();
         let body = ResponseKind::CreateTopics(CreateTopicsResponse::default().with_topics(topics));

@@ -43,7 +43,7 @@ pub fn handle(ctx: &Ctx, r: Req, m: MetadataRequest) -> Act {
                         create.push(m);
                         None
                     }
-                    Err(e) => Some(Err(e.code())),
+                    Err(e) => Some(Err(e.code)),
                 }
             }
             None => Some(Err(ErrorCode::UnknownTopicOrPartition.code())),
