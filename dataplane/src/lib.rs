@@ -12,10 +12,6 @@
 //! - [`proto`]: the codecs; [`metrics`]; [`config`], [`limits`] and [`clock`]; [`datadir`]:
 //!   one node per data directory.
 
-/// Huge requests get lazily committed mappings: see `runtime::alloc` for why.
-#[global_allocator]
-static ALLOC: runtime::alloc::NodeAlloc = runtime::alloc::NodeAlloc;
-
 pub mod cache;
 pub mod clock;
 pub mod config;

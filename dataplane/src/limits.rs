@@ -105,9 +105,6 @@ pub const PRODUCER_BATCHES: usize = 5;
 
 // ----- memory -----------------------------------------------------------------------------
 
-/// Allocations this large or larger get a lazily committed mapping (`runtime::alloc`).
-pub const HUGE_ALLOC_BYTES: usize = 1 << 30;
-
 // ----- metrics ----------------------------------------------------------------------------
 
 /// Admin HTTP connections served at once (each on a small thread, with timeouts); more are
@@ -230,3 +227,12 @@ pub const TIME_LOOKUP_INFLATED_BYTES_MAX: usize = 8 << 20;
 /// Smallest `segment.bytes` a topic may set (Kafka 4.0's floor): every segment keeps a file
 /// handle open, so tiny segments would run a partition out of descriptors.
 pub const TOPIC_SEGMENT_BYTES_MIN: u64 = 1 << 20;
+
+// ----- Kafka request decoding (kdecode) ---------------------------------------------------
+
+/// Array elements one Kafka request may hold, all its arrays together; a request with more is
+/// refused before decoding (`proto::kafka::schema`). An element costs up to about 125 bytes
+/// decoded (41 per byte on the wire at worst), so this caps what decoding one request may
+/// allocate at about 130 MB, whatever `--max-request-bytes` allows; real clients send
+/// thousands (a Produce to 10,000 partitions holds about 10,000).
+pub const KAFKA_REQUEST_ELEMENTS_MAX: u64 = 1 << 20;

@@ -1,111 +1,133 @@
-//! The node's global allocator: the system allocator, except that requests of 1 GiB or more
-//! are served by `mmap(MAP_NORESERVE)`.
+//! A counting allocator for the unit tests: the system allocator, plus per-thread figures of
+//! what the calling thread allocates, so a test can assert that some code stays within a
+//! memory bound ([`measure`]).
 //!
-//! Why: the `kafka-protocol` decoders reserve `Vec::with_capacity(n)` with `n` taken from
-//! the wire before reading the elements, so one hostile request can ask for hundreds of
-//! gigabytes. The system allocator refuses that and Rust aborts the process on allocation
-//! failure: every connection of the node would be lost to one bad frame. A `MAP_NORESERVE`
-//! mapping only reserves address space (Linux's default overcommit heuristic does not
-//! charge it); the decoder then fails on the short buffer and drops the untouched mapping.
-//! Memory that is really used is committed page by page as it is touched, exactly as large
-//! `malloc` blocks are.
+//! The node itself runs on the system allocator unchanged. It once served requests of 1 GiB
+//! or more with `mmap(MAP_NORESERVE)`, because the Kafka decoders reserved capacity for
+//! counts read off the wire; a hostile frame could ask for any size, and Rust aborts on a
+//! failed allocation. That still failed under `vm.overcommit_memory=2` or an address-space
+//! limit. Now no request reaches those decoders before `proto::kafka::schema` has checked
+//! every count against the bytes that follow, so no allocation is sized from the wire
+//! before its bytes are there.
 
-use std::alloc::{GlobalAlloc, Layout, System};
+#[cfg(test)]
+pub use counting::{measure, Usage};
 
-/// Requests this large (or larger) get their own lazily committed mapping.
-const HUGE: usize = crate::limits::HUGE_ALLOC_BYTES;
-const PAGE: usize = 4096;
+#[cfg(test)]
+mod counting {
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::cell::Cell;
 
-pub struct NodeAlloc;
+    #[global_allocator]
+    static COUNTING: Counting = Counting;
 
-fn huge(l: &Layout) -> bool {
-    l.size() >= HUGE && l.align() <= PAGE
-}
-
-// SAFETY: every method hands blocks of at least the requested size and alignment (mmap is
-// page-aligned, and only layouts aligned to at most a page take that path), and frees each
-// block the way it was obtained: huge layouts with munmap, others through System. The
-// layout passed to dealloc/realloc is the one the block was allocated with (GlobalAlloc's
-// contract), so `huge` selects the same path for both.
-unsafe impl GlobalAlloc for NodeAlloc {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        if huge(&l) {
-            // SAFETY: an anonymous private mapping; no existing memory is touched.
-            let p = unsafe {
-                libc::mmap(
-                    std::ptr::null_mut(),
-                    l.size(),
-                    libc::PROT_READ | libc::PROT_WRITE,
-                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-                    -1,
-                    0,
-                )
-            };
-            if p == libc::MAP_FAILED {
-                return std::ptr::null_mut();
-            }
-            return p as *mut u8;
-        }
-        // SAFETY: forwarded with the caller's layout.
-        unsafe { System.alloc(l) }
+    thread_local! {
+        /// Bytes this thread holds (allocated here and not yet freed here).
+        static HELD: Cell<usize> = const { Cell::new(0) };
+        /// The most `HELD` has been since the current [`measure`] began.
+        static PEAK: Cell<usize> = const { Cell::new(0) };
+        /// The largest single block asked for since the current [`measure`] began.
+        static LARGEST: Cell<usize> = const { Cell::new(0) };
     }
 
-    unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
-        if huge(&l) {
-            // SAFETY: fresh anonymous mappings are zero-filled.
-            return unsafe { self.alloc(l) };
-        }
-        // SAFETY: forwarded with the caller's layout.
-        unsafe { System.alloc_zeroed(l) }
+    /// What a closure allocated on its thread.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub struct Usage {
+        /// The most it held at once, above what the thread held when it began.
+        pub peak_bytes: usize,
+        /// Its largest single allocation (or reallocation's new size).
+        pub largest_bytes: usize,
     }
 
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        if huge(&l) {
-            // SAFETY: p was returned by mmap for exactly l.size() bytes (see alloc).
-            unsafe { libc::munmap(p as *mut libc::c_void, l.size()) };
-            return;
-        }
-        // SAFETY: p came from System with this layout.
-        unsafe { System.dealloc(p, l) }
+    /// Run `f` and report what it allocated on this thread.
+    pub fn measure<R>(f: impl FnOnce() -> R) -> (R, Usage) {
+        let base = HELD.with(Cell::get);
+        PEAK.with(|p| p.set(base));
+        LARGEST.with(|l| l.set(0));
+        let r = f();
+        let usage = Usage {
+            peak_bytes: PEAK.with(Cell::get) - base,
+            largest_bytes: LARGEST.with(Cell::get),
+        };
+        (r, usage)
     }
 
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, new_size: usize) -> *mut u8 {
-        let new = Layout::from_size_align(new_size, l.align());
-        match new {
-            Ok(n) if !huge(&l) && !huge(&n) => {
-                // SAFETY: both sides are System blocks with the caller's layout.
-                unsafe { System.realloc(p, l, new_size) }
+    fn grew(by: usize, block: usize) {
+        // try_with: a thread being torn down still frees (its counters are simply gone).
+        let _ = HELD.try_with(|h| {
+            let now = h.get().saturating_add(by);
+            h.set(now);
+            let _ = PEAK.try_with(|p| p.set(p.get().max(now)));
+        });
+        let _ = LARGEST.try_with(|l| l.set(l.get().max(block)));
+    }
+
+    fn shrank(by: usize) {
+        // Saturating: a block freed on another thread than the one that allocated it.
+        let _ = HELD.try_with(|h| h.set(h.get().saturating_sub(by)));
+    }
+
+    struct Counting;
+
+    // SAFETY: every method forwards to `System` with the caller's own arguments and only
+    // updates thread-local counters (const-initialised cells that never allocate), so the
+    // blocks, their layouts and the GlobalAlloc contract are exactly System's.
+    unsafe impl GlobalAlloc for Counting {
+        unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+            // SAFETY: forwarded with the caller's layout.
+            let p = unsafe { System.alloc(l) };
+            if !p.is_null() {
+                grew(l.size(), l.size());
             }
-            Ok(n) => {
-                // Crossing the threshold: move the bytes between the two kinds of block.
-                // SAFETY: n is a valid layout; the copy covers the smaller of the two sizes,
-                // inside both blocks; the old block is freed the way it was obtained.
-                unsafe {
-                    let q = self.alloc(n);
-                    if !q.is_null() {
-                        std::ptr::copy_nonoverlapping(p, q, l.size().min(new_size));
-                        self.dealloc(p, l);
-                    }
-                    q
-                }
+            p
+        }
+
+        unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
+            // SAFETY: forwarded with the caller's layout.
+            let p = unsafe { System.alloc_zeroed(l) };
+            if !p.is_null() {
+                grew(l.size(), l.size());
             }
-            Err(_) => std::ptr::null_mut(),
+            p
+        }
+
+        unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+            // SAFETY: p came from System (through this allocator) with this layout.
+            unsafe { System.dealloc(p, l) };
+            shrank(l.size());
+        }
+
+        unsafe fn realloc(&self, p: *mut u8, l: Layout, new_size: usize) -> *mut u8 {
+            // SAFETY: p came from System with layout l; new_size is the caller's.
+            let q = unsafe { System.realloc(p, l, new_size) };
+            if !q.is_null() {
+                shrank(l.size());
+                grew(new_size, new_size);
+            }
+            q
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::measure;
+
     #[test]
-    fn a_wire_sized_reservation_does_not_abort_the_process() {
-        // What a hostile Kafka frame makes the decoder do: reserve ~50 GB, use none of it.
-        let v: Vec<[u8; 64]> = Vec::with_capacity(800_000_000);
-        assert!(v.capacity() >= 800_000_000);
-        drop(v);
-        // Growing across the threshold keeps the contents.
-        let mut w: Vec<u8> = Vec::with_capacity(16);
-        w.extend_from_slice(b"kept");
-        w.reserve(1 << 30);
-        assert_eq!(&w[..4], b"kept");
+    fn measure_sees_this_threads_allocations() {
+        let (v, u) = measure(|| Vec::<u8>::with_capacity(1 << 20));
+        assert!(
+            u.largest_bytes >= 1 << 20 && u.peak_bytes >= 1 << 20,
+            "{u:?}"
+        );
+        let ((), u) = measure(|| drop(v));
+        assert_eq!(u.peak_bytes, 0);
+        let ((), u) = measure(|| {
+            let mut w: Vec<u64> = Vec::new();
+            for i in 0..1000 {
+                w.push(i);
+            }
+        });
+        assert!((8000..64_000).contains(&u.peak_bytes), "{u:?}");
     }
 }

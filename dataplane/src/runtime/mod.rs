@@ -18,7 +18,7 @@
 //! - the table of values by slot with generations that operations, connections, flights
 //!   and partitions are kept in ([`slab`]);
 //! - aligned buffers for direct I/O ([`aligned`]), the few plain syscalls ([`sys`]) and the
-//!   global allocator ([`alloc`]).
+//!   counting allocator the unit tests measure memory with ([`alloc`]).
 
 pub mod aligned;
 pub mod alloc;

@@ -5,6 +5,12 @@
 //! headers and bodies for the APIs and versions pinion serves ([`SUPPORTED`]), encodes
 //! responses, and maps pinion's domain errors to Kafka error codes in one function
 //! ([`ErrorCode::of`]). Pure over bytes; the shard's Kafka front end drives it.
+//!
+//! No request reaches the crate's decoder before [`schema::check`] has checked each of its
+//! lengths against the bytes that follow: the decoder sizes arrays from the wire before
+//! reading them, so an unchecked frame could make it ask for any amount of memory.
+
+pub mod schema;
 
 use bytes::{Buf, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
@@ -95,6 +101,12 @@ pub enum FrameError {
         version: i16,
         why: String,
     },
+    #[error("{key:?} v{version} request refused before decoding: {why}")]
+    Length {
+        key: ApiKey,
+        version: i16,
+        why: schema::LengthError,
+    },
 }
 
 /// Size of the whole frame at the front of `buf` (length prefix included) once complete;
@@ -157,6 +169,12 @@ pub fn decode_request(payload: Bytes) -> Result<Request, FrameError> {
             version: peek.version,
         });
     }
+    // Before the crate's decoder sizes anything from the wire (see `schema`).
+    schema::check(key, peek.version, &payload).map_err(|why| FrameError::Length {
+        key,
+        version: peek.version,
+        why,
+    })?;
     let malformed = |e: anyhow::Error| FrameError::Malformed {
         key,
         version: peek.version,
