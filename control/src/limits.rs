@@ -1,0 +1,30 @@
+//! Every bound of the control plane, in one place. A bound that input can reach is checked
+//! where the input is decoded, and the error names the bound.
+
+/// Redis Cluster's slot count: a key's slot is CRC16(key or its {hash tag}) mod 16384.
+pub const SLOTS: usize = 16384;
+/// Nodes in one map, removed ones included.
+pub const NODES_MAX: usize = 1024;
+/// Shards of one node.
+pub const SHARDS_PER_NODE_MAX: u16 = 1024;
+/// Log partitions in one map.
+pub const PARTITIONS_MAX: usize = 1 << 20;
+/// An address (`host:port`) in the map.
+pub const ADDR_BYTES_MAX: usize = 255;
+/// A topic name, as Kafka bounds it.
+pub const TOPIC_BYTES_MAX: usize = 249;
+/// An operator weight. Zero is allowed and means "owns nothing".
+pub const WEIGHT_MAX: u32 = 1_000_000;
+/// One frame of the control protocol, and one record of the write-ahead file. A map of
+/// 1024 nodes and a million partitions in JSON stays under this.
+pub const FRAME_BYTES_MAX: usize = 64 << 20;
+/// Connections the control plane serves at once (nodes and operators together).
+pub const CONNECTIONS_MAX: usize = 256;
+/// Operator requests queued behind the change in progress.
+pub const PENDING_OPS_MAX: usize = 64;
+/// Records in the write-ahead file before it is compacted into one snapshot record.
+pub const WAL_RECORDS_MAX: usize = 1024;
+/// Bytes of a shared secret file.
+pub const SECRET_BYTES_MAX: usize = 4096;
+/// Fewest bytes of a shared secret: shorter ones are refused at start-up.
+pub const SECRET_BYTES_MIN: usize = 16;
