@@ -6,3 +6,4 @@
 
 pub mod limits;
 pub mod map;
+pub mod twopc;

@@ -32,7 +32,7 @@ pub type Epoch = u64;
 const MAGIC: &[u8; 4] = b"PCMP";
 pub const FORMAT_VERSION: u16 = 1;
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
 pub enum MapError {
     #[error("map is truncated")]
     Truncated,
@@ -220,10 +220,7 @@ impl ClusterMap {
 
     /// The nodes that vote on a change to this map.
     pub fn voters(&self) -> impl Iterator<Item = NodeId> + '_ {
-        self.nodes
-            .iter()
-            .filter(|n| n.state.votes())
-            .map(|n| n.id)
+        self.nodes.iter().filter(|n| n.state.votes()).map(|n| n.id)
     }
 
     /// Slots owned per node, in node order (removed nodes included, with 0).
@@ -834,7 +831,10 @@ mod tests {
 
         let mut m = sample();
         m.node_mut(1).unwrap().shard_endpoints = vec!["x:1".into()];
-        assert!(matches!(m.validate(), Err(MapError::BadNode { node: 1, .. })));
+        assert!(matches!(
+            m.validate(),
+            Err(MapError::BadNode { node: 1, .. })
+        ));
     }
 
     #[test]
