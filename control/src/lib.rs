@@ -6,4 +6,6 @@
 
 pub mod limits;
 pub mod map;
+#[cfg(test)]
+mod sim;
 pub mod twopc;

@@ -196,6 +196,11 @@ impl ClusterMap {
         self.slots[slot] = owner;
     }
 
+    /// Sets the owner of a range of slots (panics past 16383, as `set_slot`).
+    pub fn set_slots(&mut self, slots: std::ops::Range<usize>, owner: Option<Owner>) {
+        self.slots[slots].fill(owner);
+    }
+
     pub fn node(&self, id: NodeId) -> Option<&Node> {
         self.nodes
             .binary_search_by_key(&id, |n| n.id)
@@ -290,8 +295,14 @@ impl ClusterMap {
             self.node(o.node)
                 .is_some_and(|n| n.state.may_own() && o.shard < n.shards)
         };
+        // Slots come in long runs of one owner: check each run's owner once.
+        let mut checked: Option<Owner> = None;
         for (slot, owner) in self.slots.iter().enumerate() {
             if let Some(o) = owner {
+                if checked == Some(*o) {
+                    continue;
+                }
+                checked = Some(*o);
                 if !serving(o) {
                     return Err(MapError::BadOwner {
                         what: format!("slot {slot}"),

@@ -108,7 +108,7 @@ impl Coordinator {
     /// Rebuilds the coordinator from its log. An open change without a decision is aborted;
     /// one with a decision has it re-sent.
     pub fn recover(log: &[Record], timing: Timing, now: Millis) -> (Coordinator, Vec<Output>) {
-        let mut committed = SignedMap::new(ClusterMap::empty());
+        let mut committed = SignedMap::empty();
         let mut last_epoch = 0;
         let mut open: Option<(SignedMap, Option<bool>)> = None;
         for rec in log {

@@ -34,7 +34,7 @@ pub mod coordinator;
 pub mod participant;
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use serde::{Deserialize, Serialize};
 
@@ -60,6 +60,14 @@ impl SignedMap {
             map: Arc::new(map),
             digest,
         }
+    }
+
+    /// The empty map at epoch 0, where every cluster and node starts (made once).
+    pub fn empty() -> SignedMap {
+        static EMPTY: OnceLock<SignedMap> = OnceLock::new();
+        EMPTY
+            .get_or_init(|| SignedMap::new(ClusterMap::empty()))
+            .clone()
     }
 
     pub fn epoch(&self) -> Epoch {

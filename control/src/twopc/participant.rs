@@ -11,7 +11,7 @@
 //! prepared map is durable, and an ack of a commit only after the committed map is.
 
 use super::{Millis, SignedMap, Timing, ToCoordinator, ToMember};
-use crate::map::{ClusterMap, Epoch, NodeId};
+use crate::map::{Epoch, NodeId};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Durable {
@@ -22,7 +22,7 @@ pub struct Durable {
 impl Durable {
     pub fn new() -> Durable {
         Durable {
-            committed: SignedMap::new(ClusterMap::empty()),
+            committed: SignedMap::empty(),
             prepared: None,
         }
     }
