@@ -6,6 +6,7 @@
 
 pub mod limits;
 pub mod map;
+pub mod placement;
 #[cfg(test)]
 mod sim;
 pub mod twopc;

@@ -28,3 +28,8 @@ pub const WAL_RECORDS_MAX: usize = 1024;
 pub const SECRET_BYTES_MAX: usize = 4096;
 /// Fewest bytes of a shared secret: shorter ones are refused at start-up.
 pub const SECRET_BYTES_MIN: usize = 16;
+/// Slots a load-driven rebalance may move in one round (one map change). Moves that must
+/// happen (the owner left, drains, a removed node) are not bounded by this.
+pub const SLOT_MOVES_PER_ROUND_MAX: usize = 1024;
+/// Partitions a load-driven rebalance may move in one round.
+pub const PARTITION_MOVES_PER_ROUND_MAX: usize = 16;
