@@ -9,4 +9,5 @@ pub mod map;
 pub mod placement;
 #[cfg(test)]
 mod sim;
+pub mod store;
 pub mod twopc;
