@@ -7,7 +7,9 @@
 pub mod limits;
 pub mod map;
 pub mod placement;
+pub mod server;
 #[cfg(test)]
 mod sim;
 pub mod store;
 pub mod twopc;
+pub mod wire;

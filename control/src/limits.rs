@@ -33,3 +33,14 @@ pub const SECRET_BYTES_MIN: usize = 16;
 pub const SLOT_MOVES_PER_ROUND_MAX: usize = 1024;
 /// Partitions a load-driven rebalance may move in one round.
 pub const PARTITION_MOVES_PER_ROUND_MAX: usize = 16;
+/// A peer must finish its handshake (first authenticated frame) within this.
+pub const HANDSHAKE_TIMEOUT_MS: u64 = 5_000;
+/// A connection with nothing to read for this long is closed (nodes heartbeat far more
+/// often; operator commands are one request and one reply).
+pub const IDLE_TIMEOUT_MS: u64 = 60_000;
+/// A write to a peer that does not drain its socket for this long closes the connection.
+pub const WRITE_TIMEOUT_MS: u64 = 5_000;
+/// Frames queued for one connection's writer before the connection is dropped as too slow.
+pub const OUTBOX_FRAMES_MAX: usize = 1024;
+/// How long an operator command waits for its change to commit or abort.
+pub const OP_WAIT_MS: u64 = 60_000;

@@ -1,1 +1,279 @@
-fn main() {}
+//! `pinion-control`: the control plane (`serve`) and its operator CLI.
+
+use std::io::Write as _;
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use serde_json::{json, Value};
+
+use pinion_control::limits::{IDLE_TIMEOUT_MS, WRITE_TIMEOUT_MS};
+use pinion_control::server::{self, msg::Op, ServeArgs};
+use pinion_control::wire::{self, Conn};
+
+#[derive(Parser)]
+#[command(
+    name = "pinion-control",
+    version,
+    about = "pinion's control plane: the cluster map, placement, and map changes by two-phase commit"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the control plane.
+    Serve {
+        /// Address to listen on for nodes and operators.
+        #[arg(long, default_value = "127.0.0.1:7100")]
+        listen: String,
+        /// Where the write-ahead file lives (one control plane per directory).
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// The shared secret that authenticates every message (at least 16 bytes).
+        #[arg(long)]
+        secret_file: PathBuf,
+        /// Where the map and the 2PC log live: `file` (the write-ahead file in --data-dir).
+        #[arg(long, default_value = "file")]
+        store: String,
+    },
+    /// The coordinator's state: epoch, phase, connected nodes.
+    Status(Common),
+    /// The nodes of the map with their shares and load.
+    Nodes(Common),
+    /// The committed map.
+    Map(Common),
+    /// Add a node (it joins when it registers, then owns its share).
+    AddNode {
+        #[command(flatten)]
+        c: Common,
+        #[arg(long)]
+        id: u32,
+        /// The node's RESP address (host:port).
+        #[arg(long)]
+        resp: String,
+        /// The node's Kafka address (host:port).
+        #[arg(long)]
+        kafka: String,
+        #[arg(long, default_value_t = 1)]
+        shards: u16,
+        #[arg(long, default_value_t = 1)]
+        weight: u32,
+        /// One address per shard, comma-separated, when shards listen on their own ports.
+        #[arg(long, value_delimiter = ',')]
+        shard_endpoints: Vec<String>,
+    },
+    /// Remove a node: its slots and partitions move to the others.
+    RemoveNode {
+        #[command(flatten)]
+        c: Common,
+        #[arg(long)]
+        id: u32,
+    },
+    /// Drain a node: it keeps serving while everything moves away from it.
+    Drain {
+        #[command(flatten)]
+        c: Common,
+        #[arg(long)]
+        id: u32,
+    },
+    /// Change a node's operator weight.
+    SetWeight {
+        #[command(flatten)]
+        c: Common,
+        #[arg(long)]
+        id: u32,
+        #[arg(long)]
+        weight: u32,
+    },
+    /// Re-place by measured load (bounded moves per round).
+    Rebalance(Common),
+}
+
+#[derive(Args)]
+struct Common {
+    /// The control plane's address.
+    #[arg(long, default_value = "127.0.0.1:7100")]
+    addr: String,
+    /// The shared secret file (or $PINION_CONTROL_SECRET_FILE).
+    #[arg(long, env = "PINION_CONTROL_SECRET_FILE")]
+    secret_file: PathBuf,
+    /// Print the reply as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let cli = Cli::parse();
+    let (c, op, kind) = match cli.cmd {
+        Cmd::Serve {
+            listen,
+            data_dir,
+            secret_file,
+            store,
+        } => {
+            let args = ServeArgs {
+                listen: &listen,
+                data_dir: &data_dir,
+                secret_file: &secret_file,
+                store: &store,
+            };
+            return match server::serve(args) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("pinion-control: {e:#}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        Cmd::Status(c) => (c, Op::Status, "status"),
+        Cmd::Nodes(c) => (c, Op::Nodes, "nodes"),
+        Cmd::Map(c) => (c, Op::Map, "map"),
+        Cmd::AddNode {
+            c,
+            id,
+            resp,
+            kafka,
+            shards,
+            weight,
+            shard_endpoints,
+        } => (
+            c,
+            Op::AddNode {
+                id,
+                resp_addr: resp,
+                kafka_addr: kafka,
+                shard_endpoints,
+                shards,
+                weight,
+            },
+            "change",
+        ),
+        Cmd::RemoveNode { c, id } => (c, Op::RemoveNode { id }, "change"),
+        Cmd::Drain { c, id } => (c, Op::Drain { id }, "change"),
+        Cmd::SetWeight { c, id, weight } => (c, Op::SetWeight { id, weight }, "change"),
+        Cmd::Rebalance(c) => (c, Op::Rebalance, "change"),
+    };
+    match request(&c, &op) {
+        Ok(reply) => print_reply(&reply, c.json, kind),
+        Err(e) => {
+            eprintln!("pinion-control: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn request(c: &Common, op: &Op) -> Result<Value, String> {
+    let secret = wire::read_secret(&c.secret_file)?;
+    let stream = TcpStream::connect(&c.addr).map_err(|e| format!("{}: {e}", c.addr))?;
+    let timeout = Duration::from_millis(IDLE_TIMEOUT_MS);
+    let _ = stream.set_read_timeout(Some(timeout));
+    let _ = stream.set_write_timeout(Some(Duration::from_millis(WRITE_TIMEOUT_MS)));
+    let mut conn = Conn::client(stream, &secret).map_err(|e| format!("{}: {e}", c.addr))?;
+    conn.send(&json!({"type": "op", "op": op}))
+        .map_err(|e| format!("{}: {e}", c.addr))?;
+    conn.recv().map_err(|e| match e {
+        wire::WireError::Io(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => format!(
+            "{}: the control plane closed the connection (is the shared secret right?)",
+            c.addr
+        ),
+        e => format!("{}: {e}", c.addr),
+    })
+}
+
+fn print_reply(reply: &Value, as_json: bool, kind: &str) -> ExitCode {
+    let ok = reply["ok"].as_bool() == Some(true);
+    let mut out = std::io::stdout().lock();
+    if as_json {
+        let v = if ok { &reply["result"] } else { reply };
+        let _ = writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(v).unwrap_or_default()
+        );
+    } else if !ok {
+        eprintln!(
+            "pinion-control: {}",
+            reply["error"].as_str().unwrap_or("request failed")
+        );
+    } else {
+        let r = &reply["result"];
+        match kind {
+            "status" => {
+                for (k, v) in r.as_object().into_iter().flatten() {
+                    let _ = writeln!(out, "{k}: {v}");
+                }
+            }
+            "nodes" => {
+                let _ = writeln!(out, "epoch {}", r["epoch"]);
+                let _ = writeln!(
+                    out,
+                    "{:>5} {:<9} {:>6} {:>6} {:>6} {:>10} {:<9} {}",
+                    "id", "state", "weight", "shards", "slots", "partitions", "connected", "resp"
+                );
+                for n in r["nodes"].as_array().into_iter().flatten() {
+                    let _ = writeln!(
+                        out,
+                        "{:>5} {:<9} {:>6} {:>6} {:>6} {:>10} {:<9} {}",
+                        n["id"].to_string(),
+                        n["state"].as_str().unwrap_or(""),
+                        n["weight"].to_string(),
+                        n["shards"].to_string(),
+                        n["slots"].to_string(),
+                        n["partitions"].to_string(),
+                        n["connected"].to_string(),
+                        n["resp_addr"].as_str().unwrap_or("")
+                    );
+                }
+            }
+            "map" => {
+                let _ = writeln!(out, "epoch {} checksum {}", r["epoch"], r["checksum"]);
+                for s in r["slots"].as_array().into_iter().flatten() {
+                    let _ = writeln!(
+                        out,
+                        "slots {}-{} node {} shard {}",
+                        s["start"], s["end"], s["node"], s["shard"]
+                    );
+                }
+                for p in r["partitions"].as_array().into_iter().flatten() {
+                    let _ = writeln!(
+                        out,
+                        "partition {}-{} node {} shard {}",
+                        p["topic"].as_str().unwrap_or(""),
+                        p["partition"],
+                        p["node"],
+                        p["shard"]
+                    );
+                }
+            }
+            _ => {
+                if r["changed"] == json!(false) {
+                    let _ = writeln!(out, "epoch {}: nothing to change", r["epoch"]);
+                } else {
+                    let _ = writeln!(
+                        out,
+                        "epoch {} committed; moved {} slots, {} partitions",
+                        r["epoch"], r["moved"]["slots"], r["moved"]["partitions"]
+                    );
+                }
+            }
+        }
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}

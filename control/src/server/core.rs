@@ -1,0 +1,512 @@
+//! The control plane's core thread: the only owner of the coordinator, the store, the load
+//! tracker and the node sessions. Everything reaches it as an [`Event`] on one channel;
+//! every coordinator output is carried out in order, each `Persist` appended and fsynced
+//! before the next output, so before any message or reply that depends on it.
+//!
+//! Operator changes queue (bounded) and run one at a time: each builds the next map from
+//! the committed one (the edit, then placement), proposes it, and is answered when the
+//! coordinator reports the change done (committed or aborted).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use tracing::{info, warn};
+
+use super::msg::{error_reply, ok_reply, ClientMsg, Op, ShardLoad};
+use super::{OutMsg, Outbox};
+use crate::limits::{PENDING_OPS_MAX, WAL_RECORDS_MAX, WEIGHT_MAX};
+use crate::map::{ClusterMap, Epoch, Node, NodeId, NodeState, Owner, TopicPartition};
+use crate::placement::{self, LoadTracker, Moves};
+use crate::store::{Store, StoreError};
+use crate::twopc::coordinator::{Input, Output};
+use crate::twopc::{Coordinator, Millis, Timing, ToMember};
+
+/// How often the coordinator gets a tick.
+const TICK_MS: u64 = 50;
+
+pub enum Event {
+    Register {
+        id: NodeId,
+        shards: Option<u16>,
+        conn: u64,
+        peer: SocketAddr,
+        out: Outbox,
+    },
+    NodeDown {
+        id: NodeId,
+        conn: u64,
+    },
+    FromNode {
+        id: NodeId,
+        conn: u64,
+        msg: ClientMsg,
+    },
+    Op {
+        op: Op,
+        out: Outbox,
+    },
+    /// SIGTERM or SIGINT: stop between events (everything acknowledged is already durable).
+    Shutdown,
+}
+
+/// A map change waiting to run.
+#[derive(Debug)]
+enum Change {
+    Add(Node),
+    Remove(NodeId),
+    Drain(NodeId),
+    SetWeight(NodeId, u32),
+    Rebalance,
+    /// A joining node registered: make it active.
+    Activate(NodeId),
+}
+
+struct Session {
+    conn: u64,
+    out: Outbox,
+    peer: SocketAddr,
+}
+
+struct Inflight {
+    epoch: Epoch,
+    what: String,
+    moves: Moves,
+    reply: Option<Outbox>,
+}
+
+pub struct Core {
+    coord: Coordinator,
+    store: Box<dyn Store>,
+    load: LoadTracker,
+    last_loads: BTreeMap<NodeId, Vec<ShardLoad>>,
+    started: Instant,
+    sessions: BTreeMap<NodeId, Session>,
+    queue: VecDeque<(Change, Option<Outbox>)>,
+    inflight: Option<Inflight>,
+}
+
+impl Core {
+    /// Recovers the coordinator from the store and carries out what recovery asks (an
+    /// abort of an undecided change, or re-sending a decision).
+    pub fn start(store: Box<dyn Store>) -> Result<Core, StoreError> {
+        let (coord, outs) = Coordinator::recover(store.records(), Timing::default(), 0);
+        let mut core = Core {
+            coord,
+            store,
+            load: LoadTracker::default(),
+            last_loads: BTreeMap::new(),
+            started: Instant::now(),
+            sessions: BTreeMap::new(),
+            queue: VecDeque::new(),
+            inflight: None,
+        };
+        if let Some(e) = core.coord.open_epoch() {
+            info!(epoch = e, "recovered a change in progress; finishing it");
+            core.inflight = Some(Inflight {
+                epoch: e,
+                what: "recovered".into(),
+                moves: Moves::default(),
+                reply: None,
+            });
+        }
+        core.carry_out(outs)?;
+        Ok(core)
+    }
+
+    pub fn epoch(&self) -> Epoch {
+        self.coord.committed().epoch()
+    }
+
+    pub fn store_name(&self) -> String {
+        self.store.describe()
+    }
+
+    fn now(&self) -> Millis {
+        self.started.elapsed().as_millis() as Millis
+    }
+
+    pub fn run(&mut self, rx: Receiver<Event>) -> Result<(), StoreError> {
+        let tick = Duration::from_millis(TICK_MS);
+        let mut next_tick = Instant::now() + tick;
+        loop {
+            let wait = next_tick.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(wait) {
+                Ok(Event::Shutdown) => {
+                    info!(epoch = self.epoch(), "stopping");
+                    return Ok(());
+                }
+                Ok(ev) => self.handle(ev)?,
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return Ok(()),
+            }
+            if Instant::now() >= next_tick {
+                next_tick = Instant::now() + tick;
+                let outs = self.coord.step(Input::Tick, self.now());
+                self.carry_out(outs)?;
+            }
+            self.run_queue()?;
+        }
+    }
+
+    fn handle(&mut self, ev: Event) -> Result<(), StoreError> {
+        match ev {
+            Event::Register {
+                id,
+                shards,
+                conn,
+                peer,
+                out,
+            } => self.register(id, shards, conn, peer, out),
+            Event::NodeDown { id, conn } => {
+                if self.sessions.get(&id).is_some_and(|s| s.conn == conn) {
+                    let s = self.sessions.remove(&id).expect("checked above");
+                    info!(node = id, peer = %s.peer, "node disconnected");
+                }
+                Ok(())
+            }
+            Event::FromNode { id, conn, msg } => {
+                if self.sessions.get(&id).is_none_or(|s| s.conn != conn) {
+                    return Ok(()); // a superseded session
+                }
+                if let ClientMsg::Heartbeat { shards } = msg {
+                    for (i, l) in shards.iter().enumerate().take(usize::from(u16::MAX)) {
+                        self.load.observe(
+                            Owner {
+                                node: id,
+                                shard: i as u16,
+                            },
+                            l.busy,
+                        );
+                    }
+                    self.last_loads.insert(id, shards);
+                    return Ok(());
+                }
+                if let Some(m) = msg.to_coordinator() {
+                    let outs = self
+                        .coord
+                        .step(Input::Recv { from: id, msg: m }, self.now());
+                    self.carry_out(outs)?;
+                }
+                Ok(())
+            }
+            Event::Op { op, out } => {
+                self.op(op, out);
+                Ok(())
+            }
+            Event::Shutdown => Ok(()),
+        }
+    }
+
+    fn register(
+        &mut self,
+        id: NodeId,
+        shards: Option<u16>,
+        conn: u64,
+        peer: SocketAddr,
+        out: Outbox,
+    ) -> Result<(), StoreError> {
+        let committed = self.coord.committed().clone();
+        let refusal = match committed.map.node(id) {
+            None => Some(format!(
+                "node {id} is not in the map (add it with add-node first)"
+            )),
+            Some(n) if n.state == NodeState::Removed => Some(format!("node {id} was removed")),
+            Some(n) if shards.is_some_and(|s| s != n.shards) => Some(format!(
+                "node {id} has {} shards in the map, not {}",
+                n.shards,
+                shards.unwrap_or(0)
+            )),
+            Some(_) => None,
+        };
+        if let Some(why) = refusal {
+            warn!(node = id, %peer, "refused node: {why}");
+            let _ = out.try_send(OutMsg::Payload(error_reply(&why)));
+            let _ = out.try_send(OutMsg::Close);
+            return Ok(());
+        }
+        info!(node = id, %peer, "node registered");
+        let hello = serde_json::to_vec(&json!({"type": "registered", "epoch": committed.epoch()}))
+            .expect("JSON values serialise");
+        let _ = out.try_send(OutMsg::Payload(hello));
+        self.send(
+            &out,
+            &ToMember::Catchup {
+                map: committed.clone(),
+            },
+        );
+        self.sessions.insert(id, Session { conn, out, peer });
+        let joining = committed
+            .map
+            .node(id)
+            .is_some_and(|n| n.state == NodeState::Joining);
+        let queued = self
+            .queue
+            .iter()
+            .any(|(c, _)| matches!(c, Change::Activate(n) if *n == id));
+        if joining && !queued {
+            self.enqueue(Change::Activate(id), None);
+        }
+        Ok(())
+    }
+
+    fn send(&self, out: &Outbox, msg: &ToMember) {
+        let payload = serde_json::to_vec(msg).expect("2PC messages serialise");
+        // A full outbox means a peer that does not read: the 2PC messages are re-sent, so
+        // dropping one is safe, and the idle timeout closes a peer that never reads.
+        let _ = out.try_send(OutMsg::Payload(payload));
+    }
+
+    fn enqueue(&mut self, change: Change, reply: Option<Outbox>) {
+        if self.queue.len() >= PENDING_OPS_MAX {
+            if let Some(out) = reply {
+                let _ = out.try_send(OutMsg::Payload(error_reply(&format!(
+                    "{PENDING_OPS_MAX} changes are already queued; try again later"
+                ))));
+            }
+            return;
+        }
+        self.queue.push_back((change, reply));
+    }
+
+    fn op(&mut self, op: Op, out: Outbox) {
+        let reply = |v| {
+            let _ = out.try_send(OutMsg::Payload(ok_reply(v)));
+        };
+        match op {
+            Op::Status => reply(self.status()),
+            Op::Nodes => reply(self.nodes()),
+            Op::Map => {
+                reply(serde_json::to_value(&*self.coord.committed().map).expect("maps serialise"))
+            }
+            Op::AddNode {
+                id,
+                resp_addr,
+                kafka_addr,
+                shard_endpoints,
+                shards,
+                weight,
+            } => self.enqueue(
+                Change::Add(Node {
+                    id,
+                    resp_addr,
+                    kafka_addr,
+                    shard_endpoints,
+                    shards,
+                    weight,
+                    state: NodeState::Joining,
+                }),
+                Some(out),
+            ),
+            Op::RemoveNode { id } => self.enqueue(Change::Remove(id), Some(out)),
+            Op::Drain { id } => self.enqueue(Change::Drain(id), Some(out)),
+            Op::SetWeight { id, weight } => self.enqueue(Change::SetWeight(id, weight), Some(out)),
+            Op::Rebalance => self.enqueue(Change::Rebalance, Some(out)),
+        }
+    }
+
+    /// Starts queued changes while the coordinator is free.
+    fn run_queue(&mut self) -> Result<(), StoreError> {
+        while self.inflight.is_none() && self.coord.open_epoch().is_none() {
+            let Some((change, reply)) = self.queue.pop_front() else {
+                return Ok(());
+            };
+            let what = format!("{change:?}");
+            let (map, moves) = match self.build(&change) {
+                Ok(Some(x)) => x,
+                Ok(None) => {
+                    if let Some(out) = reply {
+                        let _ = out.try_send(OutMsg::Payload(ok_reply(json!({
+                            "epoch": self.epoch(), "committed": false, "changed": false,
+                            "note": "nothing to change"
+                        }))));
+                    }
+                    continue;
+                }
+                Err(why) => {
+                    if let Some(out) = reply {
+                        let _ = out.try_send(OutMsg::Payload(error_reply(&why)));
+                    }
+                    continue;
+                }
+            };
+            let outs = self.coord.step(Input::Propose(map), self.now());
+            if let Some(Output::Refused(r)) = outs.first() {
+                if let Some(out) = reply {
+                    let _ = out.try_send(OutMsg::Payload(error_reply(&r.to_string())));
+                }
+                continue;
+            }
+            let epoch = self.coord.last_epoch();
+            info!(epoch, change = %what, slots_moved = moves.slots, "proposing");
+            self.inflight = Some(Inflight {
+                epoch,
+                what,
+                moves,
+                reply,
+            });
+            self.carry_out(outs)?;
+        }
+        Ok(())
+    }
+
+    /// The next map for a change: the edit, then placement. `None`: nothing would change.
+    fn build(&mut self, change: &Change) -> Result<Option<(ClusterMap, Moves)>, String> {
+        let mut m = (*self.coord.committed().map).clone();
+        let existing = |m: &ClusterMap, id: NodeId| match m.node(id) {
+            Some(n) if n.state != NodeState::Removed => Ok(n.state),
+            _ => Err(format!("node {id} is not in the map")),
+        };
+        let mut bounded = false;
+        match change {
+            Change::Add(node) => {
+                if existing(&m, node.id).is_ok() {
+                    return Err(format!("node {} is already in the map", node.id));
+                }
+                if node.weight > WEIGHT_MAX {
+                    return Err(format!("weight {} exceeds {WEIGHT_MAX}", node.weight));
+                }
+                m.upsert_node(node.clone());
+            }
+            Change::Remove(id) => {
+                existing(&m, *id)?;
+                m.node_mut(*id).expect("exists").state = NodeState::Removed;
+                self.load.forget(*id);
+            }
+            Change::Drain(id) => {
+                if existing(&m, *id)? == NodeState::Joining {
+                    return Err(format!("node {id} is joining; remove it instead"));
+                }
+                m.node_mut(*id).expect("exists").state = NodeState::Draining;
+            }
+            Change::SetWeight(id, w) => {
+                existing(&m, *id)?;
+                if *w > WEIGHT_MAX {
+                    return Err(format!("weight {w} exceeds {WEIGHT_MAX}"));
+                }
+                m.node_mut(*id).expect("exists").weight = *w;
+            }
+            Change::Rebalance => {
+                self.load.update_factors(&m);
+                bounded = true;
+            }
+            Change::Activate(id) => {
+                if existing(&m, *id)? != NodeState::Joining {
+                    return Ok(None);
+                }
+                m.node_mut(*id).expect("exists").state = NodeState::Active;
+            }
+        }
+        let parts: Vec<TopicPartition> = m.partitions.keys().cloned().collect();
+        let moves = placement::place(&mut m, &self.load, &parts, bounded);
+        m.validate().map_err(|e| e.to_string())?;
+        m.epoch = self.epoch();
+        if m == *self.coord.committed().map {
+            return Ok(None);
+        }
+        Ok(Some((m, moves)))
+    }
+
+    fn carry_out(&mut self, outs: Vec<Output>) -> Result<(), StoreError> {
+        for o in outs {
+            match o {
+                Output::Persist(r) => self.store.append(r)?,
+                Output::Send { to, msg } => {
+                    if let Some(s) = self.sessions.get(&to) {
+                        self.send(&s.out, &msg);
+                    }
+                }
+                Output::Done {
+                    epoch,
+                    committed,
+                    unacked,
+                } => {
+                    if unacked.is_empty() {
+                        info!(epoch, committed, "change done");
+                    } else {
+                        warn!(epoch, committed, ?unacked, "change done without every ack");
+                    }
+                    if let Some(f) = self.inflight.take_if(|f| f.epoch == epoch) {
+                        if let Some(out) = f.reply {
+                            let v = if committed {
+                                ok_reply(json!({
+                                    "epoch": epoch, "committed": true, "changed": true,
+                                    "change": f.what,
+                                    "moved": {"slots": f.moves.slots,
+                                              "partitions": f.moves.partitions,
+                                              "deferred": f.moves.deferred},
+                                }))
+                            } else {
+                                error_reply(&format!(
+                                    "epoch {epoch} aborted: a voter voted no or did not answer in time (is every active node connected?)"
+                                ))
+                            };
+                            let _ = out.try_send(OutMsg::Payload(v));
+                        }
+                    }
+                    if self.store.records().len() > WAL_RECORDS_MAX {
+                        if let Some(snap) = self.coord.snapshot() {
+                            self.store.compact(snap)?;
+                            info!(epoch, "compacted the write-ahead file");
+                        }
+                    }
+                }
+                Output::Refused(r) => warn!("refused: {r}"),
+            }
+        }
+        Ok(())
+    }
+
+    fn status(&self) -> serde_json::Value {
+        let m = &self.coord.committed().map;
+        json!({
+            "epoch": m.epoch,
+            "last_epoch": self.coord.last_epoch(),
+            "phase": self.coord.phase_name(),
+            "open_epoch": self.coord.open_epoch(),
+            "queued": self.queue.len(),
+            "store": self.store.describe(),
+            "nodes": m.nodes.iter().filter(|n| n.state != NodeState::Removed).count(),
+            "connected": self.sessions.keys().collect::<Vec<_>>(),
+            "slots_owned": m.slots().iter().flatten().count(),
+            "partitions": m.partitions.len(),
+        })
+    }
+
+    fn nodes(&self) -> serde_json::Value {
+        let m = &self.coord.committed().map;
+        let slots = m.slot_counts();
+        let parts = m.partition_counts();
+        let nodes: Vec<serde_json::Value> = m
+            .nodes
+            .iter()
+            .map(|n| {
+                let factors: Vec<f64> = (0..n.shards)
+                    .map(|s| {
+                        self.load.factor(Owner {
+                            node: n.id,
+                            shard: s,
+                        })
+                    })
+                    .collect();
+                json!({
+                    "id": n.id,
+                    "state": n.state,
+                    "weight": n.weight,
+                    "shards": n.shards,
+                    "resp_addr": n.resp_addr,
+                    "kafka_addr": n.kafka_addr,
+                    "shard_endpoints": n.shard_endpoints,
+                    "slots": slots.get(&n.id).copied().unwrap_or(0),
+                    "partitions": parts.get(&n.id).copied().unwrap_or(0),
+                    "connected": self.sessions.contains_key(&n.id),
+                    "load_factors": factors,
+                    "load": self.last_loads.get(&n.id),
+                })
+            })
+            .collect();
+        json!({"epoch": m.epoch, "nodes": nodes})
+    }
+}

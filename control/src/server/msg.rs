@@ -1,0 +1,114 @@
+//! The control protocol's messages (JSON, inside `wire.rs` frames).
+//!
+//! Client → server: `register`, then (nodes) `vote`, `ack`, `ask`, `heartbeat`; or
+//! (operators) `op`. Server → client: `registered`, the 2PC messages of
+//! [`crate::twopc::ToMember`] (`prepare`, `decide`, `catchup`), and `reply` to an `op`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::map::{Epoch, NodeId};
+use crate::twopc::ToCoordinator;
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientMsg {
+    /// A node announces itself. It must already be in the map (added by the operator).
+    Register {
+        node: NodeId,
+        /// Checked against the map when given.
+        #[serde(default)]
+        shards: Option<u16>,
+    },
+    Vote {
+        epoch: Epoch,
+        yes: bool,
+    },
+    Ack {
+        epoch: Epoch,
+    },
+    Ask {
+        prepared: Option<Epoch>,
+        committed: Epoch,
+    },
+    Heartbeat {
+        shards: Vec<ShardLoad>,
+    },
+    Op {
+        op: Op,
+    },
+}
+
+impl ClientMsg {
+    /// The 2PC part of a node's message, if it is one.
+    pub fn to_coordinator(&self) -> Option<ToCoordinator> {
+        Some(match *self {
+            ClientMsg::Vote { epoch, yes } => ToCoordinator::Vote { epoch, yes },
+            ClientMsg::Ack { epoch } => ToCoordinator::Ack { epoch },
+            ClientMsg::Ask {
+                prepared,
+                committed,
+            } => ToCoordinator::Ask {
+                prepared,
+                committed,
+            },
+            _ => return None,
+        })
+    }
+}
+
+/// One shard's load in a heartbeat. Only `busy` feeds placement today; the rest is shown.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShardLoad {
+    /// CPU busy fraction, 0..=1.
+    pub busy: f64,
+    #[serde(default)]
+    pub ops_per_s: f64,
+    #[serde(default)]
+    pub bytes_per_s: f64,
+    #[serde(default)]
+    pub connections: u64,
+    #[serde(default)]
+    pub p99_us: u64,
+    #[serde(default)]
+    pub memory_bytes: u64,
+}
+
+/// An operator command.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(tag = "cmd", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Op {
+    Status,
+    Nodes,
+    Map,
+    AddNode {
+        id: NodeId,
+        resp_addr: String,
+        kafka_addr: String,
+        #[serde(default)]
+        shard_endpoints: Vec<String>,
+        shards: u16,
+        weight: u32,
+    },
+    RemoveNode {
+        id: NodeId,
+    },
+    Drain {
+        id: NodeId,
+    },
+    SetWeight {
+        id: NodeId,
+        weight: u32,
+    },
+    Rebalance,
+}
+
+pub fn error_reply(error: &str) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({"type": "reply", "ok": false, "error": error}))
+        .expect("JSON values serialise")
+}
+
+pub fn ok_reply(result: serde_json::Value) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({"type": "reply", "ok": true, "result": result}))
+        .expect("JSON values serialise")
+}
