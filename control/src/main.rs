@@ -220,8 +220,8 @@ fn print_reply(reply: &Value, as_json: bool, kind: &str) -> ExitCode {
                 let _ = writeln!(out, "epoch {}", r["epoch"]);
                 let _ = writeln!(
                     out,
-                    "{:>5} {:<9} {:>6} {:>6} {:>6} {:>10} {:<9} {}",
-                    "id", "state", "weight", "shards", "slots", "partitions", "connected", "resp"
+                    "{:>5} {:<9} {:>6} {:>6} {:>6} {:>10} {:<9} resp",
+                    "id", "state", "weight", "shards", "slots", "partitions", "connected"
                 );
                 for n in r["nodes"].as_array().into_iter().flatten() {
                     let _ = writeln!(
