@@ -16,8 +16,9 @@
 //! 3. all yes: the coordinator persists `Decide(e, commit)`; a no or the prepare timeout:
 //!    `Decide(e, abort)`. Then it sends the decision to every voter;
 //! 4. a participant applies a commit (persists `committed = map`, installs it) or drops its
-//!    prepared map on an abort, and acks; when all have acked, or the ack wait ends, the
-//!    coordinator persists `End(e)` and may begin the next change.
+//!    prepared map on an abort, and acks; when all have acked a commit, or the ack wait
+//!    ends, the coordinator persists `End(e)` and may begin the next change. An abort ends
+//!    at once (presumed abort: an epoch neither open nor committed is answered abort).
 //!
 //! Recovery: a restarted coordinator with a begun but undecided change aborts it; with a
 //! decided one it re-sends the decision. A participant in doubt (prepared, no decision)
