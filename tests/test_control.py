@@ -135,8 +135,15 @@ class Member(threading.Thread):
             self.c.send({"type": "heartbeat", "shards": [{"busy": b} for b in busy]})
 
     def stop(self):
+        # shutdown() wakes the reader thread blocked in recv; close() alone does not.
+        try:
+            self.c.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         self.c.close()
-        self.join(timeout=5)
+        if self.is_alive():
+            self.join(timeout=5)
+            assert not self.is_alive(), "member thread did not stop"
 
 
 class Control:
@@ -393,7 +400,7 @@ def test_heartbeats_feed_the_load_factors(control):
         hot.heartbeat([0.9, 0.9])
         for m in cold:
             m.heartbeat([0.3, 0.3])
-    wait_for(lambda: control.nodes()[1]["load"] is not None, what="load reported")
+    wait_for(lambda: all(n["load"] is not None for n in control.nodes().values()), what="load reported")
     before = control.nodes()[1]["slots"]
     r = control.cli("rebalance")
     assert r["committed"] and r["moved"]["slots"] > 0

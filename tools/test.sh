@@ -53,6 +53,9 @@ step "release build"
 cargo build --release -p pinion -p pinion-bench
 export PINION_BIN="$PWD/target/release/pinion"
 export PINION_BENCH_BIN="$PWD/target/release/pinion-bench"
+# The control plane (test_control.py).
+cargo build --release -p pinion-control
+export PINION_CONTROL_BIN="$PWD/target/release/pinion-control"
 
 step "integration tests"
 cd tests
