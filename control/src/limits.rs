@@ -42,5 +42,3 @@ pub const IDLE_TIMEOUT_MS: u64 = 60_000;
 pub const WRITE_TIMEOUT_MS: u64 = 5_000;
 /// Frames queued for one connection's writer before the connection is dropped as too slow.
 pub const OUTBOX_FRAMES_MAX: usize = 1024;
-/// How long an operator command waits for its change to commit or abort.
-pub const OP_WAIT_MS: u64 = 60_000;

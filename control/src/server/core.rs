@@ -171,8 +171,11 @@ impl Core {
                 if self.sessions.get(&id).is_none_or(|s| s.conn != conn) {
                     return Ok(()); // a superseded session
                 }
-                if let ClientMsg::Heartbeat { shards } = msg {
-                    for (i, l) in shards.iter().enumerate().take(usize::from(u16::MAX)) {
+                if let ClientMsg::Heartbeat { mut shards } = msg {
+                    // Only the shards the map gives this node count.
+                    let n = self.coord.committed().map.node(id).map_or(0, |n| n.shards);
+                    shards.truncate(usize::from(n));
+                    for (i, l) in shards.iter().enumerate() {
                         self.load.observe(
                             Owner {
                                 node: id,
