@@ -176,6 +176,22 @@ pub struct Config {
     /// Seconds to finish in-flight requests at shutdown before closing connections anyway.
     #[arg(long, default_value_t = 5)]
     pub shutdown_grace_s: u64,
+
+    // ----- consumer groups (issue 11, f-groups) -----
+    /// Kafka's group.initial.rebalance.delay.ms: how long the first rebalance of an empty
+    /// group waits for more members (each new member extends it, up to the rebalance
+    /// timeout). 0 completes it as soon as every known member has joined.
+    #[arg(long, default_value_t = 3000)]
+    pub group_initial_rebalance_delay_ms: u64,
+
+    /// Kafka's group.min.session.timeout.ms: a JoinGroup asking for less is refused with
+    /// INVALID_SESSION_TIMEOUT.
+    #[arg(long, default_value_t = 6000)]
+    pub group_min_session_timeout_ms: u64,
+
+    /// Kafka's group.max.session.timeout.ms.
+    #[arg(long, default_value_t = 1_800_000)]
+    pub group_max_session_timeout_ms: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -208,6 +224,11 @@ pub enum ConfigError {
     RecvMemory(usize),
     #[error("--output-buffer-limit-bytes must be at least {need}: the largest reply a bulk can make (--max-bulk-bytes), or 1 MiB if that is smaller")]
     OutputLimit { need: usize },
+    // ----- consumer groups (issue 11, f-groups) -----
+    #[error("--group-min-session-timeout-ms must be at least 1 and at most --group-max-session-timeout-ms, which is at most {max}")]
+    GroupSession { max: u64 },
+    #[error("--group-initial-rebalance-delay-ms must be at most {max}")]
+    GroupDelay { max: u64 },
 }
 
 impl Config {
@@ -272,6 +293,17 @@ impl Config {
         let need = self.max_bulk_bytes.min(OUTPUT_LIMIT_FLOOR_BYTES);
         if self.output_buffer_limit_bytes < need {
             return Err(ConfigError::OutputLimit { need });
+        }
+        // Consumer groups (issue 11, f-groups).
+        let max = crate::limits::GROUP_TIMEOUT_MS_MAX;
+        if self.group_min_session_timeout_ms == 0
+            || self.group_min_session_timeout_ms > self.group_max_session_timeout_ms
+            || self.group_max_session_timeout_ms > max
+        {
+            return Err(ConfigError::GroupSession { max });
+        }
+        if self.group_initial_rebalance_delay_ms > max {
+            return Err(ConfigError::GroupDelay { max });
         }
         Ok(())
     }

@@ -236,3 +236,32 @@ pub const TOPIC_SEGMENT_BYTES_MIN: u64 = 1 << 20;
 /// allocate at about 130 MB, whatever `--max-request-bytes` allows; real clients send
 /// thousands (a Produce to 10,000 partitions holds about 10,000).
 pub const KAFKA_REQUEST_ELEMENTS_MAX: u64 = 1 << 20;
+
+// ----- consumer groups (issue 11, f-groups) -----------------------------------------------
+
+/// Partitions of Kafka's `__consumer_offsets` (offsets.topic.num.partitions): a group belongs
+/// to partition `abs(javaHash(group id)) % this`, and each partition to one shard, its
+/// coordinator. Each partition has its own offsets file, so the mapping survives a change of
+/// core count.
+pub const GROUP_OFFSET_PARTITIONS: u32 = 50;
+/// Largest session, rebalance or initial-delay timeout a flag or a JoinGroup may set (Kafka's
+/// own maximum session timeout is 30 minutes; rebalance timeouts are max.poll.interval.ms).
+pub const GROUP_TIMEOUT_MS_MAX: u64 = 24 * 3600 * 1000;
+/// A member that joined but whose first rebalance never completed is dropped after this
+/// (Kafka's NewMemberJoinTimeoutMs), so clients that disconnect mid-join do not pile up.
+pub const GROUP_NEW_MEMBER_JOIN_TIMEOUT_MS: u64 = 5 * 60 * 1000;
+/// Members (joined or pending) of one group (Kafka's group.max.size, unbounded there); a
+/// join past it is answered GROUP_MAX_SIZE_REACHED.
+pub const GROUP_MEMBERS_MAX: usize = 10_000;
+/// Groups one shard coordinates; a new group past it is refused (COORDINATOR_NOT_AVAILABLE).
+pub const GROUPS_PER_SHARD_MAX: usize = 100_000;
+/// Bytes of an offset commit's metadata string (Kafka's offset.metadata.max.bytes).
+pub const GROUP_OFFSET_METADATA_MAX_BYTES: usize = 4096;
+/// Partitions one group may hold committed offsets for; commits past it are refused
+/// (OFFSET_METADATA_TOO_LARGE is the nearest Kafka error), bounding a group's memory.
+pub const GROUP_OFFSETS_MAX: usize = 1_000_000;
+/// An offsets file is rewritten with only the latest offset per (group, topic, partition)
+/// once it passes twice the size of that live set, and at least this size.
+pub const GROUP_LOG_REWRITE_MIN_BYTES: u64 = 4 << 20;
+/// Bytes one offsets file accepts per write; further commits wait for the next write.
+pub const GROUP_LOG_WRITE_MAX_BYTES: usize = 4 << 20;

@@ -12,6 +12,7 @@
 //! only.
 
 pub mod encode;
+pub mod groups;
 pub mod handlers;
 pub mod partitions;
 pub mod rounds;
@@ -140,6 +141,20 @@ pub fn dispatch(ctx: &mut Ctx, conn: &mut Conn, payload: Bytes) -> Act {
         RequestKind::Produce(p) => handlers::produce::handle(ctx, r, p),
         RequestKind::Fetch(f) => handlers::fetch::handle(ctx, r, f),
         RequestKind::ListOffsets(l) => handlers::list_offsets::handle(ctx, r, l),
+        // Consumer groups (`groups/`).
+        RequestKind::JoinGroup(j) => {
+            let client = req.header.client_id.as_deref().unwrap_or("");
+            handlers::join_group::handle(ctx, r, j, client)
+        }
+        RequestKind::SyncGroup(s) => handlers::sync_group::handle(ctx, r, s),
+        RequestKind::Heartbeat(h) => handlers::heartbeat::handle(ctx, r, h),
+        RequestKind::LeaveGroup(l) => handlers::leave_group::handle(ctx, r, l),
+        RequestKind::OffsetCommit(c) => handlers::offset_commit::handle(ctx, r, c),
+        RequestKind::OffsetFetch(f) => handlers::offset_fetch::handle(ctx, r, f),
+        RequestKind::ListGroups(l) => handlers::list_groups::handle(ctx, r, l),
+        RequestKind::DescribeGroups(d) => handlers::describe_groups::handle(ctx, r, d),
+        RequestKind::DeleteGroups(d) => handlers::delete_groups::handle(ctx, r, d),
+        RequestKind::OffsetDelete(d) => handlers::offset_delete::handle(ctx, r, d),
         _ => {
             tracing::debug!(shard = ctx.me, ?key, "Kafka API not served yet; closing");
             Act::Close

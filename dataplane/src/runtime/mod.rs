@@ -60,6 +60,9 @@ pub enum Kind {
     File,
     /// Nothing waits for the result (cancels, interval fsyncs).
     Ignore,
+    /// An operation on a consumer-group offsets file (`kafka/groups/store.rs`). Index: the
+    /// `__consumer_offsets` partition; aux: which step.
+    Group,
 }
 
 /// Timer indexes.

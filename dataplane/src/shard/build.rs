@@ -29,6 +29,8 @@ pub struct ShardInit {
     pub control_fd: OwnedFd,
     /// The log partitions this shard owns, recovered before the node reported ready.
     pub logs: Logs,
+    /// The consumer groups this shard coordinates, with their recovered offsets.
+    pub groups: crate::kafka::groups::Groups,
 }
 
 /// Why a shard could not start, in words that say what to change.
@@ -92,6 +94,7 @@ impl Shard {
             conns: Conns::default(),
             store,
             logs,
+            groups: init.groups,
             sched: Scheduler::new(id as u16),
             flights: Flights::default(),
             mesh: init.mesh,

@@ -19,6 +19,7 @@ pub mod build;
 pub mod conn;
 mod flights;
 mod frames;
+mod groups;
 mod io;
 pub mod node;
 mod owner;
@@ -125,6 +126,8 @@ pub struct Shard {
     conns: Conns,
     store: Store,
     logs: Logs,
+    /// The consumer groups this shard coordinates (`kafka/groups/`).
+    groups: crate::kafka::groups::Groups,
     sched: Scheduler<Work>,
     flights: Flights,
     mesh: Endpoint,
@@ -202,6 +205,7 @@ impl Shard {
             self.drain_mesh();
             self.retry_blocked();
             self.with_logs(|logs, ctx| logs.flush(ctx));
+            self.groups.flush(&mut self.io);
             self.flush_dirty();
             // Between commands: small collections go back inside their entries.
             self.store.settle();
@@ -212,6 +216,7 @@ impl Shard {
             if self.drain == Drain::Drained
                 && self.shared.draining.load(Ordering::Acquire) == 0
                 && self.logs.io_done()
+                && self.groups.io_done()
             {
                 break;
             }
@@ -250,6 +255,7 @@ impl Shard {
             Kind::LogWrite | Kind::LogSync | Kind::LogRead | Kind::File => {
                 self.with_logs(|logs, ctx| logs.on_completion(c, ctx));
             }
+            Kind::Group => self.with_groups(|groups, ctx| groups.on_completion(c, ctx.io)),
             Kind::Ignore => {}
         }
     }
@@ -319,6 +325,7 @@ impl Shard {
             }
         }
         self.with_logs(|logs, ctx| logs.tick(ctx));
+        self.with_groups(|groups, ctx| groups.tick(ctx));
         if matches!(self.drain, Drain::Draining { .. }) {
             self.check_drained();
         }
@@ -341,6 +348,7 @@ impl Shard {
             self.process(slot);
         }
         self.unblock_all();
+        self.with_groups(|groups, _| groups.unload());
         for slot in slots {
             self.close_conn(slot, false);
         }

@@ -167,6 +167,19 @@ impl Node {
                             return ShardMetrics::new(i);
                         }
                     };
+                    let groups = match crate::kafka::groups::Groups::recover(
+                        &shared.cfg,
+                        i,
+                        &owner,
+                        shared.clock.unix_ms(),
+                    ) {
+                        Ok(g) => g,
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e.to_string()));
+                            barrier.wait();
+                            return ShardMetrics::new(i);
+                        }
+                    };
                     ring_fds[i].store(io.ring_fd(), Ordering::Release);
                     let _ = ready_tx.send(Ok(i));
                     barrier.wait();
@@ -186,6 +199,7 @@ impl Node {
                         control_rx,
                         control_fd,
                         logs,
+                        groups,
                     };
                     Shard::build(io, init).run()
                 })?;

@@ -99,8 +99,9 @@ impl Shard {
                 origin,
             } => self.remote_command(from, to, frame, bytes, resp3, origin, sent),
             Msg::Part { to, op, origin } => match op {
-                // Log parts do not go through the scheduler (no memory check either).
-                Op::Log(_) => self.run_op(from as u16, to, op, OomCheck::Refuse),
+                // Log and group parts do not go through the scheduler (no memory check
+                // either).
+                Op::Log(_) | Op::Group(_) => self.run_op(from as u16, to, op, OomCheck::Refuse),
                 Op::Cache(c) => {
                     let access = c.access(origin);
                     let w = Work::Part {
@@ -328,6 +329,13 @@ impl Shard {
                 };
                 let dest = Dest { shard: from, to };
                 self.with_logs(|logs, ctx| logs.exec(l, dest, ctx));
+            }
+            Op::Group(g) => {
+                let Some(to) = to else {
+                    panic!("a group part with nobody waiting for it");
+                };
+                let dest = Dest { shard: from, to };
+                self.with_groups(|groups, ctx| groups.exec(*g, dest, ctx));
             }
         }
     }

@@ -2,6 +2,7 @@
 //! that route a part's result back to the flight that asked.
 
 use crate::cache::op as cache;
+use crate::kafka::groups::ops::{GroupOp, GroupRes};
 use crate::log::ops::{LogOp, LogResult};
 
 /// What one shard runs for one part of an operation.
@@ -9,6 +10,8 @@ use crate::log::ops::{LogOp, LogResult};
 pub enum Op {
     Cache(cache::Op),
     Log(LogOp),
+    /// A consumer group request for its coordinator shard (`kafka/groups/`).
+    Group(Box<GroupOp>),
 }
 
 /// What comes back.
@@ -16,6 +19,7 @@ pub enum Op {
 pub enum Res {
     Cache(cache::Res),
     Log(LogResult),
+    Group(Box<GroupRes>),
 }
 
 impl Res {
@@ -23,6 +27,7 @@ impl Res {
         match self {
             Res::Cache(r) => r,
             Res::Log(l) => panic!("a log result {l:?} where a cache result belongs"),
+            Res::Group(g) => panic!("a group result {g:?} where a cache result belongs"),
         }
     }
 
@@ -30,6 +35,14 @@ impl Res {
         match self {
             Res::Log(r) => r,
             Res::Cache(c) => panic!("a cache result {c:?} where a log result belongs"),
+            Res::Group(g) => panic!("a group result {g:?} where a log result belongs"),
+        }
+    }
+
+    pub fn group(self) -> GroupRes {
+        match self {
+            Res::Group(g) => *g,
+            other => panic!("a result {other:?} where a group result belongs"),
         }
     }
 }

@@ -1,7 +1,6 @@
 //! FindCoordinator (v0-v4): this node coordinates every group and transaction (a single
-//! node until the control plane). v0-v3 ask for one key and are answered in the top-level
-//! fields; v4 asks for a batch (`coordinator_keys`) and is answered with one coordinator per
-//! key, the top-level fields left out (v4 does not have them).
+//! node until the control plane; within it, `kafka/groups` picks the shard). v4 asks for
+//! several keys at once and is answered per key.
 
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{
@@ -10,31 +9,47 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use super::Req;
+use crate::kafka::groups::err;
 use crate::kafka::{reply, Ctx, NODE_ID};
 use crate::shard::conn::Conn;
 use crate::shard::Act;
 
+/// Key types: a consumer group, a transactional id.
+const GROUP: i8 = 0;
+const TRANSACTION: i8 = 1;
+
 pub fn handle(ctx: &Ctx, conn: &mut Conn, r: Req, f: FindCoordinatorRequest) -> Act {
     let (host, port) = ctx.node.cfg.advertised(ctx.node.kafka_port);
     let host = StrBytes::from_string(host);
+    let known = matches!(f.key_type, GROUP | TRANSACTION);
     let body = if r.version >= 4 {
         let coordinators = f
             .coordinator_keys
             .into_iter()
             .map(|key| {
-                Coordinator::default()
-                    .with_key(key)
-                    .with_node_id(BrokerId(NODE_ID))
-                    .with_host(host.clone())
-                    .with_port(port as i32)
+                let c = Coordinator::default().with_key(key);
+                if known {
+                    c.with_node_id(BrokerId(NODE_ID))
+                        .with_host(host.clone())
+                        .with_port(port as i32)
+                } else {
+                    c.with_node_id(BrokerId(-1))
+                        .with_port(-1)
+                        .with_error_code(err::INVALID_REQUEST)
+                }
             })
             .collect();
         FindCoordinatorResponse::default().with_coordinators(coordinators)
-    } else {
+    } else if known {
         FindCoordinatorResponse::default()
             .with_node_id(BrokerId(NODE_ID))
             .with_host(host)
             .with_port(port as i32)
+    } else {
+        FindCoordinatorResponse::default()
+            .with_node_id(BrokerId(-1))
+            .with_port(-1)
+            .with_error_code(err::INVALID_REQUEST)
     };
     reply(
         conn,

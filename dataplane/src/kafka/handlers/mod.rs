@@ -12,6 +12,17 @@ pub mod init_producer_id;
 pub mod list_offsets;
 pub mod metadata;
 pub mod produce;
+// Consumer groups (`kafka/groups/`).
+pub mod delete_groups;
+pub mod describe_groups;
+pub mod heartbeat;
+pub mod join_group;
+pub mod leave_group;
+pub mod list_groups;
+pub mod offset_commit;
+pub mod offset_delete;
+pub mod offset_fetch;
+pub mod sync_group;
 
 use kafka_protocol::messages::{ApiKey, ResponseKind};
 
