@@ -35,6 +35,12 @@ PY_DEPS=("redis>=5" "pytest>=7" "kafka-python>=2.2" "confluent-kafka>=2.3")
 python3 - <<'PY' || python3 -m pip install -q --disable-pip-version-check "${PY_DEPS[@]}" 2>/dev/null || python3 -m pip install -q --break-system-packages "${PY_DEPS[@]}"
 import redis, pytest, kafka, confluent_kafka  # noqa: F401
 PY
+# test_groups.py drives kafkajs (Node.js) as a group consumer (issue 11).
+if ! command -v npm >/dev/null; then
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+fi
+[ -d tests/js/node_modules/kafkajs ] || npm install --prefix tests/js --no-audit --no-fund --silent
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
 step "cargo fmt --check"
