@@ -20,11 +20,15 @@
 //! Appends that arrive meanwhile wait and go to the new file. A crash at any point leaves
 //! either the old file or the new one whole (a leftover `.tmp` is removed at start-up).
 //!
-//! Recovery (start-up, blocking I/O before the shard serves): read each file, stop at the
-//! first record that is short or fails its CRC, truncate the file there, and hand the
-//! records to the coordinator.
+//! Recovery (start-up, blocking I/O before the shard serves): read each file (creating the
+//! missing ones, whose names are then made durable), stop at the first record that is short
+//! or fails its CRC, truncate the file there, and hand the records to the coordinator. A
+//! file is then held open only once a commit goes to it (opened through the ring; its first
+//! appends wait for that), so a node with 50 partitions' files costs no descriptors for
+//! groups it does not serve.
 
 use std::collections::HashMap;
+use std::ffi::CString;
 use std::fs::{File, OpenOptions};
 use std::io::Read;
 use std::os::fd::AsRawFd;
@@ -201,6 +205,7 @@ const RW_SYNC: u32 = 5;
 const RW_RENAME: u32 = 6;
 const RW_DIR_OPEN: u32 = 7;
 const RW_DIR_SYNC: u32 = 8;
+const OPEN: u32 = 9;
 
 struct Writing<W> {
     len: u64,
@@ -238,7 +243,10 @@ enum Rewrite {
 }
 
 struct LogFile<W> {
-    file: File,
+    /// Opened on the first append (see the module header).
+    file: Option<File>,
+    opening: bool,
+    path: CString,
     size: u64,
     pending: Vec<u8>,
     waiting: Vec<W>,
@@ -304,7 +312,9 @@ impl<W> OffsetLog<W> {
             files.insert(
                 p,
                 LogFile {
-                    file,
+                    file: None,
+                    opening: false,
+                    path: c_path(&path)?,
                     size: good as u64,
                     pending: Vec::new(),
                     waiting: Vec::new(),
@@ -366,9 +376,16 @@ impl<W> OffsetLog<W> {
             if f.pending.is_empty() {
                 return false;
             }
-            if f.writing.is_some() || f.rewrite.is_some() {
+            if f.writing.is_some() || f.rewrite.is_some() || f.opening {
                 return true; // next turn, after what is in flight
             }
+            let Some(fd) = f.file.as_ref().map(|f| f.as_raw_fd()) else {
+                let flags = libc::O_RDWR | libc::O_CREAT | libc::O_CLOEXEC;
+                io.open_at(f.path.clone(), flags, FILE_MODE, owner(p, OPEN));
+                f.in_flight += 1;
+                f.opening = true;
+                return true;
+            };
             let n = if f.pending.len() <= GROUP_LOG_WRITE_MAX_BYTES {
                 f.pending.len()
             } else {
@@ -388,7 +405,7 @@ impl<W> OffsetLog<W> {
             };
             let sync = self.sync;
             let then = sync.then(|| owner(p, SYNC));
-            io.write_at(f.file.as_raw_fd(), buf, f.size, owner(p, WRITE), then);
+            io.write_at(fd, buf, f.size, owner(p, WRITE), then);
             f.in_flight += 1 + sync as usize;
             f.writing = Some(Writing {
                 len: n as u64,
@@ -407,7 +424,11 @@ impl<W> OffsetLog<W> {
         self.files
             .iter()
             .filter(|(_, f)| {
-                !f.failed && f.size >= f.rewrite_at && f.writing.is_none() && f.rewrite.is_none()
+                !f.failed
+                    && f.file.is_some()
+                    && f.size >= f.rewrite_at
+                    && f.writing.is_none()
+                    && f.rewrite.is_none()
             })
             .map(|(&p, _)| p)
             .collect()
@@ -450,6 +471,21 @@ impl<W> OffsetLog<W> {
         };
         f.in_flight = f.in_flight.saturating_sub(1);
         match aux {
+            OPEN => {
+                f.opening = false;
+                match c.into_file().filter(|_| res >= 0) {
+                    Some(file) => f.file = Some(file),
+                    None => {
+                        tracing::error!(file = p, res, "opening an offsets file failed");
+                        f.failed = true;
+                        done.extend(f.waiting.drain(..).map(|w| (w, false)));
+                        f.pending.clear();
+                    }
+                }
+                if !f.pending.is_empty() && !self.dirty.contains(&p) {
+                    self.dirty.push(p);
+                }
+            }
             WRITE | SYNC => {
                 let Some(w) = f.writing.as_mut() else {
                     return;
@@ -616,8 +652,9 @@ impl<W> OffsetLog<W> {
 
 /// The renamed file takes over; the old handle closes on the ring.
 fn switch<W>(f: &mut LogFile<W>, new: File, len: u64, io: &mut Io) {
-    let old = std::mem::replace(&mut f.file, new);
-    io.close_file(old, Owner::new(Kind::Ignore, 0, 0));
+    if let Some(old) = f.file.replace(new) {
+        io.close_file(old, Owner::new(Kind::Ignore, 0, 0));
+    }
     f.size = len;
 }
 
