@@ -465,3 +465,23 @@ def test_every_advertised_group_api_version_is_answered(node):
                 if hasattr(req[version], "has_field") else req[version](**fields)
             out = kafka_call(node.kafka_port, msg, resp, version, cid)
             assert checks[key](out, version), (key, version, out)
+
+
+def test_requests_naming_thousands_of_groups_are_answered(node):
+    """Batched APIs go to each coordinator as one part per shard, so a request naming more
+    groups than a mesh batch holds is answered (it would otherwise wait for room forever)."""
+    from kafka.protocol.admin import groups as ag
+    from kafka.protocol.consumer import group as cg
+
+    names = [f"many-{i}" for i in range(10000)]  # over 4096 on each of two shards
+    d = kafka_call(node.kafka_port, ag.DescribeGroupsRequest[5](groups=names),
+                   ag.DescribeGroupsResponse, 5, 1)
+    assert [g.group_id for g in d.groups] == names
+    assert {g.group_state for g in d.groups} == {"Dead"}
+    x = kafka_call(node.kafka_port, ag.DeleteGroupsRequest[2](groups_names=names),
+                   ag.DeleteGroupsResponse, 2, 2)
+    assert [(r.group_id, r.error_code) for r in x.results] == [(n, 69) for n in names]
+    groups = [cg.OffsetFetchRequest[8].OffsetFetchRequestGroup(group_id=n, topics=None) for n in names]
+    f = kafka_call(node.kafka_port, cg.OffsetFetchRequest[8](groups=groups, require_stable=False),
+                   cg.OffsetFetchResponse, 8, 3)
+    assert [(g.group_id, g.error_code, g.topics) for g in f.groups] == [(n, 0, []) for n in names]

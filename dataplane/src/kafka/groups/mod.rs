@@ -137,8 +137,10 @@ enum Waiter {
         errors: Vec<i16>,
         apply: Vec<((String, i32), Committed)>,
     },
+    /// One group of a DeleteGroups part (`batch`), at `index` in it.
     Delete {
-        dest: Dest,
+        batch: u64,
+        index: usize,
         group: String,
     },
     OffsetDelete {
@@ -147,6 +149,13 @@ enum Waiter {
         res: OffsetDeleteRes,
         remove: Vec<(String, i32)>,
     },
+}
+
+/// A DeleteGroups part waiting for its groups' records.
+struct Deletes {
+    dest: Dest,
+    errors: Vec<i16>,
+    left: usize,
 }
 
 /// What a coordinator call needs from its shard.
@@ -180,6 +189,8 @@ pub struct Groups {
     started_ms: u64,
     draining: bool,
     replies: Vec<(Dest, GroupRes)>,
+    deletes: HashMap<u64, Deletes>,
+    next_batch: u64,
 }
 
 impl Groups {
@@ -224,6 +235,8 @@ impl Groups {
             started_ms: now_ms,
             draining: false,
             replies: Vec::new(),
+            deletes: HashMap::new(),
+            next_batch: 0,
         }
     }
 
@@ -338,18 +351,21 @@ impl Groups {
                 out.push((dest, GroupRes::Leave(res)));
             }
             GroupOp::Commit(req) => self.commit(req, dest, ctx, &mut out),
-            GroupOp::Fetch(req) => {
-                let res = self.fetch(&req);
+            GroupOp::Fetch(reqs) => {
+                let res = reqs.iter().map(|r| self.fetch(r)).collect();
                 out.push((dest, GroupRes::Fetch(res)));
             }
-            GroupOp::Describe(id) => {
-                let d = match self.groups.get(&id) {
-                    Some(e) => e.group.describe(),
-                    None => Described {
-                        state: State::Dead.name(),
-                        ..Described::default()
-                    },
-                };
+            GroupOp::Describe(ids) => {
+                let d = ids
+                    .iter()
+                    .map(|id| match self.groups.get(id) {
+                        Some(e) => e.group.describe(),
+                        None => Described {
+                            state: State::Dead.name(),
+                            ..Described::default()
+                        },
+                    })
+                    .collect();
                 out.push((dest, GroupRes::Describe(d)));
             }
             GroupOp::List(states) => {
@@ -369,7 +385,7 @@ impl Groups {
                 listed.sort_by(|a, b| a.group.cmp(&b.group));
                 out.push((dest, GroupRes::List(listed)));
             }
-            GroupOp::Delete(id) => self.delete(id, dest, &mut out),
+            GroupOp::Delete(ids) => self.delete(ids, dest, &mut out),
             GroupOp::OffsetDelete(req) => self.offset_delete(req, dest, &mut out),
         }
         self.replies = out;
@@ -551,20 +567,54 @@ impl Groups {
         }
     }
 
-    fn delete(&mut self, id: String, dest: Dest, out: &mut Vec<(Dest, GroupRes)>) {
-        let Some(e) = self.groups.get(&id) else {
-            return out.push((dest, GroupRes::Error(err::GROUP_ID_NOT_FOUND)));
-        };
-        match e.group.state() {
-            State::Empty => {}
-            State::Dead => return out.push((dest, GroupRes::Error(err::GROUP_ID_NOT_FOUND))),
-            _ => return out.push((dest, GroupRes::Error(err::NON_EMPTY_GROUP))),
+    /// DeleteGroups for this shard's groups of a request: each empty one gets a durable
+    /// record; the part is answered when the last of them is written.
+    fn delete(&mut self, ids: Vec<String>, dest: Dest, out: &mut Vec<(Dest, GroupRes)>) {
+        self.next_batch += 1;
+        let batch = self.next_batch;
+        let mut errors = Vec::with_capacity(ids.len());
+        let mut writes = Vec::new();
+        for (i, id) in ids.into_iter().enumerate() {
+            let e = match self.groups.get(&id).map(|e| (e.group.state(), e.part)) {
+                None | Some((State::Dead, _)) => err::GROUP_ID_NOT_FOUND,
+                Some((State::Empty, part)) => {
+                    writes.push((i, id, part));
+                    err::NONE
+                }
+                Some(_) => err::NON_EMPTY_GROUP,
+            };
+            errors.push(e);
         }
-        let part = e.part;
-        let rec = Record::GroupGone { group: id.clone() };
-        let w = Waiter::Delete { dest, group: id };
-        if let Err(w) = self.log.append(part, |b| store::encode(&rec, b), w) {
-            self.finish(w, false, out);
+        self.deletes.insert(
+            batch,
+            Deletes {
+                dest,
+                errors,
+                left: writes.len(),
+            },
+        );
+        for (index, group, part) in writes {
+            let rec = Record::GroupGone {
+                group: group.clone(),
+            };
+            let w = Waiter::Delete {
+                batch,
+                index,
+                group,
+            };
+            if let Err(w) = self.log.append(part, |b| store::encode(&rec, b), w) {
+                self.finish(w, false, out);
+            }
+        }
+        self.deletes_done(batch, out);
+    }
+
+    /// Answer a DeleteGroups part once none of its writes is outstanding.
+    fn deletes_done(&mut self, batch: u64, out: &mut Vec<(Dest, GroupRes)>) {
+        if self.deletes.get(&batch).is_some_and(|d| d.left == 0) {
+            if let Some(d) = self.deletes.remove(&batch) {
+                out.push((d.dest, GroupRes::Deleted(d.errors)));
+            }
         }
     }
 
@@ -663,19 +713,28 @@ impl Groups {
                 }
                 out.push((dest, GroupRes::Commit(errors)));
             }
-            Waiter::Delete { dest, group } => {
-                if !ok {
-                    return out.push((dest, GroupRes::Error(err::COORDINATOR_NOT_AVAILABLE)));
-                }
-                // The record is durable: the offsets are gone; a group that gained members
-                // meanwhile keeps them.
-                if let Some(e) = self.groups.get_mut(&group) {
-                    e.offsets.clear();
-                    if e.group.is_empty() {
-                        self.groups.remove(&group);
+            Waiter::Delete {
+                batch,
+                index,
+                group,
+            } => {
+                if ok {
+                    // The record is durable: the offsets are gone; a group that gained
+                    // members meanwhile keeps them.
+                    if let Some(e) = self.groups.get_mut(&group) {
+                        e.offsets.clear();
+                        if e.group.is_empty() {
+                            self.groups.remove(&group);
+                        }
                     }
                 }
-                out.push((dest, GroupRes::Error(err::NONE)));
+                if let Some(d) = self.deletes.get_mut(&batch) {
+                    if !ok {
+                        d.errors[index] = err::COORDINATOR_NOT_AVAILABLE;
+                    }
+                    d.left -= 1;
+                }
+                self.deletes_done(batch, out);
             }
             Waiter::OffsetDelete {
                 dest,

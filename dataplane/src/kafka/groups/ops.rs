@@ -203,11 +203,12 @@ pub enum GroupOp {
     Heartbeat(HeartbeatReq),
     Leave(LeaveReq),
     Commit(CommitReq),
-    Fetch(FetchReq),
-    Describe(String),
+    /// Batched APIs name many groups: each coordinator gets one part with its groups.
+    Fetch(Vec<FetchReq>),
+    Describe(Vec<String>),
     /// Every group of the shard in one of these states (all when empty).
     List(Vec<String>),
-    Delete(String),
+    Delete(Vec<String>),
     OffsetDelete(OffsetDeleteReq),
 }
 
@@ -216,13 +217,15 @@ pub enum GroupOp {
 pub enum GroupRes {
     Join(JoinRes),
     Sync(SyncRes),
-    /// Heartbeat, DeleteGroups: an error code.
+    /// Heartbeat: an error code.
     Error(i16),
+    /// DeleteGroups: an error code per group of the part.
+    Deleted(Vec<i16>),
     Leave(LeaveRes),
     /// OffsetCommit: one error per offset of the request, in its order.
     Commit(Vec<i16>),
-    Fetch(FetchRes),
-    Describe(Described),
+    Fetch(Vec<FetchRes>),
+    Describe(Vec<Described>),
     List(Vec<Listed>),
     OffsetDelete(OffsetDeleteRes),
 }

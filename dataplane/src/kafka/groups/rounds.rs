@@ -52,6 +52,29 @@ pub fn launch(
     })
 }
 
+/// Items for coordinators as one part per shard (`(shard, items)`), and where each item
+/// went: `(part, index in the part)`, in the items' order. A request naming thousands of
+/// groups is then at most one part per shard, within any mesh batch's room.
+#[allow(clippy::type_complexity)]
+pub fn per_shard<T>(
+    items: impl IntoIterator<Item = (usize, T)>,
+) -> (Vec<(usize, Vec<T>)>, Vec<(usize, usize)>) {
+    let mut parts: Vec<(usize, Vec<T>)> = Vec::new();
+    let mut place = Vec::new();
+    for (shard, item) in items {
+        let k = match parts.iter().position(|(s, _)| *s == shard) {
+            Some(k) => k,
+            None => {
+                parts.push((shard, Vec::new()));
+                parts.len() - 1
+            }
+        };
+        place.push((k, parts[k].1.len()));
+        parts[k].1.push(item);
+    }
+    (parts, place)
+}
+
 /// The response to `r`, encoded.
 pub fn encode(
     r: crate::kafka::handlers::Req,

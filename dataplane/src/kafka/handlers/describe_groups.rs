@@ -9,31 +9,40 @@ use super::Req;
 use crate::kafka::groups::coordinator;
 use crate::kafka::groups::err;
 use crate::kafka::groups::ops::{Described, GroupOp, GroupRes};
-use crate::kafka::groups::rounds::{encode, launch, sb};
+use crate::kafka::groups::rounds::{encode, launch, per_shard, sb};
 use crate::kafka::Ctx;
 use crate::shard::Act;
 
 pub fn handle(ctx: &Ctx, r: Req, d: DescribeGroupsRequest) -> Act {
     let names = d.groups;
-    let parts = names
-        .iter()
-        .map(|g| {
-            let id = g.0.to_string();
-            (coordinator(ctx.owner, &id), GroupOp::Describe(id))
-        })
+    let (parts, place) = per_shard(names.iter().map(|g| {
+        let id = g.0.to_string();
+        (coordinator(ctx.owner, &id), id)
+    }));
+    let parts = parts
+        .into_iter()
+        .map(|(s, ids)| (s, GroupOp::Describe(ids)))
         .collect();
     launch(ctx, parts, move |res| {
+        let mut res: Vec<Vec<Option<Described>>> = res
+            .into_iter()
+            .map(|r| match r {
+                GroupRes::Describe(d) => d.into_iter().map(Some).collect(),
+                _ => Vec::new(),
+            })
+            .collect();
         let groups = names
             .iter()
-            .zip(res)
-            .map(|(name, res)| {
-                let d = match res {
-                    GroupRes::Describe(d) => d,
-                    _ => Described {
+            .zip(&place)
+            .map(|(name, &(k, j))| {
+                let d = res
+                    .get_mut(k)
+                    .and_then(|v| v.get_mut(j))
+                    .and_then(Option::take)
+                    .unwrap_or(Described {
                         error: err::UNKNOWN_SERVER_ERROR,
                         ..Described::default()
-                    },
-                };
+                    });
                 let members = d
                     .members
                     .into_iter()

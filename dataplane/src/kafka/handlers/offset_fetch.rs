@@ -13,46 +13,55 @@ use super::Req;
 use crate::kafka::groups::coordinator;
 use crate::kafka::groups::err;
 use crate::kafka::groups::ops::{FetchReq, FetchRes, GroupOp, GroupRes};
-use crate::kafka::groups::rounds::{encode, launch, sb};
+use crate::kafka::groups::rounds::{encode, launch, per_shard, sb};
 use crate::kafka::Ctx;
 use crate::shard::Act;
 
-fn result(r: Option<GroupRes>) -> FetchRes {
-    match r {
-        Some(GroupRes::Fetch(f)) => f,
-        _ => FetchRes {
-            error: err::UNKNOWN_SERVER_ERROR,
-            topics: Vec::new(),
-        },
+fn failed() -> FetchRes {
+    FetchRes {
+        error: err::UNKNOWN_SERVER_ERROR,
+        topics: Vec::new(),
     }
+}
+
+/// Each part's answers, to take from by (part, index).
+fn answers(res: Vec<GroupRes>) -> Vec<Vec<Option<FetchRes>>> {
+    res.into_iter()
+        .map(|r| match r {
+            GroupRes::Fetch(f) => f.into_iter().map(Some).collect(),
+            _ => Vec::new(),
+        })
+        .collect()
 }
 
 pub fn handle(ctx: &Ctx, r: Req, f: OffsetFetchRequest) -> Act {
     let v = r.version;
     if v >= 8 {
         let names: Vec<GroupId> = f.groups.iter().map(|g| g.group_id.clone()).collect();
-        let parts = f
-            .groups
+        let (parts, place) = per_shard(f.groups.into_iter().map(|g| {
+            let group = g.group_id.0.to_string();
+            let topics = g.topics.map(|ts| {
+                ts.into_iter()
+                    .map(|t| (t.name.0.to_string(), t.partition_indexes))
+                    .collect()
+            });
+            (coordinator(ctx.owner, &group), FetchReq { group, topics })
+        }));
+        let parts = parts
             .into_iter()
-            .map(|g| {
-                let group = g.group_id.0.to_string();
-                let topics = g.topics.map(|ts| {
-                    ts.into_iter()
-                        .map(|t| (t.name.0.to_string(), t.partition_indexes))
-                        .collect()
-                });
-                (
-                    coordinator(ctx.owner, &group),
-                    GroupOp::Fetch(FetchReq { group, topics }),
-                )
-            })
+            .map(|(s, reqs)| (s, GroupOp::Fetch(reqs)))
             .collect();
         return launch(ctx, parts, move |res| {
-            let mut res = res.into_iter();
+            let mut res = answers(res);
             let groups = names
                 .iter()
-                .map(|name| {
-                    let f = result(res.next());
+                .zip(&place)
+                .map(|(name, &(k, j))| {
+                    let f = res
+                        .get_mut(k)
+                        .and_then(|v| v.get_mut(j))
+                        .and_then(Option::take)
+                        .unwrap_or_else(failed);
                     let topics = f
                         .topics
                         .into_iter()
@@ -94,9 +103,14 @@ pub fn handle(ctx: &Ctx, r: Req, f: OffsetFetchRequest) -> Act {
     let shard = coordinator(ctx.owner, &group);
     launch(
         ctx,
-        vec![(shard, GroupOp::Fetch(FetchReq { group, topics }))],
-        move |mut res| {
-            let f = result(res.pop());
+        vec![(shard, GroupOp::Fetch(vec![FetchReq { group, topics }]))],
+        move |res| {
+            let f = answers(res)
+                .into_iter()
+                .flatten()
+                .next()
+                .flatten()
+                .unwrap_or_else(failed);
             let topics = f
                 .topics
                 .into_iter()
