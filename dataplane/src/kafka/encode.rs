@@ -263,6 +263,16 @@ mod tests {
             ApiKey::DeleteTopics => ResponseKind::DeleteTopics(Default::default()),
             ApiKey::InitProducerId => ResponseKind::InitProducerId(Default::default()),
             ApiKey::DescribeConfigs => ResponseKind::DescribeConfigs(Default::default()),
+            ApiKey::OffsetCommit => ResponseKind::OffsetCommit(Default::default()),
+            ApiKey::OffsetFetch => ResponseKind::OffsetFetch(Default::default()),
+            ApiKey::JoinGroup => ResponseKind::JoinGroup(Default::default()),
+            ApiKey::Heartbeat => ResponseKind::Heartbeat(Default::default()),
+            ApiKey::LeaveGroup => ResponseKind::LeaveGroup(Default::default()),
+            ApiKey::SyncGroup => ResponseKind::SyncGroup(Default::default()),
+            ApiKey::DescribeGroups => ResponseKind::DescribeGroups(Default::default()),
+            ApiKey::ListGroups => ResponseKind::ListGroups(Default::default()),
+            ApiKey::DeleteGroups => ResponseKind::DeleteGroups(Default::default()),
+            ApiKey::OffsetDelete => ResponseKind::OffsetDelete(Default::default()),
             other => panic!("add {other:?} here when it is served"),
         }
     }

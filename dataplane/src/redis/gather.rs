@@ -487,7 +487,9 @@ mod tests {
                     .into_iter()
                     .map(|(s, op)| match op {
                         Op::Cache(c) => (s, c),
-                        Op::Log(_) => panic!("a log op in a blocking attempt"),
+                        Op::Log(_) | Op::Group(_) => {
+                            panic!("a log or group op in a blocking attempt")
+                        }
                     })
                     .collect(),
                 last,
