@@ -94,6 +94,7 @@ class Load:
             "enable.idempotence": True,
             "linger.ms": 2,
             "message.timeout.ms": 5000,
+            "log_level": 2,  # the node is killed on purpose: no connection-refused noise
         })
         self.threads = [threading.Thread(target=self.produce), threading.Thread(target=self.cache)]
 
@@ -140,6 +141,7 @@ class Load:
         self.producer.purge(in_queue=True, in_flight=True)
         self.producer.poll(0)
         self.producer.flush(0)
+        self.producer = None  # destroyed now, not retrying against the next start
 
 
 def read_back(node: Node, partitions: int, timeout=120):
@@ -189,7 +191,8 @@ def run(cycles: int, partitions: int, damage_rate: float, seed: int, work: Path,
         log(f"cycle {cycle}: {len(load.acked)} acked, recovered in {recoveries[-1]*1000:.0f} ms")
     got, highs = read_back(node, partitions)
     node.stop()
-    lost = [k for k, v in expected.items() if dict(got[k[0]]).get(k[1]) != v]
+    stored = {p: dict(recs) for p, recs in got.items()}
+    lost = [k for k, v in expected.items() if stored[k[0]].get(k[1]) != v]
     values = [v for recs in got.values() for _, v in recs]
     dups = len(values) - len(set(values))
     holes = [p for p, recs in got.items() if [o for o, _ in recs] != list(range(highs[p]))]
