@@ -253,6 +253,20 @@ impl Io {
         })
     }
 
+    /// Receive up to `max` bytes straight into `buf`, after the bytes it holds (a large
+    /// request grows in place: no provided buffer is taken and nothing is copied). The
+    /// completion hands the buffer back with the bytes received appended.
+    pub fn recv_into(&mut self, fd: RawFd, mut buf: Vec<u8>, max: usize, owner: Owner) -> OpId {
+        buf.reserve(max.max(1));
+        let spare = buf.spare_capacity_mut();
+        let len = spare.len().min(max).min(u32::MAX as usize) as u32;
+        // The heap buffer does not move when the vector moves into the slot below.
+        let ptr = spare.as_mut_ptr() as *mut u8;
+        self.start(owner, Held::Bytes(buf), Mode::Fill, |_| {
+            opcode::Recv::new(types::Fd(fd), ptr, len).build()
+        })
+    }
+
     /// The bytes a receive completion put in buffer `bid`.
     pub fn recv_bytes(&self, bid: u16, len: usize) -> &[u8] {
         self.bufring.get(bid, len)
@@ -593,6 +607,15 @@ impl Io {
                 // of the buffer (it was given at most the capacity), so they are
                 // initialised.
                 unsafe { b.set_len(res as usize) };
+            }
+        }
+        if let (Held::Bytes(b), Mode::Fill, true) = (&mut held, f.mode, res > 0) {
+            let len = b.len() + res as usize;
+            if len <= b.capacity() {
+                // SAFETY: the receive completed and the kernel wrote `res` bytes right after
+                // the vector's bytes (it was given at most its spare capacity), so they are
+                // initialised.
+                unsafe { b.set_len(len) };
             }
         }
         Some(Completion {
