@@ -192,6 +192,15 @@ pub struct Config {
     /// Kafka's group.max.session.timeout.ms.
     #[arg(long, default_value_t = 1_800_000)]
     pub group_max_session_timeout_ms: u64,
+
+    // ----- the memory budget (issue 13, item 1) -----
+    /// Memory the node may spend, across the node, split evenly over shards: request bytes
+    /// in flight, produce batches waiting for commit, fetches, replies not yet sent, and the
+    /// cache (of which --maxmemory is the share, at most 7/8 of this). At the budget a
+    /// shard stops reading from the connections that want more. Default: 3/4 of the
+    /// memory this process may use (RAM or its cgroup limit).
+    #[arg(long, value_parser = parse_bytes)]
+    pub memory_budget: Option<usize>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -229,6 +238,15 @@ pub enum ConfigError {
     GroupSession { max: u64 },
     #[error("--group-initial-rebalance-delay-ms must be at most {max}")]
     GroupDelay { max: u64 },
+
+    #[error("--memory-budget must be at least {min} bytes, got {got}")]
+    BudgetTooSmall { got: usize, min: usize },
+    #[error("--maxmemory ({maxmemory}) must leave 1/8 of --memory-budget ({budget}) for requests and replies: raise --memory-budget to at least {need} or lower --maxmemory")]
+    BudgetCache {
+        maxmemory: usize,
+        budget: usize,
+        need: usize,
+    },
 }
 
 impl Config {
@@ -304,6 +322,23 @@ impl Config {
         }
         if self.group_initial_rebalance_delay_ms > max {
             return Err(ConfigError::GroupDelay { max });
+        }
+        // The memory budget (issue 13, item 1).
+        if let Some(budget) = self.memory_budget {
+            if budget < crate::limits::BUDGET_MIN_BYTES {
+                return Err(ConfigError::BudgetTooSmall {
+                    got: budget,
+                    min: crate::limits::BUDGET_MIN_BYTES,
+                });
+            }
+            let need = crate::budget::cache_fits(self.maxmemory);
+            if budget < need {
+                return Err(ConfigError::BudgetCache {
+                    maxmemory: self.maxmemory,
+                    budget,
+                    need,
+                });
+            }
         }
         Ok(())
     }
@@ -746,6 +781,8 @@ mod tests {
             &["--recv-buffers", "32768", "--recv-buffer-bytes", "1048576"],
             &["--ring-capacity", "2000000"],
             &["--output-buffer-limit-bytes", "1000"],
+            &["--memory-budget", "1mb"],
+            &["--memory-budget", "1gb", "--maxmemory", "1000mb"],
         ] {
             let c = Config::parse_from(std::iter::once("pinion").chain(bad.iter().copied()));
             assert!(c.validate().is_err(), "{bad:?} should be refused");

@@ -10,8 +10,10 @@
 //!   I/O);
 //! - [`script`]: Lua scripting (EVAL, FUNCTION) over a shard's keyspace;
 //! - [`proto`]: the codecs; [`metrics`]; [`config`], [`limits`] and [`clock`]; [`datadir`]:
-//!   one node per data directory.
+//!   one node per data directory; [`budget`]: what memory is spent on, and the limit.
 
+
+pub mod budget;
 pub mod cache;
 pub mod clock;
 pub mod config;

@@ -265,3 +265,66 @@ pub const GROUP_OFFSETS_MAX: usize = 1_000_000;
 pub const GROUP_LOG_REWRITE_MIN_BYTES: u64 = 4 << 20;
 /// Bytes one offsets file accepts per write; further commits wait for the next write.
 pub const GROUP_LOG_WRITE_MAX_BYTES: usize = 4 << 20;
+
+// ----- the memory budget (`budget.rs`, --memory-budget) ------------------------------------
+
+/// Without --memory-budget, the node's budget is this fraction of the memory it may use
+/// (RAM, or its cgroup's limit when lower): the rest is for the binary, stacks, the
+/// allocator's slack and the kernel's socket buffers.
+pub const BUDGET_AUTO_RAM_NUMERATOR: usize = 3;
+pub const BUDGET_AUTO_RAM_DENOMINATOR: usize = 4;
+/// The transient purposes (input, output, produce, fetch) may always use at least this
+/// fraction (1/n) of a shard's share, whatever the cache holds, so a full cache never stalls
+/// the node; --maxmemory may therefore be at most (n-1)/n of --memory-budget.
+pub const BUDGET_TRANSIENT_FLOOR_DIVISOR: usize = 8;
+/// Paused connections go on once the transient bytes are this fraction (1/n) of the limit
+/// below it, so they do not flap at the limit.
+pub const BUDGET_RESUME_DIVISOR: usize = 16;
+/// The smallest --memory-budget accepted.
+pub const BUDGET_MIN_BYTES: usize = 32 << 20;
+/// Under pressure a connection may still hold this much unparsed input (a partial frame
+/// smaller than this is read on): small requests are always served, and no connection
+/// waits on others to finish a frame this size.
+pub const BUDGET_INPUT_ALLOWANCE_BYTES: usize = 64 << 10;
+/// Under pressure a connection whose queued replies are below this still has its requests
+/// run; above it, it waits until its client reads.
+pub const BUDGET_OUTPUT_ALLOWANCE_BYTES: usize = 64 << 10;
+/// Under pressure, a turn of the check below that released or sent less than this made no
+/// progress ...
+pub const BUDGET_PROGRESS_BYTES: u64 = 1 << 20;
+/// ... and after this many checks in a row without progress, with connections paused on
+/// partial frames, the one with the largest partial frame is closed (so the node never
+/// deadlocks on frames that cannot all fit).
+pub const BUDGET_STUCK_CHECKS: u32 = 3;
+/// How often the budget is checked for lack of progress and stalled readers.
+pub const BUDGET_CHECK_INTERVAL: Duration = Duration::from_millis(100);
+/// A query buffer larger than this is shrunk back when it holds less than a quarter of it.
+pub const QUERY_KEEP_BYTES: usize = 64 << 10;
+/// A query buffer grows by doubling up to this step, then by this step: its capacity (what
+/// the budget charges) stays close to the bytes really received.
+pub const QUERY_GROW_STEP_MAX_BYTES: usize = 1 << 20;
+/// A client whose queued replies passed --output-buffer-limit-bytes and that took none of
+/// them for this long has stopped reading: it is closed. One that keeps reading is not,
+/// however large the reply (a GET of a 500 MB value).
+pub const OUTPUT_STALL: Duration = Duration::from_millis(500);
+/// A whole Kafka request at least this large at the front of a query buffer is handed on
+/// without a copy (the rest of the buffer is copied instead).
+pub const MOVE_FRAME_BYTES: usize = 1 << 20;
+/// A partition keeps a written commit buffer for its next group only up to this size, so
+/// one burst of large produce requests does not pin its memory for the partition's life.
+pub const COMMIT_BUF_KEEP_BYTES: usize = 8 << 20;
+/// Replies a connection may expect from requests in flight, at its running average reply
+/// size (together with --max-inflight-per-conn): a pipeline of 2000 GETs of 100 KB values
+/// has about 40 in flight, not 1024 whose 100 MB of replies land at once.
+pub const INFLIGHT_REPLY_BYTES_MAX: usize = 4 << 20;
+/// The running average reply size a connection starts with (so at most 64 requests are in
+/// flight before its first replies say how large they are).
+pub const REPLY_ESTIMATE_START_BYTES: usize = 64 << 10;
+/// A connection whose unparsed input reaches this (a large frame arriving) is read by direct
+/// receives into its query buffer instead of the shared provided buffers.
+pub const DIRECT_RECV_MIN_BYTES: usize = 64 << 10;
+/// Bytes one direct receive may take, and direct receives in flight per shard: large
+/// uploads add at most their product (4 MiB) of copying to a loop turn, and are served in
+/// turn.
+pub const DIRECT_RECV_BYTES: usize = 256 << 10;
+pub const DIRECT_RECVS_MAX: usize = 16;

@@ -285,6 +285,8 @@ impl Logs {
             let owner = Owner::new(Kind::LogWrite, part.slot, part.gen).with_aux(seq);
             let sync_owner =
                 sync.then(|| Owner::new(Kind::LogSync, part.slot, part.gen).with_aux(seq));
+            // The commit buffer is charged to the memory budget (produce) while it is written.
+            crate::budget::charge(crate::budget::Purpose::Produce, buf.len());
             ctx.io.write_at(fd, buf, position, owner, sync_owner);
             self.in_flight += 1 + sync as usize;
             // More pending (a segment roll cut the group): try again next turn.
@@ -299,6 +301,7 @@ impl Logs {
         let (part, seq) = (owner_key(&c.owner), c.owner.aux);
         let res = c.res;
         let buf = c.held.into_aligned();
+        crate::budget::release(crate::budget::Purpose::Produce, buf.len());
         let Some(p) = self.parts.get_mut(part) else {
             return;
         };
@@ -311,7 +314,10 @@ impl Logs {
             return self.fail_partition(part, ctx);
         }
         p.committing[k].written = true;
-        if p.spare.len() < COMMITS_IN_FLIGHT {
+        // One large produce must not pin its commit buffer's memory for the partition's life.
+        if p.spare.len() < COMMITS_IN_FLIGHT
+            && buf.capacity() <= crate::limits::COMMIT_BUF_KEEP_BYTES
+        {
             p.spare.push(buf);
         }
         self.finish_commits(part, ctx);

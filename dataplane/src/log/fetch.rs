@@ -262,8 +262,11 @@ impl Logs {
         }
         let next = end_of_batches(&data[whole.clone()], from + whole.start as u64);
         let at = range.start;
-        // The read buffer becomes the records as they are: no copy.
-        let records = Some(Bytes::from_owner(buf).slice(at + whole.start..at + whole.end));
+        // The read buffer becomes the records as they are: no copy. It is charged to this
+        // shard's memory budget (fetch) until the response is built.
+        let cap = buf.capacity();
+        let tracked = crate::budget::Tracked::new(buf, cap, crate::budget::Purpose::Fetch);
+        let records = Some(Bytes::from_owner(tracked).slice(at + whole.start..at + whole.end));
         let result = LogResult::Fetched {
             error: 0,
             high_watermark: op.hw,

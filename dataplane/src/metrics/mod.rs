@@ -57,6 +57,12 @@ pub struct Counters {
     pub blocked_clients: u64,
     /// Accepts that failed (EMFILE and the like).
     pub accept_errors: u64,
+    /// Times the memory budget paused a connection (its input, or its requests until its
+    /// client reads).
+    pub budget_pauses: u64,
+    /// Connections closed because the budget was spent and nothing was released (the one
+    /// with the largest partial request each time).
+    pub budget_closed: u64,
 }
 
 /// `add(&mut self, other)`: every field of `other` added into `self`, for structs of
@@ -96,6 +102,8 @@ summed!(Counters {
     log_partition_slots,
     blocked_clients,
     accept_errors,
+    budget_pauses,
+    budget_closed,
 });
 
 impl Counters {
@@ -234,6 +242,18 @@ impl Counters {
                 self.accept_errors,
                 false,
             ),
+            (
+                "pinion_budget_pauses_total",
+                "Times the memory budget paused a connection",
+                self.budget_pauses,
+                false,
+            ),
+            (
+                "pinion_budget_closed_total",
+                "Connections closed because the memory budget was spent and nothing was released (largest partial request)",
+                self.budget_closed,
+                false,
+            ),
         ]
     }
 }
@@ -330,7 +350,14 @@ pub struct ShardMetrics {
     pub commands: CmdStats,
     /// The counters at the last CONFIG RESETSTAT: INFO reports what was counted since.
     stats_base: Counters,
+    /// Gauges: memory by purpose ([`MEMORY_PURPOSES`]) and the shard's share of
+    /// --memory-budget, as of the shard's last budget check.
+    pub memory: [u64; 5],
+    pub memory_budget: u64,
 }
+
+/// The purposes of [`ShardMetrics::memory`], in order (`crate::budget`).
+pub const MEMORY_PURPOSES: [&str; 5] = ["input", "output", "produce", "fetch", "cache"];
 
 impl ShardMetrics {
     pub fn new(shard: usize) -> ShardMetrics {
@@ -341,6 +368,8 @@ impl ShardMetrics {
             counters: Counters::default(),
             commands: CmdStats::default(),
             stats_base: Counters::default(),
+            memory: [0; 5],
+            memory_budget: 0,
         }
     }
 
@@ -392,6 +421,10 @@ pub fn merge(shards: &[ShardMetrics]) -> ShardMetrics {
         let _ = all.mesh_hop.add(&s.mesh_hop);
         all.counters.add(&s.counters);
         all.commands.add(&s.commands);
+        for (a, b) in all.memory.iter_mut().zip(&s.memory) {
+            *a += b;
+        }
+        all.memory_budget += s.memory_budget;
     }
     all
 }
@@ -426,6 +459,7 @@ pub fn prometheus(shards: &[ShardMetrics], extra: &[(&str, &str, u64, bool)]) ->
             if gauge { "gauge" } else { "counter" }
         ));
     }
+    memory_gauges(shards, &mut out);
     out.push_str("# HELP pinion_latency_seconds Server-side latency by command family\n# TYPE pinion_latency_seconds summary\n");
     for (name, h) in all.named() {
         for q in [0.5, 0.9, 0.99, 0.999] {
@@ -440,6 +474,26 @@ pub fn prometheus(shards: &[ShardMetrics], extra: &[(&str, &str, u64, bool)]) ->
         ));
     }
     out
+}
+
+/// Memory per shard and per purpose, and each shard's share of the budget.
+fn memory_gauges(shards: &[ShardMetrics], out: &mut String) {
+    out.push_str("# HELP pinion_memory_bytes Memory a shard spends, by purpose (--memory-budget)\n# TYPE pinion_memory_bytes gauge\n");
+    for s in shards {
+        for (purpose, v) in MEMORY_PURPOSES.iter().zip(&s.memory) {
+            out.push_str(&format!(
+                "pinion_memory_bytes{{shard=\"{}\",purpose=\"{purpose}\"}} {v}\n",
+                s.shard
+            ));
+        }
+    }
+    out.push_str("# HELP pinion_memory_budget_bytes A shard's share of --memory-budget\n# TYPE pinion_memory_budget_bytes gauge\n");
+    for s in shards {
+        out.push_str(&format!(
+            "pinion_memory_budget_bytes{{shard=\"{}\"}} {}\n",
+            s.shard, s.memory_budget
+        ));
+    }
 }
 
 #[cfg(test)]

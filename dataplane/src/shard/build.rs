@@ -129,6 +129,7 @@ impl Shard {
             accept_errors_unlogged: 0,
             refusing_writes: false,
             doorbells: Vec::new(),
+            budget: crate::budget::Budget::new(cfg, n),
             shared,
         }
     }

@@ -9,13 +9,18 @@
 //!
 //! Invariants: the send buffer is with the ring while `send` is `InFlight` (the connection
 //! holds none then); `pending` holds replies in request order, the front one having
-//! sequence number `head_seq`; a connection is on the shard's dirty list iff `dirty`, on
-//! its blocked list iff `blocked`.
+//! sequence number `head_seq`, and `pending_bytes` is the capacity of its ready ones; a
+//! connection is on the shard's dirty list iff `dirty`, on its blocked list iff `blocked`,
+//! on the budget's paused list iff `budget_paused`; `charged` is what the shard's memory
+//! budget counts for it ([`Conn::input_bytes`], [`Conn::output_bytes`] when last accounted).
 
 use std::collections::VecDeque;
 use std::os::fd::RawFd;
 
-use crate::limits::MOVE_REPLY_BYTES;
+use crate::limits::{
+    DIRECT_RECV_MIN_BYTES, INFLIGHT_REPLY_BYTES_MAX, MOVE_REPLY_BYTES, QUERY_GROW_STEP_MAX_BYTES,
+    QUERY_KEEP_BYTES, REPLY_ESTIMATE_START_BYTES,
+};
 use crate::proto::resp::write::Out;
 use crate::redis::Session;
 use crate::runtime::io::OpId;
@@ -33,10 +38,18 @@ pub enum Life {
     CloseSent,
 }
 
+/// How a connection is being read. Small requests arrive through a multishot receive
+/// into the shard's provided buffers (`Armed`). A connection with a large partial frame
+/// instead lends its query buffer to one receive at a time (`Direct`): the frame grows in
+/// place, and it takes none of the provided buffers that every other connection needs (a
+/// few streaming uploads used to take them all, starving small clients for seconds).
+/// Direct receives are limited per shard and served in turn ([`DirectRecvs`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RecvState {
     Idle,
     Armed(OpId),
+    /// The query buffer is with the ring (see `Conn::lent`).
+    Direct(OpId),
     Cancelling,
 }
 
@@ -44,9 +57,11 @@ pub enum RecvState {
 pub enum SendState {
     Idle,
     /// A buffer of `len` bytes is with the ring; `sent` of them went out before this send.
+    /// `op` is the send, to cancel when the connection is dropped.
     InFlight {
         sent: usize,
         len: usize,
+        op: OpId,
     },
 }
 
@@ -83,6 +98,27 @@ pub struct Conn {
     pub blocked: bool,
     /// On the shard's dirty list for this loop turn.
     pub dirty: bool,
+    /// Capacity of the ready replies in `pending`.
+    pub pending_bytes: usize,
+    /// What the memory budget counts for this connection now: input, output.
+    pub charged: (usize, usize),
+    /// Paused by the memory budget (on its paused list).
+    pub budget_paused: bool,
+    /// Bytes the client has taken (sends completed).
+    pub sent_total: u64,
+    /// Over --output-buffer-limit-bytes since this instant, with `sent_total` then.
+    pub over_limit: Option<(std::time::Instant, u64)>,
+    /// A running average of the size of the replies that came back to this connection from
+    /// operations in flight: how many may be in flight at once ([`Conn::may_launch`]).
+    pub reply_estimate: usize,
+    /// The query buffer's length and capacity while it is lent to a direct receive (the
+    /// connection's `query` is empty then).
+    pub lent: (usize, usize),
+    /// Waiting for a direct receive (on [`DirectRecvs::waiting`]).
+    pub direct_waiting: bool,
+    /// The frame loop last stopped at an incomplete frame at the front of the query buffer:
+    /// nothing in it can run until more bytes arrive, so it may be lent to a receive.
+    pub incomplete: bool,
 }
 
 impl Conn {
@@ -102,6 +138,15 @@ impl Conn {
             head_seq: 0,
             blocked: false,
             dirty: false,
+            pending_bytes: 0,
+            charged: (0, 0),
+            budget_paused: false,
+            sent_total: 0,
+            over_limit: None,
+            reply_estimate: REPLY_ESTIMATE_START_BYTES,
+            lent: (0, 0),
+            direct_waiting: false,
+            incomplete: false,
         }
     }
 
@@ -126,6 +171,7 @@ impl Conn {
         } else {
             let mut buf = Vec::new();
             f(&mut Out::new(&mut buf, resp3));
+            self.pending_bytes += buf.capacity();
             self.pending.push_back(Pending::Ready(buf));
         }
     }
@@ -137,8 +183,22 @@ impl Conn {
         seq
     }
 
+    /// May another request go in flight? At most `max_inflight`, and no more than
+    /// `INFLIGHT_REPLY_BYTES_MAX` of replies expected (at this connection's running average
+    /// reply size), so a pipeline of GETs of large values does not land all its replies at
+    /// once; one is always allowed.
+    pub fn may_launch(&self, max_inflight: usize) -> bool {
+        let n = self.pending.len();
+        n == 0 || (n < max_inflight && n * self.reply_estimate < INFLIGHT_REPLY_BYTES_MAX)
+    }
+
+    fn estimate(&mut self, reply_bytes: usize) {
+        self.reply_estimate = (self.reply_estimate * 7 + reply_bytes) / 8;
+    }
+
     /// The reply for slot `seq` arrived. At the front it goes straight to the output.
     pub fn fill(&mut self, seq: u64, bytes: &[u8]) {
+        self.estimate(bytes.len());
         let Some(idx) = seq
             .checked_sub(self.head_seq)
             .map(|i| i as usize)
@@ -151,6 +211,7 @@ impl Conn {
             self.pending.pop_front();
             self.head_seq += 1;
         } else {
+            self.pending_bytes += bytes.len();
             self.pending[idx] = Pending::Ready(bytes.to_vec());
         }
         self.drain_ready();
@@ -163,6 +224,8 @@ impl Conn {
             .map(|i| i as usize)
             .filter(|&i| i < self.pending.len())
             .unwrap_or_else(|| panic!("a reply for slot {seq}, which is not waiting"));
+        self.estimate(bytes.len());
+        self.pending_bytes += bytes.capacity();
         self.pending[idx] = Pending::Ready(bytes);
         self.drain_ready();
     }
@@ -171,6 +234,7 @@ impl Conn {
     fn drain_ready(&mut self) {
         while let Some(Pending::Ready(_)) = self.pending.front() {
             if let Some(Pending::Ready(bytes)) = self.pending.pop_front() {
+                self.pending_bytes -= bytes.capacity();
                 if self.out.is_empty() && bytes.len() >= MOVE_REPLY_BYTES {
                     // A large reply (a fetch) goes out as it is instead of being copied.
                     self.out = bytes;
@@ -186,9 +250,66 @@ impl Conn {
     pub fn queued_out(&self) -> usize {
         self.out.len()
             + match self.send {
-                SendState::InFlight { sent, len } => len - sent,
+                SendState::InFlight { sent, len, .. } => len - sent,
                 SendState::Idle => 0,
             }
+    }
+
+    /// Replies built and not yet taken by the client, in bytes (the ones waiting behind a
+    /// reply still in flight included).
+    pub fn queued_replies(&self) -> usize {
+        self.queued_out() + self.pending_bytes
+    }
+
+    /// Memory the connection's input holds (what the budget charges as input).
+    pub fn input_bytes(&self) -> usize {
+        self.query.capacity() + self.lent.1
+    }
+
+    /// Unparsed input, whether in the query buffer or lent to a receive.
+    pub fn partial_len(&self) -> usize {
+        self.query.len() + self.lent.0
+    }
+
+    /// A large frame is arriving: its bytes should come by direct receives (its buffer
+    /// holds nothing that could run before they do).
+    pub fn wants_direct(&self) -> bool {
+        self.incomplete && self.partial_len() >= DIRECT_RECV_MIN_BYTES
+    }
+
+    /// Memory the connection's replies hold (what the budget charges as output).
+    pub fn output_bytes(&self) -> usize {
+        let sending = match self.send {
+            SendState::InFlight { len, .. } => len,
+            SendState::Idle => 0,
+        };
+        self.out.capacity() + self.spare.capacity() + self.pending_bytes + sending
+    }
+
+    /// Append received bytes to the query buffer. It grows by doubling up to a step, then
+    /// by that step, so that its capacity stays close to what was received (a 400 MB bulk
+    /// arriving is not charged 400 MB at its header, nor 512 MB at 257 MB).
+    pub fn take_input(&mut self, bytes: &[u8]) {
+        let need = self.query.len() + bytes.len();
+        if need > self.query.capacity() {
+            let step = self
+                .query
+                .capacity()
+                .clamp(QUERY_KEEP_BYTES / 4, QUERY_GROW_STEP_MAX_BYTES);
+            self.query
+                .reserve_exact((need - self.query.len()).max(step));
+        }
+        self.query.extend_from_slice(bytes);
+    }
+
+    /// After the frames were run: a query buffer that grew for a large frame is given back
+    /// once it holds little.
+    pub fn shrink_input(&mut self) {
+        let cap = self.query.capacity();
+        if cap > QUERY_KEEP_BYTES && self.query.len() <= cap / 4 {
+            self.query
+                .shrink_to(self.query.len().max(QUERY_KEEP_BYTES / 4));
+        }
     }
 
     /// Nothing left to do before the socket may close.
@@ -202,6 +323,16 @@ impl Conn {
 #[derive(Default)]
 pub struct Conns {
     slab: Slab<Conn>,
+    pub direct: DirectRecvs,
+}
+
+/// Direct receives (see [`RecvState`]): at most `DIRECT_RECVS_MAX` in flight per shard,
+/// each of at most `DIRECT_RECV_BYTES`, so the large uploads together add a bounded amount
+/// of work to a loop turn; connections wanting one wait in turn.
+#[derive(Default)]
+pub struct DirectRecvs {
+    pub in_flight: usize,
+    pub waiting: VecDeque<u32>,
 }
 
 impl Conns {
@@ -250,5 +381,69 @@ impl Conns {
 
     pub fn iter(&self) -> impl Iterator<Item = &Conn> {
         self.slab.iter().map(|(_, c)| c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conn() -> Conn {
+        Conn::new(-1, 0, 1, Proto::Kafka)
+    }
+
+    #[test]
+    fn the_query_buffer_grows_with_what_arrives_and_shrinks_after() {
+        let mut c = conn();
+        let chunk = vec![7u8; 16 << 10];
+        for _ in 0..(8 << 20) / chunk.len() {
+            c.take_input(&chunk);
+        }
+        assert_eq!(c.query.len(), 8 << 20);
+        // Charged close to what arrived: at most one growth step more.
+        assert!(c.input_bytes() <= (8 << 20) + QUERY_GROW_STEP_MAX_BYTES);
+        c.query.clear();
+        c.shrink_input();
+        assert!(c.input_bytes() <= QUERY_KEEP_BYTES);
+    }
+
+    #[test]
+    fn requests_in_flight_are_bounded_by_the_replies_they_will_bring() {
+        let mut c = conn();
+        // Before any reply: up to INFLIGHT_REPLY_BYTES_MAX at the starting estimate.
+        let mut n = 0;
+        while c.may_launch(1024) {
+            c.wait_reply();
+            n += 1;
+        }
+        assert_eq!(n, INFLIGHT_REPLY_BYTES_MAX / REPLY_ESTIMATE_START_BYTES);
+        // Large replies come back: fewer may be in flight.
+        while !c.pending.is_empty() {
+            let seq = c.head_seq;
+            c.fill_owned(seq, vec![0; 1 << 20]);
+            c.out.clear();
+        }
+        let mut m = 0;
+        while c.may_launch(1024) {
+            c.wait_reply();
+            m += 1;
+        }
+        assert!(m <= 5, "{m} in flight at ~1 MiB each");
+        // One is always allowed.
+        let mut fresh = conn();
+        fresh.reply_estimate = usize::MAX / 2;
+        assert!(fresh.may_launch(1));
+    }
+
+    #[test]
+    fn ready_replies_behind_a_waiting_one_are_counted() {
+        let mut c = conn();
+        let first = c.wait_reply();
+        c.reply(|o| o.bulk(&[1u8; 1000]));
+        assert!(c.pending_bytes >= 1000);
+        assert!(c.queued_replies() >= 1000);
+        c.fill(first, b"+OK\r\n");
+        assert_eq!(c.pending_bytes, 0);
+        assert!(c.out.len() > 1000);
     }
 }

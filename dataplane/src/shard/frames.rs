@@ -1,21 +1,29 @@
 //! The one frame loop both protocols share: take whole frames off a connection's query
 //! buffer, hand each to its front end (`redis/` or `kafka/`), and act on what it decides,
-//! until the buffer holds no whole frame, a bound says stop (requests in flight, mesh room),
-//! or the connection closes.
+//! until the buffer holds no whole frame, a bound says stop (requests in flight, mesh room,
+//! replies its client has not read: see `admission.rs`), or the connection closes.
 
 use bytes::Bytes;
 
 use super::conn::Proto;
 use super::{Act, Shard};
+use crate::budget::{Purpose, Tracked};
+use crate::limits::MOVE_FRAME_BYTES;
 use crate::proto::kafka as wire;
 use crate::proto::resp::parse::{self, Frame};
 use crate::proto::resp::Args;
 use crate::txn::ConnId;
 
+/// Kafka frames smaller than this are copied without being charged to the budget (the
+/// charge would cost more than the bytes).
+const TRACKED_FRAME_BYTES_MIN: usize = 4096;
+
 /// What the front end did with the frame at the front of the buffer.
 enum Took {
     /// Consumed this many bytes.
     Bytes(usize),
+    /// Took the frame out of the front of the buffer (the buffer now starts after it).
+    Taken,
     /// Not a whole frame yet.
     Incomplete,
     /// A mesh batch it needs is full: retried when there is room.
@@ -41,25 +49,31 @@ impl Shard {
         if !c.is_open() || c.blocked {
             return;
         }
+        c.incomplete = false;
         let mut query = std::mem::take(&mut c.query);
         let max_inflight = self.shared.cfg.max_inflight_per_conn;
         let mut pos = 0;
+        let mut incomplete = false;
         while let Some(c) = self.conns.get(slot) {
             if !c.is_open() || pos >= query.len() {
                 break;
             }
-            if c.pending.len() >= max_inflight {
+            if !c.may_launch(max_inflight) {
                 self.metrics.counters.inflight_backpressure += 1;
                 break;
             }
             let kafka = matches!(c.proto, Proto::Kafka);
+            if self.holds_requests(slot) {
+                break;
+            }
             let took = if kafka {
-                self.kafka_frame(slot, &query[pos..])
+                self.kafka_frame(slot, &mut query, pos)
             } else {
                 self.resp_frame(slot, &query[pos..])
             };
             match took {
                 Took::Bytes(n) => pos += n,
+                Took::Taken => {}
                 Took::Incomplete => {
                     let unparsed = query.len() - pos;
                     if unparsed > self.shared.cfg.max_query_buffer_bytes {
@@ -70,13 +84,10 @@ impl Shard {
                             "closing client that reached --max-query-buffer-bytes"
                         );
                         self.close_conn(slot, true);
-                    } else if let Some(want) = (!kafka)
-                        .then(|| parse::bytes_wanted(&query[pos..]))
-                        .flatten()
-                    {
-                        // Grow once for a large bulk instead of doubling many times.
-                        query.reserve(want.saturating_sub(query.len() - pos));
                     }
+                    incomplete = true;
+                    // The buffer grows as the frame's bytes arrive (`Conn::take_input`), not
+                    // at its header: the memory budget counts what is really held.
                     break;
                 }
                 Took::Blocked => {
@@ -90,8 +101,11 @@ impl Shard {
         if let Some(c) = self.conns.get_mut(slot) {
             if c.is_open() {
                 c.query = query;
+                c.incomplete = incomplete;
+                c.shrink_input();
             }
         }
+        self.account(slot);
     }
 
     fn block(&mut self, slot: u32) {
@@ -191,7 +205,12 @@ impl Shard {
         self.act(slot, act, frame, consumed, started)
     }
 
-    fn kafka_frame(&mut self, slot: u32, buf: &[u8]) -> Took {
+    /// The Kafka frame at `query[pos..]`. Its bytes become the request's payload, charged to
+    /// this shard's budget until the last part of the request lets go of them (a Produce's
+    /// batches after their commit): as `produce` for a Produce, `input` otherwise. A large
+    /// frame at the front of the buffer is moved out of it rather than copied.
+    fn kafka_frame(&mut self, slot: u32, query: &mut Vec<u8>, pos: usize) -> Took {
+        let buf = &query[pos..];
         let n = match wire::frame_len(buf, self.shared.cfg.max_request_bytes) {
             Ok(None) => return Took::Incomplete,
             Ok(Some(n)) => n,
@@ -202,10 +221,34 @@ impl Shard {
                 return Took::Broken;
             }
         };
-        let payload = Bytes::copy_from_slice(&buf[4..n]);
+        let purpose = match buf.get(4..6) {
+            Some([0, 0]) => Purpose::Produce,
+            _ => Purpose::Input,
+        };
+        // The whole frame when it was taken out of the buffer, to put back if the request
+        // must wait (a full mesh batch).
+        let mut taken = None;
+        let (payload, took) = if pos == 0 && n >= MOVE_FRAME_BYTES {
+            let rest = query.split_off(n);
+            let frame = std::mem::replace(query, rest);
+            let cap = frame.capacity();
+            let whole = Bytes::from_owner(Tracked::new(frame, cap, purpose));
+            let payload = whole.slice(4..n);
+            taken = Some(whole);
+            (payload, Took::Taken)
+        } else if n >= TRACKED_FRAME_BYTES_MIN {
+            let frame = buf[4..n].to_vec();
+            let len = frame.len();
+            (
+                Bytes::from_owner(Tracked::new(frame, len, purpose)),
+                Took::Bytes(n),
+            )
+        } else {
+            (Bytes::copy_from_slice(&buf[4..n]), Took::Bytes(n))
+        };
         let started = self.shared.clock.now();
         let Some(c) = self.conns.get_mut(slot) else {
-            return Took::Bytes(n);
+            return took;
         };
         let mut ctx = crate::kafka::Ctx {
             node: &self.shared,
@@ -218,7 +261,20 @@ impl Shard {
             next_producer: &mut self.next_producer,
         };
         let act = crate::kafka::dispatch(&mut ctx, c, payload);
-        self.act(slot, act, &[], n, started)
+        match self.act(slot, act, &[], n, started) {
+            Took::Bytes(_) => took,
+            Took::Blocked => {
+                if let Some(whole) = taken {
+                    // Rare (the mesh batch is full): the frame goes back, copied once.
+                    let mut back = Vec::with_capacity(whole.len() + query.len());
+                    back.extend_from_slice(&whole);
+                    back.extend_from_slice(query);
+                    *query = back;
+                }
+                Took::Blocked
+            }
+            other => other,
+        }
     }
 
     /// Carry out what a front end decided about the request in `frame`.

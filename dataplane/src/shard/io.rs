@@ -8,13 +8,16 @@ use std::sync::atomic::Ordering;
 use super::conn::{Conn, Life, Proto, RecvState, SendState};
 use super::{Drain, Shard, LISTENER_KAFKA, LISTENER_RESP};
 use crate::limits::{
-    ACCEPT_ERROR_LOG_INTERVAL, FETCH_POLL, FLUSH_ROUNDS_PER_TURN, QUERY_PAUSE_BYTES,
-    SEND_BUF_KEEP_BYTES, TICK,
+    ACCEPT_ERROR_LOG_INTERVAL, DIRECT_RECVS_MAX, DIRECT_RECV_BYTES, FETCH_POLL,
+    FLUSH_ROUNDS_PER_TURN, QUERY_GROW_STEP_MAX_BYTES, QUERY_PAUSE_BYTES, SEND_BUF_KEEP_BYTES, TICK,
 };
 use crate::proto::resp::errors::MAX_CLIENTS;
 use crate::redis::Session;
 use crate::runtime::io::Completion;
 use crate::runtime::{Kind, Owner, TIMER_FAST, TIMER_TICK};
+
+/// `Owner::aux` of a direct receive's completion (a multishot receive's is 0).
+const RECV_DIRECT: u32 = 1;
 
 impl Shard {
     pub(super) fn arm_accept(&mut self, which: u32) {
@@ -66,6 +69,8 @@ impl Shard {
         self.doorbells = rung;
     }
 
+    /// Start reading `slot`: a direct receive when it holds a large partial frame (in turn
+    /// with the others), else the multishot receive.
     fn arm_recv(&mut self, slot: u32) {
         let Some(c) = self.conns.get_mut(slot) else {
             return;
@@ -73,17 +78,62 @@ impl Shard {
         if c.recv != RecvState::Idle || !c.is_open() {
             return;
         }
+        if c.wants_direct() {
+            if !c.direct_waiting {
+                c.direct_waiting = true;
+                self.conns.direct.waiting.push_back(slot);
+            }
+            return self.start_direct_recvs();
+        }
         let op = self
             .io
             .recv_multi(c.fd, Owner::new(Kind::Recv, slot, c.gen));
         c.recv = RecvState::Armed(op);
     }
 
+    /// Give the direct receives free to the connections waiting for one, in turn.
+    fn start_direct_recvs(&mut self) {
+        while self.conns.direct.in_flight < DIRECT_RECVS_MAX {
+            let Some(slot) = self.conns.direct.waiting.pop_front() else {
+                break;
+            };
+            match self.conns.get_mut(slot) {
+                Some(c) if c.direct_waiting => c.direct_waiting = false,
+                _ => continue, // closed, or its slot taken over
+            }
+            // It may have been paused (or closed) while it waited.
+            let held = self.holds_input(slot);
+            let Some(c) = self.conns.get(slot) else {
+                continue;
+            };
+            if held || c.recv != RecvState::Idle || !self.wants_input(c) || !c.wants_direct() {
+                continue;
+            }
+            let Some(c) = self.conns.get_mut(slot) else {
+                continue;
+            };
+            let mut buf = std::mem::take(&mut c.query);
+            if buf.capacity() - buf.len() < DIRECT_RECV_BYTES {
+                // Grow by doubling up to a step, as `Conn::take_input` does.
+                let step = buf.capacity().clamp(
+                    DIRECT_RECV_BYTES,
+                    QUERY_GROW_STEP_MAX_BYTES.max(DIRECT_RECV_BYTES),
+                );
+                buf.reserve_exact(step);
+            }
+            c.lent = (buf.len(), buf.capacity());
+            let owner = Owner::new(Kind::Recv, slot, c.gen).with_aux(RECV_DIRECT);
+            let op = self.io.recv_into(c.fd, buf, DIRECT_RECV_BYTES, owner);
+            c.recv = RecvState::Direct(op);
+            self.conns.direct.in_flight += 1;
+        }
+    }
+
     fn cancel_recv(&mut self, slot: u32) {
         let Some(c) = self.conns.get_mut(slot) else {
             return;
         };
-        if let RecvState::Armed(op) = c.recv {
+        if let RecvState::Armed(op) | RecvState::Direct(op) = c.recv {
             c.recv = RecvState::Cancelling;
             self.io.cancel(op, Owner::new(Kind::Ignore, 0, 0));
         }
@@ -192,6 +242,9 @@ impl Shard {
     // ----- receive --------------------------------------------------------------------------
 
     pub(super) fn on_recv(&mut self, c: Completion) {
+        if c.owner.aux == RECV_DIRECT {
+            return self.on_direct_recv(c);
+        }
         let (slot, gen, res) = (c.owner.index, c.owner.gen, c.res);
         let Some(conn) = self.conns.live(slot, gen) else {
             if let Some(bid) = c.buf_id {
@@ -206,7 +259,7 @@ impl Shard {
             let n = res as usize;
             if let Some(bid) = c.buf_id {
                 if conn.is_open() {
-                    conn.query.extend_from_slice(self.io.recv_bytes(bid, n));
+                    conn.take_input(self.io.recv_bytes(bid, n));
                 }
                 self.io.recycle(bid);
             }
@@ -228,14 +281,38 @@ impl Shard {
         }
     }
 
+    /// A direct receive completed: the query buffer comes back with the bytes received.
+    fn on_direct_recv(&mut self, c: Completion) {
+        let (slot, gen, res) = (c.owner.index, c.owner.gen, c.res);
+        self.conns.direct.in_flight -= 1;
+        let buf = c.held.into_bytes();
+        if let Some(conn) = self.conns.live(slot, gen) {
+            conn.recv = RecvState::Idle;
+            conn.lent = (0, 0);
+            // Nothing is added to `query` while its buffer is lent (no other receive runs).
+            debug_assert!(conn.query.is_empty());
+            conn.query = buf;
+            if res > 0 {
+                self.metrics.counters.bytes_in += res as u64;
+                self.process(slot);
+                self.mark_dirty(slot);
+            } else if res == 0 || res != -libc::ECANCELED {
+                self.close_conn(slot, true);
+            } else {
+                self.mark_dirty(slot);
+            }
+        }
+        self.start_direct_recvs();
+    }
+
     /// Should the connection be read from right now?
     fn wants_input(&self, c: &Conn) -> bool {
         // A paused connection keeps up to one receive's worth of input; past that it is not
         // read until it can make progress again.
-        let paused = c.blocked || c.pending.len() >= self.shared.cfg.max_inflight_per_conn;
+        let paused = c.blocked || !c.may_launch(self.shared.cfg.max_inflight_per_conn);
         c.is_open()
             && self.drain == Drain::Serving
-            && !(paused && c.query.len() >= QUERY_PAUSE_BYTES)
+            && !(paused && c.partial_len() >= QUERY_PAUSE_BYTES)
     }
 
     // ----- send -----------------------------------------------------------------------------
@@ -250,6 +327,7 @@ impl Shard {
     }
 
     pub(super) fn flush_dirty(&mut self) {
+        self.check_budget();
         for _ in 0..FLUSH_ROUNDS_PER_TURN {
             if self.dirty.is_empty() {
                 break;
@@ -261,12 +339,17 @@ impl Shard {
                 };
                 c.dirty = false;
                 self.flush(slot);
+                self.account(slot);
+                let held = self.holds_input(slot);
                 let Some(c) = self.conns.get(slot) else {
                     continue;
                 };
-                match (self.wants_input(c), c.recv) {
+                let big = c.wants_direct();
+                match (self.wants_input(c) && !held, c.recv) {
                     (true, RecvState::Idle) => self.arm_recv(slot),
-                    (false, RecvState::Armed(_)) => self.cancel_recv(slot),
+                    (false, RecvState::Armed(_) | RecvState::Direct(_)) => self.cancel_recv(slot),
+                    // A large frame is arriving: its next bytes come by direct receives.
+                    (true, RecvState::Armed(_)) if big => self.cancel_recv(slot),
                     _ => {}
                 }
             }
@@ -279,15 +362,12 @@ impl Shard {
         let Some(c) = self.conns.get_mut(slot) else {
             return;
         };
-        if c.queued_out() > limit && !c.aborting() {
-            self.metrics.counters.closed_output_limit += 1;
-            tracing::warn!(
-                shard = self.id,
-                client = c.id,
-                queued = c.queued_out(),
-                "closing client over --output-buffer-limit-bytes"
-            );
-            return self.close_conn(slot, true);
+        // Over the limit: its requests wait (`holds_requests`), and if it takes nothing for
+        // a while it is closed (`admission.rs`); a client that reads is not closed for the
+        // size of one reply.
+        if c.over_limit.is_none() && c.queued_replies() > limit && !c.aborting() {
+            c.over_limit = Some((self.now, c.sent_total));
+            self.budget.over_limit.push(slot);
         }
         if c.send == SendState::Idle && !c.out.is_empty() && !c.aborting() {
             let mut buf = std::mem::take(&mut c.spare);
@@ -308,12 +388,15 @@ impl Shard {
         if zc {
             self.metrics.counters.sends_zc += 1;
         }
+        let len = buf.len();
+        let op = self
+            .io
+            .send(c.fd, buf, from, zc, Owner::new(Kind::Send, slot, c.gen));
         c.send = SendState::InFlight {
             sent: from,
-            len: buf.len(),
+            len,
+            op,
         };
-        self.io
-            .send(c.fd, buf, from, zc, Owner::new(Kind::Send, slot, c.gen));
     }
 
     pub(super) fn on_send(&mut self, comp: Completion) {
@@ -332,11 +415,14 @@ impl Shard {
             return self.close_conn(slot, true);
         }
         self.metrics.counters.bytes_out += res as u64;
+        c.sent_total += res as u64;
         let sent = sent + res as usize;
         if sent < buf.len() && !c.aborting() {
-            // Short write: send the rest.
+            // Short write: send the rest. What went out may let requests waiting for their
+            // client to read go on.
             let zc = zc_min > 0 && buf.len() - sent >= zc_min;
-            return self.send(slot, buf, sent, zc);
+            self.send(slot, buf, sent, zc);
+            return self.process(slot);
         }
         // Keep the buffer's memory for the next send, unless a burst made it large.
         if buf.capacity() <= SEND_BUF_KEEP_BYTES {
@@ -361,6 +447,11 @@ impl Shard {
         }
         if abort {
             c.out.clear();
+            // A client that stopped reading would keep this send (and the connection) for
+            // ever.
+            if let SendState::InFlight { op, .. } = c.send {
+                self.io.cancel(op, Owner::new(Kind::Ignore, 0, 0));
+            }
         }
         self.cancel_recv(slot);
         self.mark_dirty(slot);
@@ -371,7 +462,7 @@ impl Shard {
             return;
         };
         match c.recv {
-            RecvState::Armed(_) => return self.cancel_recv(slot),
+            RecvState::Armed(_) | RecvState::Direct(_) => return self.cancel_recv(slot),
             // The cancel's completion marks the connection dirty again.
             RecvState::Cancelling => return,
             RecvState::Idle => {}
@@ -396,6 +487,7 @@ impl Shard {
         let Some(conn) = self.conns.remove(slot, gen) else {
             return;
         };
+        self.discharge(slot, &conn);
         let kind = match conn.proto {
             Proto::Kafka => LISTENER_KAFKA,
             Proto::Resp(_) => LISTENER_RESP,

@@ -14,6 +14,7 @@
 //! turn's mesh batches and ring the doorbells of the shards they went to.
 //! `docs/architecture.md` explains the choices.
 
+mod admission;
 mod blocked;
 pub mod build;
 pub mod conn;
@@ -172,6 +173,8 @@ pub struct Shard {
     refusing_writes: bool,
     /// Shards to ring this turn (reused).
     doorbells: Vec<usize>,
+    /// This shard's memory budget (`crate::budget`, `admission.rs`).
+    budget: crate::budget::Budget,
 }
 
 impl Shard {

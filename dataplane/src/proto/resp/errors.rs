@@ -262,3 +262,13 @@ pub mod script {
 /// transaction runs on gathered copies of its keys, where a setting has nowhere to go.
 pub const CONFIG_IN_GATHERED_EXEC: &str =
     "ERR CONFIG SET and RESETSTAT cannot run in a transaction with a command over keys of several shards";
+
+
+/// pinion's own (the memory budget, issue 13): the shard's budget is spent, nothing was
+/// released for a while, and this connection holds the largest partial request; it is
+/// closed so that the others can finish theirs.
+pub fn budget_exhausted(partial_bytes: usize) -> String {
+    format!(
+        "ERR memory budget exhausted: closing the connection with the largest partial request ({partial_bytes} bytes received); send smaller requests or raise --memory-budget"
+    )
+}

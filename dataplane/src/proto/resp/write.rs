@@ -58,6 +58,9 @@ impl<'a> Out<'a> {
 
     #[inline]
     pub fn bulk(&mut self, b: &[u8]) {
+        // Room for all of it at once: a large value is copied once, not grown into (a
+        // 500 MB value would otherwise end in a 1 GB buffer).
+        self.buf.reserve(b.len() + 24);
         header(self.buf, b'$', b.len() as i64);
         self.buf.extend_from_slice(b);
         self.buf.extend_from_slice(b"\r\n");
