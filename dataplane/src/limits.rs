@@ -324,7 +324,7 @@ pub const REPLY_ESTIMATE_START_BYTES: usize = 64 << 10;
 /// receives into its query buffer instead of the shared provided buffers.
 pub const DIRECT_RECV_MIN_BYTES: usize = 64 << 10;
 /// Bytes one direct receive may take, and direct receives in flight per shard: large
-/// uploads add at most their product (4 MiB) of copying to a loop turn, and are served in
+/// uploads add at most their product (1 MiB) of copying to a loop turn, and are served in
 /// turn.
-pub const DIRECT_RECV_BYTES: usize = 256 << 10;
-pub const DIRECT_RECVS_MAX: usize = 16;
+pub const DIRECT_RECV_BYTES: usize = 128 << 10;
+pub const DIRECT_RECVS_MAX: usize = 8;

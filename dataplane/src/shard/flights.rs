@@ -257,6 +257,24 @@ impl Shard {
         }
     }
 
+    /// Like [`Shard::encoded_reply`], taking the bytes (they move to the connection).
+    pub(super) fn encoded_reply_owned(&mut self, to: PartRef, bytes: Vec<u8>) {
+        if matches!(
+            self.flights.get_mut(to.flight).map(|s| &s.kind),
+            Some(Kind::Single)
+        ) {
+            if let Some((slot, gen, seq)) = self.end_flight(to.flight) {
+                if let Some(c) = self.conns.live(slot, gen) {
+                    c.fill_owned(seq, bytes);
+                    self.replied(slot);
+                }
+            }
+        } else {
+            let res = crate::txn::Res::Cache(crate::cache::op::Res::Encoded(bytes));
+            self.step_flight(to.flight, Input::Done { part: to.part, res });
+        }
+    }
+
     /// Send `msg` to `shard`: into this turn's batch for it, or handled now when it is
     /// this shard.
     pub(super) fn send_to(&mut self, shard: usize, msg: Msg) {

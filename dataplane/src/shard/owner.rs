@@ -32,6 +32,14 @@ impl Shard {
                 let mut msgs = std::mem::take(&mut batch.msgs);
                 for r in msgs.drain(..) {
                     match r {
+                        // A large reply that is the whole arena moves to its connection
+                        // uncopied (a GET of a 500 MB value from another shard).
+                        Reply::Encoded { to, range }
+                            if range.len() >= crate::limits::MOVE_REPLY_BYTES
+                                && range == (0..batch.bytes.len()) =>
+                        {
+                            self.encoded_reply_owned(to, std::mem::take(&mut batch.bytes))
+                        }
                         Reply::Encoded { to, range } => self.encoded_reply(to, &batch.bytes[range]),
                         Reply::Part { to, res } => {
                             self.step_flight(to.flight, Input::Done { part: to.part, res })
