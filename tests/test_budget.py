@@ -190,9 +190,15 @@ def test_metrics_show_memory_per_shard_and_purpose(start):
     node = start("--memory-budget", "1gb")
     r = node.client()
     r.set("k", "v" * 1000)
-    body = urllib.request.urlopen(f"http://127.0.0.1:{node.admin_port}/metrics", timeout=5).read().decode()
-    for shard in (0, 1):
-        assert f'pinion_memory_budget_bytes{{shard="{shard}"}} {512 * MB}' in body, body
+    # The gauges are refreshed every 100 ms.
+    deadline = time.time() + 5
+    want = [f'pinion_memory_budget_bytes{{shard="{shard}"}} {512 * MB}' for shard in (0, 1)]
+    while True:
+        body = urllib.request.urlopen(f"http://127.0.0.1:{node.admin_port}/metrics", timeout=5).read().decode()
+        if all(w in body for w in want):
+            break
+        assert time.time() < deadline, body
+        time.sleep(0.05)
     deadline = time.time() + 5
     while True:
         g = memory_gauges(node)

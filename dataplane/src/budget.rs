@@ -35,12 +35,12 @@
 
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicIsize, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{mpsc, Arc, OnceLock};
 
 use crate::config::Config;
 use crate::limits::{
     BUDGET_AUTO_RAM_DENOMINATOR, BUDGET_AUTO_RAM_NUMERATOR, BUDGET_RESUME_DIVISOR,
-    BUDGET_TRANSIENT_FLOOR_DIVISOR,
+    BUDGET_TRANSIENT_FLOOR_DIVISOR, FREE_ELSEWHERE_MIN_BYTES,
 };
 
 /// What memory is spent on (the cache is read from the store, not charged here).
@@ -152,17 +152,46 @@ pub fn release(p: Purpose, n: usize) {
     });
 }
 
+/// Something large to drop.
+type Garbage = Box<dyn Send>;
+
+fn dropper() -> &'static mpsc::Sender<Garbage> {
+    static DROPPER: OnceLock<mpsc::Sender<Garbage>> = OnceLock::new();
+    DROPPER.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<Garbage>();
+        let spawned = std::thread::Builder::new()
+            .name("free".into())
+            .spawn(move || rx.into_iter().for_each(drop));
+        if let Err(e) = spawned {
+            // The receiver is gone with the closure: `free_elsewhere` then drops in place.
+            tracing::warn!(error = %e, "the thread that frees large buffers did not start");
+        }
+        tx
+    })
+}
+
+/// Drop `v` on a helper thread when it holds `bytes` of at least `FREE_ELSEWHERE_MIN_BYTES`:
+/// giving back hundreds of MB of touched pages takes the kernel tens of milliseconds, which
+/// a shard must not spend between two requests. Smaller values are dropped here.
+pub fn free_elsewhere<T: Send + 'static>(v: T, bytes: usize) {
+    if bytes >= FREE_ELSEWHERE_MIN_BYTES {
+        // A send fails only if the thread is gone; the value then comes back and drops here.
+        let _ = dropper().send(Box::new(v));
+    }
+}
+
 /// Bytes charged to the shard that made them for as long as they live, wherever they are
 /// dropped: the owner of a `Bytes` (`Bytes::from_owner(Tracked::new(..))`), so every slice
-/// of a request keeps it charged until the last one goes.
-pub struct Tracked<T> {
+/// of a request keeps it charged until the last one goes. Large ones are freed on the
+/// helper thread ([`free_elsewhere`]).
+pub struct Tracked<T: Default + Send + 'static> {
     inner: T,
     charged: usize,
     purpose: Purpose,
     gauges: Option<Arc<Gauges>>,
 }
 
-impl<T: AsRef<[u8]>> Tracked<T> {
+impl<T: AsRef<[u8]> + Default + Send + 'static> Tracked<T> {
     /// Charge `inner`'s `charged` bytes (its capacity, usually) to this thread's shard.
     pub fn new(inner: T, charged: usize, purpose: Purpose) -> Tracked<T> {
         let gauges = current();
@@ -178,17 +207,18 @@ impl<T: AsRef<[u8]>> Tracked<T> {
     }
 }
 
-impl<T: AsRef<[u8]>> AsRef<[u8]> for Tracked<T> {
+impl<T: AsRef<[u8]> + Default + Send + 'static> AsRef<[u8]> for Tracked<T> {
     fn as_ref(&self) -> &[u8] {
         self.inner.as_ref()
     }
 }
 
-impl<T> Drop for Tracked<T> {
+impl<T: Default + Send + 'static> Drop for Tracked<T> {
     fn drop(&mut self) {
         if let Some(g) = &self.gauges {
             g.sub(self.purpose, self.charged);
         }
+        free_elsewhere(std::mem::take(&mut self.inner), self.charged);
     }
 }
 
@@ -275,6 +305,7 @@ impl Budget {
         });
         let gauges = Arc::new(Gauges::default());
         install(gauges.clone());
+        dropper(); // started now, not by a shard's first large free
         let fixed_input = cfg.recv_buffers as usize * cfg.recv_buffer_bytes as usize;
         gauges.add(Purpose::Input, fixed_input);
         Budget {
@@ -356,6 +387,28 @@ mod tests {
         std::thread::spawn(move || drop(part)).join().unwrap();
         assert_eq!(b.gauges.get(Purpose::Produce), 0);
         assert!(b.gauges.released() >= 1000);
+    }
+
+    #[test]
+    fn large_values_are_freed_elsewhere_and_small_ones_here() {
+        struct Flag(Arc<std::sync::Mutex<Option<std::thread::ThreadId>>>);
+        impl Drop for Flag {
+            fn drop(&mut self) {
+                *self.0.lock().unwrap() = Some(std::thread::current().id());
+            }
+        }
+        let here = std::thread::current().id();
+        let small = Arc::new(std::sync::Mutex::new(None));
+        free_elsewhere(Flag(small.clone()), 10);
+        assert_eq!(*small.lock().unwrap(), Some(here));
+        let big = Arc::new(std::sync::Mutex::new(None));
+        free_elsewhere(Flag(big.clone()), FREE_ELSEWHERE_MIN_BYTES);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while big.lock().unwrap().is_none() {
+            assert!(std::time::Instant::now() < deadline);
+            std::thread::yield_now();
+        }
+        assert_ne!(*big.lock().unwrap(), Some(here));
     }
 
     #[test]

@@ -328,3 +328,6 @@ pub const DIRECT_RECV_MIN_BYTES: usize = 64 << 10;
 /// turn.
 pub const DIRECT_RECV_BYTES: usize = 128 << 10;
 pub const DIRECT_RECVS_MAX: usize = 8;
+/// Buffers at least this large are freed on a helper thread (`budget::free_elsewhere`):
+/// unmapping hundreds of MB of touched pages takes tens of ms that a shard must not spend.
+pub const FREE_ELSEWHERE_MIN_BYTES: usize = 4 << 20;

@@ -177,7 +177,8 @@ impl Shard {
             if matches!(c.proto, super::conn::Proto::Resp(_)) {
                 c.reply(|o| o.error(&budget_exhausted(partial)));
             }
-            c.query = Vec::new();
+            let cap = c.query.capacity();
+            crate::budget::free_elsewhere(std::mem::take(&mut c.query), cap);
         }
         self.close_conn(slot, false);
         self.account(slot);

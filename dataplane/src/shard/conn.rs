@@ -17,6 +17,7 @@
 use std::collections::VecDeque;
 use std::os::fd::RawFd;
 
+use crate::budget::free_elsewhere;
 use crate::limits::{
     DIRECT_RECV_MIN_BYTES, INFLIGHT_REPLY_BYTES_MAX, MOVE_REPLY_BYTES, QUERY_GROW_STEP_MAX_BYTES,
     QUERY_KEEP_BYTES, REPLY_ESTIMATE_START_BYTES,
@@ -303,12 +304,27 @@ impl Conn {
     }
 
     /// After the frames were run: a query buffer that grew for a large frame is given back
-    /// once it holds little.
+    /// once it holds little (freed on the helper thread when large).
     pub fn shrink_input(&mut self) {
         let cap = self.query.capacity();
         if cap > QUERY_KEEP_BYTES && self.query.len() <= cap / 4 {
-            self.query
-                .shrink_to(self.query.len().max(QUERY_KEEP_BYTES / 4));
+            let mut small = Vec::with_capacity(self.query.len().max(QUERY_KEEP_BYTES / 4));
+            small.extend_from_slice(&self.query);
+            free_elsewhere(std::mem::replace(&mut self.query, small), cap);
+        }
+    }
+
+    /// The connection is gone: its large buffers are freed on the helper thread.
+    pub fn free_buffers(&mut self) {
+        for buf in [&mut self.query, &mut self.out, &mut self.spare] {
+            let cap = buf.capacity();
+            free_elsewhere(std::mem::take(buf), cap);
+        }
+        for p in self.pending.drain(..) {
+            if let Pending::Ready(buf) = p {
+                let cap = buf.capacity();
+                free_elsewhere(buf, cap);
+            }
         }
     }
 

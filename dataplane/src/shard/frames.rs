@@ -103,8 +103,11 @@ impl Shard {
                 c.query = query;
                 c.incomplete = incomplete;
                 c.shrink_input();
+                return self.account(slot);
             }
         }
+        let cap = query.capacity();
+        crate::budget::free_elsewhere(query, cap);
         self.account(slot);
     }
 

@@ -286,20 +286,28 @@ impl Shard {
         let (slot, gen, res) = (c.owner.index, c.owner.gen, c.res);
         self.conns.direct.in_flight -= 1;
         let buf = c.held.into_bytes();
-        if let Some(conn) = self.conns.live(slot, gen) {
-            conn.recv = RecvState::Idle;
-            conn.lent = (0, 0);
-            // Nothing is added to `query` while its buffer is lent (no other receive runs).
-            debug_assert!(conn.query.is_empty());
-            conn.query = buf;
-            if res > 0 {
-                self.metrics.counters.bytes_in += res as u64;
-                self.process(slot);
-                self.mark_dirty(slot);
-            } else if res == 0 || res != -libc::ECANCELED {
-                self.close_conn(slot, true);
-            } else {
-                self.mark_dirty(slot);
+        match self.conns.live(slot, gen) {
+            Some(conn) => {
+                conn.recv = RecvState::Idle;
+                conn.lent = (0, 0);
+                // Nothing is added to `query` while its buffer is lent (no other receive
+                // runs).
+                debug_assert!(conn.query.is_empty());
+                conn.query = buf;
+                if res > 0 {
+                    self.metrics.counters.bytes_in += res as u64;
+                    self.process(slot);
+                    self.mark_dirty(slot);
+                } else if res != -libc::ECANCELED {
+                    // The peer closed (0) or the socket failed.
+                    self.close_conn(slot, true);
+                } else {
+                    self.mark_dirty(slot);
+                }
+            }
+            None => {
+                let cap = buf.capacity();
+                crate::budget::free_elsewhere(buf, cap);
             }
         }
         self.start_direct_recvs();
@@ -427,6 +435,9 @@ impl Shard {
         // Keep the buffer's memory for the next send, unless a burst made it large.
         if buf.capacity() <= SEND_BUF_KEEP_BYTES {
             c.spare = buf;
+        } else {
+            let cap = buf.capacity();
+            crate::budget::free_elsewhere(buf, cap);
         }
         self.mark_dirty(slot);
         // Room in the reply queue may let paused input continue.
@@ -484,10 +495,11 @@ impl Shard {
 
     pub(super) fn on_closed(&mut self, c: Completion) {
         let (slot, gen) = (c.owner.index, c.owner.gen);
-        let Some(conn) = self.conns.remove(slot, gen) else {
+        let Some(mut conn) = self.conns.remove(slot, gen) else {
             return;
         };
         self.discharge(slot, &conn);
+        conn.free_buffers();
         let kind = match conn.proto {
             Proto::Kafka => LISTENER_KAFKA,
             Proto::Resp(_) => LISTENER_RESP,
