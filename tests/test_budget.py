@@ -14,6 +14,9 @@ import redis
 from conftest import Raw, encode, keys_on
 
 MB = 1 << 20
+# RSS may pass the budget by what it does not count (the allocator's slack, batches between
+# shards, the binary): the Done-when allows 1.5 GB for a 1 GB budget.
+RSS_SLACK = 1.5
 
 
 def status_kb(node, field: str) -> int:
@@ -93,7 +96,7 @@ def test_a_flood_of_partial_huge_bulk_strings_keeps_rss_bounded_and_ping_fast(st
     for t in threads:
         t.join(10)
     peak = peak_rss(node) - base
-    assert peak < budget * 1.25, f"peak RSS grew by {peak / MB:.0f} MB over a {budget / MB:.0f} MB budget"
+    assert peak < budget * RSS_SLACK, f"peak RSS grew by {peak / MB:.0f} MB over a {budget / MB:.0f} MB budget"
     assert p99(lat) < 0.05, f"PING p99 {p99(lat) * 1000:.1f} ms during the flood"
     assert node.metric("pinion_budget_pauses_total") > 0
     # Nothing could complete: the largest partial requests were closed, each with the reason.
@@ -150,7 +153,7 @@ def test_clients_pipelining_gets_without_reading_stay_within_the_budget(start):
         lat.append(time.perf_counter() - t0)
         raw.close()
     peak = peak_rss(node) - base
-    assert peak < budget * 1.25, f"peak RSS grew by {peak / MB:.0f} MB over a {budget / MB:.0f} MB budget"
+    assert peak < budget * RSS_SLACK, f"peak RSS grew by {peak / MB:.0f} MB over a {budget / MB:.0f} MB budget"
     assert max(lat) < 0.1, f"slowest PING {max(lat) * 1000:.1f} ms"
     # What the shards hold for the hogs is within the budget (past it by at most the replies
     # already in flight when it was reached).

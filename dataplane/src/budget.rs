@@ -308,6 +308,13 @@ impl Budget {
         dropper(); // started now, not by a shard's first large free
         let fixed_input = cfg.recv_buffers as usize * cfg.recv_buffer_bytes as usize;
         gauges.add(Purpose::Input, fixed_input);
+        if fixed_input >= share / BUDGET_TRANSIENT_FLOOR_DIVISOR {
+            tracing::warn!(
+                receive_buffers = fixed_input,
+                per_shard = share,
+                "the receive buffers take much of a shard's memory budget: raise --memory-budget or lower --recv-buffers"
+            );
+        }
         Budget {
             share,
             gauges,

@@ -141,7 +141,9 @@ pub struct Config {
     #[arg(long, default_value = "1gb", value_parser = parse_bytes)]
     pub max_query_buffer_bytes: usize,
 
-    /// Replies queued for a client beyond this are a client that does not read: it is closed.
+    /// Replies queued for a client beyond this: it runs nothing more until it reads, and is
+    /// closed if it takes none of them for 500 ms (it stopped reading). A client that reads
+    /// gets replies of any size.
     #[arg(long, default_value = "256mb", value_parser = parse_bytes)]
     pub output_buffer_limit_bytes: usize,
 
