@@ -263,7 +263,7 @@ impl Shard {
             self.flights.get_mut(to.flight).map(|s| &s.kind),
             Some(Kind::Single)
         ) {
-            if let Some((slot, gen, seq)) = self.end_flight(to.flight) {
+            if let Some(ReplyTo::Conn(slot, gen, seq)) = self.end_flight(to.flight) {
                 if let Some(c) = self.conns.live(slot, gen) {
                     c.fill_owned(seq, bytes);
                     self.replied(slot);
