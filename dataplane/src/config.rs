@@ -203,6 +203,13 @@ pub struct Config {
     /// memory this process may use (RAM or its cgroup limit).
     #[arg(long, value_parser = parse_bytes)]
     pub memory_budget: Option<usize>,
+
+    // ----- stall detection (issue 13, f-stall) -----
+    /// Warn (rate-limited) naming the piece of work, and count a stall, when one loop turn of
+    /// a shard runs past this many milliseconds. 0 turns the warning, the count and the
+    /// per-piece clock readings off (the loop-turn histogram is kept).
+    #[arg(long, default_value_t = 50)]
+    pub stall_warn_ms: u64,
 }
 
 #[derive(Debug, thiserror::Error)]

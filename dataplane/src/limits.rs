@@ -331,3 +331,10 @@ pub const DIRECT_RECVS_MAX: usize = 8;
 /// Buffers at least this large are freed on a helper thread (`budget::free_elsewhere`):
 /// unmapping hundreds of MB of touched pages takes tens of ms that a shard must not spend.
 pub const FREE_ELSEWHERE_MIN_BYTES: usize = 4 << 20;
+
+// ----- stall detection (issue 13, f-stall) -----
+/// A shard logs at most one stall warning per this interval; the next one says how many
+/// stalls went unlogged in between.
+pub const STALL_WARN_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+/// Bytes of a command's name kept to name it in a stall warning (longer names are cut).
+pub const STALL_NAME_BYTES: usize = 24;

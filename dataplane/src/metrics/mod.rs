@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod hist;
+pub mod stall;
 
 use hdrhistogram::Histogram;
 
@@ -63,6 +64,9 @@ pub struct Counters {
     /// Connections closed because the budget was spent and nothing was released (the one
     /// with the largest partial request each time).
     pub budget_closed: u64,
+    // ----- stall detection (issue 13, f-stall) -----
+    /// Loop turns that ran past --stall-warn-ms.
+    pub loop_stalls: u64,
 }
 
 /// `add(&mut self, other)`: every field of `other` added into `self`, for structs of
@@ -104,6 +108,7 @@ summed!(Counters {
     accept_errors,
     budget_pauses,
     budget_closed,
+    loop_stalls,
 });
 
 impl Counters {
@@ -254,6 +259,12 @@ impl Counters {
                 self.budget_closed,
                 false,
             ),
+            (
+                "pinion_loop_stalls_total",
+                "Shard loop turns that ran past --stall-warn-ms",
+                self.loop_stalls,
+                false,
+            ),
         ]
     }
 }
@@ -346,6 +357,8 @@ pub struct ShardMetrics {
     pub shard: usize,
     pub families: Vec<Histogram<u64>>,
     pub mesh_hop: Histogram<u64>,
+    /// Length of each loop turn: from the ring's wait returning to the next wait.
+    pub loop_turn: Histogram<u64>,
     pub counters: Counters,
     pub commands: CmdStats,
     /// The counters at the last CONFIG RESETSTAT: INFO reports what was counted since.
@@ -365,6 +378,7 @@ impl ShardMetrics {
             shard,
             families: Family::ALL.iter().map(|_| new_hist()).collect(),
             mesh_hop: new_hist(),
+            loop_turn: new_hist(),
             counters: Counters::default(),
             commands: CmdStats::default(),
             stats_base: Counters::default(),
@@ -406,6 +420,7 @@ impl ShardMetrics {
             .map(|f| (f.name().to_string(), &self.families[f.index()]))
             .collect();
         v.push(("mesh_hop".to_string(), &self.mesh_hop));
+        v.push((LOOP_TURN.to_string(), &self.loop_turn));
         v
     }
 }
@@ -419,6 +434,7 @@ pub fn merge(shards: &[ShardMetrics]) -> ShardMetrics {
             let _ = a.add(b);
         }
         let _ = all.mesh_hop.add(&s.mesh_hop);
+        let _ = all.loop_turn.add(&s.loop_turn);
         all.counters.add(&s.counters);
         all.commands.add(&s.commands);
         for (a, b) in all.memory.iter_mut().zip(&s.memory) {
@@ -461,7 +477,7 @@ pub fn prometheus(shards: &[ShardMetrics], extra: &[(&str, &str, u64, bool)]) ->
     }
     memory_gauges(shards, &mut out);
     out.push_str("# HELP pinion_latency_seconds Server-side latency by command family\n# TYPE pinion_latency_seconds summary\n");
-    for (name, h) in all.named() {
+    for (name, h) in all.named().into_iter().filter(|(n, _)| n != LOOP_TURN) {
         for q in [0.5, 0.9, 0.99, 0.999] {
             out.push_str(&format!(
                 "pinion_latency_seconds{{op=\"{name}\",quantile=\"{q}\"}} {:.9}\n",
@@ -473,6 +489,7 @@ pub fn prometheus(shards: &[ShardMetrics], extra: &[(&str, &str, u64, bool)]) ->
             h.len()
         ));
     }
+    loop_turns(shards, &mut out);
     out
 }
 
@@ -493,6 +510,47 @@ fn memory_gauges(shards: &[ShardMetrics], out: &mut String) {
             "pinion_memory_budget_bytes{{shard=\"{}\"}} {}\n",
             s.shard, s.memory_budget
         ));
+    }
+}
+
+/// The loop-turn histogram's name in dumps.
+const LOOP_TURN: &str = "loop_turn";
+
+/// Per-shard loop-turn summaries, maxima and stall counts.
+fn loop_turns(shards: &[ShardMetrics], out: &mut String) {
+    use std::fmt::Write;
+    out.push_str("# HELP pinion_loop_turn_seconds Length of a shard's loop turns (the longest a client of the shard waits on other work)\n# TYPE pinion_loop_turn_seconds summary\n");
+    for s in shards {
+        let (id, h) = (s.shard, &s.loop_turn);
+        for q in [0.5, 0.99] {
+            let v = h.value_at_quantile(q) as f64 / 1e9;
+            let _ = writeln!(
+                out,
+                "pinion_loop_turn_seconds{{shard=\"{id}\",quantile=\"{q}\"}} {v:.9}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "pinion_loop_turn_seconds_count{{shard=\"{id}\"}} {}",
+            h.len()
+        );
+    }
+    out.push_str("# HELP pinion_loop_turn_max_seconds Longest loop turn per shard\n# TYPE pinion_loop_turn_max_seconds gauge\n");
+    for s in shards {
+        let max = s.loop_turn.max() as f64 / 1e9;
+        let _ = writeln!(
+            out,
+            "pinion_loop_turn_max_seconds{{shard=\"{}\"}} {max:.9}",
+            s.shard
+        );
+    }
+    out.push_str("# HELP pinion_shard_loop_stalls_total Loop turns past --stall-warn-ms per shard\n# TYPE pinion_shard_loop_stalls_total counter\n");
+    for s in shards {
+        let _ = writeln!(
+            out,
+            "pinion_shard_loop_stalls_total{{shard=\"{}\"}} {}",
+            s.shard, s.counters.loop_stalls
+        );
     }
 }
 

@@ -130,6 +130,7 @@ impl Shard {
             refusing_writes: false,
             doorbells: Vec::new(),
             budget: crate::budget::Budget::new(cfg, n),
+            stall: crate::metrics::stall::StallWatch::new(id, shared.cfg.stall_warn_ms, now),
             shared,
         }
     }

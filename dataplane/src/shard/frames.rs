@@ -9,6 +9,7 @@ use super::conn::Proto;
 use super::{Act, Shard};
 use crate::budget::{Purpose, Tracked};
 use crate::limits::MOVE_FRAME_BYTES;
+use crate::metrics::stall::What;
 use crate::proto::kafka as wire;
 use crate::proto::resp::parse::{self, Frame};
 use crate::proto::resp::Args;
@@ -181,6 +182,7 @@ impl Shard {
 
     fn run_resp(&mut self, slot: u32, a: Args, frame: &[u8], consumed: usize) -> Took {
         let started = self.shared.clock.now();
+        self.stall.mark(started, What::command(a.get(0), a.len()));
         let Some(c) = self.conns.get_mut(slot) else {
             return Took::Bytes(consumed);
         };
@@ -250,6 +252,10 @@ impl Shard {
             (Bytes::copy_from_slice(&buf[4..n]), Took::Bytes(n))
         };
         let started = self.shared.clock.now();
+        let api = payload
+            .get(..2)
+            .map_or(-1, |k| i16::from_be_bytes([k[0], k[1]]));
+        self.stall.mark(started, What::Kafka(api));
         let Some(c) = self.conns.get_mut(slot) else {
             return took;
         };

@@ -37,6 +37,7 @@ use crate::config::Config;
 use crate::log::ops::LogResult;
 use crate::log::{LogCtx, Logs};
 use crate::mesh::{Endpoint, Msg, SlotTable};
+use crate::metrics::stall::{StallWatch, What};
 use crate::metrics::ShardMetrics;
 use crate::proto::resp::command::Family;
 use crate::proto::resp::parse::Limits;
@@ -175,6 +176,8 @@ pub struct Shard {
     doorbells: Vec<usize>,
     /// This shard's memory budget (`crate::budget`, `admission.rs`).
     budget: crate::budget::Budget,
+    /// Loop-turn lengths and stall warnings (`metrics/stall.rs`).
+    stall: StallWatch,
 }
 
 impl Shard {
@@ -199,22 +202,28 @@ impl Shard {
             }
             self.now = self.shared.clock.now();
             self.now_ms = self.shared.clock.unix_ms();
+            self.stall.wake(self.now);
             let mut completions = std::mem::take(&mut self.completions);
             self.io.reap(&mut completions);
             for c in completions.drain(..) {
                 self.on_completion(c);
             }
             self.completions = completions;
+            self.stall_mark(What::Named("mesh drain"));
             self.drain_mesh();
             self.retry_blocked();
+            self.stall_mark(What::Named("log flush"));
             self.with_logs(|logs, ctx| logs.flush(ctx));
             self.groups.flush(&mut self.io);
+            self.stall_mark(What::Named("loop tail (sends, settle, mesh flush)"));
             self.flush_dirty();
             // Between commands: small collections go back inside their entries.
             self.store.settle();
             self.publish_memory();
             self.mesh.flush(self.now);
             self.ring_doorbells();
+            self.stall
+                .end_turn(self.shared.clock.now(), &mut self.metrics);
             // Exit only when no operation can still touch the log's buffers.
             if self.drain == Drain::Drained
                 && self.shared.draining.load(Ordering::Acquire) == 0
@@ -260,6 +269,23 @@ impl Shard {
             }
             Kind::Group => self.with_groups(|groups, ctx| groups.on_completion(c, ctx.io)),
             Kind::Ignore => {}
+        }
+    }
+
+    /// Start a named piece of the loop, for stall warnings (a clock reading only while
+    /// they are on).
+    #[inline]
+    fn stall_mark(&mut self, next: What) {
+        if self.stall.on() {
+            self.stall.mark(self.shared.clock.now(), next);
+        }
+    }
+
+    /// Start a piece of work run for a flight or another shard, for stall warnings.
+    #[inline]
+    fn stall_mark_work(&mut self, w: &Work) {
+        if self.stall.on() {
+            self.stall.mark(self.shared.clock.now(), work_label(w));
         }
     }
 
@@ -318,6 +344,7 @@ impl Shard {
         // Like Redis: repeat while a large share of what was examined had expired, within
         // a quarter of the tick, so an expiry storm drains fast without stalling the shard.
         let started = self.shared.clock.now();
+        self.stall.mark(started, What::Named("active expiry"));
         for _ in 0..crate::limits::EXPIRE_ROUNDS_PER_TICK {
             let expired = self.store.active_expire(self.now_ms, budget);
             if expired * 4 < budget
@@ -327,6 +354,7 @@ impl Shard {
                 break;
             }
         }
+        self.stall_mark(What::Named("log and group tick (retention, timers)"));
         self.with_logs(|logs, ctx| logs.tick(ctx));
         self.with_groups(|groups, ctx| groups.tick(ctx));
         if matches!(self.drain, Drain::Draining { .. }) {
@@ -379,5 +407,39 @@ impl Shard {
             self.drain = Drain::Drained;
             self.shared.draining.fetch_sub(1, Ordering::AcqRel);
         }
+    }
+}
+
+/// What a piece of scheduled work is, for a stall warning.
+fn work_label(w: &Work) -> What {
+    use crate::cache::op::Op as C;
+    use crate::txn::Op;
+    match w {
+        Work::Command { frame, .. } => What::from_frame(frame),
+        Work::Hop { .. } => What::Named("a transaction's hop"),
+        Work::Proposed { .. } => What::Named("a transaction's proposal"),
+        Work::Part { op, .. } => match op {
+            Op::Cache(C::Command { frame, .. } | C::Block { frame, .. }) => What::from_frame(frame),
+            Op::Cache(c) => What::Part(match c {
+                C::Mget(_) => "MGET part",
+                C::Mset(_) | C::Msetnx(_) => "MSET part",
+                C::Del(_) => "DEL part",
+                C::Exists(_) => "EXISTS part",
+                C::Touch(_) => "TOUCH part",
+                C::Dbsize => "DBSIZE part",
+                C::Flush => "FLUSHALL/FLUSHDB part",
+                C::Keys(_) => "KEYS part",
+                C::RandomKey { .. } => "RANDOMKEY part",
+                C::Scan { .. } => "SCAN part",
+                C::Info => "INFO part",
+                C::Configure(_) => "CONFIG part",
+                C::Dump(_) => "key dump (multi-shard command)",
+                C::Restore(_) => "key restore (multi-shard command)",
+                C::Batch { .. } => "MULTI/EXEC batch",
+                _ => "watch or blocking bookkeeping",
+            }),
+            Op::Log(_) => What::Named("log operation (produce, fetch, topic change)"),
+            Op::Group(_) => What::Named("consumer group request"),
+        },
     }
 }

@@ -275,6 +275,7 @@ impl Shard {
     }
 
     fn run_work(&mut self, w: Work) {
+        self.stall_mark_work(&w);
         match w {
             Work::Command {
                 from,
