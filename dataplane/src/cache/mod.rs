@@ -16,6 +16,7 @@ pub mod dump;
 pub mod entry;
 pub mod evict;
 pub mod glob;
+pub mod lazy_free;
 pub mod op;
 pub mod slot;
 pub mod store;

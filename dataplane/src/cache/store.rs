@@ -87,6 +87,8 @@ pub struct Store {
     blocked: hashbrown::HashMap<Box<[u8]>, u32>,
     /// Blocked-on keys written since the shard last served its waiters, each once.
     ready: Vec<Box<[u8]>>,
+    /// What flushes dropped, freed a few items per loop turn (`cache/lazy_free.rs`).
+    pub lazy_free: super::lazy_free::LazyFree,
     /// Redis settings CONFIG SET stored without effect (`config::INERT_SETTINGS`).
     pub inert: super::cmd::server::InertValues,
 }
@@ -145,6 +147,7 @@ impl Store {
             changes: 0,
             blocked: hashbrown::HashMap::new(),
             ready: Vec::new(),
+            lazy_free: Default::default(),
             inert: Default::default(),
         }
     }
@@ -845,9 +848,12 @@ impl Store {
                 }
             }
         }
-        for t in &mut self.tables {
-            *t = SlotTable::default();
-        }
+        // Freed later, a slot's table at a time (`lazy_free.rs`), not inside the command.
+        let full: Vec<SlotTable> = (self.nonempty.iter())
+            .map(|&li| std::mem::take(&mut self.tables[li as usize]))
+            .collect();
+        self.lazy_free.defer(full);
+        self.lazy_free.defer(std::mem::take(&mut self.objects));
         self.nonempty.clear();
         self.nonempty_pos.iter_mut().for_each(|p| *p = NOT_LISTED);
         self.objects.clear();

@@ -67,6 +67,8 @@ pub struct Counters {
     // ----- stall detection (issue 13, f-stall) -----
     /// Loop turns that ran past --stall-warn-ms.
     pub loop_stalls: u64,
+    /// Gauge: items (slot tables, collections) a flush dropped that are not freed yet.
+    pub lazy_free_pending: u64,
 }
 
 /// `add(&mut self, other)`: every field of `other` added into `self`, for structs of
@@ -109,6 +111,7 @@ summed!(Counters {
     budget_pauses,
     budget_closed,
     loop_stalls,
+    lazy_free_pending,
 });
 
 impl Counters {
@@ -264,6 +267,12 @@ impl Counters {
                 "Shard loop turns that ran past --stall-warn-ms",
                 self.loop_stalls,
                 false,
+            ),
+            (
+                "pinion_lazy_free_pending",
+                "Items a FLUSHALL/FLUSHDB dropped, still to be freed (a few per loop turn)",
+                self.lazy_free_pending,
+                true,
             ),
         ]
     }

@@ -33,7 +33,7 @@ pub enum What {
         len: u8,
         args: u32,
     },
-    /// A RESP command this shard runs for another (forwarded, or a part of a flight).
+    /// Work this shard runs as a part of a flight (its own or another shard's).
     Part(&'static str),
     /// A Kafka request, by API key.
     Kafka(i16),
@@ -79,7 +79,7 @@ impl fmt::Display for What {
                 let name = String::from_utf8_lossy(&name[..*len as usize]).to_uppercase();
                 write!(f, "command {name} with {args} arguments")
             }
-            What::Part(s) => write!(f, "{s} for another shard"),
+            What::Part(s) => write!(f, "{s} (a part of a flight)"),
             What::Kafka(key) => {
                 match kafka_protocol::messages::ApiKey::try_from(*key) {
                     Ok(api) => write!(f, "Kafka {api:?}")?,

@@ -193,7 +193,8 @@ impl Shard {
                 && self.dirty.is_empty()
                 && self.logs.idle()
                 && !self.mesh.backlogged()
-                && !self.requests_waiting();
+                && !self.requests_waiting()
+                && self.store.lazy_free.is_empty();
             if let Err(e) = self.io.submit_and_wait(idle as usize) {
                 // ENOMEM and the like: the kernel is short of something; back off a little
                 // rather than spin, and try again.
@@ -219,6 +220,10 @@ impl Shard {
             self.flush_dirty();
             // Between commands: small collections go back inside their entries.
             self.store.settle();
+            // What a flush dropped, a bounded number of items per turn.
+            self.store
+                .lazy_free
+                .release(crate::limits::LAZY_FREE_ITEMS_PER_TURN);
             self.publish_memory();
             self.mesh.flush(self.now);
             self.ring_doorbells();
@@ -331,6 +336,7 @@ impl Shard {
                     m.counters.io_backlogged = self.io.backlogged;
                     m.counters.log_partitions = self.logs.partitions() as u64;
                     m.counters.log_partition_slots = self.logs.partition_slots() as u64;
+                    m.counters.lazy_free_pending = self.store.lazy_free.pending as u64;
                     let _ = tx.send(m);
                 }
             }
