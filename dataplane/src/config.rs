@@ -210,6 +210,35 @@ pub struct Config {
     /// per-piece clock readings off (the loop-turn histogram is kept).
     #[arg(long, default_value_t = 50)]
     pub stall_warn_ms: u64,
+
+    // ----- connection hygiene (issue 13, f-hygiene) -----
+    /// Close a RESP connection idle this long (Redis's `timeout`; 0 = never). Clients parked
+    /// in a blocking command, or waiting for a reply, are not idle. `CONFIG SET timeout`
+    /// changes it while running.
+    #[arg(long, default_value_t = 0)]
+    pub client_idle_timeout_s: u64,
+
+    /// Close a Kafka connection idle this long (Kafka's connections.max.idle.ms; 0 = never).
+    /// A connection waiting for a reply (a long-polling Fetch) is not idle.
+    #[arg(long, default_value_t = 600_000)]
+    pub kafka_idle_timeout_ms: u64,
+
+    /// A request that has been arriving for longer than this must have come at an average
+    /// of at least `PARTIAL_FRAME_MIN_BYTES_PER_S` (limits.rs) since its first byte, else the
+    /// connection is closed (slowloris). 0 = never.
+    #[arg(long, default_value_t = 30)]
+    pub partial_frame_timeout_s: u64,
+
+    /// Connections from one source address, RESP and Kafka together (0 = no limit). A RESP
+    /// client past it gets `-ERR max number of clients per address reached`; a Kafka client
+    /// is closed.
+    #[arg(long, default_value_t = 0)]
+    pub max_connections_per_ip: usize,
+
+    /// Redis's protected mode: with no --requirepass, RESP clients from addresses other than
+    /// loopback are refused with `-DENIED ...`. `no` serves them.
+    #[arg(long, default_value = "yes", value_parser = parse_yes_no, action = clap::ArgAction::Set)]
+    pub protected_mode: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -402,6 +431,15 @@ pub fn parse_cpu_list(spec: &str, available: &[usize]) -> Result<Vec<usize>, Con
 
 /// Parse a byte size the way Redis's config does: `1000`, `64kb`, `100mb`, `1gb` (powers of
 /// 1024; `k`, `m`, `g` are powers of 1000).
+/// `yes` or `no` (Redis's spelling for boolean settings; `true` and `false` too).
+pub fn parse_yes_no(s: &str) -> Result<bool, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "yes" | "true" => Ok(true),
+        "no" | "false" => Ok(false),
+        _ => Err(format!("expected yes or no, got {s:?}")),
+    }
+}
+
 pub fn parse_bytes(s: &str) -> Result<usize, String> {
     let t = s.trim().to_ascii_lowercase();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());

@@ -342,3 +342,13 @@ pub const STALL_NAME_BYTES: usize = 24;
 /// FLUSHALL or FLUSHDB dropped (`cache/lazy_free.rs`): at 2M keys a slot table holds about
 /// 120 entries on one shard, so a turn frees some 8k allocations, well under a millisecond.
 pub const LAZY_FREE_ITEMS_PER_TURN: usize = 64;
+
+// ----- connection hygiene (issue 13, f-hygiene) -------------------------------------------
+
+/// A request still arriving after --partial-frame-timeout-s must have come at this average
+/// rate since its first byte (Apache's mod_reqtimeout MinRate is 500): a slowloris dribbling a
+/// byte every few seconds is closed, a large value on a slow link is not.
+pub const PARTIAL_FRAME_MIN_BYTES_PER_S: u64 = 1024;
+/// Slowloris and idle closes are logged at most this often per shard, with a count of the
+/// rest.
+pub const HYGIENE_LOG_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);

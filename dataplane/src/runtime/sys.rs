@@ -104,3 +104,41 @@ mod tests {
         assert!(cpu_times(CpuOf::Children).0 >= 0.0);
     }
 }
+
+/// The IP address at the other end of a connected TCP socket (getpeername), for the
+/// per-address connection limit and protected mode (issue 13, f-hygiene). IPv4-mapped IPv6
+/// addresses come back as IPv4.
+pub fn peer_ip(fd: RawFd) -> io::Result<std::net::IpAddr> {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    // SAFETY: sockaddr_storage is plain old data; all zeroes is a valid value.
+    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: getpeername writes at most `len` bytes into the live local `ss` and updates `len`.
+    let rc = unsafe {
+        libc::getpeername(
+            fd,
+            &mut ss as *mut libc::sockaddr_storage as *mut libc::sockaddr,
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    match ss.ss_family as libc::c_int {
+        libc::AF_INET => {
+            // SAFETY: the family says the kernel wrote a sockaddr_in, which fits in ss.
+            let sin =
+                unsafe { &*(&ss as *const libc::sockaddr_storage as *const libc::sockaddr_in) };
+            Ok(IpAddr::V4(Ipv4Addr::from(u32::from_be(
+                sin.sin_addr.s_addr,
+            ))))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: the family says the kernel wrote a sockaddr_in6, which fits in ss.
+            let sin6 =
+                unsafe { &*(&ss as *const libc::sockaddr_storage as *const libc::sockaddr_in6) };
+            Ok(IpAddr::V6(Ipv6Addr::from(sin6.sin6_addr.s6_addr)).to_canonical())
+        }
+        other => Err(io::Error::other(format!("address family {other}"))),
+    }
+}

@@ -77,6 +77,7 @@ impl Shard {
         store.maxmemory_bytes = cfg.maxmemory.div_ceil(n);
         store.policy = cfg.eviction;
         store.samples = cfg.eviction_samples;
+        super::hygiene::seed_timeout(&mut store, cfg.client_idle_timeout_s);
         let owner = SlotTable::new(n);
         let logs = init.logs;
         let limits = Limits {
@@ -131,6 +132,7 @@ impl Shard {
             doorbells: Vec::new(),
             budget: crate::budget::Budget::new(cfg, n),
             stall: crate::metrics::stall::StallWatch::new(id, shared.cfg.stall_warn_ms, now),
+            hygiene: Default::default(),
             shared,
         }
     }

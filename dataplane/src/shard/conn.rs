@@ -120,6 +120,8 @@ pub struct Conn {
     /// The frame loop last stopped at an incomplete frame at the front of the query buffer:
     /// nothing in it can run until more bytes arrive, so it may be lent to a receive.
     pub incomplete: bool,
+    /// Idle and slowloris clocks, source address (`hygiene.rs`).
+    pub hyg: super::hygiene::ConnClock,
 }
 
 impl Conn {
@@ -148,6 +150,7 @@ impl Conn {
             lent: (0, 0),
             direct_waiting: false,
             incomplete: false,
+            hyg: Default::default(),
         }
     }
 

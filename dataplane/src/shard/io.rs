@@ -224,11 +224,16 @@ impl Shard {
         } else {
             self.shared.cfg.max_connections
         };
-        if open > max {
+        let refused = if open > max {
+            Some(MAX_CLIENTS)
+        } else {
+            self.admit(&mut conn, kind).err()
+        };
+        if let Some(error) = refused {
             self.metrics.counters.connections_rejected += 1;
             // A RESP client reads Redis's error; a Kafka client is closed, as a broker does.
             if kind == LISTENER_RESP {
-                conn.reply(|o| o.error(MAX_CLIENTS));
+                conn.reply(|o| o.error(error));
             }
             conn.life = Life::Closing { abort: false };
             self.conns.insert(slot, conn);
@@ -257,6 +262,7 @@ impl Shard {
         }
         if res > 0 {
             let n = res as usize;
+            conn.hyg.input(n, self.now);
             if let Some(bid) = c.buf_id {
                 if conn.is_open() {
                     conn.take_input(self.io.recv_bytes(bid, n));
@@ -295,6 +301,7 @@ impl Shard {
                 debug_assert!(conn.query.is_empty());
                 conn.query = buf;
                 if res > 0 {
+                    conn.hyg.input(res as usize, self.now);
                     self.metrics.counters.bytes_in += res as u64;
                     self.process(slot);
                     self.mark_dirty(slot);
@@ -424,6 +431,7 @@ impl Shard {
         }
         self.metrics.counters.bytes_out += res as u64;
         c.sent_total += res as u64;
+        c.hyg.output(self.now);
         let sent = sent + res as usize;
         if sent < buf.len() && !c.aborting() {
             // Short write: send the rest. What went out may let requests waiting for their
@@ -506,6 +514,7 @@ impl Shard {
         };
         self.shared.connections[kind as usize].fetch_sub(1, Ordering::Relaxed);
         self.metrics.counters.connections_open -= 1;
+        self.forget_peer(&conn);
         if conn.blocked {
             self.blocked.retain(|&s| s != slot);
         }

@@ -21,6 +21,7 @@ pub mod conn;
 mod flights;
 mod frames;
 mod groups;
+pub mod hygiene;
 mod io;
 pub mod node;
 mod owner;
@@ -75,6 +76,8 @@ pub struct NodeShared {
     /// Scripting's node-wide registry (cached scripts, function libraries) and each
     /// shard's running script, for SCRIPT KILL from another shard.
     pub scripts: Arc<crate::script::Shared>,
+    /// Connections per source address (`--max-connections-per-ip`; `hygiene.rs`).
+    pub peers: hygiene::Peers,
 }
 
 /// What a front end decided about one request.
@@ -178,6 +181,8 @@ pub struct Shard {
     budget: crate::budget::Budget,
     /// Loop-turn lengths and stall warnings (`metrics/stall.rs`).
     stall: StallWatch,
+    /// Idle and slowloris checks (`hygiene.rs`).
+    hygiene: hygiene::Hygiene,
 }
 
 impl Shard {
@@ -346,6 +351,7 @@ impl Shard {
     fn on_tick(&mut self) {
         self.arm_tick();
         self.resume_accepting();
+        self.check_hygiene();
         let budget = self.shared.cfg.expire_keys_per_tick;
         // Like Redis: repeat while a large share of what was examined had expired, within
         // a quarter of the tick, so an expiry storm drains fast without stalling the shard.

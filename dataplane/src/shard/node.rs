@@ -116,6 +116,7 @@ impl Node {
             draining: AtomicUsize::new(n),
             refusing_writes: (0..n).map(|_| AtomicBool::new(false)).collect(),
             scripts: Arc::new(crate::script::Shared::new(n)),
+            peers: Default::default(),
         });
         let mesh = Mesh::new(n, cfg.ring_capacity);
         let ring_fds: Arc<Vec<AtomicI32>> = Arc::new((0..n).map(|_| AtomicI32::new(-1)).collect());

@@ -272,3 +272,9 @@ pub fn budget_exhausted(partial_bytes: usize) -> String {
         "ERR memory budget exhausted: closing the connection with the largest partial request ({partial_bytes} bytes received); send smaller requests or raise --memory-budget"
     )
 }
+
+// ----- connection hygiene (issue 13, f-hygiene) -----
+/// A source address past --max-connections-per-ip.
+pub const MAX_CLIENTS_PER_IP: &str = "ERR max number of clients per address reached";
+/// Redis's protected-mode refusal, with pinion's ways out (its flags, no config file).
+pub const DENIED_PROTECTED: &str = "DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers to pinion you may adopt one of the following solutions: 1) Restart pinion with the '--protected-mode no' option, however MAKE SURE it is not publicly accessible from internet if you do so. 2) Set up an authentication password for the default user with '--requirepass'. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.";
