@@ -85,26 +85,6 @@ pub fn cpu_times(of: CpuOf) -> (f64, f64) {
     (secs(ru.ru_utime), secs(ru.ru_stime))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cpu_times_grow_with_work() {
-        let (u0, s0) = cpu_times(CpuOf::Process);
-        let mut x = 0u64;
-        for i in 0..20_000_000u64 {
-            x = x.wrapping_mul(31).wrapping_add(i);
-        }
-        std::hint::black_box(x);
-        let (u1, s1) = cpu_times(CpuOf::Process);
-        assert!(u1 + s1 > u0 + s0, "{u0}+{s0} then {u1}+{s1}");
-        let (tu, _) = cpu_times(CpuOf::Thread);
-        assert!(tu > 0.0 && tu <= u1 + 0.01);
-        assert!(cpu_times(CpuOf::Children).0 >= 0.0);
-    }
-}
-
 /// The IP address at the other end of a connected TCP socket (getpeername), for the
 /// per-address connection limit and protected mode (issue 13, f-hygiene). IPv4-mapped IPv6
 /// addresses come back as IPv4.
@@ -140,5 +120,25 @@ pub fn peer_ip(fd: RawFd) -> io::Result<std::net::IpAddr> {
             Ok(IpAddr::V6(Ipv6Addr::from(sin6.sin6_addr.s6_addr)).to_canonical())
         }
         other => Err(io::Error::other(format!("address family {other}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_times_grow_with_work() {
+        let (u0, s0) = cpu_times(CpuOf::Process);
+        let mut x = 0u64;
+        for i in 0..20_000_000u64 {
+            x = x.wrapping_mul(31).wrapping_add(i);
+        }
+        std::hint::black_box(x);
+        let (u1, s1) = cpu_times(CpuOf::Process);
+        assert!(u1 + s1 > u0 + s0, "{u0}+{s0} then {u1}+{s1}");
+        let (tu, _) = cpu_times(CpuOf::Thread);
+        assert!(tu > 0.0 && tu <= u1 + 0.01);
+        assert!(cpu_times(CpuOf::Children).0 >= 0.0);
     }
 }
