@@ -17,6 +17,10 @@
 //! parts in its destination's outgoing batch ([`limits::MESH_BATCH_PARTS_MAX`]); without it
 //! the connection stops being read until the batch has gone (nothing is dropped). Later
 //! rounds of operations already started may pass the bound, so nothing in flight is stuck.
+//! A command with more parts for one shard than a whole batch holds (a Produce or Fetch
+//! naming thousands of one shard's partitions) needs what a command of exactly the bound
+//! needs, an empty batch, and then goes in it alone: it waits for the batch to go, never
+//! for room that can never come.
 //!
 //! Lifecycle: lanes are created by the main thread before shards start and shared by exactly
 //! two shard threads each; they are dropped after every shard has exited.
@@ -123,8 +127,11 @@ fn keep<T>(spares: &mut Vec<Vec<T>>, mut v: Vec<T>) {
 }
 
 impl Endpoint {
-    /// May a new command add `parts` parts for `to` this turn?
+    /// May a new command add `parts` parts for `to` this turn? More parts than a batch
+    /// holds need the batch empty (and then fill it past the bound, alone): asking for
+    /// room that no batch has would block its connection for good.
     pub fn room(&self, to: usize, parts: usize) -> bool {
+        let parts = parts.min(limits::MESH_BATCH_PARTS_MAX);
         self.reqs[to].msgs.len() + parts <= limits::MESH_BATCH_PARTS_MAX
     }
 
@@ -228,5 +235,49 @@ impl Endpoint {
                 out.push(s);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::ops::LogOp;
+    use crate::txn::{ConnId, Op};
+
+    fn endpoint() -> Endpoint {
+        Mesh::new(2, 4).endpoint(0, Instant::now())
+    }
+
+    fn fill(e: &mut Endpoint, to: usize, parts: usize) {
+        let now = Instant::now();
+        for _ in 0..parts {
+            e.requests(to, now).msgs.push(Msg::Part {
+                to: None,
+                op: Op::Log(LogOp::DeleteTopic("t".into())),
+                origin: ConnId {
+                    shard: 0,
+                    slot: 0,
+                    gen: 0,
+                },
+            });
+        }
+    }
+
+    #[test]
+    fn a_command_wider_than_a_batch_goes_alone_in_an_empty_one() {
+        let mut e = endpoint();
+        let wide = limits::MESH_BATCH_PARTS_MAX + 1000;
+        // Shard 0's own parts are not sent and need no room.
+        assert!(e.room_for(0, std::iter::repeat_n(0, wide)));
+        assert!(e.room_for(0, std::iter::repeat_n(1, wide)));
+        fill(&mut e, 1, 1);
+        assert!(!e.room_for(0, std::iter::repeat_n(1, wide)));
+        assert!(e.room_for(0, std::iter::repeat_n(1, limits::MESH_BATCH_PARTS_MAX - 1)));
+        // Once the wide one is in the batch, nothing more fits until it has gone.
+        let mut e = endpoint();
+        fill(&mut e, 1, wide);
+        assert!(!e.room_for(0, [1]));
+        e.flush(Instant::now());
+        assert!(e.room_for(0, std::iter::repeat_n(1, wide)));
     }
 }
