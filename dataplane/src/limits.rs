@@ -352,3 +352,15 @@ pub const PARTIAL_FRAME_MIN_BYTES_PER_S: u64 = 1024;
 /// Slowloris and idle closes are logged at most this often per shard, with a count of the
 /// rest.
 pub const HYGIENE_LOG_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+// ----- krobust: produce-time record checks -----
+/// Bytes a produced compressed batch may inflate to while its records are walked on
+/// produce (the stream is read through, never held). Kafka has no such bound; 64 MiB is 64
+/// times the default `max.message.bytes`, far past real codecs' ratios on real data, and
+/// caps the CPU a compression bomb can cost one shard (about 0.1 s of inflate). A batch
+/// past it is refused with CORRUPT_MESSAGE.
+pub const PRODUCE_INFLATED_BYTES_MAX: usize = 64 << 20;
+/// Window a produced zstd batch may use (2^24 = 16 MiB), the memory a shard's kept zstd
+/// context may grow to. Kafka clients' zstd levels use 2^17..2^22 for batches of any size;
+/// zstd's own default would let one frame ask 128 MiB.
+pub const PRODUCE_ZSTD_WINDOW_LOG_MAX: u32 = 24;

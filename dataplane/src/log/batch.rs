@@ -39,6 +39,8 @@ pub enum BatchError {
     Crc { stored: u32, computed: u32 },
     #[error("record count {count} does not match last offset delta {delta}")]
     Count { count: i32, delta: i32 },
+    #[error(transparent)]
+    Records(#[from] super::records::RecordsError),
 }
 
 /// The header fields pinion uses.
@@ -142,6 +144,23 @@ pub fn validate(b: &[u8]) -> Result<BatchHeader, BatchError> {
             delta: h.last_offset_delta,
         });
     }
+    Ok(h)
+}
+
+/// [`validate`] for a batch a client produced, plus what Kafka's log validator checks of a
+/// client's batch: at least one record, and records that are exactly the `recordCount`
+/// well-formed records the header declares (walked, inflated where compressed; see
+/// `records::check`). The header's count decides the offsets the batch takes, so a count
+/// its records do not back would move the log's offsets by that much.
+pub fn validate_produced(b: &[u8]) -> Result<BatchHeader, BatchError> {
+    let h = validate(b)?;
+    if h.record_count == 0 {
+        return Err(BatchError::Count {
+            count: 0,
+            delta: h.last_offset_delta,
+        });
+    }
+    super::records::check(&h, &b[HEADER_BYTES..h.size])?;
     Ok(h)
 }
 

@@ -105,7 +105,7 @@ impl Logs {
         let mut batches = Vec::new();
         let mut pos = 0;
         while pos < records.len() {
-            match batch::validate(&records[pos..]) {
+            match batch::validate_produced(&records[pos..]) {
                 Ok(h) if h.size > max_batch => {
                     return ctx.reply(reply, produced(ErrorCode::MessageTooLarge))
                 }

@@ -7,11 +7,18 @@
 //! inflated as a stream, never whole, and at most [`TIME_LOOKUP_INFLATED_BYTES_MAX`] bytes
 //! of one batch: a batch that inflates to more (or does not inflate) is answered to the
 //! batch, its base offset. Pure over bytes; runs on the partition's owner shard.
+//!
+//! On produce, [`check`] walks every record of a batch (inflated as a stream, at most
+//! [`PRODUCE_INFLATED_BYTES_MAX`]) and refuses a batch whose records are not exactly its
+//! `recordCount` well-formed records, as Kafka's `DefaultRecord.readFrom` and its
+//! "records still remaining" check do: the header's count is what offsets are assigned by.
 
-use std::io::{self, BufReader, Read};
+use std::io::{self, BufRead, BufReader, Read};
 
 use super::batch::{self, BatchHeader, HEADER_BYTES};
-use crate::limits::TIME_LOOKUP_INFLATED_BYTES_MAX;
+use crate::limits::{
+    PRODUCE_INFLATED_BYTES_MAX, PRODUCE_ZSTD_WINDOW_LOG_MAX, TIME_LOOKUP_INFLATED_BYTES_MAX,
+};
 
 /// Attribute bit: every record's timestamp is the batch's max timestamp (LogAppendTime).
 const LOG_APPEND_TIME: i16 = 0x8;
@@ -89,6 +96,211 @@ fn scan(r: impl Read, h: &BatchHeader, ts: i64) -> io::Result<Option<(i64, i64)>
         }
     }
     Ok(None)
+}
+
+/// Why a batch's records were refused on produce.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecordsError {
+    /// The records disagree with the header or are malformed (Kafka: INVALID_RECORD).
+    #[error("record {index}: {why}")]
+    Invalid { index: i32, why: &'static str },
+    /// The records cannot be inflated, or inflate past the bound (Kafka: CORRUPT_MESSAGE).
+    #[error("records cannot be inflated: {0}")]
+    Inflate(String),
+}
+
+/// Check that `body` (the records section of batch `h`) holds exactly `h.record_count`
+/// well-formed records, with offset deltas 0, 1, 2, ... and nothing after the last.
+pub fn check(h: &BatchHeader, body: &[u8]) -> Result<(), RecordsError> {
+    check_within(h, body, PRODUCE_INFLATED_BYTES_MAX as u64)
+}
+
+/// [`check`], inflating at most `limit` bytes.
+fn check_within(h: &BatchHeader, body: &[u8], limit: u64) -> Result<(), RecordsError> {
+    let inflate = |e: io::Error| RecordsError::Inflate(e.to_string());
+    // Inflated streams are read through a buffer; plain records are walked in place.
+    match h.compression() {
+        0 => walk(body, h.record_count, false),
+        1 => walk(
+            buffered(flate2::read::MultiGzDecoder::new(body).take(limit)),
+            h.record_count,
+            true,
+        ),
+        2 => walk(
+            buffered(Snappy::new(body, limit).map_err(inflate)?),
+            h.record_count,
+            true,
+        ),
+        3 => walk(
+            buffered(lz4::Decoder::new(body).map_err(inflate)?.take(limit)),
+            h.record_count,
+            true,
+        ),
+        4 => ZSTD.with_borrow_mut(|dctx| {
+            let dctx = dctx.get_or_insert_with(zstd_context);
+            let zstd = zstd::stream::read::Decoder::with_context(body, dctx);
+            walk(buffered(zstd.take(limit)), h.record_count, true)
+        }),
+        _ => Err(RecordsError::Inflate("unknown compression codec".into())),
+    }
+}
+
+thread_local! {
+    /// The shard's zstd context, kept between batches: creating one per batch was a
+    /// visible share of a zstd produce's profile.
+    static ZSTD: std::cell::RefCell<Option<zstd::zstd_safe::DCtx<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// A zstd context whose window (the memory it keeps) is at most
+/// 2^[`PRODUCE_ZSTD_WINDOW_LOG_MAX`] bytes; a frame asking more does not inflate.
+fn zstd_context() -> zstd::zstd_safe::DCtx<'static> {
+    let mut d = zstd::zstd_safe::DCtx::create();
+    let _ = d.set_parameter(zstd::zstd_safe::DParameter::WindowLogMax(
+        PRODUCE_ZSTD_WINDOW_LOG_MAX,
+    ));
+    d
+}
+
+/// The buffer an inflated batch's records are read through.
+const RECORDS_READ_BUFFER_BYTES: usize = 16 << 10;
+
+fn buffered<R: Read>(r: R) -> BufReader<R> {
+    BufReader::with_capacity(RECORDS_READ_BUFFER_BYTES, r)
+}
+
+/// Walk `count` records of `r`, then require its end. `inflated` says an early end may be
+/// the inflate bound rather than missing records.
+fn walk(mut r: impl BufRead, count: i32, inflated: bool) -> Result<(), RecordsError> {
+    for index in 0..count {
+        let mut w = Walker {
+            r: &mut r,
+            read: 0,
+            len: u64::MAX,
+            index,
+            inflated,
+        };
+        let len = w.varint()?;
+        if len <= 0 || len > i64::from(i32::MAX) {
+            return Err(w.invalid("invalid record size"));
+        }
+        (w.read, w.len) = (0, len as u64);
+        w.byte()?; // attributes
+        w.varint()?; // timestamp delta
+        if w.varint()? != i64::from(index) {
+            return Err(w.invalid("offset delta out of sequence"));
+        }
+        let key = w.varint()?;
+        w.bytes(key, true)?;
+        let value = w.varint()?;
+        w.bytes(value, true)?;
+        let headers = w.varint()?;
+        if !(0..=i64::from(i32::MAX)).contains(&headers) {
+            return Err(w.invalid("invalid header count"));
+        }
+        for _ in 0..headers {
+            let k = w.varint()?;
+            w.bytes(k, false)?;
+            let v = w.varint()?;
+            w.bytes(v, true)?;
+        }
+        if w.read != len as u64 {
+            return Err(w.invalid("record size disagrees with its fields"));
+        }
+    }
+    match r.fill_buf() {
+        Ok([]) => Ok(()),
+        Ok(_) => Err(RecordsError::Invalid {
+            index: count,
+            why: "bytes after the last record the count declares",
+        }),
+        Err(e) => Err(RecordsError::Inflate(e.to_string())),
+    }
+}
+
+/// One record's reader: counts the bytes read since `read` was last reset, and keeps them
+/// within the record's length `len`.
+struct Walker<'a, R> {
+    r: &'a mut R,
+    read: u64,
+    len: u64,
+    index: i32,
+    inflated: bool,
+}
+
+impl<R: BufRead> Walker<'_, R> {
+    fn invalid(&self, why: &'static str) -> RecordsError {
+        RecordsError::Invalid {
+            index: self.index,
+            why,
+        }
+    }
+
+    fn ended(&self) -> RecordsError {
+        if self.inflated {
+            RecordsError::Inflate("records end early, or inflate past the bound".into())
+        } else {
+            self.invalid("records end before the count the batch declares")
+        }
+    }
+
+    fn fill(&mut self) -> Result<&[u8], RecordsError> {
+        match self.r.fill_buf() {
+            Ok(b) => Ok(b),
+            Err(e) => Err(RecordsError::Inflate(e.to_string())),
+        }
+    }
+
+    fn byte(&mut self) -> Result<u8, RecordsError> {
+        if self.read >= self.len {
+            return Err(self.invalid("record size disagrees with its fields"));
+        }
+        let b = match self.fill()?.first() {
+            Some(&b) => b,
+            None => return Err(self.ended()),
+        };
+        self.r.consume(1);
+        self.read += 1;
+        Ok(b)
+    }
+
+    /// A zig-zag varint of at most 64 bits (Kafka's varlong; varints fit in it).
+    fn varint(&mut self) -> Result<i64, RecordsError> {
+        let mut z: u64 = 0;
+        for shift in (0..64).step_by(7) {
+            let b = self.byte()?;
+            z |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Ok((z >> 1) as i64 ^ -((z & 1) as i64));
+            }
+        }
+        Err(self.invalid("varint too long"))
+    }
+
+    /// Skip a field of `len` bytes; -1 is null, where `nullable`.
+    fn bytes(&mut self, len: i64, nullable: bool) -> Result<(), RecordsError> {
+        if len == -1 && nullable {
+            return Ok(());
+        }
+        if !(0..=i64::from(i32::MAX)).contains(&len) {
+            return Err(self.invalid("invalid field length"));
+        }
+        if self.read + len as u64 > self.len {
+            return Err(self.invalid("record size disagrees with its fields"));
+        }
+        let mut left = len as u64;
+        while left > 0 {
+            let have = self.fill()?.len() as u64;
+            if have == 0 {
+                return Err(self.ended());
+            }
+            let k = have.min(left);
+            self.r.consume(k as usize);
+            left -= k;
+        }
+        self.read += len as u64;
+        Ok(())
+    }
 }
 
 /// A reader that counts the bytes read through it.
@@ -288,6 +500,133 @@ mod tests {
         let len = (fixed.len() - 12) as i32;
         fixed[8..12].copy_from_slice(&len.to_be_bytes());
         assert_eq!(first_at_or_after(&fixed, t0 + 8_500), Some((0, t0 + 9_000)));
+    }
+
+    /// `b` with its header's record count and last offset delta set to `count`, CRC fixed.
+    fn recount(mut b: Vec<u8>, count: i32) -> Vec<u8> {
+        b[23..27].copy_from_slice(&(count - 1).to_be_bytes());
+        b[57..61].copy_from_slice(&count.to_be_bytes());
+        let crc = crc32c::crc32c(&b[21..]);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        b
+    }
+
+    fn checked(b: &[u8]) -> Result<(), RecordsError> {
+        let h = batch::validate(b).unwrap();
+        check(&h, &b[HEADER_BYTES..h.size])
+    }
+
+    #[test]
+    fn produced_records_are_walked_with_every_codec() {
+        for c in [
+            Compression::None,
+            Compression::Gzip,
+            Compression::Snappy,
+            Compression::Lz4,
+            Compression::Zstd,
+        ] {
+            let b = timed_batch(0, 10, 1_000, c);
+            assert_eq!(checked(&b), Ok(()), "{c:?}");
+            // A count the records do not back, either way.
+            let invalid = |r: Result<(), RecordsError>| {
+                matches!(r, Err(RecordsError::Invalid { .. }))
+                    || (c != Compression::None && matches!(r, Err(RecordsError::Inflate(_))))
+            };
+            assert!(invalid(checked(&recount(b.clone(), 11))), "{c:?} 11");
+            assert!(
+                matches!(
+                    checked(&recount(b.clone(), 9)),
+                    Err(RecordsError::Invalid { index: 9, .. })
+                ),
+                "{c:?} 9"
+            );
+            assert!(invalid(checked(&recount(b.clone(), i32::MAX))), "{c:?} max");
+        }
+    }
+
+    #[test]
+    fn a_count_of_two_billion_over_one_short_body_is_invalid() {
+        let mut b = batch::build(0, 0, &[b"x"]);
+        // One 8-byte body under a count of 2^31 - 1, as a hostile producer sent it.
+        b.truncate(HEADER_BYTES);
+        b.extend_from_slice(&[0u8; 8]);
+        let len = (b.len() - batch::LOG_OVERHEAD) as i32;
+        b[8..12].copy_from_slice(&len.to_be_bytes());
+        let b = recount(b, i32::MAX);
+        assert!(
+            batch::validate(&b).is_ok(),
+            "the header alone agrees with itself"
+        );
+        assert!(matches!(
+            batch::validate_produced(&b),
+            Err(batch::BatchError::Records(RecordsError::Invalid {
+                index: 0,
+                ..
+            }))
+        ));
+    }
+
+    #[test]
+    fn malformed_records_are_invalid() {
+        let good = batch::build(0, 0, &[b"hello", b"world"]);
+        assert_eq!(checked(&good), Ok(()));
+        // Each byte of the records section changed: a length, a delta or a field breaks.
+        let mut caught = 0;
+        for i in HEADER_BYTES..good.len() {
+            let mut b = good.clone();
+            b[i] = b[i].wrapping_add(1);
+            let crc = crc32c::crc32c(&b[21..]);
+            b[17..21].copy_from_slice(&crc.to_be_bytes());
+            caught += checked(&b).is_err() as usize;
+        }
+        // Attributes and timestamp deltas and the values' bytes may take any value.
+        assert!(
+            caught >= 8,
+            "only {caught} of the structural bytes were caught"
+        );
+        // Offset deltas out of sequence.
+        let mut b = good.clone();
+        let second = HEADER_BYTES + 1 + good[HEADER_BYTES] as usize / 2;
+        assert_eq!(
+            b[second + 3],
+            2,
+            "the second record's offset delta (zig-zag 1)"
+        );
+        b[second + 3] = 0;
+        let crc = crc32c::crc32c(&b[21..]);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        assert!(matches!(
+            checked(&b),
+            Err(RecordsError::Invalid { index: 1, .. })
+        ));
+    }
+
+    #[test]
+    fn compressed_garbage_and_bombs_are_corrupt() {
+        let mut b = timed_batch(0, 10, 1_000, Compression::Gzip);
+        let n = b.len();
+        for x in &mut b[HEADER_BYTES + 10..n - 4] {
+            *x = 0x5a;
+        }
+        let crc = crc32c::crc32c(&b[21..]);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        // Garbage may inflate to bytes that are not records, or fail to inflate.
+        assert!(checked(&b).is_err());
+        for c in [
+            Compression::Gzip,
+            Compression::Snappy,
+            Compression::Lz4,
+            Compression::Zstd,
+        ] {
+            let b = timed_batch(0, 10, 1_000, c);
+            let h = batch::validate(&b).unwrap();
+            let body = &b[HEADER_BYTES..];
+            assert_eq!(check_within(&h, body, 1 << 20), Ok(()), "{c:?}");
+            assert!(
+                matches!(check_within(&h, body, 1000), Err(RecordsError::Inflate(_))),
+                "{c:?}"
+            );
+        }
     }
 
     #[test]

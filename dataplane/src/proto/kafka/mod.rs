@@ -89,6 +89,10 @@ impl ErrorCode {
             }
             B::Magic(_) => ErrorCode::UnsupportedVersion,
             B::Count { .. } => ErrorCode::InvalidRecord,
+            B::Records(crate::log::records::RecordsError::Invalid { .. }) => {
+                ErrorCode::InvalidRecord
+            }
+            B::Records(crate::log::records::RecordsError::Inflate(_)) => ErrorCode::CorruptMessage,
         }
     }
 }
