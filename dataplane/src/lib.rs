@@ -12,7 +12,6 @@
 //! - [`proto`]: the codecs; [`metrics`]; [`config`], [`limits`] and [`clock`]; [`datadir`]:
 //!   one node per data directory; [`budget`]: what memory is spent on, and the limit.
 
-
 pub mod budget;
 pub mod cache;
 pub mod clock;

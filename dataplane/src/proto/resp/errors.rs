@@ -263,7 +263,6 @@ pub mod script {
 pub const CONFIG_IN_GATHERED_EXEC: &str =
     "ERR CONFIG SET and RESETSTAT cannot run in a transaction with a command over keys of several shards";
 
-
 /// pinion's own (the memory budget, issue 13): the shard's budget is spent, nothing was
 /// released for a while, and this connection holds the largest partial request; it is
 /// closed so that the others can finish theirs.
