@@ -9,9 +9,9 @@
 //! key's entry holds; a freed index is reused. A collection in its small encoding lives
 //! inside its entry instead (`Entry::inline`), as a string does: it costs no object slot
 //! and no heap block of its own. Whoever reads or writes it finds it in `objects` all the
-//! same: [`Store::peek`] and [`Store::read`] move an inline collection into the table
-//! (materialize), and [`Store::settle`], which the shard calls between commands, moves the
-//! small ones back. An object index is therefore good for one command, never longer.
+//! same: [`Store::peek`] moves an inline collection into the table (materialize), and
+//! [`Store::settle`], which the shard calls between commands, moves the small ones back;
+//! [`Store::read`] only decodes it into a read view, leaving the entry as it is. An object index is therefore good for one command, never longer.
 //!
 //! Invariants, checked by `check()` in tests: `keys` is the sum of table lengths, `ttl_keys`
 //! of the per-slot TTL counts, `used_bytes` of entry and hash costs, and `nonempty` lists
@@ -59,6 +59,8 @@ pub struct Store {
     unsettled: Vec<Box<[u8]>>,
     /// Where [`Store::settle`] writes an inline form.
     inline_buf: Vec<u8>,
+    /// The inline collection [`Store::read`] last handed out, decoded.
+    view: Option<Obj>,
     hasher: DefaultHashBuilder,
     /// Bytes of the stored data: entries, collection objects and their bookkeeping.
     pub used_bytes: usize,
@@ -130,6 +132,7 @@ impl Store {
             free_objects: Vec::new(),
             unsettled: Vec::new(),
             inline_buf: Vec::new(),
+            view: None,
             hasher: DefaultHashBuilder::default(),
             used_bytes: 0,
             fixed_bytes,
@@ -255,8 +258,19 @@ impl Store {
             return Found::Missing;
         }
         self.stats.hits += 1;
-        self.materialize(li, h, key);
         match self.tables[li].table.find(h, |e| e.key() == key) {
+            // A read leaves an inline collection where it is: it is decoded into the
+            // store's one read view, good until the next read.
+            Some(e) if e.is_inline() => {
+                self.view = Obj::from_inline(e.kind(), e.value());
+                match &self.view {
+                    Some(Obj::Hash(o)) => Found::Hash(o),
+                    Some(Obj::List(o)) => Found::List(o),
+                    Some(Obj::Set(o)) => Found::Set(o),
+                    Some(Obj::Zset(o)) => Found::Zset(o),
+                    None => Found::Missing,
+                }
+            }
             Some(e) if e.is_object() => match self.objects.get(e.obj_index() as usize) {
                 Some(Some(Obj::Hash(o))) => Found::Hash(o),
                 Some(Some(Obj::List(o))) => Found::List(o),
@@ -1016,6 +1030,10 @@ mod tests {
         s.settle();
         assert_eq!(s.changes, changes);
         assert!(s.get(slot, key).unwrap().is_inline());
+        // A read decodes it without touching the entry.
+        assert!(matches!(s.read(slot, key, 0), Found::Set(set) if set.len() == 3));
+        assert!(s.get(slot, key).unwrap().is_inline() && s.objects.is_empty());
+        s.check();
         // A collection too large for its entry keeps its slot.
         let idx = s.obj_index_of(slot, key, KIND_SET, 0).unwrap().unwrap();
         s.with_obj(slot, key, idx, |o| {
