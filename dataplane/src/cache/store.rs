@@ -113,6 +113,19 @@ pub enum Found<'a> {
     Zset(&'a Zset),
 }
 
+impl<'a> Found<'a> {
+    /// A collection found, or nothing.
+    fn of(obj: Option<&'a Obj>) -> Found<'a> {
+        match obj {
+            Some(Obj::Hash(o)) => Found::Hash(o),
+            Some(Obj::List(o)) => Found::List(o),
+            Some(Obj::Set(o)) => Found::Set(o),
+            Some(Obj::Zset(o)) => Found::Zset(o),
+            None => Found::Missing,
+        }
+    }
+}
+
 /// A key holds a value of another type than the command works on (`WRONGTYPE`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WrongType;
@@ -263,21 +276,9 @@ impl Store {
             // store's one read view, good until the next read.
             Some(e) if e.is_inline() => {
                 self.view = Obj::from_inline(e.kind(), e.value());
-                match &self.view {
-                    Some(Obj::Hash(o)) => Found::Hash(o),
-                    Some(Obj::List(o)) => Found::List(o),
-                    Some(Obj::Set(o)) => Found::Set(o),
-                    Some(Obj::Zset(o)) => Found::Zset(o),
-                    None => Found::Missing,
-                }
+                Found::of(self.view.as_ref())
             }
-            Some(e) if e.is_object() => match self.objects.get(e.obj_index() as usize) {
-                Some(Some(Obj::Hash(o))) => Found::Hash(o),
-                Some(Some(Obj::List(o))) => Found::List(o),
-                Some(Some(Obj::Set(o))) => Found::Set(o),
-                Some(Some(Obj::Zset(o))) => Found::Zset(o),
-                _ => Found::Missing,
-            },
+            Some(e) if e.is_object() => Found::of(self.obj_at(e.obj_index())),
             Some(e) => Found::Str(e.value()),
             None => Found::Missing,
         }

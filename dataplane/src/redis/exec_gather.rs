@@ -13,7 +13,7 @@
 //! FLUSHALL) cannot run on the scratch store: a transaction with one of them does not
 //! take this path (`needed`), and its several-shard commands answer CROSSSLOT.
 
-use super::gather::{in_scratch, Restores};
+use super::gather::{in_scratch, restore_hop, Restores};
 use super::multi::{assemble, execabort_oom, Planned};
 use super::together::{self, Owners};
 use super::{encode, Ctx};
@@ -197,13 +197,7 @@ impl Rounds for ExecGather {
                 Ok((reply, restores)) if restores.is_empty() => Step::Reply(reply),
                 Ok((reply, restores)) => {
                     self.stage = Stage::Reply(reply);
-                    Step::Hop {
-                        parts: restores
-                            .into_iter()
-                            .map(|(s, kvs)| (s, Op::Cache(CacheOp::Restore(kvs))))
-                            .collect(),
-                        last: true,
-                    }
+                    restore_hop(restores)
                 }
             },
             Stage::Reply(reply) => Step::Reply(reply),

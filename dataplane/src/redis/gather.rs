@@ -216,6 +216,17 @@ pub struct Gather {
 /// Keys to write back, per owner.
 pub(super) type Restores = Vec<(usize, Vec<(Key, Option<Vec<u8>>)>)>;
 
+/// The last hop of a gathered flight: each owner sets or deletes its changed keys.
+pub(super) fn restore_hop(restores: Restores) -> Step {
+    Step::Hop {
+        parts: restores
+            .into_iter()
+            .map(|(s, kvs)| (s, Op::Cache(CacheOp::Restore(kvs))))
+            .collect(),
+        last: true,
+    }
+}
+
 /// Load the values the owners sent (`dumps[i]` for the keys of `parts[i]`, in order) into
 /// this thread's scratch store, run `f` there, and return its result with every key whose
 /// value changed (its new bytes, or None when it is gone), per owner. The scratch store is
@@ -364,13 +375,7 @@ impl Rounds for Gather {
                     return Step::Reply(reply);
                 }
                 self.stage = Stage::Reply(reply);
-                Step::Hop {
-                    parts: restores
-                        .into_iter()
-                        .map(|(s, kvs)| (s, Op::Cache(CacheOp::Restore(kvs))))
-                        .collect(),
-                    last: true,
-                }
+                restore_hop(restores)
             }
             Stage::Claim {
                 reply,
