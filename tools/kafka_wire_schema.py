@@ -34,6 +34,7 @@ APIS = [
     "SaslAuthenticate", "CreatePartitions", "DeleteRecords", "AddPartitionsToTxn",
     "AddOffsetsToTxn", "EndTxn", "TxnOffsetCommit", "AlterConfigs",
     "IncrementalAlterConfigs", "DescribeCluster", "DescribeProducers",
+    "DescribeTransactions", "ListTransactions", "DescribeAcls", "CreateAcls", "DeleteAcls",
 ]
 
 FIXED = {"Int8": 1, "Int16": 2, "UInt16": 2, "Int32": 4, "UInt32": 4, "Int64": 8,

@@ -45,6 +45,11 @@ pub const ALL: &[&Schema] = &[
     &INCREMENTAL_ALTER_CONFIGS,
     &DESCRIBE_CLUSTER,
     &DESCRIBE_PRODUCERS,
+    &DESCRIBE_TRANSACTIONS,
+    &LIST_TRANSACTIONS,
+    &DESCRIBE_ACLS,
+    &CREATE_ACLS,
+    &DELETE_ACLS,
 ];
 
 /// Produce v3-13, flexible from v9.
@@ -509,4 +514,63 @@ const DESCRIBE_PRODUCERS_REQUEST: &[Field] = &[
 const DESCRIBE_PRODUCERS_TOPIC_REQUEST: &[Field] = &[
     f("name", 0, 0, Str),
     f("partition_indexes", 0, 0, Array(&Fixed(4))),
+];
+
+/// DescribeTransactions v0-0, flexible from v0.
+pub const DESCRIBE_TRANSACTIONS: Schema =
+    schema(ApiKey::DescribeTransactions, 0, 0, 0, DESCRIBE_TRANSACTIONS_REQUEST);
+const DESCRIBE_TRANSACTIONS_REQUEST: &[Field] = &[
+    f("transactional_ids", 0, 0, Array(&Str)),
+];
+
+/// ListTransactions v0-2, flexible from v0.
+pub const LIST_TRANSACTIONS: Schema =
+    schema(ApiKey::ListTransactions, 0, 2, 0, LIST_TRANSACTIONS_REQUEST);
+const LIST_TRANSACTIONS_REQUEST: &[Field] = &[
+    f("state_filters", 0, 2, Array(&Str)),
+    f("producer_id_filters", 0, 2, Array(&Fixed(8))),
+    f("duration_filter", 1, 2, Fixed(8)),
+    f("transactional_id_pattern", 2, 2, Str),
+];
+
+/// DescribeAcls v1-3, flexible from v2.
+pub const DESCRIBE_ACLS: Schema = schema(ApiKey::DescribeAcls, 1, 3, 2, DESCRIBE_ACLS_REQUEST);
+const DESCRIBE_ACLS_REQUEST: &[Field] = &[
+    f("resource_type_filter", 1, 3, Fixed(1)),
+    f("resource_name_filter", 1, 3, Str),
+    f("pattern_type_filter", 1, 3, Fixed(1)),
+    f("principal_filter", 1, 3, Str),
+    f("host_filter", 1, 3, Str),
+    f("operation", 1, 3, Fixed(1)),
+    f("permission_type", 1, 3, Fixed(1)),
+];
+
+/// CreateAcls v1-3, flexible from v2.
+pub const CREATE_ACLS: Schema = schema(ApiKey::CreateAcls, 1, 3, 2, CREATE_ACLS_REQUEST);
+const CREATE_ACLS_REQUEST: &[Field] = &[
+    f("creations", 1, 3, Array(&Struct(CREATE_ACLS_ACL_CREATION))),
+];
+const CREATE_ACLS_ACL_CREATION: &[Field] = &[
+    f("resource_type", 1, 3, Fixed(1)),
+    f("resource_name", 1, 3, Str),
+    f("resource_pattern_type", 1, 3, Fixed(1)),
+    f("principal", 1, 3, Str),
+    f("host", 1, 3, Str),
+    f("operation", 1, 3, Fixed(1)),
+    f("permission_type", 1, 3, Fixed(1)),
+];
+
+/// DeleteAcls v1-3, flexible from v2.
+pub const DELETE_ACLS: Schema = schema(ApiKey::DeleteAcls, 1, 3, 2, DELETE_ACLS_REQUEST);
+const DELETE_ACLS_REQUEST: &[Field] = &[
+    f("filters", 1, 3, Array(&Struct(DELETE_ACLS_FILTER))),
+];
+const DELETE_ACLS_FILTER: &[Field] = &[
+    f("resource_type_filter", 1, 3, Fixed(1)),
+    f("resource_name_filter", 1, 3, Str),
+    f("pattern_type_filter", 1, 3, Fixed(1)),
+    f("principal_filter", 1, 3, Str),
+    f("host_filter", 1, 3, Str),
+    f("operation", 1, 3, Fixed(1)),
+    f("permission_type", 1, 3, Fixed(1)),
 ];
