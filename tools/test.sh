@@ -22,6 +22,10 @@ command -v strace >/dev/null || need_apt+=(strace)
 command -v python3 >/dev/null || need_apt+=(python3 python3-pip)
 # The embedded Lua (mlua, vendored Lua 5.1) is compiled from C.
 command -v cc >/dev/null || need_apt+=(gcc libc6-dev)
+# pinion-control's etcd store: etcd-client compiles etcd's .proto files with protoc, and
+# test_control_etcd.py runs a real etcd.
+command -v protoc >/dev/null || need_apt+=(protobuf-compiler)
+command -v etcd >/dev/null || need_apt+=(etcd-server)
 # pinion-bench's PNG/SVG plots draw their labels with DejaVu Sans.
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need_apt+=(fonts-dejavu-core)
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -31,6 +35,8 @@ fi
 # The redis-server package starts a service on 6379; tests use their own ports, but stop it
 # so the README's first command finds its port free.
 as_root service redis-server stop >/dev/null 2>&1 || true
+# The same for etcd-server's service on 2379 (test_control_etcd.py starts its own etcd).
+as_root service etcd stop >/dev/null 2>&1 || true
 PY_DEPS=("redis>=5" "pytest>=7" "kafka-python>=2.2" "confluent-kafka>=2.3")
 python3 - <<'PY' || python3 -m pip install -q --disable-pip-version-check "${PY_DEPS[@]}" 2>/dev/null || python3 -m pip install -q --break-system-packages "${PY_DEPS[@]}"
 import redis, pytest, kafka, confluent_kafka  # noqa: F401

@@ -42,3 +42,22 @@ pub const IDLE_TIMEOUT_MS: u64 = 60_000;
 pub const WRITE_TIMEOUT_MS: u64 = 5_000;
 /// Frames queued for one connection's writer before the connection is dropped as too slow.
 pub const OUTBOX_FRAMES_MAX: usize = 1024;
+
+// The etcd store and leadership (`--store etcd://...`).
+
+/// The leader's etcd lease. A leader that cannot renew it for this long stops coordinating,
+/// and a standby takes over within about this long after the leader dies. etcd's default
+/// election timeout (1 s) puts its own floor at 2 s.
+pub const LEADER_LEASE_TTL_S: i64 = 5;
+/// How often the lease is renewed: several renewals fit in one TTL, so one slow round trip
+/// does not depose a leader.
+pub const LEADER_KEEPALIVE_MS: u64 = 1_000;
+/// One etcd request (an append, a load, a lease call) that takes longer fails. An append
+/// that fails this way has an unknown outcome, so the leader stops and whoever leads next
+/// reads the log as etcd has it.
+pub const ETCD_REQUEST_TIMEOUT_MS: u64 = 3_000;
+/// The pause before trying etcd again after an error (unreachable, no quorum).
+pub const ETCD_RETRY_MS: u64 = 500;
+/// One record in etcd. etcd refuses requests over its `--max-request-bytes` (1.5 MiB by
+/// default); a map that does not fit needs that raised, and this with it.
+pub const ETCD_RECORD_BYTES_MAX: usize = 1 << 20;

@@ -37,7 +37,9 @@ enum Cmd {
         /// The shared secret that authenticates every message (at least 16 bytes).
         #[arg(long)]
         secret_file: PathBuf,
-        /// Where the map and the 2PC log live: `file` (the write-ahead file in --data-dir).
+        /// Where the map and the 2PC log live: `file` (the write-ahead file in --data-dir),
+        /// or `etcd://HOST:PORT[,HOST:PORT...][/PREFIX]` (etcd, with one leader among the
+        /// control planes that use it and the others standing by).
         #[arg(long, default_value = "file")]
         store: String,
     },
@@ -176,20 +178,30 @@ fn main() -> ExitCode {
 }
 
 fn request(c: &Common, op: &Op) -> Result<Value, String> {
+    let reply = request_at(&c.addr, c, op)?;
+    // A standby control plane (etcd store) names the leader: ask it there, once.
+    match reply["leader"].as_str() {
+        Some(leader) if reply["ok"] == json!(false) && leader != c.addr => {
+            request_at(leader, c, op)
+        }
+        _ => Ok(reply),
+    }
+}
+
+fn request_at(addr: &str, c: &Common, op: &Op) -> Result<Value, String> {
     let secret = wire::read_secret(&c.secret_file)?;
-    let stream = TcpStream::connect(&c.addr).map_err(|e| format!("{}: {e}", c.addr))?;
+    let stream = TcpStream::connect(addr).map_err(|e| format!("{addr}: {e}"))?;
     let timeout = Duration::from_millis(IDLE_TIMEOUT_MS);
     let _ = stream.set_read_timeout(Some(timeout));
     let _ = stream.set_write_timeout(Some(Duration::from_millis(WRITE_TIMEOUT_MS)));
-    let mut conn = Conn::client(stream, &secret).map_err(|e| format!("{}: {e}", c.addr))?;
+    let mut conn = Conn::client(stream, &secret).map_err(|e| format!("{addr}: {e}"))?;
     conn.send(&json!({"type": "op", "op": op}))
-        .map_err(|e| format!("{}: {e}", c.addr))?;
+        .map_err(|e| format!("{addr}: {e}"))?;
     conn.recv().map_err(|e| match e {
-        wire::WireError::Io(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => format!(
-            "{}: the control plane closed the connection (is the shared secret right?)",
-            c.addr
-        ),
-        e => format!("{}: {e}", c.addr),
+        wire::WireError::Io(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+            format!("{addr}: the control plane closed the connection (is the shared secret right?)")
+        }
+        e => format!("{addr}: {e}"),
     })
 }
 

@@ -13,7 +13,7 @@
 //! with the offset rather than dropping committed history. Compaction writes one snapshot
 //! record to a new file, fsyncs it, and renames it over the old one.
 //!
-//! Another store (etcd, for a control plane with standbys) implements the same trait.
+//! The etcd store (`etcd/`, for a control plane with standbys) implements the same trait.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -43,6 +43,17 @@ pub enum StoreError {
     },
     #[error("{0} is locked by another pinion-control process; each needs its own --data-dir")]
     Locked(PathBuf),
+    /// An etcd request failed or timed out (an append's outcome is then unknown).
+    #[error("etcd: {0}")]
+    Etcd(String),
+    /// An append was refused because this process no longer holds the leader key: another
+    /// control plane leads (or will), and this one must stop coordinating.
+    #[error("not the leader any more: the etcd leader key is gone or another control plane's")]
+    NotLeader,
+    #[error("etcd key {key} does not hold a pinion-control record: {why}")]
+    BadRecord { key: String, why: String },
+    #[error("a record of {bytes} bytes exceeds ETCD_RECORD_BYTES_MAX ({max}); raise etcd's --max-request-bytes and the bound")]
+    TooLarge { bytes: usize, max: usize },
 }
 
 /// A durable, ordered log of coordinator records.

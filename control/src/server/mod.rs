@@ -9,6 +9,7 @@
 //! logged and disconnected.
 
 mod core;
+mod ha;
 pub mod msg;
 
 use std::io::{BufReader, Read, Write};
@@ -50,9 +51,12 @@ pub struct ServeArgs<'a> {
 /// Runs the control plane until its core fails (a store error stops it: a control plane
 /// that cannot persist must not answer).
 pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    if args.store.starts_with("etcd://") {
+        return ha::serve(args);
+    }
     if args.store != "file" {
         anyhow::bail!(
-            "--store {}: only the file store exists in this build (etcd is planned)",
+            "--store {}: expected file or etcd://HOST:PORT[,HOST:PORT...][/PREFIX]",
             args.store
         );
     }
