@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::core::{Core, Event};
 use super::msg::{error_reply, ok_reply, Op};
@@ -181,7 +181,8 @@ fn answer(ev: Event, etcd: &Etcd, el: &Election) {
         }
         Event::Op { out, .. } => refuse(&out),
         Event::Register { id, peer, out, .. } => {
-            info!(node = id, %peer, "refused node: standing by");
+            // Expected while a node looks for the leader: not worth more than a debug line.
+            debug!(node = id, %peer, "refused node: standing by");
             refuse(&out);
             let _ = out.try_send(OutMsg::Close);
         }
