@@ -230,7 +230,7 @@ async fn campaign(
                 return;
             }
             Err(e) => {
-                warn!("etcd: {e}; trying again in {ETCD_RETRY_MS} ms");
+                warn!("{e}; trying again in {ETCD_RETRY_MS} ms");
                 el.set(Role::Standby { leader: None });
                 tokio::time::sleep(Duration::from_millis(ETCD_RETRY_MS)).await;
             }
