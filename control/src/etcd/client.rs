@@ -246,14 +246,17 @@ async fn term(
     me: &str,
     el: &Election,
 ) -> Result<(), StoreError> {
-    let lease = bounded(
+    // The lease runs from when etcd grants it, which is after this.
+    let asked = Instant::now();
+    let granted = bounded(
         "grant a lease",
         client.lease_grant(LEADER_LEASE_TTL_S, None),
     )
-    .await?
-    .id();
+    .await?;
+    let lease = granted.id();
     el.state.lock().expect("not poisoned").lease = Some(lease);
-    let alive_until = Arc::new(Mutex::new(Instant::now() + lease_ttl()));
+    let ttl = Duration::from_secs(granted.ttl().max(0) as u64);
+    let alive_until = Arc::new(Mutex::new(asked + ttl));
     let _renewer = AbortOnDrop(tokio::spawn(renew(
         client.clone(),
         lease,
