@@ -186,6 +186,7 @@ fn answer(ev: Event, etcd: &Etcd, el: &Election) {
             refuse(&out);
             let _ = out.try_send(OutMsg::Close);
         }
-        Event::NodeDown { .. } | Event::FromNode { .. } | Event::Shutdown => {}
+        // A node's other messages: it registered with the leader, not here.
+        _ => {}
     }
 }
