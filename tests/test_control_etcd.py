@@ -336,3 +336,35 @@ def test_an_undecided_change_is_aborted_and_a_deposed_leader_is_fenced(ha):
     after = a.cli("map")
     assert after["epoch"] == e + 3 and b.cli("map") == after
     wait_for(lambda: all(x.served.get(e + 3) == after["checksum"] for x in members), what="members at e+3")
+
+
+def test_an_etcd_outage_stops_coordination_until_etcd_is_back(tmp_path):
+    etcd = Etcd(tmp_path)
+    a = Plane(tmp_path, "a", etcd)
+    try:
+        wait_for(lambda: a.role() == "leader", what="a leading")
+        r = a.cli("add-node", "--id", "1", "--resp", "127.0.0.1:7001", "--kafka", "127.0.0.1:9001")
+        assert r["committed"] and r["epoch"] == 1
+        # etcd stops answering: the leader cannot renew its lease, so once the lease has
+        # run out it stops coordinating and restarts as a standby, which keeps trying etcd.
+        etcd.proc.send_signal(signal.SIGSTOP)
+        try:
+            wait_for(lambda: "restarting as a standby" in a.log_text(), timeout=3 * LEASE_TTL_S,
+                     what="a stepping down")
+            assert "lost the etcd lease" in a.log_text()
+            wait_for(lambda: a.log_text().count("pinion-control listening") == 2, what="a restarted")
+            r = a.run("add-node", "--id", "2", "--resp", "127.0.0.1:7002", "--kafka", "127.0.0.1:9002")
+            assert r.returncode != 0 and b"standby" in r.stderr, r.stderr
+        finally:
+            etcd.proc.send_signal(signal.SIGCONT)
+        # etcd is back: the same process leads again, from the log as etcd has it.
+        wait_for(lambda: a.role() == "leader", timeout=3 * LEASE_TTL_S, what="a leading again")
+        r = a.cli("add-node", "--id", "2", "--resp", "127.0.0.1:7002", "--kafka", "127.0.0.1:9002")
+        assert r["committed"] and r["epoch"] == 2
+        assert [n["id"] for n in a.cli("map")["nodes"]] == [1, 2]
+        assert a.stop() == 0
+        assert "panicked" not in a.log_text()
+    finally:
+        if a.proc.poll() is None:
+            a.kill9()
+        etcd.stop()
