@@ -9,6 +9,7 @@
 //! logged and disconnected.
 
 mod core;
+#[cfg(feature = "etcd")]
 mod ha;
 pub mod msg;
 
@@ -52,7 +53,13 @@ pub struct ServeArgs<'a> {
 /// that cannot persist must not answer).
 pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if args.store.starts_with("etcd://") {
+        #[cfg(feature = "etcd")]
         return ha::serve(args);
+        #[cfg(not(feature = "etcd"))]
+        anyhow::bail!(
+            "--store {}: this pinion-control was built without the etcd feature",
+            args.store
+        );
     }
     if args.store != "file" {
         anyhow::bail!(
