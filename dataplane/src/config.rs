@@ -239,6 +239,31 @@ pub struct Config {
     /// loopback are refused with `-DENIED ...`. `no` serves them.
     #[arg(long, default_value = "yes", value_parser = parse_yes_no, action = clap::ArgAction::Set)]
     pub protected_mode: bool,
+
+    // TLS (issue 13)
+    /// PEM certificate chain the TLS listeners present (the server's certificate first).
+    /// Re-read on SIGHUP.
+    #[arg(long)]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1). Re-read on SIGHUP.
+    #[arg(long)]
+    pub tls_key: Option<PathBuf>,
+
+    /// PEM CA certificates: when set, TLS clients must present a certificate they sign
+    /// (mutual TLS); one without, or with an expired or untrusted one, fails its handshake.
+    #[arg(long)]
+    pub tls_ca: Option<PathBuf>,
+
+    /// Address a RESP listener over TLS binds, next to --resp-listen (needs --tls-cert and
+    /// --tls-key).
+    #[arg(long)]
+    pub resp_tls_listen: Option<SocketAddr>,
+
+    /// Address a Kafka listener over TLS binds, next to --kafka-listen (clients use
+    /// security.protocol=SSL; Metadata sends them to this port).
+    #[arg(long)]
+    pub kafka_tls_listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -285,6 +310,9 @@ pub enum ConfigError {
         budget: usize,
         need: usize,
     },
+    // TLS (issue 13)
+    #[error("{0}")]
+    Tls(&'static str),
 }
 
 impl Config {
@@ -378,7 +406,33 @@ impl Config {
                 });
             }
         }
+        // TLS (issue 13).
+        let listens = self.resp_tls_listen.is_some() || self.kafka_tls_listen.is_some();
+        let files = self.tls_cert.is_some() || self.tls_key.is_some() || self.tls_ca.is_some();
+        if listens && (self.tls_cert.is_none() || self.tls_key.is_none()) {
+            return Err(ConfigError::Tls(
+                "--resp-tls-listen and --kafka-tls-listen need --tls-cert and --tls-key",
+            ));
+        }
+        if files && !listens {
+            return Err(ConfigError::Tls(
+                "--tls-cert, --tls-key and --tls-ca serve only --resp-tls-listen or --kafka-tls-listen: add one",
+            ));
+        }
         Ok(())
+    }
+
+    /// The TLS files, when a TLS listener is configured (`validate` checked they are all
+    /// there).
+    pub fn tls_files(&self) -> Option<crate::tls::TlsFiles> {
+        if self.resp_tls_listen.is_none() && self.kafka_tls_listen.is_none() {
+            return None;
+        }
+        Some(crate::tls::TlsFiles {
+            cert: self.tls_cert.clone()?,
+            key: self.tls_key.clone()?,
+            ca: self.tls_ca.clone(),
+        })
     }
 
     /// The CPUs named by `--cores`, checked against the CPUs this process may run on.
@@ -830,6 +884,9 @@ mod tests {
             &["--output-buffer-limit-bytes", "1000"],
             &["--memory-budget", "1mb"],
             &["--memory-budget", "1gb", "--maxmemory", "1000mb"],
+            &["--resp-tls-listen", "127.0.0.1:0"],
+            &["--kafka-tls-listen", "127.0.0.1:0", "--tls-cert", "c.pem"],
+            &["--tls-cert", "c.pem", "--tls-key", "k.pem"],
         ] {
             let c = Config::parse_from(std::iter::once("pinion").chain(bad.iter().copied()));
             assert!(c.validate().is_err(), "{bad:?} should be refused");

@@ -27,4 +27,5 @@ pub mod redis;
 pub mod runtime;
 pub mod script;
 pub mod shard;
+pub mod tls;
 pub mod txn;

@@ -364,3 +364,19 @@ pub const PRODUCE_INFLATED_BYTES_MAX: usize = 64 << 20;
 /// context may grow to. Kafka clients' zstd levels use 2^17..2^22 for batches of any size;
 /// zstd's own default would let one frame ask 128 MiB.
 pub const PRODUCE_ZSTD_WINDOW_LOG_MAX: u32 = 24;
+
+// ----- TLS (issue 13) ----------------------------------------------------------------------
+
+/// What rustls may queue to send on one connection before it takes no more plaintext (its
+/// default); the shard drains it into the send buffer as it seals.
+pub const TLS_BUFFER_BYTES: usize = 64 << 10;
+/// Plaintext sealed into one send of a TLS connection: a large reply goes out in records of
+/// this many bytes per send (the ciphertext buffer stays this size, not the reply's), and a
+/// 256 KiB send is already past the size where a send's fixed cost matters.
+pub const TLS_SEAL_PLAIN_BYTES_MAX: usize = 256 << 10;
+/// Input the memory budget charges a TLS connection for rustls's own buffers: a record
+/// being received (up to 16 KiB and its header), handshake messages, decrypted plaintext
+/// before it moves to the query buffer, and the connection's state.
+pub const TLS_CONN_BYTES: usize = 48 << 10;
+/// Failed TLS handshakes are logged at most this often per shard, with a count of the rest.
+pub const TLS_LOG_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);

@@ -1,5 +1,6 @@
 //! The `pinion` node binary: parse flags, start the shards, serve the admin endpoint, and
-//! handle signals (SIGUSR1: dump histograms; SIGINT/SIGTERM: drain and exit 0).
+//! handle signals (SIGUSR1: dump histograms; SIGHUP: reload TLS certificates; SIGINT/SIGTERM:
+//! drain and exit 0).
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -7,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 use signal_hook::iterator::Signals;
 
 use pinion::config::Config;
@@ -45,7 +46,7 @@ fn run(cfg: Config) -> anyhow::Result<()> {
     let _data_dir_lock = pinion::datadir::lock(&cfg.data_dir)?;
     // Register signal handlers before any thread starts, so every thread inherits them.
     let mut signals =
-        Signals::new([SIGINT, SIGTERM, SIGUSR1]).context("installing signal handlers")?;
+        Signals::new([SIGINT, SIGTERM, SIGUSR1, SIGHUP]).context("installing signal handlers")?;
     let admin = std::net::TcpListener::bind(cfg.admin_listen)
         .with_context(|| format!("binding --admin-listen {}", cfg.admin_listen))?;
     let admin_addr = admin.local_addr()?;
@@ -59,6 +60,12 @@ fn run(cfg: Config) -> anyhow::Result<()> {
             .name("admin".into())
             .spawn(move || metrics::admin::serve(admin, snap, stop))?;
     }
+    if let Some(a) = node.resp_tls_addr {
+        tracing::info!(resp_tls = %a, "RESP over TLS");
+    }
+    if let Some(a) = node.kafka_tls_addr {
+        tracing::info!(kafka_tls = %a, "Kafka over TLS");
+    }
     tracing::info!(resp = %node.resp_addr, kafka = %node.kafka_addr, admin = %admin_addr, shards = node.shared.nshards, "pinion ready");
     for sig in signals.forever() {
         match sig {
@@ -66,6 +73,10 @@ fn run(cfg: Config) -> anyhow::Result<()> {
                 (Some(p), Some(m)) => write_dump(p, &m),
                 (None, _) => tracing::info!("SIGUSR1: no --hist-dump path set"),
                 (_, None) => tracing::warn!("SIGUSR1: a shard did not answer"),
+            },
+            SIGHUP => match &node.shared.tls {
+                Some(tls) => tls.reload_logged(),
+                None => tracing::info!("SIGHUP: no TLS listener; nothing to reload"),
             },
             _ => break,
         }

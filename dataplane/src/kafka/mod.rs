@@ -47,6 +47,9 @@ pub struct Ctx<'a> {
     pub now_ms: u64,
     /// A per-shard counter for producer ids.
     pub next_producer: &'a mut u64,
+    /// The request came over TLS (Metadata then advertises the TLS port: `Ctx::advertised`
+    /// in `tls/mod.rs`).
+    pub tls: bool,
 }
 
 impl Ctx<'_> {

@@ -69,6 +69,9 @@ pub struct Counters {
     pub loop_stalls: u64,
     /// Gauge: items (slot tables, collections) a flush dropped that are not freed yet.
     pub lazy_free_pending: u64,
+    // TLS (issue 13)
+    /// TLS connections closed because their TLS failed (handshake, certificate, plaintext).
+    pub tls_failures: u64,
 }
 
 /// `add(&mut self, other)`: every field of `other` added into `self`, for structs of
@@ -112,6 +115,7 @@ summed!(Counters {
     budget_closed,
     loop_stalls,
     lazy_free_pending,
+    tls_failures,
 });
 
 impl Counters {
@@ -212,6 +216,12 @@ impl Counters {
                 "pinion_inflight_backpressure_total",
                 "Times --max-inflight-per-conn paused a connection",
                 self.inflight_backpressure,
+                false,
+            ),
+            (
+                "pinion_tls_failures_total",
+                "TLS connections closed because their TLS failed (handshake, certificate, plaintext)",
+                self.tls_failures,
                 false,
             ),
             (

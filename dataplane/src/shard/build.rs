@@ -24,6 +24,8 @@ pub struct ShardInit {
     pub id: usize,
     pub shared: Arc<NodeShared>,
     pub listeners: Vec<OwnedFd>,
+    /// TLS listeners, each with its protocol (`LISTENER_RESP` or `LISTENER_KAFKA`).
+    pub tls_listeners: Vec<(OwnedFd, u32)>,
     pub mesh: Endpoint,
     pub control_rx: mpsc::Receiver<Control>,
     pub control_fd: OwnedFd,
@@ -90,7 +92,16 @@ impl Shard {
             listeners: init
                 .listeners
                 .into_iter()
-                .map(|fd| Listener { fd, accept: None })
+                .map(|fd| Listener {
+                    fd,
+                    accept: None,
+                    tls: None,
+                })
+                .chain(init.tls_listeners.into_iter().map(|(fd, proto)| Listener {
+                    fd,
+                    accept: None,
+                    tls: Some(proto),
+                }))
                 .collect(),
             conns: Conns::default(),
             store,
@@ -133,6 +144,7 @@ impl Shard {
             budget: crate::budget::Budget::new(cfg, n),
             stall: crate::metrics::stall::StallWatch::new(id, shared.cfg.stall_warn_ms, now),
             hygiene: Default::default(),
+            tls_warn: Default::default(),
             shared,
         }
     }

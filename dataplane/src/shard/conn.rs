@@ -20,7 +20,7 @@ use std::os::fd::RawFd;
 use crate::budget::free_elsewhere;
 use crate::limits::{
     DIRECT_RECV_MIN_BYTES, INFLIGHT_REPLY_BYTES_MAX, MOVE_REPLY_BYTES, QUERY_GROW_STEP_MAX_BYTES,
-    QUERY_KEEP_BYTES, REPLY_ESTIMATE_START_BYTES,
+    QUERY_KEEP_BYTES, REPLY_ESTIMATE_START_BYTES, TLS_CONN_BYTES,
 };
 use crate::proto::resp::write::Out;
 use crate::redis::Session;
@@ -122,6 +122,9 @@ pub struct Conn {
     pub incomplete: bool,
     /// Idle and slowloris clocks, source address (`hygiene.rs`).
     pub hyg: super::hygiene::ConnClock,
+    /// TLS between the socket and the buffers above, on a TLS listener's connections
+    /// (`crate::tls`, `shard/tls.rs`): `query` and `out` hold plaintext either way.
+    pub tls: Option<Box<crate::tls::TlsConn>>,
 }
 
 impl Conn {
@@ -151,6 +154,7 @@ impl Conn {
             direct_waiting: false,
             incomplete: false,
             hyg: Default::default(),
+            tls: None,
         }
     }
 
@@ -267,7 +271,7 @@ impl Conn {
 
     /// Memory the connection's input holds (what the budget charges as input).
     pub fn input_bytes(&self) -> usize {
-        self.query.capacity() + self.lent.1
+        self.query.capacity() + self.lent.1 + self.tls.as_ref().map_or(0, |_| TLS_CONN_BYTES)
     }
 
     /// Unparsed input, whether in the query buffer or lent to a receive.
@@ -278,7 +282,8 @@ impl Conn {
     /// A large frame is arriving: its bytes should come by direct receives (its buffer
     /// holds nothing that could run before they do).
     pub fn wants_direct(&self) -> bool {
-        self.incomplete && self.partial_len() >= DIRECT_RECV_MIN_BYTES
+        // A TLS connection's bytes must go through rustls, never straight into `query`.
+        self.incomplete && self.partial_len() >= DIRECT_RECV_MIN_BYTES && self.tls.is_none()
     }
 
     /// Memory the connection's replies hold (what the budget charges as output).
@@ -294,16 +299,20 @@ impl Conn {
     /// by that step, so that its capacity stays close to what was received (a 400 MB bulk
     /// arriving is not charged 400 MB at its header, nor 512 MB at 257 MB).
     pub fn take_input(&mut self, bytes: &[u8]) {
-        let need = self.query.len() + bytes.len();
-        if need > self.query.capacity() {
-            let step = self
-                .query
-                .capacity()
-                .clamp(QUERY_KEEP_BYTES / 4, QUERY_GROW_STEP_MAX_BYTES);
-            self.query
-                .reserve_exact((need - self.query.len()).max(step));
-        }
+        grow_query(&mut self.query, bytes.len());
         self.query.extend_from_slice(bytes);
+    }
+
+    /// Ciphertext arrived on a TLS connection: its plaintext goes to the query buffer as
+    /// [`Conn::take_input`] would put it there.
+    pub fn take_tls_input(&mut self, bytes: &[u8]) -> Result<crate::tls::Received, rustls::Error> {
+        match self.tls.as_deref_mut() {
+            Some(tls) => tls.receive(bytes, &mut self.query, grow_query),
+            None => {
+                self.take_input(bytes);
+                Ok(crate::tls::Received::Open)
+            }
+        }
     }
 
     /// After the frames were run: a query buffer that grew for a large frame is given back
@@ -335,6 +344,22 @@ impl Conn {
     pub fn quiescent(&self) -> bool {
         (self.aborting() || (self.pending.is_empty() && self.out.is_empty()))
             && self.send == SendState::Idle
+            && self
+                .tls
+                .as_ref()
+                .is_none_or(|t| self.aborting() || !t.wants_write())
+    }
+}
+
+/// Make room for `more` bytes in a query buffer: it grows by doubling up to a step, then
+/// by that step, so that its capacity stays close to what was received.
+fn grow_query(query: &mut Vec<u8>, more: usize) {
+    let need = query.len() + more;
+    if need > query.capacity() {
+        let step = query
+            .capacity()
+            .clamp(QUERY_KEEP_BYTES / 4, QUERY_GROW_STEP_MAX_BYTES);
+        query.reserve_exact((need - query.len()).max(step));
     }
 }
 

@@ -268,6 +268,7 @@ impl Shard {
             now: started,
             now_ms: self.now_ms,
             next_producer: &mut self.next_producer,
+            tls: c.tls.is_some(),
         };
         let act = crate::kafka::dispatch(&mut ctx, c, payload);
         match self.act(slot, act, &[], n, started) {

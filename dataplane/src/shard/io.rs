@@ -15,6 +15,7 @@ use crate::proto::resp::errors::MAX_CLIENTS;
 use crate::redis::Session;
 use crate::runtime::io::Completion;
 use crate::runtime::{Kind, Owner, TIMER_FAST, TIMER_TICK};
+use crate::tls::Received;
 
 /// `Owner::aux` of a direct receive's completion (a multishot receive's is 0).
 const RECV_DIRECT: u32 = 1;
@@ -201,6 +202,9 @@ impl Shard {
             self.io.close_fd(fd, Owner::new(Kind::Close, u32::MAX, 0));
             return;
         }
+        // A TLS listener serves its protocol as the plain one does, with TLS in between.
+        let tls = self.listeners.get(which as usize).and_then(|l| l.tls);
+        let which = tls.unwrap_or(which);
         let kind = if which == LISTENER_KAFKA {
             LISTENER_KAFKA
         } else {
@@ -219,6 +223,12 @@ impl Shard {
         let mut conn = Conn::new(fd, gen, id, proto);
         self.metrics.counters.connections_accepted += 1;
         self.metrics.counters.connections_open += 1;
+        if tls.is_some() && !self.attach_tls(&mut conn) {
+            conn.life = Life::Closing { abort: true };
+            self.conns.insert(slot, conn);
+            self.mark_dirty(slot);
+            return;
+        }
         let max = if kind == LISTENER_KAFKA {
             self.shared.cfg.max_kafka_connections
         } else {
@@ -263,14 +273,23 @@ impl Shard {
         if res > 0 {
             let n = res as usize;
             conn.hyg.input(n, self.now);
+            let mut fed = Ok(Received::Open);
             if let Some(bid) = c.buf_id {
                 if conn.is_open() {
-                    conn.take_input(self.io.recv_bytes(bid, n));
+                    let bytes = self.io.recv_bytes(bid, n);
+                    if conn.tls.is_none() {
+                        conn.take_input(bytes);
+                    } else {
+                        fed = conn.take_tls_input(bytes);
+                    }
                 }
                 self.io.recycle(bid);
             }
             self.metrics.counters.bytes_in += n as u64;
-            self.process(slot);
+            match fed {
+                Ok(Received::Open) => self.process(slot),
+                other => self.tls_received(slot, other),
+            }
             // Re-arm if the multishot ended and the connection still wants input.
             self.mark_dirty(slot);
         } else if res == 0 {
@@ -384,6 +403,9 @@ impl Shard {
             c.over_limit = Some((self.now, c.sent_total));
             self.budget.over_limit.push(slot);
         }
+        if c.tls.is_some() {
+            return self.flush_tls(slot);
+        }
         if c.send == SendState::Idle && !c.out.is_empty() && !c.aborting() {
             let mut buf = std::mem::take(&mut c.spare);
             buf.clear();
@@ -396,7 +418,7 @@ impl Shard {
     }
 
     /// Send `buf[from..]` (SEND_ZC when asked).
-    fn send(&mut self, slot: u32, buf: Vec<u8>, from: usize, zc: bool) {
+    pub(super) fn send(&mut self, slot: u32, buf: Vec<u8>, from: usize, zc: bool) {
         let Some(c) = self.conns.get_mut(slot) else {
             return;
         };
@@ -476,7 +498,7 @@ impl Shard {
         self.mark_dirty(slot);
     }
 
-    fn finish_close(&mut self, slot: u32) {
+    pub(super) fn finish_close(&mut self, slot: u32) {
         let Some(c) = self.conns.get_mut(slot) else {
             return;
         };

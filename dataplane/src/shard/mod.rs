@@ -25,6 +25,7 @@ pub mod hygiene;
 mod io;
 pub mod node;
 mod owner;
+mod tls;
 
 use std::collections::VecDeque;
 use std::os::fd::OwnedFd;
@@ -78,6 +79,11 @@ pub struct NodeShared {
     pub scripts: Arc<crate::script::Shared>,
     /// Connections per source address (`--max-connections-per-ip`; `hygiene.rs`).
     pub peers: hygiene::Peers,
+    /// TLS (issue 13): the reloadable server configuration when a TLS listener is on, and
+    /// the TLS listeners' ports.
+    pub tls: Option<crate::tls::Tls>,
+    pub resp_tls_port: Option<u16>,
+    pub kafka_tls_port: Option<u16>,
 }
 
 /// What a front end decided about one request.
@@ -113,6 +119,8 @@ pub const LISTENER_KAFKA: u32 = 1;
 pub struct Listener {
     fd: OwnedFd,
     accept: Option<OpId>,
+    /// A TLS listener, for this protocol (`LISTENER_RESP` or `LISTENER_KAFKA`).
+    tls: Option<u32>,
 }
 
 /// Where a shard is in shutting down.
@@ -183,6 +191,8 @@ pub struct Shard {
     stall: StallWatch,
     /// Idle and slowloris checks (`hygiene.rs`).
     hygiene: hygiene::Hygiene,
+    /// Rate limit of failed-handshake warnings (`tls.rs`).
+    tls_warn: crate::tls::WarnLimit,
 }
 
 impl Shard {

@@ -41,6 +41,9 @@ pub struct Node {
     pub shared: Arc<NodeShared>,
     pub resp_addr: SocketAddr,
     pub kafka_addr: SocketAddr,
+    /// The TLS listeners' addresses, when on (issue 13).
+    pub resp_tls_addr: Option<SocketAddr>,
+    pub kafka_tls_addr: Option<SocketAddr>,
 }
 
 /// Bind `addr` alone (no SO_REUSEPORT), then let it go; returns the address bound.
@@ -104,6 +107,26 @@ impl Node {
         for _ in 0..n {
             listeners.push([listener(resp_addr)?, listener(kafka_addr)?]);
         }
+        // TLS (issue 13): its files load before anything serves; its listeners are claimed
+        // as the plain ones are, and given to every shard with their protocol.
+        let tls = match cfg.tls_files() {
+            Some(files) => Some(crate::tls::Tls::load(files)?),
+            None => None,
+        };
+        let resp_tls_addr = cfg.resp_tls_listen.map(claim).transpose()?;
+        let kafka_tls_addr = cfg.kafka_tls_listen.map(claim).transpose()?;
+        let mut tls_listeners: Vec<Vec<(OwnedFd, u32)>> = Vec::with_capacity(n);
+        for _ in 0..n {
+            let mut l = Vec::new();
+            if let Some(a) = resp_tls_addr {
+                l.push((OwnedFd::from(listener(a)?), super::LISTENER_RESP));
+            }
+            if let Some(a) = kafka_tls_addr {
+                l.push((OwnedFd::from(listener(a)?), super::LISTENER_KAFKA));
+            }
+            tls_listeners.push(l);
+        }
+        let mut tls_listeners = tls_listeners.into_iter();
 
         let shared = Arc::new(NodeShared {
             cfg: cfg.clone(),
@@ -117,6 +140,9 @@ impl Node {
             refusing_writes: (0..n).map(|_| AtomicBool::new(false)).collect(),
             scripts: Arc::new(crate::script::Shared::new(n)),
             peers: Default::default(),
+            tls,
+            resp_tls_port: resp_tls_addr.map(|a| a.port()),
+            kafka_tls_port: kafka_tls_addr.map(|a| a.port()),
         });
         let mesh = Mesh::new(n, cfg.ring_capacity);
         let ring_fds: Arc<Vec<AtomicI32>> = Arc::new((0..n).map(|_| AtomicI32::new(-1)).collect());
@@ -138,6 +164,7 @@ impl Node {
             let barrier = barrier.clone();
             let ready_tx = ready_tx.clone();
             let listener_fds: Vec<OwnedFd> = sock.into_iter().map(OwnedFd::from).collect();
+            let tls_listener_fds = tls_listeners.next().unwrap_or_default();
             let t = std::thread::Builder::new()
                 .name(format!("shard-{i}"))
                 .spawn(move || {
@@ -196,6 +223,7 @@ impl Node {
                         id: i,
                         shared,
                         listeners: listener_fds,
+                        tls_listeners: tls_listener_fds,
                         mesh,
                         control_rx,
                         control_fd,
@@ -222,6 +250,8 @@ impl Node {
             shared,
             resp_addr,
             kafka_addr,
+            resp_tls_addr,
+            kafka_tls_addr,
         };
         if !errors.is_empty() {
             node.shutdown();

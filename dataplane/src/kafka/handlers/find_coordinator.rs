@@ -19,7 +19,7 @@ const GROUP: i8 = 0;
 const TRANSACTION: i8 = 1;
 
 pub fn handle(ctx: &Ctx, conn: &mut Conn, r: Req, f: FindCoordinatorRequest) -> Act {
-    let (host, port) = ctx.node.cfg.advertised(ctx.node.kafka_port);
+    let (host, port) = ctx.advertised();
     let host = StrBytes::from_string(host);
     let known = matches!(f.key_type, GROUP | TRANSACTION);
     let body = if r.version >= 4 {

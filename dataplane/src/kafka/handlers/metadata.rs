@@ -28,7 +28,7 @@ pub fn handle(ctx: &Ctx, r: Req, m: MetadataRequest) -> Act {
             .collect()
     });
     let auto = ctx.node.cfg.auto_create_topics && (r.version < 4 || m.allow_auto_topic_creation);
-    let (host, port) = ctx.node.cfg.advertised(ctx.node.kafka_port);
+    let (host, port) = ctx.advertised();
     let names: Vec<String> = names.unwrap_or_else(|| ctx.topics.keys().cloned().collect());
     let mut create = Vec::new();
     // Per topic: its partition count, or its error code; None for one being auto-created
