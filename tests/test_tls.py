@@ -309,3 +309,27 @@ def test_tls_flags_are_checked(start, certs, tmp_path):
             "--kafka-listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0",
             "--tls-cert", str(certs / "server.pem"), "--tls-key", str(tmp_path / "missing.key"))
     assert r.returncode != 0 and b"missing.key" in r.stderr, r.stderr
+
+
+def memory_input(node):
+    import re
+    import urllib.request
+
+    body = urllib.request.urlopen(f"http://127.0.0.1:{node.admin_port}/metrics", timeout=5).read().decode()
+    return sum(int(v) for v in re.findall(r'^pinion_memory_bytes\{shard="\d+",purpose="input"\} (\d+)$', body, re.M))
+
+
+def test_tls_connections_are_charged_to_the_memory_budget(start, certs):
+    n = tls_node(start, certs)
+    clients = [tls_client(n, certs) for _ in range(20)]
+    for c in clients:
+        assert c.ping()
+    held = memory_input(n)
+    for c in clients:
+        c.close()
+    # rustls's buffers are charged as input, TLS_CONN_BYTES (48 KiB) per connection, on top
+    # of the query buffers, and given back when the connections close.
+    deadline = time.time() + 10
+    while (now := memory_input(n)) > held - 20 * 48 * 1024:
+        assert time.time() < deadline, f"input went from {held} to {now} only"
+        time.sleep(0.02)
