@@ -19,6 +19,8 @@ command -v redis-benchmark >/dev/null || need_apt+=(redis-tools)
 command -v kcat >/dev/null || need_apt+=(kcat)
 # test_log.py attaches strace to check the shards make no blocking file calls.
 command -v strace >/dev/null || need_apt+=(strace)
+# test_tls.py makes its CA and certificates with the openssl CLI.
+command -v openssl >/dev/null || need_apt+=(openssl)
 command -v python3 >/dev/null || need_apt+=(python3 python3-pip)
 # The embedded Lua (mlua, vendored Lua 5.1) is compiled from C.
 command -v cc >/dev/null || need_apt+=(gcc libc6-dev)
