@@ -333,3 +333,25 @@ def test_tls_connections_are_charged_to_the_memory_budget(start, certs):
     while (now := memory_input(n)) > held - 20 * 48 * 1024:
         assert time.time() < deadline, f"input went from {held} to {now} only"
         time.sleep(0.02)
+
+
+def test_a_handshake_not_done_in_time_is_closed(start, certs):
+    n = tls_node(start, certs, "--tls-handshake-timeout-ms", "300")
+    done = tls_client(n, certs)
+    assert done.ping()
+    silent = socket.create_connection(("127.0.0.1", n.tls_port), timeout=10)
+    halfway = socket.create_connection(("127.0.0.1", n.kafka_tls_port), timeout=10)
+    halfway.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")  # a ClientHello's start
+    t = time.time()
+    for s in (silent, halfway):
+        # Closed by the node (EOF, or a reset), well before the socket's own 10 s timeout.
+        try:
+            assert s.recv(100) == b""
+        except ConnectionResetError:
+            pass
+        s.close()
+    assert time.time() - t < 5
+    assert n.metric("pinion_tls_failures_total") == 2
+    assert "TLS handshake not done within --tls-handshake-timeout-ms" in n.log_text()
+    # A connection whose handshake finished is not touched by the deadline.
+    assert done.ping()

@@ -264,6 +264,11 @@ pub struct Config {
     /// security.protocol=SSL; Metadata sends them to this port).
     #[arg(long)]
     pub kafka_tls_listen: Option<SocketAddr>,
+
+    /// A TLS client must finish its handshake within this many milliseconds of being
+    /// accepted, else it is closed (0 = no limit).
+    #[arg(long, default_value_t = 10_000)]
+    pub tls_handshake_timeout_ms: u64,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -144,7 +144,7 @@ impl Shard {
             budget: crate::budget::Budget::new(cfg, n),
             stall: crate::metrics::stall::StallWatch::new(id, shared.cfg.stall_warn_ms, now),
             hygiene: Default::default(),
-            tls_warn: Default::default(),
+            tls: Default::default(),
             shared,
         }
     }

@@ -223,7 +223,7 @@ impl Shard {
         let mut conn = Conn::new(fd, gen, id, proto);
         self.metrics.counters.connections_accepted += 1;
         self.metrics.counters.connections_open += 1;
-        if tls.is_some() && !self.attach_tls(&mut conn) {
+        if tls.is_some() && !self.attach_tls(slot, &mut conn) {
             conn.life = Life::Closing { abort: true };
             self.conns.insert(slot, conn);
             self.mark_dirty(slot);

@@ -191,8 +191,8 @@ pub struct Shard {
     stall: StallWatch,
     /// Idle and slowloris checks (`hygiene.rs`).
     hygiene: hygiene::Hygiene,
-    /// Rate limit of failed-handshake warnings (`tls.rs`).
-    tls_warn: crate::tls::WarnLimit,
+    /// TLS handshake deadlines and the rate limit of failure warnings (`tls.rs`).
+    tls: crate::tls::ShardTls,
 }
 
 impl Shard {
@@ -362,6 +362,7 @@ impl Shard {
         self.arm_tick();
         self.resume_accepting();
         self.check_hygiene();
+        self.check_tls_handshakes();
         let budget = self.shared.cfg.expire_keys_per_tick;
         // Like Redis: repeat while a large share of what was examined had expired, within
         // a quarter of the tick, so an expiry storm drains fast without stalling the shard.

@@ -7,6 +7,8 @@
 //! through rustls). Its send buffer holds ciphertext, at most `TLS_SEAL_PLAIN_BYTES_MAX` of
 //! plaintext sealed per send; the plaintext not yet sealed stays in `out`.
 
+use std::time::Duration;
+
 use super::conn::{Conn, Life, SendState};
 use super::Shard;
 use crate::limits::TLS_SEAL_PLAIN_BYTES_MAX;
@@ -15,13 +17,20 @@ use crate::tls::Received;
 impl Shard {
     /// Give a connection accepted on a TLS listener its TLS state; false when rustls
     /// refused to start one (the connection is then closed).
-    pub(super) fn attach_tls(&mut self, conn: &mut Conn) -> bool {
+    pub(super) fn attach_tls(&mut self, conn_slot: u32, conn: &mut Conn) -> bool {
         let Some(tls) = &self.shared.tls else {
             return false;
         };
         match tls.accept() {
             Ok(t) => {
                 conn.tls = Some(t);
+                let timeout = self.shared.cfg.tls_handshake_timeout_ms;
+                if timeout > 0 {
+                    let deadline = self.now + Duration::from_millis(timeout);
+                    self.tls
+                        .handshakes
+                        .push_back((conn_slot, conn.gen, deadline));
+                }
                 true
             }
             Err(e) => {
@@ -44,7 +53,7 @@ impl Shard {
             }
             Err(e) => {
                 self.metrics.counters.tls_failures += 1;
-                if let Some(more) = self.tls_warn.due(self.now) {
+                if let Some(more) = self.tls.warn.due(self.now) {
                     let c = self.conns.get(slot);
                     let peer = c.and_then(|c| crate::runtime::sys::peer_ip(c.fd).ok());
                     tracing::warn!(
@@ -58,6 +67,38 @@ impl Shard {
                 }
                 self.close_conn(slot, false);
             }
+        }
+    }
+
+    /// On the tick: close connections whose handshake is not done by its deadline
+    /// (--tls-handshake-timeout-ms), so a client that connects and says nothing, or stops
+    /// halfway, does not hold a descriptor and 48 KiB of budget for ever. The deadlines are
+    /// in accept order, so only the expired ones at the front are looked at.
+    pub(super) fn check_tls_handshakes(&mut self) {
+        while let Some(&(slot, gen, deadline)) = self.tls.handshakes.front() {
+            if deadline > self.now {
+                break;
+            }
+            self.tls.handshakes.pop_front();
+            let Some(c) = self.conns.live(slot, gen) else {
+                continue;
+            };
+            let late = c.is_open() && c.tls.as_ref().is_some_and(|t| t.handshaking());
+            if !late {
+                continue;
+            }
+            self.metrics.counters.tls_failures += 1;
+            if let Some(more) = self.tls.warn.due(self.now) {
+                let c = self.conns.get(slot);
+                tracing::warn!(
+                    shard = self.id,
+                    client = c.map_or(0, |c| c.id),
+                    peer = ?c.and_then(|c| crate::runtime::sys::peer_ip(c.fd).ok()),
+                    more_since_last_line = more,
+                    "TLS handshake not done within --tls-handshake-timeout-ms; closing the connection"
+                );
+            }
+            self.close_conn(slot, true);
         }
     }
 

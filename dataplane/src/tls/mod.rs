@@ -18,6 +18,7 @@
 //! connection `TLS_CONN_BYTES` of input for them; a connection whose TLS failed delivers
 //! nothing more but the alert rustls queued.
 
+use std::collections::VecDeque;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -319,6 +320,11 @@ impl TlsConn {
         self.conn.wants_write()
     }
 
+    /// The handshake is not done yet.
+    pub fn handshaking(&self) -> bool {
+        self.conn.is_handshaking()
+    }
+
     /// The connection's TLS failed (the alert may still be going out).
     pub fn failed(&self) -> bool {
         self.failed
@@ -328,6 +334,15 @@ impl TlsConn {
     pub fn unsealed(&self, out: &[u8]) -> usize {
         out.len().saturating_sub(self.sealed)
     }
+}
+
+/// A shard's TLS bookkeeping.
+#[derive(Default)]
+pub struct ShardTls {
+    /// Connections accepted on a TLS listener, in accept order (so by deadline), with
+    /// their generation and the instant their handshake must be done by.
+    pub handshakes: VecDeque<(u32, u32, Instant)>,
+    pub warn: WarnLimit,
 }
 
 /// A shard's rate limit for TLS warnings: one line per `TLS_LOG_INTERVAL`, with a count
