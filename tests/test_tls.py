@@ -355,3 +355,17 @@ def test_a_handshake_not_done_in_time_is_closed(start, certs):
     assert "TLS handshake not done within --tls-handshake-timeout-ms" in n.log_text()
     # A connection whose handshake finished is not touched by the deadline.
     assert done.ping()
+
+
+def test_quit_over_tls_ends_with_close_notify(start, certs):
+    n = tls_node(start, certs)
+    with socket.create_connection(("127.0.0.1", n.tls_port), timeout=10) as raw:
+        # suppress_ragged_eofs=False: a close without close_notify would raise SSLEOFError.
+        s = ssl_context(certs).wrap_socket(raw, server_hostname="localhost",
+                                           suppress_ragged_eofs=False)
+        s.sendall(b"SET q 1\r\nQUIT\r\n")
+        got = b""
+        while chunk := s.recv(100):
+            got += chunk
+        assert got == b"+OK\r\n+OK\r\n"
+    assert n.client().get("q") == b"1"
