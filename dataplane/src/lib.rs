@@ -10,7 +10,8 @@
 //!   I/O);
 //! - [`script`]: Lua scripting (EVAL, FUNCTION) over a shard's keyspace;
 //! - [`proto`]: the codecs; [`metrics`]; [`config`], [`limits`] and [`clock`]; [`datadir`]:
-//!   one node per data directory; [`budget`]: what memory is spent on, and the limit.
+//!   one node per data directory; [`budget`]: what memory is spent on, and the limit;
+//!   [`tls`]: rustls between a TLS connection's socket bytes and its protocol buffers.
 
 pub mod budget;
 pub mod cache;

@@ -1,7 +1,8 @@
 //! A shard: one thread pinned to one CPU, its own io_uring, listeners and connections, its
 //! slots of the keyspace and partitions of the log. This folder is the reactor only: the
 //! loop and completion dispatch (here), connections and their I/O ([`conn`], `io.rs`), the
-//! one frame loop both protocols share (`frames.rs`), flights of the transaction framework
+//! one frame loop both protocols share (`frames.rs`), TLS connections' receive and send
+//! (`tls.rs`), flights of the transaction framework
 //! this shard coordinates (`flights.rs`), the mesh drain and the work other shards ask of
 //! this one (`owner.rs`), construction ([`build`]) and the node's start and stop
 //! ([`node`]). What a request *means* is in the front ends (`redis/`, `kafka/`), the
