@@ -269,6 +269,15 @@ pub struct Config {
     /// accepted, else it is closed (0 = no limit).
     #[arg(long, default_value_t = 10_000)]
     pub tls_handshake_timeout_ms: u64,
+
+
+    // ----- fd budget (issue 11/13, f-kadmin) -----
+    /// Log partitions the node may hold, all topics together: CreateTopics, CreatePartitions
+    /// and auto-creation past it are refused (POLICY_VIOLATION / INVALID_PARTITIONS). 0 =
+    /// derived from `ulimit -n` (2 descriptors per partition, after what connections and the
+    /// node need); a value the fd limit cannot hold fails the start, saying what to raise.
+    #[arg(long, default_value_t = 0)]
+    pub max_partitions: u64,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -380,3 +380,23 @@ pub const TLS_SEAL_PLAIN_BYTES_MAX: usize = 256 << 10;
 pub const TLS_CONN_BYTES: usize = 48 << 10;
 /// Failed TLS handshakes are logged at most this often per shard, with a count of the rest.
 pub const TLS_LOG_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+// ----- fd budget (issue 11/13, f-kadmin) ----------------------------------------------------
+
+/// File descriptors an idle partition holds: its active segment's read and write handles.
+/// Each older segment still on disk holds one more (its read handle) until retention or
+/// DeleteRecords removes it; docs/operations.md says how to size `ulimit -n` for that.
+pub const FDS_PER_PARTITION: u64 = 2;
+/// Descriptors the node holds whatever it serves: stdio, the log, the data-dir lock, the
+/// admin endpoint and its connections, the group offset files, a few file jobs.
+pub const FDS_NODE_RESERVED: u64 = 64;
+/// Descriptors each shard holds: its ring, control eventfds, RESP and Kafka listeners,
+/// the handles of file jobs in flight (segment opens, topic.meta writes).
+pub const FDS_PER_SHARD_RESERVED: u64 = 32;
+/// Of the descriptors left after the reserves above, connections keep at least
+/// `1/FDS_CONNECTION_SHARE_DIVISOR` (or what --max-connections and --max-kafka-connections
+/// ask, if less); partitions may use the rest. A connection over the fd limit is refused
+/// at accept (EMFILE, retried); a partition over it would fail its writes.
+pub const FDS_CONNECTION_SHARE_DIVISOR: u64 = 8;
+/// The soft `ulimit -n` pinion raises itself to at start-up (never past the hard limit).
+pub const NOFILE_WANTED: u64 = 1 << 20;

@@ -6,7 +6,8 @@
 //!
 //! Served: ApiVersions (with the downgrade answer for unknown versions), Metadata (this node
 //! as the only broker and leader of every partition; auto-creates topics), FindCoordinator,
-//! InitProducerId, CreateTopics, DeleteTopics, DescribeConfigs, Produce (acks 0, 1, -1),
+//! InitProducerId, CreateTopics, DeleteTopics, DescribeConfigs, CreatePartitions,
+//! AlterConfigs, IncrementalAlterConfigs, DeleteRecords, Produce (acks 0, 1, -1),
 //! Fetch (long poll up to max_wait_ms; fetch sessions declined) and ListOffsets. A frame
 //! that cannot be decoded, or a size over `--max-request-bytes`, closes that connection
 //! only.
@@ -158,6 +159,13 @@ pub fn dispatch(ctx: &mut Ctx, conn: &mut Conn, payload: Bytes) -> Act {
         RequestKind::DescribeGroups(d) => handlers::describe_groups::handle(ctx, r, d),
         RequestKind::DeleteGroups(d) => handlers::delete_groups::handle(ctx, r, d),
         RequestKind::OffsetDelete(d) => handlers::offset_delete::handle(ctx, r, d),
+        // Admin
+        RequestKind::CreatePartitions(c) => handlers::create_partitions::handle(ctx, r, c),
+        RequestKind::AlterConfigs(a) => handlers::alter_configs::handle(ctx, r, a),
+        RequestKind::IncrementalAlterConfigs(a) => {
+            handlers::incremental_alter_configs::handle(ctx, r, a)
+        }
+        RequestKind::DeleteRecords(d) => handlers::delete_records::handle(ctx, r, d),
         _ => {
             tracing::debug!(shard = ctx.me, ?key, "Kafka API not served yet; closing");
             Act::Close

@@ -1,7 +1,10 @@
-//! The per-partition shape shared by Produce, Fetch and ListOffsets: a request names
+//! The per-partition shape shared by Produce, Fetch, ListOffsets and DeleteRecords: a request names
 //! topics and their partitions; each partition becomes one log part on its owner shard, and
 //! the response is built back in the request's order from the parts' results.
 
+use kafka_protocol::messages::delete_records_response::{
+    DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
+};
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
@@ -69,6 +72,13 @@ topic_answer!(
 topic_answer!(
     ListOffsetsTopicResponse,
     ListOffsetsPartitionResponse,
+    with_name,
+    with_partitions
+);
+
+topic_answer!(
+    DeleteRecordsTopicResult,
+    DeleteRecordsPartitionResult,
     with_name,
     with_partitions
 );

@@ -90,6 +90,10 @@ pub enum Then {
     Persisted { topic: String, reply: Dest },
     /// Nothing waits; a failure is logged.
     Nothing,
+    // Admin.
+    /// A partition's new log start offset is durable (DeleteRecords): answer `Offset`
+    /// with it, or KAFKA_STORAGE_ERROR on failure.
+    RecordsDeleted { reply: Dest, log_start: i64 },
 }
 
 /// The step in flight, as much of it as its completion needs.
@@ -364,6 +368,17 @@ impl Logs {
                 let read = job.take_fd(0);
                 let write = job.take_fd(1);
                 self.segment_opened(part, path, read.zip(write), ctx);
+            }
+            Then::RecordsDeleted { reply, log_start } => {
+                let error = storage(result.is_ok());
+                ctx.reply(
+                    reply,
+                    LogResult::Offset {
+                        error,
+                        offset: log_start,
+                        timestamp: -1,
+                    },
+                );
             }
             Then::Created {
                 meta,

@@ -247,6 +247,14 @@ impl Logs {
                 partition,
                 timestamp,
             } => self.list_offsets(&topic, partition, timestamp, reply, ctx),
+            // Admin (`topic_jobs.rs`).
+            LogOp::RewriteTopic(meta) => self.rewrite_topic(&meta, reply, ctx),
+            LogOp::ChangeTopic(meta) => self.change_topic_here(meta, reply, ctx),
+            LogOp::DeleteRecords {
+                topic,
+                partition,
+                offset,
+            } => self.delete_records(&topic, partition, offset, reply, ctx),
         }
     }
 

@@ -30,6 +30,22 @@ pub enum LogOp {
         partition: i32,
         timestamp: i64,
     },
+    // Admin (CreatePartitions, AlterConfigs, IncrementalAlterConfigs, DeleteRecords).
+    /// On the topic's home: write the changed topic's `topic.meta` (its epoch one past the
+    /// home's copy, else the change raced another), holding the topic until `ChangeTopic`
+    /// reaches the home. Answers `Created`.
+    RewriteTopic(TopicMeta),
+    /// Every shard takes the changed topic (a newer epoch than its copy): its configs
+    /// apply to the partitions it owns, and the owners of new partitions create them.
+    /// Answers `Created`.
+    ChangeTopic(TopicMeta),
+    /// Move the partition's log start offset to `offset` (-1: the high watermark), durably,
+    /// and delete the whole segments below it. Answers `Offset` with the new log start.
+    DeleteRecords {
+        topic: String,
+        partition: i32,
+        offset: i64,
+    },
 }
 
 #[derive(Debug, Clone)]

@@ -140,6 +140,23 @@ pub struct Partition {
     pub segments: Vec<Segment>,
     pub segment_bytes: u64,
     pub segment_ms: u64,
+    /// The log start offset DeleteRecords moved (0 when none did): below it nothing is
+    /// served, even where it falls inside a segment that is still on disk. Kept in
+    /// [`LOG_START_FILE`].
+    pub start_floor: i64,
+}
+
+/// The file in a partition's folder that keeps the log start offset DeleteRecords set
+/// (Kafka keeps it in `log-start-offset-checkpoint`): the offset in decimal.
+pub const LOG_START_FILE: &str = "log-start-offset";
+
+/// The log start offset kept in `dir`, 0 when none was set or the file cannot be read.
+fn read_start_floor(dir: &Path) -> i64 {
+    fs::read_to_string(dir.join(LOG_START_FILE))
+        .ok()
+        .and_then(|t| t.trim().parse::<i64>().ok())
+        .unwrap_or(0)
+        .max(0)
 }
 
 impl Partition {
@@ -264,6 +281,13 @@ impl Partition {
             fs::File::create(&s.path)?;
             segments.push(s);
         }
+        // A DeleteRecords acknowledged before a crash that came before its segments were
+        // unlinked: they go now (never the active one).
+        let start_floor = read_start_floor(dir).min(segments.last().map_or(0, |s| s.end));
+        while segments.len() > 1 && segments[0].end <= start_floor {
+            fs::remove_file(&segments[0].path)?;
+            segments.remove(0);
+        }
         rep.segments = segments.len();
         // Only batches that passed the checks were noted (the scan stops at a cut), so all
         // of them are still in the log; put them back in log order.
@@ -276,6 +300,7 @@ impl Partition {
                 segments,
                 segment_bytes,
                 segment_ms,
+                start_floor,
             },
             rep,
         ))
@@ -288,11 +313,30 @@ impl Partition {
             segments: vec![Segment::new(dir, 0, now_ms)],
             segment_bytes,
             segment_ms,
+            start_floor: 0,
         }
     }
 
     pub fn log_start(&self) -> i64 {
-        self.segments.first().map_or(0, |s| s.base)
+        self.segments
+            .first()
+            .map_or(0, |s| s.base)
+            .max(self.start_floor)
+    }
+
+    /// DeleteRecords: move the log start offset up to `offset` (at most the log's end; a
+    /// lower one than the current start changes nothing) and drop the whole segments below
+    /// it, never the active one. Returns the dropped segments' files, to delete.
+    pub fn delete_before(&mut self, offset: i64) -> Vec<PathBuf> {
+        let offset = offset.min(self.next_offset());
+        if offset > self.start_floor {
+            self.start_floor = offset;
+        }
+        let mut removed = Vec::new();
+        while self.segments.len() > 1 && self.segments[0].end <= self.start_floor {
+            removed.push(self.segments.remove(0).path);
+        }
+        removed
     }
 
     /// Offset the next record gets (Kafka's log end offset).
@@ -701,6 +745,41 @@ mod tests {
         p.undo_append(&plan);
         assert_eq!(p.next_offset(), 1);
         assert_eq!(append(&mut p, &[b"b"], 0).base_offset, 1);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn delete_before_moves_the_start_and_survives_recovery() {
+        let dir = tmp("delete-records");
+        let (mut p, _) = Partition::recover(&dir, 200, u64::MAX, 0).unwrap();
+        for i in 0..12 {
+            append(&mut p, &[format!("record-{i:02}").as_bytes()], 1_000 + i);
+        }
+        let segments = p.segments.len();
+        // Inside the third segment: the two before it go, the start is exact.
+        let mid = p.segments[2].base + 1;
+        let gone = p.delete_before(mid);
+        assert_eq!(gone.len(), 2);
+        assert_eq!(p.segments.len(), segments - 2);
+        assert_eq!(p.log_start(), mid);
+        assert!(p.plan_read(mid - 1, 100).is_err());
+        assert!(p.plan_read(mid, 100).unwrap().is_some());
+        // A lower offset changes nothing; one past the end stops at the end.
+        assert!(p.delete_before(1).is_empty());
+        assert_eq!(p.log_start(), mid);
+        for path in &gone {
+            fs::remove_file(path).unwrap();
+        }
+        fs::write(dir.join(LOG_START_FILE), format!("{mid}\n")).unwrap();
+        let (q, _) = Partition::recover(&dir, 200, u64::MAX, 0).unwrap();
+        assert_eq!((q.log_start(), q.next_offset()), (mid, 12));
+        // A crash after the file was renamed, before the unlinks: recovery drops them.
+        p.delete_before(100);
+        assert_eq!(p.log_start(), 12);
+        assert_eq!(p.segments.len(), 1, "the active segment always stays");
+        fs::write(dir.join(LOG_START_FILE), "12\n").unwrap();
+        let (q, _) = Partition::recover(&dir, 200, u64::MAX, 0).unwrap();
+        assert_eq!((q.log_start(), q.segments.len()), (12, 1));
         fs::remove_dir_all(&dir).unwrap();
     }
 

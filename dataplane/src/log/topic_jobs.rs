@@ -13,7 +13,7 @@
 
 use super::files::{c_path, Job, Step, Then};
 use super::ops::LogResult;
-use super::partition::{segment_path, Partition};
+use super::partition::{segment_path, Partition, LOG_START_FILE};
 use super::state::{PartState, SegmentHandles};
 use super::topics::{self, TopicMeta};
 use super::{LogCtx, Logs};
@@ -90,6 +90,19 @@ impl Logs {
             self.topics.insert(meta.name.clone(), meta);
             return ctx.reply(reply, created(ErrorCode::None));
         }
+        self.create_partitions_job(meta, partitions, reply, ctx);
+    }
+
+    /// Create partitions `partitions` of `meta` (this shard owns them): their folders and
+    /// first segments, through a file job whose end adds them and `meta` to the table
+    /// ([`Logs::topic_created`]).
+    fn create_partitions_job(
+        &mut self,
+        meta: TopicMeta,
+        partitions: Vec<i32>,
+        reply: Dest,
+        ctx: &mut LogCtx,
+    ) {
         let data_dir = &ctx.cfg.data_dir;
         let direct = ctx.cfg.direct_io;
         let name = meta.name.clone();
@@ -108,6 +121,7 @@ impl Logs {
             .collect::<Result<Vec<_>, _>>()
         else {
             tracing::error!(topic = %name, "a partition path cannot be passed to the kernel");
+            self.claimed.remove(&name);
             return ctx.reply(reply, created(ErrorCode::KafkaStorageError));
         };
         let then = Then::Created {
@@ -115,7 +129,7 @@ impl Logs {
             partitions,
             reply,
         };
-        let mut job = Job::new(format!("creating topic {name}"), then);
+        let mut job = Job::new(format!("creating partitions of {name}"), then);
         job.step(Step::MkDir(c[0].clone()))
             .step(Step::MkDir(c[1].clone()));
         for (k, pair) in c[2..].chunks(2).enumerate() {
@@ -152,7 +166,13 @@ impl Logs {
             );
             self.add_part(PartState::created(&meta, p, log, read, write));
         }
-        self.topics.insert(meta.name.clone(), meta);
+        if self
+            .topics
+            .get(&meta.name)
+            .is_none_or(|m| m.epoch <= meta.epoch)
+        {
+            self.topics.insert(meta.name.clone(), meta);
+        }
         ctx.reply(reply, created(ErrorCode::None));
     }
 
@@ -165,6 +185,14 @@ impl Logs {
         {
             return ctx.reply(reply, created(ErrorCode::TopicAlreadyExists));
         }
+        self.claimed.insert(name.clone());
+        self.write_meta(meta, reply, ctx);
+    }
+
+    /// Write `meta`'s `topic.meta` for a topic this shard (its home) claimed; the claim is
+    /// dropped if the write fails.
+    fn write_meta(&mut self, meta: &TopicMeta, reply: Dest, ctx: &mut LogCtx) {
+        let name = &meta.name;
         let data_dir = &ctx.cfg.data_dir;
         let dir = topics::topic_dir(data_dir, name);
         let paths = [
@@ -178,9 +206,9 @@ impl Logs {
             .map(|p| c_path(p))
             .collect::<Result<Vec<_>, _>>()
         else {
+            self.claimed.remove(name);
             return ctx.reply(reply, created(ErrorCode::KafkaStorageError));
         };
-        self.claimed.insert(name.clone());
         let then = Then::Persisted {
             topic: name.clone(),
             reply,
@@ -221,6 +249,152 @@ impl Logs {
             dir: false,
         })
         .sync_dir(cdir, 0);
+        self.start_job(job, ctx);
+    }
+}
+
+/// A change of a topic raced another change of it (or its creation or deletion): Kafka has
+/// no closer code; the client may retry.
+fn raced() -> LogResult {
+    LogResult::Created {
+        error: kafka_protocol::ResponseError::ConcurrentTransactions.code(),
+    }
+}
+
+// Admin: CreatePartitions, AlterConfigs and IncrementalAlterConfigs change a topic in two
+// hops, as CreateTopics creates one: its home writes the changed `topic.meta`
+// (`rewrite_topic`), then every shard takes the change (`change_topic_here`). DeleteRecords
+// is one partition's: its owner moves the log start (`delete_records`).
+impl Logs {
+    /// On the topic's home: write the changed `topic.meta`. The home holds the topic (its
+    /// claim) from here until the change reaches it, so changes of one topic go one at a
+    /// time: one whose epoch is not the next is answered as having raced.
+    pub(super) fn rewrite_topic(&mut self, meta: &TopicMeta, reply: Dest, ctx: &mut LogCtx) {
+        let name = &meta.name;
+        let Some(cur) = self.topics.get(name) else {
+            return ctx.reply(reply, created(ErrorCode::UnknownTopicOrPartition));
+        };
+        if self.busy.contains(name) || self.claimed.contains(name) || meta.epoch != cur.epoch + 1 {
+            return ctx.reply(reply, raced());
+        }
+        self.claimed.insert(name.clone());
+        self.write_meta(meta, reply, ctx);
+    }
+
+    /// Take a changed topic: newer configs apply to the partitions this shard owns at once
+    /// (segment size and age for the next roll, retention at the next tick, the largest
+    /// batch for the next produce); partitions added that it owns are created (a file job)
+    /// and join it when they are there.
+    pub(super) fn change_topic_here(&mut self, meta: TopicMeta, reply: Dest, ctx: &mut LogCtx) {
+        // The change reached the home: its hold on the topic ends.
+        self.claimed.remove(&meta.name);
+        let Some(cur) = self.topics.get(&meta.name) else {
+            return ctx.reply(reply, created(ErrorCode::UnknownTopicOrPartition));
+        };
+        if cur.epoch >= meta.epoch {
+            return ctx.reply(reply, created(ErrorCode::None));
+        }
+        let old = cur.partitions;
+        for p in 0..old.min(meta.partitions) {
+            let Some(key) = self.find(&meta.name, p) else {
+                continue;
+            };
+            if let Some(ps) = self.parts.get_mut(key) {
+                ps.config = meta.config;
+                ps.log.segment_bytes = meta.config.segment_bytes;
+                ps.log.segment_ms = meta.config.segment_ms;
+            }
+        }
+        let added: Vec<i32> = (old..meta.partitions)
+            .filter(|&p| ctx.owns(&meta.name, p) && self.find(&meta.name, p).is_none())
+            .collect();
+        if added.is_empty() {
+            self.topics.insert(meta.name.clone(), meta);
+            return ctx.reply(reply, created(ErrorCode::None));
+        }
+        self.create_partitions_job(meta, added, reply, ctx);
+    }
+
+    /// DeleteRecords on one partition: the log start moves to `offset` (-1: the high
+    /// watermark; above it: OFFSET_OUT_OF_RANGE), written to the partition's
+    /// `log-start-offset` (temporary file, fsync, rename, fsync of the folder) before the
+    /// answer, then whole segments below it are unlinked and their handles closed. Fetches
+    /// below it answer OFFSET_OUT_OF_RANGE from now on.
+    pub(super) fn delete_records(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        reply: Dest,
+        ctx: &mut LogCtx,
+    ) {
+        let answer = |error: ErrorCode, offset: i64| LogResult::Offset {
+            error: error.code(),
+            offset,
+            timestamp: -1,
+        };
+        let Some(key) = self.find(topic, partition) else {
+            return ctx.reply(reply, answer(ErrorCode::UnknownTopicOrPartition, -1));
+        };
+        let Some(p) = self.parts.get_mut(key) else {
+            return ctx.reply(reply, answer(ErrorCode::UnknownTopicOrPartition, -1));
+        };
+        let offset = if offset == -1 { p.hw } else { offset };
+        let start = p.log.log_start();
+        if offset < 0 || offset > p.hw {
+            return ctx.reply(reply, answer(ErrorCode::OffsetOutOfRange, start));
+        }
+        if offset <= start {
+            return ctx.reply(reply, answer(ErrorCode::None, start));
+        }
+        let removed = p.log.delete_before(offset);
+        let log_start = p.log.log_start();
+        let dir = p.log.dir.clone();
+        let tmp = dir.join(format!("{LOG_START_FILE}.tmp.{log_start}"));
+        let paths = [tmp, dir.join(LOG_START_FILE), dir.clone()];
+        let Ok(c) = paths
+            .iter()
+            .map(|p| c_path(p))
+            .collect::<Result<Vec<_>, _>>()
+        else {
+            return ctx.reply(reply, answer(ErrorCode::KafkaStorageError, start));
+        };
+        let then = Then::RecordsDeleted { reply, log_start };
+        let mut job = Job::new(format!("moving the log start of {topic}-{partition}"), then);
+        job.step(Step::Open {
+            path: c[0].clone(),
+            flags: libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC,
+            into: 0,
+        })
+        .step(Step::Write {
+            fd: 0,
+            data: format!("{log_start}\n").into_bytes(),
+        })
+        .step(Step::Fsync { fd: 0 })
+        .step(Step::Close { fd: 0 })
+        .step(Step::Rename {
+            from: c[0].clone(),
+            to: c[1].clone(),
+        })
+        .sync_dir(c[2].clone(), 1);
+        // Then the segments wholly below the new start, as retention deletes them: unlink,
+        // then close the handles (a write handle with a group in flight closes when the
+        // group ends).
+        for path in removed {
+            let Ok(cp) = c_path(&path) else { continue };
+            job.step(Step::Unlink {
+                path: cp,
+                dir: false,
+            });
+            if let Some((f, _)) = p.files.remove(&path) {
+                job.close(f);
+            }
+            if !p.committing.iter().any(|c| c.writes_to(&path)) {
+                if let Some((f, _)) = p.writers.remove(&path) {
+                    job.close(f);
+                }
+            }
+        }
         self.start_job(job, ctx);
     }
 }

@@ -64,8 +64,13 @@ pub struct TopicMeta {
     pub name: String,
     pub partitions: i32,
     pub config: TopicConfig,
-    /// Every config the topic sets (at creation), as given: honoured or only stored.
+    /// Every config the topic sets, as given: honoured or only stored.
     pub set: BTreeMap<String, String>,
+    /// How many times the topic was changed since it was created (CreatePartitions,
+    /// AlterConfigs, IncrementalAlterConfigs). Its home shard moves it on by one per change
+    /// and writes it to `topic.meta`; a shard applies a change only to an older copy, so
+    /// changes that reach it out of order cannot undo one another.
+    pub epoch: u64,
 }
 
 /// Lines of `topic.meta` for a config the topic sets start with this.
@@ -117,10 +122,33 @@ impl TopicMeta {
             opt(self.config.retention_ms),
             self.config.max_message_bytes,
         );
+        if self.epoch > 0 {
+            text.push_str(&format!("epoch={}\n", self.epoch));
+        }
         for (k, v) in &self.set {
             text.push_str(&format!("{SET_PREFIX}{k}={v}\n"));
         }
         text
+    }
+
+    /// The topic with `set` as the configs it sets: its honoured configs recomputed from
+    /// the node's `defaults` (a config no longer set goes back to the node's value), and
+    /// its epoch moved on by one. Errors as CreateTopics answers them.
+    pub fn changed(
+        &self,
+        defaults: TopicConfig,
+        set: &BTreeMap<String, String>,
+    ) -> Result<TopicMeta, topic_config::ConfigError> {
+        let mut m = TopicMeta {
+            config: defaults,
+            set: BTreeMap::new(),
+            epoch: self.epoch + 1,
+            ..self.clone()
+        };
+        for (k, v) in set {
+            topic_config::apply(&mut m.config, &mut m.set, k, Some(v))?;
+        }
+        Ok(m)
     }
 
     /// Parse `topic.meta` (files written before `set.` lines and `max.message.bytes`
@@ -131,6 +159,7 @@ impl TopicMeta {
             partitions: 0,
             config: defaults,
             set: BTreeMap::new(),
+            epoch: 0,
         };
         let mut set = Vec::new();
         for line in text.lines() {
@@ -148,6 +177,7 @@ impl TopicMeta {
                 "retention.bytes" => m.config.retention_bytes = opt(n),
                 "retention.ms" => m.config.retention_ms = opt(n),
                 "max.message.bytes" => m.config.max_message_bytes = n.max(0) as u64,
+                "epoch" => m.epoch = n.max(0) as u64,
                 _ => {}
             }
         }
@@ -227,6 +257,38 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_change_recomputes_the_honoured_configs_from_the_node_defaults() {
+        let defaults = TopicConfig {
+            segment_bytes: 1 << 30,
+            segment_ms: 1000,
+            retention_bytes: None,
+            retention_ms: Some(5),
+            max_message_bytes: 1 << 20,
+            cleanup: Cleanup::Delete,
+        };
+        let mut m = TopicMeta {
+            name: "t".into(),
+            partitions: 1,
+            config: defaults,
+            set: BTreeMap::new(),
+            epoch: 0,
+        };
+        topic_config::apply(&mut m.config, &mut m.set, "retention.ms", Some("9")).unwrap();
+        let mut set = BTreeMap::new();
+        set.insert("segment.bytes".to_string(), (2u64 << 20).to_string());
+        let c = m.changed(defaults, &set).unwrap();
+        assert_eq!(c.epoch, 1);
+        assert_eq!(
+            c.config.retention_ms,
+            Some(5),
+            "no longer set: the default again"
+        );
+        assert_eq!(c.config.segment_bytes, 2 << 20);
+        set.insert("segment.bytes".to_string(), "1".to_string());
+        assert!(m.changed(defaults, &set).is_err());
+    }
+
+    #[test]
     fn names_follow_kafka_rules() {
         for ok in ["orders", "a.b_c-d", "x", &"y".repeat(249)] {
             assert!(valid_name(ok), "{ok}");
@@ -253,6 +315,7 @@ mod tests {
             partitions: 6,
             config: defaults,
             set: BTreeMap::new(),
+            epoch: 3,
         };
         for (k, v) in [
             ("retention.bytes", "1048576"),

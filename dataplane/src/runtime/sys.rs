@@ -123,6 +123,40 @@ pub fn peer_ip(fd: RawFd) -> io::Result<std::net::IpAddr> {
     }
 }
 
+// ----- fd budget (issue 11/13, f-kadmin) -----
+
+/// The process's open-file limit (`ulimit -n`): (soft, hard), RLIM_INFINITY as u64::MAX.
+pub fn nofile_limit() -> io::Result<(u64, u64)> {
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit into the live local `r`.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((r.rlim_cur as u64, r.rlim_max as u64))
+}
+
+/// Raise the soft open-file limit to `soft` (at most the hard limit), as Redis does at
+/// start-up; returns the soft limit in force afterwards.
+pub fn raise_nofile(soft: u64) -> io::Result<u64> {
+    let (cur, hard) = nofile_limit()?;
+    let want = soft.min(hard);
+    if want <= cur {
+        return Ok(cur);
+    }
+    let r = libc::rlimit {
+        rlim_cur: want as libc::rlim_t,
+        rlim_max: hard as libc::rlim_t,
+    };
+    // SAFETY: setrlimit reads one rlimit from the live local `r`.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &r) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(want)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

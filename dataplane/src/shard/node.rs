@@ -14,7 +14,10 @@ use socket2::{Domain, Protocol, Socket, Type};
 use super::{build, Control, NodeShared, Shard};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
-use crate::limits::{LISTEN_BACKLOG, PORT_CLAIM_WAIT};
+use crate::limits::{
+    FDS_CONNECTION_SHARE_DIVISOR, FDS_NODE_RESERVED, FDS_PER_PARTITION, FDS_PER_SHARD_RESERVED,
+    LISTEN_BACKLOG, NOFILE_WANTED, PORT_CLAIM_WAIT,
+};
 use crate::mesh::Mesh;
 use crate::metrics::ShardMetrics;
 use crate::runtime::sys;
@@ -80,12 +83,52 @@ fn listener(addr: SocketAddr) -> anyhow::Result<Socket> {
     Ok(s)
 }
 
+/// The partitions an fd limit of `nofile` holds for a node of `shards` shards: what is left
+/// after the node's and the shards' reserves and the connections' share, at
+/// `FDS_PER_PARTITION` each (limits.rs explains each term).
+pub fn partition_budget(cfg: &Config, nofile: u64, shards: usize) -> u64 {
+    let fixed = FDS_NODE_RESERVED + FDS_PER_SHARD_RESERVED * shards as u64;
+    let left = nofile.saturating_sub(fixed);
+    let conns = (cfg.max_connections + cfg.max_kafka_connections) as u64;
+    let conns = conns.min(left / FDS_CONNECTION_SHARE_DIVISOR);
+    (left - conns) / FDS_PER_PARTITION
+}
+
+/// Raise the soft fd limit as far as allowed, and settle `--max-partitions`: derived from
+/// the limit when 0, refused when the limit cannot hold it.
+fn settle_fd_budget(cfg: &mut Config, shards: usize) -> anyhow::Result<()> {
+    let nofile = match sys::raise_nofile(NOFILE_WANTED) {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::warn!(error = %e, "raising the open-file limit failed");
+            sys::nofile_limit().map(|l| l.0).unwrap_or(u64::MAX)
+        }
+    };
+    let allowed = partition_budget(cfg, nofile, shards);
+    if cfg.max_partitions > allowed {
+        let need = cfg.max_partitions * FDS_PER_PARTITION + (nofile - allowed * FDS_PER_PARTITION);
+        bail!(
+            "--max-partitions {} needs about {need} file descriptors ({FDS_PER_PARTITION} per partition, plus connections and the node's own), but `ulimit -n` is {nofile} and allows {allowed} partitions: raise the limit (ulimit -n, LimitNOFILE= under systemd) or lower --max-partitions",
+            cfg.max_partitions
+        );
+    }
+    if cfg.max_partitions == 0 {
+        cfg.max_partitions = allowed;
+    }
+    tracing::info!(
+        nofile,
+        max_partitions = cfg.max_partitions,
+        "file descriptor budget"
+    );
+    Ok(())
+}
+
 impl Node {
     pub fn start(cfg: Config) -> anyhow::Result<Node> {
         Node::start_with_clock(cfg, Arc::new(SystemClock))
     }
 
-    pub fn start_with_clock(cfg: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Node> {
+    pub fn start_with_clock(mut cfg: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Node> {
         cfg.validate()?;
         let available: Vec<usize> = core_affinity::get_core_ids()
             .unwrap_or_default()
@@ -97,6 +140,7 @@ impl Node {
         if n > u16::MAX as usize {
             bail!("too many shards ({n})");
         }
+        settle_fd_budget(&mut cfg, n)?;
 
         // SO_REUSEPORT would let this node silently share a port with another process that
         // also set it (another pinion, say). Claim the address once without it first: that
@@ -321,5 +365,30 @@ impl Node {
             .collect();
         out.sort_by_key(|m| m.shard);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[test]
+    fn partition_budget_leaves_room_for_connections_and_the_node() {
+        let cfg = Config::try_parse_from(["pinion"]).unwrap();
+        // 512 fds, 2 shards: 128 reserved, 1/8 of the rest for connections, 2 per partition.
+        assert_eq!(partition_budget(&cfg, 512, 2), (384 - 48) / 2);
+        // Connections that ask for less than their share get what they ask.
+        let few = Config::try_parse_from([
+            "pinion",
+            "--max-connections",
+            "10",
+            "--max-kafka-connections",
+            "10",
+        ])
+        .unwrap();
+        assert_eq!(partition_budget(&few, 512, 2), (384 - 20) / 2);
+        assert_eq!(partition_budget(&cfg, 100, 2), 0);
+        assert_eq!(partition_budget(&cfg, 20_000, 2), 8694);
     }
 }

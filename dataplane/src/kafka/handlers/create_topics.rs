@@ -69,11 +69,17 @@ pub(crate) fn topic_meta(
     if replication != -1 && replication != 1 {
         return Err(ErrorCode::InvalidReplicationFactor.into());
     }
+    partition_room(
+        ctx,
+        partitions as u64,
+        ResponseError::PolicyViolation.code(),
+    )?;
     let mut meta = TopicMeta {
         name: name.to_string(),
         partitions,
         config: ctx.node.cfg.topic_defaults(),
         set: Default::default(),
+        epoch: 0,
     };
     for (k, v) in configs {
         topic_config::apply(&mut meta.config, &mut meta.set, k, v.as_deref()).map_err(|e| {
@@ -84,6 +90,29 @@ pub(crate) fn topic_meta(
         })?;
     }
     Ok(meta)
+}
+
+/// The partitions this node holds, all topics together (every shard has the whole table).
+pub(crate) fn partitions_held(ctx: &Ctx) -> u64 {
+    ctx.topics
+        .values()
+        .map(|m| m.partitions.max(0) as u64)
+        .sum()
+}
+
+/// Whether `adding` more partitions fit `--max-partitions` (the fd budget); else `code`
+/// with a message that says what to change.
+pub(crate) fn partition_room(ctx: &Ctx, adding: u64, code: i16) -> Result<(), Refusal> {
+    let (held, max) = (partitions_held(ctx), ctx.node.cfg.max_partitions);
+    if held + adding <= max {
+        return Ok(());
+    }
+    Err(Refusal {
+        code,
+        message: Some(format!(
+            "The node holds {held} partitions and may hold {max} (--max-partitions, set by the file descriptor limit): {adding} more do not fit. Delete topics, or raise `ulimit -n` and --max-partitions."
+        )),
+    })
 }
 
 /// What a topic creation's answer is built from: one error code per topic, in order.
@@ -99,13 +128,16 @@ enum Stage {
     Done,
 }
 
-/// The hops of creating `metas` (see the module header).
+/// The hops of creating `metas` (see the module header), or of changing them.
 pub(crate) struct CreateRounds {
     metas: Vec<TopicMeta>,
     homes: Vec<usize>,
     shards: usize,
     stage: Stage,
     finish: Created,
+    /// Changes of existing topics (CreatePartitions, AlterConfigs ...): the homes rewrite
+    /// `topic.meta` and every shard takes the changed topic.
+    change: bool,
 }
 
 impl CreateRounds {
@@ -120,6 +152,15 @@ impl CreateRounds {
             shards: ctx.node.nshards,
             stage: Stage::Start,
             finish,
+            change: false,
+        }
+    }
+
+    /// The same two hops for changed topics (each `meta` one epoch past the topic's).
+    pub(crate) fn changes(ctx: &Ctx, metas: Vec<TopicMeta>, finish: Created) -> CreateRounds {
+        CreateRounds {
+            change: true,
+            ..CreateRounds::new(ctx, metas, finish)
         }
     }
 
@@ -138,7 +179,15 @@ impl Rounds for CreateRounds {
             Stage::Start => {
                 self.stage = Stage::Claiming;
                 let parts = self.homes.iter().zip(&self.metas);
-                let parts = parts.map(|(&h, m)| (h, Op::Log(LogOp::PersistTopic(m.clone()))));
+                let change = self.change;
+                let parts = parts.map(|(&h, m)| {
+                    let op = if change {
+                        LogOp::RewriteTopic(m.clone())
+                    } else {
+                        LogOp::PersistTopic(m.clone())
+                    };
+                    (h, Op::Log(op))
+                });
                 Step::Hop {
                     parts: parts.collect(),
                     last: false,
@@ -149,7 +198,12 @@ impl Rounds for CreateRounds {
                 for (m, &e) in self.metas.iter().zip(&errors) {
                     if e == 0 {
                         for s in 0..self.shards {
-                            parts.push((s, Op::Log(LogOp::CreateTopic(m.clone()))));
+                            let op = if self.change {
+                                LogOp::ChangeTopic(m.clone())
+                            } else {
+                                LogOp::CreateTopic(m.clone())
+                            };
+                            parts.push((s, Op::Log(op)));
                         }
                     }
                 }
@@ -185,6 +239,7 @@ pub fn handle(ctx: &Ctx, r: Req, c: CreateTopicsRequest) -> Act {
     // For each requested topic: Ok(meta) to create, or why not.
     let mut plan: Vec<(TopicName, Result<TopicMeta, Refusal>)> = Vec::new();
     let mut seen: HashMap<&str, u32> = HashMap::new();
+    let mut planned = 0u64;
     for t in &c.topics {
         *seen.entry(t.name.0.as_str()).or_default() += 1;
     }
@@ -213,7 +268,13 @@ pub fn handle(ctx: &Ctx, r: Req, c: CreateTopicsRequest) -> Act {
         let r = if ctx.topics.contains_key(&name) {
             Err(ErrorCode::TopicAlreadyExists.into())
         } else {
-            topic_meta(ctx, &name, t.num_partitions, t.replication_factor, &configs)
+            topic_meta(ctx, &name, t.num_partitions, t.replication_factor, &configs).and_then(|m| {
+                // The topics before it in this request count against the budget too.
+                let adding = planned + m.partitions as u64;
+                partition_room(ctx, adding, ResponseError::PolicyViolation.code())?;
+                planned = adding;
+                Ok(m)
+            })
         };
         plan.push((t.name.clone(), r));
     }

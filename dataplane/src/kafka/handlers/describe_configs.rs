@@ -22,8 +22,8 @@ use crate::shard::conn::Conn;
 use crate::shard::Act;
 
 /// Kafka's resource types.
-const TOPIC: i8 = 2;
-const BROKER: i8 = 4;
+pub(crate) const TOPIC: i8 = 2;
+pub(crate) const BROKER: i8 = 4;
 
 /// Kafka's config sources.
 pub const TOPIC_CONFIG: i8 = 1;
@@ -54,20 +54,67 @@ struct Entry {
     doc: &'static str,
 }
 
-fn topic(m: &TopicMeta) -> Vec<Entry> {
+/// A topic config's broker-wide synonym, as Kafka names it (DescribeConfigs lists it among
+/// the synonyms, and a topic that does not set the config takes the broker's value).
+fn broker_synonym(topic_config: &str) -> Option<&'static str> {
+    Some(match topic_config {
+        "retention.ms" => "log.retention.ms",
+        "retention.bytes" => "log.retention.bytes",
+        "segment.bytes" => "log.segment.bytes",
+        "segment.ms" => "log.roll.ms",
+        "max.message.bytes" => "message.max.bytes",
+        "cleanup.policy" => "log.cleanup.policy",
+        "compression.type" => "compression.type",
+        "min.insync.replicas" => "min.insync.replicas",
+        "flush.ms" => "log.flush.interval.ms",
+        "flush.messages" => "log.flush.interval.messages",
+        "index.interval.bytes" => "log.index.interval.bytes",
+        _ => return None,
+    })
+}
+
+/// A topic's configs, each with its synonyms, most specific first: the topic's own value
+/// where it sets one, then the broker's (its flag, or the default).
+fn topic(m: &TopicMeta, brokers: &[Entry]) -> Vec<(Entry, Vec<(&'static str, String, i8)>)> {
     topic_entries(m)
-        .map(|(d, value, source)| Entry {
-            name: d.name,
-            value,
-            source,
-            read_only: false,
-            kind: d.kind,
-            doc: match d.used {
-                Use::Honoured => "Honoured by pinion.",
-                Use::Stored => "Kept by pinion; it has no effect there.",
-            },
+        .map(|(d, value, source)| {
+            let broker = broker_synonym(d.name).and_then(|b| brokers.iter().find(|e| e.name == b));
+            let mut synonyms = Vec::new();
+            if source == TOPIC_CONFIG {
+                synonyms.push((d.name, value.clone(), TOPIC_CONFIG));
+            }
+            // A topic that does not set it has the broker's source (the flag's, or the
+            // default) where pinion honours it.
+            let source = match broker {
+                Some(b) if source != TOPIC_CONFIG && d.used == Use::Honoured => b.source,
+                _ => source,
+            };
+            if let Some(b) = broker {
+                synonyms.push((b.name, b.value.clone(), b.source));
+            } else if source == DEFAULT_CONFIG {
+                synonyms.push((d.name, value.clone(), DEFAULT_CONFIG));
+            }
+            let e = Entry {
+                name: d.name,
+                value,
+                source,
+                read_only: false,
+                kind: d.kind,
+                doc: match d.used {
+                    Use::Honoured => "Honoured by pinion.",
+                    Use::Stored => "Kept by pinion; it has no effect there.",
+                },
+            };
+            (e, synonyms)
         })
         .collect()
+}
+
+/// The broker configs DescribeConfigs lists (AlterConfigs names them in its refusal).
+pub(crate) fn broker_config_names() -> Vec<&'static str> {
+    Config::try_parse_from(["pinion"])
+        .map(|d| broker_values(&d, 0).into_iter().map(|(n, ..)| n).collect())
+        .unwrap_or_default()
 }
 
 /// The broker configs pinion has, under Kafka's names: (name, value, kind, what sets it).
@@ -180,6 +227,13 @@ fn broker_values(cfg: &Config, kafka_port: u16) -> Vec<(&'static str, String, Ki
             int,
             "--max-kafka-connections",
         ),
+        // pinion's own: the partitions the node may hold (the fd budget).
+        (
+            "max.partitions",
+            cfg.max_partitions.to_string(),
+            long,
+            "--max-partitions (0 = derived from `ulimit -n`)",
+        ),
     ]
 }
 
@@ -230,7 +284,7 @@ pub fn handle(ctx: &Ctx, conn: &mut Conn, r: Req, d: DescribeConfigsRequest) -> 
             };
             let entries = match res.resource_type {
                 TOPIC => match ctx.topics.get(res.resource_name.as_str()) {
-                    Some(m) => topic(m),
+                    Some(m) => topic(m, &broker(&ctx.node.cfg, ctx.node.kafka_port)),
                     None => {
                         return error(
                             ErrorCode::UnknownTopicOrPartition.code(),
@@ -247,6 +301,12 @@ pub fn handle(ctx: &Ctx, conn: &mut Conn, r: Req, d: DescribeConfigsRequest) -> 
                         );
                     }
                     broker(&ctx.node.cfg, ctx.node.kafka_port)
+                        .into_iter()
+                        .map(|e| {
+                            let own = vec![(e.name, e.value.clone(), e.source)];
+                            (e, own)
+                        })
+                        .collect()
                 }
                 other => {
                     return error(
@@ -263,8 +323,8 @@ pub fn handle(ctx: &Ctx, conn: &mut Conn, r: Req, d: DescribeConfigsRequest) -> 
             base.with_configs(
                 entries
                     .into_iter()
-                    .filter(|e| wanted(e.name))
-                    .map(|e| {
+                    .filter(|(e, _)| wanted(e.name))
+                    .map(|(e, own)| {
                         let value = Some(StrBytes::from_string(e.value));
                         let mut c = DescribeConfigsResourceResult::default()
                             .with_name(StrBytes::from_static_str(e.name))
@@ -272,10 +332,16 @@ pub fn handle(ctx: &Ctx, conn: &mut Conn, r: Req, d: DescribeConfigsRequest) -> 
                             .with_read_only(e.read_only)
                             .with_config_source(e.source);
                         if synonyms {
-                            c = c.with_synonyms(vec![DescribeConfigsSynonym::default()
-                                .with_name(StrBytes::from_static_str(e.name))
-                                .with_value(value)
-                                .with_source(e.source)]);
+                            c = c.with_synonyms(
+                                own.into_iter()
+                                    .map(|(name, value, source)| {
+                                        DescribeConfigsSynonym::default()
+                                            .with_name(StrBytes::from_static_str(name))
+                                            .with_value(Some(StrBytes::from_string(value)))
+                                            .with_source(source)
+                                    })
+                                    .collect(),
+                            );
                         }
                         if r.version >= 3 {
                             c = c.with_config_type(e.kind.code());

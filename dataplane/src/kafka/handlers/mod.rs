@@ -23,6 +23,11 @@ pub mod offset_commit;
 pub mod offset_delete;
 pub mod offset_fetch;
 pub mod sync_group;
+// Admin.
+pub mod alter_configs;
+pub mod create_partitions;
+pub mod delete_records;
+pub mod incremental_alter_configs;
 
 use kafka_protocol::messages::{ApiKey, ResponseKind};
 

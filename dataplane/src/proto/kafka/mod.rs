@@ -42,6 +42,12 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ListGroups, 0, 4),
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::OffsetDelete, 0, 0),
+    // Admin (`kafka/handlers/`: create_partitions, alter_configs, incremental_alter_configs,
+    // delete_records): every version the schema tables check.
+    (ApiKey::CreatePartitions, 0, 3),
+    (ApiKey::AlterConfigs, 0, 2),
+    (ApiKey::IncrementalAlterConfigs, 0, 1),
+    (ApiKey::DeleteRecords, 0, 2),
 ];
 
 pub fn supported(key: ApiKey, version: i16) -> bool {
