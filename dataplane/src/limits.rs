@@ -398,5 +398,9 @@ pub const FDS_PER_SHARD_RESERVED: u64 = 32;
 /// ask, if less); partitions may use the rest. A connection over the fd limit is refused
 /// at accept (EMFILE, retried); a partition over it would fail its writes.
 pub const FDS_CONNECTION_SHARE_DIVISOR: u64 = 8;
+/// Read handles of segments other than their partition's active one that a shard keeps
+/// open, least recently read closed first (`log/readers.rs`); a read of another one opens
+/// it again. Without a bound every rolled segment held a descriptor while on disk.
+pub const SEGMENT_READERS_PER_SHARD: usize = 64;
 /// The soft `ulimit -n` pinion raises itself to at start-up (never past the hard limit).
 pub const NOFILE_WANTED: u64 = 1 << 20;

@@ -273,6 +273,13 @@ mod tests {
             ApiKey::ListGroups => ResponseKind::ListGroups(Default::default()),
             ApiKey::DeleteGroups => ResponseKind::DeleteGroups(Default::default()),
             ApiKey::OffsetDelete => ResponseKind::OffsetDelete(Default::default()),
+            // Admin
+            ApiKey::CreatePartitions => ResponseKind::CreatePartitions(Default::default()),
+            ApiKey::AlterConfigs => ResponseKind::AlterConfigs(Default::default()),
+            ApiKey::IncrementalAlterConfigs => {
+                ResponseKind::IncrementalAlterConfigs(Default::default())
+            }
+            ApiKey::DeleteRecords => ResponseKind::DeleteRecords(Default::default()),
             other => panic!("add {other:?} here when it is served"),
         }
     }

@@ -198,9 +198,21 @@ impl Logs {
         }
         match handles {
             Some((r, w)) => {
+                // The segment before this one is no longer active: its read handle goes to
+                // the shard's bounded cache (`readers.rs`).
+                let before = p
+                    .log
+                    .segments
+                    .iter()
+                    .position(|s| s.path == path)
+                    .and_then(|i| i.checked_sub(1))
+                    .map(|i| p.log.segments[i].path.clone());
                 p.files.insert(path.clone(), r);
                 p.writers.insert(path, w);
                 self.mark_dirty(part);
+                if let Some(before) = before {
+                    self.retire_reader(part, before, ctx);
+                }
             }
             None => {
                 tracing::error!(topic = %p.topic, partition = p.partition,

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use bytes::Bytes;
 
 use super::batch::{self, HEADER_BYTES};
-use super::ops::LogResult;
+use super::ops::{LogOp, LogResult};
 use super::partition::end_of_batches;
 use super::records;
 use super::{owner_key, LogCtx, Logs};
@@ -136,8 +136,18 @@ impl Logs {
             len = len.min(p.committed.1.saturating_sub(plan.position));
         }
         let Some(fd) = p.reader(&plan.path) else {
-            return ctx.reply(reply, fetch_error(ErrorCode::KafkaStorageError, hw, ls));
+            // An older segment whose handle the cache closed (`readers.rs`).
+            let retry = LogOp::Fetch {
+                topic: topic.to_string(),
+                partition,
+                offset,
+                max_bytes,
+            };
+            return self.reopen_reader(part, plan.path, retry, reply, ctx);
         };
+        if plan.path != p.committed.0 {
+            self.readers.touch(part, &plan.path);
+        }
         if len == 0 {
             return ctx.reply(reply, nothing);
         }
@@ -197,6 +207,16 @@ impl Logs {
                 let committed = (p.committed.0.as_path(), p.committed.1);
                 let plan = p.log.plan_time_read(ts, committed);
                 let fd = plan.as_ref().and_then(|pl| p.reader(&pl.path));
+                if let (Some(plan), None) = (&plan, fd) {
+                    // An older segment whose handle the cache closed (`readers.rs`).
+                    let retry = LogOp::ListOffsets {
+                        topic: topic.to_string(),
+                        partition,
+                        timestamp,
+                    };
+                    let path = plan.path.clone();
+                    return self.reopen_reader(part, path, retry, reply, ctx);
+                }
                 match (plan, fd) {
                     (Some(plan), Some(fd)) => {
                         let op = ReadOp {

@@ -94,6 +94,14 @@ pub enum Then {
     /// A partition's new log start offset is durable (DeleteRecords): answer `Offset`
     /// with it, or KAFKA_STORAGE_ERROR on failure.
     RecordsDeleted { reply: Dest, log_start: i64 },
+    /// An older segment's read handle is open again (fds[0]): run `retry` again
+    /// (`readers.rs`).
+    Reader {
+        part: SlabKey,
+        path: PathBuf,
+        retry: Box<super::ops::LogOp>,
+        reply: Dest,
+    },
 }
 
 /// The step in flight, as much of it as its completion needs.
@@ -368,6 +376,15 @@ impl Logs {
                 let read = job.take_fd(0);
                 let write = job.take_fd(1);
                 self.segment_opened(part, path, read.zip(write), ctx);
+            }
+            Then::Reader {
+                part,
+                path,
+                retry,
+                reply,
+            } => {
+                let handle = job.take_fd(0).filter(|_| result.is_ok());
+                self.reader_reopened(part, path, handle, *retry, reply, ctx);
             }
             Then::RecordsDeleted { reply, log_start } => {
                 let error = storage(result.is_ok());

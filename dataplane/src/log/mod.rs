@@ -27,6 +27,7 @@ pub mod files;
 pub mod ops;
 pub mod partition;
 pub mod producers;
+pub mod readers;
 pub mod records;
 pub mod state;
 pub mod topic_config;
@@ -121,6 +122,8 @@ pub struct Logs {
     last_sync_ms: u64,
     /// Segment writes, fdatasyncs and reads submitted and not completed.
     in_flight: usize,
+    /// Read handles of older segments, bounded (`readers.rs`).
+    readers: readers::ReaderCache,
 }
 
 impl Logs {
@@ -158,7 +161,8 @@ impl Logs {
                 }
                 match PartState::open(&cfg.data_dir, &meta, p, now_ms, cfg.direct_io) {
                     Ok(ps) => {
-                        logs.add_part(ps);
+                        let key = logs.add_part(ps);
+                        logs.cache_recovered_readers(key);
                     }
                     Err(e) if is_environment(&e) => {
                         return Err(RecoverError::Partition {
@@ -198,10 +202,11 @@ impl Logs {
         self.parts.capacity()
     }
 
-    fn add_part(&mut self, p: PartState) {
+    fn add_part(&mut self, p: PartState) -> SlabKey {
         let name = (p.topic.clone(), p.partition);
         let key = self.parts.insert(p);
         self.index.insert(name, key);
+        key
     }
 
     /// Take a partition out; its slot is free for the next one.

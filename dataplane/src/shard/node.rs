@@ -16,7 +16,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
 use crate::limits::{
     FDS_CONNECTION_SHARE_DIVISOR, FDS_NODE_RESERVED, FDS_PER_PARTITION, FDS_PER_SHARD_RESERVED,
-    LISTEN_BACKLOG, NOFILE_WANTED, PORT_CLAIM_WAIT,
+    LISTEN_BACKLOG, NOFILE_WANTED, PORT_CLAIM_WAIT, SEGMENT_READERS_PER_SHARD,
 };
 use crate::mesh::Mesh;
 use crate::metrics::ShardMetrics;
@@ -87,7 +87,8 @@ fn listener(addr: SocketAddr) -> anyhow::Result<Socket> {
 /// after the node's and the shards' reserves and the connections' share, at
 /// `FDS_PER_PARTITION` each (limits.rs explains each term).
 pub fn partition_budget(cfg: &Config, nofile: u64, shards: usize) -> u64 {
-    let fixed = FDS_NODE_RESERVED + FDS_PER_SHARD_RESERVED * shards as u64;
+    let per_shard = FDS_PER_SHARD_RESERVED + SEGMENT_READERS_PER_SHARD as u64;
+    let fixed = FDS_NODE_RESERVED + per_shard * shards as u64;
     let left = nofile.saturating_sub(fixed);
     let conns = (cfg.max_connections + cfg.max_kafka_connections) as u64;
     let conns = conns.min(left / FDS_CONNECTION_SHARE_DIVISOR);
@@ -376,8 +377,9 @@ mod tests {
     #[test]
     fn partition_budget_leaves_room_for_connections_and_the_node() {
         let cfg = Config::try_parse_from(["pinion"]).unwrap();
-        // 512 fds, 2 shards: 128 reserved, 1/8 of the rest for connections, 2 per partition.
-        assert_eq!(partition_budget(&cfg, 512, 2), (384 - 48) / 2);
+        // 512 fds, 2 shards: 64 + 2 x (32 + 64 cached segment readers) reserved, 1/8 of the
+        // rest for connections, 2 per partition.
+        assert_eq!(partition_budget(&cfg, 512, 2), (256 - 32) / 2);
         // Connections that ask for less than their share get what they ask.
         let few = Config::try_parse_from([
             "pinion",
@@ -387,8 +389,8 @@ mod tests {
             "10",
         ])
         .unwrap();
-        assert_eq!(partition_budget(&few, 512, 2), (384 - 20) / 2);
+        assert_eq!(partition_budget(&few, 512, 2), (256 - 20) / 2);
         assert_eq!(partition_budget(&cfg, 100, 2), 0);
-        assert_eq!(partition_budget(&cfg, 20_000, 2), 8694);
+        assert_eq!(partition_budget(&cfg, 20_000, 2), 8638);
     }
 }

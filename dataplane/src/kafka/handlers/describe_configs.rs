@@ -73,9 +73,12 @@ fn broker_synonym(topic_config: &str) -> Option<&'static str> {
     })
 }
 
+/// A config's synonyms, most specific first: (name, value, source).
+type Synonyms = Vec<(&'static str, String, i8)>;
+
 /// A topic's configs, each with its synonyms, most specific first: the topic's own value
 /// where it sets one, then the broker's (its flag, or the default).
-fn topic(m: &TopicMeta, brokers: &[Entry]) -> Vec<(Entry, Vec<(&'static str, String, i8)>)> {
+fn topic(m: &TopicMeta, brokers: &[Entry]) -> Vec<(Entry, Synonyms)> {
     topic_entries(m)
         .map(|(d, value, source)| {
             let broker = broker_synonym(d.name).and_then(|b| brokers.iter().find(|e| e.name == b));
