@@ -411,6 +411,16 @@ def test_a_max_partitions_the_fd_limit_cannot_hold_fails_the_start(start, nofile
     assert "pinion ready" not in text
 
 
+def test_a_limit_below_what_the_shards_hold_fails_the_start(start, nofile):
+    # Refused before any shard starts, saying what to raise (it used to fail somewhere in
+    # a shard's start-up, or start with no room for a single partition).
+    nofile(64)
+    with pytest.raises(RuntimeError) as e:
+        start()
+    text = str(e.value)
+    assert "`ulimit -n` is 64" in text and "pinion ready" not in text, text
+
+
 def test_a_restart_under_a_lower_fd_limit_fails_clearly_never_ready(start, nofile):
     nofile(1024)
     node = start()

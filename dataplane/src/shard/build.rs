@@ -42,8 +42,16 @@ pub type StartError = String;
 /// any shard serves.
 pub fn make_io(shared: &NodeShared, id: usize) -> Result<Io, StartError> {
     let cfg = &shared.cfg;
-    let (ring, features) =
-        ring::build(cfg.sq_entries, cfg.sqpoll_idle_ms).map_err(|e| format!("shard {id}: {e}"))?;
+    let (ring, features) = ring::build(cfg.sq_entries, cfg.sqpoll_idle_ms).map_err(|e| {
+        let e = e.to_string();
+        // EMFILE: say which limit to raise.
+        let hint = if e.contains("os error 24") {
+            " (raise `ulimit -n`)"
+        } else {
+            ""
+        };
+        format!("shard {id}: {e}{hint}")
+    })?;
     let io = Io::new(
         ring,
         features,

@@ -105,6 +105,15 @@ fn settle_fd_budget(cfg: &mut Config, shards: usize) -> anyhow::Result<()> {
             sys::nofile_limit().map(|l| l.0).unwrap_or(u64::MAX)
         }
     };
+    // What the node and its shards hold before any connection or partition (19 for two
+    // shards, measured): below the reserve a shard would fail to start somewhere, with a
+    // less useful message.
+    let least = FDS_NODE_RESERVED + FDS_PER_SHARD_RESERVED * shards as u64;
+    if nofile < least {
+        bail!(
+            "`ulimit -n` is {nofile}; a node of {shards} shards needs at least {least} file descriptors (plus {FDS_PER_PARTITION} per partition and one per connection): raise the limit (ulimit -n, LimitNOFILE= under systemd)"
+        );
+    }
     let allowed = partition_budget(cfg, nofile, shards);
     if cfg.max_partitions > allowed {
         let need = cfg.max_partitions * FDS_PER_PARTITION + (nofile - allowed * FDS_PER_PARTITION);
