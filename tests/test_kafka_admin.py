@@ -396,12 +396,41 @@ def test_partitions_past_the_fd_budget_are_refused_and_the_rest_served(start, no
         k = keys_on(shard, 1, prefix="fd")[0]
         assert r.set(k, "x") and r.get(k) == b"x"
     assert "Too many open files" not in node.log_text()
+    assert "stops taking writes" not in node.log_text()
 
     # A restart under the same limit recovers every partition.
     node.stop()
     node.restart()
     assert watermarks(node, "many", n - 1) == (0, 33)
     assert len(os.listdir(f"/proc/{node.proc.pid}/fd")) < 512
+
+
+def test_rolls_that_run_out_of_descriptors_wait_instead_of_failing(start, nofile):
+    # 120 idle RESP connections take the descriptors rolls need: opening the new segments
+    # fails with EMFILE for a moment. The partitions keep their appends and open again from
+    # the next tick; they used to stop taking writes for good (KAFKA_STORAGE_ERROR, retried
+    # by the client until its timeout).
+    nofile(512)
+    node = start()
+    a = admin(node)
+    n = 110
+    create(a, NewTopic("rolls", n, 1, config={"segment.bytes": str(1 << 20)}))
+    idle = [socket.create_connection(("127.0.0.1", node.port)) for _ in range(120)]
+    p = Producer({"bootstrap.servers": bootstrap(node), "acks": "all", "linger.ms": 20,
+                  "batch.size": 1 << 20})
+    errors = []
+    for _ in range(22):
+        for i in range(n):
+            p.produce("rolls", value=b"r" * 100_000, partition=i,
+                      on_delivery=lambda e, m: e and errors.append(e))
+        p.poll(0)
+        assert p.flush(60) == 0
+    assert not errors, errors[:3]
+    for s in idle:
+        s.close()
+    assert "stops taking writes" not in node.log_text()
+    assert sum(watermarks(node, "rolls", i)[1] for i in (0, 50, 109)) == 66
+    assert len(list((node.data / "log" / "rolls" / "7").glob("*.log"))) >= 3
 
 
 def test_a_max_partitions_the_fd_limit_cannot_hold_fails_the_start(start, nofile):

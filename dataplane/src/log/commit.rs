@@ -168,7 +168,10 @@ impl Logs {
     }
 
     /// Open a rolled segment's read and write handles (see [`Then::Segment`]).
-    fn open_rolled(&mut self, part: SlabKey, path: PathBuf, ctx: &mut LogCtx) {
+    pub(super) fn open_rolled(&mut self, part: SlabKey, path: PathBuf, ctx: &mut LogCtx) {
+        // The segment before it is no longer active: its read handle goes to the shard's
+        // bounded cache now, before the new segment's two handles open (`readers.rs`).
+        self.retire_segment_before(part, &path, ctx);
         let Ok(c) = c_path(&path) else {
             tracing::error!(path = %path.display(), "a segment path cannot be passed to the kernel");
             return self.fail_partition(part, ctx);
@@ -198,21 +201,9 @@ impl Logs {
         }
         match handles {
             Some((r, w)) => {
-                // The segment before this one is no longer active: its read handle goes to
-                // the shard's bounded cache (`readers.rs`).
-                let before = p
-                    .log
-                    .segments
-                    .iter()
-                    .position(|s| s.path == path)
-                    .and_then(|i| i.checked_sub(1))
-                    .map(|i| p.log.segments[i].path.clone());
                 p.files.insert(path.clone(), r);
                 p.writers.insert(path, w);
                 self.mark_dirty(part);
-                if let Some(before) = before {
-                    self.retire_reader(part, before, ctx);
-                }
             }
             None => {
                 tracing::error!(topic = %p.topic, partition = p.partition,
@@ -447,6 +438,7 @@ impl Logs {
 
     /// From the tick: interval fsync, and retention (whole old segments deleted).
     pub fn tick(&mut self, ctx: &mut LogCtx) {
+        self.retry_roll_opens(ctx);
         let now = ctx.now_ms;
         let interval = matches!(ctx.cfg.fsync, Fsync::Interval(ms) if now.saturating_sub(self.last_sync_ms) >= ms);
         let mut syncs = Vec::new();

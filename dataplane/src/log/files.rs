@@ -375,6 +375,13 @@ impl Logs {
             Then::Segment { part, path } => {
                 let read = job.take_fd(0);
                 let write = job.take_fd(1);
+                // Out of descriptors for a moment (many partitions rolling at once): try
+                // again from the next tick instead of failing the partition (`readers.rs`).
+                let emfile = matches!(&result, Err((_, e))
+                    if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)));
+                if emfile {
+                    return self.roll_open_later(part, path, ctx);
+                }
                 self.segment_opened(part, path, read.zip(write), ctx);
             }
             Then::Reader {

@@ -124,6 +124,8 @@ pub struct Logs {
     in_flight: usize,
     /// Read handles of older segments, bounded (`readers.rs`).
     readers: readers::ReaderCache,
+    /// Rolled segments whose open ran out of descriptors: opened again at the next tick.
+    roll_opens: Vec<(SlabKey, std::path::PathBuf)>,
 }
 
 impl Logs {

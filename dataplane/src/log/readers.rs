@@ -70,6 +70,19 @@ impl ReaderCache {
         }
     }
 
+    /// Let go of the `n` least recently read entries (their handles are to be closed).
+    pub fn shed(&mut self, n: usize) -> Vec<Key> {
+        let mut out = Vec::new();
+        while out.len() < n {
+            let Some((_, k)) = self.order.pop_first() else {
+                break;
+            };
+            self.stamps.remove(&k);
+            out.push(k);
+        }
+        out
+    }
+
     /// Add an older segment's open read handle; returns the entries past the bound, least
     /// recently read first, whose handles are to be closed.
     pub fn insert(&mut self, part: SlabKey, path: PathBuf) -> Vec<Key> {
@@ -100,6 +113,23 @@ impl Logs {
         self.close_readers(victims, ctx);
     }
 
+    /// The segment before `path` in `part` stopped being active (`path` was rolled to):
+    /// its read handle joins the cache.
+    pub(super) fn retire_segment_before(&mut self, part: SlabKey, path: &Path, ctx: &mut LogCtx) {
+        let Some(p) = self.parts.get(part) else {
+            return;
+        };
+        let segs = &p.log.segments;
+        let before = segs
+            .iter()
+            .position(|s| s.path == path)
+            .and_then(|i| i.checked_sub(1))
+            .map(|i| segs[i].path.clone());
+        if let Some(before) = before.filter(|b| p.files.contains_key(b)) {
+            self.retire_reader(part, before, ctx);
+        }
+    }
+
     /// Close the read handles of `victims` that are still open and not active.
     pub(super) fn close_readers(&mut self, victims: Vec<Key>, ctx: &mut LogCtx) {
         let mut job = Job::new("closing idle segment handles", Then::Nothing);
@@ -116,6 +146,33 @@ impl Logs {
         }
         if job.has_steps() {
             self.start_job(job, ctx);
+        }
+    }
+
+    /// A rolled segment's open ran out of descriptors: the partition's appends keep
+    /// waiting for it (it stays in `opening`), half the cache's handles are closed, and the
+    /// open is tried again from the next tick. Each partition rolling holds 2 descriptors
+    /// more until its previous segment's last group commits (then that write handle
+    /// closes and the read handle joins the cache), so many partitions rolling at once can
+    /// pass the limit for a moment; failing them would stop their writes for good.
+    pub(super) fn roll_open_later(&mut self, part: SlabKey, path: PathBuf, ctx: &mut LogCtx) {
+        if self.roll_opens.is_empty() {
+            tracing::warn!(
+                "out of file descriptors opening rolled segments; retrying from the next tick (raise `ulimit -n` or lower --max-partitions if this repeats)"
+            );
+        }
+        let n = self.readers.len().div_ceil(2);
+        let victims = self.readers.shed(n);
+        self.close_readers(victims, ctx);
+        self.roll_opens.push((part, path));
+    }
+
+    /// From the tick: open again the rolled segments that ran out of descriptors.
+    pub(super) fn retry_roll_opens(&mut self, ctx: &mut LogCtx) {
+        for (part, path) in std::mem::take(&mut self.roll_opens) {
+            if self.parts.get(part).is_some() {
+                self.open_rolled(part, path, ctx);
+            }
         }
     }
 
