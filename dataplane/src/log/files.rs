@@ -93,7 +93,11 @@ pub enum Then {
     // Admin.
     /// A partition's new log start offset is durable (DeleteRecords): answer `Offset`
     /// with it, or KAFKA_STORAGE_ERROR on failure.
-    RecordsDeleted { reply: Dest, log_start: i64 },
+    RecordsDeleted {
+        part: SlabKey,
+        replies: Vec<Dest>,
+        log_start: i64,
+    },
     /// An older segment's read handle is open again (fds[0]): run `retry` again
     /// (`readers.rs`).
     Reader {
@@ -393,17 +397,11 @@ impl Logs {
                 let handle = job.take_fd(0).filter(|_| result.is_ok());
                 self.reader_reopened(part, path, handle, *retry, reply, ctx);
             }
-            Then::RecordsDeleted { reply, log_start } => {
-                let error = storage(result.is_ok());
-                ctx.reply(
-                    reply,
-                    LogResult::Offset {
-                        error,
-                        offset: log_start,
-                        timestamp: -1,
-                    },
-                );
-            }
+            Then::RecordsDeleted {
+                part,
+                replies,
+                log_start,
+            } => self.log_start_written(part, replies, log_start, result.is_ok(), ctx),
             Then::Created {
                 meta,
                 partitions,

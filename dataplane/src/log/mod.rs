@@ -124,6 +124,9 @@ pub struct Logs {
     in_flight: usize,
     /// Read handles of older segments, bounded (`readers.rs`).
     readers: readers::ReaderCache,
+    /// Partitions whose log start (DeleteRecords) is being written, with the requests that
+    /// came meanwhile (`topic_jobs.rs`).
+    start_writes: HashMap<SlabKey, Option<topic_jobs::StartWrite>>,
     /// Rolled segments whose open ran out of descriptors: opened again at the next tick.
     roll_opens: Vec<(SlabKey, std::path::PathBuf)>,
 }

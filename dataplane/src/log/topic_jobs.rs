@@ -18,6 +18,7 @@ use super::state::{PartState, SegmentHandles};
 use super::topics::{self, TopicMeta};
 use super::{LogCtx, Logs};
 use crate::proto::kafka::ErrorCode;
+use crate::runtime::slab::SlabKey;
 use crate::txn::Dest;
 
 fn created(error: ErrorCode) -> LogResult {
@@ -347,20 +348,73 @@ impl Logs {
         if offset <= start {
             return ctx.reply(reply, answer(ErrorCode::None, start));
         }
-        let removed = p.log.delete_before(offset);
+        // The segments wholly below the new start go, as retention deletes them: their
+        // handles are closed after the unlinks (a write handle with a group in flight closes
+        // when the group ends).
+        let mut removed = Vec::new();
+        for path in p.log.delete_before(offset) {
+            let mut handles = Vec::new();
+            if let Some((f, _)) = p.files.remove(&path) {
+                handles.push(f);
+            }
+            if !p.committing.iter().any(|c| c.writes_to(&path)) {
+                if let Some((f, _)) = p.writers.remove(&path) {
+                    handles.push(f);
+                }
+            }
+            removed.push((path, handles));
+        }
+        // One write of the partition's log start at a time, so they land in order; what
+        // comes meanwhile goes with the next.
+        if let Some(queued) = self.start_writes.get_mut(&key) {
+            let q = queued.get_or_insert_with(Default::default);
+            q.replies.push(reply);
+            q.removed.extend(removed);
+            return;
+        }
+        self.start_writes.insert(key, None);
+        self.write_log_start(key, vec![reply], removed, ctx);
+    }
+
+    /// Write partition `part`'s log start as it is now to `log-start-offset` (temporary
+    /// file, fsync, rename, folder fsync), then unlink `removed` and close their handles;
+    /// `replies` are answered when it is durable.
+    fn write_log_start(
+        &mut self,
+        part: SlabKey,
+        replies: Vec<Dest>,
+        removed: Vec<(std::path::PathBuf, Vec<std::fs::File>)>,
+        ctx: &mut LogCtx,
+    ) {
+        let Some(p) = self.parts.get(part) else {
+            self.start_writes.remove(&part);
+            for r in replies {
+                ctx.reply(r, records_deleted(ErrorCode::UnknownTopicOrPartition, -1));
+            }
+            return;
+        };
         let log_start = p.log.log_start();
         let dir = p.log.dir.clone();
-        let tmp = dir.join(format!("{LOG_START_FILE}.tmp.{log_start}"));
+        let what = format!("moving the log start of {}-{}", p.topic, p.partition);
+        let tmp = dir.join(format!("{LOG_START_FILE}.tmp"));
         let paths = [tmp, dir.join(LOG_START_FILE), dir.clone()];
         let Ok(c) = paths
             .iter()
             .map(|p| c_path(p))
             .collect::<Result<Vec<_>, _>>()
         else {
-            return ctx.reply(reply, answer(ErrorCode::KafkaStorageError, start));
+            self.start_writes.remove(&part);
+            for r in replies {
+                ctx.reply(r, records_deleted(ErrorCode::KafkaStorageError, log_start));
+            }
+            return;
         };
-        let then = Then::RecordsDeleted { reply, log_start };
-        let mut job = Job::new(format!("moving the log start of {topic}-{partition}"), then);
+        let then = Then::RecordsDeleted {
+            part,
+            replies,
+            log_start,
+        };
+        let mut job = Job::new(what, then);
         job.step(Step::Open {
             path: c[0].clone(),
             flags: libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC,
@@ -377,24 +431,57 @@ impl Logs {
             to: c[1].clone(),
         })
         .sync_dir(c[2].clone(), 1);
-        // Then the segments wholly below the new start, as retention deletes them: unlink,
-        // then close the handles (a write handle with a group in flight closes when the
-        // group ends).
-        for path in removed {
+        for (path, handles) in removed {
             let Ok(cp) = c_path(&path) else { continue };
             job.step(Step::Unlink {
                 path: cp,
                 dir: false,
             });
-            if let Some((f, _)) = p.files.remove(&path) {
+            for f in handles {
                 job.close(f);
-            }
-            if !p.committing.iter().any(|c| c.writes_to(&path)) {
-                if let Some((f, _)) = p.writers.remove(&path) {
-                    job.close(f);
-                }
             }
         }
         self.start_job(job, ctx);
+    }
+
+    /// A log start write ended: answer its requests, and write again for those that came
+    /// meanwhile.
+    pub(super) fn log_start_written(
+        &mut self,
+        part: SlabKey,
+        replies: Vec<Dest>,
+        log_start: i64,
+        ok: bool,
+        ctx: &mut LogCtx,
+    ) {
+        let error = if ok {
+            ErrorCode::None
+        } else {
+            ErrorCode::KafkaStorageError
+        };
+        for r in replies {
+            ctx.reply(r, records_deleted(error, log_start));
+        }
+        match self.start_writes.get_mut(&part).and_then(Option::take) {
+            Some(q) => self.write_log_start(part, q.replies, q.removed, ctx),
+            None => {
+                self.start_writes.remove(&part);
+            }
+        }
+    }
+}
+
+/// DeleteRecords requests that came while their partition's log start was being written.
+#[derive(Default)]
+pub struct StartWrite {
+    replies: Vec<Dest>,
+    removed: Vec<(std::path::PathBuf, Vec<std::fs::File>)>,
+}
+
+fn records_deleted(error: ErrorCode, log_start: i64) -> LogResult {
+    LogResult::Offset {
+        error: error.code(),
+        offset: log_start,
+        timestamp: -1,
     }
 }
