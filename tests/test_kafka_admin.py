@@ -133,6 +133,38 @@ def test_create_partitions_grows_a_topic_durably(node):
     assert watermarks(node, "grow", 7) == (0, 1)
 
 
+def test_concurrent_changes_of_one_topic_agree_on_every_shard(node):
+    # Grows and config changes of one topic sent at once: each is applied or answered
+    # CONCURRENT_TRANSACTIONS (retry), and every shard ends with the same topic.
+    a = admin(node)
+    create(a, NewTopic("busy", 1, 1))
+    count, retention, raced = 1, None, 0
+    for k in range(2, 12):
+        grow = a.create_partitions([NewPartitions("busy", k)])["busy"]
+        alter = incremental(a, "busy", ("retention.ms", AlterConfigOpType.SET, str(1000 * k)))
+        for f, what in ((grow, "grow"), (alter, "alter")):
+            e = f.exception(10)
+            if e is None:
+                if what == "grow":
+                    count = k
+                else:
+                    retention = str(1000 * k)
+            else:
+                assert e.args[0].code() in (KafkaError.CONCURRENT_TRANSACTIONS,
+                                            KafkaError.INVALID_PARTITIONS), e
+                raced += 1  # noqa: SIM113 (how many lost, for a failing run's locals)
+    for _ in range(2):
+        assert partitions_of(a, "busy") == count
+        if retention:
+            assert describe(a, "busy")["retention.ms"].value == retention
+        # Every partition takes a record on whichever shard owns it.
+        for p in range(count):
+            produce(node, "busy", [b"x"], p)
+        node.stop()
+        node.restart()
+        a = admin(node)
+
+
 # ----- AlterConfigs and IncrementalAlterConfigs ---------------------------------------------
 
 def test_incremental_alter_configs_set_delete_append_subtract(node):

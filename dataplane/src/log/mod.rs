@@ -127,6 +127,8 @@ pub struct Logs {
     /// Partitions whose log start (DeleteRecords) is being written, with the requests that
     /// came meanwhile (`topic_jobs.rs`).
     start_writes: HashMap<SlabKey, Option<topic_jobs::StartWrite>>,
+    /// Topic changes waiting for partitions an earlier change added to be created here.
+    deferred_changes: Vec<(TopicMeta, Dest)>,
     /// Rolled segments whose open ran out of descriptors: opened again at the next tick.
     roll_opens: Vec<(SlabKey, std::path::PathBuf)>,
 }

@@ -155,7 +155,10 @@ impl Logs {
         self.busy.remove(&meta.name);
         self.claimed.remove(&meta.name);
         let Some(handles) = handles else {
-            return ctx.reply(reply, created(ErrorCode::KafkaStorageError));
+            ctx.reply(reply, created(ErrorCode::KafkaStorageError));
+            // Changes that waited for these partitions find them missing and create them.
+            let name = meta.name.clone();
+            return self.run_deferred_changes(&name, ctx);
         };
         for (&p, (read, write)) in partitions.iter().zip(handles) {
             let dir = topics::partition_dir(&ctx.cfg.data_dir, &meta.name, p);
@@ -167,14 +170,26 @@ impl Logs {
             );
             self.add_part(PartState::created(&meta, p, log, read, write));
         }
-        if self
-            .topics
-            .get(&meta.name)
-            .is_none_or(|m| m.epoch <= meta.epoch)
-        {
-            self.topics.insert(meta.name.clone(), meta);
+        let name = meta.name.clone();
+        if self.topics.get(&name).is_none_or(|m| m.epoch <= meta.epoch) {
+            self.topics.insert(name.clone(), meta);
         }
         ctx.reply(reply, created(ErrorCode::None));
+        self.run_deferred_changes(&name, ctx);
+    }
+
+    /// Changes of `name` that waited for its partitions to be created run now.
+    fn run_deferred_changes(&mut self, name: &str, ctx: &mut LogCtx) {
+        if self.deferred_changes.is_empty() {
+            return;
+        }
+        let (now, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.deferred_changes)
+            .into_iter()
+            .partition(|(m, _)| m.name == name);
+        self.deferred_changes = later;
+        for (meta, reply) in now {
+            self.change_topic_here(meta, reply, ctx);
+        }
     }
 
     /// On the topic's home: claim the name and write `topic.meta` (a temporary file of this
@@ -294,6 +309,12 @@ impl Logs {
         };
         if cur.epoch >= meta.epoch {
             return ctx.reply(reply, created(ErrorCode::None));
+        }
+        if self.busy.contains(&meta.name) {
+            // The partitions an earlier change added are still being created here: this
+            // one waits for them, or it would create them a second time.
+            self.deferred_changes.push((meta, reply));
+            return;
         }
         let old = cur.partitions;
         for p in 0..old.min(meta.partitions) {
