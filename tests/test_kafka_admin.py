@@ -165,6 +165,29 @@ def test_concurrent_changes_of_one_topic_agree_on_every_shard(node):
         a = admin(node)
 
 
+def test_a_topic_deleted_while_it_is_changed_stays_deleted(node):
+    a = admin(node)
+    names = [f"gone{i}" for i in range(12)]
+    create(a, *[NewTopic(n, 2, 1) for n in names])
+    for n in names:
+        # The change and the delete at once: whichever order they take, the topic is gone
+        # afterwards, also after a restart (a topic.meta renamed in after the delete's
+        # unlink would bring it back with empty partitions).
+        change = incremental(a, n, ("retention.ms", AlterConfigOpType.SET, "5000"))
+        grow = a.create_partitions([NewPartitions(n, 4)])[n]
+        gone = a.delete_topics([n])[n]
+        assert gone.exception(10) is None
+        for f in (change, grow):
+            e = f.exception(10)
+            assert e is None or e.args[0].code() in (
+                KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError.CONCURRENT_TRANSACTIONS), e
+    assert not set(names) & set(a.list_topics(timeout=10).topics)
+    node.kill9()
+    node.restart()
+    assert not set(names) & set(admin(node).list_topics(timeout=10).topics)
+    assert not any((node.data / "log" / n / "topic.meta").exists() for n in names)
+
+
 # ----- AlterConfigs and IncrementalAlterConfigs ---------------------------------------------
 
 def test_incremental_alter_configs_set_delete_append_subtract(node):

@@ -39,6 +39,17 @@ impl Logs {
             reply,
         };
         let mut job = Job::new(format!("deleting topic {name}"), then);
+        if ctx.owns(name, 0) {
+            // The home: a change of the topic may have renamed a new `topic.meta` in after
+            // the delete removed it; it goes again (the change's answer says the topic is
+            // gone, see `change_topic_here`).
+            if let Ok(c) = c_path(&topics::topic_dir(&ctx.cfg.data_dir, name).join("topic.meta")) {
+                job.step(Step::Unlink {
+                    path: c,
+                    dir: false,
+                });
+            }
+        }
         let mut handles = Vec::new();
         for p in 0..meta.partitions {
             let Some(part) = self.find(name, p) else {
@@ -303,8 +314,13 @@ impl Logs {
     /// and join it when they are there.
     pub(super) fn change_topic_here(&mut self, meta: TopicMeta, reply: Dest, ctx: &mut LogCtx) {
         // The change reached the home: its hold on the topic ends.
-        self.claimed.remove(&meta.name);
+        let home = self.claimed.remove(&meta.name);
         let Some(cur) = self.topics.get(&meta.name) else {
+            if home {
+                // Deleted while the home rewrote `topic.meta`: what the rewrite renamed in
+                // after the delete's unlink goes, so a restart does not bring it back.
+                return self.remove_topic_meta(&meta.name, reply, ctx);
+            }
             return ctx.reply(reply, created(ErrorCode::UnknownTopicOrPartition));
         };
         if cur.epoch >= meta.epoch {
