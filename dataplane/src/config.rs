@@ -270,7 +270,6 @@ pub struct Config {
     #[arg(long, default_value_t = 10_000)]
     pub tls_handshake_timeout_ms: u64,
 
-
     // ----- fd budget (issue 11/13, f-kadmin) -----
     /// Log partitions the node may hold, all topics together: CreateTopics, CreatePartitions
     /// and auto-creation past it are refused (POLICY_VIOLATION / INVALID_PARTITIONS). 0 =
