@@ -384,10 +384,11 @@ def test_honoured_topic_configs_take_effect(node):
     assert results[1] is not None and results[1].code() == KafkaError.MSG_SIZE_TOO_LARGE, results
 
     # segment.bytes rolls at 1 MiB; retention.bytes then deletes old segments, except on a
-    # compact-only topic (the log keeps everything until compaction exists).
-    lines = "\n".join(f"{i:06d}-" + "z" * 1000 for i in range(4000)) + "\n"
+    # compact-only topic (compaction keeps the latest record of each key: all of them here,
+    # every key being different; a compacted topic takes keyed records only).
+    lines = "\n".join(f"{i:06d}:" + "z" * 1000 for i in range(4000)) + "\n"
     for topic in ("kept", "compacted"):
-        kcat(node, "-P", "-t", topic, "-X", "batch.size=100000", input=lines.encode())
+        kcat(node, "-P", "-K", ":", "-t", topic, "-X", "batch.size=100000", input=lines.encode())
     c = Consumer({"bootstrap.servers": bootstrap(node), "group.id": "ret"})
     deadline = time.time() + 10
     while c.get_watermark_offsets(TopicPartition("kept", 0), timeout=10)[0] == 0:

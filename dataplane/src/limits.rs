@@ -404,3 +404,16 @@ pub const FDS_CONNECTION_SHARE_DIVISOR: u64 = 8;
 pub const SEGMENT_READERS_PER_SHARD: usize = 64;
 /// The soft `ulimit -n` pinion raises itself to at start-up (never past the hard limit).
 pub const NOFILE_WANTED: u64 = 1 << 20;
+
+// ----- log compaction (issue 11, f-compact) ------------------------------------------------
+/// Bytes of a segment one compaction slice reads and works through in one loop turn (a batch
+/// larger than this is read whole, alone). 256 KiB of records is parsed, hashed and filtered
+/// in well under a millisecond.
+pub const COMPACT_SLICE_BYTES: usize = 256 << 10;
+/// Distinct keys one compaction pass maps (16 bytes of key hash and 8 of offset each, some
+/// 48 MiB of table at the bound). A pass whose segments hold more cleans the segments mapped
+/// before the map filled; the next pass goes on from there.
+pub const COMPACT_MAP_KEYS_MAX: usize = 1 << 20;
+/// Bytes a stored compressed batch may inflate to while it is compacted; a batch past it is
+/// kept whole (its keys are neither mapped nor filtered).
+pub const COMPACT_INFLATED_BYTES_MAX: usize = 16 << 20;

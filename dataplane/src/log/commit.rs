@@ -109,6 +109,13 @@ impl Logs {
                 Ok(h) if h.size > max_batch => {
                     return ctx.reply(reply, produced(ErrorCode::MessageTooLarge))
                 }
+                // A compacted topic refuses records without a key (Kafka: INVALID_RECORD).
+                Ok(h)
+                    if p.config.cleanup != super::topics::Cleanup::Delete
+                        && super::compact::filter::keyless(&h, &records[pos..pos + h.size]) =>
+                {
+                    return ctx.reply(reply, produced(ErrorCode::InvalidRecord))
+                }
                 Ok(h) => {
                     batches.push((pos, h));
                     pos += h.size;

@@ -512,6 +512,15 @@ impl Logs {
             ctx.reply(to, fetch_error(error, -1, -1));
         }
     }
+
+    /// Whether a read of segment `path` of partition `part` is in flight (a fetch's, a
+    /// ListOffsets' or a read-ahead): compaction switches a segment's file only when none is,
+    /// since each reads at the positions of the file it was planned on.
+    pub(super) fn reading(&self, part: SlabKey, path: &std::path::Path) -> bool {
+        self.reads
+            .iter()
+            .any(|(_, op)| op.part == part && op.path == path)
+    }
 }
 
 /// Where, in bytes read for a fetch from `offset`, the batches it wants are.

@@ -26,6 +26,7 @@ use super::ops::LogResult;
 use super::topics::TopicMeta;
 use super::{owner_key, LogCtx, Logs};
 use crate::proto::kafka::ErrorCode;
+use crate::runtime::aligned::AlignedBuf;
 use crate::runtime::io::Completion;
 use crate::runtime::slab::{Slab, SlabKey};
 use crate::runtime::{Kind, Owner};
@@ -67,6 +68,19 @@ pub enum Step {
     Close {
         fd: usize,
     },
+    /// Read up to `len` bytes at `at` through handle slot `fd` (a buffered handle); the
+    /// bytes read go to the job's `read` (compaction).
+    ReadAt {
+        fd: usize,
+        at: u64,
+        len: usize,
+    },
+    /// Write all of `data` at `at` through handle slot `fd` (compaction's cleaned segment).
+    WriteAt {
+        fd: usize,
+        at: u64,
+        data: AlignedBuf,
+    },
 }
 
 /// What a finished job continues with.
@@ -106,6 +120,10 @@ pub enum Then {
         retry: Box<super::ops::LogOp>,
         reply: Dest,
     },
+
+    /// A step of a compaction pass: the shard's next compaction slice continues it
+    /// (`compact/`), with the job's handles and what it read.
+    Compact,
 }
 
 /// The step in flight, as much of it as its completion needs.
@@ -123,6 +141,8 @@ pub struct Job {
     /// Handles opened by the job's steps, and whether each was opened O_DIRECT.
     fds: Vec<Option<(File, bool)>>,
     then: Then,
+    /// What a [`Step::ReadAt`] read.
+    pub read: Option<AlignedBuf>,
 }
 
 /// Why a job ended early: the step that failed and the error.
@@ -136,6 +156,7 @@ impl Job {
             current: None,
             fds: Vec::new(),
             then,
+            read: None,
         }
     }
 
@@ -181,6 +202,15 @@ impl Job {
     pub fn close(&mut self, f: File) -> &mut Job {
         let fd = self.give(f);
         self.step(Step::Close { fd })
+    }
+
+    /// Hand the job a handle in slot `slot` (for its steps, or to give back at its end).
+    pub fn put(&mut self, slot: usize, f: (File, bool)) -> &mut Job {
+        if self.fds.len() <= slot {
+            self.fds.resize_with(slot + 1, || None);
+        }
+        self.fds[slot] = Some(f);
+        self
     }
 
     pub fn has_steps(&self) -> bool {
@@ -229,6 +259,8 @@ fn step_name(s: &Step) -> String {
         }
         Step::Unlink { path, .. } => format!("unlink {}", path.to_string_lossy()),
         Step::Close { .. } => "close".into(),
+        Step::ReadAt { .. } => "read".into(),
+        Step::WriteAt { .. } => "write".into(),
     }
 }
 
@@ -269,6 +301,18 @@ impl Logs {
                 Step::Ftruncate { fd, len } => io.ftruncate(job.fd(*fd), *len, owner),
                 Step::Rename { from, to } => io.rename_at(from.clone(), to.clone(), owner),
                 Step::Unlink { path, dir } => io.unlink_at(path.clone(), *dir, owner),
+                Step::ReadAt { fd, at, len } => {
+                    let buf = job.read.take().unwrap_or_default();
+                    io.read_at(job.fd(*fd), buf, *len, *at, owner)
+                }
+                Step::WriteAt { fd, at, .. } => {
+                    let (fd, at) = (job.fd(*fd), *at);
+                    if let Step::WriteAt { data, .. } = step {
+                        job.current = Some(Current::Wrote(data.len()));
+                        io.write_at(fd, data, at, owner, None);
+                    }
+                    return;
+                }
                 Step::Close { fd } => match job.take_fd(*fd) {
                     Some((f, _)) => io.close_file(f, owner),
                     // Nothing to close (the handle was never opened): on to the next step.
@@ -296,6 +340,10 @@ impl Logs {
                 (res as usize != len).then(|| ("short write".to_string(), libc::EIO))
             }
             (Current::Wrote(_), Some(e)) => Some(("write".to_string(), e)),
+            (Current::Step(Step::ReadAt { .. }), None) => {
+                job.read = Some(c.held.into_aligned());
+                None
+            }
             (Current::Step(step), None) => {
                 if let Step::Open { flags, into, .. } = step {
                     if job.fds.len() <= into {
@@ -359,6 +407,7 @@ impl Logs {
         };
         match std::mem::replace(&mut job.then, Then::Nothing) {
             Then::Nothing => {}
+            Then::Compact => self.compact_landed(job, result),
             Then::Reply(reply) => {
                 let error = storage(result.is_ok());
                 ctx.reply(reply, LogResult::Created { error });

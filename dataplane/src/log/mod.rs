@@ -15,13 +15,15 @@
 //!   read-ahead of a consumer's next range;
 //! - [`files`]: file jobs (open, mkdir, unlink, rename, fsync ... one after another);
 //! - [`topic_jobs`]: creating and deleting a topic's files on this shard;
-//! - [`producers`]: idempotent producers' sequence state; [`state`]: a partition's state.
+//! - [`producers`]: idempotent producers' sequence state; [`state`]: a partition's state;
+//! - [`compact`]: log compaction (`cleanup.policy=compact`), in slices of file jobs.
 //!
 //! Owned by one shard; created at start-up, dropped when the shard exits, which waits until
 //! no operation of the log is in flight.
 
 pub mod batch;
 pub mod commit;
+pub mod compact;
 pub mod fetch;
 pub mod files;
 pub mod ops;
@@ -131,6 +133,9 @@ pub struct Logs {
     deferred_changes: Vec<(TopicMeta, Dest)>,
     /// Rolled segments whose open ran out of descriptors: opened again at the next tick.
     roll_opens: Vec<(SlabKey, std::path::PathBuf)>,
+
+    /// The shard's log compactor (`compact/`).
+    compact: compact::Compactor,
 }
 
 impl Logs {
@@ -196,7 +201,7 @@ impl Logs {
 
     /// Nothing planned that the next turn must write.
     pub fn idle(&self) -> bool {
-        self.dirty.is_empty()
+        self.dirty.is_empty() && !self.compaction_ready()
     }
 
     /// Partition slots in use (tests and metrics).

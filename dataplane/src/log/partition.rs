@@ -9,9 +9,11 @@
 //! On disk: `<dir>/<base-offset, 20 digits>.log`, each file a sequence of RecordBatch v2
 //! batches exactly as produced, with broker-assigned base offsets.
 //!
-//! Invariants: segments are sorted by base offset and contiguous (each starts at the offset
-//! after the previous one's last); `next_offset` is one past the last stored record; every
-//! byte of every segment below its `size` is a validated batch.
+//! Invariants: segments are sorted by base offset and do not overlap (each starts at or after
+//! the offset after the previous one's last: compaction leaves holes, as in Kafka, so a
+//! cleaned segment may end before the next one starts, and offsets inside a segment only
+//! grow); `next_offset` is one past the last stored record; every byte of every segment
+//! below its `size` is a validated batch.
 
 use std::fs;
 use std::io::{self, Read, Seek, SeekFrom};
@@ -37,7 +39,7 @@ pub struct Segment {
 }
 
 impl Segment {
-    fn new(dir: &Path, base: i64, now_ms: u64) -> Segment {
+    pub(super) fn new(dir: &Path, base: i64, now_ms: u64) -> Segment {
         Segment {
             base,
             path: segment_path(dir, base),
@@ -51,7 +53,7 @@ impl Segment {
         }
     }
 
-    fn note_batch(&mut self, h: &BatchHeader, position: u64) {
+    pub(super) fn note_batch(&mut self, h: &BatchHeader, position: u64) {
         if self.bytes_since_index >= INDEX_INTERVAL_BYTES {
             self.index.push((h.base_offset, position));
             self.index_ts.push(h.max_timestamp);
@@ -175,6 +177,11 @@ impl Partition {
         for e in fs::read_dir(dir)? {
             let name = e?.file_name();
             let name = name.to_string_lossy();
+            if name.ends_with(super::compact::CLEANED_SUFFIX) {
+                // A compaction that did not finish: the segment it was for is still whole.
+                fs::remove_file(dir.join(name.as_ref()))?;
+                continue;
+            }
             if let Some(stem) = name.strip_suffix(".log") {
                 if let Ok(b) = stem.parse::<i64>() {
                     bases.push(b);
@@ -204,10 +211,11 @@ impl Partition {
                 .ok()
                 .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
                 .map_or(now_ms, |d| d.as_millis() as u64);
-            if base != expected {
-                // A gap or overlap between segments: the file cannot belong here.
+            if base < expected {
+                // An overlap with the segment before: the file cannot belong here (a gap
+                // is a hole compaction left).
                 rep.reason.get_or_insert(format!(
-                    "segment {base} does not continue the log at {expected}"
+                    "segment {base} overlaps the log, which runs to {expected}"
                 ));
                 fs::remove_file(&path)?;
                 rep.segments_removed += 1;
@@ -235,9 +243,9 @@ impl Partition {
                     f.seek(SeekFrom::Start(pos)).map_err(|e| e.to_string())?;
                     f.read_exact(&mut buf).map_err(|e| e.to_string())?;
                     let h = batch::validate(&buf).map_err(|e| format!("{e} at byte {pos}"))?;
-                    if h.base_offset != next {
+                    if h.base_offset < next {
                         return Err(format!(
-                            "batch at byte {pos} has offset {} where {next} was due",
+                            "batch at byte {pos} has offset {}, below {next}",
                             h.base_offset
                         ));
                     }
@@ -412,10 +420,14 @@ impl Partition {
         if offset == end {
             return Ok(None);
         }
-        let i = self
+        let mut i = self
             .segments
             .partition_point(|s| s.base <= offset)
             .saturating_sub(1);
+        // A hole compaction left at a segment's end: the next segment holds what follows.
+        while i + 1 < self.segments.len() && offset >= self.segments[i].end {
+            i += 1;
+        }
         let seg = &self.segments[i];
         let position = seg.position_for(offset);
         let len = (seg.size - position).min(max_bytes.max(1));

@@ -334,6 +334,47 @@ fn varint(r: &mut impl Read) -> io::Result<i64> {
     ))
 }
 
+/// The records section `body` of batch `h`, inflated whole (compaction rewrites records):
+/// at most `limit` bytes, past which it is an error. An uncompressed one is copied.
+pub fn inflate(h: &BatchHeader, body: &[u8], limit: u64) -> io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    let cap = limit.saturating_add(1);
+    match h.compression() {
+        0 => out.extend_from_slice(body),
+        1 => {
+            flate2::read::MultiGzDecoder::new(body)
+                .take(cap)
+                .read_to_end(&mut out)?;
+        }
+        2 => {
+            Snappy::new(body, cap)?.read_to_end(&mut out)?;
+        }
+        3 => {
+            lz4::Decoder::new(body)?.take(cap).read_to_end(&mut out)?;
+        }
+        4 => ZSTD.with_borrow_mut(|dctx| {
+            let dctx = dctx.get_or_insert_with(zstd_context);
+            zstd::stream::read::Decoder::with_context(body, dctx)
+                .take(cap)
+                .read_to_end(&mut out)
+                .map(|_| ())
+        })?,
+        c => {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("compression {c}"),
+            ))
+        }
+    }
+    if out.len() as u64 > limit {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "records inflate past the bound",
+        ));
+    }
+    Ok(out)
+}
+
 /// Kafka's snappy: xerial framing (a magic header, then blocks of `[length: i32][raw snappy]`)
 /// or, without the magic, one raw snappy block. Each block is inflated when reached, its
 /// size checked against what is left of `limit` first.

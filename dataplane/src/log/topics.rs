@@ -20,8 +20,7 @@ use super::topic_config;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cleanup {
     Delete,
-    /// Compaction only: retention deletes nothing (the compactor is later work, so the log
-    /// keeps everything meanwhile).
+    /// Compaction only (`log/compact/`): retention deletes nothing.
     Compact,
     CompactDelete,
 }

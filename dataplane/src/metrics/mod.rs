@@ -72,6 +72,11 @@ pub struct Counters {
     // TLS (issue 13)
     /// TLS connections closed because their TLS failed (handshake, certificate, plaintext).
     pub tls_failures: u64,
+
+    // ----- log compaction (issue 11, f-compact) -----
+    /// Compaction passes completed, and the segment bytes they freed.
+    pub log_compaction_passes: u64,
+    pub log_compaction_reclaimed_bytes: u64,
 }
 
 /// `add(&mut self, other)`: every field of `other` added into `self`, for structs of
@@ -116,6 +121,9 @@ summed!(Counters {
     loop_stalls,
     lazy_free_pending,
     tls_failures,
+
+    log_compaction_passes,
+    log_compaction_reclaimed_bytes,
 });
 
 impl Counters {
@@ -192,6 +200,18 @@ impl Counters {
                 "pinion_log_read_ahead_hits_total",
                 "Fetches answered from a read-ahead",
                 self.log_read_ahead_hits,
+                false,
+            ),
+            (
+                "pinion_log_compaction_passes_total",
+                "Log compaction passes completed",
+                self.log_compaction_passes,
+                false,
+            ),
+            (
+                "pinion_log_compaction_reclaimed_bytes_total",
+                "Segment bytes log compaction freed",
+                self.log_compaction_reclaimed_bytes,
                 false,
             ),
             (
@@ -509,7 +529,33 @@ pub fn prometheus(shards: &[ShardMetrics], extra: &[(&str, &str, u64, bool)]) ->
         ));
     }
     loop_turns(shards, &mut out);
+    compaction(shards, &mut out);
     out
+}
+
+/// Log compaction per shard (the totals are among the counters).
+fn compaction(shards: &[ShardMetrics], out: &mut String) {
+    for (name, help, get) in [
+        (
+            "pinion_shard_log_compaction_passes",
+            "Log compaction passes a shard completed",
+            (|c: &Counters| c.log_compaction_passes) as fn(&Counters) -> u64,
+        ),
+        (
+            "pinion_shard_log_compaction_reclaimed_bytes",
+            "Segment bytes a shard's log compaction freed",
+            |c: &Counters| c.log_compaction_reclaimed_bytes,
+        ),
+    ] {
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n"));
+        for s in shards {
+            out.push_str(&format!(
+                "{name}{{shard=\"{}\"}} {}\n",
+                s.shard,
+                get(&s.counters)
+            ));
+        }
+    }
 }
 
 /// Memory per shard and per purpose, and each shard's share of the budget.

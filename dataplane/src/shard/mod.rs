@@ -231,6 +231,12 @@ impl Shard {
             self.retry_blocked();
             self.stall_mark(What::Named("log flush"));
             self.with_logs(|logs, ctx| logs.flush(ctx));
+            if self.logs.compaction_ready() {
+                // One slice of a compaction pass per turn (`log/compact/`).
+                self.stall_mark(What::Named("log compaction slice"));
+                let stopping = self.drain != Drain::Serving;
+                self.with_logs(|logs, ctx| logs.compact_slice(stopping, ctx));
+            }
             self.groups.flush(&mut self.io);
             self.stall_mark(What::Named("loop tail (sends, settle, mesh flush)"));
             self.flush_dirty();
@@ -380,6 +386,8 @@ impl Shard {
         }
         self.stall_mark(What::Named("log and group tick (retention, timers)"));
         self.with_logs(|logs, ctx| logs.tick(ctx));
+        let stopping = self.drain != Drain::Serving;
+        self.with_logs(|logs, ctx| logs.compact_tick(stopping, ctx));
         self.with_groups(|groups, ctx| groups.tick(ctx));
         if matches!(self.drain, Drain::Draining { .. }) {
             self.check_drained();
