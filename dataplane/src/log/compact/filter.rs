@@ -104,9 +104,15 @@ impl KeyMap {
         self.latest.is_empty()
     }
 
-    fn note(&mut self, key: &[u8], offset: i64) {
-        let e = self.latest.entry(key_hash(key)).or_insert(offset);
-        *e = (*e).max(offset);
+    /// Note `key` at `offset`; the offset it supersedes, if any.
+    fn note(&mut self, key: &[u8], offset: i64) -> Option<i64> {
+        match self.latest.insert(key_hash(key), offset) {
+            Some(old) if old > offset => {
+                self.latest.insert(key_hash(key), old);
+                Some(offset)
+            }
+            old => old,
+        }
     }
 
     fn latest(&self, key: &[u8]) -> Option<i64> {
@@ -125,29 +131,52 @@ fn records_of(h: &BatchHeader, b: &[u8]) -> Option<Vec<u8>> {
     records::inflate(h, body, COMPACT_INFLATED_BYTES_MAX as u64).ok()
 }
 
-/// Note every keyed record of batch `b` in `map`. Batches left alone, and batches whose
-/// records cannot be read, note nothing (they are then kept whole). False when the batch
-/// may hold a value the map does not know (unreadable, or transactional): no tombstone may
-/// go in that pass, since it could uncover such a value.
-pub fn map_batch(h: &BatchHeader, b: &[u8], map: &mut KeyMap) -> bool {
+/// What mapping a batch found.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Mapped {
+    /// False when the batch may hold a value the map does not know (unreadable, or
+    /// transactional): no tombstone may go in that pass, since it could uncover such a value.
+    pub readable: bool,
+    /// Tombstones in the batch.
+    pub tombstones: u64,
+}
+
+/// Note every keyed record of batch `b` in `map`, calling `superseded` with the offset of
+/// each record a later one replaces. Batches left alone, and batches whose records cannot
+/// be read, note nothing (they are then kept whole).
+pub fn map_batch(
+    h: &BatchHeader,
+    b: &[u8],
+    map: &mut KeyMap,
+    mut superseded: impl FnMut(i64),
+) -> Mapped {
+    let unreadable = Mapped::default();
+    let readable = Mapped {
+        readable: true,
+        tombstones: 0,
+    };
     if h.attributes & CONTROL != 0 {
-        return true;
+        return readable;
     }
     if untouched(h) {
-        return false;
+        return unreadable;
     }
     let Some(recs) = records_of(h, b) else {
-        return false;
+        return unreadable;
     };
     let Some(recs) = parse(&recs, h.record_count) else {
-        return false;
+        return unreadable;
     };
+    let mut found = readable;
     for r in recs {
         if let Some(k) = r.key {
-            map.note(k, h.base_offset + r.offset_delta);
+            found.tombstones += u64::from(r.tombstone);
+            if let Some(old) = map.note(k, h.base_offset + r.offset_delta) {
+                superseded(old);
+            }
         }
     }
-    true
+    found
 }
 
 /// What cleaning made of a batch.
@@ -316,7 +345,7 @@ mod tests {
         let mut map = KeyMap::default();
         for b in batches {
             let h = batch::validate(b).unwrap();
-            map_batch(&h, b, &mut map);
+            map_batch(&h, b, &mut map, |_| {});
         }
         let mut out = Vec::new();
         for b in batches {
@@ -387,7 +416,9 @@ mod tests {
         let b = keyed_batch(10, &[(Some(b"k"), Some(b"1")), (Some(b"k"), Some(b"2"))]);
         let h = batch::validate(&b).unwrap();
         let mut map = KeyMap::default();
-        map_batch(&h, &b, &mut map);
+        let mut gone = Vec::new();
+        let m = map_batch(&h, &b, &mut map, |o| gone.push(o));
+        assert_eq!((m.readable, m.tombstones, gone), (true, 0, vec![10]));
         let (Cleaned::Rebuilt(n), 0) = clean_batch(&h, &b, &map, false) else {
             panic!("one record goes")
         };

@@ -106,6 +106,10 @@ struct Pass {
     /// A batch whose records could not be read was met: no tombstone goes this pass (an
     /// older value could hide in it).
     unreadable: bool,
+    /// Per segment: records a later record of their key supersedes, and tombstones. A
+    /// segment with neither to drop is left as it is (not rewritten).
+    superseded: Vec<u64>,
+    tombstones: Vec<u64>,
     delete_retention_ms: u64,
     stage: Stage,
     /// Handles kept between jobs, by slot.
@@ -295,6 +299,8 @@ impl Logs {
             map: KeyMap::default(),
             mapped: 0,
             unreadable: false,
+            superseded: Vec::new(),
+            tombstones: Vec::new(),
             delete_retention_ms,
             stage: Stage::Map { seg: 0, pos: 0 },
             fds: [None, None, None],
@@ -375,9 +381,16 @@ impl Logs {
         let data = &read.as_slice()[..read.len().min(size.saturating_sub(pos) as usize)];
         let (pos, need) = match batches_in(data, pos, size) {
             Ok((hs, used)) => {
+                pass.superseded.resize(pass.segs.len(), 0);
+                pass.tombstones.resize(pass.segs.len(), 0);
                 for (h, at) in hs {
-                    let readable = filter::map_batch(&h, &data[at..at + h.size], &mut pass.map);
-                    pass.unreadable |= !readable;
+                    let (segs, superseded) = (&pass.segs, &mut pass.superseded);
+                    let m = filter::map_batch(&h, &data[at..at + h.size], &mut pass.map, |o| {
+                        let i = segs.partition_point(|s| s.base <= o).saturating_sub(1);
+                        superseded[i] += 1;
+                    });
+                    pass.unreadable |= !m.readable;
+                    pass.tombstones[seg] += m.tombstones;
                 }
                 (pos + used as u64, None)
             }
@@ -403,21 +416,37 @@ impl Logs {
         self.map_segment(pass, seg + 1, ctx);
     }
 
-    /// Start writing segment `seg`'s cleaned copy; past the mapped ones, end the pass.
-    fn start_cleaning(&mut self, mut pass: Pass, seg: usize, ctx: &mut LogCtx) {
-        if seg >= pass.mapped {
-            return self.finish_pass(pass, ctx);
-        }
-        let src = &pass.segs[seg];
+    /// Start writing the cleaned copy of segment `seg`, or of the first after it that has
+    /// records to drop (the others are left as they are); past the mapped ones, end the
+    /// pass.
+    fn start_cleaning(&mut self, mut pass: Pass, mut seg: usize, ctx: &mut LogCtx) {
         let now = ctx.now_ms;
-        let first_cleaned = self
-            .compact
-            .history
-            .get(&pass.part)
-            .and_then(|h| h.cleaned.get(&src.base));
-        let drop_tombstones = !pass.unreadable
-            && first_cleaned
-                .is_some_and(|&(t, _)| now.saturating_sub(t) >= pass.delete_retention_ms);
+        let drop_tombstones = loop {
+            if seg >= pass.mapped {
+                return self.finish_pass(pass, ctx);
+            }
+            let base = pass.segs[seg].base;
+            let h = self.compact.history.entry(pass.part).or_default();
+            let drop_tombstones = !pass.unreadable
+                && h.cleaned
+                    .get(&base)
+                    .is_some_and(|&(t, _)| now.saturating_sub(t) >= pass.delete_retention_ms);
+            let tombstones = pass.tombstones.get(seg).copied().unwrap_or(0);
+            let superseded = pass.superseded.get(seg).copied().unwrap_or(0);
+            if superseded > 0 || (drop_tombstones && tombstones > 0) {
+                break drop_tombstones;
+            }
+            // Nothing to drop: the segment counts as cleaned, left as it is.
+            let e = h.cleaned.entry(base).or_insert((now, 0));
+            e.1 = tombstones;
+            if pass.unreadable && tombstones > 0 {
+                // Its tombstones could not go this pass: try again in delete.retention.ms,
+                // not at every tick.
+                e.0 = now;
+            }
+            seg += 1;
+        };
+        let src = &pass.segs[seg];
         let (size, path) = (src.size, src.path.clone());
         let out_path = cleaned_path(&path);
         let (Ok(src_c), Ok(out_c)) = (c_path(&path), c_path(&out_path)) else {
@@ -645,7 +674,11 @@ impl Logs {
         if c.remove {
             h.cleaned.remove(&base);
         } else {
-            h.cleaned.entry(base).or_insert((now, 0)).1 = c.tombstones;
+            let e = h.cleaned.entry(base).or_insert((now, 0));
+            e.1 = c.tombstones;
+            if pass.unreadable && c.tombstones > 0 {
+                e.0 = now; // as in start_cleaning
+            }
         }
         if closes.has_steps() {
             self.start_job(closes, ctx);
