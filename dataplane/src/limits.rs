@@ -410,10 +410,16 @@ pub const NOFILE_WANTED: u64 = 1 << 20;
 /// larger than this is read whole, alone). 256 KiB of records is parsed, hashed and filtered
 /// in well under a millisecond.
 pub const COMPACT_SLICE_BYTES: usize = 256 << 10;
-/// Distinct keys one compaction pass maps (16 bytes of key hash and 8 of offset each, some
-/// 48 MiB of table at the bound). A pass whose segments hold more cleans the segments mapped
-/// before the map filled; the next pass goes on from there.
+/// Distinct keys one compaction pass maps (32 bytes a slot: 16 of key hash and 8 of offset,
+/// aligned; up to 64 MiB of table at the bound, which the shard keeps between passes). A
+/// pass whose segments hold more cleans the segments mapped before the map filled; the next
+/// pass goes on from there.
 pub const COMPACT_MAP_KEYS_MAX: usize = 1 << 20;
+/// The fewest bytes of segment per key a pass reserves its key map for (it estimates from
+/// the records of its first batches; a stored record with its share of the batch header
+/// takes at least this much), up to the bound above: the table is sized once, since growing
+/// it rehashes every key in one slice.
+pub const COMPACT_MAP_BYTES_PER_KEY_MIN: u64 = 64;
 /// Bytes a stored compressed batch may inflate to while it is compacted; a batch past it is
 /// kept whole (its keys are neither mapped nor filtered).
 pub const COMPACT_INFLATED_BYTES_MAX: usize = 16 << 20;

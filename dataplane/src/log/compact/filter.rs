@@ -96,6 +96,14 @@ pub struct KeyMap {
 }
 
 impl KeyMap {
+    /// Empty the map and make room for `keys` keys, keeping its table: growing a large
+    /// table rehashes every entry at once, and freeing one unmaps every page, either of
+    /// which in one slice would stall the shard for milliseconds.
+    pub fn reset(&mut self, keys: usize) {
+        self.latest.clear();
+        self.latest.reserve(keys);
+    }
+
     pub fn len(&self) -> usize {
         self.latest.len()
     }

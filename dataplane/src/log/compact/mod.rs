@@ -37,7 +37,7 @@ use super::files::{c_path, Failure, Job, Step, Then};
 use super::partition::Segment;
 use super::topics::Cleanup;
 use super::{LogCtx, Logs};
-use crate::limits::{COMPACT_MAP_KEYS_MAX, COMPACT_SLICE_BYTES};
+use crate::limits::{COMPACT_MAP_BYTES_PER_KEY_MIN, COMPACT_MAP_KEYS_MAX, COMPACT_SLICE_BYTES};
 use crate::log::batch;
 use crate::runtime::aligned::AlignedBuf;
 use crate::runtime::slab::SlabKey;
@@ -73,6 +73,8 @@ pub struct Compactor {
     history: HashMap<SlabKey, History>,
     /// [`CRASH_ENV`], read at the first pass.
     crash_at: Option<Option<CrashAt>>,
+    /// The key map's table, kept between passes (see [`KeyMap::reset`]).
+    spare: KeyMap,
     /// The pass waits to switch a segment until reads of it in flight are done; the tick
     /// tries again.
     deferred: bool,
@@ -110,6 +112,8 @@ struct Pass {
     /// segment with neither to drop is left as it is (not rewritten).
     superseded: Vec<u64>,
     tombstones: Vec<u64>,
+    /// The map has been sized (`reserve_map`).
+    sized: bool,
     delete_retention_ms: u64,
     stage: Stage,
     /// Handles kept between jobs, by slot.
@@ -183,6 +187,22 @@ fn batches_in(data: &[u8], pos: u64, size: u64) -> Result<Batches, Option<usize>
         Err(n) if data.len() < n && pos + n as u64 <= size => Err(Some(n)),
         Err(_) => Err(None),
     }
+}
+
+/// Make room in the pass's map for the keys its segments may hold, estimated from the
+/// records of its first batches (bytes per record, at least
+/// `COMPACT_MAP_BYTES_PER_KEY_MIN`), so the map does not grow inside a slice: growing a
+/// table rehashes every key at once. Too large a table costs page faults as it fills, so
+/// the estimate is not simply the lowest record size.
+fn reserve_map(pass: &mut Pass, first: &[(batch::BatchHeader, usize)]) {
+    let (bytes, records) = first.iter().fold((0u64, 0u64), |(b, r), (h, _)| {
+        (b + h.size as u64, r + h.record_count.max(0) as u64)
+    });
+    let per_record = (bytes / records.max(1)).max(COMPACT_MAP_BYTES_PER_KEY_MIN);
+    let total: u64 = pass.segs.iter().map(|s| s.size).sum();
+    let keys =
+        (total / per_record).min(COMPACT_MAP_KEYS_MAX as u64 + COMPACT_MAP_KEYS_MAX as u64 / 8);
+    pass.map.reset(keys as usize);
 }
 
 fn config_of(set: Option<&BTreeMap<String, String>>) -> (u64, f64) {
@@ -276,7 +296,7 @@ impl Logs {
             });
             let ratio_met = dirty > 0 && dirty as f64 >= ratio * total as f64;
             if ratio_met || tombstones_due {
-                let segs = sealed
+                let segs: Vec<Src> = sealed
                     .iter()
                     .map(|s| Src {
                         base: s.base,
@@ -296,11 +316,17 @@ impl Logs {
             part,
             dir,
             segs,
-            map: KeyMap::default(),
+            map: {
+                // Sized by the first slice (`reserve_map`).
+                let mut map = std::mem::take(&mut self.compact.spare);
+                map.reset(0);
+                map
+            },
             mapped: 0,
             unreadable: false,
             superseded: Vec::new(),
             tombstones: Vec::new(),
+            sized: false,
             delete_retention_ms,
             stage: Stage::Map { seg: 0, pos: 0 },
             fds: [None, None, None],
@@ -381,6 +407,10 @@ impl Logs {
         let data = &read.as_slice()[..read.len().min(size.saturating_sub(pos) as usize)];
         let (pos, need) = match batches_in(data, pos, size) {
             Ok((hs, used)) => {
+                if !pass.sized && !hs.is_empty() {
+                    reserve_map(&mut pass, &hs);
+                    pass.sized = true;
+                }
                 pass.superseded.resize(pass.segs.len(), 0);
                 pass.tombstones.resize(pass.segs.len(), 0);
                 for (h, at) in hs {
@@ -698,6 +728,7 @@ impl Logs {
                 replaced = pass.cleaned, reclaimed_bytes = pass.reclaimed, "compaction pass done");
         }
         self.close_handles(&mut pass, None, ctx);
+        self.compact.spare = pass.map;
     }
 
     /// End the pass early: close its handles, remove a cleaned copy not put in place. The
@@ -718,6 +749,7 @@ impl Logs {
             _ => None,
         };
         self.close_handles(&mut pass, leftover, ctx);
+        self.compact.spare = pass.map;
     }
 
     fn close_handles(&mut self, pass: &mut Pass, unlink: Option<PathBuf>, ctx: &mut LogCtx) {
