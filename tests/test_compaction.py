@@ -247,6 +247,32 @@ def test_kill_mid_compaction_loses_nothing(start, monkeypatch, point):
     assert state_of(read_log(node, "crash")) == want
 
 
+def test_kill_9_while_a_cleaned_copy_is_written_loses_nothing(start):
+    """A real SIGKILL mid-compaction: each restart cleans every segment again, the test
+    kills the node as soon as a `.cleaned` copy appears in the folder, and after the last
+    restart a consumer still rebuilds the latest value of every key."""
+    node = start()
+    create(node, "killed", **{"cleanup.policy": "compact"})
+    records, offsets = produce_all(node, "killed", workload(rounds=16))
+    want = expected_state(records, offsets)
+    folder = node.data / "log" / "killed" / "0"
+    hits = 0
+    for _ in range(5):
+        node.kill9()
+        node.restart()
+        deadline = time.time() + 5
+        while not list(folder.glob("*.cleaned")) and time.time() < deadline:
+            time.sleep(0.001)
+        hits += bool(list(folder.glob("*.cleaned")))
+    node.kill9()
+    assert hits >= 1, "never caught a compaction mid-way"
+    node.restart()
+    assert watermarks(node, "killed") == (0, len(records))
+    assert state_of(read_log(node, "killed")) == want
+    got, _ = compacted(node, "killed", lambda got: len(got) < len(records) / 3)
+    assert state_of(got) == want
+
+
 def test_compact_delete_also_honours_retention(start):
     node = start()
     create(node, "both", **{"cleanup.policy": "compact,delete",
