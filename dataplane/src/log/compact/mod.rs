@@ -645,6 +645,7 @@ impl Logs {
             return;
         }
         let reader = pass.fds[OUT_R].take();
+        let mut tracked = None;
         let mut closes = Job::new(
             format!("compaction: closing the replaced {}", path.display()),
             Then::Nothing,
@@ -690,6 +691,11 @@ impl Logs {
                         p.log.segments[i] = out;
                         if let Some(r) = reader {
                             p.files.insert(path.clone(), r);
+                            // An older segment's handle counts in the reader cache (the
+                            // old one may have been closed by it already).
+                            if i + 1 < p.log.segments.len() {
+                                tracked = Some(path.clone());
+                            }
                         }
                     }
                     // A read-ahead holds bytes at the old file's positions.
@@ -712,6 +718,9 @@ impl Logs {
         }
         if closes.has_steps() {
             self.start_job(closes, ctx);
+        }
+        if let Some(path) = tracked {
+            self.retire_reader(pass.part, path, ctx);
         }
         self.start_cleaning(pass, c.seg + 1, ctx);
     }
