@@ -423,3 +423,16 @@ pub const COMPACT_MAP_BYTES_PER_KEY_MIN: u64 = 64;
 /// Bytes a stored compressed batch may inflate to while it is compacted; a batch past it is
 /// kept whole (its keys are neither mapped nor filtered).
 pub const COMPACT_INFLATED_BYTES_MAX: usize = 16 << 20;
+
+// ----- Transactions (issue 11, f-txn) -------------------------------------------------------
+
+/// Transactional ids one shard coordinates (InitProducerId for a new one past it answers
+/// COORDINATOR_NOT_AVAILABLE).
+pub const TXN_IDS_PER_SHARD_MAX: usize = 100_000;
+/// Partitions one transaction may write (AddPartitionsToTxn past it: INVALID_REQUEST).
+pub const TXN_PARTITIONS_MAX: usize = 10_000;
+/// The largest `transaction.timeout.ms` a producer may ask for: Kafka's default
+/// `transaction.max.timeout.ms` (15 minutes).
+pub const TXN_TIMEOUT_MS_MAX: i32 = 900_000;
+/// How long a marker flight waits before writing markers that failed again.
+pub const TXN_MARKER_RETRY: std::time::Duration = std::time::Duration::from_millis(200);

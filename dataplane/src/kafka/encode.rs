@@ -280,6 +280,14 @@ mod tests {
                 ResponseKind::IncrementalAlterConfigs(Default::default())
             }
             ApiKey::DeleteRecords => ResponseKind::DeleteRecords(Default::default()),
+
+            // Transactions.
+            ApiKey::AddPartitionsToTxn => ResponseKind::AddPartitionsToTxn(Default::default()),
+            ApiKey::AddOffsetsToTxn => ResponseKind::AddOffsetsToTxn(Default::default()),
+            ApiKey::EndTxn => ResponseKind::EndTxn(Default::default()),
+            ApiKey::TxnOffsetCommit => ResponseKind::TxnOffsetCommit(Default::default()),
+            ApiKey::DescribeTransactions => ResponseKind::DescribeTransactions(Default::default()),
+            ApiKey::ListTransactions => ResponseKind::ListTransactions(Default::default()),
             other => panic!("add {other:?} here when it is served"),
         }
     }

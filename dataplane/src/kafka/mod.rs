@@ -17,6 +17,7 @@ pub mod groups;
 pub mod handlers;
 pub mod partitions;
 pub mod rounds;
+pub mod txn;
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -138,7 +139,7 @@ pub fn dispatch(ctx: &mut Ctx, conn: &mut Conn, payload: Bytes) -> Act {
         RequestKind::ApiVersions(_) => handlers::api_versions::handle(conn, r),
         RequestKind::Metadata(m) => handlers::metadata::handle(ctx, r, m),
         RequestKind::FindCoordinator(f) => handlers::find_coordinator::handle(ctx, conn, r, f),
-        RequestKind::InitProducerId(_) => handlers::init_producer_id::handle(ctx, conn, r),
+        RequestKind::InitProducerId(i) => handlers::init_producer_id::handle(ctx, conn, r, i),
         RequestKind::CreateTopics(c) => handlers::create_topics::handle(ctx, r, c),
         RequestKind::DeleteTopics(d) => handlers::delete_topics::handle(ctx, r, d),
         RequestKind::DescribeConfigs(d) => handlers::describe_configs::handle(ctx, conn, r, d),
@@ -166,6 +167,14 @@ pub fn dispatch(ctx: &mut Ctx, conn: &mut Conn, payload: Bytes) -> Act {
             handlers::incremental_alter_configs::handle(ctx, r, a)
         }
         RequestKind::DeleteRecords(d) => handlers::delete_records::handle(ctx, r, d),
+
+        // Transactions (`txn/`).
+        RequestKind::AddPartitionsToTxn(a) => handlers::add_partitions_to_txn::handle(ctx, r, a),
+        RequestKind::AddOffsetsToTxn(a) => handlers::add_offsets_to_txn::handle(ctx, r, a),
+        RequestKind::TxnOffsetCommit(c) => handlers::txn_offset_commit::handle(ctx, r, c),
+        RequestKind::EndTxn(e) => handlers::end_txn::handle(ctx, r, e),
+        RequestKind::DescribeTransactions(d) => handlers::describe_transactions::handle(ctx, r, d),
+        RequestKind::ListTransactions(l) => handlers::list_transactions::handle(ctx, r, l),
         _ => {
             tracing::debug!(shard = ctx.me, ?key, "Kafka API not served yet; closing");
             Act::Close

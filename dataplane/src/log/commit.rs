@@ -117,6 +117,10 @@ impl Logs {
                     return ctx.reply(reply, produced(ErrorCode::InvalidRecord))
                 }
                 Ok(h) => {
+                    // Transactions: only the coordinator writes control batches.
+                    if let Err(e) = super::txn_index::check_produced(&h) {
+                        return ctx.reply(reply, produced(e));
+                    }
                     batches.push((pos, h));
                     pos += h.size;
                 }
@@ -160,6 +164,11 @@ impl Logs {
                 first_base = plan.base_offset;
             }
             producers::remember(&mut p.producers, &h, plan.base_offset);
+            // Transactions: a transactional batch opens its producer's transaction here.
+            if h.attributes & super::txn_index::TRANSACTIONAL != 0 {
+                p.txn
+                    .note_data(h.producer_id, plan.base_offset, &plan.path, plan.position);
+            }
             if plan.rolled {
                 // The new segment's handles open through the ring; its group waits for them.
                 p.opening.push(plan.path.clone());
@@ -172,6 +181,39 @@ impl Logs {
             self.open_rolled(part, path, ctx);
         }
         self.mark_dirty(part);
+    }
+
+    /// Append one batch this node writes itself (a transaction marker, `txn_index.rs`),
+    /// answered like a produce once durable. Its base offset, or None (answered with an
+    /// error) when the partition is gone or failed.
+    pub(super) fn append_own(
+        &mut self,
+        part: SlabKey,
+        bytes: Bytes,
+        h: &batch::BatchHeader,
+        reply: Dest,
+        ctx: &mut LogCtx,
+    ) -> Option<i64> {
+        let Some(p) = self.parts.get_mut(part).filter(|p| !p.failed) else {
+            ctx.reply(reply, produced(ErrorCode::KafkaStorageError));
+            return None;
+        };
+        let plan = p.log.plan(bytes.len(), h, ctx.now_ms);
+        let base = plan.base_offset;
+        let rolled = plan.rolled.then(|| plan.path.clone());
+        if let Some(path) = &rolled {
+            p.opening.push(path.clone());
+        }
+        p.pending.push(PendingAppend {
+            bytes,
+            plan,
+            reply: Some((reply, base)),
+        });
+        if let Some(path) = rolled {
+            self.open_rolled(part, path, ctx);
+        }
+        self.mark_dirty(part);
+        Some(base)
     }
 
     /// Open a rolled segment's read and write handles (see [`Then::Segment`]).
@@ -458,7 +500,11 @@ impl Logs {
                 }
             }
             let (bytes, ms) = p.config.deletion();
-            for path in p.log.apply_retention(bytes, ms, now) {
+            let removed = p.log.apply_retention(bytes, ms, now);
+            if !removed.is_empty() {
+                p.txn.trim(p.log.log_start()); // Transactions: markers gone with them
+            }
+            for path in removed {
                 let Ok(c) = c_path(&path) else { continue };
                 // Unlink, then close the handles (the close of the last one frees the
                 // blocks), on an io_uring worker.

@@ -40,6 +40,10 @@ pub struct ReadOp {
     reply: Option<Dest>,
     hw: i64,
     log_start: i64,
+    /// The last stable offset, and for a read_committed fetch the aborted transactions
+    /// in its range (`txn_index.rs`).
+    last_stable: i64,
+    aborted: Vec<(i64, i64)>,
     /// The partition, segment and file position read.
     part: SlabKey,
     path: PathBuf,
@@ -71,6 +75,8 @@ fn fetch_error(e: ErrorCode, high_watermark: i64, log_start: i64) -> LogResult {
         high_watermark,
         log_start,
         records: None,
+        last_stable: high_watermark,
+        aborted: Vec::new(),
     }
 }
 
@@ -83,12 +89,14 @@ fn offset_error(e: ErrorCode) -> LogResult {
 }
 
 impl Logs {
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn fetch(
         &mut self,
         topic: &str,
         partition: i32,
         offset: i64,
         max_bytes: i32,
+        committed: bool,
         reply: Dest,
         ctx: &mut LogCtx,
     ) {
@@ -105,17 +113,23 @@ impl Logs {
             );
         };
         let (hw, ls) = (p.hw, p.log.log_start());
+        // read_committed reads stop at the last stable offset: the first offset of the
+        // oldest open transaction (`txn_index.rs`).
+        let lso = p.txn.last_stable(hw);
+        let end = if committed { lso } else { hw };
         // An empty answer: the consumer is at the end, or nothing readable is there yet.
         let nothing = LogResult::Fetched {
             error: 0,
             high_watermark: hw,
             log_start: ls,
             records: None,
+            last_stable: lso,
+            aborted: Vec::new(),
         };
         if offset < ls || offset > hw {
             return ctx.reply(reply, fetch_error(ErrorCode::OffsetOutOfRange, hw, ls));
         }
-        if offset == hw {
+        if offset >= end {
             return ctx.reply(reply, nothing);
         }
         // The client names the size, so it is capped: at most the larger of one whole batch
@@ -135,6 +149,17 @@ impl Logs {
         if plan.path == p.committed.0 {
             len = len.min(p.committed.1.saturating_sub(plan.position));
         }
+        // Nor, read_committed, past the last stable offset's batch.
+        if let Some((path, at)) = p.txn.stable_end().filter(|_| committed && lso < hw) {
+            if plan.path == path {
+                len = len.min(at.saturating_sub(plan.position));
+            }
+        }
+        let aborted = if committed {
+            p.txn.aborted_in(offset, end)
+        } else {
+            Vec::new()
+        };
         let Some(fd) = p.reader(&plan.path) else {
             // An older segment whose handle the cache closed (`readers.rs`).
             let retry = LogOp::Fetch {
@@ -160,6 +185,8 @@ impl Logs {
             reply: Some(reply),
             hw,
             log_start: ls,
+            last_stable: lso,
+            aborted,
             part,
             path: plan.path,
             position: plan.position,
@@ -191,6 +218,7 @@ impl Logs {
         topic: &str,
         partition: i32,
         timestamp: i64,
+        committed: bool,
         reply: Dest,
         ctx: &mut LogCtx,
     ) {
@@ -202,6 +230,7 @@ impl Logs {
         };
         let offset = match timestamp {
             -2 => p.log.log_start(),
+            -1 if committed => p.txn.last_stable(p.hw),
             -1 => p.hw,
             ts => {
                 let committed = (p.committed.0.as_path(), p.committed.1);
@@ -228,6 +257,8 @@ impl Logs {
                             reply: Some(reply),
                             hw: p.hw,
                             log_start: p.log.log_start(),
+                            last_stable: p.hw,
+                            aborted: Vec::new(),
                             part,
                             path: plan.path,
                             position: plan.position,
@@ -255,7 +286,7 @@ impl Logs {
     /// it is larger than max bytes, so a consumer always moves on.
     fn answer_fetch(
         &mut self,
-        op: ReadOp,
+        mut op: ReadOp,
         buf: AlignedBuf,
         range: Range<usize>,
         from: u64,
@@ -292,6 +323,8 @@ impl Logs {
             high_watermark: op.hw,
             log_start: op.log_start,
             records,
+            last_stable: op.last_stable,
+            aborted: std::mem::take(&mut op.aborted),
         };
         self.fetch_done(op, result, next, ctx);
     }
@@ -303,6 +336,8 @@ impl Logs {
             high_watermark: op.hw,
             log_start: op.log_start,
             records: None,
+            last_stable: op.last_stable,
+            aborted: Vec::new(),
         };
         self.fetch_done(op, result, None, ctx);
     }
@@ -378,6 +413,8 @@ impl Logs {
             reply: None,
             hw: -1,
             log_start: -1,
+            last_stable: -1,
+            aborted: Vec::new(),
             part: op.part,
             path: op.path,
             position: next,

@@ -35,6 +35,8 @@ pub mod state;
 pub mod topic_config;
 pub mod topic_jobs;
 pub mod topics;
+// Transactions: the last stable offset, the aborted index, markers.
+pub mod txn_index;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -258,12 +260,14 @@ impl Logs {
                 partition,
                 offset,
                 max_bytes,
-            } => self.fetch(&topic, partition, offset, max_bytes, reply, ctx),
+                committed,
+            } => self.fetch(&topic, partition, offset, max_bytes, committed, reply, ctx),
             LogOp::ListOffsets {
                 topic,
                 partition,
                 timestamp,
-            } => self.list_offsets(&topic, partition, timestamp, reply, ctx),
+                committed,
+            } => self.list_offsets(&topic, partition, timestamp, committed, reply, ctx),
             // Admin (`topic_jobs.rs`).
             LogOp::RewriteTopic(meta) => self.rewrite_topic(&meta, reply, ctx),
             LogOp::ChangeTopic(meta) => self.change_topic_here(meta, reply, ctx),
@@ -272,6 +276,14 @@ impl Logs {
                 partition,
                 offset,
             } => self.delete_records(&topic, partition, offset, reply, ctx),
+            // Transactions (`txn_index.rs`).
+            LogOp::TxnMarker {
+                topic,
+                partition,
+                pid,
+                epoch,
+                commit,
+            } => self.txn_marker(&topic, partition, pid, epoch, commit, reply, ctx),
         }
     }
 

@@ -24,11 +24,25 @@ pub enum LogOp {
         partition: i32,
         offset: i64,
         max_bytes: i32,
+        /// isolation_level=read_committed: up to the last stable offset, with the aborted
+        /// transactions in the range (`log/txn_index.rs`).
+        committed: bool,
     },
     ListOffsets {
         topic: String,
         partition: i32,
         timestamp: i64,
+        /// read_committed: "latest" is the last stable offset.
+        committed: bool,
+    },
+    // Transactions (`kafka/txn/`).
+    /// Append a transaction's COMMIT or ABORT control batch (answered `Produced`).
+    TxnMarker {
+        topic: String,
+        partition: i32,
+        pid: i64,
+        epoch: i16,
+        commit: bool,
     },
     // Admin (CreatePartitions, AlterConfigs, IncrementalAlterConfigs, DeleteRecords).
     /// On the topic's home: write the changed topic's `topic.meta` (its epoch one past the
@@ -63,6 +77,11 @@ pub enum LogResult {
         high_watermark: i64,
         log_start: i64,
         records: Option<Bytes>,
+        /// The last stable offset (the high watermark when no transaction is open).
+        last_stable: i64,
+        /// read_committed: the aborted transactions in the range, (producer id, first
+        /// offset).
+        aborted: Vec<(i64, i64)>,
     },
     Offset {
         error: i16,

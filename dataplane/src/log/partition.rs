@@ -108,6 +108,8 @@ pub struct Recovery {
     /// The last few batches (up to `limits::PRODUCER_BATCHES` each) of every idempotent producer
     /// in the log, oldest first, as stored: what their sequence checks resume from.
     pub producer_batches: Vec<BatchHeader>,
+    /// Transactions: open ones and the aborted index, rebuilt from the batches.
+    pub txn: super::txn_index::TxnIndex,
 }
 
 /// Where an append goes. The shard writes `len` bytes at `position` of `path`; `rolled`
@@ -260,6 +262,7 @@ impl Partition {
                                 recent.pop_front();
                             }
                         }
+                        rep.txn.recovered(&h, &buf, &path, pos);
                         seg.note_batch(&h, pos);
                         rep.batches += 1;
                         next = h.last_offset() + 1;

@@ -48,6 +48,16 @@ pub fn remember(producers: &mut Producers, h: &BatchHeader, base_offset: i64) {
     }
 }
 
+/// A transaction marker of `pid` at `epoch` was written: a newer epoch fences the older
+/// producer here (its batches are refused) and starts the sequence again.
+pub fn fence(producers: &mut Producers, pid: i64, epoch: i16) {
+    let st = producers.entry(pid).or_default();
+    if epoch > st.epoch {
+        st.epoch = epoch;
+        st.recent.clear();
+    }
+}
+
 pub fn check(producers: &Producers, h: &BatchHeader) -> SeqCheck {
     if h.producer_id < 0 || h.base_sequence < 0 {
         return SeqCheck::Fresh;

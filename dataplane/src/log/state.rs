@@ -48,6 +48,8 @@ pub struct PartState {
     pub dirty_since_sync: bool,
     pub config: TopicConfig,
     pub producers: Producers,
+    /// Transactions: open ones (the last stable offset) and the aborted index.
+    pub txn: super::txn_index::TxnIndex,
 }
 
 fn open_segment(path: &Path) -> std::io::Result<File> {
@@ -147,6 +149,7 @@ impl PartState {
         for h in &rep.producer_batches {
             producers::remember(&mut ps.producers, h, h.base_offset);
         }
+        ps.txn = rep.txn;
         Ok(ps)
     }
 
@@ -201,6 +204,7 @@ impl PartState {
             dirty_since_sync: false,
             config: meta.config,
             producers: HashMap::new(),
+            txn: Default::default(),
         }
     }
 

@@ -34,6 +34,8 @@ enum ReplyTo {
     Conn(u32, u32, u64),
     /// A blocking command waiting on this shard, of which this flight is one attempt.
     Waiter(SlabKey),
+    /// Nobody: work this shard started itself (a transaction's marker flight).
+    Nowhere,
 }
 
 struct Slot {
@@ -140,6 +142,18 @@ impl Shard {
         self.start_flight(ReplyTo::Conn(reply.0, reply.1, reply.2), origin, l, started);
     }
 
+    /// Start a flight that answers nobody (a transaction's marker flight, `kafka/txn/`).
+    pub(super) fn launch_background(&mut self, l: Launch) {
+        self.next_tx += 1;
+        let origin = ConnId {
+            shard: self.id as u16,
+            slot: u32::MAX,
+            gen: self.next_tx as u32,
+        };
+        let now = self.now;
+        self.start_flight(ReplyTo::Nowhere, origin, l, now);
+    }
+
     /// Start a flight for waiter `waiter` (of connection `origin`) parked on this shard: its
     /// reply goes to [`Shard::attempted`].
     pub(super) fn launch_for_waiter(&mut self, waiter: SlabKey, origin: ConnId, l: Launch) {
@@ -203,7 +217,7 @@ impl Shard {
                         }
                     }
                     Some(ReplyTo::Waiter(w)) => self.attempted(w, bytes),
-                    None => {}
+                    Some(ReplyTo::Nowhere) | None => {}
                 },
                 Output::After(d) => {
                     self.timers.push((now + d, f));

@@ -23,6 +23,15 @@ impl Shard {
             };
             self.reply(dest.shard as usize, reply);
         }
+        // Transactions: the marker flights the coordinator asks for (`kafka/txn/rounds.rs`).
+        for d in self.groups.txns.take_drives() {
+            let rounds = crate::kafka::txn::rounds::markers(d, &self.owner);
+            self.launch_background(crate::shard::Launch {
+                rounds: Box::new(rounds),
+                atomic: None,
+                family: crate::proto::resp::command::Family::Server,
+            });
+        }
         r
     }
 }

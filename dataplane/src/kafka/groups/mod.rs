@@ -25,6 +25,8 @@ pub mod ops;
 pub mod rounds;
 pub mod store;
 pub mod subscription;
+// Transactions: offsets staged by transactions, and the transaction coordinator's seam.
+mod txn_offsets;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -67,6 +69,7 @@ pub mod err {
     pub const GROUP_MAX_SIZE_REACHED: i16 = 81;
     pub const FENCED_INSTANCE_ID: i16 = 82;
     pub const GROUP_SUBSCRIBED_TO_TOPIC: i16 = 86;
+    pub const UNSTABLE_OFFSET_COMMIT: i16 = 88;
 }
 
 /// The internal topic whose partitions groups map to (it holds no log here: each partition
@@ -149,6 +152,21 @@ enum Waiter {
         res: OffsetDeleteRes,
         remove: Vec<(String, i32)>,
     },
+    // Transactions (`txn_offsets.rs`).
+    Txn(crate::kafka::txn::Waiter),
+    TxnCommit {
+        dest: Dest,
+        group: String,
+        pid: i64,
+        errors: Vec<i16>,
+        apply: Vec<((String, i32), Committed)>,
+    },
+    TxnMarker {
+        dest: Dest,
+        group: String,
+        pid: i64,
+        commit: bool,
+    },
 }
 
 /// A DeleteGroups part waiting for its groups' records.
@@ -191,6 +209,10 @@ pub struct Groups {
     replies: Vec<(Dest, GroupRes)>,
     deletes: HashMap<u64, Deletes>,
     next_batch: u64,
+    /// The transaction coordinator of this shard's transactional ids (`kafka/txn/`).
+    pub txns: crate::kafka::txn::Txns,
+    /// Offsets staged by open transactions, by (group, producer id), in request order.
+    staged: txn_offsets::Staged,
 }
 
 impl Groups {
@@ -237,6 +259,8 @@ impl Groups {
             replies: Vec::new(),
             deletes: HashMap::new(),
             next_batch: 0,
+            txns: crate::kafka::txn::Txns::new(me),
+            staged: HashMap::new(),
         }
     }
 
@@ -279,6 +303,7 @@ impl Groups {
                     e.offsets.clear();
                 }
             }
+            Record::Txn(t) => self.replay_txn(t),
         }
         self.groups
             .retain(|_, e| !(e.offsets.is_empty() && e.group.is_empty()));
@@ -387,6 +412,12 @@ impl Groups {
             }
             GroupOp::Delete(ids) => self.delete(ids, dest, &mut out),
             GroupOp::OffsetDelete(req) => self.offset_delete(req, dest, &mut out),
+            // Transactions (`txn_offsets.rs`).
+            GroupOp::Txn(op) => self.txn_exec(*op, dest, ctx, &mut out),
+            GroupOp::TxnCommit(req) => self.txn_commit(req, dest, ctx, &mut out),
+            GroupOp::TxnMarker { group, pid, commit } => {
+                self.txn_marker(group, pid, commit, dest, &mut out)
+            }
         }
         self.replies = out;
     }
@@ -531,6 +562,11 @@ impl Groups {
         let found = |topic: &str, partition: i32| match e
             .and_then(|e| e.offsets.get(&(topic.to_string(), partition)))
         {
+            // Transactions: offsets an open transaction staged (`txn_offsets.rs`).
+            _ if req.require_stable && self.unstable(&req.group, topic, partition) => Fetched {
+                error: err::UNSTABLE_OFFSET_COMMIT,
+                ..none(partition)
+            },
             Some(c) => Fetched {
                 partition,
                 offset: c.offset,
@@ -754,6 +790,9 @@ impl Groups {
                 }
                 out.push((dest, GroupRes::OffsetDelete(res)));
             }
+            w @ (Waiter::Txn(_) | Waiter::TxnCommit { .. } | Waiter::TxnMarker { .. }) => {
+                self.finish_txn(w, ok, out)
+            }
         }
     }
 
@@ -796,6 +835,7 @@ impl Groups {
         self.groups.retain(|_, e| {
             !(e.offsets.is_empty() && e.group.is_empty() && e.group.state() == State::Empty)
         });
+        self.txn_tick(ctx.now_ms, &mut out);
         self.replies = out;
         self.rewrite_due(ctx.io);
     }
@@ -819,6 +859,7 @@ impl Groups {
                 );
             }
         }
+        self.snapshot_txn(p, &mut b);
         b
     }
 

@@ -137,6 +137,9 @@ pub struct FetchReq {
     pub group: String,
     /// The partitions asked for; None: every partition the group has an offset for.
     pub topics: Option<Vec<(String, Vec<i32>)>>,
+    /// v7+ (KIP-447): a partition with offsets staged by an open transaction answers
+    /// UNSTABLE_OFFSET_COMMIT, and the client asks again.
+    pub require_stable: bool,
 }
 
 /// A committed offset as OffsetFetch reports it.
@@ -210,6 +213,30 @@ pub enum GroupOp {
     List(Vec<String>),
     Delete(Vec<String>),
     OffsetDelete(OffsetDeleteReq),
+    // Transactions (`kafka/txn/`).
+    /// A request for a transactional id's coordinator (the same shard map as groups').
+    Txn(Box<crate::kafka::txn::ops::TxnOp>),
+    /// TxnOffsetCommit: offsets staged by a transaction, visible once it commits.
+    TxnCommit(TxnCommitReq),
+    /// A transaction ended: its staged offsets for the group are committed or dropped.
+    TxnMarker {
+        group: String,
+        pid: i64,
+        commit: bool,
+    },
+}
+
+/// TxnOffsetCommit for a group's coordinator.
+#[derive(Debug, Clone)]
+pub struct TxnCommitReq {
+    pub group: String,
+    pub pid: i64,
+    pub epoch: i16,
+    /// v3+: the consumer's generation and member (-1 and empty when not given).
+    pub generation: i32,
+    pub member: String,
+    pub instance: Option<String>,
+    pub offsets: Vec<CommitOffset>,
 }
 
 /// The coordinator's answer, one variant per request kind.
@@ -228,4 +255,6 @@ pub enum GroupRes {
     Describe(Vec<Described>),
     List(Vec<Listed>),
     OffsetDelete(OffsetDeleteRes),
+    /// A transaction coordinator's answer (`kafka/txn/`).
+    Txn(crate::kafka::txn::ops::TxnRes),
 }

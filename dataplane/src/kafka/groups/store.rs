@@ -60,11 +60,15 @@ pub enum Record {
     },
     /// DeleteGroups: every offset of the group is gone.
     GroupGone { group: String },
+    /// Transactions (`kafka/txn/record.rs`): a transactional id's state, an offset staged
+    /// by a transaction, or a transaction's end for a group.
+    Txn(crate::kafka::txn::record::TxnRecord),
 }
 
 const COMMIT: u8 = 1;
 const TOMBSTONE: u8 = 2;
 const GROUP_GONE: u8 = 3;
+const TXN: u8 = 4;
 const HEADER: usize = 8;
 
 fn put_str(out: &mut Vec<u8>, s: &str) {
@@ -108,6 +112,10 @@ pub fn encode(r: &Record, out: &mut Vec<u8>) {
         Record::GroupGone { group } => {
             out.push(GROUP_GONE);
             put_str(out, group);
+        }
+        Record::Txn(t) => {
+            out.push(TXN);
+            t.encode(out);
         }
     }
     let body = &out[start + HEADER..];
@@ -167,6 +175,11 @@ fn decode_body(b: &[u8]) -> Option<Record> {
             partition: c.i32()?,
         },
         GROUP_GONE => Record::GroupGone { group: c.str()? },
+        TXN => {
+            let t = crate::kafka::txn::record::TxnRecord::decode(c.0)?;
+            c.0 = &[];
+            Record::Txn(t)
+        }
         _ => return None,
     };
     c.0.is_empty().then_some(r)

@@ -10,8 +10,8 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use kafka_protocol::messages::fetch_response::PartitionData;
-use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ResponseKind};
+use kafka_protocol::messages::fetch_response::{AbortedTransaction, PartitionData};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId, ResponseKind};
 
 use super::Req;
 use crate::kafka::partitions::{by_layout, split};
@@ -27,6 +27,8 @@ pub fn handle(ctx: &Ctx, r: Req, f: FetchRequest) -> Act {
     let deadline = ctx.now + wait;
     let min_bytes = f.min_bytes.max(1) as usize;
     let max_bytes = f.max_bytes.max(0) as usize;
+    // isolation_level 1: read_committed (up to the last stable offset).
+    let committed = f.isolation_level == 1;
     let topics = f.topics.into_iter().map(|t| (t.topic, t.partitions));
     let (parts, layout) = split(ctx.owner, topics.collect(), |topic, p| {
         let (partition, offset, max_bytes) = (p.partition, p.fetch_offset, p.partition_max_bytes);
@@ -38,6 +40,7 @@ pub fn handle(ctx: &Ctx, r: Req, f: FetchRequest) -> Act {
                 partition,
                 offset,
                 max_bytes,
+                committed,
             },
         )
     });
@@ -67,6 +70,8 @@ pub fn handle(ctx: &Ctx, r: Req, f: FetchRequest) -> Act {
                     high_watermark,
                     log_start,
                     records,
+                    last_stable,
+                    aborted,
                 } => {
                     let records = records.as_ref().map_or_else(Bytes::new, |b| {
                         let kept = batches_within(b, budget, first);
@@ -74,11 +79,19 @@ pub fn handle(ctx: &Ctx, r: Req, f: FetchRequest) -> Act {
                         first &= kept.is_empty();
                         kept
                     });
+                    let aborted = aborted
+                        .iter()
+                        .map(|&(pid, first)| {
+                            AbortedTransaction::default()
+                                .with_producer_id(ProducerId(pid))
+                                .with_first_offset(first)
+                        })
+                        .collect();
                     d.with_error_code(*error)
                         .with_high_watermark(*high_watermark)
-                        .with_last_stable_offset(*high_watermark)
+                        .with_last_stable_offset(*last_stable)
                         .with_log_start_offset(*log_start)
-                        .with_aborted_transactions(Some(Vec::new()))
+                        .with_aborted_transactions(Some(aborted))
                         .with_records(Some(records))
                 }
                 other => d.with_error_code(other.error()).with_high_watermark(-1),

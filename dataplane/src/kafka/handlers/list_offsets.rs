@@ -12,6 +12,8 @@ use crate::log::ops::{LogOp, LogResult};
 use crate::shard::Act;
 
 pub fn handle(ctx: &Ctx, r: Req, l: ListOffsetsRequest) -> Act {
+    // isolation_level 1 (read_committed): "latest" is the last stable offset.
+    let committed = l.isolation_level == 1;
     let topics = l.topics.into_iter().map(|t| (t.name, t.partitions));
     let (parts, layout) = split(ctx.owner, topics.collect(), |topic, p| {
         let (partition, timestamp) = (p.partition_index, p.timestamp);
@@ -22,6 +24,7 @@ pub fn handle(ctx: &Ctx, r: Req, l: ListOffsetsRequest) -> Act {
                 topic,
                 partition,
                 timestamp,
+                committed,
             },
         )
     });

@@ -29,6 +29,14 @@ pub mod create_partitions;
 pub mod delete_records;
 pub mod incremental_alter_configs;
 
+// Transactions (`kafka/txn/`).
+pub mod add_offsets_to_txn;
+pub mod add_partitions_to_txn;
+pub mod describe_transactions;
+pub mod end_txn;
+pub mod list_transactions;
+pub mod txn_offset_commit;
+
 use kafka_protocol::messages::{ApiKey, ResponseKind};
 
 use super::rounds::Done;

@@ -45,7 +45,15 @@ pub fn handle(ctx: &Ctx, r: Req, f: OffsetFetchRequest) -> Act {
                     .map(|t| (t.name.0.to_string(), t.partition_indexes))
                     .collect()
             });
-            (coordinator(ctx.owner, &group), FetchReq { group, topics })
+            let require_stable = f.require_stable;
+            (
+                coordinator(ctx.owner, &group),
+                FetchReq {
+                    group,
+                    topics,
+                    require_stable,
+                },
+            )
         }));
         let parts = parts
             .into_iter()
@@ -103,7 +111,14 @@ pub fn handle(ctx: &Ctx, r: Req, f: OffsetFetchRequest) -> Act {
     let shard = coordinator(ctx.owner, &group);
     launch(
         ctx,
-        vec![(shard, GroupOp::Fetch(vec![FetchReq { group, topics }]))],
+        vec![(
+            shard,
+            GroupOp::Fetch(vec![FetchReq {
+                group,
+                topics,
+                require_stable: f.require_stable,
+            }]),
+        )],
         move |res| {
             let f = answers(res)
                 .into_iter()

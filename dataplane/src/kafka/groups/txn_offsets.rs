@@ -1,0 +1,308 @@
+//! Transactions on the group coordinator: the transaction coordinator's seam (its
+//! requests, records and timer run through this shard's `Groups`, see `kafka/txn/`), and
+//! offsets staged by transactions (TxnOffsetCommit).
+//!
+//! A staged offset is written to the group's offsets file as a `TxnRecord::Offset` and held
+//! apart, per (group, producer id), invisible to OffsetFetch. The transaction's marker for
+//! the group (`GroupOp::TxnMarker`, from the marker flight) is written after them: on
+//! COMMIT the staged offsets become the group's committed offsets, on ABORT they are
+//! dropped. Replaying a file in order therefore rebuilds both what is committed and what
+//! is still staged by a transaction that has not ended.
+
+use super::ops::{CommitOffset, GroupRes, TxnCommitReq};
+use super::store::{self, Record};
+use super::{err, partition_for, Committed, Entry, GroupCtx, Groups, Waiter};
+use crate::kafka::txn::ops::TxnOp;
+use crate::kafka::txn::record::TxnRecord;
+use crate::kafka::txn::Effect;
+use crate::limits::{GROUP_OFFSETS_MAX, GROUP_OFFSET_METADATA_MAX_BYTES};
+use crate::txn::Dest;
+
+/// Offsets staged by open transactions: by (group, producer id), each (topic, partition)
+/// with its offset, in request order.
+pub(super) type Staged = std::collections::HashMap<(String, i64), Vec<((String, i32), Committed)>>;
+
+impl Groups {
+    /// A transaction coordinator request.
+    pub(super) fn txn_exec(
+        &mut self,
+        op: TxnOp,
+        dest: Dest,
+        ctx: &mut GroupCtx,
+        out: &mut Vec<(Dest, GroupRes)>,
+    ) {
+        let mut effects = Vec::new();
+        self.txns
+            .exec(op, dest, ctx.now_ms, ctx.topics, &mut effects);
+        self.txn_effects(effects, out);
+    }
+
+    fn txn_effects(&mut self, effects: Vec<Effect>, out: &mut Vec<(Dest, GroupRes)>) {
+        for e in effects {
+            match e {
+                Effect::Reply(dest, res) => out.push((dest, GroupRes::Txn(res))),
+                Effect::Append(part, bytes, w) => {
+                    let w = Waiter::Txn(w);
+                    if let Err(w) = self.log.append(part, |b| b.extend_from_slice(&bytes), w) {
+                        self.finish(w, false, out);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The transaction coordinator's timer (from the shard's tick).
+    pub(super) fn txn_tick(&mut self, now_ms: u64, out: &mut Vec<(Dest, GroupRes)>) {
+        let mut effects = Vec::new();
+        self.txns.tick(now_ms, &mut effects);
+        self.txn_effects(effects, out);
+    }
+
+    /// TxnOffsetCommit: stage the offsets (durably) until the transaction ends.
+    pub(super) fn txn_commit(
+        &mut self,
+        req: TxnCommitReq,
+        dest: Dest,
+        ctx: &mut GroupCtx,
+        out: &mut Vec<(Dest, GroupRes)>,
+    ) {
+        let n = req.offsets.len();
+        let all = |e: i16| GroupRes::Commit(vec![e; n]);
+        if req.group.is_empty() {
+            return out.push((dest, all(err::INVALID_GROUP_ID)));
+        }
+        if self.draining {
+            return out.push((dest, all(err::NOT_COORDINATOR)));
+        }
+        // A consumer that names its generation (v3+) must be a member of it.
+        if req.generation >= 0 {
+            let check = match self.groups.get_mut(&req.group) {
+                Some(e) => e.group.check_commit(
+                    req.generation,
+                    &req.member,
+                    req.instance.as_deref(),
+                    ctx.now,
+                ),
+                None => Err(err::ILLEGAL_GENERATION),
+            };
+            if let Err(code) = check {
+                return out.push((dest, all(code)));
+            }
+        }
+        let key = (req.group.clone(), req.pid);
+        let held = self.staged.get(&key).map_or(0, Vec::len);
+        let mut errors = Vec::with_capacity(n);
+        let mut apply = Vec::new();
+        let mut bytes = Vec::new();
+        for CommitOffset {
+            topic,
+            partition,
+            offset,
+            leader_epoch,
+            metadata,
+        } in req.offsets
+        {
+            let exists = ctx
+                .topics
+                .get(&topic)
+                .is_some_and(|t| (0..t.partitions).contains(&partition));
+            let metadata = metadata.unwrap_or_default();
+            let error = if !exists {
+                err::UNKNOWN_TOPIC_OR_PARTITION
+            } else if metadata.len() > GROUP_OFFSET_METADATA_MAX_BYTES
+                || held + apply.len() >= GROUP_OFFSETS_MAX
+            {
+                err::OFFSET_METADATA_TOO_LARGE
+            } else {
+                err::NONE
+            };
+            errors.push(error);
+            if error != err::NONE {
+                continue;
+            }
+            let c = Committed {
+                offset,
+                leader_epoch,
+                metadata,
+                commit_ms: ctx.now_ms as i64,
+            };
+            let rec = TxnRecord::Offset {
+                group: req.group.clone(),
+                pid: req.pid,
+                topic: topic.clone(),
+                partition,
+                offset: c.offset,
+                leader_epoch: c.leader_epoch,
+                metadata: c.metadata.clone(),
+                commit_ms: c.commit_ms,
+            };
+            store::encode(&Record::Txn(rec), &mut bytes);
+            apply.push(((topic, partition), c));
+        }
+        if apply.is_empty() {
+            return out.push((dest, GroupRes::Commit(errors)));
+        }
+        let w = Waiter::TxnCommit {
+            dest,
+            group: req.group,
+            pid: req.pid,
+            errors,
+            apply,
+        };
+        let part = partition_for(&key.0);
+        if let Err(w) = self.log.append(part, |b| b.extend_from_slice(&bytes), w) {
+            self.finish(w, false, out);
+        }
+    }
+
+    /// A transaction of `pid` ended: its staged offsets for `group` are committed or
+    /// dropped, once the marker is durable.
+    pub(super) fn txn_marker(
+        &mut self,
+        group: String,
+        pid: i64,
+        commit: bool,
+        dest: Dest,
+        out: &mut Vec<(Dest, GroupRes)>,
+    ) {
+        if !self.staged.contains_key(&(group.clone(), pid)) {
+            return out.push((dest, GroupRes::Error(err::NONE)));
+        }
+        let mut bytes = Vec::new();
+        let rec = TxnRecord::Marker {
+            group: group.clone(),
+            pid,
+            commit,
+        };
+        store::encode(&Record::Txn(rec), &mut bytes);
+        let part = partition_for(&group);
+        let w = Waiter::TxnMarker {
+            dest,
+            group,
+            pid,
+            commit,
+        };
+        if let Err(w) = self.log.append(part, |b| b.extend_from_slice(&bytes), w) {
+            self.finish(w, false, out);
+        }
+    }
+
+    /// Whether an open transaction staged an offset for `group`'s `topic`/`partition`.
+    pub(super) fn unstable(&self, group: &str, topic: &str, partition: i32) -> bool {
+        self.staged.iter().any(|((g, _), offsets)| {
+            g == group
+                && offsets
+                    .iter()
+                    .any(|((t, p), _)| t == topic && *p == partition)
+        })
+    }
+
+    /// The end of a staged transaction: commit its offsets into the group, or drop them.
+    fn end_staged(&mut self, group: &str, pid: i64, commit: bool) {
+        let Some(offsets) = self.staged.remove(&(group.to_string(), pid)) else {
+            return;
+        };
+        if commit {
+            let e = self
+                .groups
+                .entry(group.to_string())
+                .or_insert_with(|| Entry::new(group));
+            e.offsets.extend(offsets);
+        }
+    }
+
+    /// A transaction record replayed at start-up.
+    pub(super) fn replay_txn(&mut self, t: TxnRecord) {
+        match t {
+            TxnRecord::State(s) => self.txns.replay(s),
+            TxnRecord::Offset {
+                group,
+                pid,
+                topic,
+                partition,
+                offset,
+                leader_epoch,
+                metadata,
+                commit_ms,
+            } => {
+                let c = Committed {
+                    offset,
+                    leader_epoch,
+                    metadata,
+                    commit_ms,
+                };
+                self.staged
+                    .entry((group, pid))
+                    .or_default()
+                    .push(((topic, partition), c));
+            }
+            TxnRecord::Marker { group, pid, commit } => self.end_staged(&group, pid, commit),
+        }
+    }
+
+    /// A transaction request's records are durable (`ok`) or could not be written.
+    pub(super) fn finish_txn(&mut self, w: Waiter, ok: bool, out: &mut Vec<(Dest, GroupRes)>) {
+        match w {
+            Waiter::Txn(w) => {
+                if let Some((dest, res)) = self.txns.finish(w, ok) {
+                    out.push((dest, GroupRes::Txn(res)));
+                }
+            }
+            Waiter::TxnCommit {
+                dest,
+                group,
+                pid,
+                mut errors,
+                apply,
+            } => {
+                if ok {
+                    self.staged.entry((group, pid)).or_default().extend(apply);
+                } else {
+                    for e in errors.iter_mut().filter(|e| **e == err::NONE) {
+                        *e = err::COORDINATOR_NOT_AVAILABLE;
+                    }
+                }
+                out.push((dest, GroupRes::Commit(errors)));
+            }
+            Waiter::TxnMarker {
+                dest,
+                group,
+                pid,
+                commit,
+            } => {
+                let e = if ok {
+                    self.end_staged(&group, pid, commit);
+                    err::NONE
+                } else {
+                    err::COORDINATOR_NOT_AVAILABLE
+                };
+                out.push((dest, GroupRes::Error(e)));
+            }
+            _ => {}
+        }
+    }
+
+    /// The transaction records of partition `p` that a rewrite keeps: its transactional
+    /// ids' states and the offsets its groups' open transactions staged.
+    pub(super) fn snapshot_txn(&self, p: u32, b: &mut Vec<u8>) {
+        self.txns.snapshot(p, b);
+        for ((group, pid), offsets) in &self.staged {
+            if partition_for(group) != p {
+                continue;
+            }
+            for ((topic, partition), c) in offsets {
+                let rec = TxnRecord::Offset {
+                    group: group.clone(),
+                    pid: *pid,
+                    topic: topic.clone(),
+                    partition: *partition,
+                    offset: c.offset,
+                    leader_epoch: c.leader_epoch,
+                    metadata: c.metadata.clone(),
+                    commit_ms: c.commit_ms,
+                };
+                store::encode(&Record::Txn(rec), b);
+            }
+        }
+    }
+}
