@@ -1,15 +1,19 @@
 #!/usr/bin/env python3
 """Exactly-once across kill -9: a consume-transform-produce loop with transactions.
 
-A processor (confluent-kafka, in a thread) reads `eos-in` through a consumer group with
-isolation.level=read_committed and, per batch, in one transaction: produces each record
-transformed to `eos-out` and commits the consumed offsets with
+A processor (confluent-kafka, in its own process) reads `eos-in` through a consumer group
+with isolation.level=read_committed and, per batch, in one transaction: produces each
+record transformed to `eos-out` and commits the consumed offsets with
 send_offsets_to_transaction, then commits. Each round feeds new input (acks=all, unique
-values), lets the processor work, and kills the node with SIGKILL at a random moment while
-it is mid-stream; the node restarts and the processor recovers as an application does:
-on any error it drops its clients and starts new ones (the new transactional producer
-fences the old one, whose open transaction is aborted; the consumer resumes from the
-committed offsets, KIP-447's stable offsets).
+values), waits until the processor committed a transaction of it, and then, at a random
+moment while it is mid-stream, kills the node with SIGKILL, and the processor with it; both
+start again. The new processor's transactional producer fences the old one (whose open
+transaction the node aborts), a transaction the node had prepared is completed by its
+recovery, and the consumer resumes from the committed offsets (KIP-447 stable offsets).
+
+The processor dies with the node because librdkafka 2.16's send_offsets_to_transaction can
+block past its timeout once the group coordinator's connection went away
+(confluentinc/librdkafka#5456, #5511), so a client left running would hang, not fail.
 
 At the end every input value must be in `eos-out` read with read_committed exactly once:
 0 duplicates and 0 losses.
@@ -21,6 +25,7 @@ tests/test_kafka_txn.py runs as many rounds as fit in about a minute in CI.
 """
 
 import argparse
+import os
 import random
 import subprocess
 import sys
@@ -38,7 +43,7 @@ from conftest import Node  # noqa: E402
 
 IN, OUT, GROUP, TXID = "eos-in", "eos-out", "eos-group", "eos-tx"
 PARTITIONS = 2
-import os
+# EOS_DEBUG=eos,protocol turns on librdkafka's debug log in the processor.
 DEBUG = {"debug": os.environ["EOS_DEBUG"]} if os.environ.get("EOS_DEBUG") else {}
 
 
@@ -192,6 +197,7 @@ def run(rounds: int, per_round: int, seed: int, work: Path, log=print, budget_s=
     finally:
         proc.kill()
         node.stop()
+    text = node.log_text()
     want = {"out:" + v for v in fed}
     seen = {}
     for v in out:
@@ -202,7 +208,11 @@ def run(rounds: int, per_round: int, seed: int, work: Path, log=print, budget_s=
     return {
         "rounds": done_rounds, "input": len(fed), "output": len(out), "duplicates": dups,
         "lost": lost, "unexpected": extra, "transactions": proc.commits,
-        "client_errors": len(proc.errors), "seconds": round(time.time() - started, 1),
+        "client_errors": len(proc.errors),
+        # What the kills left for the node to finish: transactions found prepared at a
+        # restart (completed by recovery), open ones aborted when the new producer came.
+        "recovered_prepared": text.count("completing a transaction prepared before the restart"),
+        "fenced_open": text.count("a new producer of the id: aborting its open transaction"), "seconds": round(time.time() - started, 1),
     }
 
 

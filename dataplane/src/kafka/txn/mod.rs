@@ -546,6 +546,8 @@ impl Txns {
                 // Fence the old producer: abort its transaction under a new epoch (its
                 // markers carry it, so partitions refuse the old one too). The caller
                 // retries until the abort is complete.
+                tracing::info!(shard = self.me, transactional_id = %id,
+                    "a new producer of the id: aborting its open transaction");
                 m.bump(fresh);
                 m.phase = Phase::PrepareAbort;
                 let res = TxnRes::Init {
