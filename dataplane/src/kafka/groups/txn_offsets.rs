@@ -306,3 +306,83 @@ impl Groups {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::ops::{FetchReq, Fetched};
+    use super::*;
+    use crate::config::Config;
+    use crate::mesh::SlotTable;
+    use clap::Parser;
+
+    fn groups(tag: &str) -> Groups {
+        let dir =
+            std::env::temp_dir().join(format!("pinion-txn-offsets-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let cfg = Config::parse_from(["pinion", "--data-dir", dir.to_str().expect("utf-8")]);
+        Groups::recover(&cfg, 0, &SlotTable::new(1), 0).expect("recover")
+    }
+
+    fn offset(pid: i64, partition: i32, offset: i64) -> Record {
+        Record::Txn(TxnRecord::Offset {
+            group: "g".into(),
+            pid,
+            topic: "t".into(),
+            partition,
+            offset,
+            leader_epoch: -1,
+            metadata: String::new(),
+            commit_ms: 1,
+        })
+    }
+
+    fn marker(pid: i64, commit: bool) -> Record {
+        Record::Txn(TxnRecord::Marker {
+            group: "g".into(),
+            pid,
+            commit,
+        })
+    }
+
+    fn fetched(g: &Groups, stable: bool) -> Vec<(i64, i16)> {
+        let req = FetchReq {
+            group: "g".into(),
+            topics: Some(vec![("t".into(), vec![0, 1])]),
+            require_stable: stable,
+        };
+        g.fetch(&req).topics[0]
+            .1
+            .iter()
+            .map(|f: &Fetched| (f.offset, f.error))
+            .collect()
+    }
+
+    #[test]
+    fn staged_offsets_are_invisible_until_the_commit_marker_and_survive_a_rewrite() {
+        let mut g = groups("stage");
+        g.replay(offset(7, 0, 10));
+        g.replay(offset(7, 1, 11));
+        // Not committed; a stable fetch is told to wait.
+        assert_eq!(fetched(&g, false), vec![(-1, 0), (-1, 0)]);
+        let unstable = err::UNSTABLE_OFFSET_COMMIT;
+        assert_eq!(fetched(&g, true), vec![(-1, unstable), (-1, unstable)]);
+        // A rewrite keeps what is staged: replayed into a fresh coordinator, it is the same.
+        let mut snap = Vec::new();
+        g.snapshot_txn(partition_for("g"), &mut snap);
+        let (recs, _) = store::decode_all(&snap);
+        let mut h = groups("rewrite");
+        for r in recs {
+            h.replay(r);
+        }
+        assert_eq!(fetched(&h, true), vec![(-1, unstable), (-1, unstable)]);
+        // COMMIT makes them the group's offsets.
+        h.replay(marker(7, true));
+        assert_eq!(fetched(&h, true), vec![(10, 0), (11, 0)]);
+        // ABORT drops another producer's.
+        h.replay(offset(8, 0, 20));
+        assert_eq!(fetched(&h, true)[0], (-1, unstable));
+        h.replay(marker(8, false));
+        assert_eq!(fetched(&h, true), vec![(10, 0), (11, 0)]);
+        assert!(h.staged.is_empty());
+    }
+}
