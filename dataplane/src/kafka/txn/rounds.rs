@@ -139,3 +139,92 @@ impl Rounds for MarkerRounds {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn produced(error: i16) -> Res {
+        Res::Log(LogResult::Produced {
+            error,
+            base_offset: 0,
+            log_start: 0,
+        })
+    }
+
+    #[test]
+    fn markers_then_complete_retrying_only_what_failed() {
+        let owner = SlotTable::new(2);
+        let d = Drive {
+            id: "tx".into(),
+            pid: 9,
+            epoch: 2,
+            commit: true,
+            partitions: vec![("a".into(), 0), ("a".into(), 1), ("gone".into(), 0)],
+            groups: vec!["g".into()],
+        };
+        let mut r = markers(d, &owner);
+        let now = Instant::now();
+        let Step::Hop { parts, .. } = r.next(Vec::new(), now) else {
+            panic!("the markers first")
+        };
+        assert_eq!(parts.len(), 4);
+        assert!(matches!(
+            &parts[0].1,
+            Op::Log(LogOp::TxnMarker {
+                pid: 9,
+                epoch: 2,
+                commit: true,
+                ..
+            })
+        ));
+        assert!(matches!(&parts[3].1, Op::Group(g) if matches!(**g, GroupOp::TxnMarker { .. })));
+        // One partition's write failed, one partition is gone: only the failed one again.
+        let storage = ErrorCode::KafkaStorageError.code();
+        let gone = ErrorCode::UnknownTopicOrPartition.code();
+        let results = vec![
+            produced(0),
+            produced(storage),
+            produced(gone),
+            Res::Group(Box::new(GroupRes::Error(0))),
+        ];
+        let Step::Again { parts, after } = r.next(results, now) else {
+            panic!("a retry")
+        };
+        assert_eq!((parts.len(), after), (1, TXN_MARKER_RETRY));
+        assert!(matches!(
+            &parts[0].1,
+            Op::Log(LogOp::TxnMarker { partition: 1, .. })
+        ));
+        // Done: the coordinator logs the transaction complete, then nobody is answered.
+        let Step::Hop { parts, .. } = r.next(vec![produced(0)], now) else {
+            panic!("the completion")
+        };
+        assert_eq!(parts[0].0, coordinator(&owner, "tx"));
+        assert!(matches!(&parts[0].1, Op::Group(g)
+            if matches!(**g, GroupOp::Txn(ref t) if matches!(**t, TxnOp::Complete { commit: true, .. }))));
+        assert!(matches!(
+            r.next(vec![Res::Group(Box::new(GroupRes::Error(0)))], now),
+            Step::Reply(ref b) if b.is_empty()
+        ));
+    }
+
+    #[test]
+    fn a_transaction_with_nothing_to_mark_completes_at_once() {
+        let owner = SlotTable::new(2);
+        let d = Drive {
+            id: "tx".into(),
+            pid: 1,
+            epoch: 0,
+            commit: false,
+            partitions: Vec::new(),
+            groups: Vec::new(),
+        };
+        let mut r = markers(d, &owner);
+        assert_eq!(r.first_shards(), vec![coordinator(&owner, "tx")]);
+        let Step::Hop { parts, .. } = r.next(Vec::new(), Instant::now()) else {
+            panic!("the completion")
+        };
+        assert_eq!(parts.len(), 1);
+    }
+}
