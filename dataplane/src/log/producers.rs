@@ -169,4 +169,31 @@ mod tests {
         ));
         assert!(matches!(check(&p, &header(9, 1, 10, 1)), SeqCheck::Fresh));
     }
+
+    #[test]
+    fn a_marker_epoch_fences_older_epochs() {
+        let mut p = state(1, &[(0, 4, 10)]);
+        // A marker of the same epoch (a commit) keeps the sequence going.
+        fence(&mut p, 7, 1);
+        assert!(matches!(check(&p, &header(7, 1, 5, 1)), SeqCheck::Fresh));
+        // A newer one (the coordinator aborted under a new epoch): the old epoch is refused,
+        // the next starts at 0.
+        fence(&mut p, 7, 2);
+        assert!(matches!(
+            check(&p, &header(7, 1, 5, 1)),
+            SeqCheck::Reject(ErrorCode::InvalidProducerEpoch)
+        ));
+        assert!(matches!(check(&p, &header(7, 3, 0, 1)), SeqCheck::Fresh));
+        // An older marker changes nothing; an unknown producer starts at the marker's epoch.
+        fence(&mut p, 7, 0);
+        assert!(matches!(
+            check(&p, &header(7, 1, 5, 1)),
+            SeqCheck::Reject(ErrorCode::InvalidProducerEpoch)
+        ));
+        fence(&mut p, 8, 4);
+        assert!(matches!(
+            check(&p, &header(8, 3, 0, 1)),
+            SeqCheck::Reject(ErrorCode::InvalidProducerEpoch)
+        ));
+    }
 }

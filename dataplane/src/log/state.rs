@@ -150,6 +150,11 @@ impl PartState {
             producers::remember(&mut ps.producers, h, h.base_offset);
         }
         ps.txn = rep.txn;
+        // Markers fenced older epochs of their producers (they carry no sequence, so the
+        // idempotent state above does not see them).
+        for (pid, epoch) in ps.txn.take_marker_epochs() {
+            producers::fence(&mut ps.producers, pid, epoch);
+        }
         Ok(ps)
     }
 

@@ -41,6 +41,9 @@ pub struct TxnIndex {
     open: HashMap<i64, (i64, PathBuf, u64)>,
     /// Aborted transactions in marker order: (producer id, first offset, marker offset).
     aborted: Vec<(i64, i64, i64)>,
+    /// At recovery: the newest epoch of each producer's markers, which fenced its older
+    /// epochs here (`Recovery` hands it to the producers' state, then it is emptied).
+    marker_epochs: HashMap<i64, i16>,
 }
 
 impl TxnIndex {
@@ -94,6 +97,11 @@ impl TxnIndex {
             .collect()
     }
 
+    /// The markers' epochs found at recovery, for the producers' state (once).
+    pub fn take_marker_epochs(&mut self) -> HashMap<i64, i16> {
+        std::mem::take(&mut self.marker_epochs)
+    }
+
     /// Forget aborted transactions whose marker is before the log's start (retention).
     pub fn trim(&mut self, log_start: i64) {
         let gone = self.aborted.partition_point(|a| a.2 < log_start);
@@ -109,6 +117,11 @@ impl TxnIndex {
         if h.is_control() {
             if let Some(commit) = control_commit(bytes) {
                 self.note_marker(h.producer_id, commit, h.base_offset);
+                let e = self
+                    .marker_epochs
+                    .entry(h.producer_id)
+                    .or_insert(h.producer_epoch);
+                *e = (*e).max(h.producer_epoch);
             }
         } else {
             self.note_data(h.producer_id, h.base_offset, path, position);
@@ -316,6 +329,7 @@ mod tests {
         t.recovered(&h, &m, path, 80);
         assert_eq!(t.last_stable(100), 100);
         assert_eq!(t.aborted_in(0, 100), vec![(9, 5)]);
+        assert_eq!(t.take_marker_epochs(), HashMap::from([(9, 0)]));
         // Plain batches are not transactions.
         let plain = batch::build(8, 0, &[b"c"]);
         t.recovered(&batch::peek(&plain).expect("header"), &plain, path, 160);
