@@ -118,7 +118,9 @@ impl Logs {
                 }
                 Ok(h) => {
                     // Transactions: only the coordinator writes control batches.
-                    if let Err(e) = super::txn_index::check_produced(&h) {
+                    if let Err(e) =
+                        super::txn_index::check_produced(&h).and_then(|_| p.txn.check_produce(&h))
+                    {
                         return ctx.reply(reply, produced(e));
                     }
                     batches.push((pos, h));

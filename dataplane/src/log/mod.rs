@@ -277,6 +277,12 @@ impl Logs {
                 offset,
             } => self.delete_records(&topic, partition, offset, reply, ctx),
             // Transactions (`txn_index.rs`).
+            LogOp::TxnBegin {
+                topic,
+                partition,
+                pid,
+                epoch,
+            } => self.txn_begin(&topic, partition, pid, epoch, reply, ctx),
             LogOp::TxnMarker {
                 topic,
                 partition,

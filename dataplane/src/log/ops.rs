@@ -36,6 +36,14 @@ pub enum LogOp {
         committed: bool,
     },
     // Transactions (`kafka/txn/`).
+    /// The partition joined producer `pid`'s transaction at `epoch` (AddPartitionsToTxn):
+    /// its transactional batches are taken until the marker (answered `Created`).
+    TxnBegin {
+        topic: String,
+        partition: i32,
+        pid: i64,
+        epoch: i16,
+    },
     /// Append a transaction's COMMIT or ABORT control batch (answered `Produced`).
     TxnMarker {
         topic: String,

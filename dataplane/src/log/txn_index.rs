@@ -41,6 +41,9 @@ pub struct TxnIndex {
     open: HashMap<i64, (i64, PathBuf, u64)>,
     /// Aborted transactions in marker order: (producer id, first offset, marker offset).
     aborted: Vec<(i64, i64, i64)>,
+    /// Producers whose transaction added this partition, with their epoch: their
+    /// transactional batches are taken until their marker.
+    allowed: HashMap<i64, i16>,
     /// At recovery: the newest epoch of each producer's markers, which fenced its older
     /// epochs here (`Recovery` hands it to the producers' state, then it is emptied).
     marker_epochs: HashMap<i64, i16>,
@@ -77,8 +80,28 @@ impl TxnIndex {
             .or_insert_with(|| (offset, path.to_path_buf(), position));
     }
 
+    /// `pid`'s transaction (at `epoch`) added this partition.
+    pub fn allow(&mut self, pid: i64, epoch: i16) {
+        self.allowed.insert(pid, epoch);
+    }
+
+    /// A transactional batch is taken only from a producer whose transaction added the
+    /// partition, at that epoch (what KIP-890 has the leader verify): a batch of a
+    /// transaction that ended, or of a fenced producer, gets INVALID_TXN_STATE.
+    pub fn check_produce(&self, h: &BatchHeader) -> Result<(), ErrorCode> {
+        if h.attributes & TRANSACTIONAL == 0 || h.is_control() {
+            return Ok(());
+        }
+        match self.allowed.get(&h.producer_id) {
+            Some(&e) if e == h.producer_epoch => Ok(()),
+            Some(&e) if h.producer_epoch < e => Err(ErrorCode::InvalidProducerEpoch),
+            _ => Err(ErrorCode::InvalidTxnState),
+        }
+    }
+
     /// `pid`'s marker at `offset`: its transaction ends.
     pub fn note_marker(&mut self, pid: i64, commit: bool, offset: i64) {
+        self.allowed.remove(&pid);
         if let Some((first, _, _)) = self.open.remove(&pid) {
             if !commit {
                 self.aborted.push((pid, first, offset));
@@ -125,6 +148,7 @@ impl TxnIndex {
             }
         } else {
             self.note_data(h.producer_id, h.base_offset, path, position);
+            self.allowed.insert(h.producer_id, h.producer_epoch);
         }
     }
 }
@@ -221,6 +245,29 @@ pub fn control_commit(b: &[u8]) -> Option<bool> {
 }
 
 impl Logs {
+    /// AddPartitionsToTxn reached the partition: take `pid`'s transactional batches.
+    pub(super) fn txn_begin(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        pid: i64,
+        epoch: i16,
+        reply: Dest,
+        ctx: &mut LogCtx,
+    ) {
+        let p = self
+            .find(topic, partition)
+            .and_then(|k| self.parts.get_mut(k));
+        let error = match p {
+            Some(p) => {
+                p.txn.allow(pid, epoch);
+                0
+            }
+            None => ErrorCode::UnknownTopicOrPartition.code(),
+        };
+        ctx.reply(reply, LogResult::Created { error });
+    }
+
     /// Append `pid`'s COMMIT or ABORT marker to a partition, answered like a produce once
     /// durable. The marker's epoch fences older producers of `pid` on this partition.
     #[allow(clippy::too_many_arguments)]
@@ -306,6 +353,19 @@ mod tests {
         assert_eq!(t.aborted_in(14, 20), vec![(7, 15)]);
         assert_eq!(t.aborted_in(0, 12), vec![(7, 10)]);
         assert_eq!(t.aborted_in(17, 20), vec![]);
+        // Only producers whose transaction added the partition, at their epoch.
+        let mut h = batch::peek(&control_batch(7, 3, true, 0)).expect("header");
+        h.attributes = TRANSACTIONAL;
+        assert_eq!(t.check_produce(&h), Err(ErrorCode::InvalidTxnState));
+        t.allow(7, 3);
+        assert_eq!(t.check_produce(&h), Ok(()));
+        h.producer_epoch = 2;
+        assert_eq!(t.check_produce(&h), Err(ErrorCode::InvalidProducerEpoch));
+        t.note_marker(7, true, 18);
+        h.producer_epoch = 3;
+        assert_eq!(t.check_produce(&h), Err(ErrorCode::InvalidTxnState));
+        h.attributes = 0;
+        assert_eq!(t.check_produce(&h), Ok(()));
         // A marker without an open transaction (a retry) changes nothing.
         t.note_marker(9, false, 17);
         assert_eq!(t.aborted_in(0, 20).len(), 2);

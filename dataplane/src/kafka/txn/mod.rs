@@ -155,6 +155,9 @@ pub struct Drive {
     pub commit: bool,
     pub partitions: Vec<(String, i32)>,
     pub groups: Vec<String>,
+    /// Not markers: tell the partitions of an open transaction that they are in it again
+    /// (after a restart their list of admitted producers is rebuilt from their data only).
+    pub begin: bool,
 }
 
 /// A request waiting for its record to be durable.
@@ -268,6 +271,7 @@ impl Txns {
                 commit,
                 partitions: m.partitions.iter().cloned().collect(),
                 groups: m.groups.iter().cloned().collect(),
+                begin: false,
             });
         let complete = matches!(m.phase, Phase::CompleteCommit | Phase::CompleteAbort);
         out.push(Effect::Append(
@@ -598,17 +602,21 @@ impl Txns {
         if !self.resumed {
             self.resumed = true;
             for (id, m) in &self.txns {
+                let drive = |commit, begin| Drive {
+                    id: id.clone(),
+                    pid: m.pid,
+                    epoch: m.epoch,
+                    commit,
+                    partitions: m.partitions.iter().cloned().collect(),
+                    groups: m.groups.iter().cloned().collect(),
+                    begin,
+                };
                 if let Some(commit) = m.phase.prepared() {
                     tracing::info!(shard = self.me, transactional_id = %id, commit,
                         "completing a transaction prepared before the restart");
-                    self.drives.push(Drive {
-                        id: id.clone(),
-                        pid: m.pid,
-                        epoch: m.epoch,
-                        commit,
-                        partitions: m.partitions.iter().cloned().collect(),
-                        groups: m.groups.iter().cloned().collect(),
-                    });
+                    self.drives.push(drive(commit, false));
+                } else if m.phase == Phase::Ongoing && !m.partitions.is_empty() {
+                    self.drives.push(drive(false, true));
                 }
             }
         }

@@ -35,6 +35,26 @@ pub struct MarkerRounds {
 /// The flight that writes `d`'s markers, for the shards `owner` maps.
 pub fn markers(d: Drive, owner: &SlotTable) -> MarkerRounds {
     let mut pending = Vec::new();
+    if d.begin {
+        // An open transaction announced to its partitions again (recovery): no markers,
+        // nothing to complete.
+        for (topic, partition) in d.partitions {
+            let shard = owner.shard(partition_slot(&topic, partition));
+            let op = LogOp::TxnBegin {
+                topic,
+                partition,
+                pid: d.pid,
+                epoch: d.epoch,
+            };
+            pending.push((shard, Op::Log(op)));
+        }
+        return MarkerRounds {
+            pending,
+            sent: false,
+            complete: None,
+            cut: false,
+        };
+    }
     for (topic, partition) in d.partitions {
         let shard = owner.shard(partition_slot(&topic, partition));
         let op = LogOp::TxnMarker {
@@ -84,7 +104,7 @@ impl MarkerRounds {
 /// Whether a marker part is done: durable, or nothing to mark (the partition is gone).
 fn done(r: Res) -> bool {
     match r {
-        Res::Log(LogResult::Produced { error, .. }) => {
+        Res::Log(LogResult::Produced { error, .. } | LogResult::Created { error }) => {
             error == 0 || error == ErrorCode::UnknownTopicOrPartition.code()
         }
         Res::Group(g) => matches!(*g, GroupRes::Error(0)),
@@ -99,7 +119,7 @@ impl Rounds for MarkerRounds {
         }
         if !self.sent {
             self.sent = true;
-            if self.pending.len() > 1 && super::crash_armed("markers") {
+            if self.pending.len() > 1 && self.complete.is_some() && super::crash_armed("markers") {
                 self.cut = true;
                 return Step::Hop {
                     parts: self.pending[..1].to_vec(),
@@ -162,6 +182,7 @@ mod tests {
             commit: true,
             partitions: vec![("a".into(), 0), ("a".into(), 1), ("gone".into(), 0)],
             groups: vec!["g".into()],
+            begin: false,
         };
         let mut r = markers(d, &owner);
         let now = Instant::now();
@@ -219,6 +240,7 @@ mod tests {
             commit: false,
             partitions: Vec::new(),
             groups: Vec::new(),
+            begin: false,
         };
         let mut r = markers(d, &owner);
         assert_eq!(r.first_shards(), vec![coordinator(&owner, "tx")]);

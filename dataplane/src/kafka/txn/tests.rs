@@ -247,6 +247,29 @@ fn timeouts_abort_and_recovery_resumes_prepared_transactions() {
 }
 
 #[test]
+fn recovery_announces_open_transactions_to_their_partitions_again() {
+    let mut t = Txns::new(0);
+    let (pid, e) = init(&mut t, "open");
+    add(&mut t, "open", pid, e);
+    let mut snap = Vec::new();
+    t.snapshot(partition_for("open"), &mut snap);
+    let mut r = Txns::new(0);
+    for rec in store::decode_all(&snap).0 {
+        if let Record::Txn(TxnRecord::State(s)) = rec {
+            r.replay(s);
+        }
+    }
+    let mut out = Vec::new();
+    r.tick(3_000, &mut out);
+    let d = r.take_drives();
+    assert_eq!(d.len(), 1);
+    assert!(d[0].begin && d[0].partitions.len() == 2 && d[0].epoch == e);
+    // Only once.
+    r.tick(3_100, &mut out);
+    assert!(r.take_drives().is_empty());
+}
+
+#[test]
 fn bad_requests_are_refused() {
     let mut t = Txns::new(0);
     let op = |timeout_ms| TxnOp::Init {

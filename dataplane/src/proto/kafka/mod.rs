@@ -85,6 +85,8 @@ pub enum ErrorCode {
     OutOfOrderSequenceNumber = 45,
     DuplicateSequenceNumber = 46,
     InvalidProducerEpoch = 47,
+    /// Transactions: a transactional batch for a partition its transaction did not add.
+    InvalidTxnState = 48,
     KafkaStorageError = 56,
     UnknownProducerId = 59,
     InvalidRecord = 87,
