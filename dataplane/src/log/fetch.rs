@@ -167,6 +167,7 @@ impl Logs {
                 partition,
                 offset,
                 max_bytes,
+                committed,
             };
             return self.reopen_reader(part, plan.path, retry, reply, ctx);
         };
@@ -233,6 +234,7 @@ impl Logs {
             -1 if committed => p.txn.last_stable(p.hw),
             -1 => p.hw,
             ts => {
+                let read_committed = committed;
                 let committed = (p.committed.0.as_path(), p.committed.1);
                 let plan = p.log.plan_time_read(ts, committed);
                 let fd = plan.as_ref().and_then(|pl| p.reader(&pl.path));
@@ -242,6 +244,7 @@ impl Logs {
                         topic: topic.to_string(),
                         partition,
                         timestamp,
+                        committed: read_committed,
                     };
                     let path = plan.path.clone();
                     return self.reopen_reader(part, path, retry, reply, ctx);

@@ -273,6 +273,8 @@ fn retry_failed(op: &LogOp) -> LogResult {
             high_watermark: -1,
             log_start: -1,
             records: None,
+            last_stable: -1,
+            aborted: Vec::new(),
         },
     }
 }

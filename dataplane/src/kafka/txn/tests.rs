@@ -30,6 +30,7 @@ fn topics() -> BTreeMap<String, TopicMeta> {
         partitions: 2,
         config,
         set: BTreeMap::new(),
+        epoch: 0,
     };
     t.insert("out".to_string(), m);
     t

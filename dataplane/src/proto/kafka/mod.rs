@@ -48,7 +48,6 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::AlterConfigs, 0, 2),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::DeleteRecords, 0, 2),
-
     // Transactions (`kafka/txn/`): the versions before KIP-890's batched
     // AddPartitionsToTxn (v4, broker to broker).
     (ApiKey::AddPartitionsToTxn, 0, 3),
