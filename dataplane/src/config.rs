@@ -277,6 +277,24 @@ pub struct Config {
     /// node need); a value the fd limit cannot hold fails the start, saying what to raise.
     #[arg(long, default_value_t = 0)]
     pub max_partitions: u64,
+
+    // ----- Security (issue 13) -----
+    /// Users file: one `user NAME RULE ...` line per user (ACL LIST's form) with salted SCRAM
+    /// credentials, never passwords. Loaded at start; ACL LOAD and ACL SAVE read and write it.
+    /// `pinion users add NAME [RULE ...] --password-stdin --file FILE` adds a user.
+    #[arg(long)]
+    pub users: Option<PathBuf>,
+
+    /// Kafka clients must authenticate with SASL (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)
+    /// before any request but ApiVersions and SaslHandshake/SaslAuthenticate. Default: yes
+    /// when --users is given, else no.
+    #[arg(long, value_parser = parse_yes_no)]
+    pub kafka_sasl: Option<bool>,
+
+    /// Bearer token the admin endpoint requires (`Authorization: Bearer TOKEN`) for
+    /// everything but /metrics. `@PATH` reads it from a file (first line).
+    #[arg(long)]
+    pub admin_token: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -329,6 +347,11 @@ pub enum ConfigError {
 }
 
 impl Config {
+    /// Kafka SASL is on (issue 13, Security): `--kafka-sasl`, or `--users` given.
+    pub fn kafka_sasl_enabled(&self) -> bool {
+        self.kafka_sasl.unwrap_or(self.users.is_some())
+    }
+
     pub fn validate(&self) -> Result<(), ConfigError> {
         if !self.recv_buffers.is_power_of_two() || self.recv_buffers > 32768 {
             return Err(ConfigError::RecvBuffers(self.recv_buffers));

@@ -13,6 +13,7 @@
 //!   one node per data directory; [`budget`]: what memory is spent on, and the limit;
 //!   [`tls`]: rustls between a TLS connection's socket bytes and its protocol buffers.
 
+pub mod auth;
 pub mod budget;
 pub mod cache;
 pub mod clock;

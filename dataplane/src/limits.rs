@@ -436,3 +436,26 @@ pub const TXN_PARTITIONS_MAX: usize = 10_000;
 pub const TXN_TIMEOUT_MS_MAX: i32 = 900_000;
 /// How long a marker flight waits before writing markers that failed again.
 pub const TXN_MARKER_RETRY: std::time::Duration = std::time::Duration::from_millis(200);
+
+// ----- users, ACLs and SASL (issue 13, f-sec) -----
+/// PBKDF2 iterations of a credential made by ACL SETUSER or `pinion users add`: Kafka's
+/// minimum for SCRAM (RFC 7677 recommends at least 4096). A wrong password costs one
+/// PBKDF2 of this many rounds (about a millisecond) on the shard that checks it.
+pub const SCRAM_ITERATIONS: u32 = 4096;
+/// Iterations a users file may ask for: more would let one AUTH stall a shard for seconds.
+pub const SCRAM_ITERATIONS_MAX: u32 = 100_000;
+/// Salt bytes of a new credential.
+pub const SCRAM_SALT_BYTES: usize = 16;
+/// Random bytes in a SCRAM server nonce.
+pub const SCRAM_NONCE_BYTES: usize = 18;
+/// Passwords a shard remembers as verified (a SHA-256 of salt and password, in memory
+/// only) so that a repeated AUTH costs one hash, not a PBKDF2; cleared when full.
+pub const AUTH_VERIFIED_CACHE_MAX: usize = 1024;
+/// Entries ACL LOG keeps (Redis's acl-log-max-len default).
+pub const ACL_LOG_MAX: usize = 128;
+/// Users a users file or ACL SETUSER may define.
+pub const ACL_USERS_MAX: usize = 10_000;
+/// Bytes of a users file read at start or by ACL LOAD.
+pub const USERS_FILE_BYTES_MAX: usize = 16 << 20;
+/// Bytes of one SaslAuthenticate message (PLAIN or a SCRAM step) we parse.
+pub const SASL_MESSAGE_BYTES_MAX: usize = 8192;

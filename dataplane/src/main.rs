@@ -16,6 +16,18 @@ use pinion::metrics;
 use pinion::shard::node::Node;
 
 fn main() {
+    // `pinion users ...`: edit a users file (issue 13, f-sec), no node started.
+    let argv: Vec<String> = std::env::args().collect();
+    if argv.get(1).map(String::as_str) == Some("users") {
+        match pinion::auth::users_tool(&argv[2..], &mut std::io::stdin()) {
+            Ok(out) => print!("{out}"),
+            Err(e) => {
+                eprintln!("pinion users: {e}");
+                std::process::exit(2);
+            }
+        }
+        return;
+    }
     let cfg = Config::parse();
     let filter = tracing_subscriber::EnvFilter::try_new(&cfg.log_level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -51,6 +63,8 @@ fn run(cfg: Config) -> anyhow::Result<()> {
         .with_context(|| format!("binding --admin-listen {}", cfg.admin_listen))?;
     let admin_addr = admin.local_addr()?;
     let hist_dump = cfg.hist_dump.clone();
+    let admin_token = metrics::admin::resolve_token(cfg.admin_token.as_deref())
+        .context("reading --admin-token")?;
     let node = Node::start(cfg)?;
     let stop = Arc::new(AtomicBool::new(false));
     {
@@ -58,7 +72,7 @@ fn run(cfg: Config) -> anyhow::Result<()> {
         let stop = stop.clone();
         std::thread::Builder::new()
             .name("admin".into())
-            .spawn(move || metrics::admin::serve(admin, snap, stop))?;
+            .spawn(move || metrics::admin::serve(admin, snap, stop, admin_token))?;
     }
     if let Some(a) = node.resp_tls_addr {
         tracing::info!(resp_tls = %a, "RESP over TLS");

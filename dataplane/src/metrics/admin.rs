@@ -4,6 +4,10 @@
 //! `ADMIN_CONNECTIONS_MAX` at once; more are closed at once), so idle or slow connections
 //! cannot keep `/metrics` from others. Metrics are copied from the shards through their
 //! control channels, so serving them never blocks a shard.
+//!
+//! It binds to loopback by default (`--admin-listen 127.0.0.1:9644`). With `--admin-token`,
+//! every path but `/metrics` (which Prometheus scrapes) needs `Authorization: Bearer
+//! <token>`, compared in constant time; without it, 401.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -17,8 +21,53 @@ use crate::limits::{ADMIN_CONNECTIONS_MAX, ADMIN_THREAD_STACK_BYTES};
 /// Collects every shard's metrics (None if a shard did not answer in time).
 pub type Snapshot = Arc<dyn Fn() -> Option<Vec<ShardMetrics>> + Send + Sync>;
 
+/// `--admin-token`: the token itself, or `@PATH` to read it from a file's first line.
+pub fn resolve_token(arg: Option<&str>) -> std::io::Result<Option<Arc<str>>> {
+    let Some(arg) = arg else {
+        return Ok(None);
+    };
+    let token = match arg.strip_prefix('@') {
+        Some(path) => std::fs::read_to_string(path)?
+            .lines()
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_string(),
+        None => arg.to_string(),
+    };
+    if token.is_empty() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "--admin-token is empty",
+        ));
+    }
+    Ok(Some(token.into()))
+}
+
+/// Does the request carry `Authorization: Bearer <token>`?
+fn authorized(req: &str, token: &str) -> bool {
+    req.lines().skip(1).any(|line| {
+        let Some((name, value)) = line.split_once(':') else {
+            return false;
+        };
+        if !name.trim().eq_ignore_ascii_case("authorization") {
+            return false;
+        }
+        let mut v = value.trim().splitn(2, ' ');
+        let scheme = v.next().unwrap_or("");
+        let given = v.next().unwrap_or("").trim();
+        scheme.eq_ignore_ascii_case("bearer")
+            && crate::auth::scram::ct_eq(given.as_bytes(), token.as_bytes())
+    })
+}
+
 /// Serve until `stop` is set.
-pub fn serve(listener: TcpListener, snapshot: Snapshot, stop: Arc<AtomicBool>) {
+pub fn serve(
+    listener: TcpListener,
+    snapshot: Snapshot,
+    stop: Arc<AtomicBool>,
+    token: Option<Arc<str>>,
+) {
     let open = Arc::new(AtomicUsize::new(0));
     for stream in listener.incoming() {
         if stop.load(Ordering::Relaxed) {
@@ -31,12 +80,12 @@ pub fn serve(listener: TcpListener, snapshot: Snapshot, stop: Arc<AtomicBool>) {
                     continue;
                 }
                 open.fetch_add(1, Ordering::Relaxed);
-                let (snapshot, done) = (snapshot.clone(), open.clone());
+                let (snapshot, done, token) = (snapshot.clone(), open.clone(), token.clone());
                 let spawned = std::thread::Builder::new()
                     .name("admin-conn".into())
                     .stack_size(ADMIN_THREAD_STACK_BYTES)
                     .spawn(move || {
-                        if let Err(e) = handle(s, &snapshot) {
+                        if let Err(e) = handle(s, &snapshot, token.as_deref()) {
                             tracing::debug!(error = %e, "admin request failed");
                         }
                         done.fetch_sub(1, Ordering::Relaxed);
@@ -54,7 +103,7 @@ pub fn serve(listener: TcpListener, snapshot: Snapshot, stop: Arc<AtomicBool>) {
     }
 }
 
-fn handle(mut s: TcpStream, snapshot: &Snapshot) -> std::io::Result<()> {
+fn handle(mut s: TcpStream, snapshot: &Snapshot, token: Option<&str>) -> std::io::Result<()> {
     s.set_read_timeout(Some(Duration::from_secs(2)))?;
     s.set_write_timeout(Some(Duration::from_secs(5)))?;
     let mut buf = [0u8; 4096];
@@ -72,7 +121,9 @@ fn handle(mut s: TcpStream, snapshot: &Snapshot) -> std::io::Result<()> {
     let req = String::from_utf8_lossy(&buf[..n]);
     let mut parts = req.split_whitespace();
     let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let denied = path != "/metrics" && token.is_some_and(|t| !authorized(&req, t));
     let (status, body) = match (method, path) {
+        _ if denied => ("401 Unauthorized", "bearer token required\n".to_string()),
         ("GET", "/metrics") => match snapshot() {
             Some(m) => ("200 OK", super::prometheus(&m, &[])),
             None => (
@@ -91,11 +142,35 @@ fn handle(mut s: TcpStream, snapshot: &Snapshot) -> std::io::Result<()> {
         ("GET", _) => ("404 Not Found", "not found\n".to_string()),
         _ => ("405 Method Not Allowed", "only GET\n".to_string()),
     };
+    let challenge = if denied {
+        "WWW-Authenticate: Bearer realm=\"pinion\"\r\n"
+    } else {
+        ""
+    };
     let head = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\n{challenge}Content-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     );
     s.write_all(head.as_bytes())?;
     s.write_all(body.as_bytes())?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_tokens_are_checked() {
+        let req = |h: &str| format!("GET /histograms HTTP/1.1\r\nHost: x\r\n{h}\r\n\r\n");
+        assert!(authorized(&req("Authorization: Bearer s3cret"), "s3cret"));
+        assert!(authorized(
+            &req("authorization:   bearer s3cret "),
+            "s3cret"
+        ));
+        assert!(!authorized(&req("Authorization: Bearer s3cre"), "s3cret"));
+        assert!(!authorized(&req("Authorization: Basic s3cret"), "s3cret"));
+        assert!(!authorized(&req("X-Token: s3cret"), "s3cret"));
+        assert!(!authorized("GET / HTTP/1.1\r\n\r\n", "s3cret"));
+    }
 }

@@ -59,7 +59,7 @@ pub fn run(ctx: &mut Ctx, sess: &mut Session, id: u64, spec: &Spec, a: &Args) ->
             None => reply(sess, &|o| o.error(errors::NOT_INT)),
         },
         Cmd::Quit => Local::Close(encode(sess.resp3, |o| o.ok())),
-        Cmd::Auth => auth(ctx, sess, a),
+        Cmd::Auth => auth(ctx, sess, id, a),
         Cmd::Hello => hello(ctx, sess, id, a),
         Cmd::Client => client(sess, id, a),
         Cmd::Command => Local::Reply(encode(sess.resp3, |o| command(a, o))),
@@ -71,6 +71,7 @@ pub fn run(ctx: &mut Ctx, sess: &mut Session, id: u64, spec: &Spec, a: &Args) ->
                 o.bulk((us % 1_000_000).to_string().as_bytes());
             })
         }
+        Cmd::Acl => super::acl::command(ctx, sess, a),
         Cmd::Scripts(_) => Local::Reply(encode(sess.resp3, |o| crate::script::admin(spec, a, o))),
         Cmd::Config => match server::config(ctx, a, sess.resp3) {
             Ok(local) => local,
@@ -80,23 +81,14 @@ pub fn run(ctx: &mut Ctx, sess: &mut Session, id: u64, spec: &Spec, a: &Args) ->
     }
 }
 
-fn check_password(ctx: &Ctx, user: &[u8], pass: &[u8]) -> Result<(), &'static str> {
-    match &ctx.node.cfg.requirepass {
-        None => Err(errors::NO_PASSWORD),
-        Some(p) if user == b"default" && p.as_bytes() == pass => Ok(()),
-        Some(_) => Err(errors::WRONGPASS),
-    }
-}
-
-fn auth(ctx: &Ctx, sess: &mut Session, a: &Args) -> Local {
+// Users and ACLs (issue 13, f-sec): passwords are checked against the users' salted
+// credentials (`redis/acl.rs`, `auth/`).
+fn auth(ctx: &Ctx, sess: &mut Session, id: u64, a: &Args) -> Local {
     let r = match a.len() {
-        2 => check_password(ctx, b"default", a.get(1)),
-        3 => check_password(ctx, a.get(1), a.get(2)),
+        2 => super::acl::authenticate(ctx, sess, id, a.get(0), None, a.get(1)),
+        3 => super::acl::authenticate(ctx, sess, id, a.get(0), Some(a.get(1)), a.get(2)),
         _ => Err(errors::SYNTAX),
     };
-    if r.is_ok() {
-        sess.authed = true;
-    }
     Local::Reply(encode(sess.resp3, |o| match r {
         Ok(()) => o.ok(),
         Err(e) => o.error(e),
@@ -132,10 +124,9 @@ fn hello(ctx: &Ctx, sess: &mut Session, id: u64, a: &Args) -> Local {
         }
     }
     if let Some((u, p)) = auth {
-        if let Err(e) = check_password(ctx, u, p) {
+        if let Err(e) = super::acl::authenticate(ctx, sess, id, a.get(0), Some(u), p) {
             return err(sess, e);
         }
-        sess.authed = true;
     }
     if !sess.authed {
         return err(sess, errors::NOAUTH_HELLO);

@@ -9,6 +9,7 @@
 //!
 //! Lives on the connection's shard; touches the shard only through [`Ctx`].
 
+pub mod acl;
 pub mod connection;
 pub mod exec_gather;
 pub mod gather;
@@ -101,10 +102,22 @@ pub fn dispatch(ctx: &mut Ctx, conn: &mut Conn, a: Args, frame: &[u8]) -> Act {
         ctx.metrics.commands.rejected(spec);
         return refuse(conn, &wrong_args(spec.name));
     }
+    let id = conn.id;
     let sess = session(conn);
     if !sess.authed && spec.flags & NOAUTH == 0 {
         ctx.metrics.commands.rejected(spec);
         return refuse(conn, errors::NOAUTH);
+    }
+    // ACLs (issue 13, f-sec): the user's commands and key patterns.
+    if sess.authed && spec.flags & NOAUTH == 0 {
+        match acl::permit(ctx, sess, id, spec, &a) {
+            acl::Permit::Yes => {}
+            acl::Permit::Gone => return Act::Close,
+            acl::Permit::No(msg) => {
+                ctx.metrics.commands.rejected(spec);
+                return refuse(conn, &msg);
+            }
+        }
     }
     if sess.multi.is_some() && !runs_inside_multi(spec.cmd) {
         return multi::queue(ctx, conn, spec, &a, frame);

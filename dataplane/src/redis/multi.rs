@@ -157,6 +157,11 @@ fn exec(ctx: &mut Ctx, conn: &mut Conn) -> Act {
         };
         let spec = lookup(a.get(0)).expect("queued commands are in the table");
         let resp3 = session(conn).resp3;
+        // ACLs (issue 13, f-sec): rules changed since queueing refuse the command here.
+        if let Some(e) = super::acl::recheck(ctx, session(conn), id, spec, &a) {
+            cmds.push(Planned::Ready(encode(resp3, |o| o.error(&e))));
+            continue;
+        }
         let planned = match spec.route {
             // EXEC drops the watches itself: a queued UNWATCH has nothing left to drop.
             Route::Local if spec.cmd == Cmd::Unwatch => Planned::Ready(encode(resp3, |o| o.ok())),

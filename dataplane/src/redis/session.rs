@@ -21,6 +21,10 @@ pub struct Session {
     /// Shards where a blocking command of this connection may be parked (told when it
     /// closes).
     pub blocked_on: Vec<usize>,
+    /// The user this connection is authenticated as (None: not yet looked up, the default
+    /// user when `authed`), and the users table generation it was looked up in (`auth/`).
+    pub user: Option<std::sync::Arc<crate::auth::acl::User>>,
+    pub user_gen: u64,
 }
 
 impl Session {
@@ -32,6 +36,8 @@ impl Session {
             multi: None,
             watching: Vec::new(),
             blocked_on: Vec::new(),
+            user: None,
+            user_gen: 0,
         }
     }
 
@@ -40,6 +46,11 @@ impl Session {
         if let Some(q) = self.multi.as_mut() {
             q.failed = true;
         }
+    }
+
+    /// The name of the user this connection runs as.
+    pub fn username(&self) -> &str {
+        self.user.as_ref().map_or("default", |u| u.name.as_str())
     }
 
     /// Shards with watches of this connection, each once.

@@ -181,7 +181,8 @@ impl Shard {
     pub(super) fn admit(&mut self, conn: &mut Conn, kind: u32) -> Result<(), &'static str> {
         let cfg = &self.shared.cfg;
         conn.hyg.last_active = Some(self.now);
-        let protect = kind == LISTENER_RESP && cfg.protected_mode && cfg.requirepass.is_none();
+        let protect =
+            kind == LISTENER_RESP && cfg.protected_mode && self.shared.users.default_open();
         let per_ip = cfg.max_connections_per_ip;
         if !protect && per_ip == 0 {
             return Ok(());

@@ -217,7 +217,7 @@ impl Shard {
         let proto = if which == LISTENER_KAFKA {
             Proto::Kafka
         } else {
-            Proto::Resp(Session::new(self.shared.cfg.requirepass.is_none()))
+            Proto::Resp(Session::new(self.shared.users.default_open()))
         };
         tracing::debug!(shard = self.id, slot, fd, client = id, open, "accepted");
         let mut conn = Conn::new(fd, gen, id, proto);

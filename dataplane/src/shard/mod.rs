@@ -85,6 +85,9 @@ pub struct NodeShared {
     pub tls: Option<crate::tls::Tls>,
     pub resp_tls_port: Option<u16>,
     pub kafka_tls_port: Option<u16>,
+
+    /// Users, ACLs and the ACL log, node-wide (issue 13, f-sec; `auth/`).
+    pub users: Arc<crate::auth::Users>,
 }
 
 /// What a front end decided about one request.

@@ -197,6 +197,15 @@ impl Node {
             tls,
             resp_tls_port: resp_tls_addr.map(|a| a.port()),
             kafka_tls_port: kafka_tls_addr.map(|a| a.port()),
+
+            users: Arc::new(
+                crate::auth::Users::start(
+                    cfg.users.clone(),
+                    cfg.requirepass.clone(),
+                    cfg.kafka_sasl_enabled(),
+                )
+                .context("loading --users")?,
+            ),
         });
         let mesh = Mesh::new(n, cfg.ring_capacity);
         let ring_fds: Arc<Vec<AtomicI32>> = Arc::new((0..n).map(|_| AtomicI32::new(-1)).collect());

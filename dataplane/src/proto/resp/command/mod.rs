@@ -103,6 +103,8 @@ pub enum Cmd {
     Zsets(zsets::ZsetCmd),
     Bits(bits::BitCmd),
     Scripts(scripting::ScriptCmd),
+    // Users and ACLs (issue 13, f-sec).
+    Acl,
 }
 
 /// How a command finds the shard that runs it.
@@ -544,6 +546,8 @@ pub static TABLE: &[Spec] = &[
         F::Transaction,
     ),
     s("unwatch", Cmd::Unwatch, 1, 0, R::Local, F::Transaction),
+    // Users and ACLs (issue 13, f-sec): `redis/acl.rs`; categories in `auth/categories.rs`.
+    s("acl", Cmd::Acl, -2, NOSCRIPT, R::Local, F::Server),
 ];
 
 /// Every family's table, in the order COMMAND lists them.
