@@ -12,6 +12,7 @@
 //! that cannot be decoded, or a size over `--max-request-bytes`, closes that connection
 //! only.
 
+pub mod authz;
 pub mod encode;
 pub mod groups;
 pub mod handlers;
@@ -52,9 +53,19 @@ pub struct Ctx<'a> {
     /// The request came over TLS (Metadata then advertises the TLS port: `Ctx::advertised`
     /// in `tls/mod.rs`).
     pub tls: bool,
+
+    /// The SASL principal (issue 13, f-sec), set by [`dispatch`]; None when SASL is off.
+    pub principal: Option<std::sync::Arc<crate::auth::acl::User>>,
 }
 
 impl Ctx<'_> {
+    /// May the connection's principal do `op` to `topic`? (Always, with SASL off.)
+    pub fn may(&self, op: crate::auth::acl::TopicOp, topic: &str) -> bool {
+        self.principal
+            .as_ref()
+            .is_none_or(|u| u.topic_allowed(op, topic))
+    }
+
     /// Start a request's log parts; their results become the reply.
     fn launch(&self, rounds: LogRounds) -> Act {
         if !self.mesh.room_for(self.me, rounds.first_shards()) {
@@ -135,6 +146,23 @@ pub fn dispatch(ctx: &mut Ctx, conn: &mut Conn, payload: Bytes) -> Act {
     };
     let (key, version, cid) = (req.key, req.version, req.header.correlation_id);
     let r = handlers::Req { key, version, cid };
+    // SASL (issue 13, f-sec): before authenticating, only ApiVersions and Sasl*; anything
+    // else closes the connection, as Kafka does. After, topic rules apply (`ctx.may`).
+    if ctx.node.users.kafka_sasl {
+        let principal = conn
+            .sasl
+            .as_mut()
+            .and_then(|s| s.principal(&ctx.node.users));
+        if principal.is_none() && !crate::auth::sasl::allowed_before_auth(key) {
+            tracing::debug!(
+                shard = ctx.me,
+                ?key,
+                "Kafka request before SASL authentication; closing"
+            );
+            return Act::Close;
+        }
+        ctx.principal = principal;
+    }
     match req.body {
         RequestKind::ApiVersions(_) => handlers::api_versions::handle(conn, r),
         RequestKind::Metadata(m) => handlers::metadata::handle(ctx, r, m),
@@ -175,6 +203,10 @@ pub fn dispatch(ctx: &mut Ctx, conn: &mut Conn, payload: Bytes) -> Act {
         RequestKind::EndTxn(e) => handlers::end_txn::handle(ctx, r, e),
         RequestKind::DescribeTransactions(d) => handlers::describe_transactions::handle(ctx, r, d),
         RequestKind::ListTransactions(l) => handlers::list_transactions::handle(ctx, r, l),
+
+        // SASL (issue 13, f-sec).
+        RequestKind::SaslHandshake(h) => handlers::sasl_handshake::handle(ctx, conn, r, h),
+        RequestKind::SaslAuthenticate(a) => handlers::sasl_authenticate::handle(ctx, conn, r, a),
         _ => {
             tracing::debug!(shard = ctx.me, ?key, "Kafka API not served yet; closing");
             Act::Close

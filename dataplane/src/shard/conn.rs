@@ -125,6 +125,9 @@ pub struct Conn {
     /// TLS between the socket and the buffers above, on a TLS listener's connections
     /// (`crate::tls`, `shard/tls.rs`): `query` and `out` hold plaintext either way.
     pub tls: Option<Box<crate::tls::TlsConn>>,
+
+    /// A Kafka connection's SASL state and principal (issue 13, f-sec; `auth/sasl.rs`).
+    pub sasl: Option<Box<crate::auth::sasl::SaslConn>>,
 }
 
 impl Conn {
@@ -155,6 +158,8 @@ impl Conn {
             incomplete: false,
             hyg: Default::default(),
             tls: None,
+
+            sasl: None,
         }
     }
 

@@ -269,6 +269,8 @@ impl Shard {
             now_ms: self.now_ms,
             next_producer: &mut self.next_producer,
             tls: c.tls.is_some(),
+
+            principal: None,
         };
         let act = crate::kafka::dispatch(&mut ctx, c, payload);
         match self.act(slot, act, &[], n, started) {

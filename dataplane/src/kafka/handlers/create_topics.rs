@@ -31,6 +31,9 @@ use crate::shard::Act;
 use crate::txn::{Op, Res, Rounds, Step};
 use hashbrown::HashMap;
 
+use crate::auth::acl::TopicOp;
+use crate::auth::sasl::TOPIC_AUTHORIZATION_FAILED;
+
 /// Why a topic cannot be created: Kafka's error code, and its message where it has one.
 #[derive(Debug, Clone)]
 pub(crate) struct Refusal {
@@ -265,7 +268,13 @@ pub fn handle(ctx: &Ctx, r: Req, c: CreateTopicsRequest) -> Act {
                 )
             })
             .collect();
-        let r = if ctx.topics.contains_key(&name) {
+        // Topic rules (issue 13, f-sec).
+        let r = if !ctx.may(TopicOp::Create, &name) {
+            Err(Refusal {
+                code: TOPIC_AUTHORIZATION_FAILED,
+                message: Some("Authorization failed.".into()),
+            })
+        } else if ctx.topics.contains_key(&name) {
             Err(ErrorCode::TopicAlreadyExists.into())
         } else {
             topic_meta(ctx, &name, t.num_partitions, t.replication_factor, &configs).and_then(|m| {

@@ -24,8 +24,14 @@ pub fn handle(ctx: &Ctx, r: Req, d: DeleteTopicsRequest) -> Act {
     let mut first = Vec::new();
     let mut parts = Vec::new();
     let mut plan = Vec::new();
+    let mut denied = Vec::new();
     for name in names {
         let known = ctx.topics.contains_key(name.0.as_str());
+        // Topic rules (issue 13, f-sec): a denied topic is answered as such, not deleted.
+        if !ctx.may(crate::auth::acl::TopicOp::Delete, name.0.as_str()) {
+            denied.push(name);
+            continue;
+        }
         if known {
             first.push((ctx.me, LogOp::RemoveTopicMeta(name.0.to_string())));
             for s in 0..n {
@@ -54,6 +60,11 @@ pub fn handle(ctx: &Ctx, r: Req, d: DeleteTopicsRequest) -> Act {
                     .with_name(Some(name.clone()))
                     .with_error_code(error)
             })
+            .chain(denied.iter().map(|name| {
+                DeletableTopicResult::default()
+                    .with_name(Some(name.clone()))
+                    .with_error_code(crate::auth::sasl::TOPIC_AUTHORIZATION_FAILED)
+            }))
             .collect();
         let body =
             ResponseKind::DeleteTopics(DeleteTopicsResponse::default().with_responses(responses));

@@ -14,6 +14,7 @@ use kafka_protocol::messages::fetch_response::{AbortedTransaction, PartitionData
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId, ResponseKind};
 
 use super::Req;
+use crate::auth::acl::TopicOp;
 use crate::kafka::partitions::{by_layout, split};
 use crate::kafka::rounds::{Done, LogRounds};
 use crate::kafka::{finish, Ctx};
@@ -29,7 +30,12 @@ pub fn handle(ctx: &Ctx, r: Req, f: FetchRequest) -> Act {
     let max_bytes = f.max_bytes.max(0) as usize;
     // isolation_level 1: read_committed (up to the last stable offset).
     let committed = f.isolation_level == 1;
-    let topics = f.topics.into_iter().map(|t| (t.topic, t.partitions));
+    // Topic rules (issue 13, f-sec): denied topics are answered TOPIC_AUTHORIZATION_FAILED
+    // at once (no long poll for them).
+    let (topics, denied) = crate::kafka::authz::allowed(ctx, TopicOp::Read, f.topics, |t| {
+        (&t.topic, t.partitions.iter().map(|p| p.partition).collect())
+    });
+    let topics = topics.into_iter().map(|t| (t.topic, t.partitions));
     let (parts, layout) = split(ctx.owner, topics.collect(), |topic, p| {
         let (partition, offset, max_bytes) = (p.partition, p.fetch_offset, p.partition_max_bytes);
         let topic = topic.to_string();
@@ -54,7 +60,7 @@ pub fn handle(ctx: &Ctx, r: Req, f: FetchRequest) -> Act {
                 _ => 0,
             })
             .sum();
-        let errors = results.iter().any(|r| r.error() != 0);
+        let errors = !denied.is_empty() || results.iter().any(|r| r.error() != 0);
         if bytes < min_bytes && !errors && now < deadline {
             return Done::Wait;
         }
@@ -97,7 +103,8 @@ pub fn handle(ctx: &Ctx, r: Req, f: FetchRequest) -> Act {
                 other => d.with_error_code(other.error()).with_high_watermark(-1),
             }
         };
-        let responses = by_layout(&layout, results, partition);
+        let mut responses = by_layout(&layout, results, partition);
+        responses.extend(crate::kafka::authz::denied_fetch(&denied));
         r.answer(ResponseKind::Fetch(
             FetchResponse::default().with_responses(responses),
         ))

@@ -16,6 +16,8 @@ use kafka_protocol::ResponseError;
 
 use super::create_topics::{topic_meta, CreateRounds, Created};
 use super::Req;
+use crate::auth::acl::TopicOp;
+use crate::auth::sasl::TOPIC_AUTHORIZATION_FAILED;
 use crate::kafka::{encode, Ctx, NODE_ID};
 use crate::log::topics::TopicMeta;
 use crate::proto::kafka::ErrorCode;
@@ -29,14 +31,27 @@ pub fn handle(ctx: &Ctx, r: Req, m: MetadataRequest) -> Act {
     });
     let auto = ctx.node.cfg.auto_create_topics && (r.version < 4 || m.allow_auto_topic_creation);
     let (host, port) = ctx.advertised();
-    let names: Vec<String> = names.unwrap_or_else(|| ctx.topics.keys().cloned().collect());
+    // Topic rules (issue 13, f-sec): a listing shows only the topics the principal may
+    // describe; a topic named but not describable is answered TOPIC_AUTHORIZATION_FAILED.
+    let named = names.is_some();
+    let names: Vec<String> = names.unwrap_or_else(|| {
+        ctx.topics
+            .keys()
+            .filter(|n| ctx.may(TopicOp::Describe, n))
+            .cloned()
+            .collect()
+    });
     let mut create = Vec::new();
     // Per topic: its partition count, or its error code; None for one being auto-created
     // here (the k-th of `create`), answered once the creation is.
     let mut listed: Vec<(String, Option<Result<i32, i16>>)> = Vec::new();
     for n in names {
         let r = match ctx.topics.get(&n) {
+            _ if named && !ctx.may(TopicOp::Describe, &n) => Some(Err(TOPIC_AUTHORIZATION_FAILED)),
             Some(m) => Some(Ok(m.partitions)),
+            None if !ctx.may(TopicOp::Create, &n) => {
+                Some(Err(ErrorCode::UnknownTopicOrPartition.code()))
+            }
             None if auto && !create.iter().any(|m: &TopicMeta| m.name == n) => {
                 match topic_meta(ctx, &n, -1, -1, &[]) {
                     Ok(m) => {

@@ -37,6 +37,10 @@ pub mod end_txn;
 pub mod list_transactions;
 pub mod txn_offset_commit;
 
+// SASL (issue 13, f-sec; `auth/sasl.rs`).
+pub mod sasl_authenticate;
+pub mod sasl_handshake;
+
 use kafka_protocol::messages::{ApiKey, ResponseKind};
 
 use super::rounds::Done;

@@ -6,6 +6,7 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
 use kafka_protocol::ResponseError;
 
 use super::Req;
+use crate::auth::acl::TopicOp;
 use crate::kafka::partitions::{by_layout, split};
 use crate::kafka::rounds::{Done, LogRounds};
 use crate::kafka::{finish, Ctx};
@@ -14,7 +15,11 @@ use crate::shard::Act;
 
 pub fn handle(ctx: &Ctx, r: Req, p: ProduceRequest) -> Act {
     let acks = p.acks;
-    let topics = p.topic_data.into_iter().map(|t| (t.name, t.partition_data));
+    // Topic rules (issue 13, f-sec): denied topics are answered TOPIC_AUTHORIZATION_FAILED.
+    let (topics, denied) = crate::kafka::authz::allowed(ctx, TopicOp::Write, p.topic_data, |t| {
+        (&t.name, t.partition_data.iter().map(|p| p.index).collect())
+    });
+    let topics = topics.into_iter().map(|t| (t.name, t.partition_data));
     let (parts, layout) = split(ctx.owner, topics.collect(), |topic, pd| {
         let (partition, records) = (pd.index, pd.records.unwrap_or_default());
         let topic = topic.to_string();
@@ -64,7 +69,8 @@ pub fn handle(ctx: &Ctx, r: Req, p: ProduceRequest) -> Act {
             (p.error_code, p.base_offset, p.log_start_offset) = r.figures();
             p.with_index(index)
         };
-        let responses = by_layout(&layout, results, partition);
+        let mut responses = by_layout(&layout, results, partition);
+        responses.extend(crate::kafka::authz::denied_produce(&denied));
         r.answer(ResponseKind::Produce(
             ProduceResponse::default().with_responses(responses),
         ))

@@ -1,0 +1,46 @@
+//! SaslAuthenticate (v0-v2): one message of the mechanism the handshake chose
+//! (`auth/sasl.rs`). A failure is answered with SASL_AUTHENTICATION_FAILED (or
+//! ILLEGAL_SASL_STATE out of turn) and its message, and the connection is closed, as Kafka
+//! does. Sessions do not expire (session_lifetime_ms 0).
+
+use bytes::Bytes;
+use kafka_protocol::messages::{ResponseKind, SaslAuthenticateRequest, SaslAuthenticateResponse};
+use kafka_protocol::protocol::StrBytes;
+
+use super::Req;
+use crate::auth::sasl::{Answer, ILLEGAL_SASL_STATE};
+use crate::kafka::{reply, Ctx};
+use crate::shard::conn::Conn;
+use crate::shard::Act;
+
+pub fn handle(ctx: &Ctx, conn: &mut Conn, r: Req, a: SaslAuthenticateRequest) -> Act {
+    let answer = match conn.sasl.as_mut() {
+        Some(s) if ctx.node.users.kafka_sasl => s.step(&ctx.node.users, &a.auth_bytes),
+        _ => Answer::Fail(ILLEGAL_SASL_STATE, "no SaslHandshake".into()),
+    };
+    let (body, close) = match answer {
+        Answer::Ok(bytes) => (
+            SaslAuthenticateResponse::default().with_auth_bytes(Bytes::from(bytes)),
+            false,
+        ),
+        Answer::Fail(code, msg) => {
+            tracing::debug!(shard = ctx.me, code, %msg, "Kafka SASL authentication failed");
+            (
+                SaslAuthenticateResponse::default()
+                    .with_error_code(code)
+                    .with_error_message(Some(StrBytes::from_string(msg))),
+                true,
+            )
+        }
+    };
+    match reply(
+        conn,
+        r.key,
+        r.version,
+        r.cid,
+        ResponseKind::SaslAuthenticate(body),
+    ) {
+        Act::Done if close => Act::Close,
+        act => act,
+    }
+}

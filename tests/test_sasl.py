@@ -1,0 +1,191 @@
+"""Kafka SASL (issue 13, item 7): SaslHandshake and SaslAuthenticate with PLAIN, SCRAM-SHA-256
+and SCRAM-SHA-512 over SASL_PLAINTEXT, users from the --users file, topic rules, and
+unauthenticated requests refused; with kcat and confluent-kafka."""
+import socket
+import struct
+import subprocess
+import uuid
+
+import pytest
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from conftest import binary
+
+
+def add_user(path, name, password, *rules):
+    r = subprocess.run(
+        [binary(), "users", "add", name, *rules, "--password-stdin", "--file", str(path)],
+        input=password.encode(), capture_output=True, timeout=30,
+    )
+    assert r.returncode == 0, r.stderr.decode()
+
+
+@pytest.fixture
+def sasl_node(start, tmp_path):
+    path = tmp_path / "users.acl"
+    add_user(path, "writer", "writer-pw", "topic:write:orders-*", "topic:create:orders-*",
+             "topic:read:orders-*")
+    add_user(path, "reader", "reader-pw", "topic:read:orders-*")
+    return start("--users", str(path))
+
+
+def conf(node, mech, user, password, **extra):
+    c = {
+        "bootstrap.servers": f"127.0.0.1:{node.kafka_port}",
+        "security.protocol": "SASL_PLAINTEXT",
+        "sasl.mechanisms": mech,
+        "sasl.username": user,
+        "sasl.password": password,
+    }
+    c.update(extra)
+    return c
+
+
+def kcat(node, mech, user, password, *args, input=None, timeout=30):
+    return subprocess.run(
+        ["kcat", "-b", f"127.0.0.1:{node.kafka_port}", "-X", "security.protocol=SASL_PLAINTEXT",
+         "-X", f"sasl.mechanisms={mech}", "-X", f"sasl.username={user}",
+         "-X", f"sasl.password={password}", *args],
+        input=input, capture_output=True, timeout=timeout,
+    )
+
+
+def produce(node, mech, user, password, topic, values):
+    errors = []
+    p = Producer(conf(node, mech, user, password, **{"message.timeout.ms": 10000}))
+    for v in values:
+        p.produce(topic, v, on_delivery=lambda err, msg: err and errors.append(err))
+    left = p.flush(15)
+    return errors, left
+
+
+@pytest.mark.parametrize("mech", ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"])
+def test_right_password_produces_and_consumes(sasl_node, mech):
+    topic = f"orders-{uuid.uuid4().hex[:8]}"
+    errors, left = produce(sasl_node, mech, "writer", "writer-pw", topic, [b"a", b"b", b"c"])
+    assert errors == [] and left == 0
+    c = Consumer(conf(sasl_node, mech, "reader", "reader-pw", **{
+        "group.id": f"g-{uuid.uuid4().hex[:6]}", "auto.offset.reset": "earliest"}))
+    c.assign([TopicPartition(topic, 0, 0)])
+    got = []
+    for _ in range(50):
+        m = c.poll(0.5)
+        if m is not None and not m.error():
+            got.append(m.value())
+        if len(got) == 3:
+            break
+    c.close()
+    assert got == [b"a", b"b", b"c"]
+    # kcat with the same mechanism.
+    r = kcat(sasl_node, mech, "reader", "reader-pw", "-C", "-t", topic, "-e", "-o", "beginning")
+    assert r.returncode == 0, r.stderr.decode()
+    assert r.stdout.decode().split() == ["a", "b", "c"]
+
+
+@pytest.mark.parametrize("mech", ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"])
+def test_wrong_password_fails_authentication(sasl_node, mech):
+    a = AdminClient(conf(sasl_node, mech, "writer", "not-the-password"))
+    with pytest.raises(KafkaException) as e:
+        a.list_topics(timeout=10)
+    err = e.value.args[0]
+    assert err.code() in (KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED,
+                          KafkaError._TRANSPORT, KafkaError._TIMED_OUT), err
+    r = kcat(sasl_node, mech, "writer", "not-the-password", "-L", timeout=30)
+    assert r.returncode != 0
+    assert "Authentication failed" in r.stderr.decode() or "SASL" in r.stderr.decode()
+
+
+def frame(api_key, version, cid, body, client=b"t"):
+    head = struct.pack(">hhih", api_key, version, cid, len(client)) + client
+    msg = head + body
+    return struct.pack(">i", len(msg)) + msg
+
+
+def read_frame(s):
+    n = struct.unpack(">i", recv_exact(s, 4))[0]
+    return recv_exact(s, n)
+
+
+def recv_exact(s, n):
+    buf = b""
+    while len(buf) < n:
+        chunk = s.recv(n - len(buf))
+        if not chunk:
+            raise ConnectionError("closed")
+        buf += chunk
+    return buf
+
+
+def test_wrong_mechanism_and_unauthenticated_requests(sasl_node):
+    # SaslHandshake v1 naming GSSAPI: UNSUPPORTED_SASL_MECHANISM (33) and our mechanisms.
+    s = socket.create_connection(("127.0.0.1", sasl_node.kafka_port), timeout=5)
+    mech = b"GSSAPI"
+    s.sendall(frame(17, 1, 7, struct.pack(">h", len(mech)) + mech))
+    resp = read_frame(s)
+    cid, err, n = struct.unpack(">ihi", resp[:10])
+    assert (cid, err, n) == (7, 33, 3)
+    assert b"PLAIN" in resp and b"SCRAM-SHA-256" in resp and b"SCRAM-SHA-512" in resp
+    s.close()
+    # Metadata before authenticating: the connection is closed, nothing answered.
+    s = socket.create_connection(("127.0.0.1", sasl_node.kafka_port), timeout=5)
+    s.sendall(frame(3, 1, 8, struct.pack(">i", -1)))
+    with pytest.raises((ConnectionError, OSError)):
+        read_frame(s)
+    s.close()
+    # ApiVersions is allowed and lists the SASL APIs.
+    s = socket.create_connection(("127.0.0.1", sasl_node.kafka_port), timeout=5)
+    s.sendall(frame(18, 0, 9, b""))
+    resp = read_frame(s)
+    keys = {struct.unpack(">h", resp[10 + 6 * i:12 + 6 * i])[0]
+            for i in range(struct.unpack(">i", resp[6:10])[0])}
+    assert {17, 36} <= keys
+    s.close()
+    # librdkafka with a mechanism the broker lacks: it fails to authenticate.
+    r = kcat(sasl_node, "OAUTHBEARER", "writer", "writer-pw", "-L", "-X",
+             "enable.sasl.oauthbearer.unsecure.jwt=true", timeout=30)
+    assert r.returncode != 0
+    assert "Unsupported SASL mechanism" in r.stderr.decode() or "UNSUPPORTED_SASL_MECHANISM" in r.stderr.decode() \
+        or "mechanism" in r.stderr.decode().lower()
+    # A client without SASL is closed at its first request other than ApiVersions.
+    a = AdminClient({"bootstrap.servers": f"127.0.0.1:{sasl_node.kafka_port}"})
+    with pytest.raises(KafkaException):
+        a.list_topics(timeout=5)
+
+
+def test_unauthorised_topic(sasl_node):
+    # reader may not write orders-*, and may not touch payments at all.
+    topic = f"orders-{uuid.uuid4().hex[:8]}"
+    errors, left = produce(sasl_node, "SCRAM-SHA-256", "writer", "writer-pw", topic, [b"x"])
+    assert errors == [] and left == 0
+    errors, left = produce(sasl_node, "SCRAM-SHA-256", "reader", "reader-pw", topic, [b"y"])
+    assert left == 0 and errors
+    assert errors[0].code() == KafkaError.TOPIC_AUTHORIZATION_FAILED, errors[0]
+    # Metadata lists only what the principal may describe.
+    a = AdminClient(conf(sasl_node, "PLAIN", "reader", "reader-pw"))
+    md = a.list_topics(timeout=10)
+    assert topic in md.topics
+    md = a.list_topics(topic="payments", timeout=10)
+    assert md.topics["payments"].error.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
+    # CreateTopics: writer may create orders-*, not payments.
+    w = AdminClient(conf(sasl_node, "SCRAM-SHA-512", "writer", "writer-pw"))
+    fs = w.create_topics([NewTopic("payments", 1, 1), NewTopic(f"orders-new-{uuid.uuid4().hex[:4]}", 1, 1)])
+    results = {}
+    for name, f in fs.items():
+        try:
+            f.result(10)
+            results[name] = None
+        except KafkaException as e:
+            results[name] = e.args[0].code()
+    assert results["payments"] == KafkaError.TOPIC_AUTHORIZATION_FAILED
+    assert [v for k, v in results.items() if k != "payments"] == [None]
+    # DeleteTopics without a delete rule.
+    fs = w.delete_topics([topic])
+    with pytest.raises(KafkaException) as e:
+        fs[topic].result(10)
+    assert e.value.args[0].code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
+    # Fetch by reader of a topic it may not read, with kcat.
+    r = kcat(sasl_node, "PLAIN", "reader", "reader-pw", "-C", "-t", "payments", "-p", "0",
+             "-o", "beginning", "-e", timeout=30)
+    assert r.returncode != 0 or "not authorized" in r.stderr.decode().lower() \
+        or "authorization" in r.stderr.decode().lower()
