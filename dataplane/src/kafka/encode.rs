@@ -231,7 +231,9 @@ fn bare(body: &ResponseKind, error: bool) -> Option<ResponseKind> {
             OffsetDelete: OffsetDeleteResponse, AddOffsetsToTxn: AddOffsetsToTxnResponse,
             EndTxn: EndTxnResponse, AddPartitionsToTxn: AddPartitionsToTxnResponse,
             ListTransactions: ListTransactionsResponse,
-            DescribeCluster: DescribeClusterResponse;
+            DescribeCluster: DescribeClusterResponse,
+            SaslHandshake: SaslHandshakeResponse,
+            SaslAuthenticate: SaslAuthenticateResponse;
         plain: Produce: ProduceResponse, ListOffsets: ListOffsetsResponse,
             Metadata: MetadataResponse, CreateTopics: CreateTopicsResponse,
             DeleteTopics: DeleteTopicsResponse, DescribeConfigs: DescribeConfigsResponse,
@@ -288,6 +290,9 @@ mod tests {
             ApiKey::TxnOffsetCommit => ResponseKind::TxnOffsetCommit(Default::default()),
             ApiKey::DescribeTransactions => ResponseKind::DescribeTransactions(Default::default()),
             ApiKey::ListTransactions => ResponseKind::ListTransactions(Default::default()),
+
+            ApiKey::SaslHandshake => ResponseKind::SaslHandshake(Default::default()),
+            ApiKey::SaslAuthenticate => ResponseKind::SaslAuthenticate(Default::default()),
             other => panic!("add {other:?} here when it is served"),
         }
     }
