@@ -27,6 +27,7 @@ def sasl_node(start, tmp_path):
     add_user(path, "writer", "writer-pw", "topic:write:orders-*", "topic:create:orders-*",
              "topic:read:orders-*")
     add_user(path, "reader", "reader-pw", "topic:read:orders-*")
+    add_user(path, "admin", "admin-pw", "topic:all:*")
     return start("--users", str(path))
 
 
@@ -117,6 +118,17 @@ def recv_exact(s, n):
     return buf
 
 
+def plain_login(node, user, password):
+    """A raw connection after SaslHandshake v1 (PLAIN) and SaslAuthenticate v0."""
+    s = socket.create_connection(("127.0.0.1", node.kafka_port), timeout=5)
+    s.sendall(frame(17, 1, 1, struct.pack(">h", 5) + b"PLAIN"))
+    assert struct.unpack(">ih", read_frame(s)[:6]) == (1, 0)
+    token = b"\0" + user.encode() + b"\0" + password.encode()
+    s.sendall(frame(36, 0, 2, struct.pack(">i", len(token)) + token))
+    assert struct.unpack(">ih", read_frame(s)[:6]) == (2, 0)
+    return s
+
+
 def test_wrong_mechanism_and_unauthenticated_requests(sasl_node):
     # SaslHandshake v1 naming GSSAPI: UNSUPPORTED_SASL_MECHANISM (33) and our mechanisms.
     s = socket.create_connection(("127.0.0.1", sasl_node.kafka_port), timeout=5)
@@ -147,6 +159,9 @@ def test_wrong_mechanism_and_unauthenticated_requests(sasl_node):
     assert r.returncode != 0
     assert "Unsupported SASL mechanism" in r.stderr.decode() or "UNSUPPORTED_SASL_MECHANISM" in r.stderr.decode() \
         or "mechanism" in r.stderr.decode().lower()
+    # The default user (nopass: RESP is open on loopback) cannot log in over SASL.
+    with pytest.raises(AssertionError):
+        plain_login(sasl_node, "default", "anything")
     # A client without SASL is closed at its first request other than ApiVersions.
     a = AdminClient({"bootstrap.servers": f"127.0.0.1:{sasl_node.kafka_port}"})
     with pytest.raises(KafkaException):
@@ -184,6 +199,22 @@ def test_unauthorised_topic(sasl_node):
     with pytest.raises(KafkaException) as e:
         fs[topic].result(10)
     assert e.value.args[0].code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
+    # ListOffsets (watermarks) of a topic reader may not describe.
+    adm = AdminClient(conf(sasl_node, "PLAIN", "admin", "admin-pw"))
+    fs = adm.create_topics([NewTopic("payments-1", 1, 1)])
+    fs["payments-1"].result(10)
+    # (librdkafka stops at Metadata's answer, so ListOffsets is sent raw after a PLAIN login.)
+    s = plain_login(sasl_node, "reader", "reader-pw")
+    for name, want in ((b"payments-1", 29), (topic.encode(), 0)):
+        body = struct.pack(">ii", -1, 1) + struct.pack(">h", len(name)) + name \
+            + struct.pack(">iiq", 1, 0, -1)
+        s.sendall(frame(2, 1, 5, body))
+        resp = read_frame(s)
+        n = struct.unpack(">h", resp[8:10])[0]
+        assert resp[10:10 + n] == name
+        part, err = struct.unpack(">ih", resp[14 + n:20 + n])
+        assert (part, err) == (0, want)
+    s.close()
     # Fetch by reader of a topic it may not read, with kcat.
     r = kcat(sasl_node, "PLAIN", "reader", "reader-pw", "-C", "-t", "payments", "-p", "0",
              "-o", "beginning", "-e", timeout=30)

@@ -512,6 +512,17 @@ impl User {
         ok
     }
 
+    /// Is `password` one of this user's passwords? Unlike [`User::authenticates`], `nopass`
+    /// does not count: SASL needs a credential (the default user of a users file without a
+    /// `default` line is `nopass`, and must not open Kafka to any password).
+    pub fn has_password(&self, password: &[u8]) -> bool {
+        let mut ok = false;
+        for c in &self.creds {
+            ok |= c.verify(password);
+        }
+        self.enabled && ok
+    }
+
     pub fn flags(&self) -> Vec<&'static str> {
         let mut f = vec![if self.enabled { "on" } else { "off" }];
         if self.nopass {

@@ -8,7 +8,9 @@
 //! Until a connection has authenticated, it may call only ApiVersions and the two SASL
 //! APIs ([`allowed_before_auth`]); anything else closes it, as a Kafka broker does. A
 //! failed authentication is answered and the connection closed. Unknown users, users that
-//! are off and wrong passwords all get the same answer.
+//! are off and wrong passwords all get the same answer. A user needs a password to
+//! authenticate here: `nopass` (the default user's, unless the users file says otherwise)
+//! opens RESP only.
 
 use std::sync::Arc;
 
@@ -134,7 +136,7 @@ impl SaslConn {
                     );
                 };
                 let name = String::from_utf8_lossy(user);
-                match users.authenticate(&name, pass) {
+                match users.get(&name).filter(|u| u.has_password(pass)) {
                     Some(u) => {
                         self.done(u, gen);
                         Answer::Ok(Vec::new())
@@ -236,6 +238,13 @@ mod tests {
         c.handshake("PLAIN").unwrap();
         assert!(matches!(
             c.step(&users, b"\0alice\0nope"),
+            Answer::Fail(SASL_AUTHENTICATION_FAILED, _)
+        ));
+        // The default user is `nopass`: that opens RESP, never SASL.
+        let mut c = SaslConn::default();
+        c.handshake("PLAIN").unwrap();
+        assert!(matches!(
+            c.step(&users, b"\0default\0anything"),
             Answer::Fail(SASL_AUTHENTICATION_FAILED, _)
         ));
         let mut c = SaslConn::default();

@@ -4,6 +4,9 @@
 //! after the allowed ones, each of its partitions with the error.
 
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{BrokerId, TopicName};
 
@@ -51,6 +54,26 @@ pub fn denied_produce(denied: &Denied) -> impl Iterator<Item = TopicProduceRespo
                             .with_base_offset(-1)
                             .with_log_append_time_ms(-1)
                             .with_log_start_offset(-1)
+                    })
+                    .collect(),
+            )
+    })
+}
+
+pub fn denied_list_offsets(denied: &Denied) -> impl Iterator<Item = ListOffsetsTopicResponse> + '_ {
+    denied.iter().map(|(name, parts)| {
+        ListOffsetsTopicResponse::default()
+            .with_name(name.clone())
+            .with_partitions(
+                parts
+                    .iter()
+                    .map(|&index| {
+                        ListOffsetsPartitionResponse::default()
+                            .with_partition_index(index)
+                            .with_error_code(TOPIC_AUTHORIZATION_FAILED)
+                            .with_offset(-1)
+                            .with_timestamp(-1)
+                            .with_leader_epoch(-1)
                     })
                     .collect(),
             )

@@ -5,7 +5,7 @@ use kafka_protocol::messages::list_offsets_response::ListOffsetsPartitionRespons
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse, ResponseKind};
 
 use super::Req;
-use crate::kafka::partitions::{answer, split};
+use crate::kafka::partitions::{answer, by_layout, split};
 use crate::kafka::rounds::LogRounds;
 use crate::kafka::Ctx;
 use crate::log::ops::{LogOp, LogResult};
@@ -14,7 +14,15 @@ use crate::shard::Act;
 pub fn handle(ctx: &Ctx, r: Req, l: ListOffsetsRequest) -> Act {
     // isolation_level 1 (read_committed): "latest" is the last stable offset.
     let committed = l.isolation_level == 1;
-    let topics = l.topics.into_iter().map(|t| (t.name, t.partitions));
+    // Topic rules (issue 13, f-sec): Kafka asks DESCRIBE of the topic.
+    let (topics, denied) =
+        crate::kafka::authz::allowed(ctx, crate::auth::acl::TopicOp::Describe, l.topics, |t| {
+            (
+                &t.name,
+                t.partitions.iter().map(|p| p.partition_index).collect(),
+            )
+        });
+    let topics = topics.into_iter().map(|t| (t.name, t.partitions));
     let (parts, layout) = split(ctx.owner, topics.collect(), |topic, p| {
         let (partition, timestamp) = (p.partition_index, p.timestamp);
         let topic = topic.to_string();
@@ -28,9 +36,19 @@ pub fn handle(ctx: &Ctx, r: Req, l: ListOffsetsRequest) -> Act {
             },
         )
     });
-    let done = answer(r, layout, offset, |topics| {
-        ResponseKind::ListOffsets(ListOffsetsResponse::default().with_topics(topics))
-    });
+    let done = if denied.is_empty() {
+        answer(r, layout, offset, |topics| {
+            ResponseKind::ListOffsets(ListOffsetsResponse::default().with_topics(topics))
+        })
+    } else {
+        crate::kafka::finish(move |results: &[LogResult], _| {
+            let mut topics = by_layout(&layout, results, offset);
+            topics.extend(crate::kafka::authz::denied_list_offsets(&denied));
+            r.answer(ResponseKind::ListOffsets(
+                ListOffsetsResponse::default().with_topics(topics),
+            ))
+        })
+    };
     ctx.launch(LogRounds::new(parts, done))
 }
 
