@@ -38,7 +38,9 @@ fn noperm_cmd(name: &str) -> String {
 }
 
 /// The session's user, looked up again if the table changed (None: it was deleted).
-fn refresh(ctx: &Ctx, sess: &mut Session) -> Option<Arc<User>> {
+/// Borrowed, not cloned: every shard's connections share the default user's `Arc`, and a
+/// reference count touched per command would be a cache line the shards fight over.
+fn refresh<'s>(ctx: &Ctx, sess: &'s mut Session) -> Option<&'s User> {
     let users = &ctx.node.users;
     let g = users.generation();
     if sess.user.is_none() || sess.user_gen != g {
@@ -46,7 +48,7 @@ fn refresh(ctx: &Ctx, sess: &mut Session) -> Option<Arc<User>> {
         sess.user = Some(u);
         sess.user_gen = g;
     }
-    sess.user.clone()
+    sess.user.as_deref()
 }
 
 fn client_info(sess: &Session, id: u64) -> String {
@@ -78,12 +80,13 @@ pub fn permit(ctx: &Ctx, sess: &mut Session, id: u64, spec: &Spec, a: &Args) -> 
     if u.unrestricted() {
         return Permit::Yes;
     }
+    let checked = u.check(spec, a);
     let context = if sess.multi.is_some() {
         "multi"
     } else {
         "toplevel"
     };
-    match u.check(spec, a) {
+    match checked {
         Ok(()) => Permit::Yes,
         Err(Denied::Cmd(name)) => {
             log(ctx, sess, id, Reason::Command, context, name.as_bytes());
@@ -99,7 +102,8 @@ pub fn permit(ctx: &Ctx, sess: &mut Session, id: u64, spec: &Spec, a: &Args) -> 
 /// EXEC checks each queued command again, in case the rules changed since it was queued
 /// (Redis 7 does); the error is that command's element of EXEC's reply.
 pub fn recheck(ctx: &Ctx, sess: &mut Session, id: u64, spec: &Spec, a: &Args) -> Option<String> {
-    let reason = match refresh(ctx, sess)?.check(spec, a) {
+    let checked = refresh(ctx, sess)?.check(spec, a);
+    let reason = match checked {
         Ok(()) => return None,
         Err(Denied::Cmd(name)) => {
             log(ctx, sess, id, Reason::Command, "multi", name.as_bytes());
