@@ -95,6 +95,10 @@ def test_wrong_password_fails_authentication(sasl_node, mech):
     r = kcat(sasl_node, mech, "writer", "not-the-password", "-L", timeout=30)
     assert r.returncode != 0
     assert "Authentication failed" in r.stderr.decode() or "SASL" in r.stderr.decode()
+    # Logged with RESP's failures (the default user is open on loopback).
+    log = sasl_node.client().acl_log()
+    assert any(e["reason"] == "auth" and e["context"] == "kafka" and e["username"] == "writer"
+               and e["count"] >= 2 for e in log), log
 
 
 def frame(api_key, version, cid, body, client=b"t"):

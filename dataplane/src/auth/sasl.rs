@@ -71,6 +71,8 @@ pub struct SaslConn {
     /// The principal, once authenticated, and the users table generation it is from.
     pub user: Option<Arc<User>>,
     pub gen: u64,
+    /// The user name the last failed step tried (for ACL LOG), when it got that far.
+    pub failed_user: Option<String>,
 }
 
 /// What to answer a SASL request with.
@@ -141,7 +143,10 @@ impl SaslConn {
                         self.done(u, gen);
                         Answer::Ok(Vec::new())
                     }
-                    None => failed(Mechanism::Plain),
+                    None => {
+                        self.failed_user = Some(name.into_owned());
+                        failed(Mechanism::Plain)
+                    }
                 }
             }
             State::Handshaken(Mechanism::Scram(mech)) => {
@@ -157,6 +162,7 @@ impl SaslConn {
                         )
                     }
                 };
+                self.failed_user = Some(first.user.clone());
                 let Some(u) = users.get(&first.user).filter(|u| u.enabled) else {
                     return failed(Mechanism::Scram(mech));
                 };
@@ -173,6 +179,7 @@ impl SaslConn {
                 }
             }
             State::ScramFinal(s) => {
+                self.failed_user = Some(s.user.clone());
                 let text = std::str::from_utf8(msg).unwrap_or("");
                 match s.finish(text) {
                     // Looked up again: the user may have changed between the two messages.
@@ -194,6 +201,7 @@ impl SaslConn {
     }
 
     fn done(&mut self, u: Arc<User>, gen: u64) {
+        self.failed_user = None;
         self.state = State::Done;
         self.user = Some(u);
         self.gen = gen;

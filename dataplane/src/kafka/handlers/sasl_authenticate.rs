@@ -1,7 +1,8 @@
 //! SaslAuthenticate (v0-v2): one message of the mechanism the handshake chose
 //! (`auth/sasl.rs`). A failure is answered with SASL_AUTHENTICATION_FAILED (or
 //! ILLEGAL_SASL_STATE out of turn) and its message, and the connection is closed, as Kafka
-//! does. Sessions do not expire (session_lifetime_ms 0).
+//! does, and logged in ACL LOG (context `kafka`). Sessions do not expire
+//! (session_lifetime_ms 0).
 
 use bytes::Bytes;
 use kafka_protocol::messages::{ResponseKind, SaslAuthenticateRequest, SaslAuthenticateResponse};
@@ -9,6 +10,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::Req;
 use crate::auth::sasl::{Answer, ILLEGAL_SASL_STATE};
+use crate::auth::{LogEntry, Reason};
 use crate::kafka::{reply, Ctx};
 use crate::shard::conn::Conn;
 use crate::shard::Act;
@@ -25,6 +27,18 @@ pub fn handle(ctx: &Ctx, conn: &mut Conn, r: Req, a: SaslAuthenticateRequest) ->
         ),
         Answer::Fail(code, msg) => {
             tracing::debug!(shard = ctx.me, code, %msg, "Kafka SASL authentication failed");
+            // In ACL LOG with RESP's failures (context `kafka`), grouped with a count.
+            if let Some(user) = conn.sasl.as_mut().and_then(|s| s.failed_user.take()) {
+                ctx.node.users.log(LogEntry {
+                    count: 1,
+                    reason: Reason::Auth,
+                    context: "kafka",
+                    object: "SaslAuthenticate".into(),
+                    username: user,
+                    created: ctx.now,
+                    client_info: format!("id={}", conn.id),
+                });
+            }
             (
                 SaslAuthenticateResponse::default()
                     .with_error_code(code)
