@@ -224,3 +224,45 @@ def test_unauthorised_topic(sasl_node):
              "-o", "beginning", "-e", timeout=30)
     assert r.returncode != 0 or "not authorized" in r.stderr.decode().lower() \
         or "authorization" in r.stderr.decode().lower()
+
+
+def test_admin_apis_follow_topic_rules(sasl_node):
+    """DeleteRecords asks `delete`, CreatePartitions and AlterConfigs `create`, DescribeConfigs
+    `describe`: a principal without the right gets TOPIC_AUTHORIZATION_FAILED and the topic is
+    left as it was."""
+    from confluent_kafka import TopicPartition as TP
+    from confluent_kafka.admin import ConfigResource, NewPartitions
+
+    topic = f"orders-{uuid.uuid4().hex[:8]}"
+    w = AdminClient(conf(sasl_node, "SCRAM-SHA-512", "writer", "writer-pw"))
+    w.create_topics([NewTopic(topic, 1, 1)])[topic].result(timeout=15)
+    errors, left = produce(sasl_node, "SCRAM-SHA-256", "writer", "writer-pw", topic,
+                           [b"a", b"b", b"c"])
+    assert errors == [] and left == 0
+    reader = AdminClient(conf(sasl_node, "PLAIN", "reader", "reader-pw"))
+
+    def code_of(fut):
+        with pytest.raises(KafkaException) as e:
+            fut.result(timeout=15)
+        return e.value.args[0].code()
+
+    # DeleteRecords: reader may not; the records stay.
+    res = reader.delete_records([TP(topic, 0, 2)])
+    assert code_of(res[TP(topic, 0, 2)]) == KafkaError.TOPIC_AUTHORIZATION_FAILED
+    # CreatePartitions and AlterConfigs: reader may not.
+    fs = reader.create_partitions([NewPartitions(topic, 4)])
+    assert code_of(fs[topic]) == KafkaError.TOPIC_AUTHORIZATION_FAILED
+    res = ConfigResource(ConfigResource.Type.TOPIC, topic, set_config={"retention.ms": "1000"})
+    fs = reader.alter_configs([res])
+    assert code_of(fs[res]) == KafkaError.TOPIC_AUTHORIZATION_FAILED
+    # DescribeConfigs of a topic reader may not describe.
+    res = ConfigResource(ConfigResource.Type.TOPIC, "payments")
+    assert code_of(reader.describe_configs([res])[res]) == KafkaError.TOPIC_AUTHORIZATION_FAILED
+
+    # admin (topic:all:*) may do all of it, and sees the first two records gone.
+    admin = AdminClient(conf(sasl_node, "PLAIN", "admin", "admin-pw"))
+    res = admin.delete_records([TP(topic, 0, 2)])
+    assert res[TP(topic, 0, 2)].result(timeout=15).low_watermark == 2
+    admin.create_partitions([NewPartitions(topic, 4)])[topic].result(timeout=15)
+    md = admin.list_topics(topic=topic, timeout=10)
+    assert len(md.topics[topic].partitions) == 4

@@ -110,6 +110,35 @@ pub fn handle(ctx: &Ctx, r: Req, a: AddPartitionsToTxnRequest) -> Act {
         layout.push((t.name, t.partitions));
     }
     let n = partitions.len();
+    // Topic rules: a transaction writes its partitions, so each topic asks `write`. As
+    // Kafka, one denied topic fails the request: the others get OPERATION_NOT_ATTEMPTED.
+    if layout
+        .iter()
+        .any(|(t, _)| !ctx.may(crate::auth::acl::TopicOp::Write, t.0.as_str()))
+    {
+        let errors = layout
+            .iter()
+            .flat_map(|(t, ps)| {
+                let e = if ctx.may(crate::auth::acl::TopicOp::Write, t.0.as_str()) {
+                    err::OPERATION_NOT_ATTEMPTED
+                } else {
+                    crate::auth::sasl::TOPIC_AUTHORIZATION_FAILED
+                };
+                std::iter::repeat_n(e, ps.len())
+            })
+            .collect();
+        return Act::Launch(Launch {
+            rounds: Box::new(AddRounds {
+                r,
+                coordinator: None,
+                begins: None,
+                layout,
+                errors,
+            }),
+            atomic: None,
+            family: Family::Server,
+        });
+    }
     let op = TxnOp::AddPartitions {
         id: id.clone(),
         pid,

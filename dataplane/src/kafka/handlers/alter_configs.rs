@@ -148,6 +148,14 @@ fn changed_set(cur: &TopicMeta, change: &Change) -> Result<BTreeMap<String, Stri
 fn plan(ctx: &Ctx, kind: i8, name: &str, change: &Change) -> Result<Option<TopicMeta>, Refusal> {
     match kind {
         TOPIC => {
+            // Topic rules: changing a topic's configs asks `create` of it (Kafka asks
+            // ALTER_CONFIGS).
+            if !ctx.may(crate::auth::acl::TopicOp::Create, name) {
+                return Err(refusal(
+                    crate::auth::sasl::TOPIC_AUTHORIZATION_FAILED,
+                    format!("Not authorized to alter the configs of topic {name}"),
+                ));
+            }
             let Some(cur) = ctx.topics.get(name) else {
                 return Err(refusal(
                     ErrorCode::UnknownTopicOrPartition.code(),

@@ -60,6 +60,13 @@ pub fn handle(ctx: &Ctx, r: Req, c: CreatePartitionsRequest) -> Act {
                     format!("Duplicate topic in request: {name}"),
                 ));
             }
+            // Topic rules: growing a topic asks `create` of it (Kafka asks ALTER).
+            if !ctx.may(crate::auth::acl::TopicOp::Create, name) {
+                return Err(refusal(
+                    crate::auth::sasl::TOPIC_AUTHORIZATION_FAILED,
+                    format!("Not authorized to alter topic {name}"),
+                ));
+            }
             let Some(cur) = ctx.topics.get(name) else {
                 return Err(refusal(
                     ErrorCode::UnknownTopicOrPartition.code(),

@@ -4,18 +4,29 @@
 //! Fetches below it answer OFFSET_OUT_OF_RANGE, ListOffsets earliest answers it, and it
 //! survives a restart (the partition's `log-start-offset` file).
 
-use kafka_protocol::messages::delete_records_response::DeleteRecordsPartitionResult;
+use kafka_protocol::messages::delete_records_response::{
+    DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
+};
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse, ResponseKind};
 
 use super::Req;
-use crate::kafka::partitions::{answer, split};
-use crate::kafka::rounds::LogRounds;
+use crate::auth::acl::TopicOp;
+use crate::auth::sasl::TOPIC_AUTHORIZATION_FAILED;
+use crate::kafka::partitions::{by_layout, split};
+use crate::kafka::rounds::{Finish, LogRounds};
 use crate::kafka::Ctx;
 use crate::log::ops::{LogOp, LogResult};
 use crate::shard::Act;
 
 pub fn handle(ctx: &Ctx, r: Req, d: DeleteRecordsRequest) -> Act {
-    let topics = d.topics.into_iter().map(|t| (t.name, t.partitions));
+    // Topic rules: deleting records asks `delete` of the topic.
+    let (topics, denied) = crate::kafka::authz::allowed(ctx, TopicOp::Delete, d.topics, |t| {
+        (
+            &t.name,
+            t.partitions.iter().map(|p| p.partition_index).collect(),
+        )
+    });
+    let topics = topics.into_iter().map(|t| (t.name, t.partitions));
     let (parts, layout) = split(ctx.owner, topics.collect(), |topic, p| {
         let (partition, offset) = (p.partition_index, p.offset);
         let topic = topic.to_string();
@@ -28,8 +39,26 @@ pub fn handle(ctx: &Ctx, r: Req, d: DeleteRecordsRequest) -> Act {
             },
         )
     });
-    let done = answer(r, layout, low_watermark, |topics| {
-        ResponseKind::DeleteRecords(DeleteRecordsResponse::default().with_topics(topics))
+    let done: Finish = Box::new(move |results: &[LogResult], _| {
+        let mut topics: Vec<DeleteRecordsTopicResult> = by_layout(&layout, results, low_watermark);
+        topics.extend(denied.iter().map(|(name, parts)| {
+            DeleteRecordsTopicResult::default()
+                .with_name(name.clone())
+                .with_partitions(
+                    parts
+                        .iter()
+                        .map(|&index| {
+                            DeleteRecordsPartitionResult::default()
+                                .with_partition_index(index)
+                                .with_error_code(TOPIC_AUTHORIZATION_FAILED)
+                                .with_low_watermark(-1)
+                        })
+                        .collect(),
+                )
+        }));
+        r.answer(ResponseKind::DeleteRecords(
+            DeleteRecordsResponse::default().with_topics(topics),
+        ))
     });
     ctx.launch(LogRounds::new(parts, done))
 }

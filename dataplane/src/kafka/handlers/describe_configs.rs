@@ -11,6 +11,7 @@ use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse, 
 use kafka_protocol::protocol::StrBytes;
 
 use super::Req;
+use crate::auth::acl::TopicOp;
 use crate::config::Config;
 use crate::kafka::{reply, Ctx, NODE_ID};
 use crate::limits::INDEX_INTERVAL_BYTES;
@@ -286,6 +287,12 @@ pub fn handle(ctx: &Ctx, conn: &mut Conn, r: Req, d: DescribeConfigsRequest) -> 
                     .with_error_message(Some(StrBytes::from_string(why)))
             };
             let entries = match res.resource_type {
+                TOPIC if !ctx.may(TopicOp::Describe, res.resource_name.as_str()) => {
+                    return error(
+                        crate::auth::sasl::TOPIC_AUTHORIZATION_FAILED,
+                        format!("Not authorized to describe topic {}", res.resource_name.as_str()),
+                    )
+                }
                 TOPIC => match ctx.topics.get(res.resource_name.as_str()) {
                     Some(m) => topic(m, &broker(&ctx.node.cfg, ctx.node.kafka_port)),
                     None => {
