@@ -1,4 +1,4 @@
-//! A counting allocator for the unit tests: the system allocator, plus per-thread figures of
+//! A counting allocator for the unit tests and the fuzz targets: the system allocator, plus per-thread figures of
 //! what the calling thread allocates, so a test can assert that some code stays within a
 //! memory bound ([`measure`]).
 //!
@@ -10,10 +10,12 @@
 //! every count against the bytes that follow, so no allocation is sized from the wire
 //! before its bytes are there.
 
-#[cfg(test)]
+// The fuzz targets (`fuzz/`) assert the same bound, so they build it with the feature
+// `count-alloc`; the node never does.
+#[cfg(any(test, feature = "count-alloc"))]
 pub use counting::{measure, Usage};
 
-#[cfg(test)]
+#[cfg(any(test, feature = "count-alloc"))]
 mod counting {
     use std::alloc::{GlobalAlloc, Layout, System};
     use std::cell::Cell;
