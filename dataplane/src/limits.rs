@@ -459,3 +459,10 @@ pub const ACL_USERS_MAX: usize = 10_000;
 pub const USERS_FILE_BYTES_MAX: usize = 16 << 20;
 /// Bytes of one SaslAuthenticate message (PLAIN or a SCRAM step) we parse.
 pub const SASL_MESSAGE_BYTES_MAX: usize = 8192;
+
+// --- fuzzing (issue 13, item 3) ---
+
+/// The most a snappy block inflates to per byte of it: its densest element is a 3-byte copy
+/// of 64 bytes (21.3 per byte). A block whose length header claims more is refused before
+/// anything is allocated for it.
+pub const SNAPPY_INFLATE_RATIO_MAX: u64 = 22;

@@ -17,7 +17,8 @@ use std::io::{self, BufRead, BufReader, Read};
 
 use super::batch::{self, BatchHeader, HEADER_BYTES};
 use crate::limits::{
-    PRODUCE_INFLATED_BYTES_MAX, PRODUCE_ZSTD_WINDOW_LOG_MAX, TIME_LOOKUP_INFLATED_BYTES_MAX,
+    PRODUCE_INFLATED_BYTES_MAX, PRODUCE_ZSTD_WINDOW_LOG_MAX, SNAPPY_INFLATE_RATIO_MAX,
+    TIME_LOOKUP_INFLATED_BYTES_MAX,
 };
 
 /// Attribute bit: every record's timestamp is the batch's max timestamp (LogAppendTime).
@@ -83,7 +84,12 @@ fn scan(r: impl Read, h: &BatchHeader, ts: i64) -> io::Result<Option<(i64, i64)>
         let mut attributes = [0u8; 1];
         counted.read_exact(&mut attributes)?;
         let t = h.base_timestamp.wrapping_add(varint(&mut counted)?);
-        let offset = h.base_offset + varint(&mut counted)?;
+        // A stored delta is any varint (batches written before produce walked the
+        // records); one past i64 answers to the batch (found by tools/fuzz.sh).
+        let offset = h
+            .base_offset
+            .checked_add(varint(&mut counted)?)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "record offset"))?;
         if t >= ts {
             return Ok(Some((offset, t)));
         }
@@ -426,6 +432,14 @@ impl<'a> Snappy<'a> {
         };
         let bad = |e: snap::Error| io::Error::new(io::ErrorKind::InvalidData, e);
         let n = snap::raw::decompress_len(raw).map_err(bad)?;
+        // The length is the block's claim: no more than its bytes can inflate to, so a few
+        // bytes cannot make us allocate up to the bound (found by tools/fuzz.sh).
+        if n as u64 > (raw.len() as u64).saturating_mul(SNAPPY_INFLATE_RATIO_MAX) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "snappy block claims more than its bytes inflate to",
+            ));
+        }
         if n as u64 > self.left {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
@@ -522,6 +536,23 @@ mod tests {
                 assert_eq!(first_at_or_after(&log, ts), want, "{c:?} ts {ts}");
             }
         }
+    }
+
+    /// Found by the `record_batch` fuzz target: a record offset past i64 overflowed the
+    /// time lookup (a panic with overflow checks, a wrapped offset without).
+    #[test]
+    fn a_record_offset_past_i64_answers_to_the_batch() {
+        let t0 = 1_700_000_000_000;
+        let mut log = timed_batch(0, 10, t0, Compression::None);
+        let base = i64::MAX - 2;
+        batch::set_base_offset(&mut log, base);
+        // Record 3 would be at i64::MAX + 1; the answer is the batch's base offset.
+        assert_eq!(first_at_or_after(&log, t0 + 5000), Some((base, t0 + 9000)));
+        // Records before the overflow are still found.
+        assert_eq!(
+            first_at_or_after(&log, t0 + 1000),
+            Some((base + 1, t0 + 1000))
+        );
     }
 
     #[test]
@@ -668,6 +699,36 @@ mod tests {
                 "{c:?}"
             );
         }
+    }
+
+    /// Found by the `record_batch` fuzz target: a snappy block's length header was
+    /// allocated (zeroed) before its bytes were inflated, so a 90-byte batch claiming 50 MiB
+    /// took 50 MiB.
+    #[test]
+    fn a_snappy_block_claiming_more_than_it_holds_allocates_nothing() {
+        let mut b = timed_batch(0, 1, 1_000, Compression::Snappy);
+        b.truncate(HEADER_BYTES);
+        // A raw block: the varint 50 MiB, then one literal byte.
+        let mut block = Vec::new();
+        let mut n: u32 = 50 << 20;
+        while n >= 0x80 {
+            block.push(n as u8 | 0x80);
+            n >>= 7;
+        }
+        block.extend_from_slice(&[n as u8, 0x00, b'a']);
+        b.extend_from_slice(&block);
+        let len = (b.len() - 12) as i32;
+        b[8..12].copy_from_slice(&len.to_be_bytes());
+        let crc = crc32c::crc32c(&b[21..]);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        let h = batch::validate(&b).unwrap();
+        assert_eq!(h.compression(), 2);
+        let (r, usage) = crate::runtime::alloc::measure(|| check(&h, &b[HEADER_BYTES..]));
+        assert!(matches!(r, Err(RecordsError::Inflate(_))), "{r:?}");
+        assert!(usage.peak_bytes < 1 << 20, "{usage:?}");
+        // Nor for a time lookup.
+        let (_, usage) = crate::runtime::alloc::measure(|| first_at_or_after(&b, 0));
+        assert!(usage.peak_bytes < 1 << 20, "{usage:?}");
     }
 
     #[test]
