@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh Linux machine: installs what it needs (redis-tools,
 # redis-server, kcat, strace, Python clients for Redis and Kafka), then runs format and lint checks, unit tests, criterion
-# benches in test mode, and the integration tests against the real binary.
+# benches in test mode, a 60 s fuzz smoke per fuzz target, and the integration tests against
+# the real binary.
 #
 #   tools/test.sh            # everything
 #   tools/test.sh -k auth    # extra arguments go to pytest
@@ -70,6 +71,19 @@ export PINION_BENCH_BIN="$PWD/target/release/pinion-bench"
 # The control plane (test_control.py).
 cargo build --release -p pinion-control
 export PINION_CONTROL_BIN="$PWD/target/release/pinion-control"
+
+# --- fuzz smoke (issue 13, item 3; tools/fuzz.sh, docs/testing.md "Fuzzing") ---
+# cargo-fuzz (pinned, installed --locked by tools/fuzz.sh) builds the six libFuzzer targets
+# once on the stable toolchain (--sanitizer none), then each runs 60 s from its seed corpus.
+# A crash fails the suite; its input is in fuzz/work/artifacts/<target>/.
+# PINION_SKIP_FUZZ=1 skips it (a local rerun of the rest).
+if [ "${PINION_SKIP_FUZZ:-0}" != 1 ]; then
+  step "fuzz smoke (60 s per target)"
+  command -v c++ >/dev/null || { as_root apt-get update -qq; as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq g++ >/dev/null; }
+  cargo fmt --manifest-path fuzz/Cargo.toml -- --check
+  tools/fuzz.sh --smoke
+fi
+# --- end of the fuzz smoke ---
 
 step "integration tests"
 cd tests
