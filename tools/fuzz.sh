@@ -25,7 +25,7 @@ cd "$(dirname "$0")/.."
 
 # The cargo-fuzz release this was tested with; CI installs exactly it.
 CARGO_FUZZ_VERSION=0.13.2
-TARGETS_ALL=(resp_parse kafka_request record_batch segment_recovery control_wire control_map)
+TARGETS_ALL=(resp_parse kafka_request record_batch segment_recovery control_wire control_map topic_config)
 
 seconds=60
 build_only=0

@@ -11,6 +11,8 @@ What the clients sent becomes the seeds:
   two per client, API and version, the smallest;
 - record_batch and segment_recovery: the batches the clients produced, as the node stored
   them (its segment files), whole and one batch at a time;
+- topic_config: the topic.meta files the node wrote for the clients' topics (their
+  configs included);
 - control_wire and control_map: the control plane's messages and maps, from
   pinion-control driven as tests/test_control.py drives it (when its binary is given).
 
@@ -137,7 +139,9 @@ def kafka_clients(port: int, data: Path):
     from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
     a = AdminClient({"bootstrap.servers": boot})
-    for f in a.create_topics([NewTopic("ck-topic", 3, 1), NewTopic("ck-gone", 1, 1)]).values():
+    for f in a.create_topics([NewTopic("ck-topic", 3, 1), NewTopic("ck-gone", 1, 1), NewTopic("ck-configs", 1, 1, config={
+            "retention.ms": "3600000", "cleanup.policy": "compact,delete",
+            "segment.bytes": "1048576", "compression.type": "zstd"})]).values():
         f.result(10)
     for f in a.describe_configs([ConfigResource("topic", "ck-topic")]).values():
         f.result(10)
@@ -418,6 +422,10 @@ def main():
             if 0 < len(first) <= 8192:
                 put(out, "record_batch", f"{topic}", b"\x00" + struct.pack(">q", 0) + first)
         print(f"record_batch, segment_recovery: {len(segs)} segments")
+        metas = sorted(data.rglob("topic.meta"))
+        for meta in metas:
+            put(out, "topic_config", meta.parent.name, meta.read_bytes())
+        print(f"topic_config: {len(metas)} topic.meta files")
 
     if args.control_bin:
         control_seeds(args.control_bin, out)

@@ -25,9 +25,9 @@ OUT="${OUT:?set OUT to the results folder}"
 F="$DIR/fuzz"
 L="$F/lib"
 if [ $# -gt 0 ]; then targets=("$@"); else
-  # The four first: on 16 cores each of those gets 3 processes, the control plane's 2.
+  # The four first: dealt round-robin, the first targets get the spare cores.
   targets=()
-  for t in kafka_request record_batch segment_recovery resp_parse control_map control_wire; do
+  for t in kafka_request record_batch segment_recovery resp_parse control_map control_wire topic_config; do
     [ -x "$F/bin/$t" ] && targets+=("$t")
   done
 fi
@@ -48,10 +48,12 @@ for ((i = 0; i < cores; i++)); do
   procs[$t]=$((${procs[$t]:-0} + 1))
   # A process that stops on a crash is started again for the time left (the crash input
   # stays in artifacts/), so a finding costs no core the rest of the run.
+  pin=(env)
+  command -v taskset >/dev/null && pin=(taskset -c "$((i % $(nproc)))")
   (
     end=$((start + SECONDS_RUN)); run=0
     while left=$((end - $(date +%s))); [ "$left" -gt 2 ]; do
-      taskset -c "$((i % $(nproc)))" "$L/ld-linux-x86-64.so.2" --library-path "$L" "$F/bin/$t" \
+      "${pin[@]}" "$L/ld-linux-x86-64.so.2" --library-path "$L" "$F/bin/$t" \
         -max_total_time="$left" -print_final_stats=1 -timeout=10 -rss_limit_mb=4096 \
         -seed=$((1000 + 100 * run + i)) -artifact_prefix="$OUT/artifacts/$t/" \
         "$WORK/corpus/$t" >>"$OUT/logs/$t-$i.log" 2>&1

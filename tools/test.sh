@@ -73,7 +73,7 @@ cargo build --release -p pinion-control
 export PINION_CONTROL_BIN="$PWD/target/release/pinion-control"
 
 # --- fuzz smoke (issue 13, item 3; tools/fuzz.sh, docs/testing.md "Fuzzing") ---
-# cargo-fuzz (pinned, installed --locked by tools/fuzz.sh) builds the six libFuzzer targets
+# cargo-fuzz (pinned, installed --locked by tools/fuzz.sh) builds the seven libFuzzer targets
 # once on the stable toolchain (--sanitizer none), then each runs 60 s from its seed corpus.
 # A crash fails the suite; its input is in fuzz/work/artifacts/<target>/.
 # PINION_SKIP_FUZZ=1 skips it (a local rerun of the rest).
