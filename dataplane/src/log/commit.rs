@@ -285,6 +285,8 @@ impl Logs {
                 if p.opening.contains(&path) {
                     continue; // the open's end marks the partition dirty again
                 }
+                tracing::error!(topic = %p.topic, partition = p.partition, path = %path.display(),
+                    "a planned append's segment has no write handle; the partition stops taking writes");
                 self.fail_partition(part, ctx);
                 continue;
             };
@@ -494,7 +496,11 @@ impl Logs {
         let interval = matches!(ctx.cfg.fsync, Fsync::Interval(ms) if now.saturating_sub(self.last_sync_ms) >= ms);
         let mut syncs = Vec::new();
         let mut deletes = Vec::new();
-        for p in self.parts.values_mut() {
+        for slot in 0..self.parts.capacity() as u32 {
+            let (Some(gen), Some(p)) = (self.parts.gen(slot), self.parts.at_mut(slot)) else {
+                continue;
+            };
+            let part = SlabKey { slot, gen };
             if interval && p.dirty_since_sync && p.committing.is_empty() {
                 if let Some((f, _)) = p.files.get(&p.committed.0) {
                     syncs.push(f.as_raw_fd());
@@ -502,7 +508,11 @@ impl Logs {
                 }
             }
             let (bytes, ms) = p.config.deletion();
-            let removed = p.log.apply_retention(bytes, ms, now);
+            // Only acknowledged segments go, and none a read is in flight on: a segment
+            // with a group still to write keeps its write handle (see `apply_retention`).
+            let reads = &self.reads;
+            let busy = |path: &std::path::Path| super::fetch::reads_segment(reads, part, path);
+            let removed = p.log.apply_retention(bytes, ms, now, p.hw, busy);
             if !removed.is_empty() {
                 p.txn.trim(p.log.log_start()); // Transactions: markers gone with them
             }
@@ -518,11 +528,11 @@ impl Logs {
                 if let Some((f, _)) = p.files.remove(&path) {
                     job.close(f);
                 }
-                // A write handle with a group still in flight closes in finish_commits.
-                if !p.committing.iter().any(|c| c.writes_to(&path)) {
-                    if let Some((f, _)) = p.writers.remove(&path) {
-                        job.close(f);
-                    }
+                // Every append to it is acknowledged, so no group writes through its write
+                // handle any more (one still open closes here, not in finish_commits).
+                debug_assert!(!p.committing.iter().any(|c| c.writes_to(&path)));
+                if let Some((f, _)) = p.writers.remove(&path) {
+                    job.close(f);
                 }
                 deletes.push(job);
             }

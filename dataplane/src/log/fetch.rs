@@ -557,10 +557,16 @@ impl Logs {
     /// ListOffsets' or a read-ahead): compaction switches a segment's file only when none is,
     /// since each reads at the positions of the file it was planned on.
     pub(super) fn reading(&self, part: SlabKey, path: &std::path::Path) -> bool {
-        self.reads
-            .iter()
-            .any(|(_, op)| op.part == part && op.path == path)
+        reads_segment(&self.reads, part, path)
     }
+}
+
+/// Whether one of `reads` in flight reads segment `path` of partition `part` (retention
+/// keeps such a segment until the read is done).
+pub(super) fn reads_segment(reads: &Reads, part: SlabKey, path: &std::path::Path) -> bool {
+    reads
+        .iter()
+        .any(|(_, op)| op.part == part && op.path == path)
 }
 
 /// Where, in bytes read for a fetch from `offset`, the batches it wants are.

@@ -459,19 +459,28 @@ impl Partition {
         })
     }
 
-    /// Delete whole segments (never the active one) while the log is over `retention_bytes`
-    /// or a segment's newest record is older than `retention_ms`. Returns the files to
-    /// delete; the log start offset moves to the first remaining segment.
+    /// Delete whole segments, oldest first, while the log is over `retention_bytes` or the
+    /// oldest segment's newest record is older than `retention_ms`. Stops at the first
+    /// segment that must stay: the active one, one holding an offset at or past `acked` (an
+    /// append planned, waiting or in flight that is not acknowledged yet: its group is
+    /// still to be written through the segment's write handle), or one `busy` names (a read
+    /// of it in flight). Returns the files to delete; the log start moves to the first
+    /// remaining segment.
     pub fn apply_retention(
         &mut self,
         retention_bytes: Option<u64>,
         retention_ms: Option<u64>,
         now_ms: u64,
+        acked: i64,
+        busy: impl Fn(&Path) -> bool,
     ) -> Vec<PathBuf> {
         let mut removed = Vec::new();
         while self.segments.len() > 1 {
             let total = self.size_bytes();
             let oldest = &self.segments[0];
+            if oldest.end > acked || busy(&oldest.path) {
+                break;
+            }
             let over_size = retention_bytes.is_some_and(|r| total - oldest.size >= r && total > r);
             let newest_ms = if oldest.max_timestamp >= 0 {
                 oldest.max_timestamp as u64
@@ -806,14 +815,40 @@ mod tests {
             append(&mut p, &[format!("record-{i:02}").as_bytes()], 1_000 + i);
         }
         let before = p.segments.len();
-        let gone = p.apply_retention(Some(250), None, 2_000);
+        let acked = p.next_offset();
+        let gone = p.apply_retention(Some(250), None, 2_000, acked, |_| false);
         assert!(!gone.is_empty() && p.segments.len() < before);
         assert!(p.size_bytes() <= 250 + 200);
         assert!(p.log_start() > 0);
         assert!(p.plan_read(0, 100).is_err());
-        let all_old = p.apply_retention(None, Some(10), 1_000_000);
+        let all_old = p.apply_retention(None, Some(10), 1_000_000, acked, |_| false);
         assert!(!all_old.is_empty());
         assert_eq!(p.segments.len(), 1, "the active segment always stays");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn retention_keeps_segments_with_unacknowledged_appends_or_reads() {
+        let dir = tmp("retention-pending");
+        let (mut p, _) = Partition::recover(&dir, 200, u64::MAX, 0).unwrap();
+        for i in 0..12 {
+            append(&mut p, &[format!("record-{i:02}").as_bytes()], 1_000 + i);
+        }
+        assert!(p.segments.len() >= 4);
+        // Only the first segment is acknowledged: the second still has a group to write,
+        // however far over the limit the planned log is.
+        let acked = p.segments[0].end;
+        let second = p.segments[1].path.clone();
+        let gone = p.apply_retention(Some(1), Some(0), 1_000_000, acked, |_| false);
+        assert_eq!(gone.len(), 1);
+        assert_eq!(p.segments[0].path, second);
+        // All acknowledged, but a read of the oldest is in flight: it stays.
+        let acked = p.next_offset();
+        let gone = p.apply_retention(Some(1), None, 2_000, acked, |path| path == second);
+        assert!(gone.is_empty());
+        assert_eq!(p.segments[0].path, second);
+        let gone = p.apply_retention(Some(1), None, 2_000, acked, |_| false);
+        assert!(!gone.is_empty());
         fs::remove_dir_all(&dir).unwrap();
     }
 }
