@@ -226,7 +226,6 @@ impl<T: Default + Send + 'static> Drop for Tracked<T> {
 /// memory this process may use (the smaller of RAM and its cgroup's limit), raised when
 /// needed so that `--maxmemory` fits (see [`Config::validate`]).
 pub fn node_bytes(cfg: &Config) -> usize {
-    static AUTO: OnceLock<usize> = OnceLock::new();
     if let Some(b) = cfg.memory_budget {
         return b;
     }
@@ -235,6 +234,16 @@ pub fn node_bytes(cfg: &Config) -> usize {
         avail / BUDGET_AUTO_RAM_DENOMINATOR * BUDGET_AUTO_RAM_NUMERATOR
     });
     auto.max(cache_fits(cfg.maxmemory))
+}
+
+/// The default budget, from the memory available; read once.
+static AUTO: OnceLock<usize> = OnceLock::new();
+
+/// Settle the node-wide budget at start-up, before any shard starts: the default reads
+/// `/proc/meminfo` and the cgroup's limit, blocking file calls that a shard thread must not
+/// make (each shard's [`Budget::new`] then finds the value read).
+pub fn measure_at_start_up(cfg: &Config) -> usize {
+    node_bytes(cfg)
 }
 
 /// The smallest budget that leaves the transient floor beside a cache of `maxmemory`.

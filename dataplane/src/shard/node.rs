@@ -151,6 +151,8 @@ impl Node {
             bail!("too many shards ({n})");
         }
         settle_fd_budget(&mut cfg, n)?;
+        // Read the memory available here, not from a shard thread (`budget.rs`).
+        crate::budget::measure_at_start_up(&cfg);
 
         // SO_REUSEPORT would let this node silently share a port with another process that
         // also set it (another pinion, say). Claim the address once without it first: that
