@@ -13,10 +13,10 @@ from confluent_kafka.admin import AdminClient, NewTopic
 PARTITIONS = 8
 RECORDS = 20_000  # per round, spread over the partitions: about 20 MB
 VALUE_BYTES = 1000
-# Each round is a new topic on the same node. On the old binary the first three rounds
-# stalled a partition in 5 runs of 5 (a round alone about one time in two); a fixed round
-# takes about 0.2 s.
-ROUNDS = 12
+# Each round is a new topic on the same node. On the old binary about one round in five
+# stalled a partition (in 9 runs of 10 within 12 rounds), so 20 rounds fail there all but
+# about one time in 150; a fixed round takes about 0.3 s.
+ROUNDS = 20
 
 
 def produce_all(bootstrap, topic):
