@@ -295,6 +295,35 @@ pub struct Config {
     /// everything but /metrics. `@PATH` reads it from a file (first line).
     #[arg(long)]
     pub admin_token: Option<String>,
+
+    // Cluster (issue 12)
+    /// Shard i also listens for RESP on port BASE+i (same host as --resp-listen), and is
+    /// listed by CLUSTER SLOTS/NODES as its own master: cluster-aware clients reach the
+    /// owning shard directly, and keys of other shards there get `-MOVED`.
+    #[arg(long)]
+    pub shard_ports: Option<u16>,
+
+    /// The control plane's address (`host:port`): the node joins the cluster it runs.
+    /// Without it the node runs standalone.
+    #[arg(long)]
+    pub control: Option<String>,
+
+    /// This node's id in the cluster map (with --control).
+    #[arg(long)]
+    pub node_id: Option<u32>,
+
+    /// This node's operator weight (with --control): its share of slots and partitions is
+    /// weight x shards, relative to the others.
+    #[arg(long, default_value_t = 1)]
+    pub weight: u32,
+
+    /// The secret shared with the control plane (with --control); at least 16 bytes.
+    #[arg(long)]
+    pub control_secret_file: Option<PathBuf>,
+
+    /// How often the node reports its load to the control plane (with --control).
+    #[arg(long, default_value_t = 1000)]
+    pub heartbeat_ms: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -344,6 +373,11 @@ pub enum ConfigError {
     // TLS (issue 13)
     #[error("{0}")]
     Tls(&'static str),
+    // Cluster (issue 12)
+    #[error("--control needs --node-id and --control-secret-file")]
+    ClusterFlags,
+    #[error("--heartbeat-ms must be between 1 and {max}")]
+    Heartbeat { max: u64 },
 }
 
 impl Config {
@@ -454,6 +488,16 @@ impl Config {
             return Err(ConfigError::Tls(
                 "--tls-cert, --tls-key and --tls-ca serve only --resp-tls-listen or --kafka-tls-listen: add one",
             ));
+        }
+        // Cluster (issue 12)
+        if self.control.is_some() && (self.node_id.is_none() || self.control_secret_file.is_none())
+        {
+            return Err(ConfigError::ClusterFlags);
+        }
+        if self.heartbeat_ms == 0 || self.heartbeat_ms > crate::limits::HEARTBEAT_MS_MAX {
+            return Err(ConfigError::Heartbeat {
+                max: crate::limits::HEARTBEAT_MS_MAX,
+            });
         }
         Ok(())
     }

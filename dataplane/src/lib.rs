@@ -12,11 +12,13 @@
 //! - [`proto`]: the codecs; [`metrics`]; [`config`], [`limits`] and [`clock`]; [`datadir`]:
 //!   one node per data directory; [`budget`]: what memory is spent on, and the limit;
 //!   [`tls`]: rustls between a TLS connection's socket bytes and its protocol buffers.
+//!   [`cluster`]: the cluster view, CLUSTER commands, MOVED, and membership (issue 12).
 
 pub mod auth;
 pub mod budget;
 pub mod cache;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod datadir;
 pub mod kafka;

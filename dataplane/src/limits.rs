@@ -466,3 +466,7 @@ pub const SASL_MESSAGE_BYTES_MAX: usize = 8192;
 /// of 64 bytes (21.3 per byte). A block whose length header claims more is refused before
 /// anything is allocated for it.
 pub const SNAPPY_INFLATE_RATIO_MAX: u64 = 22;
+
+// ----- cluster mode (issue 12, f-cluster) -----
+/// Longest --heartbeat-ms: the control plane closes a connection idle for 60 s.
+pub const HEARTBEAT_MS_MAX: u64 = 30_000;

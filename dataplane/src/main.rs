@@ -65,8 +65,12 @@ fn run(cfg: Config) -> anyhow::Result<()> {
     let hist_dump = cfg.hist_dump.clone();
     let admin_token = metrics::admin::resolve_token(cfg.admin_token.as_deref())
         .context("reading --admin-token")?;
+    let control_secret = pinion::cluster::member::secret(&cfg)?;
     let node = Node::start(cfg)?;
     let stop = Arc::new(AtomicBool::new(false));
+    if let Some(secret) = control_secret {
+        pinion::cluster::member::spawn(&node, secret, stop.clone())?;
+    }
     {
         let snap = node.snapshotter();
         let stop = stop.clone();

@@ -31,6 +31,7 @@ pub enum Event {
     Register {
         id: NodeId,
         shards: Option<u16>,
+        join: Option<super::msg::Join>,
         conn: u64,
         peer: SocketAddr,
         out: Outbox,
@@ -62,6 +63,9 @@ enum Change {
     Rebalance,
     /// A joining node registered: make it active.
     Activate(NodeId),
+    /// A node joined by itself (`pinion --control`): add it as active, or bring its
+    /// addresses and shard count up to date.
+    Join(Node),
 }
 
 struct Session {
@@ -156,10 +160,11 @@ impl Core {
             Event::Register {
                 id,
                 shards,
+                join,
                 conn,
                 peer,
                 out,
-            } => self.register(id, shards, conn, peer, out),
+            } => self.register(id, shards, join, conn, peer, out),
             Event::NodeDown { id, conn } => {
                 if self.sessions.get(&id).is_some_and(|s| s.conn == conn) {
                     let s = self.sessions.remove(&id).expect("checked above");
@@ -207,12 +212,20 @@ impl Core {
         &mut self,
         id: NodeId,
         shards: Option<u16>,
+        join: Option<super::msg::Join>,
         conn: u64,
         peer: SocketAddr,
         out: Outbox,
     ) -> Result<(), StoreError> {
         let committed = self.coord.committed().clone();
         let refusal = match committed.map.node(id) {
+            Some(n) if n.state == NodeState::Removed => Some(format!("node {id} was removed")),
+            _ if join.is_some() => match shards {
+                Some(s) if s > 0 && s <= crate::limits::SHARDS_PER_NODE_MAX => None,
+                _ => Some(format!(
+                    "node {id}: a joining node must say its shard count (1..=1024)"
+                )),
+            },
             None => Some(format!(
                 "node {id} is not in the map (add it with add-node first)"
             )),
@@ -241,6 +254,25 @@ impl Core {
             },
         );
         self.sessions.insert(id, Session { conn, out, peer });
+        if let (Some(j), Some(shards)) = (join, shards) {
+            let node = Node {
+                id,
+                resp_addr: j.resp_addr,
+                kafka_addr: j.kafka_addr,
+                shard_endpoints: j.shard_endpoints,
+                shards,
+                weight: j.weight,
+                state: NodeState::Active,
+            };
+            let queued = self
+                .queue
+                .iter()
+                .any(|(c, _)| matches!(c, Change::Join(n) if *n == node));
+            if !queued {
+                self.enqueue(Change::Join(node), None);
+            }
+            return Ok(());
+        }
         let joining = committed
             .map
             .node(id)
@@ -400,6 +432,26 @@ impl Core {
                     return Ok(None);
                 }
                 m.node_mut(*id).expect("exists").state = NodeState::Active;
+            }
+            Change::Join(node) => {
+                if node.weight > WEIGHT_MAX {
+                    return Err(format!("weight {} exceeds {WEIGHT_MAX}", node.weight));
+                }
+                match m.node_mut(node.id) {
+                    // Known: the operator's weight and state stand (a drained node stays
+                    // draining); the node's own facts are brought up to date.
+                    Some(n) if n.state != NodeState::Removed => {
+                        n.resp_addr = node.resp_addr.clone();
+                        n.kafka_addr = node.kafka_addr.clone();
+                        n.shard_endpoints = node.shard_endpoints.clone();
+                        n.shards = node.shards;
+                        if n.state == NodeState::Joining {
+                            n.state = NodeState::Active;
+                        }
+                    }
+                    Some(_) => return Err(format!("node {} was removed", node.id)),
+                    None => m.upsert_node(node.clone()),
+                }
             }
         }
         let parts: Vec<TopicPartition> = m.partitions.keys().cloned().collect();

@@ -202,11 +202,25 @@ fn serve_conn(
             }
         };
         let ev = match msg {
-            ClientMsg::Register { node: id, shards } => {
+            ClientMsg::Register {
+                node: id,
+                shards,
+                resp_addr,
+                kafka_addr,
+                shard_endpoints,
+                weight,
+            } => {
                 node = Some(id);
+                let join = resp_addr.map(|resp_addr| msg::Join {
+                    kafka_addr: kafka_addr.unwrap_or_else(|| resp_addr.clone()),
+                    resp_addr,
+                    shard_endpoints,
+                    weight: weight.unwrap_or(1),
+                });
                 Event::Register {
                     id,
                     shards,
+                    join,
                     conn,
                     peer,
                     out: out.clone(),

@@ -12,12 +12,24 @@ use crate::twopc::ToCoordinator;
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ClientMsg {
-    /// A node announces itself. It must already be in the map (added by the operator).
+    /// A node announces itself. Without `join`, it must already be in the map (added by
+    /// the operator). With it (a `pinion --control` node), a node the map does not know
+    /// joins as active with these addresses and weight, and a known one's addresses and
+    /// shard count are brought up to date.
     Register {
         node: NodeId,
-        /// Checked against the map when given.
+        /// Checked against the map when given (and no `join`).
         #[serde(default)]
         shards: Option<u16>,
+        /// Where RESP clients reach the node: given, the node joins by itself.
+        #[serde(default)]
+        resp_addr: Option<String>,
+        #[serde(default)]
+        kafka_addr: Option<String>,
+        #[serde(default)]
+        shard_endpoints: Vec<String>,
+        #[serde(default)]
+        weight: Option<u32>,
     },
     Vote {
         epoch: Epoch,
@@ -54,6 +66,15 @@ impl ClientMsg {
             _ => return None,
         })
     }
+}
+
+/// What a node that joins by itself says about itself.
+#[derive(Clone, Debug)]
+pub struct Join {
+    pub resp_addr: String,
+    pub kafka_addr: String,
+    pub shard_endpoints: Vec<String>,
+    pub weight: u32,
 }
 
 /// One shard's load in a heartbeat. Only `busy` feeds placement today; the rest is shown.

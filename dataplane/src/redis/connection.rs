@@ -73,6 +73,14 @@ pub fn run(ctx: &mut Ctx, sess: &mut Session, id: u64, spec: &Spec, a: &Args) ->
         }
         Cmd::Acl => super::acl::command(ctx, sess, a),
         Cmd::Scripts(_) => Local::Reply(encode(sess.resp3, |o| crate::script::admin(spec, a, o))),
+        Cmd::Cluster(c) => {
+            let me = ctx.me;
+            Local::Reply(encode(sess.resp3, |o| {
+                ctx.node
+                    .cluster
+                    .with(|v| crate::cluster::resp::command(v, me, c, a, o))
+            }))
+        }
         Cmd::Config => match server::config(ctx, a, sess.resp3) {
             Ok(local) => local,
             Err(e) => reply(sess, &|o| o.error(&e)),

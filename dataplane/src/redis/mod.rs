@@ -119,6 +119,20 @@ pub fn dispatch(ctx: &mut Ctx, conn: &mut Conn, a: Args, frame: &[u8]) -> Act {
             }
         }
     }
+    // Cluster mode (issue 12): keys owned elsewhere get MOVED. Standalone on the plain
+    // port nothing is checked, as before.
+    if sess.shard_port || ctx.node.cluster.managed {
+        let (me, shard_port) = (ctx.me, sess.shard_port);
+        let verdict = ctx
+            .node
+            .cluster
+            .with(|v| crate::cluster::check(v, me, shard_port, spec, &a));
+        if let Some(e) = verdict.error() {
+            ctx.metrics.commands.rejected(spec);
+            return refuse(conn, &e);
+        }
+    }
+    let sess = session(conn);
     if sess.multi.is_some() && !runs_inside_multi(spec.cmd) {
         return multi::queue(ctx, conn, spec, &a, frame);
     }

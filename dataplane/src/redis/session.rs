@@ -25,6 +25,8 @@ pub struct Session {
     /// user when `authed`), and the users table generation it was looked up in (`auth/`).
     pub user: Option<std::sync::Arc<crate::auth::acl::User>>,
     pub user_gen: u64,
+    /// Accepted on the shard's own port (`--shard-ports`): keys of other shards get MOVED.
+    pub shard_port: bool,
 }
 
 impl Session {
@@ -38,6 +40,7 @@ impl Session {
             blocked_on: Vec::new(),
             user: None,
             user_gen: 0,
+            shard_port: false,
         }
     }
 

@@ -217,7 +217,9 @@ impl Shard {
         let proto = if which == LISTENER_KAFKA {
             Proto::Kafka
         } else {
-            Proto::Resp(Session::new(self.shared.users.default_open()))
+            let mut s = Session::new(self.shared.users.default_open());
+            s.shard_port = which == super::LISTENER_RESP_SHARD;
+            Proto::Resp(s)
         };
         tracing::debug!(shard = self.id, slot, fd, client = id, open, "accepted");
         let mut conn = Conn::new(fd, gen, id, proto);

@@ -88,6 +88,8 @@ pub struct NodeShared {
 
     /// Users, ACLs and the ACL log, node-wide (issue 13, f-sec; `auth/`).
     pub users: Arc<crate::auth::Users>,
+    /// The cluster view (issue 12): who owns each slot and partition.
+    pub cluster: Arc<crate::cluster::Cluster>,
 }
 
 /// What a front end decided about one request.
@@ -119,6 +121,8 @@ pub struct Launch {
 
 pub const LISTENER_RESP: u32 = 0;
 pub const LISTENER_KAFKA: u32 = 1;
+/// The shard's own RESP port (`--shard-ports`): clients that know the map come here.
+pub const LISTENER_RESP_SHARD: u32 = 2;
 
 pub struct Listener {
     fd: OwnedFd,

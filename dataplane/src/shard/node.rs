@@ -183,6 +183,9 @@ impl Node {
             tls_listeners.push(l);
         }
         let mut tls_listeners = tls_listeners.into_iter();
+        // Cluster (issue 12): each shard's own RESP port, and the node's cluster view.
+        let mut shard_ports = crate::cluster::bind_shard_ports(&cfg, resp_addr, n)?.into_iter();
+        let cluster = Arc::new(crate::cluster::initial(&cfg, n, resp_addr, kafka_addr));
 
         let shared = Arc::new(NodeShared {
             cfg: cfg.clone(),
@@ -208,6 +211,7 @@ impl Node {
                 )
                 .context("loading --users")?,
             ),
+            cluster,
         });
         let mesh = Mesh::new(n, cfg.ring_capacity);
         let ring_fds: Arc<Vec<AtomicI32>> = Arc::new((0..n).map(|_| AtomicI32::new(-1)).collect());
@@ -228,8 +232,9 @@ impl Node {
             let ring_fds = ring_fds.clone();
             let barrier = barrier.clone();
             let ready_tx = ready_tx.clone();
-            let listener_fds: Vec<OwnedFd> = sock.into_iter().map(OwnedFd::from).collect();
             let tls_listener_fds = tls_listeners.next().unwrap_or_default();
+            let mut listener_fds: Vec<OwnedFd> = sock.into_iter().map(OwnedFd::from).collect();
+            listener_fds.extend(shard_ports.next().map(OwnedFd::from));
             let t = std::thread::Builder::new()
                 .name(format!("shard-{i}"))
                 .spawn(move || {

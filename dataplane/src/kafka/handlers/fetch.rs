@@ -50,6 +50,8 @@ pub fn handle(ctx: &Ctx, r: Req, f: FetchRequest) -> Act {
             },
         )
     });
+    // Cluster mode (issue 12): partitions another node leads answer NOT_LEADER_OR_FOLLOWER.
+    let (parts, left_out) = crate::cluster::kafka::split_led(ctx.node, parts);
     let done = finish(move |results: &[LogResult], now| {
         let bytes: usize = results
             .iter()
@@ -109,5 +111,14 @@ pub fn handle(ctx: &Ctx, r: Req, f: FetchRequest) -> Act {
             FetchResponse::default().with_responses(responses),
         ))
     });
+    let missing = LogResult::Fetched {
+        error: crate::cluster::kafka::NOT_LEADER_OR_FOLLOWER,
+        high_watermark: -1,
+        log_start: -1,
+        records: None,
+        last_stable: -1,
+        aborted: Vec::new(),
+    };
+    let done = crate::cluster::kafka::wrap(left_out, missing, done);
     ctx.launch(LogRounds::polling(parts, done))
 }

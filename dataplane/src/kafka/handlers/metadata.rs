@@ -1,4 +1,5 @@
-//! Metadata (v0-v12): this node as the only broker and the leader of every partition.
+//! Metadata (v0-v12): this node as the only broker and the leader of every partition; under
+//! a control plane (issue 12), every node of the map, each partition led by its owner.
 //! Unknown topics are created when auto-creation allows it (and their names are valid);
 //! otherwise listed with UNKNOWN_TOPIC_OR_PARTITION. A topic another request is creating
 //! right then (its home holds the claim) is listed with LEADER_NOT_AVAILABLE, as Kafka
@@ -66,6 +67,7 @@ pub fn handle(ctx: &Ctx, r: Req, m: MetadataRequest) -> Act {
         listed.push((n, r));
     }
     let partitions: Vec<i32> = create.iter().map(|m| m.partitions).collect();
+    let view = ctx.node.cluster.managed.then(|| ctx.node.cluster.current());
     let done: Created = Box::new(move |errors: &[i16]| {
         let mut created = errors.iter().zip(&partitions).map(|(&e, &p)| match e {
             0 => Ok(p),
@@ -75,10 +77,26 @@ pub fn handle(ctx: &Ctx, r: Req, m: MetadataRequest) -> Act {
             }
             e => Err(e),
         });
-        let broker = MetadataResponseBroker::default()
-            .with_node_id(BrokerId(NODE_ID))
-            .with_host(StrBytes::from_string(host.clone()))
-            .with_port(port as i32);
+        let broker = |id: i32, host: &str, port: u16| {
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(id))
+                .with_host(StrBytes::from_string(host.to_string()))
+                .with_port(port as i32)
+        };
+        let (brokers, controller) = match &view {
+            Some(v) => (
+                crate::cluster::kafka::brokers(v)
+                    .iter()
+                    .map(|(id, h, p)| broker(*id, h, *p))
+                    .collect(),
+                v.me.map_or(-1, |i| v.nodes[i].id as i32),
+            ),
+            None => (vec![broker(NODE_ID, &host, port)], NODE_ID),
+        };
+        let leader = |topic: &str, p: i32| {
+            view.as_ref()
+                .map_or(NODE_ID, |v| crate::cluster::kafka::leader(v, topic, p))
+        };
         let topics = listed
             .iter()
             .map(|(n, r)| {
@@ -95,11 +113,12 @@ pub fn handle(ctx: &Ctx, r: Req, m: MetadataRequest) -> Act {
                     Ok(count) => t.with_partitions(
                         (0..count)
                             .map(|p| {
+                                let l = BrokerId(leader(n, p));
                                 MetadataResponsePartition::default()
                                     .with_partition_index(p)
-                                    .with_leader_id(BrokerId(NODE_ID))
-                                    .with_replica_nodes(vec![BrokerId(NODE_ID)])
-                                    .with_isr_nodes(vec![BrokerId(NODE_ID)])
+                                    .with_leader_id(l)
+                                    .with_replica_nodes(vec![l])
+                                    .with_isr_nodes(vec![l])
                             })
                             .collect(),
                     ),
@@ -108,9 +127,9 @@ pub fn handle(ctx: &Ctx, r: Req, m: MetadataRequest) -> Act {
             .collect();
         let body = ResponseKind::Metadata(
             MetadataResponse::default()
-                .with_brokers(vec![broker])
+                .with_brokers(brokers)
                 .with_cluster_id(Some(StrBytes::from_static_str("pinion")))
-                .with_controller_id(BrokerId(NODE_ID))
+                .with_controller_id(BrokerId(controller))
                 .with_topics(topics),
         );
         encode::encode_or_error(r.key, r.version, r.cid, &body).unwrap_or_default()

@@ -32,6 +32,8 @@ pub fn handle(ctx: &Ctx, r: Req, p: ProduceRequest) -> Act {
             },
         )
     });
+    // Cluster mode (issue 12): partitions another node leads answer NOT_LEADER_OR_FOLLOWER.
+    let (parts, left_out) = crate::cluster::kafka::split_led(ctx.node, parts);
     if !matches!(acks, -1..=1) {
         // Kafka refuses any other acks before it looks at the records.
         let done = finish(move |_: &[LogResult], _| {
@@ -75,5 +77,11 @@ pub fn handle(ctx: &Ctx, r: Req, p: ProduceRequest) -> Act {
             ProduceResponse::default().with_responses(responses),
         ))
     });
+    let missing = LogResult::Produced {
+        error: crate::cluster::kafka::NOT_LEADER_OR_FOLLOWER,
+        base_offset: -1,
+        log_start: -1,
+    };
+    let done = crate::cluster::kafka::wrap(left_out, missing, done);
     ctx.launch(LogRounds::new(parts, done))
 }

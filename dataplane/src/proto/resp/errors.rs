@@ -277,3 +277,12 @@ pub fn budget_exhausted(partial_bytes: usize) -> String {
 pub const MAX_CLIENTS_PER_IP: &str = "ERR max number of clients per address reached";
 /// Redis's protected-mode refusal, with pinion's ways out (its flags, no config file).
 pub const DENIED_PROTECTED: &str = "DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers to pinion you may adopt one of the following solutions: 1) Restart pinion with the '--protected-mode no' option, however MAKE SURE it is not publicly accessible from internet if you do so. 2) Set up an authentication password for the default user with '--requirepass'. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.";
+
+// ----- cluster mode (issue 12, f-cluster) -----
+/// Keys of several slots, not all served by this node (Redis Cluster's text).
+pub const CROSSSLOT: &str = "CROSSSLOT Keys in request don't hash to the same slot";
+/// A key whose slot no node serves yet (a cluster still forming).
+pub const CLUSTERDOWN: &str = "CLUSTERDOWN Hash slot not served";
+/// CLUSTER subcommands of Redis Cluster's that change the cluster: the control plane does.
+pub const CLUSTER_BY_CONTROL: &str =
+    "ERR this node's slots are assigned by pinion-control; use pinion-control to change the cluster";

@@ -7,6 +7,7 @@
 //! ([`lists`], [`sets`], [`zsets`], [`bits`], [`scripting`]). [`lookup`] searches them all.
 
 pub mod bits;
+pub mod cluster;
 pub mod lists;
 pub mod scripting;
 pub mod sets;
@@ -105,6 +106,7 @@ pub enum Cmd {
     Scripts(scripting::ScriptCmd),
     // Users and ACLs (issue 13, f-sec).
     Acl,
+    Cluster(cluster::ClusterCmd),
 }
 
 /// How a command finds the shard that runs it.
@@ -558,6 +560,7 @@ pub static TABLES: &[&[Spec]] = &[
     zsets::TABLE,
     bits::TABLE,
     scripting::TABLE,
+    cluster::TABLE,
 ];
 
 /// Every command the node serves.
