@@ -134,3 +134,56 @@ def test_a_node_with_a_wrong_secret_is_refused(start, control, tmp_path):
     # It owns nothing until it joins: keys answer CLUSTERDOWN.
     with pytest.raises(redis.exceptions.ClusterDownError, match="Hash slot not served"):
         n.client().set("k", "v")
+
+
+def test_heartbeats_carry_each_shards_load(three, control):
+    def loads():
+        load = control.nodes()[2]["load"]
+        return load if load and len(load) == 2 else None
+
+    load = wait_for(loads, what="a heartbeat from node 2")
+    for shard in load:
+        assert 0.0 <= shard["busy"] <= 1.0
+        assert {"ops_per_s", "bytes_per_s", "connections", "p99_us", "memory_bytes"} <= set(shard)
+    # Traffic shows up in the next reports.
+    c = three[1].client()
+    def busy():
+        for i in range(200):
+            c.ping()
+        return sum(s["ops_per_s"] for s in loads() or []) > 0
+    wait_for(busy, what="ops/s in node 2's heartbeat")
+
+
+def test_a_fourth_node_of_weight_2_gets_its_share_and_clients_go_on(start, three, control):
+    # Ownership only: slots move in the map, their keys do not move yet (no ASK).
+    fourth = member(start, control, 4, weight=2)
+    nodes = three + [fourth]
+    wait_formed(control, nodes)
+    share = control.nodes()[4]["slots"] / 16384
+    assert abs(share - 2 / 5) <= 0.1 * 2 / 5, share
+    epochs = {cluster_info(n)["cluster_current_epoch"] for n in nodes}
+    assert len(epochs) == 1
+    rc = RedisCluster(host="127.0.0.1", port=three[0].port, socket_timeout=10)
+    assert len(rc.get_primaries()) == 4
+    for i in range(2000):
+        rc.set(f"after:{i}", i)
+    for i in range(2000):
+        assert rc.get(f"after:{i}") == str(i).encode()
+    rc.close()
+    assert fourth.client().dbsize() > 0
+
+
+def test_a_drained_node_owns_nothing_and_clients_go_on(three, control):
+    control.cli("drain", "--id", "3")
+    status = control.cli("status")
+    assert control.nodes()[3]["slots"] == 0 and control.nodes()[3]["state"] == "draining"
+    wait_for(lambda: all(cluster_info(n)["cluster_current_epoch"] == str(status["epoch"]) for n in three),
+             what="every node on the drained map")
+    slots = redis.Redis(port=three[2].port).execute_command("CLUSTER", "SLOTS")
+    assert {s[2][1] for s in slots} == {three[0].port, three[1].port}
+    rc = RedisCluster(host="127.0.0.1", port=three[2].port, socket_timeout=10)
+    for i in range(1000):
+        rc.set(f"d:{i}", i)
+    assert all(rc.get(f"d:{i}") == str(i).encode() for i in range(1000))
+    rc.close()
+    assert three[2].client().dbsize() == 0

@@ -285,6 +285,8 @@ pub fn run(args: MemberArgs) {
     // that goes out once connected.
     drop(outs);
     let mut logged_down = false;
+    // Log a failing registration once until one succeeds (a wrong secret retries forever).
+    let mut quiet = false;
     while !args.stop.load(Ordering::Relaxed) {
         let mut link = match connect(&args.control, &args.secret) {
             Ok(l) => l,
@@ -298,10 +300,13 @@ pub fn run(args: MemberArgs) {
             }
         };
         logged_down = false;
-        let why = serve(&args, &mut link, &mut part, &now);
+        let (why, registered) = serve(&args, &mut link, &mut part, &now, quiet);
         let _ = link.stream.shutdown(std::net::Shutdown::Both);
         if !args.stop.load(Ordering::Relaxed) {
-            tracing::warn!(control = %args.control, "control plane connection ended: {why}; reconnecting");
+            if registered {
+                tracing::warn!(control = %args.control, "control plane connection ended: {why}; reconnecting");
+            }
+            quiet = !registered;
             std::thread::sleep(Duration::from_millis(RECONNECT_MS));
         }
     }
@@ -320,12 +325,27 @@ fn register_msg(args: &MemberArgs) -> serde_json::Value {
     })
 }
 
-/// One connection's life; returns why it ended.
+/// One connection's life; returns why it ended and whether the node had registered. A
+/// refusal is logged unless `quiet` (the last attempt was refused too).
 fn serve(
     args: &MemberArgs,
     link: &mut Link,
     part: &mut Participant,
     now: &dyn Fn() -> u64,
+    quiet: bool,
+) -> (String, bool) {
+    let mut registered = false;
+    let why = serve_link(args, link, part, now, quiet, &mut registered);
+    (why, registered)
+}
+
+fn serve_link(
+    args: &MemberArgs,
+    link: &mut Link,
+    part: &mut Participant,
+    now: &dyn Fn() -> u64,
+    quiet: bool,
+    registered: &mut bool,
 ) -> String {
     if let Err(e) = link.send(&register_msg(args)) {
         return e.to_string();
@@ -333,7 +353,6 @@ fn serve(
     let mut meter = (args.snapshot)().map(|m| LoadMeter::new(&m));
     let mut next_heartbeat = Instant::now() + args.heartbeat;
     let mut next_tick = Instant::now();
-    let mut registered = false;
     loop {
         if args.stop.load(Ordering::Relaxed) {
             return "stopping".into();
@@ -344,13 +363,15 @@ fn serve(
         let outs = match link.rx.recv_timeout(wait) {
             Ok(FromControl::Msg(v)) => match v.get("type").and_then(|t| t.as_str()) {
                 Some("registered") => {
-                    registered = true;
+                    *registered = true;
                     tracing::info!(control = %args.control, node = args.me.id, "registered with the control plane");
                     Vec::new()
                 }
                 Some("reply") => {
                     let err = v.get("error").and_then(|e| e.as_str()).unwrap_or("?");
-                    tracing::error!(control = %args.control, "the control plane refused this node: {err}");
+                    if !quiet {
+                        tracing::error!(control = %args.control, "the control plane refused this node: {err} (retrying quietly)");
+                    }
                     return format!("refused: {err}");
                 }
                 _ => match serde_json::from_value::<ToMember>(v) {
@@ -359,8 +380,8 @@ fn serve(
                 },
             },
             Ok(FromControl::Closed(why)) => {
-                if !registered {
-                    tracing::error!(control = %args.control, "not registered: {why}");
+                if !*registered && !quiet {
+                    tracing::error!(control = %args.control, "not registered: {why} (retrying quietly)");
                 }
                 return why;
             }
@@ -391,7 +412,7 @@ fn serve(
                         Vec::new()
                     }
                 };
-                if registered && !loads.is_empty() {
+                if *registered && !loads.is_empty() {
                     let hb = json!({"type": "heartbeat", "shards": loads});
                     if let Err(e) = link.send(&hb) {
                         return e.to_string();

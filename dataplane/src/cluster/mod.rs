@@ -40,20 +40,26 @@ pub struct Cluster {
     pub managed: bool,
     /// This node's id in the map (1 standalone).
     pub node_id: u32,
+    /// Unique per `Cluster` made in this process: names it in the threads' caches.
+    instance: u64,
     generation: AtomicU64,
     view: RwLock<Arc<View>>,
 }
 
 thread_local! {
-    /// This thread's copy of a cluster's view: (cluster address, generation, view).
-    static CACHED: RefCell<Option<(usize, u64, Arc<View>)>> = const { RefCell::new(None) };
+    /// This thread's copy of a cluster's view: (cluster instance, generation, view).
+    static CACHED: RefCell<Option<(u64, u64, Arc<View>)>> = const { RefCell::new(None) };
 }
+
+/// Instances of [`Cluster`] made so far.
+static INSTANCES: AtomicU64 = AtomicU64::new(0);
 
 impl Cluster {
     pub fn new(view: View, managed: bool, node_id: u32) -> Cluster {
         Cluster {
             managed,
             node_id,
+            instance: INSTANCES.fetch_add(1, Ordering::Relaxed),
             generation: AtomicU64::new(1),
             view: RwLock::new(Arc::new(view)),
         }
@@ -83,7 +89,7 @@ impl Cluster {
 
     /// Runs `f` on the current view through this thread's copy.
     pub fn with<R>(&self, f: impl FnOnce(&View) -> R) -> R {
-        let me = self as *const Cluster as usize;
+        let me = self.instance;
         let generation = self.generation.load(Ordering::Acquire);
         CACHED.with(|c| {
             let mut c = c.borrow_mut();
