@@ -14,6 +14,7 @@ from redis.cluster import RedisCluster
 
 from conftest import key_slot
 from test_control import Control, wait_for
+from test_kafka_frames import batch, produce_error, produce_v3, request
 
 HEARTBEAT_MS = "200"
 
@@ -97,6 +98,11 @@ def test_kafka_12_partitions_spread_over_three_nodes(three, control):
     assert sorted(md.brokers) == [1, 2, 3]
     leaders = {p.id: p.leader for p in md.topics[topic].partitions.values()}
     assert len(leaders) == 12 and set(leaders.values()) == {1, 2, 3}, leaders
+    # A Produce sent to a node that does not lead the partition: NOT_LEADER_OR_FOLLOWER (6).
+    by_id = {i: n for i, n in enumerate(three, start=1)}
+    other = next(n for i, n in by_id.items() if i != leaders[0])
+    assert produce_error(request(other.kafka_port, produce_v3(topic, batch(1, 0)))) == 6
+    assert produce_error(request(by_id[leaders[0]].kafka_port, produce_v3(topic, batch(1, 0)))) != 6
     p = Producer({"bootstrap.servers": f"127.0.0.1:{three[0].kafka_port}", "linger.ms": 5})
     errors = []
     for i in range(1200):
@@ -187,3 +193,17 @@ def test_a_drained_node_owns_nothing_and_clients_go_on(three, control):
     assert all(rc.get(f"d:{i}") == str(i).encode() for i in range(1000))
     rc.close()
     assert three[2].client().dbsize() == 0
+
+
+def test_a_restarted_node_serves_its_persisted_map_before_the_control_plane_is_back(three, control):
+    epoch = cluster_info(three[1])["cluster_current_epoch"]
+    slots = redis.Redis(port=three[1].port).execute_command("CLUSTER", "SLOTS")
+    assert control.stop() == 0
+    three[1].kill9()
+    three[1].restart()
+    # The control plane is down: the map comes from <data-dir>/cluster/member.state.
+    assert cluster_info(three[1])["cluster_current_epoch"] == epoch
+    assert redis.Redis(port=three[1].port).execute_command("CLUSTER", "SLOTS") == slots
+    control.launch()
+    wait_formed(control, three)
+    assert cluster_info(three[1])["cluster_current_epoch"] == epoch
