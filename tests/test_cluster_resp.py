@@ -41,6 +41,8 @@ def test_cluster_slots_nodes_info_without_shard_ports(node, r):
     info = r.execute_command("CLUSTER", "INFO").decode()
     assert "cluster_state:ok" in info and "cluster_slots_assigned:16384" in info
     assert "cluster_known_nodes:1" in info
+    # Without shard ports (or a control plane) the node is not a cluster node to INFO.
+    assert r.info("cluster") == {"cluster_enabled": 0}
     lines = r.execute_command("CLUSTER", "NODES").decode().splitlines()
     assert len(lines) == 1
     assert f"127.0.0.1:{node.port}@{node.port + 10000} myself,master - 0 0 0 connected 0-16383" in lines[0]
@@ -59,6 +61,7 @@ def test_cluster_slots_nodes_info_without_shard_ports(node, r):
 def test_shard_ports_list_each_shard_and_move_keys_of_the_other(start):
     node, base = cluster_node(start)
     r = node.client()
+    assert r.info("cluster") == {"cluster_enabled": 1}
     slots = r.execute_command("CLUSTER", "SLOTS")
     assert [(s[0], s[1], s[2][1]) for s in slots] == [(0, 8191, base), (8192, 16383, base + 1)]
     shards = r.execute_command("CLUSTER", "SHARDS")

@@ -395,6 +395,9 @@ fn info_renderer(ctx: &Ctx, sections: Vec<String>) -> Box<dyn Fn(&ShardInfo) -> 
         .unwrap_or("10")
         .to_string();
     let wanted = wanted_sections(&sections);
+    // Cluster mode (issue 12): a node under a control plane, or one whose shards are
+    // listed as masters on their own ports, is a cluster node to its clients.
+    let cluster_enabled = u8::from(ctx.node.cluster.managed || ctx.node.cfg.shard_ports.is_some());
     Box::new(move |s: &ShardInfo| {
         let mut t = String::new();
         let mut section = |name: &str, title: &str, body: &dyn Fn(&mut String)| {
@@ -501,7 +504,9 @@ fn info_renderer(ctx: &Ctx, sections: Vec<String>) -> Box<dyn Fn(&ShardInfo) -> 
         });
         section("modules", "Modules", &|_| {});
         section("errorstats", "Errorstats", &|_| {});
-        section("cluster", "Cluster", &|t| line(t, "cluster_enabled", &0));
+        section("cluster", "Cluster", &|t| {
+            line(t, "cluster_enabled", &cluster_enabled)
+        });
         section("keyspace", "Keyspace", &|t| {
             if s.keys > 0 {
                 t.push_str(&format!(
