@@ -303,7 +303,8 @@ pub struct Config {
     #[arg(long)]
     pub shard_ports: Option<u16>,
 
-    /// The control plane's address (`host:port`): the node joins the cluster it runs.
+    /// The control plane's address (`host:port`), or several (`A,B`: control planes sharing
+    /// an etcd store; the node finds the leader): the node joins the cluster it runs.
     /// Without it the node runs standalone.
     #[arg(long)]
     pub control: Option<String>,

@@ -287,24 +287,50 @@ pub fn run(args: MemberArgs) {
     let mut logged_down = false;
     // Log a failing registration once until one succeeds (a wrong secret retries forever).
     let mut quiet = false;
+    // `--control A,B,...`: control planes sharing an etcd store. A standby refuses the node
+    // and names the leader, which is tried next; an unreachable one passes to the next.
+    let addrs: Vec<String> = args
+        .control
+        .split(',')
+        .map(|a| a.trim().to_string())
+        .filter(|a| !a.is_empty())
+        .collect();
+    let mut at = 0;
+    let mut target = addrs.first().cloned().unwrap_or_default();
     while !args.stop.load(Ordering::Relaxed) {
-        let mut link = match connect(&args.control, &args.secret) {
+        let mut link = match connect(&target, &args.secret) {
             Ok(l) => l,
             Err(e) => {
                 if !logged_down {
-                    tracing::warn!(control = %args.control, "cannot reach the control plane: {e}; retrying");
+                    tracing::warn!(control = %target, "cannot reach the control plane: {e}; retrying");
                     logged_down = true;
                 }
+                at = (at + 1) % addrs.len().max(1);
+                target = addrs.get(at).cloned().unwrap_or_default();
                 std::thread::sleep(Duration::from_millis(RECONNECT_MS));
                 continue;
             }
         };
         logged_down = false;
-        let (why, registered) = serve(&args, &mut link, &mut part, &now, quiet);
+        let mut leader = None;
+        let (why, registered) = serve(
+            &args,
+            &target,
+            &mut link,
+            &mut part,
+            &now,
+            quiet,
+            &mut leader,
+        );
         let _ = link.stream.shutdown(std::net::Shutdown::Both);
+        if let Some(l) = leader {
+            tracing::debug!(standby = %target, leader = %l, "the control plane is a standby; going to the leader");
+            target = l;
+            continue;
+        }
         if !args.stop.load(Ordering::Relaxed) {
             if registered {
-                tracing::warn!(control = %args.control, "control plane connection ended: {why}; reconnecting");
+                tracing::warn!(control = %target, "control plane connection ended: {why}; reconnecting");
             }
             quiet = !registered;
             std::thread::sleep(Duration::from_millis(RECONNECT_MS));
@@ -327,25 +353,40 @@ fn register_msg(args: &MemberArgs) -> serde_json::Value {
 
 /// One connection's life; returns why it ended and whether the node had registered. A
 /// refusal is logged unless `quiet` (the last attempt was refused too).
+/// A standby's refusal names the leader: it lands in `leader`.
 fn serve(
     args: &MemberArgs,
+    target: &str,
     link: &mut Link,
     part: &mut Participant,
     now: &dyn Fn() -> u64,
     quiet: bool,
+    leader: &mut Option<String>,
 ) -> (String, bool) {
     let mut registered = false;
-    let why = serve_link(args, link, part, now, quiet, &mut registered);
+    let why = serve_link(
+        args,
+        target,
+        link,
+        part,
+        now,
+        quiet,
+        &mut registered,
+        leader,
+    );
     (why, registered)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn serve_link(
     args: &MemberArgs,
+    target: &str,
     link: &mut Link,
     part: &mut Participant,
     now: &dyn Fn() -> u64,
     quiet: bool,
     registered: &mut bool,
+    leader: &mut Option<String>,
 ) -> String {
     if let Err(e) = link.send(&register_msg(args)) {
         return e.to_string();
@@ -364,13 +405,17 @@ fn serve_link(
             Ok(FromControl::Msg(v)) => match v.get("type").and_then(|t| t.as_str()) {
                 Some("registered") => {
                     *registered = true;
-                    tracing::info!(control = %args.control, node = args.me.id, "registered with the control plane");
+                    tracing::info!(control = %target, node = args.me.id, "registered with the control plane");
                     Vec::new()
                 }
                 Some("reply") => {
                     let err = v.get("error").and_then(|e| e.as_str()).unwrap_or("?");
+                    if let Some(l) = v.get("leader").and_then(|l| l.as_str()) {
+                        *leader = Some(l.to_string());
+                        return format!("a standby: {err}");
+                    }
                     if !quiet {
-                        tracing::error!(control = %args.control, "the control plane refused this node: {err} (retrying quietly)");
+                        tracing::error!(control = %target, "the control plane refused this node: {err} (retrying quietly)");
                     }
                     return format!("refused: {err}");
                 }
@@ -381,7 +426,7 @@ fn serve_link(
             },
             Ok(FromControl::Closed(why)) => {
                 if !*registered && !quiet {
-                    tracing::error!(control = %args.control, "not registered: {why} (retrying quietly)");
+                    tracing::error!(control = %target, "not registered: {why} (retrying quietly)");
                 }
                 return why;
             }
