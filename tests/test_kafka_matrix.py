@@ -129,3 +129,26 @@ def test_kafka_python_transactional_producer(start):
     ru = read_all(node, "kp-tx", 2, "read_uncommitted", 20)
     assert sorted(v for _, _, v in ru) == sorted(want + [f"aborted-{i}" for i in range(10)])
     assert committed(node, "kp-eos", "kp-tx", 1) == [7]
+
+
+def test_kafka_python_describe_configs_of_a_topic(start):
+    from kafka import KafkaAdminClient
+    from kafka.admin import ConfigResource, ConfigResourceType, NewTopic as KNewTopic
+
+    node = start()
+    k = KafkaAdminClient(bootstrap_servers=bootstrap(node))
+    k.create_topics([KNewTopic("kp-conf", 1, 1, topic_configs={"cleanup.policy": "compact"})])
+    k.alter_configs([ConfigResource(ConfigResourceType.TOPIC, "kp-conf",
+                                    configs={"retention.ms": "654321"})])
+    res = ConfigResource(ConfigResourceType.TOPIC, "kp-conf")
+    modified = k.describe_configs([res])["topic"]["kp-conf"]
+    everything = k.describe_configs([res], config_filter="all")["topic"]["kp-conf"]
+    k.close()
+    # kafka-python 3.0 alters incrementally when the broker lists IncrementalAlterConfigs:
+    # the create's cleanup.policy stays beside the new retention.ms.
+    assert {n: (c["value"], c["config_source"]) for n, c in modified.items()} == {
+        "cleanup.policy": ("compact", "DYNAMIC_TOPIC_CONFIG"),
+        "retention.ms": ("654321", "DYNAMIC_TOPIC_CONFIG"),
+    }
+    assert everything["segment.bytes"]["config_source"] == "DEFAULT_CONFIG", everything
+    assert everything["retention.ms"]["value"] == "654321"
