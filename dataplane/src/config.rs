@@ -325,6 +325,17 @@ pub struct Config {
     /// How often the node reports its load to the control plane (with --control).
     #[arg(long, default_value_t = 1000)]
     pub heartbeat_ms: u64,
+
+    // Connection balancing (issue 12)
+    /// How new connections are spread over the shards: `reuseport` (a listener per shard,
+    /// the kernel picks), or one listener on shard 0 handing each connection to a shard
+    /// `round-robin`, `weighted` (by --shard-weights) or `least-conn` (fewest open).
+    #[arg(long, value_enum, default_value_t = crate::shard::balance::ConnBalance::Reuseport)]
+    pub conn_balance: crate::shard::balance::ConnBalance,
+
+    /// Per-shard weights for `--conn-balance weighted`, one per shard: `3,1` (default all 1).
+    #[arg(long, value_delimiter = ',')]
+    pub shard_weights: Vec<u32>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -40,6 +40,15 @@ pub enum Msg {
         ops: Vec<(PartRef, Op)>,
         conclude: bool,
     },
+    /// Connection balancing (issue 12): a socket the accepting shard hands to this one,
+    /// which serves it as if it had accepted it. `kind` is `LISTENER_RESP` or
+    /// `LISTENER_KAFKA`; `tls` says it came in on a TLS listener. Dropped undelivered, the
+    /// socket closes.
+    Adopt {
+        fd: std::os::fd::OwnedFd,
+        kind: u32,
+        tls: bool,
+    },
 }
 
 /// An answer from a shard.

@@ -515,6 +515,7 @@ pub fn prometheus(shards: &[ShardMetrics], extra: &[(&str, &str, u64, bool)]) ->
         ));
     }
     memory_gauges(shards, &mut out);
+    shard_connections(shards, &mut out);
     out.push_str("# HELP pinion_latency_seconds Server-side latency by command family\n# TYPE pinion_latency_seconds summary\n");
     for (name, h) in all.named().into_iter().filter(|(n, _)| n != LOOP_TURN) {
         for q in [0.5, 0.9, 0.99, 0.999] {
@@ -574,6 +575,17 @@ fn memory_gauges(shards: &[ShardMetrics], out: &mut String) {
         out.push_str(&format!(
             "pinion_memory_budget_bytes{{shard=\"{}\"}} {}\n",
             s.shard, s.memory_budget
+        ));
+    }
+}
+
+/// Open connections per shard (how `--conn-balance` spread them; issue 12).
+fn shard_connections(shards: &[ShardMetrics], out: &mut String) {
+    out.push_str("# HELP pinion_shard_connections_open Connections a shard serves\n# TYPE pinion_shard_connections_open gauge\n");
+    for s in shards {
+        out.push_str(&format!(
+            "pinion_shard_connections_open{{shard=\"{}\"}} {}\n",
+            s.shard, s.counters.connections_open
         ));
     }
 }

@@ -128,6 +128,14 @@ impl Completion {
     pub fn accepted_fd(&self) -> Option<RawFd> {
         (self.res >= 0).then_some(self.res)
     }
+
+    /// The socket a successful accept returned, owned (it may travel to another shard,
+    /// closing itself if dropped on the way).
+    pub fn accepted_owned(&self) -> Option<std::os::fd::OwnedFd> {
+        // SAFETY: a successful accept completion's result is a new descriptor that nothing
+        // else owns; the OwnedFd takes sole ownership and closes it at most once.
+        (self.res >= 0).then(|| unsafe { std::os::fd::OwnedFd::from_raw_fd(self.res) })
+    }
 }
 
 pub struct Io {

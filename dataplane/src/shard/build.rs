@@ -153,6 +153,7 @@ impl Shard {
             stall: crate::metrics::stall::StallWatch::new(id, shared.cfg.stall_warn_ms, now),
             hygiene: Default::default(),
             tls: Default::default(),
+            pickers: Default::default(),
             shared,
         }
     }

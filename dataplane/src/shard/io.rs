@@ -2,7 +2,7 @@
 //! its output (at most one send in flight per connection; replies produced meanwhile go out
 //! together), closing, and the timers, wake-ups and doorbells of the loop.
 
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, IntoRawFd, OwnedFd};
 use std::sync::atomic::Ordering;
 
 use super::conn::{Conn, Life, Proto, RecvState, SendState};
@@ -190,7 +190,7 @@ impl Shard {
                 self.arm_accept(which);
             }
         }
-        let Some(fd) = c.accepted_fd() else {
+        let Some(fd) = c.accepted_owned() else {
             if c.res != -libc::ECANCELED {
                 self.metrics.counters.accept_errors += 1;
                 self.log_accept_error(c.res);
@@ -199,22 +199,37 @@ impl Shard {
         };
         if self.drain != Drain::Serving {
             // Draining: close the socket through the ring; no connection slot owns it.
-            self.io.close_fd(fd, Owner::new(Kind::Close, u32::MAX, 0));
+            self.io
+                .close_fd(fd.into_raw_fd(), Owner::new(Kind::Close, u32::MAX, 0));
             return;
         }
         // A TLS listener serves its protocol as the plain one does, with TLS in between.
         let tls = self.listeners.get(which as usize).and_then(|l| l.tls);
-        let which = tls.unwrap_or(which);
-        let kind = if which == LISTENER_KAFKA {
+        let kind = if tls.unwrap_or(which) == LISTENER_KAFKA {
             LISTENER_KAFKA
         } else {
             LISTENER_RESP
         };
+        // This shard serves it, or (`--conn-balance`) the shard picked for it (`balance.rs`).
+        self.route_accepted(fd, kind, tls.is_some());
+    }
+
+    /// Serve an accepted socket (`kind`: `LISTENER_RESP` or `LISTENER_KAFKA`), accepted
+    /// here or handed over by the accepting shard; its count in `NodeShared::balance` is
+    /// already taken for this shard.
+    pub(super) fn adopt(&mut self, fd: OwnedFd, kind: u32, tls: bool) {
+        let fd = fd.into_raw_fd();
+        if self.drain != Drain::Serving {
+            // Draining: close the socket through the ring; no connection slot owns it.
+            self.shared.balance.closed(self.id);
+            self.io.close_fd(fd, Owner::new(Kind::Close, u32::MAX, 0));
+            return;
+        }
         let open = self.shared.connections[kind as usize].fetch_add(1, Ordering::Relaxed) + 1;
         let (slot, gen) = self.conns.reserve();
         self.next_client += 1;
         let id = self.next_client * self.shared.nshards as u64 + self.id as u64;
-        let proto = if which == LISTENER_KAFKA {
+        let proto = if kind == LISTENER_KAFKA {
             Proto::Kafka
         } else {
             let mut s = Session::new(self.shared.users.default_open());
@@ -225,7 +240,7 @@ impl Shard {
         let mut conn = Conn::new(fd, gen, id, proto);
         self.metrics.counters.connections_accepted += 1;
         self.metrics.counters.connections_open += 1;
-        if tls.is_some() && !self.attach_tls(slot, &mut conn) {
+        if tls && !self.attach_tls(slot, &mut conn) {
             conn.life = Life::Closing { abort: true };
             self.conns.insert(slot, conn);
             self.mark_dirty(slot);
@@ -537,6 +552,7 @@ impl Shard {
             Proto::Resp(_) => LISTENER_RESP,
         };
         self.shared.connections[kind as usize].fetch_sub(1, Ordering::Relaxed);
+        self.shared.balance.closed(self.id);
         self.metrics.counters.connections_open -= 1;
         self.forget_peer(&conn);
         if conn.blocked {

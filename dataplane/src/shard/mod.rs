@@ -16,6 +16,7 @@
 //! `docs/architecture.md` explains the choices.
 
 mod admission;
+pub mod balance;
 mod blocked;
 pub mod build;
 pub mod conn;
@@ -90,6 +91,9 @@ pub struct NodeShared {
     pub users: Arc<crate::auth::Users>,
     /// The cluster view (issue 12): who owns each slot and partition.
     pub cluster: Arc<crate::cluster::Cluster>,
+
+    /// Connection balancing (issue 12): the policy, per-shard weights and open counts.
+    pub balance: balance::Balance,
 }
 
 /// What a front end decided about one request.
@@ -201,6 +205,9 @@ pub struct Shard {
     hygiene: hygiene::Hygiene,
     /// TLS handshake deadlines and the rate limit of failure warnings (`tls.rs`).
     tls: crate::tls::ShardTls,
+    /// Connection balancing (issue 12): the choice state per protocol, on the accepting
+    /// shard (`balance.rs`).
+    pickers: [balance::Picker; 2],
 }
 
 impl Shard {

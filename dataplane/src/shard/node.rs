@@ -159,9 +159,18 @@ impl Node {
         // fails with "address in use" as any server would, and resolves port 0.
         let resp_addr = claim(cfg.resp_listen)?;
         let kafka_addr = claim(cfg.kafka_listen)?;
+        // Connection balancing (issue 12): unless the kernel picks (`reuseport`), shard 0
+        // alone listens and hands each connection to the shard the policy picks.
+        let balance = super::balance::Balance::new(cfg.conn_balance, n, &cfg.shard_weights)
+            .map_err(anyhow::Error::msg)?;
+        let listening = |i: usize| i == 0 || !balance.handed_off();
         let mut listeners = Vec::with_capacity(n);
-        for _ in 0..n {
-            listeners.push([listener(resp_addr)?, listener(kafka_addr)?]);
+        for i in 0..n {
+            listeners.push(if listening(i) {
+                vec![listener(resp_addr)?, listener(kafka_addr)?]
+            } else {
+                Vec::new()
+            });
         }
         // TLS (issue 13): its files load before anything serves; its listeners are claimed
         // as the plain ones are, and given to every shard with their protocol.
@@ -172,8 +181,12 @@ impl Node {
         let resp_tls_addr = cfg.resp_tls_listen.map(claim).transpose()?;
         let kafka_tls_addr = cfg.kafka_tls_listen.map(claim).transpose()?;
         let mut tls_listeners: Vec<Vec<(OwnedFd, u32)>> = Vec::with_capacity(n);
-        for _ in 0..n {
+        for i in 0..n {
             let mut l = Vec::new();
+            if !listening(i) {
+                tls_listeners.push(l);
+                continue;
+            }
             if let Some(a) = resp_tls_addr {
                 l.push((OwnedFd::from(listener(a)?), super::LISTENER_RESP));
             }
@@ -212,6 +225,8 @@ impl Node {
                 .context("loading --users")?,
             ),
             cluster,
+
+            balance,
         });
         let mesh = Mesh::new(n, cfg.ring_capacity);
         let ring_fds: Arc<Vec<AtomicI32>> = Arc::new((0..n).map(|_| AtomicI32::new(-1)).collect());

@@ -151,6 +151,7 @@ impl Shard {
                 self.sched.hop(tx, fin, work, conclude);
                 self.answer_parked();
             }
+            Msg::Adopt { fd, kind, tls } => self.adopt(fd, kind, tls),
         }
     }
 
