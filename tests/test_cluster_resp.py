@@ -127,3 +127,27 @@ def test_redis_benchmark_cluster_runs(start):
     assert "SET:" in text and "GET:" in text and "requests per second" in text, text
     assert "MOVED" not in text and "error" not in text.lower(), text
     assert node.metric("pinion_commands_total") >= 40000
+
+
+def test_shard_ports_stay_their_shards_under_conn_balance(start):
+    """With --conn-balance round-robin only shard 0 takes the plain port and hands its
+    connections on; each shard port still belongs to its own shard: shard 1's port serves
+    shard 1's keys in place and moves shard 0's, on every connection, and the plain port
+    (handed to either shard) routes every key without MOVED."""
+    base = free_ports(2)
+    node = start("--shard-ports", str(base), "--conn-balance", "round-robin")
+    mine0, mine1 = keys_on(0, 1)[0], keys_on(1, 1)[0]
+    for _ in range(4):  # several connections: none may land on the wrong shard
+        s1 = Raw(base + 1)
+        assert s1.cmd("SET", mine1, "one") == b"+OK\r\n"
+        assert s1.cmd("GET", mine0) == f"-MOVED {key_slot(mine0.encode())} 127.0.0.1:{base}\r\n".encode()
+        s0 = Raw(base)
+        assert s0.cmd("SET", mine0, "zero") == b"+OK\r\n"
+        assert s0.cmd("GET", mine1).startswith(b"-MOVED")
+        s0.close()
+        s1.close()
+    for _ in range(4):
+        plain = Raw(node.port)
+        assert plain.cmd("GET", mine0) == b"$4\r\nzero\r\n"
+        assert plain.cmd("GET", mine1) == b"$3\r\none\r\n"
+        plain.close()

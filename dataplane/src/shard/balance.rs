@@ -184,7 +184,7 @@ impl super::Shard {
         };
         b.opened(to);
         if to == self.id {
-            self.adopt(fd, kind, tls);
+            self.adopt(fd, kind, tls, false);
         } else {
             tracing::trace!(shard = self.id, to, kind, "handing a connection over");
             self.send_to(to, Msg::Adopt { fd, kind, tls });

@@ -26,6 +26,9 @@ pub struct ShardInit {
     pub listeners: Vec<OwnedFd>,
     /// TLS listeners, each with its protocol (`LISTENER_RESP` or `LISTENER_KAFKA`).
     pub tls_listeners: Vec<(OwnedFd, u32)>,
+    /// `--shard-ports`: this shard's own RESP port (its connections never move to another
+    /// shard, and keys of other shards there answer MOVED).
+    pub shard_port: Option<OwnedFd>,
     pub mesh: Endpoint,
     pub control_rx: mpsc::Receiver<Control>,
     pub control_fd: OwnedFd,
@@ -104,11 +107,19 @@ impl Shard {
                     fd,
                     accept: None,
                     tls: None,
+                    shard_port: false,
                 })
                 .chain(init.tls_listeners.into_iter().map(|(fd, proto)| Listener {
                     fd,
                     accept: None,
                     tls: Some(proto),
+                    shard_port: false,
+                }))
+                .chain(init.shard_port.into_iter().map(|fd| Listener {
+                    fd,
+                    accept: None,
+                    tls: None,
+                    shard_port: true,
                 }))
                 .collect(),
             conns: Conns::default(),

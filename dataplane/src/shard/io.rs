@@ -203,6 +203,15 @@ impl Shard {
                 .close_fd(fd.into_raw_fd(), Owner::new(Kind::Close, u32::MAX, 0));
             return;
         }
+        // A shard port's connections are this shard's, whatever `--conn-balance` says.
+        if self
+            .listeners
+            .get(which as usize)
+            .is_some_and(|l| l.shard_port)
+        {
+            self.shared.balance.opened(self.id);
+            return self.adopt(fd, LISTENER_RESP, false, true);
+        }
         // A TLS listener serves its protocol as the plain one does, with TLS in between.
         let tls = self.listeners.get(which as usize).and_then(|l| l.tls);
         let kind = if tls.unwrap_or(which) == LISTENER_KAFKA {
@@ -217,7 +226,7 @@ impl Shard {
     /// Serve an accepted socket (`kind`: `LISTENER_RESP` or `LISTENER_KAFKA`), accepted
     /// here or handed over by the accepting shard; its count in `NodeShared::balance` is
     /// already taken for this shard.
-    pub(super) fn adopt(&mut self, fd: OwnedFd, kind: u32, tls: bool) {
+    pub(super) fn adopt(&mut self, fd: OwnedFd, kind: u32, tls: bool, shard_port: bool) {
         let fd = fd.into_raw_fd();
         if self.drain != Drain::Serving {
             // Draining: close the socket through the ring; no connection slot owns it.
@@ -233,7 +242,7 @@ impl Shard {
             Proto::Kafka
         } else {
             let mut s = Session::new(self.shared.users.default_open());
-            s.shard_port = which == super::LISTENER_RESP_SHARD;
+            s.shard_port = shard_port;
             Proto::Resp(s)
         };
         tracing::debug!(shard = self.id, slot, fd, client = id, open, "accepted");

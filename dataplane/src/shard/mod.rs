@@ -133,6 +133,8 @@ pub struct Listener {
     accept: Option<OpId>,
     /// A TLS listener, for this protocol (`LISTENER_RESP` or `LISTENER_KAFKA`).
     tls: Option<u32>,
+    /// This shard's own RESP port (`--shard-ports`).
+    shard_port: bool,
 }
 
 /// Where a shard is in shutting down.

@@ -248,8 +248,8 @@ impl Node {
             let barrier = barrier.clone();
             let ready_tx = ready_tx.clone();
             let tls_listener_fds = tls_listeners.next().unwrap_or_default();
-            let mut listener_fds: Vec<OwnedFd> = sock.into_iter().map(OwnedFd::from).collect();
-            listener_fds.extend(shard_ports.next().map(OwnedFd::from));
+            let listener_fds: Vec<OwnedFd> = sock.into_iter().map(OwnedFd::from).collect();
+            let shard_port_fd = shard_ports.next().map(OwnedFd::from);
             let t = std::thread::Builder::new()
                 .name(format!("shard-{i}"))
                 .spawn(move || {
@@ -309,6 +309,7 @@ impl Node {
                         shared,
                         listeners: listener_fds,
                         tls_listeners: tls_listener_fds,
+                        shard_port: shard_port_fd,
                         mesh,
                         control_rx,
                         control_fd,

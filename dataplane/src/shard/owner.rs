@@ -151,7 +151,7 @@ impl Shard {
                 self.sched.hop(tx, fin, work, conclude);
                 self.answer_parked();
             }
-            Msg::Adopt { fd, kind, tls } => self.adopt(fd, kind, tls),
+            Msg::Adopt { fd, kind, tls } => self.adopt(fd, kind, tls, false),
         }
     }
 
