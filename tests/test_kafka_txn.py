@@ -329,3 +329,4 @@ def test_exactly_once_output_across_kill_9_rounds(tmp_path):
                           log=lambda _: None, budget_s=50)
     assert r["rounds"] >= 3, r
     assert r["duplicates"] == 0 and r["lost"] == 0 and r["unexpected"] == 0, r
+    assert r["in_doubt"] == [], r  # no transaction left between PREPARE and COMPLETE
