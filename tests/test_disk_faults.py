@@ -13,8 +13,9 @@ connections are unaffected, the node does not crash and stops when asked; and af
 is restored, the file system remounted and the node restarted, every record acknowledged before
 the fault is read back in order, and the partitions take writes again.
 
-Needs root and loop devices; skipped with the reason otherwise (under CI=true only when not
-root or the kernel has no loop devices or ext4).
+Needs root and loop devices; skipped with the reason otherwise. Under CI=true a missing tool
+(tools/test.sh installs them) fails instead: only not being root, or a kernel without loop
+devices or ext4, skips.
 """
 
 import fcntl
@@ -192,6 +193,8 @@ class Disk:
 @pytest.fixture(params=["block", "fs"])
 def disk(request, tmp_path):
     reason = loop_reason()
+    if reason and os.environ.get("CI") == "true" and "is not installed" in reason:
+        pytest.fail(reason + " (tools/test.sh installs it)")
     if reason:
         pytest.skip(reason)
     d = Disk(tmp_path, request.param)
