@@ -27,7 +27,7 @@ import urllib.request
 import uuid
 
 import pytest
-from confluent_kafka import KafkaError, Producer
+from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from conftest import keys_on
@@ -294,6 +294,15 @@ def test_eio_fails_partitions_not_the_node(disk, start):
     for t, (code, size) in fetched.items():
         assert code in (0, KAFKA_STORAGE_ERROR), f"{t}: fetch answered {code}"
         assert code != 0 or size > 0, f"{t}: fetch during the fault answered no error and no records"
+
+    # DeleteTopics on a dead disk answers the error and keeps the topic whole. It used to
+    # answer success and drop the topic from the running node, and a restart brought it back
+    # (its `topic.meta` was never removed).
+    for t, f in admin.delete_topics(["dmf-b"], request_timeout=15).items():
+        with pytest.raises(KafkaException) as e:
+            f.result(20)
+        assert e.value.args[0].code() == KafkaError.KAFKA_STORAGE_ERROR, e.value
+    assert "dmf-b" in admin.list_topics(timeout=10).topics
 
     # RESP, /metrics and older connections keep serving; new keys are taken.
     for k in keys:

@@ -1,6 +1,8 @@
 //! DeleteTopics (v1-v6): two rounds. Each topic's `topic.meta` goes first, so a crash
 //! mid-delete does not resurrect the topic; then every shard drops it and deletes the
-//! partitions it owns.
+//! partitions it owns. A topic whose `topic.meta` could not be removed (a disk error) is
+//! kept whole and answered with that error: dropping it would answer a delete that a
+//! restart undoes.
 
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{
@@ -22,7 +24,7 @@ pub fn handle(ctx: &Ctx, r: Req, d: DeleteTopicsRequest) -> Act {
         d.topic_names
     };
     let mut first = Vec::new();
-    let mut parts = Vec::new();
+    let mut known_names = Vec::new();
     let mut plan = Vec::new();
     let mut denied = Vec::new();
     for name in names {
@@ -34,25 +36,45 @@ pub fn handle(ctx: &Ctx, r: Req, d: DeleteTopicsRequest) -> Act {
         }
         if known {
             first.push((ctx.me, LogOp::RemoveTopicMeta(name.0.to_string())));
-            for s in 0..n {
-                parts.push((s, LogOp::DeleteTopic(name.0.to_string())));
-            }
+            known_names.push(name.0.to_string());
         }
         plan.push((name, known));
     }
+    // The second hop: every shard deletes each topic whose `topic.meta` is gone.
+    let then = Box::new(move |removed: &[LogResult]| {
+        let mut parts = Vec::new();
+        for (name, r) in known_names.iter().zip(removed) {
+            if r.error() == 0 {
+                parts.extend((0..n).map(|s| (s, LogOp::DeleteTopic(name.clone()))));
+            }
+        }
+        parts
+    });
+    let known = plan.iter().filter(|(_, k)| *k).count();
     let done = finish(move |results: &[LogResult], _| {
+        // The first hop's results (one per known topic), then `n` per topic it removed.
+        let (removed, deleted) = results.split_at(known.min(results.len()));
+        let mut i = 0;
         let mut k = 0;
         let responses = plan
             .iter()
             .map(|(name, known)| {
                 let error = if *known {
-                    let e = results[k..k + n]
-                        .iter()
-                        .map(|r| r.error())
-                        .find(|&e| e != 0)
-                        .unwrap_or(0);
-                    k += n;
-                    e
+                    let first = removed.get(i).map_or(0, |r| r.error());
+                    i += 1;
+                    if first != 0 {
+                        first
+                    } else {
+                        let e = deleted
+                            .get(k..k + n)
+                            .unwrap_or_default()
+                            .iter()
+                            .map(|r| r.error())
+                            .find(|&e| e != 0)
+                            .unwrap_or(0);
+                        k += n;
+                        e
+                    }
                 } else {
                     ErrorCode::UnknownTopicOrPartition.code()
                 };
@@ -70,5 +92,5 @@ pub fn handle(ctx: &Ctx, r: Req, d: DeleteTopicsRequest) -> Act {
             ResponseKind::DeleteTopics(DeleteTopicsResponse::default().with_responses(responses));
         r.answer(body)
     });
-    ctx.launch(LogRounds::two_stage(first, parts, done))
+    ctx.launch(LogRounds::two_stage(first, then, done))
 }
