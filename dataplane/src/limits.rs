@@ -470,3 +470,9 @@ pub const SNAPPY_INFLATE_RATIO_MAX: u64 = 22;
 // ----- cluster mode (issue 12, f-cluster) -----
 /// Longest --heartbeat-ms: the control plane closes a connection idle for 60 s.
 pub const HEARTBEAT_MS_MAX: u64 = 30_000;
+
+// ----- sliced KEYS (issue 13, f-slices) ---------------------------------------------------
+/// Entries a shard examines per loop turn for its running KEYS commands (`shard/sliced.rs`):
+/// at about 100 ns an entry (a glob match and a copy of a matching key) a slice takes about
+/// a millisecond, so other clients of the shard are served between slices.
+pub const KEYS_SLICE_ENTRIES: usize = 8192;

@@ -113,6 +113,13 @@ pub enum Res {
     Values(Vec<Option<Vec<u8>>>),
     Count(i64),
     Keys(Vec<Vec<u8>>),
+    /// A sliced KEYS part's answer (`shard/sliced.rs`): `n` keys already written as RESP
+    /// bulk strings, one after the other, so the join copies bytes rather than encoding
+    /// and freeing a million small vectors in one turn.
+    KeysEncoded {
+        n: usize,
+        bulks: Vec<u8>,
+    },
     /// A shard's random key (None when it has none) and its key count.
     RandomKey {
         key: Option<Vec<u8>>,

@@ -891,6 +891,37 @@ impl Store {
         }
     }
 
+    /// One slice of a sliced KEYS: `emit` each live key matching `pattern` of this shard's
+    /// slot tables from local index `from` on, whole slots until at least `budget` entries were
+    /// examined. Returns the index to go on from (`None` after the last slot) and how many
+    /// entries it examined (an empty slot counts one).
+    pub fn keys_slice(
+        &self,
+        pattern: &[u8],
+        now_ms: u64,
+        from: usize,
+        budget: usize,
+        mut emit: impl FnMut(&[u8]),
+    ) -> (Option<usize>, usize) {
+        let all = pattern == b"*";
+        let mut examined = 0;
+        let mut i = from;
+        while i < self.tables.len() {
+            let t = &self.tables[i].table;
+            examined += 1 + t.len();
+            for e in t.iter() {
+                if !e.is_expired(now_ms) && (all || glob_match(pattern, e.key(), false)) {
+                    emit(e.key());
+                }
+            }
+            i += 1;
+            if examined >= budget {
+                break;
+            }
+        }
+        ((i < self.tables.len()).then_some(i), examined)
+    }
+
     /// SCAN from global slot `cursor`: whole slots until `count` keys or the end of this
     /// shard's range. Returns the next cursor (the next slot, 0 after the last slot).
     pub fn scan(

@@ -73,16 +73,22 @@ impl Join {
             Join::Ok if oom => out.error(OOM),
             Join::Ok => out.ok(),
             Join::Keys => {
-                let keys: Vec<Vec<u8>> = results
-                    .into_iter()
-                    .flat_map(|r| match r {
-                        CacheRes::Keys(k) => k,
-                        _ => Vec::new(),
+                // Parts answer encoded (sliced KEYS) or as keys (inside MULTI/EXEC).
+                let n: usize = results
+                    .iter()
+                    .map(|r| match r {
+                        CacheRes::Keys(k) => k.len(),
+                        CacheRes::KeysEncoded { n, .. } => *n,
+                        _ => 0,
                     })
-                    .collect();
-                out.array(keys.len());
-                for k in &keys {
-                    out.bulk(k);
+                    .sum();
+                out.array(n);
+                for r in &results {
+                    match r {
+                        CacheRes::Keys(keys) => keys.iter().for_each(|k| out.bulk(k)),
+                        CacheRes::KeysEncoded { bulks, .. } => out.buf.extend_from_slice(bulks),
+                        _ => {}
+                    }
                 }
             }
             Join::RandomKey { seed } => {

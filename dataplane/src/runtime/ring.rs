@@ -70,6 +70,10 @@ pub fn build(
         }
         if f.defer_taskrun {
             b.setup_defer_taskrun();
+            // The kernel flags deferred completions (IORING_SQ_TASKRUN), so a turn that does
+            // not wait (lazy freeing, sliced KEYS) still enters with GETEVENTS and runs them:
+            // without it a busy loop reaps no receive until its long work is done.
+            b.setup_taskrun_flag();
         }
         match b.build(sq_entries) {
             Ok(ring) => {

@@ -148,6 +148,7 @@ impl Shard {
             self_msgs: VecDeque::new(),
             in_self: false,
             resume: Vec::new(),
+            keys_jobs: Default::default(),
             log_replies: Vec::new(),
             outputs: Vec::new(),
             runnable: Vec::new(),

@@ -27,6 +27,7 @@ pub mod hygiene;
 mod io;
 pub mod node;
 mod owner;
+mod sliced;
 mod tls;
 
 use std::collections::VecDeque;
@@ -205,6 +206,8 @@ pub struct Shard {
     stall: StallWatch,
     /// Idle and slowloris checks (`hygiene.rs`).
     hygiene: hygiene::Hygiene,
+    /// KEYS parts running in slices (`sliced.rs`).
+    keys_jobs: VecDeque<sliced::KeysJob>,
     /// TLS handshake deadlines and the rate limit of failure warnings (`tls.rs`).
     tls: crate::tls::ShardTls,
     /// Connection balancing (issue 12): the choice state per protocol, on the accepting
@@ -226,7 +229,8 @@ impl Shard {
                 && self.logs.idle()
                 && !self.mesh.backlogged()
                 && !self.requests_waiting()
-                && self.store.lazy_free.is_empty();
+                && self.store.lazy_free.is_empty()
+                && !self.sliced_pending();
             if let Err(e) = self.io.submit_and_wait(idle as usize) {
                 // ENOMEM and the like: the kernel is short of something; back off a little
                 // rather than spin, and try again.
@@ -254,6 +258,8 @@ impl Shard {
                 self.with_logs(|logs, ctx| logs.compact_slice(stopping, ctx));
             }
             self.groups.flush(&mut self.io);
+            // One slice of long commands (KEYS) per turn (`sliced.rs`).
+            self.run_slices();
             self.stall_mark(What::Named("loop tail (sends, settle, mesh flush)"));
             self.flush_dirty();
             // Between commands: small collections go back inside their entries.

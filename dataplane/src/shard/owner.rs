@@ -314,6 +314,13 @@ impl Shard {
                 | cache::Op::Wake { .. }
                 | cache::Op::Claim { .. }),
             ) => self.run_blocking(from, to, c),
+            // A KEYS part of its own (not a transaction's hop): in slices (`sliced.rs`).
+            Op::Cache(cache::Op::Keys(pattern)) if !matches!(oom, OomCheck::Admitted) => {
+                let Some(to) = to else {
+                    panic!("a KEYS part with nobody waiting for it");
+                };
+                self.start_keys(from, to, pattern);
+            }
             Op::Cache(c) => {
                 let mut res = cache::run(&mut self.store, &c, self.now_ms, oom);
                 if let cache::Res::Info(i) = &mut res {
