@@ -89,3 +89,43 @@ impl Shard {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::cache::entry::Entry;
+    use crate::cache::slot::{key_slot, SLOTS};
+    use crate::cache::store::Store;
+
+    #[test]
+    fn slices_list_every_live_matching_key_once_and_stay_bounded() {
+        let mut s = Store::new(0, SLOTS, 3);
+        for i in 0..20_000 {
+            let k = format!("{}:{i}", if i % 2 == 0 { "a" } else { "b" });
+            let ttl = (i % 10 == 0).then_some(5);
+            s.put(
+                key_slot(k.as_bytes()),
+                Entry::string(k.as_bytes(), b"v", ttl, 0),
+                0,
+            );
+        }
+        let (mut got, mut from, mut slices) = (Vec::new(), 0, 0);
+        loop {
+            let (next, examined) = s.keys_slice(b"a:*", 10, from, 1000, |k| got.push(k.to_vec()));
+            slices += 1;
+            // Whole slots: a slice stops at the first slot boundary past its budget.
+            assert!(examined < 1000 + 100, "{examined}");
+            match next {
+                Some(n) => from = n,
+                None => break,
+            }
+        }
+        assert!(slices > 20, "{slices}");
+        got.sort();
+        let mut want: Vec<Vec<u8>> = (0..20_000)
+            .filter(|i| i % 2 == 0 && i % 10 != 0)
+            .map(|i| format!("a:{i}").into_bytes())
+            .collect();
+        want.sort();
+        assert_eq!(got, want);
+    }
+}
