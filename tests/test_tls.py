@@ -369,3 +369,45 @@ def test_quit_over_tls_ends_with_close_notify(start, certs):
             got += chunk
         assert got == b"+OK\r\n+OK\r\n"
     assert n.client().get("q") == b"1"
+
+
+def test_sasl_over_tls(start, certs, tmp_path):
+    """SASL_SSL: SCRAM over the Kafka TLS listener with kcat and confluent-kafka; a wrong
+    password is refused there as on the plain port, and a client without SASL on the TLS
+    port gets nothing but ApiVersions."""
+    from conftest import binary
+
+    users = tmp_path / "users.acl"
+    r = subprocess.run([binary(), "users", "add", "app", "topic:all:*", "--password-stdin",
+                        "--file", str(users)], input=b"app-pw", capture_output=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    n = tls_node(start, certs, "--users", str(users))
+    boot = f"127.0.0.1:{n.kafka_tls_port}"
+    conf = {"bootstrap.servers": boot, "security.protocol": "SASL_SSL",
+            "ssl.ca.location": str(certs / "ca.pem"), "sasl.mechanisms": "SCRAM-SHA-512",
+            "sasl.username": "app", "sasl.password": "app-pw"}
+    p = Producer({**conf, "acks": "all"})
+    errors = []
+    for i in range(50):
+        p.produce("sasl-tls", value=f"s{i}".encode(), partition=0,
+                  on_delivery=lambda e, m: e and errors.append(e))
+    assert p.flush(30) == 0 and not errors
+    kcat = subprocess.run(
+        ["kcat", "-b", boot, "-X", "security.protocol=SASL_SSL", "-X",
+         f"ssl.ca.location={certs / 'ca.pem'}", "-X", "sasl.mechanisms=SCRAM-SHA-256",
+         "-X", "sasl.username=app", "-X", "sasl.password=app-pw",
+         "-C", "-t", "sasl-tls", "-p", "0", "-o", "beginning", "-c", "50", "-e", "-q"],
+        capture_output=True, timeout=60)
+    assert kcat.returncode == 0, kcat.stderr
+    assert kcat.stdout.decode().split() == [f"s{i}" for i in range(50)]
+    bad = subprocess.run(
+        ["kcat", "-b", boot, "-X", "security.protocol=SASL_SSL", "-X",
+         f"ssl.ca.location={certs / 'ca.pem'}", "-X", "sasl.mechanisms=PLAIN",
+         "-X", "sasl.username=app", "-X", "sasl.password=wrong", "-L", "-m", "5"],
+        capture_output=True, timeout=60)
+    assert bad.returncode != 0
+    assert b"Authentication failed" in bad.stderr or b"SASL" in bad.stderr, bad.stderr
+    # TLS without SASL: only ApiVersions is served, so Metadata never arrives.
+    with pytest.raises(Exception):
+        AdminClient({"bootstrap.servers": boot, "security.protocol": "SSL",
+                     "ssl.ca.location": str(certs / "ca.pem")}).list_topics(timeout=5)
