@@ -126,7 +126,11 @@ fuzz_target!(|data: &[u8]| {
         // Segments do not overlap and offsets only grow; since compaction, gaps are holes
         // it may have left (log/partition.rs, its invariants).
         if let Some(e) = expected {
-            assert!(s.base >= e, "segment {} overlaps the log, which runs to {e}", s.base);
+            assert!(
+                s.base >= e,
+                "segment {} overlaps the log, which runs to {e}",
+                s.base
+            );
         }
         let bytes = fs::read(&s.path).expect("a recovered segment is readable");
         assert_eq!(bytes.len() as u64, s.size, "segment {} size", s.base);
@@ -135,7 +139,12 @@ fuzz_target!(|data: &[u8]| {
         while pos < bytes.len() {
             let h = batch::validate(&bytes[pos..])
                 .unwrap_or_else(|e| panic!("segment {} keeps a bad batch at {pos}: {e}", s.base));
-            assert!(h.base_offset >= at, "segment {} goes back to {} at {pos}", s.base, h.base_offset);
+            assert!(
+                h.base_offset >= at,
+                "segment {} goes back to {} at {pos}",
+                s.base,
+                h.base_offset
+            );
             at = h.last_offset() + 1;
             pos += h.size;
             batches += 1;
