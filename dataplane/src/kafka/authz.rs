@@ -3,6 +3,9 @@
 //! SASL every topic is allowed. A denied topic is left out of the work and answered
 //! after the allowed ones, each of its partitions with the error.
 
+use kafka_protocol::messages::delete_records_response::{
+    DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
+};
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
@@ -93,6 +96,26 @@ pub fn denied_fetch(denied: &Denied) -> impl Iterator<Item = FetchableTopicRespo
                             .with_error_code(TOPIC_AUTHORIZATION_FAILED)
                             .with_high_watermark(-1)
                             .with_preferred_read_replica(BrokerId(-1))
+                    })
+                    .collect(),
+            )
+    })
+}
+
+pub fn denied_delete_records(
+    denied: &Denied,
+) -> impl Iterator<Item = DeleteRecordsTopicResult> + '_ {
+    denied.iter().map(|(name, parts)| {
+        DeleteRecordsTopicResult::default()
+            .with_name(name.clone())
+            .with_partitions(
+                parts
+                    .iter()
+                    .map(|&index| {
+                        DeleteRecordsPartitionResult::default()
+                            .with_partition_index(index)
+                            .with_error_code(TOPIC_AUTHORIZATION_FAILED)
+                            .with_low_watermark(-1)
                     })
                     .collect(),
             )

@@ -11,7 +11,6 @@ use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse, Resp
 
 use super::Req;
 use crate::auth::acl::TopicOp;
-use crate::auth::sasl::TOPIC_AUTHORIZATION_FAILED;
 use crate::kafka::partitions::{by_layout, split};
 use crate::kafka::rounds::{Finish, LogRounds};
 use crate::kafka::Ctx;
@@ -41,21 +40,7 @@ pub fn handle(ctx: &Ctx, r: Req, d: DeleteRecordsRequest) -> Act {
     });
     let done: Finish = Box::new(move |results: &[LogResult], _| {
         let mut topics: Vec<DeleteRecordsTopicResult> = by_layout(&layout, results, low_watermark);
-        topics.extend(denied.iter().map(|(name, parts)| {
-            DeleteRecordsTopicResult::default()
-                .with_name(name.clone())
-                .with_partitions(
-                    parts
-                        .iter()
-                        .map(|&index| {
-                            DeleteRecordsPartitionResult::default()
-                                .with_partition_index(index)
-                                .with_error_code(TOPIC_AUTHORIZATION_FAILED)
-                                .with_low_watermark(-1)
-                        })
-                        .collect(),
-                )
-        }));
+        topics.extend(crate::kafka::authz::denied_delete_records(&denied));
         r.answer(ResponseKind::DeleteRecords(
             DeleteRecordsResponse::default().with_topics(topics),
         ))
