@@ -18,7 +18,7 @@ use crate::shard::Act;
 
 pub fn handle(ctx: &Ctx, r: Req, c: OffsetCommitRequest) -> Act {
     let group = c.group_id.0.to_string();
-    let mut layout: Vec<(TopicName, Vec<i32>)> = Vec::new();
+    let mut layout = CommitLayout::default();
     let mut offsets = Vec::new();
     for t in c.topics {
         let mut idx = Vec::new();
@@ -36,9 +36,8 @@ pub fn handle(ctx: &Ctx, r: Req, c: OffsetCommitRequest) -> Act {
                 metadata: p.committed_metadata.map(|m| m.to_string()),
             });
         }
-        layout.push((t.name, idx));
+        layout.0.push((t.name, idx));
     }
-    let n = offsets.len();
     let req = CommitReq {
         group: group.clone(),
         generation: c.generation_id_or_member_epoch,
@@ -47,33 +46,56 @@ pub fn handle(ctx: &Ctx, r: Req, c: OffsetCommitRequest) -> Act {
         offsets,
     };
     let shard = coordinator(ctx.owner, &group);
-    launch(ctx, vec![(shard, GroupOp::Commit(req))], move |mut res| {
-        let errors = match res.pop() {
-            Some(GroupRes::Commit(e)) if e.len() == n => e,
-            _ => vec![err::UNKNOWN_SERVER_ERROR; n],
-        };
-        let mut k = 0;
-        let topics = layout
-            .iter()
-            .map(|(name, idx)| {
-                let partitions = idx
-                    .iter()
-                    .map(|&p| {
-                        let e = errors[k];
-                        k += 1;
-                        OffsetCommitResponsePartition::default()
-                            .with_partition_index(p)
-                            .with_error_code(e)
-                    })
-                    .collect();
+    launch(ctx, vec![(shard, GroupOp::Commit(req))], move |res| {
+        let topics = layout.answer(
+            res,
+            |p, e| {
+                OffsetCommitResponsePartition::default()
+                    .with_partition_index(p)
+                    .with_error_code(e)
+            },
+            |name, partitions| {
                 OffsetCommitResponseTopic::default()
-                    .with_name(name.clone())
+                    .with_name(name)
                     .with_partitions(partitions)
-            })
-            .collect();
+            },
+        );
         encode(
             r,
             ResponseKind::OffsetCommit(OffsetCommitResponse::default().with_topics(topics)),
         )
     })
+}
+
+/// The topics and partitions of a commit (OffsetCommit or TxnOffsetCommit) in request
+/// order: the coordinator answers one error per offset in that order.
+#[derive(Default)]
+pub(super) struct CommitLayout(pub(super) Vec<(TopicName, Vec<i32>)>);
+
+impl CommitLayout {
+    /// The response's topics: `res` is the coordinator's answer, one error per partition
+    /// (all UNKNOWN_SERVER_ERROR when it is missing or the wrong length).
+    pub(super) fn answer<P, T>(
+        &self,
+        mut res: Vec<GroupRes>,
+        part: impl Fn(i32, i16) -> P,
+        topic: impl Fn(TopicName, Vec<P>) -> T,
+    ) -> Vec<T> {
+        let n = self.0.iter().map(|(_, idx)| idx.len()).sum();
+        let errors = match res.pop() {
+            Some(GroupRes::Commit(e)) if e.len() == n => e,
+            _ => vec![err::UNKNOWN_SERVER_ERROR; n],
+        };
+        let mut errors = errors.into_iter();
+        self.0
+            .iter()
+            .map(|(name, idx)| {
+                let partitions = idx
+                    .iter()
+                    .map(|&p| part(p, errors.next().unwrap_or(err::UNKNOWN_SERVER_ERROR)))
+                    .collect();
+                topic(name.clone(), partitions)
+            })
+            .collect()
+    }
 }

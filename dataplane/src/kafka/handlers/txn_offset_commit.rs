@@ -5,21 +5,19 @@
 use kafka_protocol::messages::txn_offset_commit_response::{
     TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
 };
-use kafka_protocol::messages::{
-    ResponseKind, TopicName, TxnOffsetCommitRequest, TxnOffsetCommitResponse,
-};
+use kafka_protocol::messages::{ResponseKind, TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 
+use super::offset_commit::CommitLayout;
 use super::Req;
 use crate::kafka::groups::coordinator;
-use crate::kafka::groups::err;
-use crate::kafka::groups::ops::{CommitOffset, GroupOp, GroupRes, TxnCommitReq};
+use crate::kafka::groups::ops::{CommitOffset, GroupOp, TxnCommitReq};
 use crate::kafka::groups::rounds::{encode, launch};
 use crate::kafka::Ctx;
 use crate::shard::Act;
 
 pub fn handle(ctx: &Ctx, r: Req, c: TxnOffsetCommitRequest) -> Act {
     let group = c.group_id.0.to_string();
-    let mut layout: Vec<(TopicName, Vec<i32>)> = Vec::new();
+    let mut layout = CommitLayout::default();
     let mut offsets = Vec::new();
     for t in c.topics {
         let mut idx = Vec::new();
@@ -37,9 +35,8 @@ pub fn handle(ctx: &Ctx, r: Req, c: TxnOffsetCommitRequest) -> Act {
                 metadata: p.committed_metadata.map(|m| m.to_string()),
             });
         }
-        layout.push((t.name, idx));
+        layout.0.push((t.name, idx));
     }
-    let n = offsets.len();
     let v3 = r.version >= 3;
     let req = TxnCommitReq {
         group: group.clone(),
@@ -55,39 +52,23 @@ pub fn handle(ctx: &Ctx, r: Req, c: TxnOffsetCommitRequest) -> Act {
         offsets,
     };
     let shard = coordinator(ctx.owner, &group);
-    launch(
-        ctx,
-        vec![(shard, GroupOp::TxnCommit(req))],
-        move |mut res| {
-            let errors = match res.pop() {
-                Some(GroupRes::Commit(e)) if e.len() == n => e,
-                _ => vec![err::UNKNOWN_SERVER_ERROR; n],
-            };
-            let mut k = 0;
-            let topics = layout
-                .iter()
-                .map(|(name, idx)| {
-                    let partitions = idx
-                        .iter()
-                        .map(|&p| {
-                            let e = errors[k];
-                            k += 1;
-                            TxnOffsetCommitResponsePartition::default()
-                                .with_partition_index(p)
-                                .with_error_code(e)
-                        })
-                        .collect();
-                    TxnOffsetCommitResponseTopic::default()
-                        .with_name(name.clone())
-                        .with_partitions(partitions)
-                })
-                .collect();
-            encode(
-                r,
-                ResponseKind::TxnOffsetCommit(
-                    TxnOffsetCommitResponse::default().with_topics(topics),
-                ),
-            )
-        },
-    )
+    launch(ctx, vec![(shard, GroupOp::TxnCommit(req))], move |res| {
+        let topics = layout.answer(
+            res,
+            |p, e| {
+                TxnOffsetCommitResponsePartition::default()
+                    .with_partition_index(p)
+                    .with_error_code(e)
+            },
+            |name, partitions| {
+                TxnOffsetCommitResponseTopic::default()
+                    .with_name(name)
+                    .with_partitions(partitions)
+            },
+        );
+        encode(
+            r,
+            ResponseKind::TxnOffsetCommit(TxnOffsetCommitResponse::default().with_topics(topics)),
+        )
+    })
 }
