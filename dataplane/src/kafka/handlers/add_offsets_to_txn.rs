@@ -4,12 +4,9 @@
 
 use kafka_protocol::messages::{AddOffsetsToTxnRequest, AddOffsetsToTxnResponse, ResponseKind};
 
+use super::end_txn::on_coordinator;
 use super::Req;
-use crate::kafka::groups::coordinator;
-use crate::kafka::groups::ops::{GroupOp, GroupRes};
-use crate::kafka::groups::rounds::{encode, launch};
-use crate::kafka::txn::err;
-use crate::kafka::txn::ops::{TxnOp, TxnRes};
+use crate::kafka::txn::ops::TxnOp;
 use crate::kafka::Ctx;
 use crate::shard::Act;
 
@@ -23,21 +20,7 @@ pub fn handle(ctx: &Ctx, r: Req, a: AddOffsetsToTxnRequest) -> Act {
         epoch: a.producer_epoch,
         group: a.group_id.0.to_string(),
     };
-    let shard = coordinator(ctx.owner, &id);
-    launch(
-        ctx,
-        vec![(shard, GroupOp::Txn(Box::new(op)))],
-        move |mut res| {
-            let e = match res.pop() {
-                Some(GroupRes::Txn(TxnRes::Error(e))) => e,
-                _ => err::COORDINATOR_NOT_AVAILABLE,
-            };
-            let body = AddOffsetsToTxnResponse::default().with_error_code(err::fenced_for(
-                e,
-                r.version,
-                FENCED_FROM,
-            ));
-            encode(r, ResponseKind::AddOffsetsToTxn(body))
-        },
-    )
+    on_coordinator(ctx, r, &id, op, FENCED_FROM, |e| {
+        ResponseKind::AddOffsetsToTxn(AddOffsetsToTxnResponse::default().with_error_code(e))
+    })
 }

@@ -23,7 +23,23 @@ pub fn handle(ctx: &Ctx, r: Req, e: EndTxnRequest) -> Act {
         epoch: e.producer_epoch,
         commit: e.committed,
     };
-    let shard = coordinator(ctx.owner, &id);
+    on_coordinator(ctx, r, &id, op, FENCED_FROM, |e| {
+        ResponseKind::EndTxn(EndTxnResponse::default().with_error_code(e))
+    })
+}
+
+/// Run `op` on transaction `id`'s coordinator shard and answer with the one error code it
+/// returns (COORDINATOR_NOT_AVAILABLE when it returns none), as a version from `fenced_from`
+/// on expects a fenced producer to be told.
+pub(super) fn on_coordinator(
+    ctx: &Ctx,
+    r: Req,
+    id: &str,
+    op: TxnOp,
+    fenced_from: i16,
+    body: impl Fn(i16) -> ResponseKind + Send + 'static,
+) -> Act {
+    let shard = coordinator(ctx.owner, id);
     launch(
         ctx,
         vec![(shard, GroupOp::Txn(Box::new(op)))],
@@ -32,12 +48,7 @@ pub fn handle(ctx: &Ctx, r: Req, e: EndTxnRequest) -> Act {
                 Some(GroupRes::Txn(TxnRes::Error(e))) => e,
                 _ => err::COORDINATOR_NOT_AVAILABLE,
             };
-            let body = EndTxnResponse::default().with_error_code(err::fenced_for(
-                e,
-                r.version,
-                FENCED_FROM,
-            ));
-            encode(r, ResponseKind::EndTxn(body))
+            encode(r, body(err::fenced_for(e, r.version, fenced_from)))
         },
     )
 }
