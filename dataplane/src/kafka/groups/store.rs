@@ -71,7 +71,9 @@ const GROUP_GONE: u8 = 3;
 const TXN: u8 = 4;
 const HEADER: usize = 8;
 
-fn put_str(out: &mut Vec<u8>, s: &str) {
+/// Append `s` as a u32 length and its bytes (the store's string, also the transaction
+/// records' in `kafka/txn/record.rs`).
+pub(crate) fn put_str(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(&(s.len() as u32).to_be_bytes());
     out.extend_from_slice(s.as_bytes());
 }
@@ -126,10 +128,10 @@ pub fn encode(r: &Record, out: &mut Vec<u8>) {
 }
 
 /// A cursor over a record's body; every read checks what is left.
-struct Body<'a>(&'a [u8]);
+pub(crate) struct Body<'a>(pub(crate) &'a [u8]);
 
 impl Body<'_> {
-    fn take(&mut self, n: usize) -> Option<&[u8]> {
+    pub(crate) fn take(&mut self, n: usize) -> Option<&[u8]> {
         if self.0.len() < n {
             return None;
         }
@@ -137,22 +139,33 @@ impl Body<'_> {
         self.0 = b;
         Some(a)
     }
-    fn u32(&mut self) -> Option<u32> {
+    pub(crate) fn u8(&mut self) -> Option<u8> {
+        self.take(1).map(|b| b[0])
+    }
+    pub(crate) fn i16(&mut self) -> Option<i16> {
+        self.take(2).map(|b| i16::from_be_bytes([b[0], b[1]]))
+    }
+    pub(crate) fn u32(&mut self) -> Option<u32> {
         self.take(4)
             .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
     }
-    fn i32(&mut self) -> Option<i32> {
+    pub(crate) fn i32(&mut self) -> Option<i32> {
         self.u32().map(|v| v as i32)
     }
-    fn i64(&mut self) -> Option<i64> {
+    pub(crate) fn i64(&mut self) -> Option<i64> {
         let b = self.take(8)?;
         let mut a = [0; 8];
         a.copy_from_slice(b);
         Some(i64::from_be_bytes(a))
     }
-    fn str(&mut self) -> Option<String> {
+    pub(crate) fn str(&mut self) -> Option<String> {
         let n = self.u32()? as usize;
         String::from_utf8(self.take(n)?.to_vec()).ok()
+    }
+    /// A count of items, each at least `min` bytes: never more than what is left allows.
+    pub(crate) fn count(&mut self, min: usize) -> Option<usize> {
+        let n = self.u32()? as usize;
+        (n.saturating_mul(min) <= self.0.len()).then_some(n)
     }
 }
 

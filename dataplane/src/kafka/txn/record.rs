@@ -12,6 +12,8 @@
 //! - [`TxnRecord::Marker`]: the end of a producer's transaction for a group: its staged
 //!   offsets are committed or dropped.
 
+use crate::kafka::groups::store::{put_str, Body};
+
 /// A transactional id's state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct State {
@@ -49,49 +51,6 @@ pub enum TxnRecord {
 const STATE: u8 = 1;
 const OFFSET: u8 = 2;
 const MARKER: u8 = 3;
-
-fn put_str(out: &mut Vec<u8>, s: &str) {
-    out.extend_from_slice(&(s.len() as u32).to_be_bytes());
-    out.extend_from_slice(s.as_bytes());
-}
-
-struct Cur<'a>(&'a [u8]);
-
-impl Cur<'_> {
-    fn take(&mut self, n: usize) -> Option<&[u8]> {
-        if self.0.len() < n {
-            return None;
-        }
-        let (a, b) = self.0.split_at(n);
-        self.0 = b;
-        Some(a)
-    }
-    fn u8(&mut self) -> Option<u8> {
-        self.take(1).map(|b| b[0])
-    }
-    fn i16(&mut self) -> Option<i16> {
-        self.take(2).map(|b| i16::from_be_bytes([b[0], b[1]]))
-    }
-    fn i32(&mut self) -> Option<i32> {
-        self.take(4)
-            .map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-    }
-    fn i64(&mut self) -> Option<i64> {
-        let b = self.take(8)?;
-        let mut a = [0; 8];
-        a.copy_from_slice(b);
-        Some(i64::from_be_bytes(a))
-    }
-    fn str(&mut self) -> Option<String> {
-        let n = self.i32()? as u32 as usize;
-        String::from_utf8(self.take(n)?.to_vec()).ok()
-    }
-    /// A count of items, each at least `min` bytes: never more than what is left allows.
-    fn count(&mut self, min: usize) -> Option<usize> {
-        let n = self.i32()? as u32 as usize;
-        (n.saturating_mul(min) <= self.0.len()).then_some(n)
-    }
-}
 
 impl TxnRecord {
     /// The record's body (after the store's kind byte).
@@ -146,7 +105,7 @@ impl TxnRecord {
 
     /// A whole body as [`TxnRecord::encode`] wrote it; None when it is anything else.
     pub fn decode(b: &[u8]) -> Option<TxnRecord> {
-        let mut c = Cur(b);
+        let mut c = Body(b);
         let r = match c.u8()? {
             STATE => {
                 let id = c.str()?;
