@@ -1,7 +1,8 @@
-//! Command semantics on the shard that owns the key(s), one file per family (as Dragonfly's
+//! Command semantics on the shard that owns the key(s), one module per family (as Dragonfly's
 //! `*_family` files): [`strings`], [`hashes`], [`lists`], [`sets`], [`zsets`], [`bits`]
 //! (bitmaps and string ranges), [`keys`] (expiry, type, delete, exists) and [`server`] (the
-//! shard's part of DBSIZE, FLUSHALL, KEYS, SCAN, INFO, CONFIG SET).
+//! shard's part of DBSIZE, FLUSHALL, KEYS, SCAN, INFO, CONFIG SET). A family that holds
+//! several concerns is a folder, one file per concern, its `mod.rs` the dispatch.
 //!
 //! A command whose keys are several (`Route::Multi`) runs here with all of them on this
 //! store: it finds each key's slot with `key_slot`; the `slot` argument is argument 1's.
