@@ -5,6 +5,7 @@
 //! control planes: `etcd/`) and the wall clock; the seeded simulation (`sim.rs`) drives the
 //! same code with a faulty network and crashes.
 
+pub mod crashpoint;
 #[cfg(feature = "etcd")]
 pub mod etcd;
 pub mod limits;

@@ -465,7 +465,8 @@ impl Core {
     }
 
     fn carry_out(&mut self, outs: Vec<Output>) -> Result<(), StoreError> {
-        for o in outs {
+        let steps = crate::crashpoint::before(&outs); // test-only crash points
+        for (i, o) in outs.into_iter().enumerate() {
             match o {
                 Output::Persist(r) => self.store.append(r)?,
                 Output::Send { to, msg } => {
@@ -510,6 +511,7 @@ impl Core {
                 }
                 Output::Refused(r) => warn!("refused: {r}"),
             }
+            crate::crashpoint::after(&steps, i);
         }
         Ok(())
     }

@@ -471,7 +471,8 @@ fn serve_link(
 /// Carries out the participant's outputs in order: a `Persist` is durable before anything
 /// after it is sent or installed.
 fn carry_out(args: &MemberArgs, link: &mut Link, outs: Vec<Output>) -> Result<(), String> {
-    for o in outs {
+    let steps = super::crashpoint::before(&outs); // test-only crash points
+    for (i, o) in outs.into_iter().enumerate() {
         match o {
             Output::Persist(d) => {
                 if let Err(e) = state::save(&args.data_dir, &d) {
@@ -494,6 +495,7 @@ fn carry_out(args: &MemberArgs, link: &mut Link, outs: Vec<Output>) -> Result<()
                 link.send(&v).map_err(|e| e.to_string())?;
             }
         }
+        super::crashpoint::after(&steps, i);
     }
     Ok(())
 }

@@ -11,6 +11,7 @@
 //! Invariant: a view replaces another only with a higher epoch (the 2PC participant
 //! installs only committed maps, and never an older one).
 
+pub mod crashpoint;
 pub mod kafka;
 pub mod member;
 pub mod resp;
