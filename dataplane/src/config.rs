@@ -336,6 +336,13 @@ pub struct Config {
     /// Per-shard weights for `--conn-balance weighted`, one per shard: `3,1` (default all 1).
     #[arg(long, value_delimiter = ',')]
     pub shard_weights: Vec<u32>,
+
+    // Kafka shard ports (issue 12, f-2pckill)
+    /// Shard i also listens for Kafka on port BASE+i (same host as --kafka-listen) and is
+    /// listed by Metadata as its own broker (id node-id x 1000 + i), leading the partitions
+    /// it owns: clients reach the owning shard directly. Standalone nodes only for now.
+    #[arg(long)]
+    pub kafka_shard_ports: Option<u16>,
 }
 
 #[derive(Debug, thiserror::Error)]

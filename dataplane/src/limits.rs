@@ -476,3 +476,9 @@ pub const HEARTBEAT_MS_MAX: u64 = 30_000;
 /// at about 100 ns an entry (a glob match and a copy of a matching key) a slice takes about
 /// a millisecond, so other clients of the shard are served between slices.
 pub const KEYS_SLICE_ENTRIES: usize = 8192;
+
+// ----- Kafka shard ports (issue 12, f-2pckill) --------------------------------------------
+/// Broker ids per node under `--kafka-shard-ports`: shard `i` of node `n` is broker
+/// `n × KAFKA_SHARD_BROKERS_PER_NODE + i`, so a node has at most this many shards there,
+/// and its id at most `i32::MAX / KAFKA_SHARD_BROKERS_PER_NODE - 1`.
+pub const KAFKA_SHARD_BROKERS_PER_NODE: i32 = 1000;

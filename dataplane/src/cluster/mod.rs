@@ -13,6 +13,7 @@
 
 pub mod crashpoint;
 pub mod kafka;
+pub mod kafka_ports;
 pub mod member;
 pub mod resp;
 pub mod state;

@@ -29,6 +29,8 @@ pub struct ShardInit {
     /// `--shard-ports`: this shard's own RESP port (its connections never move to another
     /// shard, and keys of other shards there answer MOVED).
     pub shard_port: Option<OwnedFd>,
+    /// `--kafka-shard-ports`: this shard's own Kafka port (`cluster/kafka_ports.rs`).
+    pub kafka_shard_port: Option<OwnedFd>,
     pub mesh: Endpoint,
     pub control_rx: mpsc::Receiver<Control>,
     pub control_fd: OwnedFd,
@@ -107,19 +109,25 @@ impl Shard {
                     fd,
                     accept: None,
                     tls: None,
-                    shard_port: false,
+                    shard_port: None,
                 })
                 .chain(init.tls_listeners.into_iter().map(|(fd, proto)| Listener {
                     fd,
                     accept: None,
                     tls: Some(proto),
-                    shard_port: false,
+                    shard_port: None,
                 }))
                 .chain(init.shard_port.into_iter().map(|fd| Listener {
                     fd,
                     accept: None,
                     tls: None,
-                    shard_port: true,
+                    shard_port: Some(super::LISTENER_RESP),
+                }))
+                .chain(init.kafka_shard_port.into_iter().map(|fd| Listener {
+                    fd,
+                    accept: None,
+                    tls: None,
+                    shard_port: Some(super::LISTENER_KAFKA),
                 }))
                 .collect(),
             conns: Conns::default(),

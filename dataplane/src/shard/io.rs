@@ -204,13 +204,13 @@ impl Shard {
             return;
         }
         // A shard port's connections are this shard's, whatever `--conn-balance` says.
-        if self
+        if let Some(kind) = self
             .listeners
             .get(which as usize)
-            .is_some_and(|l| l.shard_port)
+            .and_then(|l| l.shard_port)
         {
             self.shared.balance.opened(self.id);
-            return self.adopt(fd, LISTENER_RESP, false, true);
+            return self.adopt(fd, kind, false, true);
         }
         // A TLS listener serves its protocol as the plain one does, with TLS in between.
         let tls = self.listeners.get(which as usize).and_then(|l| l.tls);

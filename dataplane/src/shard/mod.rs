@@ -134,8 +134,9 @@ pub struct Listener {
     accept: Option<OpId>,
     /// A TLS listener, for this protocol (`LISTENER_RESP` or `LISTENER_KAFKA`).
     tls: Option<u32>,
-    /// This shard's own RESP port (`--shard-ports`).
-    shard_port: bool,
+    /// This shard's own port, for this protocol: RESP (`--shard-ports`) or Kafka
+    /// (`--kafka-shard-ports`).
+    shard_port: Option<u32>,
 }
 
 /// Where a shard is in shutting down.

@@ -198,6 +198,8 @@ impl Node {
         let mut tls_listeners = tls_listeners.into_iter();
         // Cluster (issue 12): each shard's own RESP port, and the node's cluster view.
         let mut shard_ports = crate::cluster::bind_shard_ports(&cfg, resp_addr, n)?.into_iter();
+        let mut kafka_shard_ports =
+            crate::cluster::kafka_ports::bind(&cfg, kafka_addr, n)?.into_iter();
         let cluster = Arc::new(crate::cluster::initial(&cfg, n, resp_addr, kafka_addr));
 
         let shared = Arc::new(NodeShared {
@@ -250,6 +252,7 @@ impl Node {
             let tls_listener_fds = tls_listeners.next().unwrap_or_default();
             let listener_fds: Vec<OwnedFd> = sock.into_iter().map(OwnedFd::from).collect();
             let shard_port_fd = shard_ports.next().map(OwnedFd::from);
+            let kafka_shard_port_fd = kafka_shard_ports.next().map(OwnedFd::from);
             let t = std::thread::Builder::new()
                 .name(format!("shard-{i}"))
                 .spawn(move || {
@@ -310,6 +313,7 @@ impl Node {
                         listeners: listener_fds,
                         tls_listeners: tls_listener_fds,
                         shard_port: shard_port_fd,
+                        kafka_shard_port: kafka_shard_port_fd,
                         mesh,
                         control_rx,
                         control_fd,

@@ -27,10 +27,16 @@ pub fn handle(ctx: &Ctx, conn: &mut Conn, r: Req, f: FindCoordinatorRequest) -> 
     let known = matches!(f.key_type, GROUP | TRANSACTION);
     // Cluster mode (issue 12): the node owning the key's slot; standalone, this node.
     let view = ctx.node.cluster.managed.then(|| ctx.node.cluster.current());
-    let at = |key: &str| match &view {
-        Some(v) => crate::cluster::kafka::coordinator(v, key)
+    // `--kafka-shard-ports`: the shard broker that runs the group or transactional id.
+    let shards = crate::cluster::kafka_ports::shard_brokers(ctx.node, &host, ctx.tls);
+    let at = |key: &str| match (&view, &shards) {
+        (Some(v), _) => crate::cluster::kafka::coordinator(v, key)
             .map(|(id, h, p)| (id, StrBytes::from_string(h), p)),
-        None => Some((NODE_ID, host.clone(), port)),
+        (None, Some(s)) => {
+            let (id, h, p) = s.coordinator(ctx.owner, key);
+            Some((id, StrBytes::from_string(h), p))
+        }
+        (None, None) => Some((NODE_ID, host.clone(), port)),
     };
     let body = if r.version >= 4 {
         let coordinators = f

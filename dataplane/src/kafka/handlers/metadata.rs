@@ -68,6 +68,8 @@ pub fn handle(ctx: &Ctx, r: Req, m: MetadataRequest) -> Act {
     }
     let partitions: Vec<i32> = create.iter().map(|m| m.partitions).collect();
     let view = ctx.node.cluster.managed.then(|| ctx.node.cluster.current());
+    // `--kafka-shard-ports`: each shard its own broker, leading what it owns.
+    let shards = crate::cluster::kafka_ports::shard_brokers(ctx.node, &host, ctx.tls);
     let done: Created = Box::new(move |errors: &[i16]| {
         let mut created = errors.iter().zip(&partitions).map(|(&e, &p)| match e {
             0 => Ok(p),
@@ -91,11 +93,21 @@ pub fn handle(ctx: &Ctx, r: Req, m: MetadataRequest) -> Act {
                     .collect(),
                 v.me.map_or(-1, |i| v.nodes[i].id as i32),
             ),
-            None => (vec![broker(NODE_ID, &host, port)], NODE_ID),
+            None => match &shards {
+                Some(s) => (
+                    s.brokers
+                        .iter()
+                        .map(|(id, h, p)| broker(*id, h, *p))
+                        .collect(),
+                    s.controller(),
+                ),
+                None => (vec![broker(NODE_ID, &host, port)], NODE_ID),
+            },
         };
-        let leader = |topic: &str, p: i32| {
-            view.as_ref()
-                .map_or(NODE_ID, |v| crate::cluster::kafka::leader(v, topic, p))
+        let leader = |topic: &str, p: i32| match (&view, &shards) {
+            (Some(v), _) => crate::cluster::kafka::leader(v, topic, p),
+            (None, Some(s)) => s.leader(topic, p),
+            (None, None) => NODE_ID,
         };
         let topics = listed
             .iter()
