@@ -482,3 +482,25 @@ pub const KEYS_SLICE_ENTRIES: usize = 8192;
 /// `n × KAFKA_SHARD_BROKERS_PER_NODE + i`, so a node has at most this many shards there,
 /// and its id at most `i32::MAX / KAFKA_SHARD_BROKERS_PER_NODE - 1`.
 pub const KAFKA_SHARD_BROKERS_PER_NODE: i32 = 1000;
+// ----- partition pulls (issue 12, f-pull) -------------------------------------------------
+/// How long a pull waits for the source's Kafka port to accept its connection.
+pub const PULL_CONNECT_TIMEOUT_MS: u64 = 5_000;
+/// How long a pull waits on one request to the source (a Fetch long-polls far less).
+pub const PULL_IO_TIMEOUT_MS: u64 = 30_000;
+/// Bytes a pull asks for per Fetch: large enough that one round trip moves a lot, small
+/// enough that the source reads it in one go.
+pub const PULL_FETCH_BYTES: i32 = 8 << 20;
+/// The largest answer a pull reads from the source (a Fetch of `PULL_FETCH_BYTES` plus
+/// its frame, and at least a whole first batch as large as the largest one Kafka allows).
+pub const PULL_RESPONSE_BYTES_MAX: usize = 64 << 20;
+/// How long a pull's Fetch waits at the source for new records while it tails.
+pub const PULL_FETCH_WAIT_MS: i32 = 100;
+/// How long a release waits for the partition's appends and open transactions to end
+/// before it answers that the partition has not settled.
+pub const PULL_SETTLE_WAIT_MS: u64 = 10_000;
+/// How long a finish waits for the copy to reach the end it was given.
+pub const PULL_FINISH_WAIT_MS: u64 = 60_000;
+/// Pulls a node runs (or keeps the outcome of) at once.
+pub const PULLS_MAX: usize = 64;
+/// How long a pull's thread waits for a shard to answer a command.
+pub const PULL_SHARD_WAIT_MS: u64 = 5_000;

@@ -71,12 +71,26 @@ fn run(cfg: Config) -> anyhow::Result<()> {
     if let Some(secret) = control_secret {
         pinion::cluster::member::spawn(&node, secret, stop.clone())?;
     }
+    // Partition moves (issue 12, f-pull): driven from the admin endpoint.
+    let pulls = {
+        let mut kafka_addr = node.kafka_addr;
+        if kafka_addr.ip().is_unspecified() {
+            kafka_addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        Arc::new(pinion::log::pull::Pulls::new(pinion::log::pull::NodeLink {
+            data_dir: node.shared.cfg.data_dir.clone(),
+            direct_io: node.shared.cfg.direct_io,
+            nshards: node.shared.nshards,
+            kafka_addr,
+            send: node.pull_link(),
+        }))
+    };
     {
         let snap = node.snapshotter();
         let stop = stop.clone();
         std::thread::Builder::new()
             .name("admin".into())
-            .spawn(move || metrics::admin::serve(admin, snap, stop, admin_token))?;
+            .spawn(move || metrics::admin::serve(admin, snap, stop, admin_token, pulls))?;
     }
     if let Some(a) = node.resp_tls_addr {
         tracing::info!(resp_tls = %a, "RESP over TLS");

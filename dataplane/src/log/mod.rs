@@ -29,6 +29,8 @@ pub mod files;
 pub mod ops;
 pub mod partition;
 pub mod producers;
+// Partition moves between nodes (issue 12, f-pull).
+pub mod pull;
 pub mod readers;
 pub mod records;
 pub mod state;
@@ -138,6 +140,9 @@ pub struct Logs {
 
     /// The shard's log compactor (`compact/`).
     compact: compact::Compactor,
+    /// Partitions moving to or from another node, and how each answers meanwhile
+    /// (`pull/shard.rs`).
+    moves: HashMap<(String, i32), pull::shard::Move>,
 }
 
 impl Logs {
@@ -172,6 +177,14 @@ impl Logs {
             for p in 0..meta.partitions {
                 if owner.shard(topics::partition_slot(&meta.name, p)) != me {
                     continue;
+                }
+                // A partition moving between nodes (`pull/`): an import is not opened.
+                if let Some(m) = pull::marker(&topics::partition_dir(&cfg.data_dir, &meta.name, p))
+                {
+                    logs.note_moved(&meta.name, p, m);
+                    if m == pull::shard::Move::Importing {
+                        continue;
+                    }
                 }
                 match PartState::open(&cfg.data_dir, &meta, p, now_ms, cfg.direct_io) {
                     Ok(ps) => {
@@ -245,6 +258,9 @@ impl Logs {
 
     /// Run a log operation on this shard (it owns the partition, or it is a topic-wide op).
     pub fn exec(&mut self, op: LogOp, reply: Dest, ctx: &mut LogCtx) {
+        if let Some(r) = self.moved_answer(&op) {
+            return ctx.reply(reply, r);
+        }
         match op {
             LogOp::CreateTopic(meta) => self.create_topic_here(meta, reply, ctx),
             LogOp::DeleteTopic(name) => self.delete_topic_here(&name, reply, ctx),

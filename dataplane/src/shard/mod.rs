@@ -57,6 +57,8 @@ use flights::Flights;
 pub enum Control {
     Shutdown,
     Metrics(mpsc::Sender<ShardMetrics>),
+    /// A partition move's command (issue 12, f-pull: `log/pull/`).
+    Pull(crate::log::pull::ShardCmd),
 }
 
 /// Node-wide facts every shard reads; written once at start-up.
@@ -384,6 +386,7 @@ impl Shard {
                     m.counters.lazy_free_pending = self.store.lazy_free.pending as u64;
                     let _ = tx.send(m);
                 }
+                Control::Pull(cmd) => self.with_logs(|logs, ctx| logs.pull_cmd(cmd, ctx)),
             }
         }
     }

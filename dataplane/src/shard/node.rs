@@ -398,6 +398,24 @@ impl Node {
         })
     }
 
+    /// How partition pulls (`log/pull/`, plain threads) send a shard a command.
+    pub fn pull_link(&self) -> crate::log::pull::Link {
+        let senders: Vec<(mpsc::Sender<Control>, Arc<OwnedFd>)> = self
+            .handles
+            .iter()
+            .map(|h| (h.tx.clone(), h.wake.clone()))
+            .collect();
+        Arc::new(move |i, cmd| {
+            if let Some((tx, wake)) = senders.get(i) {
+                Handle {
+                    tx: tx.clone(),
+                    wake: wake.clone(),
+                }
+                .send(Control::Pull(cmd));
+            }
+        })
+    }
+
     /// Stop accepting, let in-flight requests finish, close connections, join the shards.
     pub fn shutdown(self) -> Vec<ShardMetrics> {
         for h in &self.handles {

@@ -1,0 +1,390 @@
+//! The owner shard's side of a partition move: which of its partitions are moving and how
+//! each answers meanwhile, and the commands a pull (a plain thread, `pull/mod.rs`) sends it
+//! through the shard's control channel.
+//!
+//! A moving partition is in one of three states, kept in `Logs::moves` and, across
+//! restarts, in the partition folder's `moved` file (written by the thread that asks for
+//! the state, before it asks, so a shard never blocks on it):
+//!
+//! - `Importing` (the new owner, while it copies): the shard does not hold the partition at
+//!   all (the copy writes its folder from the pull's thread); every request for it answers
+//!   NOT_LEADER_OR_FOLLOWER.
+//! - `Fenced` (the old owner, while the new one copies the last batches): produce,
+//!   AddPartitionsToTxn and DeleteRecords answer NOT_LEADER_OR_FOLLOWER, so its end no
+//!   longer moves; fetches (the copy's) and transaction markers (open transactions ending)
+//!   are served.
+//! - `Retired` (the old owner, after the new one serves): every request answers
+//!   NOT_LEADER_OR_FOLLOWER. The files stay until the topic is deleted.
+//!
+//! NOT_LEADER_OR_FOLLOWER is retriable: librdkafka and the Java client refresh metadata and
+//! send again, so a produce during the pause is delayed, not failed.
+
+use std::sync::mpsc::Sender;
+
+use super::super::files::{Job, Then};
+use super::super::ops::{LogOp, LogResult};
+use super::super::state::PartState;
+use super::super::topics::TopicMeta;
+use super::super::{LogCtx, Logs};
+use crate::cluster::kafka::NOT_LEADER_OR_FOLLOWER;
+use crate::proto::kafka::ErrorCode;
+
+/// How a moving partition answers on this node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Move {
+    Importing,
+    Fenced,
+    Retired,
+}
+
+impl Move {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Move::Importing => "importing",
+            Move::Fenced => "fenced",
+            Move::Retired => "retired",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Move> {
+        match s.trim() {
+            "importing" => Some(Move::Importing),
+            "fenced" => Some(Move::Fenced),
+            "retired" => Some(Move::Retired),
+            _ => None,
+        }
+    }
+}
+
+/// Where the old owner's partition stands once fenced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fence {
+    /// No append is planned or being written, and no transaction is open: `end` will not
+    /// move again.
+    pub settled: bool,
+    /// The high watermark (every acknowledged record is below it).
+    pub end: i64,
+    pub log_start: i64,
+}
+
+/// What the import step found on the new owner.
+#[derive(Debug, Clone)]
+pub struct Held {
+    pub meta: TopicMeta,
+    /// The partition was already importing (a pull that ran before a restart, or one
+    /// started again): its folder holds what that copy wrote.
+    pub resumed: bool,
+}
+
+/// Why a shard refused a move command.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MoveError {
+    #[error("topic {0} does not exist on this node")]
+    NoTopic(String),
+    #[error("partition {1} of topic {0} does not exist on this node")]
+    NoPartition(String, i32),
+    #[error("partition {topic}-{partition} already holds records ({end} is its end offset); an import goes only into an empty partition (delete the topic here first)")]
+    NotEmpty {
+        topic: String,
+        partition: i32,
+        end: i64,
+    },
+    #[error("partition {0}-{1} is not importing here")]
+    NotImporting(String, i32),
+    #[error("partition {0}-{1} is importing here; it has nothing to release")]
+    Importing(String, i32),
+}
+
+/// A command for the shard that owns a partition.
+pub enum ShardCmd {
+    /// New owner: take the partition out of service for an import. It must be empty (or
+    /// already importing); the answer is its topic.
+    Import {
+        topic: String,
+        partition: i32,
+        reply: Sender<Result<Held, MoveError>>,
+    },
+    /// New owner: serve the partition the import recovered from its folder.
+    Install {
+        part: Box<PartState>,
+        reply: Sender<Result<(), MoveError>>,
+    },
+    /// Old owner: set the partition's state (`Fenced` or `Retired`; `None`: serve it
+    /// again) and answer where it stands.
+    Release {
+        topic: String,
+        partition: i32,
+        to: Option<Move>,
+        reply: Sender<Result<Fence, MoveError>>,
+    },
+}
+
+/// The answer a moving partition gives `op` instead of running it, if any.
+fn refused(op: &LogOp, state: Move) -> Option<LogResult> {
+    let all = state != Move::Fenced;
+    let produced = LogResult::Produced {
+        error: NOT_LEADER_OR_FOLLOWER,
+        base_offset: -1,
+        log_start: -1,
+    };
+    let offset = LogResult::Offset {
+        error: NOT_LEADER_OR_FOLLOWER,
+        offset: -1,
+        timestamp: -1,
+    };
+    match op {
+        LogOp::Produce { .. } => Some(produced),
+        LogOp::TxnBegin { .. } => Some(LogResult::Created {
+            error: NOT_LEADER_OR_FOLLOWER,
+        }),
+        LogOp::DeleteRecords { .. } => Some(offset),
+        LogOp::TxnMarker { .. } if all => Some(produced),
+        LogOp::ListOffsets { .. } if all => Some(offset),
+        LogOp::Fetch { .. } if all => Some(LogResult::Fetched {
+            error: NOT_LEADER_OR_FOLLOWER,
+            high_watermark: -1,
+            log_start: -1,
+            records: None,
+            last_stable: -1,
+            aborted: Vec::new(),
+        }),
+        _ => None,
+    }
+}
+
+/// The topic and partition a partition op names.
+fn names(op: &LogOp) -> Option<(&str, i32)> {
+    match op {
+        LogOp::Produce {
+            topic, partition, ..
+        }
+        | LogOp::Fetch {
+            topic, partition, ..
+        }
+        | LogOp::ListOffsets {
+            topic, partition, ..
+        }
+        | LogOp::TxnBegin {
+            topic, partition, ..
+        }
+        | LogOp::TxnMarker {
+            topic, partition, ..
+        }
+        | LogOp::DeleteRecords {
+            topic, partition, ..
+        } => Some((topic, *partition)),
+        _ => None,
+    }
+}
+
+impl Logs {
+    /// If `op` is for a moving partition that does not serve it, its answer.
+    pub(in crate::log) fn moved_answer(&self, op: &LogOp) -> Option<LogResult> {
+        if self.moves.is_empty() {
+            return None;
+        }
+        let (topic, partition) = names(op)?;
+        let state = *self.moves.get(&(topic.to_string(), partition))?;
+        refused(op, state)
+    }
+
+    /// Note a moving partition found at start-up (its `moved` file).
+    pub(in crate::log) fn note_moved(&mut self, topic: &str, partition: i32, state: Move) {
+        self.moves.insert((topic.to_string(), partition), state);
+    }
+
+    /// Run a command of a partition move.
+    pub fn pull_cmd(&mut self, cmd: ShardCmd, ctx: &mut LogCtx) {
+        match cmd {
+            ShardCmd::Import {
+                topic,
+                partition,
+                reply,
+            } => {
+                let _ = reply.send(self.hold_for_import(&topic, partition, ctx));
+            }
+            ShardCmd::Install { part, reply } => {
+                let _ = reply.send(self.install_import(part));
+            }
+            ShardCmd::Release {
+                topic,
+                partition,
+                to,
+                reply,
+            } => {
+                let _ = reply.send(self.release(&topic, partition, to));
+            }
+        }
+    }
+
+    fn hold_for_import(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        ctx: &mut LogCtx,
+    ) -> Result<Held, MoveError> {
+        let Some(meta) = self.topics.get(topic).cloned() else {
+            return Err(MoveError::NoTopic(topic.to_string()));
+        };
+        if partition < 0 || partition >= meta.partitions {
+            return Err(MoveError::NoPartition(topic.to_string(), partition));
+        }
+        let name = (topic.to_string(), partition);
+        match self.moves.get(&name) {
+            Some(Move::Importing) => {
+                return Ok(Held {
+                    meta,
+                    resumed: true,
+                })
+            }
+            Some(_) => return Err(MoveError::NotImporting(topic.to_string(), partition)),
+            None => {}
+        }
+        let Some(key) = self.find(topic, partition) else {
+            return Err(MoveError::NoPartition(topic.to_string(), partition));
+        };
+        let Some(p) = self.parts.get(key) else {
+            return Err(MoveError::NoPartition(topic.to_string(), partition));
+        };
+        // Only a partition nothing was ever written to: then no append, read or compaction
+        // of it can be in flight, and its handles may simply close.
+        let fresh = p.hw == 0
+            && p.log.size_bytes() == 0
+            && p.log.log_start() == 0
+            && p.pending.is_empty()
+            && p.committing.is_empty()
+            && p.opening.is_empty();
+        if !fresh {
+            return Err(MoveError::NotEmpty {
+                topic: topic.to_string(),
+                partition,
+                end: p.log.next_offset(),
+            });
+        }
+        self.drop_read_ahead(key, ErrorCode::UnknownTopicOrPartition, ctx);
+        if let Some(mut ps) = self.remove_part(key) {
+            let mut job = Job::new(
+                format!("closing {topic}-{partition} for an import"),
+                Then::Nothing,
+            );
+            for (_, (f, _)) in ps.files.drain() {
+                job.close(f);
+            }
+            for (_, (f, _)) in ps.writers.drain() {
+                job.close(f);
+            }
+            if job.has_steps() {
+                self.start_job(job, ctx);
+            }
+        }
+        self.moves.insert(name, Move::Importing);
+        Ok(Held {
+            meta,
+            resumed: false,
+        })
+    }
+
+    fn install_import(&mut self, part: Box<PartState>) -> Result<(), MoveError> {
+        let name = (part.topic.clone(), part.partition);
+        if self.moves.get(&name) != Some(&Move::Importing) || self.find(&name.0, name.1).is_some() {
+            return Err(MoveError::NotImporting(name.0, name.1));
+        }
+        if !self.topics.contains_key(&name.0) {
+            return Err(MoveError::NoTopic(name.0));
+        }
+        self.moves.remove(&name);
+        let key = self.add_part(*part);
+        self.cache_recovered_readers(key);
+        Ok(())
+    }
+
+    fn release(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        to: Option<Move>,
+    ) -> Result<Fence, MoveError> {
+        let name = (topic.to_string(), partition);
+        if self.moves.get(&name) == Some(&Move::Importing) {
+            return Err(MoveError::Importing(topic.to_string(), partition));
+        }
+        let Some(p) = self.find(topic, partition).and_then(|k| self.parts.get(k)) else {
+            return Err(MoveError::NoPartition(topic.to_string(), partition));
+        };
+        let fence = Fence {
+            settled: p.pending.is_empty()
+                && p.committing.is_empty()
+                && p.opening.is_empty()
+                && p.txn.last_stable(p.hw) == p.hw,
+            end: p.hw,
+            log_start: p.log.log_start(),
+        };
+        match to {
+            Some(Move::Importing) => return Err(MoveError::NotImporting(name.0, name.1)),
+            Some(m) => {
+                self.moves.insert(name, m);
+            }
+            None => {
+                self.moves.remove(&name);
+            }
+        }
+        Ok(fence)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn produce() -> LogOp {
+        LogOp::Produce {
+            topic: "t".into(),
+            partition: 0,
+            records: Bytes::new(),
+        }
+    }
+
+    fn fetch() -> LogOp {
+        LogOp::Fetch {
+            topic: "t".into(),
+            partition: 0,
+            offset: 0,
+            max_bytes: 1,
+            committed: false,
+        }
+    }
+
+    #[test]
+    fn a_fenced_partition_refuses_writes_and_serves_reads() {
+        assert_eq!(
+            refused(&produce(), Move::Fenced).map(|r| r.error()),
+            Some(NOT_LEADER_OR_FOLLOWER)
+        );
+        assert!(refused(&fetch(), Move::Fenced).is_none());
+        let marker = LogOp::TxnMarker {
+            topic: "t".into(),
+            partition: 0,
+            pid: 1,
+            epoch: 0,
+            commit: true,
+        };
+        assert!(refused(&marker, Move::Fenced).is_none());
+        for m in [Move::Importing, Move::Retired] {
+            for op in [produce(), fetch(), marker.clone()] {
+                assert_eq!(
+                    refused(&op, m).map(|r| r.error()),
+                    Some(NOT_LEADER_OR_FOLLOWER)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn states_round_trip_through_their_names() {
+        for m in [Move::Importing, Move::Fenced, Move::Retired] {
+            assert_eq!(Move::parse(m.as_str()), Some(m));
+        }
+        assert_eq!(Move::parse("serving"), None);
+    }
+}
