@@ -178,9 +178,15 @@ fn names(op: &LogOp) -> Option<(&str, i32)> {
 }
 
 impl Logs {
-    /// If `op` is for a moving partition that does not serve it, its answer.
-    pub(in crate::log) fn moved_answer(&self, op: &LogOp) -> Option<LogResult> {
+    /// If `op` is for a moving partition that does not serve it, its answer. A deleted
+    /// topic's partitions stop moving (a pull of one then fails at its install, and a
+    /// topic created again under the name starts serving).
+    pub(in crate::log) fn moved_answer(&mut self, op: &LogOp) -> Option<LogResult> {
         if self.moves.is_empty() {
+            return None;
+        }
+        if let LogOp::DeleteTopic(name) = op {
+            self.moves.retain(|(t, _), _| t != name);
             return None;
         }
         let (topic, partition) = names(op)?;
