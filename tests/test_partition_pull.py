@@ -327,14 +327,24 @@ def test_bad_sources_get_clear_errors(start):
     # Nothing was created or held on Y by the failed starts.
     st, pulls = admin(y, "GET", "/partitions/pull")
     assert st == 200 and pulls == []
+    assert set(AdminClient({"bootstrap.servers": boot(y)}).list_topics(timeout=10).topics) <= {"__consumer_offsets"}
     # An import goes only into an empty partition.
     create(y, "full", 1)
     create(x, "full", 1)
     assert produce_v3(y.kafka_port, "full", 0, raw_batch([b"here"]))[0] == 0
     st, body = admin(y, "POST", "/partitions/pull", topic="full", partition=0, **{"from": boot(x)})
     assert st == 409 and "already holds records" in body["error"], body
+    # A finish given an end the source is already past (it was not fenced) fails, and the
+    # partition stays importing.
+    assert produce_v3(x.kafka_port, "t", 0, raw_batch([b"a", b"b"]))[0] == 0
+    st, body = admin(y, "POST", "/partitions/pull", topic="t", partition=0, **{"from": boot(x)})
+    assert st == 202, body
+    st, body = admin(y, "POST", "/partitions/pull/finish", topic="t", partition=0, end=1)
+    assert st == 500 and "is the partition fenced there?" in body["error"], body
+    assert progress(y, "t", 0)["state"] == "failed"
+    assert raw_fetch(y.kafka_port, "t", 0, 0)[0] == NOT_LEADER_OR_FOLLOWER
     # Finishing a pull that does not run, releasing a partition that does not exist.
-    assert admin(y, "POST", "/partitions/pull/finish", topic="t", partition=0, end=0)[0] == 404
+    assert admin(y, "POST", "/partitions/pull/finish", topic="u", partition=0, end=0)[0] == 404
     assert admin(x, "POST", "/partitions/release", topic="t", partition=3)[0] == 404
     # The admin token guards the endpoints.
     z = start("--admin-token", "s3cret")

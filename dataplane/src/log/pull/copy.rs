@@ -127,10 +127,13 @@ impl Copy {
 
     /// Append the whole batches of `records` (a Fetch answer's) that end at or after the
     /// next offset; a partial batch at the end (the answer's size bound cut it) is left for
-    /// the next fetch. Returns how many batches were appended.
+    /// the next fetch. Batches going to one segment are written with one call. Returns how
+    /// many batches were appended.
     pub fn append(&mut self, records: &[u8]) -> Result<usize, CopyError> {
         let mut pos = 0;
         let mut n = 0;
+        // The bytes of `records` checked and not yet written, all for the active segment.
+        let mut run = pos..pos;
         while pos < records.len() {
             let rest = &records[pos..];
             let Ok(h) = batch::peek(rest) else {
@@ -143,10 +146,13 @@ impl Copy {
                 base: h.base_offset,
                 why,
             })?;
-            pos += h.size;
             if let Some(next) = self.next {
                 if h.last_offset() < next {
-                    continue; // before where the copy is (a fetch answers from a batch start)
+                    // Before where the copy is (a fetch answers from a batch's start).
+                    self.write(&records[run])?;
+                    pos += h.size;
+                    run = pos..pos;
+                    continue;
                 }
                 if h.base_offset < next {
                     return Err(CopyError::Overlap {
@@ -155,26 +161,35 @@ impl Copy {
                     });
                 }
             }
-            self.write_batch(h.base_offset, &rest[..h.size])?;
+            let size = self.active.as_ref().map(|a| a.2 + run.len() as u64);
+            let roll = match size {
+                None => true,
+                Some(size) => size > 0 && size + h.size as u64 > self.segment_bytes,
+            };
+            if roll {
+                self.write(&records[run])?;
+                run = pos..pos;
+                self.roll(h.base_offset)?;
+            }
+            pos += h.size;
+            run.end = pos;
             self.next = Some(h.last_offset() + 1);
             n += 1;
         }
+        self.write(&records[run])?;
         Ok(n)
     }
 
-    fn write_batch(&mut self, base: i64, bytes: &[u8]) -> Result<(), CopyError> {
-        let roll = match &self.active {
-            None => true,
-            Some((_, _, size)) => *size > 0 && size + bytes.len() as u64 > self.segment_bytes,
-        };
-        if roll {
-            self.roll(base)?;
+    /// Write `bytes` (whole batches) at the end of the active segment.
+    fn write(&mut self, bytes: &[u8]) -> Result<(), CopyError> {
+        if bytes.is_empty() {
+            return Ok(());
         }
-        let Some((f, seg_base, size)) = self.active.as_mut() else {
-            unreachable!("a segment was just opened");
+        let Some((f, base, size)) = self.active.as_mut() else {
+            unreachable!("batches are written after a segment was opened for them");
         };
-        let path = segment_path(&self.dir, *seg_base);
-        f.write_all(bytes).map_err(io_at(&path))?;
+        f.write_all(bytes)
+            .map_err(io_at(&segment_path(&self.dir, *base)))?;
         *size += bytes.len() as u64;
         self.bytes += bytes.len() as u64;
         Ok(())

@@ -568,11 +568,8 @@ impl Job {
                 return Err(PullError::Failed("stopped".into()));
             }
             let finish_at = *lock(&self.pull.finish_at);
-            let wait = if finish_at.is_some() {
-                0
-            } else {
-                PULL_FETCH_WAIT_MS
-            };
+            // A long poll: it answers at once while there is something to copy.
+            let wait = PULL_FETCH_WAIT_MS;
             let f = self
                 .source
                 .fetch(&topic, partition, want, PULL_FETCH_BYTES, wait)?;
