@@ -67,11 +67,8 @@ fn run(cfg: Config) -> anyhow::Result<()> {
         .context("reading --admin-token")?;
     let control_secret = pinion::cluster::member::secret(&cfg)?;
     let node = Node::start(cfg)?;
-    let stop = Arc::new(AtomicBool::new(false));
-    if let Some(secret) = control_secret {
-        pinion::cluster::member::spawn(&node, secret, stop.clone())?;
-    }
-    // Partition moves (issue 12, f-pull): driven from the admin endpoint.
+    // Partition moves (issue 12, f-pull): driven from the admin endpoint (and
+    // the cluster's orchestration, which shares this one registry of pulls).
     let pulls = {
         let mut kafka_addr = node.kafka_addr;
         if kafka_addr.ip().is_unspecified() {
@@ -85,6 +82,10 @@ fn run(cfg: Config) -> anyhow::Result<()> {
             send: node.pull_link(),
         }))
     };
+    let stop = Arc::new(AtomicBool::new(false));
+    if let Some(secret) = control_secret {
+        pinion::cluster::member::spawn(&node, secret, stop.clone())?;
+    }
     {
         let snap = node.snapshotter();
         let stop = stop.clone();

@@ -666,7 +666,10 @@ impl Job {
         // Once the marker is gone a restart serves the copy, which is complete.
         remove_marker(&self.dir).map_err(io)?;
         let installed = (self.install_fn())(Box::new(ps));
-        if installed.is_err() {
+        if let Err(PullError::Move(_)) = installed {
+            // The shard refused it (the topic went, say): the folder is an import again. A
+            // shard that did not answer in time may still install it, so then the folder
+            // stays as it is: complete, and served after a restart.
             let _ = write_marker(&self.dir, Move::Importing);
         }
         installed
