@@ -229,6 +229,7 @@ def test_a_pull_moves_a_partition_with_identical_offsets(start):
     assert admin(x, "POST", "/partitions/release", topic=topic, partition=0, state="retired")[0] == 200
     lo_y, hi_y, on_y = read(y, topic, 0)
     assert (lo_y, hi_y) == (lo_x, hi_x) == (1001, end)
+    assert raw_fetch(y.kafka_port, topic, 0, 1000)[0] == 1  # OFFSET_OUT_OF_RANGE: below the start
     assert len(on_y) > 45_000 and on_y == on_x
     by_offset = {o: v for o, _, v, _ in on_y}
     assert acked and all(by_offset.get(o) == v for o, v in acked)
