@@ -472,6 +472,19 @@ impl User {
                 return Err(Denied::Cmd(ids.names[id].clone()));
             }
         }
+        self.check_keys(spec, a)
+    }
+
+    /// May this user run the command (or subcommand) of `a`, whatever its keys? For a
+    /// request whose arity is wrong, where keys cannot be read (`redis.acl_check_cmd`).
+    pub fn allows_command(&self, spec: &Spec, a: &Args) -> bool {
+        ids()
+            .of_request(spec, a)
+            .is_none_or(|id| self.allows_id(id))
+    }
+
+    /// The key patterns alone (`a`'s arity is right).
+    fn check_keys(&self, spec: &Spec, a: &Args) -> Result<(), Denied> {
         if self.allkeys {
             return Ok(());
         }

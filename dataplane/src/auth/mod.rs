@@ -88,6 +88,28 @@ pub struct LogEntry {
     pub client_info: String,
 }
 
+/// Who runs a script, carried with a script command (EVAL, EVALSHA, FCALL and their _RO
+/// forms) to the shard that runs it, so that `redis.call` checks that user's commands and
+/// key patterns as Redis's `scriptVerifyACL` does. Only a restricted user's script carries
+/// one: no caller means an unrestricted user, whose calls are not checked.
+#[derive(Clone)]
+pub struct Caller {
+    pub user: Arc<User>,
+    /// Where a denied call is logged (ACL LOG, context `lua`).
+    pub users: Arc<Users>,
+    /// The calling connection, as ACL LOG shows it (`id=.. name=.. user=..`).
+    pub client_info: String,
+}
+
+impl std::fmt::Debug for Caller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Caller({})", self.user.name)
+    }
+}
+
+/// A script command's caller, boxed to keep the messages that carry it small.
+pub type ScriptCaller = Option<Box<Caller>>;
+
 /// Entries this close together with the same reason, context, object and user are one
 /// entry with a count (Redis groups them within 60 s too).
 const LOG_GROUP_S: u64 = 60;

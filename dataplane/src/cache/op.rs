@@ -25,6 +25,8 @@ pub enum Op {
     Command {
         frame: Box<[u8]>,
         resp3: bool,
+        /// A restricted user's script command: who runs it (`script::as_caller`).
+        caller: crate::auth::ScriptCaller,
     },
     Mget(Vec<Key>),
     Mset(Vec<Pair>),
@@ -302,22 +304,30 @@ impl Op {
     }
 }
 
+/// Run a forwarded command frame; its reply encoded.
+fn run_frame(store: &mut Store, frame: &[u8], resp3: bool, now: u64, oom: OomCheck) -> Res {
+    let (mut args, mut scratch) = (Vec::new(), Vec::new());
+    let mut buf = Vec::new();
+    match parse_forwarded(frame, &mut args, &mut scratch) {
+        Some(a) => {
+            let f = forwarded(&a);
+            run_command(store, &f, &a, now, oom, &mut Out::new(&mut buf, resp3))
+        }
+        None => panic!("a forwarded command frame that does not parse"),
+    }
+    Res::Encoded(buf)
+}
+
 /// Run `op` against this shard's store.
 pub fn run(store: &mut Store, op: &Op, now: u64, oom: OomCheck) -> Res {
     let checked = oom == OomCheck::Admitted;
     match op {
-        Op::Command { frame, resp3 } | Op::Block { frame, resp3, .. } => {
-            let (mut args, mut scratch) = (Vec::new(), Vec::new());
-            let mut buf = Vec::new();
-            match parse_forwarded(frame, &mut args, &mut scratch) {
-                Some(a) => {
-                    let f = forwarded(&a);
-                    run_command(store, &f, &a, now, oom, &mut Out::new(&mut buf, *resp3))
-                }
-                None => panic!("a forwarded command frame that does not parse"),
-            }
-            Res::Encoded(buf)
-        }
+        Op::Command {
+            frame,
+            resp3,
+            caller,
+        } => crate::script::as_caller(caller, || run_frame(store, frame, *resp3, now, oom)),
+        Op::Block { frame, resp3, .. } => run_frame(store, frame, *resp3, now, oom),
         Op::Mget(ks) => strings::mget(store, ks, now),
         Op::Mset(ps) => strings::mset(store, ps, now, checked),
         Op::Msetnx(ps) => strings::msetnx(store, ps, now, checked),

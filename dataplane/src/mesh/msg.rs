@@ -24,6 +24,8 @@ pub enum Msg {
         frame: Range<usize>,
         resp3: bool,
         origin: ConnId,
+        /// A restricted user's script command: who runs it.
+        caller: crate::auth::ScriptCaller,
     },
     /// A transaction announces what it will touch; the answer is a proposed position.
     Propose {

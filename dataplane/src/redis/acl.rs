@@ -13,11 +13,13 @@ use super::connection::Local;
 use super::session::Session;
 use super::{encode, Ctx};
 use crate::auth::acl::{self, Denied, User, CATEGORIES};
-use crate::auth::{LogEntry, Reason};
+use crate::auth::{Caller, LogEntry, Reason, ScriptCaller};
+use crate::proto::resp::command::Family;
 use crate::proto::resp::command::{lookup, Spec};
 use crate::proto::resp::errors::{self, unknown_subcommand};
 use crate::proto::resp::write::Out;
 use crate::proto::resp::Args;
+use crate::shard::conn::{Conn, Proto};
 
 pub enum Permit {
     Yes,
@@ -70,6 +72,24 @@ fn log(ctx: &Ctx, sess: &Session, id: u64, reason: Reason, context: &'static str
         created: ctx.clock.now(),
         client_info: client_info(sess, id),
     });
+}
+
+/// Who runs a script command (EVAL, EVALSHA, FCALL and their _RO forms), carried to the
+/// shard that runs it: a restricted user, whose `redis.call`s are checked there (Redis's
+/// scriptVerifyACL); None for other commands and unrestricted users.
+pub fn script_caller(ctx: &Ctx, conn: &Conn, spec: &Spec) -> ScriptCaller {
+    if spec.family != Family::Script {
+        return None;
+    }
+    let Proto::Resp(sess) = &conn.proto else {
+        return None;
+    };
+    let user = sess.user.as_ref().filter(|u| !u.unrestricted())?;
+    Some(Box::new(Caller {
+        user: user.clone(),
+        users: ctx.node.users.clone(),
+        client_info: client_info(sess, conn.id),
+    }))
 }
 
 /// May this authenticated session run `a`? Denials are logged (ACL LOG).

@@ -102,7 +102,14 @@ fn participants(origin: ConnId, spec: &Spec, parts: &[(usize, Vec<Key>)]) -> Vec
 }
 
 /// Start `spec` (the command in `frame`, parsed as `a`) over its keys' owners.
-pub fn launch(ctx: &mut Ctx, spec: &'static Spec, a: &Args, frame: &[u8], resp3: bool) -> Act {
+pub fn launch(
+    ctx: &mut Ctx,
+    spec: &'static Spec,
+    a: &Args,
+    frame: &[u8],
+    resp3: bool,
+    caller: crate::auth::ScriptCaller,
+) -> Act {
     let parts = owners_of(ctx.owner, spec, a);
     if !ctx.room(parts.iter().map(|(s, _)| s)) {
         return Act::Blocked;
@@ -116,6 +123,7 @@ pub fn launch(ctx: &mut Ctx, spec: &'static Spec, a: &Args, frame: &[u8], resp3:
             parts,
             stage: Stage::Dump,
             blocking: None,
+            caller,
         }),
         atomic: Some(participants),
         family: spec.family,
@@ -167,6 +175,7 @@ pub fn attempt(
             parts,
             stage: Stage::Dump,
             blocking: Some(w),
+            caller: None,
         }),
         atomic: Some(participants),
         family: spec.family,
@@ -211,6 +220,8 @@ pub struct Gather {
     stage: Stage,
     /// One attempt of a blocking command, for this waiter.
     blocking: Option<Waiting>,
+    /// A restricted user's script command: who runs it.
+    caller: crate::auth::ScriptCaller,
 }
 
 /// Keys to write back, per owner.
@@ -295,7 +306,9 @@ impl Gather {
             let served = match self.blocking {
                 None => {
                     let slot = key_slot(a.get(1));
-                    exec_key(store, spec, &a, slot, self.now_ms, OomCheck::Admitted, out);
+                    crate::script::as_caller(&self.caller, || {
+                        exec_key(store, spec, &a, slot, self.now_ms, OomCheck::Admitted, out)
+                    });
                     true
                 }
                 Some(_) => try_blocking(store, spec, &a, self.now_ms, out) == Attempt::Answered,

@@ -192,11 +192,16 @@ fn here_or_forward(
     a: Args,
     shard: usize,
 ) -> Act {
+    let caller = acl::script_caller(ctx, conn, spec);
     if shard == ctx.me {
         if keys_free(ctx.sched, ctx.conn, spec, &a) {
             let (store, now) = (&mut *ctx.store, ctx.now_ms);
             let slot = key_slot(a.get(1));
-            conn.reply(|out| exec_key(store, spec, &a, slot, now, OomCheck::Refuse, out));
+            conn.reply(|out| {
+                crate::script::as_caller(&caller, || {
+                    exec_key(store, spec, &a, slot, now, OomCheck::Refuse, out)
+                })
+            });
             ctx.record(spec.family);
             return Act::Done;
         }
@@ -206,6 +211,7 @@ fn here_or_forward(
     Act::Forward {
         shard,
         family: spec.family,
+        caller,
     }
 }
 

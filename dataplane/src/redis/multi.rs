@@ -188,6 +188,7 @@ fn exec(ctx: &mut Ctx, conn: &mut Conn) -> Act {
                 let op = CacheOp::Command {
                     frame: frame.clone(),
                     resp3,
+                    caller: super::acl::script_caller(ctx, conn, spec),
                 };
                 let p = Plan {
                     parts: vec![(shard, op)],

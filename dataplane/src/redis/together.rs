@@ -48,7 +48,10 @@ pub fn dispatch(ctx: &mut Ctx, conn: &mut Conn, spec: &'static Spec, a: Args, fr
         Owners::None => ctx.me,
         Owners::One(s) => s,
         Owners::Several if spec.blocking() => return blocking(ctx, conn, spec, a, frame, None),
-        Owners::Several => return gather::launch(ctx, spec, &a, frame, conn.resp3()),
+        Owners::Several => {
+            let caller = super::acl::script_caller(ctx, conn, spec);
+            return gather::launch(ctx, spec, &a, frame, conn.resp3(), caller);
+        }
     };
     if spec.blocking() {
         return blocking(ctx, conn, spec, a, frame, Some(shard));

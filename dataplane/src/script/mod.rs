@@ -306,6 +306,25 @@ pub struct Engine {
 
 thread_local! {
     static ENGINE: RefCell<Option<Engine>> = const { RefCell::new(None) };
+    /// Who runs the script command this thread is executing (set by [`as_caller`]).
+    static CALLER: RefCell<crate::auth::ScriptCaller> = const { RefCell::new(None) };
+}
+
+/// Run `f` (which executes a command) as `caller`: a script it runs checks each
+/// `redis.call` against that user's ACL. The RESP path and the shard that runs a forwarded
+/// script command set it; with None (an unrestricted user) nothing is checked.
+pub fn as_caller<R>(caller: &crate::auth::ScriptCaller, f: impl FnOnce() -> R) -> R {
+    if caller.is_none() {
+        return f();
+    }
+    let before = CALLER.with(|c| c.replace(caller.clone()));
+    let r = f();
+    CALLER.with(|c| *c.borrow_mut() = before);
+    r
+}
+
+fn caller() -> crate::auth::ScriptCaller {
+    CALLER.with(|c| c.borrow().clone())
 }
 
 /// Give this thread (a shard) its engine over the node's registry. A thread that was never
@@ -618,6 +637,7 @@ impl Engine {
             command: Vec::new(),
             shared: &shared,
             shard,
+            caller: caller(),
         };
         let func = script.func.clone();
         run::run(&st.vm, &func, &inv, store, now, out);
@@ -663,6 +683,7 @@ impl Engine {
             command: (0..a.len()).map(|i| a.get(i).to_vec()).collect(),
             shared: &shared,
             shard,
+            caller: caller(),
         };
         let func = f.func.clone();
         run::run(&st.vm, &func, &inv, store, now, out);

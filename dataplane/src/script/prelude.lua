@@ -272,7 +272,7 @@ redis.acl_check_cmd = function(...)
     if not raw.known_command((...)) then
         fail('Invalid command passed to redis.acl_check_cmd()')
     end
-    return true
+    return raw.acl_allows(...)
 end
 if mode == 'eval' then
     -- The debugger is not served; effects replication is the only mode.

@@ -15,6 +15,8 @@ use mlua::{Function, HookTriggers, Lua, MultiValue, Table, Value, VmState};
 use super::convert::{error_table, fmt_g, lua_to_reply, reply_to_lua, string_field};
 use super::vm::{raise, Vm};
 use super::{RunSlot, Shared};
+use crate::auth::acl::Denied;
+use crate::auth::{LogEntry, Reason, ScriptCaller};
 use crate::cache::cmd::{exec_key, keys as key_cmds, strings, OomCheck};
 use crate::cache::op::{self, Key, Op, Res};
 use crate::cache::slot::key_slot;
@@ -46,6 +48,8 @@ pub struct Invocation<'a> {
     /// The node's registry and this shard's place in it.
     pub shared: &'a Arc<Shared>,
     pub shard: usize,
+    /// A restricted user running the script: each call is checked against its ACL.
+    pub caller: ScriptCaller,
 }
 
 /// What the hook and the bridge share with the run.
@@ -157,7 +161,9 @@ pub fn run(vm: &Vm, func: &Function, inv: &Invocation, store: &mut Store, now: u
         )
         .is_ok();
     vm.session.resp3.set(false);
+    *vm.session.caller.borrow_mut() = inv.caller.as_ref().map(|c| c.user.clone());
     let result = invoke(vm, func, inv, store, now, &st);
+    *vm.session.caller.borrow_mut() = None;
     if hooked {
         vm.lua.remove_global_hook();
         vm.lua.remove_hook();
@@ -331,6 +337,9 @@ impl Bridge<'_, '_> {
         if !allowed(spec) {
             return Err(err::NOT_ALLOWED.into());
         }
+        if let Some(c) = &self.inv.caller {
+            verify_acl(c, spec, &a)?;
+        }
         let all_shards = matches!(spec.route, Route::All | Route::Cursor);
         if all_shards && self.inv.strict {
             return Err(err::ALL_SHARDS.into());
@@ -383,6 +392,30 @@ impl Bridge<'_, '_> {
         }
         Ok(())
     }
+}
+
+/// Redis's `scriptVerifyACL`: the calling user's commands and key patterns, a denial
+/// logged (ACL LOG, context `lua`) and answered in Redis 7.0's words.
+fn verify_acl(c: &crate::auth::Caller, spec: &Spec, a: &Args) -> Result<(), Refusal> {
+    let (reason, object, why) = match c.user.check(spec, a) {
+        Ok(()) => return Ok(()),
+        Err(Denied::Cmd(name)) => (Reason::Command, name, errors::SCRIPT_ACL_CMD),
+        Err(Denied::Key(k)) => (
+            Reason::Key,
+            String::from_utf8_lossy(&k).into_owned(),
+            errors::SCRIPT_ACL_KEY,
+        ),
+    };
+    c.users.log(LogEntry {
+        count: 1,
+        reason,
+        context: "lua",
+        object,
+        username: c.user.name.clone(),
+        created: Instant::now(),
+        client_info: c.client_info.clone(),
+    });
+    Err(why.into())
 }
 
 /// Commands a script may call: not NOSCRIPT ones (Redis 7 marks every blocking command

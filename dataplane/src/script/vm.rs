@@ -37,6 +37,9 @@ pub struct Session {
     /// While a library loads: the functions it registered so far. None otherwise, and then
     /// `redis.register_function` refuses.
     pub registering: RefCell<Option<Vec<Registered>>>,
+    /// The restricted user running the script (None: unrestricted): `redis.acl_check_cmd`
+    /// answers for it.
+    pub caller: RefCell<Option<std::sync::Arc<crate::auth::acl::User>>>,
 }
 
 pub struct Vm {
@@ -114,6 +117,31 @@ pub fn as_bytes(v: &Value) -> Option<Vec<u8>> {
     }
 }
 
+/// `redis.acl_check_cmd`'s answer (the command is known): may the script's user run
+/// this command with these arguments (Redis's ACLCheckAllUserCommandPerm)?
+fn acl_allows(session: &Session, a: &MultiValue) -> bool {
+    let caller = session.caller.borrow();
+    let Some(user) = caller.as_ref() else {
+        return true;
+    };
+    let (mut src, mut ranges) = (Vec::new(), Vec::new());
+    for v in a.iter() {
+        let start = src.len();
+        src.extend_from_slice(&as_bytes(v).unwrap_or_default());
+        ranges.push((start, src.len()));
+    }
+    let args = crate::proto::resp::Args {
+        src: &src,
+        ranges: &ranges,
+    };
+    match lookup(args.get(0)) {
+        // Keys cannot be read from a request of the wrong arity: the command alone.
+        Some(spec) if !spec.arity_ok(args.len()) => user.allows_command(spec, &args),
+        Some(spec) => user.check(spec, &args).is_ok(),
+        None => false,
+    }
+}
+
 impl Vm {
     pub fn new(mode: Mode) -> mlua::Result<Vm> {
         let lua = Lua::new_with(
@@ -169,6 +197,11 @@ impl Vm {
             lua.create_function(|_, v: Value| {
                 Ok(as_bytes(&v).is_some_and(|name| lookup(&name).is_some()))
             })?,
+        )?;
+        let s = session.clone();
+        raw.raw_set(
+            "acl_allows",
+            lua.create_function(move |_, a: MultiValue| Ok(acl_allows(&s, &a)))?,
         )?;
         let (version, version_num) = super::version();
         raw.raw_set("version", version)?;

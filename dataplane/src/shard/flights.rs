@@ -105,6 +105,7 @@ impl Shard {
         frame: &[u8],
         family: Family,
         started: Instant,
+        caller: crate::auth::ScriptCaller,
     ) {
         let Some(reply) = self.reserve_reply(slot) else {
             return;
@@ -120,7 +121,7 @@ impl Shard {
         let to = PartRef { flight: f, part: 0 };
         if shard == self.id {
             // Held by a transaction here: the scheduler runs it when the key is free.
-            return self.command(self.id, to, frame, resp3, origin);
+            return self.command(self.id, to, frame, resp3, origin, caller);
         }
         self.metrics.counters.mesh_requests_sent += 1;
         let batch = self.mesh.requests(shard, self.now);
@@ -130,6 +131,7 @@ impl Shard {
             frame,
             resp3,
             origin,
+            caller,
         });
     }
 

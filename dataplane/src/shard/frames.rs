@@ -306,7 +306,11 @@ impl Shard {
                 self.metrics.counters.protocol_errors += 1;
                 self.close_conn(slot, false);
             }
-            Act::Forward { shard, family } => self.forward(slot, shard, frame, family, started),
+            Act::Forward {
+                shard,
+                family,
+                caller,
+            } => self.forward(slot, shard, frame, family, started, caller),
             Act::Launch(l) => self.launch(slot, l, started),
             Act::Unwatch { shards } => {
                 let gen = self.conns.get(slot).map_or(0, |c| c.gen);

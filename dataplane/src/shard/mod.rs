@@ -111,7 +111,12 @@ pub enum Act {
     Reject,
     /// Run this request (a single-key command) on `shard`: its owner, or this shard when a
     /// transaction holds its key.
-    Forward { shard: usize, family: Family },
+    Forward {
+        shard: usize,
+        family: Family,
+        /// A restricted user's script command: who runs it.
+        caller: crate::auth::ScriptCaller,
+    },
     /// Start a flight; its reply takes the connection's next reply slot.
     Launch(Launch),
     /// Answered; tell these shards to forget the connection's watches.

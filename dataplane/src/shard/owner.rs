@@ -105,7 +105,8 @@ impl Shard {
                 frame,
                 resp3,
                 origin,
-            } => self.remote_command(from, to, frame, bytes, resp3, origin, sent),
+                caller,
+            } => self.remote_command(from, to, frame, bytes, resp3, origin, sent, caller),
             Msg::Part { to, op, origin } => match op {
                 // Log and group parts do not go through the scheduler (no memory check
                 // either).
@@ -181,6 +182,7 @@ impl Shard {
         resp3: bool,
         origin: ConnId,
         sent: std::time::Instant,
+        caller: crate::auth::ScriptCaller,
     ) {
         let frame = &bytes[frame];
         let mut args = std::mem::take(&mut self.args);
@@ -193,18 +195,14 @@ impl Shard {
             let batch = self.mesh.replies(from, sent);
             let start = batch.bytes.len();
             let mut out = Out::new(&mut batch.bytes, resp3);
-            run_command(
-                &mut self.store,
-                &f,
-                &a,
-                self.now_ms,
-                OomCheck::Refuse,
-                &mut out,
-            );
+            let (store, now) = (&mut self.store, self.now_ms);
+            crate::script::as_caller(&caller, || {
+                run_command(store, &f, &a, now, OomCheck::Refuse, &mut out)
+            });
             let range = start..batch.bytes.len();
             batch.msgs.push(Reply::Encoded { to, range });
         } else {
-            self.admit_command(from, to, frame, resp3, f.access(origin, &a));
+            self.admit_command(from, to, frame, resp3, f.access(origin, &a), caller);
         }
         self.args = args;
         self.scratch = scratch;
@@ -218,12 +216,14 @@ impl Shard {
         frame: &[u8],
         resp3: bool,
         access: Access,
+        caller: crate::auth::ScriptCaller,
     ) {
         let w = Work::Command {
             from: from as u16,
             to,
             frame: frame.into(),
             resp3,
+            caller,
         };
         if let Some(w) = self.sched.admit(access, w) {
             self.run_work(w);
@@ -238,6 +238,7 @@ impl Shard {
         frame: &[u8],
         resp3: bool,
         origin: ConnId,
+        caller: crate::auth::ScriptCaller,
     ) {
         let mut args = Vec::new();
         let mut scratch = Vec::new();
@@ -245,7 +246,7 @@ impl Shard {
             panic!("a command frame that does not parse");
         };
         let access = forwarded(&a).access(origin, &a);
-        self.admit_command(from, to, frame, resp3, access);
+        self.admit_command(from, to, frame, resp3, access, caller);
         self.run_scheduled();
     }
 
@@ -283,8 +284,13 @@ impl Shard {
                 to,
                 frame,
                 resp3,
+                caller,
             } => {
-                let op = cache::Op::Command { frame, resp3 };
+                let op = cache::Op::Command {
+                    frame,
+                    resp3,
+                    caller,
+                };
                 let res = cache::run(&mut self.store, &op, self.now_ms, OomCheck::Refuse);
                 self.reply(
                     from as usize,

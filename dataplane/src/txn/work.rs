@@ -11,6 +11,7 @@ pub enum Work {
         to: PartRef,
         frame: Box<[u8]>,
         resp3: bool,
+        caller: crate::auth::ScriptCaller,
     },
     /// A part of a plain flight; no `to`: nobody waits for the result.
     Part {

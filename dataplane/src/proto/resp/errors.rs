@@ -286,3 +286,11 @@ pub const CLUSTERDOWN: &str = "CLUSTERDOWN Hash slot not served";
 /// CLUSTER subcommands of Redis Cluster's that change the cluster: the control plane does.
 pub const CLUSTER_BY_CONTROL: &str =
     "ERR this node's slots are assigned by pinion-control; use pinion-control to change the cluster";
+
+// ----- scripts and ACLs (issue 13, f-harden) -----
+/// Redis 7.0's `scriptVerifyACL` (script.c) with getAclErrorMessage's texts: the user
+/// running a script may not run the command `redis.call` names, or not on one of its keys
+/// (Lua adds `ERR `, as Redis's luaPushError does).
+pub const SCRIPT_ACL_CMD: &str =
+    "The user executing the script can't run this command or subcommand";
+pub const SCRIPT_ACL_KEY: &str = "The user executing the script can't access at least one of the keys mentioned in the command arguments";
