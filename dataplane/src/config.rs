@@ -343,6 +343,21 @@ pub struct Config {
     /// it owns: clients reach the owning shard directly. Standalone nodes only for now.
     #[arg(long)]
     pub kafka_shard_ports: Option<u16>,
+
+    // ----- failed authentications per address (issue 13, f-harden) -----
+    /// Failed authentications (AUTH, HELLO AUTH, Kafka SASL) one client address may make
+    /// within --auth-failure-window-ms; past it every attempt from that address, a right
+    /// password included, is refused for --auth-block-ms. 0 = no limit.
+    #[arg(long, default_value_t = crate::limits::AUTH_FAILURES_MAX)]
+    pub auth_failures_max: u32,
+
+    /// The window failed authentications are counted in, from the first of them.
+    #[arg(long, default_value_t = crate::limits::AUTH_FAILURE_WINDOW_MS)]
+    pub auth_failure_window_ms: u64,
+
+    /// How long an address past --auth-failures-max is refused.
+    #[arg(long, default_value_t = crate::limits::AUTH_BLOCK_MS)]
+    pub auth_block_ms: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -397,6 +412,9 @@ pub enum ConfigError {
     ClusterFlags,
     #[error("--heartbeat-ms must be between 1 and {max}")]
     Heartbeat { max: u64 },
+    // ----- failed authentications per address (issue 13, f-harden) -----
+    #[error("--auth-failure-window-ms and --auth-block-ms must be between 1 and {max}")]
+    AuthLimits { max: u64 },
 }
 
 impl Config {
@@ -518,7 +536,23 @@ impl Config {
                 max: crate::limits::HEARTBEAT_MS_MAX,
             });
         }
+        // Failed authentications per address (issue 13, f-harden).
+        let ms_max = crate::limits::AUTH_LIMIT_MS_MAX;
+        if (self.auth_failures_max > 0 && !(1..=ms_max).contains(&self.auth_failure_window_ms))
+            || !(1..=ms_max).contains(&self.auth_block_ms)
+        {
+            return Err(ConfigError::AuthLimits { max: ms_max });
+        }
         Ok(())
+    }
+
+    /// The failed-authentication limits (`auth/guard.rs`).
+    pub fn auth_limits(&self) -> crate::auth::guard::AuthLimits {
+        crate::auth::guard::AuthLimits {
+            failures_max: self.auth_failures_max,
+            window: std::time::Duration::from_millis(self.auth_failure_window_ms),
+            block: std::time::Duration::from_millis(self.auth_block_ms),
+        }
     }
 
     /// The TLS files, when a TLS listener is configured (`validate` checked they are all
@@ -986,6 +1020,8 @@ mod tests {
             &["--resp-tls-listen", "127.0.0.1:0"],
             &["--kafka-tls-listen", "127.0.0.1:0", "--tls-cert", "c.pem"],
             &["--tls-cert", "c.pem", "--tls-key", "k.pem"],
+            &["--auth-block-ms", "0"],
+            &["--auth-failure-window-ms", "0"],
         ] {
             let c = Config::parse_from(std::iter::once("pinion").chain(bad.iter().copied()));
             assert!(c.validate().is_err(), "{bad:?} should be refused");

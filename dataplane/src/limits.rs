@@ -504,3 +504,21 @@ pub const PULL_FINISH_WAIT_MS: u64 = 60_000;
 pub const PULLS_MAX: usize = 64;
 /// How long a pull's thread waits for a shard to answer a command.
 pub const PULL_SHARD_WAIT_MS: u64 = 5_000;
+
+// ----- failed authentications per address (issue 13, f-harden) -----
+/// Failed authentications (AUTH, HELLO AUTH, Kafka SaslAuthenticate) one client address may
+/// make within `AUTH_FAILURE_WINDOW_MS` before its attempts are refused for
+/// `AUTH_BLOCK_MS` (`--auth-failures-max`; 0 turns the limit off). Each failure costs a
+/// PBKDF2 of `SCRAM_ITERATIONS` rounds, so 10 a minute bounds a guesser to 10 guesses a
+/// minute per address instead of about 600 a second per connection.
+pub const AUTH_FAILURES_MAX: u32 = 10;
+/// The window the failures are counted in, from the first of them (`--auth-failure-window-ms`).
+pub const AUTH_FAILURE_WINDOW_MS: u64 = 60_000;
+/// How long an address that reached the limit is refused (`--auth-block-ms`).
+pub const AUTH_BLOCK_MS: u64 = 60_000;
+/// Addresses the node tracks failures for at once. Past it, addresses whose window and
+/// cool-down are over are dropped, then the oldest address not refused; a node under a
+/// guessing attack from more addresses than this still refuses those it tracks.
+pub const AUTH_TRACKED_ADDRESSES_MAX: usize = 65_536;
+/// Longest `--auth-block-ms` and `--auth-failure-window-ms`: a day.
+pub const AUTH_LIMIT_MS_MAX: u64 = 86_400_000;

@@ -18,6 +18,7 @@
 
 pub mod acl;
 pub mod categories;
+pub mod guard;
 pub mod sasl;
 pub mod scram;
 
@@ -124,6 +125,8 @@ pub struct Users {
     log: Mutex<VecDeque<LogEntry>>,
     /// Kafka clients must authenticate with SASL.
     pub kafka_sasl: bool,
+    /// Failed authentications per client address (`guard.rs`).
+    pub guard: guard::Guard,
 }
 
 impl Users {
@@ -147,7 +150,14 @@ impl Users {
             requirepass,
             log: Mutex::new(VecDeque::new()),
             kafka_sasl,
+            guard: guard::Guard::new(guard::AuthLimits::default(), 1),
         })
+    }
+
+    /// The node's failed-authentication limits, refusals counted for `shards` shards.
+    pub fn with_auth_limits(mut self, limits: guard::AuthLimits, shards: usize) -> Users {
+        self.guard = guard::Guard::new(limits, shards);
+        self
     }
 
     /// Users for tests and tools: the default user only.

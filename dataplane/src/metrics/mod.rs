@@ -77,6 +77,10 @@ pub struct Counters {
     /// Compaction passes completed, and the segment bytes they freed.
     pub log_compaction_passes: u64,
     pub log_compaction_reclaimed_bytes: u64,
+
+    // ----- failed authentications per address (issue 13, f-harden) -----
+    /// Authentication attempts refused because their address failed too often.
+    pub auth_refused: u64,
 }
 
 /// `add(&mut self, other)`: every field of `other` added into `self`, for structs of
@@ -124,6 +128,7 @@ summed!(Counters {
 
     log_compaction_passes,
     log_compaction_reclaimed_bytes,
+    auth_refused,
 });
 
 impl Counters {
@@ -303,6 +308,12 @@ impl Counters {
                 "Items a FLUSHALL/FLUSHDB dropped, still to be freed (a few per loop turn)",
                 self.lazy_free_pending,
                 true,
+            ),
+            (
+                "pinion_auth_refused_total",
+                "Authentication attempts (AUTH, HELLO AUTH, Kafka SASL) refused because their address failed too often (--auth-failures-max)",
+                self.auth_refused,
+                false,
             ),
         ]
     }

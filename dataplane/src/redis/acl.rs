@@ -156,6 +156,12 @@ pub fn authenticate(
             "default".to_string()
         }
     };
+    // Failed authentications per address (issue 13, f-harden): refused before the
+    // password is looked at.
+    let now = ctx.clock.now();
+    if users.guard.admit(sess.peer, ctx.me, now).is_err() {
+        return Err(errors::AUTH_REFUSED);
+    }
     let g = users.generation();
     match users.authenticate(&name, pass) {
         Some(u) => {
@@ -165,6 +171,7 @@ pub fn authenticate(
             Ok(())
         }
         None => {
+            users.guard.failed(sess.peer, now);
             users.log(LogEntry {
                 count: 1,
                 reason: Reason::Auth,

@@ -27,6 +27,8 @@ pub struct Session {
     pub user_gen: u64,
     /// Accepted on the shard's own port (`--shard-ports`): keys of other shards get MOVED.
     pub shard_port: bool,
+    /// The client's address, where failed AUTHs are counted (`auth/guard.rs`).
+    pub peer: Option<std::net::IpAddr>,
 }
 
 impl Session {
@@ -41,6 +43,7 @@ impl Session {
             user: None,
             user_gen: 0,
             shard_port: false,
+            peer: None,
         }
     }
 

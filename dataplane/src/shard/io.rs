@@ -243,6 +243,8 @@ impl Shard {
         } else {
             let mut s = Session::new(self.shared.users.default_open());
             s.shard_port = shard_port;
+            // The source address failed AUTHs are counted against (`auth/guard.rs`).
+            s.peer = crate::runtime::sys::peer_ip(fd).ok();
             Proto::Resp(s)
         };
         tracing::debug!(shard = self.id, slot, fd, client = id, open, "accepted");

@@ -389,6 +389,7 @@ impl Shard {
                     m.counters.log_partitions = self.logs.partitions() as u64;
                     m.counters.log_partition_slots = self.logs.partition_slots() as u64;
                     m.counters.lazy_free_pending = self.store.lazy_free.pending as u64;
+                    m.counters.auth_refused = self.shared.users.guard.refused(self.id);
                     let _ = tx.send(m);
                 }
                 Control::Pull(cmd) => self.with_logs(|logs, ctx| logs.pull_cmd(cmd, ctx)),

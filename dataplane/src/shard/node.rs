@@ -224,7 +224,8 @@ impl Node {
                     cfg.requirepass.clone(),
                     cfg.kafka_sasl_enabled(),
                 )
-                .context("loading --users")?,
+                .context("loading --users")?
+                .with_auth_limits(cfg.auth_limits(), n),
             ),
             cluster,
 

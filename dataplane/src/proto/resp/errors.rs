@@ -294,3 +294,8 @@ pub const CLUSTER_BY_CONTROL: &str =
 pub const SCRIPT_ACL_CMD: &str =
     "The user executing the script can't run this command or subcommand";
 pub const SCRIPT_ACL_KEY: &str = "The user executing the script can't access at least one of the keys mentioned in the command arguments";
+
+// ----- failed authentications per address (issue 13, f-harden) -----
+/// AUTH or HELLO AUTH from an address past --auth-failures-max, during its cool-down
+/// (the password is not checked, so a right one is refused too).
+pub const AUTH_REFUSED: &str = "ERR too many failed authentication attempts from this address: refused until its cool-down ends (--auth-block-ms)";
