@@ -522,3 +522,9 @@ pub const AUTH_BLOCK_MS: u64 = 60_000;
 pub const AUTH_TRACKED_ADDRESSES_MAX: usize = 65_536;
 /// Longest `--auth-block-ms` and `--auth-failure-window-ms`: a day.
 pub const AUTH_LIMIT_MS_MAX: u64 = 86_400_000;
+
+// ----- big hashes in slices (issue 13, f-harden) -----
+/// Pairs of a hash that HGETALL, HKEYS or HVALS encode per loop turn (`shard/sliced.rs`);
+/// a hash with more is answered over several turns from a frozen view of it. At about
+/// 60-100 ns a pair (two bulk strings) a slice takes about a millisecond.
+pub const HASH_REPLY_SLICE_PAIRS: usize = 16_384;

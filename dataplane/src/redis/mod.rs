@@ -194,7 +194,10 @@ fn here_or_forward(
 ) -> Act {
     let caller = acl::script_caller(ctx, conn, spec);
     if shard == ctx.me {
-        if keys_free(ctx.sched, ctx.conn, spec, &a) {
+        // A reply over a big hash goes through the shard, which builds it in slices.
+        if keys_free(ctx.sched, ctx.conn, spec, &a)
+            && !crate::cache::cmd::hashes::wants_slices(ctx.store, spec, &a)
+        {
             let (store, now) = (&mut *ctx.store, ctx.now_ms);
             let slot = key_slot(a.get(1));
             conn.reply(|out| {

@@ -157,6 +157,7 @@ impl Shard {
             in_self: false,
             resume: Vec::new(),
             keys_jobs: Default::default(),
+            reply_jobs: Default::default(),
             log_replies: Vec::new(),
             outputs: Vec::new(),
             runnable: Vec::new(),

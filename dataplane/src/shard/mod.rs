@@ -216,6 +216,8 @@ pub struct Shard {
     hygiene: hygiene::Hygiene,
     /// KEYS parts running in slices (`sliced.rs`).
     keys_jobs: VecDeque<sliced::KeysJob>,
+    /// Replies over big hashes built in slices (`sliced.rs`).
+    reply_jobs: VecDeque<sliced::ReplyJob>,
     /// TLS handshake deadlines and the rate limit of failure warnings (`tls.rs`).
     tls: crate::tls::ShardTls,
     /// Connection balancing (issue 12): the choice state per protocol, on the accepting

@@ -7,6 +7,7 @@
 use std::ops::Range;
 
 use super::Shard;
+use crate::cache::cmd::hashes::SlicedReply;
 use crate::cache::cmd::OomCheck;
 use crate::cache::op::{self as cache, forwarded, parse_forwarded, run_command};
 use crate::log::ops::LogResult;
@@ -191,7 +192,17 @@ impl Shard {
             panic!("a forwarded command frame that does not parse");
         };
         let f = forwarded(&a);
-        if f.free(&self.sched, origin, &a) {
+        let free = f.free(&self.sched, origin, &a);
+        // A reply over a big hash is built in slices (`sliced.rs`).
+        if free {
+            if let Some(job) = SlicedReply::start(&mut self.store, f.spec, &a, self.now_ms, resp3) {
+                self.start_reply(from as u16, to, job);
+                self.args = args;
+                self.scratch = scratch;
+                return;
+            }
+        }
+        if free {
             let batch = self.mesh.replies(from, sent);
             let start = batch.bytes.len();
             let mut out = Out::new(&mut batch.bytes, resp3);
@@ -286,6 +297,9 @@ impl Shard {
                 resp3,
                 caller,
             } => {
+                if let Some(job) = self.sliced_reply(&frame, resp3) {
+                    return self.start_reply(from, to, job);
+                }
                 let op = cache::Op::Command {
                     frame,
                     resp3,
@@ -309,6 +323,14 @@ impl Shard {
             }
             Work::Proposed { .. } => panic!("a proposal's answer note queued as work"),
         }
+    }
+
+    /// A queued single-key command that is a reply over a big hash, started in slices.
+    fn sliced_reply(&mut self, frame: &[u8], resp3: bool) -> Option<SlicedReply> {
+        let (mut args, mut scratch) = (Vec::new(), Vec::new());
+        let a = parse_forwarded(frame, &mut args, &mut scratch)?;
+        let spec = forwarded(&a).spec;
+        SlicedReply::start(&mut self.store, spec, &a, self.now_ms, resp3)
     }
 
     fn run_op(&mut self, from: u16, to: Option<PartRef>, op: Op, oom: OomCheck) {

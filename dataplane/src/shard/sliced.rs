@@ -9,10 +9,17 @@
 //! whole command is listed exactly once; one added or removed while it runs may or may not
 //! be (docs/compatibility.md). Inside MULTI/EXEC (a transaction's hop) and in scripts KEYS
 //! still runs whole, atomically.
+//!
+//! HGETALL, HKEYS and HVALS of a hash past `HASH_REPLY_SLICE_PAIRS` pairs are [`ReplyJob`]s:
+//! the command takes a frozen view of the hash when it runs (`cache/cmd/hashes.rs`), so its
+//! answer is the hash at that moment, as Redis's; the loop encodes `HASH_REPLY_SLICE_PAIRS`
+//! pairs of it per turn and sends the reply when it is whole. They run like this outside
+//! MULTI/EXEC and scripts (a single-key command on its own), whole inside them.
 
 use super::Shard;
+use crate::cache::cmd::hashes::SlicedReply;
 use crate::cache::op as cache;
-use crate::limits::KEYS_SLICE_ENTRIES;
+use crate::limits::{HASH_REPLY_SLICE_PAIRS, KEYS_SLICE_ENTRIES};
 use crate::mesh::Reply;
 use crate::metrics::stall::What;
 use crate::proto::resp::write::Out;
@@ -32,7 +39,20 @@ pub(super) struct KeysJob {
     n: usize,
 }
 
+/// A reply over a big hash, part-way through; it goes to `to` on shard `from` (a
+/// single-key command's flight) when whole.
+pub(super) struct ReplyJob {
+    from: u16,
+    to: PartRef,
+    reply: SlicedReply,
+}
+
 impl Shard {
+    /// Start a reply built in slices; its first slice runs in this turn's tail.
+    pub(super) fn start_reply(&mut self, from: u16, to: PartRef, reply: SlicedReply) {
+        self.reply_jobs.push_back(ReplyJob { from, to, reply });
+    }
+
     /// Start a KEYS part as a sliced job; its first slice runs in this turn's tail.
     pub(super) fn start_keys(&mut self, from: u16, to: PartRef, pattern: Vec<u8>) {
         self.keys_jobs.push_back(KeysJob {
@@ -47,11 +67,12 @@ impl Shard {
 
     /// Whether sliced work is waiting (the loop does not sleep in the ring while it is).
     pub(super) fn sliced_pending(&self) -> bool {
-        !self.keys_jobs.is_empty()
+        !self.keys_jobs.is_empty() || !self.reply_jobs.is_empty()
     }
 
     /// Run one turn's slice of the waiting jobs, oldest first; answer those that finish.
     pub(super) fn run_slices(&mut self) {
+        self.run_reply_slices();
         if self.keys_jobs.is_empty() {
             return;
         }
@@ -86,6 +107,37 @@ impl Shard {
                     }),
                 },
             );
+        }
+    }
+}
+
+impl Shard {
+    /// One turn's slice of the replies over big hashes, oldest first.
+    fn run_reply_slices(&mut self) {
+        if self.reply_jobs.is_empty() {
+            return;
+        }
+        self.stall_mark(What::Named("HGETALL/HKEYS/HVALS slice"));
+        let mut budget = HASH_REPLY_SLICE_PAIRS;
+        while let Some(job) = self.reply_jobs.front_mut() {
+            let (encoded, done) = job.reply.step(budget);
+            budget = budget.saturating_sub(encoded.max(1));
+            let Some(bytes) = done else {
+                break;
+            };
+            let Some(job) = self.reply_jobs.pop_front() else {
+                break;
+            };
+            self.reply(
+                job.from as usize,
+                Reply::Part {
+                    to: job.to,
+                    res: Res::Cache(cache::Res::Encoded(bytes)),
+                },
+            );
+            if budget == 0 {
+                break;
+            }
         }
     }
 }

@@ -3,8 +3,10 @@
 
 use super::parse_f64;
 use crate::cache::entry::{Entry, KIND_HASH};
+use crate::cache::slot::key_slot;
 use crate::cache::store::{glob_match, Found, HashObj, Store};
-use crate::limits::RANDOM_REPEATS_MAX;
+use crate::cache::types::hash::Frozen;
+use crate::limits::{HASH_REPLY_SLICE_PAIRS, RANDOM_REPEATS_MAX};
 use crate::proto::resp::command::{Cmd, Spec};
 use crate::proto::resp::errors::{
     wrong_args, HASH_NOT_FLOAT, HASH_NOT_INT, INVALID_CURSOR, NAN_OR_INF, NOT_FLOAT, NOT_INT,
@@ -569,5 +571,87 @@ mod tests {
         assert!(s.used_bytes < full / 10, "{} of {full}", s.used_bytes);
         run(&mut s, 0, "HDEL h f299");
         assert_eq!((s.keys, s.used_bytes), (0, 0));
+    }
+}
+
+/// HGETALL, HKEYS or HVALS of a hash with more than `HASH_REPLY_SLICE_PAIRS` pairs, built
+/// over several loop turns (`shard/sliced.rs`) so that the shard serves other clients in
+/// between: a [`Frozen`] view answers the hash as it was when the command ran, whatever
+/// writes come meanwhile.
+pub struct SlicedReply {
+    frozen: Frozen,
+    cmd: Cmd,
+    resp3: bool,
+    next: usize,
+    reply: Vec<u8>,
+}
+
+/// Would `a` (as `spec`) be answered in slices? A look at the key without side effects:
+/// [`SlicedReply::start`] does the read.
+pub fn wants_slices(store: &Store, spec: &Spec, a: &Args) -> bool {
+    if !matches!(spec.cmd, Cmd::Hgetall | Cmd::Hkeys | Cmd::Hvals) || a.len() != 2 {
+        return false;
+    }
+    let key = a.get(1);
+    store
+        .get(key_slot(key), key)
+        .and_then(|e| store.hash_obj(e))
+        .is_some_and(|h| h.len() > HASH_REPLY_SLICE_PAIRS)
+}
+
+impl SlicedReply {
+    /// The command, started, when it is to be answered in slices; None: run it whole.
+    pub fn start(
+        store: &mut Store,
+        spec: &Spec,
+        a: &Args,
+        now: u64,
+        resp3: bool,
+    ) -> Option<SlicedReply> {
+        if !wants_slices(store, spec, a) {
+            return None;
+        }
+        let key = a.get(1);
+        let Found::Hash(h) = store.read(key_slot(key), key, now) else {
+            return None;
+        };
+        let frozen = h.freeze()?;
+        let mut reply = Vec::new();
+        let mut out = Out::new(&mut reply, resp3);
+        match spec.cmd {
+            Cmd::Hgetall => out.map(frozen.len()),
+            _ => out.array(frozen.len()),
+        }
+        Some(SlicedReply {
+            frozen,
+            cmd: spec.cmd,
+            resp3,
+            next: 0,
+            reply,
+        })
+    }
+
+    /// Encode up to `budget` more pairs: how many it encoded, and the whole reply once
+    /// the last is in.
+    pub fn step(&mut self, budget: usize) -> (usize, Option<Vec<u8>>) {
+        let start = self.next;
+        let end = (self.next + budget).min(self.frozen.len());
+        let mut out = Out::new(&mut self.reply, self.resp3);
+        for i in self.next..end {
+            let Some((k, v)) = self.frozen.pair(i) else {
+                break;
+            };
+            match self.cmd {
+                Cmd::Hgetall => {
+                    out.bulk(k);
+                    out.bulk(v);
+                }
+                Cmd::Hkeys => out.bulk(k),
+                _ => out.bulk(v),
+            }
+        }
+        self.next = end;
+        let done = (self.next >= self.frozen.len()).then(|| std::mem::take(&mut self.reply));
+        (end - start, done)
     }
 }

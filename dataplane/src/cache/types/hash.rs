@@ -15,11 +15,18 @@
 //! A packed hash is returned whole in one call, with cursor 0 (as Redis does for listpacks).
 //!
 //! The memory charge ([`HashObj::cost`]) is kept as a running count: O(1).
+//!
+//! A table is shared (`Arc`) and copied on write: a reply over a big hash (HGETALL, HKEYS,
+//! HVALS past `HASH_REPLY_SLICE_PAIRS` pairs) keeps a [`Frozen`] view and is encoded over
+//! several loop turns (`shard/sliced.rs`), answering the hash as it was when the command
+//! ran. A write to that hash while such a reply is being built copies the table first (one
+//! allocation per pair, in the writer's turn); without one, a write changes it in place.
 
 use super::{put_bytes, put_u32, Reader};
 use crate::limits::{HASH_PACKED_ENTRIES_MAX, HASH_PACKED_VALUE_BYTES_MAX};
 use hashbrown::{DefaultHashBuilder, HashTable};
 use std::hash::BuildHasher;
+use std::sync::Arc;
 
 /// Memory charged per pair of a table-encoded hash besides its bytes: the pair's allocation
 /// header and rounding, its vector slot (a 16-byte fat pointer) and its index slot.
@@ -35,7 +42,7 @@ pub struct HashObj {
 #[derive(Debug, Clone)]
 enum Repr {
     Packed(Packed),
-    Table(Box<Table>),
+    Table(Arc<Table>),
 }
 
 impl Default for HashObj {
@@ -130,7 +137,7 @@ impl HashObj {
             self.convert();
         }
         match &mut self.repr {
-            Repr::Table(t) => t.insert(field, value),
+            Repr::Table(t) => Arc::make_mut(t).insert(field, value),
             Repr::Packed(_) => unreachable!("converted above"),
         }
     }
@@ -139,7 +146,7 @@ impl HashObj {
     pub fn remove(&mut self, field: &[u8]) -> bool {
         match &mut self.repr {
             Repr::Packed(p) => p.remove(field),
-            Repr::Table(t) => t.remove(field),
+            Repr::Table(t) => Arc::make_mut(t).remove(field),
         }
     }
 
@@ -193,7 +200,34 @@ impl HashObj {
         for (k, v) in self.iter() {
             t.insert(k, v);
         }
-        self.repr = Repr::Table(Box::new(t));
+        self.repr = Repr::Table(Arc::new(t));
+    }
+
+    /// A table's pairs as they are now, for a reply built over several turns (None for a
+    /// packed hash, which is never large). O(1): later writes copy the table.
+    pub fn freeze(&self) -> Option<Frozen> {
+        match &self.repr {
+            Repr::Table(t) => Some(Frozen(t.clone())),
+            Repr::Packed(_) => None,
+        }
+    }
+}
+
+/// A table-encoded hash's pairs as they were when [`HashObj::freeze`] was called.
+pub struct Frozen(Arc<Table>);
+
+impl Frozen {
+    pub fn len(&self) -> usize {
+        self.0.pairs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.pairs.is_empty()
+    }
+
+    /// The pair at position `i < len`, in storage order (the order HGETALL answers in).
+    pub fn pair(&self, i: usize) -> Option<(&[u8], &[u8])> {
+        self.0.pairs.get(i).map(|p| (p.field(), p.value()))
     }
 }
 
@@ -443,6 +477,37 @@ pub fn load(r: &mut Reader) -> Option<HashObj> {
 mod tests {
     use super::*;
     use std::collections::HashMap;
+
+    #[test]
+    fn a_frozen_view_keeps_the_pairs_while_the_hash_changes() {
+        let mut h = HashObj::default();
+        for i in 0..1000 {
+            h.insert(format!("f{i}").as_bytes(), b"v");
+        }
+        let frozen = h.freeze().expect("a table");
+        assert!(
+            HashObj::default().freeze().is_none(),
+            "a packed hash is never frozen"
+        );
+        h.insert(b"f0", b"changed");
+        h.insert(b"new", b"1");
+        h.remove(b"f1");
+        check_cost(&h);
+        assert_eq!(frozen.len(), 1000);
+        let pairs: HashMap<Vec<u8>, Vec<u8>> = (0..frozen.len())
+            .map(|i| {
+                frozen
+                    .pair(i)
+                    .map(|(k, v)| (k.to_vec(), v.to_vec()))
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(pairs.len(), 1000);
+        assert_eq!(pairs[b"f0".as_slice()], b"v");
+        assert!(pairs.contains_key(b"f1".as_slice()) && !pairs.contains_key(b"new".as_slice()));
+        assert_eq!(h.get(b"f0"), Some(b"changed".as_slice()));
+        assert_eq!(h.len(), 1000);
+    }
 
     fn check_cost(h: &HashObj) {
         if let Repr::Table(t) = &h.repr {
