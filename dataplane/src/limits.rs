@@ -528,3 +528,7 @@ pub const AUTH_LIMIT_MS_MAX: u64 = 86_400_000;
 /// a hash with more is answered over several turns from a frozen view of it. At about
 /// 60-100 ns a pair (two bulk strings) a slice takes about a millisecond.
 pub const HASH_REPLY_SLICE_PAIRS: usize = 16_384;
+/// Field-value pairs of one HSET/HMSET applied per loop turn: a command with more is applied
+/// over several turns while its key is held in the shard's scheduler, so no other command
+/// sees it half-applied (`shard/sliced.rs`). About 0.4 us a pair: a few milliseconds a slice.
+pub const HASH_WRITE_SLICE_PAIRS: usize = 8_192;

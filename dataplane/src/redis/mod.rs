@@ -197,6 +197,7 @@ fn here_or_forward(
         // A reply over a big hash goes through the shard, which builds it in slices.
         if keys_free(ctx.sched, ctx.conn, spec, &a)
             && !crate::cache::cmd::hashes::wants_slices(ctx.store, spec, &a)
+            && !crate::cache::cmd::hashes::wants_write_slices(spec, &a)
         {
             let (store, now) = (&mut *ctx.store, ctx.now_ms);
             let slot = key_slot(a.get(1));

@@ -7,13 +7,13 @@
 use std::ops::Range;
 
 use super::Shard;
-use crate::cache::cmd::hashes::SlicedReply;
+use crate::cache::cmd::hashes::{SlicedReply, SlicedWrite};
 use crate::cache::cmd::OomCheck;
 use crate::cache::op::{self as cache, forwarded, parse_forwarded, run_command};
 use crate::log::ops::LogResult;
 use crate::mesh::{Msg, Reply};
 use crate::proto::resp::write::Out;
-use crate::txn::{Access, ConnId, Dest, Input, Op, PartRef, Res, Work};
+use crate::txn::{Access, ConnId, Dest, Input, Op, PartRef, Res, Ticket, Work};
 
 impl Shard {
     /// Requests wait on a lane because the reply lane back is full (do not sleep).
@@ -193,14 +193,11 @@ impl Shard {
         };
         let f = forwarded(&a);
         let free = f.free(&self.sched, origin, &a);
-        // A reply over a big hash is built in slices (`sliced.rs`).
-        if free {
-            if let Some(job) = SlicedReply::start(&mut self.store, f.spec, &a, self.now_ms, resp3) {
-                self.start_reply(from as u16, to, job);
-                self.args = args;
-                self.scratch = scratch;
-                return;
-            }
+        // Work over a big hash runs in slices (`sliced.rs`).
+        if free && self.big_hash(from as u16, to, f.spec, &a, resp3) {
+            self.args = args;
+            self.scratch = scratch;
+            return;
         }
         if free {
             let batch = self.mesh.replies(from, sent);
@@ -264,7 +261,7 @@ impl Shard {
     /// Run every piece of queued work that may run now. Running work can deliver replies
     /// that start more work here; that work is queued behind what runs (its entries still
     /// hold their keys) and picked up by the next pass.
-    fn run_scheduled(&mut self) {
+    pub(super) fn run_scheduled(&mut self) {
         if self.running {
             return;
         }
@@ -277,8 +274,10 @@ impl Shard {
                 break;
             }
             for (ticket, w) in work.drain(..) {
-                self.run_work(w);
-                self.sched.ran(ticket);
+                // A big HSET keeps its ticket (its key held) until its last slice.
+                if let Some(ticket) = self.run_work_under(w, Some(ticket)) {
+                    self.sched.ran(ticket);
+                }
             }
             self.runnable = work;
         }
@@ -288,6 +287,12 @@ impl Shard {
     }
 
     fn run_work(&mut self, w: Work) {
+        let _ = self.run_work_under(w, None);
+    }
+
+    /// Run `w`, handed out under `ticket` (None: admitted at once); the ticket back unless a
+    /// big HSET in slices keeps it.
+    fn run_work_under(&mut self, w: Work, ticket: Option<Ticket>) -> Option<Ticket> {
         self.stall_mark_work(&w);
         match w {
             Work::Command {
@@ -297,8 +302,21 @@ impl Shard {
                 resp3,
                 caller,
             } => {
-                if let Some(job) = self.sliced_reply(&frame, resp3) {
-                    return self.start_reply(from, to, job);
+                match self.sliced_start(&frame, resp3) {
+                    Some(Started::Read(job)) => {
+                        self.start_reply(from, to, job);
+                        return ticket;
+                    }
+                    Some(Started::Write(Ok(job))) => {
+                        self.start_write(from, to, job, ticket);
+                        return None;
+                    }
+                    Some(Started::Write(Err(reply))) => {
+                        let res = Res::Cache(cache::Res::Encoded(reply));
+                        self.reply(from as usize, Reply::Part { to, res });
+                        return ticket;
+                    }
+                    None => {}
                 }
                 let op = cache::Op::Command {
                     frame,
@@ -323,14 +341,18 @@ impl Shard {
             }
             Work::Proposed { .. } => panic!("a proposal's answer note queued as work"),
         }
+        ticket
     }
 
-    /// A queued single-key command that is a reply over a big hash, started in slices.
-    fn sliced_reply(&mut self, frame: &[u8], resp3: bool) -> Option<SlicedReply> {
+    /// A queued single-key command over a big hash, started in slices (`sliced.rs`).
+    fn sliced_start(&mut self, frame: &[u8], resp3: bool) -> Option<Started> {
         let (mut args, mut scratch) = (Vec::new(), Vec::new());
         let a = parse_forwarded(frame, &mut args, &mut scratch)?;
         let spec = forwarded(&a).spec;
-        SlicedReply::start(&mut self.store, spec, &a, self.now_ms, resp3)
+        if let Some(w) = SlicedWrite::start(&mut self.store, spec, &a, self.now_ms, resp3) {
+            return Some(Started::Write(w));
+        }
+        SlicedReply::start(&mut self.store, spec, &a, self.now_ms, resp3).map(Started::Read)
     }
 
     fn run_op(&mut self, from: u16, to: Option<PartRef>, op: Op, oom: OomCheck) {
@@ -423,5 +445,44 @@ fn log_reply(to: PartRef, r: LogResult) -> Reply {
     Reply::Part {
         to,
         res: Res::Log(r),
+    }
+}
+
+/// A single-key command over a big hash, started in slices.
+enum Started {
+    Read(SlicedReply),
+    Write(Result<SlicedWrite, Vec<u8>>),
+}
+
+impl Shard {
+    /// Start `a` in slices if it is over a big hash (its key free); false: run it whole.
+    fn big_hash(
+        &mut self,
+        from: u16,
+        to: PartRef,
+        spec: &'static crate::proto::resp::command::Spec,
+        a: &crate::proto::resp::Args,
+        resp3: bool,
+    ) -> bool {
+        let now = self.now_ms;
+        match SlicedWrite::start(&mut self.store, spec, a, now, resp3) {
+            Some(Ok(job)) => {
+                self.start_write(from, to, job, None);
+                return true;
+            }
+            Some(Err(reply)) => {
+                let res = Res::Cache(cache::Res::Encoded(reply));
+                self.reply(from as usize, Reply::Part { to, res });
+                return true;
+            }
+            None => {}
+        }
+        match SlicedReply::start(&mut self.store, spec, a, now, resp3) {
+            Some(job) => {
+                self.start_reply(from, to, job);
+                true
+            }
+            None => false,
+        }
     }
 }

@@ -15,14 +15,20 @@
 //! answer is the hash at that moment, as Redis's; the loop encodes `HASH_REPLY_SLICE_PAIRS`
 //! pairs of it per turn and sends the reply when it is whole. They run like this outside
 //! MULTI/EXEC and scripts (a single-key command on its own), whole inside them.
+//!
+//! HSET and HMSET of more than `HASH_WRITE_SLICE_PAIRS` pairs are applied the same way,
+//! `HASH_WRITE_SLICE_PAIRS` pairs a turn, while the command's scheduler entry holds the key
+//! (`Scheduler::occupy`, or the ticket it ran under): every other command on the key waits
+//! for the whole write, so it stays atomic to other clients.
 
 use super::Shard;
-use crate::cache::cmd::hashes::SlicedReply;
+use crate::cache::cmd::hashes::{SlicedReply, SlicedWrite};
 use crate::cache::op as cache;
-use crate::limits::{HASH_REPLY_SLICE_PAIRS, KEYS_SLICE_ENTRIES};
+use crate::limits::{HASH_REPLY_SLICE_PAIRS, HASH_WRITE_SLICE_PAIRS, KEYS_SLICE_ENTRIES};
 use crate::mesh::Reply;
 use crate::metrics::stall::What;
 use crate::proto::resp::write::Out;
+use crate::txn::{Access, ConnId, Mode, Ticket};
 use crate::txn::{PartRef, Res};
 
 /// One shard's part of a KEYS, part-way through.
@@ -44,13 +50,49 @@ pub(super) struct KeysJob {
 pub(super) struct ReplyJob {
     from: u16,
     to: PartRef,
-    reply: SlicedReply,
+    work: Sliced,
+}
+
+pub(super) enum Sliced {
+    /// HGETALL, HKEYS, HVALS: from a frozen view, nothing held.
+    Read(SlicedReply),
+    /// HSET, HMSET: the key held in the scheduler under this ticket until the last slice.
+    Write(SlicedWrite, Ticket),
 }
 
 impl Shard {
     /// Start a reply built in slices; its first slice runs in this turn's tail.
     pub(super) fn start_reply(&mut self, from: u16, to: PartRef, reply: SlicedReply) {
-        self.reply_jobs.push_back(ReplyJob { from, to, reply });
+        self.reply_jobs.push_back(ReplyJob {
+            from,
+            to,
+            work: Sliced::Read(reply),
+        });
+    }
+
+    /// Start a big HSET in slices under `ticket` (the one its work ran under), or, admitted
+    /// at once, under a scheduler entry that holds its key from now.
+    pub(super) fn start_write(
+        &mut self,
+        from: u16,
+        to: PartRef,
+        write: SlicedWrite,
+        ticket: Option<Ticket>,
+    ) {
+        let ticket = ticket.unwrap_or_else(|| {
+            let holder = ConnId {
+                shard: self.id as u16,
+                slot: u32::MAX,
+                gen: 0,
+            };
+            let access = Access::new(holder).key(write.key(), Mode::Write);
+            self.sched.occupy(access)
+        });
+        self.reply_jobs.push_back(ReplyJob {
+            from,
+            to,
+            work: Sliced::Write(write, ticket),
+        });
     }
 
     /// Start a KEYS part as a sliced job; its first slice runs in this turn's tail.
@@ -117,11 +159,19 @@ impl Shard {
         if self.reply_jobs.is_empty() {
             return;
         }
-        self.stall_mark(What::Named("HGETALL/HKEYS/HVALS slice"));
+        self.stall_mark(What::Named("big hash slice (HGETALL/HKEYS/HVALS/HSET)"));
+        // Budgets in reads' pairs; a written pair costs about as much as two read ones.
+        let ratio = (HASH_REPLY_SLICE_PAIRS / HASH_WRITE_SLICE_PAIRS).max(1);
         let mut budget = HASH_REPLY_SLICE_PAIRS;
         while let Some(job) = self.reply_jobs.front_mut() {
-            let (encoded, done) = job.reply.step(budget);
-            budget = budget.saturating_sub(encoded.max(1));
+            let (spent, done) = match &mut job.work {
+                Sliced::Read(r) => r.step(budget),
+                Sliced::Write(w, _) => {
+                    let (n, done) = w.step(&mut self.store, budget / ratio, self.now_ms);
+                    (n * ratio, done)
+                }
+            };
+            budget = budget.saturating_sub(spent.max(1));
             let Some(bytes) = done else {
                 break;
             };
@@ -135,6 +185,11 @@ impl Shard {
                     res: Res::Cache(cache::Res::Encoded(bytes)),
                 },
             );
+            if let Sliced::Write(_, ticket) = job.work {
+                // The key is free: what waited for it runs.
+                self.sched.ran(ticket);
+                self.run_scheduled();
+            }
             if budget == 0 {
                 break;
             }

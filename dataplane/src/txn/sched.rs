@@ -266,6 +266,26 @@ impl<W> Scheduler<W> {
         None
     }
 
+    /// Hold `access` from now until [`Scheduler::ran`] with the ticket: for work that runs
+    /// over several loop turns (a big HSET in slices, issue 13) and was admitted at once,
+    /// so nothing queued conflicts with it. Whatever conflicts with it waits behind it.
+    pub fn occupy(&mut self, access: Access) -> Ticket {
+        let at = self.next_pos();
+        self.hold(&access);
+        self.queue.insert(
+            at,
+            Entry {
+                tx: None,
+                fin: true,
+                access,
+                armed: None,
+                conclude: true,
+                running: true,
+            },
+        );
+        Ticket { at, conclude: true }
+    }
+
     /// Queue single-shard work, final at once, at the next position.
     fn enqueue(&mut self, access: Access, work: W) {
         let pos = self.next_pos();

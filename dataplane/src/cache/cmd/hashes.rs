@@ -6,7 +6,7 @@ use crate::cache::entry::{Entry, KIND_HASH};
 use crate::cache::slot::key_slot;
 use crate::cache::store::{glob_match, Found, HashObj, Store};
 use crate::cache::types::hash::Frozen;
-use crate::limits::{HASH_REPLY_SLICE_PAIRS, RANDOM_REPEATS_MAX};
+use crate::limits::{HASH_REPLY_SLICE_PAIRS, HASH_WRITE_SLICE_PAIRS, RANDOM_REPEATS_MAX};
 use crate::proto::resp::command::{Cmd, Spec};
 use crate::proto::resp::errors::{
     wrong_args, HASH_NOT_FLOAT, HASH_NOT_INT, INVALID_CURSOR, NAN_OR_INF, NOT_FLOAT, NOT_INT,
@@ -368,6 +368,192 @@ fn hash_for_write(store: &mut Store, slot: u16, key: &[u8], now: u64) -> Option<
     }
 }
 
+/// HGETALL, HKEYS or HVALS of a hash with more than `HASH_REPLY_SLICE_PAIRS` pairs, built
+/// over several loop turns (`shard/sliced.rs`) so that the shard serves other clients in
+/// between: a [`Frozen`] view answers the hash as it was when the command ran, whatever
+/// writes come meanwhile.
+pub struct SlicedReply {
+    frozen: Frozen,
+    cmd: Cmd,
+    resp3: bool,
+    next: usize,
+    reply: Vec<u8>,
+}
+
+/// Would `a` (as `spec`) be answered in slices? A look at the key without side effects:
+/// [`SlicedReply::start`] does the read.
+pub fn wants_slices(store: &Store, spec: &Spec, a: &Args) -> bool {
+    if !matches!(spec.cmd, Cmd::Hgetall | Cmd::Hkeys | Cmd::Hvals) || a.len() != 2 {
+        return false;
+    }
+    let key = a.get(1);
+    store
+        .get(key_slot(key), key)
+        .and_then(|e| store.hash_obj(e))
+        .is_some_and(|h| h.len() > HASH_REPLY_SLICE_PAIRS)
+}
+
+impl SlicedReply {
+    /// The command, started, when it is to be answered in slices; None: run it whole.
+    pub fn start(
+        store: &mut Store,
+        spec: &Spec,
+        a: &Args,
+        now: u64,
+        resp3: bool,
+    ) -> Option<SlicedReply> {
+        if !wants_slices(store, spec, a) {
+            return None;
+        }
+        let key = a.get(1);
+        let Found::Hash(h) = store.read(key_slot(key), key, now) else {
+            return None;
+        };
+        let frozen = h.freeze()?;
+        let mut reply = Vec::new();
+        let mut out = Out::new(&mut reply, resp3);
+        match spec.cmd {
+            Cmd::Hgetall => out.map(frozen.len()),
+            _ => out.array(frozen.len()),
+        }
+        Some(SlicedReply {
+            frozen,
+            cmd: spec.cmd,
+            resp3,
+            next: 0,
+            reply,
+        })
+    }
+
+    /// Encode up to `budget` more pairs: how many it encoded, and the whole reply once
+    /// the last is in.
+    pub fn step(&mut self, budget: usize) -> (usize, Option<Vec<u8>>) {
+        let start = self.next;
+        let end = (self.next + budget).min(self.frozen.len());
+        let mut out = Out::new(&mut self.reply, self.resp3);
+        for i in self.next..end {
+            let Some((k, v)) = self.frozen.pair(i) else {
+                break;
+            };
+            match self.cmd {
+                Cmd::Hgetall => {
+                    out.bulk(k);
+                    out.bulk(v);
+                }
+                Cmd::Hkeys => out.bulk(k),
+                _ => out.bulk(v),
+            }
+        }
+        self.next = end;
+        let done = (self.next >= self.frozen.len()).then(|| std::mem::take(&mut self.reply));
+        (end - start, done)
+    }
+}
+
+/// HSET or HMSET of more than `HASH_WRITE_SLICE_PAIRS` pairs, applied over several loop
+/// turns (`shard/sliced.rs`). The shard holds the key in its scheduler from the start to
+/// the last slice, so every other command on the key waits for the whole write: it is
+/// atomic to other clients, as Redis's.
+pub struct SlicedWrite {
+    /// The command's arguments (copied out of its frame).
+    src: Vec<u8>,
+    ranges: Vec<(usize, usize)>,
+    cmd: Cmd,
+    slot: u16,
+    /// The next field's argument index.
+    next: usize,
+    added: i64,
+    resp3: bool,
+}
+
+/// Would `a` (as `spec`) be applied in slices?
+pub fn wants_write_slices(spec: &Spec, a: &Args) -> bool {
+    matches!(spec.cmd, Cmd::Hset | Cmd::Hmset)
+        && a.len() % 2 == 0
+        && (a.len() - 2) / 2 > HASH_WRITE_SLICE_PAIRS
+}
+
+impl SlicedWrite {
+    /// The command started, when it is to be applied in slices (None: run it whole), or
+    /// its error answered at once (WRONGTYPE, out of memory), encoded.
+    pub fn start(
+        store: &mut Store,
+        spec: &Spec,
+        a: &Args,
+        now: u64,
+        resp3: bool,
+    ) -> Option<Result<SlicedWrite, Vec<u8>>> {
+        if !wants_write_slices(spec, a) {
+            return None;
+        }
+        let refuse = |e: &str| {
+            let mut b = Vec::new();
+            Out::new(&mut b, resp3).error(e);
+            Some(Err(b))
+        };
+        if !store.make_room(now) {
+            return refuse(crate::proto::resp::errors::OOM);
+        }
+        let key = a.get(1);
+        let slot = key_slot(key);
+        if hash_for_write(store, slot, key, now).is_none() {
+            return refuse(WRONGTYPE);
+        }
+        Some(Ok(SlicedWrite {
+            src: a.src.to_vec(),
+            ranges: a.ranges.to_vec(),
+            cmd: spec.cmd,
+            slot,
+            next: 2,
+            added: 0,
+            resp3,
+        }))
+    }
+
+    /// Apply up to `budget` more pairs: how many it applied, and the reply once the last
+    /// is in.
+    pub fn step(&mut self, store: &mut Store, budget: usize, now: u64) -> (usize, Option<Vec<u8>>) {
+        let a = Args {
+            src: &self.src,
+            ranges: &self.ranges,
+        };
+        let key = a.get(1);
+        let end = (self.next + 2 * budget).min(a.len());
+        let from = self.next;
+        // The key is held: nothing else has written it since the last slice. (Recreated
+        // if active expiry or eviction removed it in between.)
+        if let Some(idx) = hash_for_write(store, self.slot, key, now) {
+            self.added += store
+                .with_hash(key, idx, |h| {
+                    let mut added = 0;
+                    for i in (from..end).step_by(2) {
+                        added += h.insert(a.get(i), a.get(i + 1)) as i64;
+                    }
+                    (added, true)
+                })
+                .unwrap_or(0);
+        }
+        self.next = end;
+        if self.next < a.len() {
+            return ((end - from) / 2, None);
+        }
+        let mut reply = Vec::new();
+        let mut out = Out::new(&mut reply, self.resp3);
+        if self.cmd == Cmd::Hset {
+            out.int(self.added)
+        } else {
+            out.ok()
+        }
+        ((end - from) / 2, Some(reply))
+    }
+
+    /// The key, for the scheduler's hold.
+    pub fn key(&self) -> &[u8] {
+        let (s, e) = self.ranges[1];
+        &self.src[s..e]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::testing::{run, store};
@@ -571,87 +757,5 @@ mod tests {
         assert!(s.used_bytes < full / 10, "{} of {full}", s.used_bytes);
         run(&mut s, 0, "HDEL h f299");
         assert_eq!((s.keys, s.used_bytes), (0, 0));
-    }
-}
-
-/// HGETALL, HKEYS or HVALS of a hash with more than `HASH_REPLY_SLICE_PAIRS` pairs, built
-/// over several loop turns (`shard/sliced.rs`) so that the shard serves other clients in
-/// between: a [`Frozen`] view answers the hash as it was when the command ran, whatever
-/// writes come meanwhile.
-pub struct SlicedReply {
-    frozen: Frozen,
-    cmd: Cmd,
-    resp3: bool,
-    next: usize,
-    reply: Vec<u8>,
-}
-
-/// Would `a` (as `spec`) be answered in slices? A look at the key without side effects:
-/// [`SlicedReply::start`] does the read.
-pub fn wants_slices(store: &Store, spec: &Spec, a: &Args) -> bool {
-    if !matches!(spec.cmd, Cmd::Hgetall | Cmd::Hkeys | Cmd::Hvals) || a.len() != 2 {
-        return false;
-    }
-    let key = a.get(1);
-    store
-        .get(key_slot(key), key)
-        .and_then(|e| store.hash_obj(e))
-        .is_some_and(|h| h.len() > HASH_REPLY_SLICE_PAIRS)
-}
-
-impl SlicedReply {
-    /// The command, started, when it is to be answered in slices; None: run it whole.
-    pub fn start(
-        store: &mut Store,
-        spec: &Spec,
-        a: &Args,
-        now: u64,
-        resp3: bool,
-    ) -> Option<SlicedReply> {
-        if !wants_slices(store, spec, a) {
-            return None;
-        }
-        let key = a.get(1);
-        let Found::Hash(h) = store.read(key_slot(key), key, now) else {
-            return None;
-        };
-        let frozen = h.freeze()?;
-        let mut reply = Vec::new();
-        let mut out = Out::new(&mut reply, resp3);
-        match spec.cmd {
-            Cmd::Hgetall => out.map(frozen.len()),
-            _ => out.array(frozen.len()),
-        }
-        Some(SlicedReply {
-            frozen,
-            cmd: spec.cmd,
-            resp3,
-            next: 0,
-            reply,
-        })
-    }
-
-    /// Encode up to `budget` more pairs: how many it encoded, and the whole reply once
-    /// the last is in.
-    pub fn step(&mut self, budget: usize) -> (usize, Option<Vec<u8>>) {
-        let start = self.next;
-        let end = (self.next + budget).min(self.frozen.len());
-        let mut out = Out::new(&mut self.reply, self.resp3);
-        for i in self.next..end {
-            let Some((k, v)) = self.frozen.pair(i) else {
-                break;
-            };
-            match self.cmd {
-                Cmd::Hgetall => {
-                    out.bulk(k);
-                    out.bulk(v);
-                }
-                Cmd::Hkeys => out.bulk(k),
-                _ => out.bulk(v),
-            }
-        }
-        self.next = end;
-        let done = (self.next >= self.frozen.len()).then(|| std::mem::take(&mut self.reply));
-        (end - start, done)
     }
 }
