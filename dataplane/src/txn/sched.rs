@@ -521,6 +521,27 @@ mod tests {
     }
 
     #[test]
+    fn an_occupied_key_holds_conflicting_work_until_ran() {
+        let mut s = Scheduler::new(0);
+        let t = s.occupy(w(1, &["h"]));
+        assert!(!s.free_for_key(conn(2), b"h", Mode::Read));
+        assert_eq!(
+            s.admit(w(2, &["h"]), "hlen h"),
+            None,
+            "behind the big write"
+        );
+        assert_eq!(
+            s.admit(w(3, &["k"]), "get k"),
+            Some("get k"),
+            "other keys run"
+        );
+        assert!(drain(&mut s).is_empty(), "the write still holds h");
+        s.ran(t);
+        assert_eq!(drain(&mut s), vec!["hlen h"]);
+        assert!(s.is_empty());
+    }
+
+    #[test]
     fn free_work_runs_at_once_and_conflicting_work_waits_for_the_transaction() {
         let mut s = Scheduler::new(0);
         assert_eq!(s.admit(w(1, &["a"]), "get a"), Some("get a"));
