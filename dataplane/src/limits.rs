@@ -509,9 +509,11 @@ pub const PULL_SHARD_WAIT_MS: u64 = 5_000;
 /// Failed authentications (AUTH, HELLO AUTH, Kafka SaslAuthenticate) one client address may
 /// make within `AUTH_FAILURE_WINDOW_MS` before its attempts are refused for
 /// `AUTH_BLOCK_MS` (`--auth-failures-max`; 0 turns the limit off). Each failure costs a
-/// PBKDF2 of `SCRAM_ITERATIONS` rounds, so 10 a minute bounds a guesser to 10 guesses a
-/// minute per address instead of about 600 a second per connection.
-pub const AUTH_FAILURES_MAX: u32 = 10;
+/// PBKDF2 of `SCRAM_ITERATIONS` rounds; 100 a minute bounds a guesser to 100 guesses a
+/// minute per address instead of about 600 a second per connection, and leaves room for
+/// clients that retry a wrong password by themselves (redis-py 8 makes 11 attempts per
+/// connection, librdkafka one every 100 ms or so) before an address is shut out.
+pub const AUTH_FAILURES_MAX: u32 = 100;
 /// The window the failures are counted in, from the first of them (`--auth-failure-window-ms`).
 pub const AUTH_FAILURE_WINDOW_MS: u64 = 60_000;
 /// How long an address that reached the limit is refused (`--auth-block-ms`).
