@@ -163,6 +163,15 @@ fn read_start_floor(dir: &Path) -> i64 {
         .max(0)
 }
 
+/// Whether the first of `segments` lies wholly below the log start `floor` and goes: the
+/// next segment starts at or below the floor, as Kafka decides it. Not "the first segment
+/// ends at or below the floor": compaction may empty the first segment (kept, as it holds
+/// the log start) or leave a hole after it, and the offsets in that hole up to the next
+/// segment's base still belong to it. The active (last) segment always stays.
+fn below_start(segments: &[Segment], floor: i64) -> bool {
+    segments.len() > 1 && segments[1].base <= floor
+}
+
 impl Partition {
     /// Open (creating the folder if needed) and recover: every batch of every segment is
     /// validated (length, magic, CRC-32C, offsets continuing from the previous batch); at
@@ -295,7 +304,7 @@ impl Partition {
         // A DeleteRecords acknowledged before a crash that came before its segments were
         // unlinked: they go now (never the active one).
         let start_floor = read_start_floor(dir).min(segments.last().map_or(0, |s| s.end));
-        while segments.len() > 1 && segments[0].end <= start_floor {
+        while below_start(&segments, start_floor) {
             fs::remove_file(&segments[0].path)?;
             segments.remove(0);
         }
@@ -344,7 +353,7 @@ impl Partition {
             self.start_floor = offset;
         }
         let mut removed = Vec::new();
-        while self.segments.len() > 1 && self.segments[0].end <= self.start_floor {
+        while below_start(&self.segments, self.start_floor) {
             removed.push(self.segments.remove(0).path);
         }
         removed
@@ -804,6 +813,37 @@ mod tests {
         fs::write(dir.join(LOG_START_FILE), "12\n").unwrap();
         let (q, _) = Partition::recover(&dir, 200, u64::MAX, 0).unwrap();
         assert_eq!((q.log_start(), q.segments.len()), (12, 1));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn an_emptied_first_segment_keeps_the_log_start() {
+        // Compaction emptied the first segment (kept: it holds the log start) and left a
+        // hole after what it kept of the second.
+        let dir = tmp("emptied-first");
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(segment_path(&dir, 0), b"").unwrap();
+        fs::write(segment_path(&dir, 3), batch::build(5, 1_000, &[b"kept"])).unwrap();
+        let (mut p, rep) = Partition::recover(&dir, 1 << 20, u64::MAX, 0).unwrap();
+        assert_eq!(
+            (rep.truncated_bytes, rep.segments_removed),
+            (0, 0),
+            "{rep:?}"
+        );
+        assert_eq!(
+            (p.log_start(), p.next_offset(), p.segments.len()),
+            (0, 6, 2)
+        );
+        // DeleteRecords into the hole: the start is exact, the first segment stays (it
+        // holds the offsets up to the next one's base).
+        assert!(p.delete_before(2).is_empty());
+        assert_eq!(p.log_start(), 2);
+        assert_eq!(read_all(&p, 2)[0].base_offset, 5);
+        fs::write(dir.join(LOG_START_FILE), "2\n").unwrap();
+        let (q, _) = Partition::recover(&dir, 1 << 20, u64::MAX, 0).unwrap();
+        assert_eq!((q.log_start(), q.segments.len()), (2, 2));
+        // At the next segment's base it goes.
+        assert_eq!(p.delete_before(3), vec![segment_path(&dir, 0)]);
         fs::remove_dir_all(&dir).unwrap();
     }
 
