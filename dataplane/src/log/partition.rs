@@ -9,11 +9,14 @@
 //! On disk: `<dir>/<base-offset, 20 digits>.log`, each file a sequence of RecordBatch v2
 //! batches exactly as produced, with broker-assigned base offsets.
 //!
-//! Invariants: segments are sorted by base offset and do not overlap (each starts at or after
-//! the offset after the previous one's last: compaction leaves holes, as in Kafka, so a
-//! cleaned segment may end before the next one starts, and offsets inside a segment only
-//! grow); `next_offset` is one past the last stored record; every byte of every segment
-//! below its `size` is a validated batch.
+//! Invariants: segments are sorted by base offset and do not overlap; in a topic that is
+//! not compacted they are dense (each segment starts at the offset after the previous one's
+//! last, and each batch at the offset after the one before it, the first at its segment's
+//! base). Only compaction leaves holes, as in Kafka: in a compacted topic's log (see
+//! [`Offsets`]) a cleaned segment may end before the next one starts and offsets inside a
+//! segment only grow. Below the log start (retention, DeleteRecords) nothing is read.
+//! `next_offset` is one past the last stored record; every byte of every segment below its
+//! `size` is a validated batch.
 
 use std::fs;
 use std::io::{self, Read, Seek, SeekFrom};
@@ -148,11 +151,30 @@ pub struct Partition {
     /// served, even where it falls inside a segment that is still on disk. Kept in
     /// [`LOG_START_FILE`].
     pub start_floor: i64,
+    /// [`COMPACTED_FILE`] is in the folder: compaction may have left holes.
+    pub compacted: bool,
 }
 
 /// The file in a partition's folder that keeps the log start offset DeleteRecords set
 /// (Kafka keeps it in `log-start-offset-checkpoint`): the offset in decimal.
 pub const LOG_START_FILE: &str = "log-start-offset";
+
+/// What recovery accepts between a batch and the next (or a segment and the next).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Offsets {
+    /// A topic that is not compacted: each continues exactly where the one before ended. A
+    /// batch whose base offset is anything else (a bit flipped in it: the CRC does not
+    /// cover it) is corrupt, and recovery cuts the log there.
+    Dense,
+    /// A compacted topic (`cleanup.policy` with `compact`), or one that was (see
+    /// [`COMPACTED_FILE`]): offsets only grow; a gap is a hole compaction left.
+    Holes,
+}
+
+/// The file in a partition's folder that says compaction has put a cleaned segment in
+/// place there (empty; made before the first one, see `log/compact`): its log may hold
+/// holes even when the topic's `cleanup.policy` no longer includes `compact`.
+pub const COMPACTED_FILE: &str = "compacted";
 
 /// The log start offset kept in `dir`, 0 when none was set or the file cannot be read.
 fn read_start_floor(dir: &Path) -> i64 {
@@ -174,16 +196,21 @@ fn below_start(segments: &[Segment], floor: i64) -> bool {
 
 impl Partition {
     /// Open (creating the folder if needed) and recover: every batch of every segment is
-    /// validated (length, magic, CRC-32C, offsets continuing from the previous batch); at
-    /// the first batch that fails, the segment is truncated there and later segments are
-    /// removed, so a corrupt batch is never served.
+    /// validated (length, magic, CRC-32C, offsets continuing from the previous batch, or
+    /// past it with [`Offsets::Holes`]); at the first batch that fails, the segment is
+    /// truncated there and later segments are removed, so a corrupt batch is never served.
+    /// `offsets` is what the topic's policy allows; a folder holding [`COMPACTED_FILE`]
+    /// allows holes whatever it says.
     pub fn recover(
         dir: &Path,
         segment_bytes: u64,
         segment_ms: u64,
         now_ms: u64,
+        offsets: Offsets,
     ) -> io::Result<(Partition, Recovery)> {
         fs::create_dir_all(dir)?;
+        let compacted = dir.join(COMPACTED_FILE).exists();
+        let holes = offsets == Offsets::Holes || compacted;
         let mut bases: Vec<i64> = Vec::new();
         for e in fs::read_dir(dir)? {
             let name = e?.file_name();
@@ -222,12 +249,14 @@ impl Partition {
                 .ok()
                 .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
                 .map_or(now_ms, |d| d.as_millis() as u64);
-            if base < expected {
-                // An overlap with the segment before: the file cannot belong here (a gap
-                // is a hole compaction left).
-                rep.reason.get_or_insert(format!(
-                    "segment {base} overlaps the log, which runs to {expected}"
-                ));
+            if base < expected || (base > expected && !holes) {
+                // An overlap with the segment before, or a gap where there can be no hole
+                // (only compaction leaves them): the file cannot belong here.
+                rep.reason.get_or_insert(if base < expected {
+                    format!("segment {base} overlaps the log, which runs to {expected}")
+                } else {
+                    format!("segment {base} leaves a gap after the log, which runs to {expected}")
+                });
                 fs::remove_file(&path)?;
                 rep.segments_removed += 1;
                 cut = true;
@@ -254,9 +283,9 @@ impl Partition {
                     f.seek(SeekFrom::Start(pos)).map_err(|e| e.to_string())?;
                     f.read_exact(&mut buf).map_err(|e| e.to_string())?;
                     let h = batch::validate(&buf).map_err(|e| format!("{e} at byte {pos}"))?;
-                    if h.base_offset < next {
+                    if h.base_offset < next || (h.base_offset > next && !holes) {
                         return Err(format!(
-                            "batch at byte {pos} has offset {}, below {next}",
+                            "batch at byte {pos} has offset {} where {next} was due",
                             h.base_offset
                         ));
                     }
@@ -321,6 +350,7 @@ impl Partition {
                 segment_bytes,
                 segment_ms,
                 start_floor,
+                compacted,
             },
             rep,
         ))
@@ -334,6 +364,7 @@ impl Partition {
             segment_bytes,
             segment_ms,
             start_floor: 0,
+            compacted: false,
         }
     }
 
@@ -616,7 +647,7 @@ mod tests {
     #[test]
     fn append_roll_read_and_recover() {
         let dir = tmp("roll");
-        let (mut p, rep) = Partition::recover(&dir, 300, u64::MAX, 0).unwrap();
+        let (mut p, rep) = Partition::recover(&dir, 300, u64::MAX, 0, Offsets::Dense).unwrap();
         assert_eq!((rep.segments, p.next_offset()), (1, 0));
         for i in 0..20 {
             let v = format!("value-{i:03}");
@@ -635,7 +666,7 @@ mod tests {
         assert_eq!(p.plan_read(40, 100).unwrap(), None);
         assert!(p.plan_read(41, 100).is_err());
         // A clean restart finds everything.
-        let (q, rep) = Partition::recover(&dir, 300, u64::MAX, 0).unwrap();
+        let (q, rep) = Partition::recover(&dir, 300, u64::MAX, 0, Offsets::Dense).unwrap();
         assert_eq!(
             (q.next_offset(), rep.batches, rep.truncated_bytes),
             (40, 20, 0)
@@ -647,7 +678,7 @@ mod tests {
     #[test]
     fn recovery_truncates_a_torn_tail() {
         let dir = tmp("torn");
-        let (mut p, _) = Partition::recover(&dir, 1 << 20, u64::MAX, 0).unwrap();
+        let (mut p, _) = Partition::recover(&dir, 1 << 20, u64::MAX, 0, Offsets::Dense).unwrap();
         for i in 0..10 {
             append(&mut p, &[format!("r{i}").as_bytes()], 0);
         }
@@ -658,7 +689,7 @@ mod tests {
         let mut f = fs::OpenOptions::new().append(true).open(&path).unwrap();
         f.write_all(&b[..b.len() / 2]).unwrap();
         drop(f);
-        let (q, rep) = Partition::recover(&dir, 1 << 20, u64::MAX, 0).unwrap();
+        let (q, rep) = Partition::recover(&dir, 1 << 20, u64::MAX, 0, Offsets::Dense).unwrap();
         assert_eq!(q.next_offset(), 10);
         assert_eq!(rep.truncated_bytes, (b.len() / 2) as u64);
         assert!(rep.reason.unwrap().contains("torn"));
@@ -670,7 +701,7 @@ mod tests {
     fn direct_write_padding_is_trimmed_without_cutting_later_segments() {
         let dir = tmp("padding");
         // Small segments, so the log rolls: every segment ends in direct-write padding.
-        let (mut p, _) = Partition::recover(&dir, 200, u64::MAX, 0).unwrap();
+        let (mut p, _) = Partition::recover(&dir, 200, u64::MAX, 0, Offsets::Dense).unwrap();
         for i in 0..6 {
             append(
                 &mut p,
@@ -684,7 +715,7 @@ mod tests {
             let f = fs::OpenOptions::new().write(true).open(&s.path).unwrap();
             f.set_len(s.size.next_multiple_of(PAD_BLOCK)).unwrap();
         }
-        let (q, rep) = Partition::recover(&dir, 200, u64::MAX, 0).unwrap();
+        let (q, rep) = Partition::recover(&dir, 200, u64::MAX, 0, Offsets::Dense).unwrap();
         assert_eq!(q.next_offset(), 6, "every record kept");
         assert_eq!(rep.truncated_bytes, 0);
         assert_eq!(rep.segments_removed, 0);
@@ -701,7 +732,7 @@ mod tests {
         let f = fs::OpenOptions::new().write(true).open(last).unwrap();
         f.set_len(fs::metadata(last).unwrap().len() + PAD_BLOCK)
             .unwrap();
-        let (r, rep) = Partition::recover(&dir, 200, u64::MAX, 0).unwrap();
+        let (r, rep) = Partition::recover(&dir, 200, u64::MAX, 0, Offsets::Dense).unwrap();
         assert!(rep.reason.is_some());
         assert_eq!(r.segments.len(), 1);
         fs::remove_dir_all(&dir).unwrap();
@@ -710,7 +741,7 @@ mod tests {
     #[test]
     fn recovery_cuts_at_a_corrupt_batch_and_drops_later_segments() {
         let dir = tmp("corrupt");
-        let (mut p, _) = Partition::recover(&dir, 200, u64::MAX, 0).unwrap();
+        let (mut p, _) = Partition::recover(&dir, 200, u64::MAX, 0, Offsets::Dense).unwrap();
         let mut plans = Vec::new();
         for i in 0..12 {
             plans.push(append(&mut p, &[format!("record-{i:02}").as_bytes()], 0));
@@ -721,7 +752,7 @@ mod tests {
         let mut data = fs::read(&target.path).unwrap();
         data[target.position as usize + HEADER_BYTES + 3] ^= 0xff;
         fs::write(&target.path, &data).unwrap();
-        let (q, rep) = Partition::recover(&dir, 200, u64::MAX, 0).unwrap();
+        let (q, rep) = Partition::recover(&dir, 200, u64::MAX, 0, Offsets::Dense).unwrap();
         assert_eq!(
             q.next_offset(),
             4,
@@ -737,9 +768,74 @@ mod tests {
     }
 
     #[test]
+    fn a_base_offset_flipped_forward_is_cut_unless_the_log_may_have_holes() {
+        // Twelve one-record batches, several per segment; a bit flipped in the base offset
+        // of batch `flip` (the CRC does not cover it) moves it forward by `by`.
+        let write = |name: &str, flip: usize, by: u8, compacted: bool| {
+            let dir = tmp(name);
+            let (mut p, _) = Partition::recover(&dir, 200, u64::MAX, 0, Offsets::Dense).unwrap();
+            let plans: Vec<_> = (0..12)
+                .map(|i| append(&mut p, &[format!("record-{i:02}").as_bytes()], 0))
+                .collect();
+            assert!(p.segments.len() >= 3);
+            let target = &plans[flip];
+            let mut data = fs::read(&target.path).unwrap();
+            data[target.position as usize + 7] ^= by;
+            fs::write(&target.path, &data).unwrap();
+            if compacted {
+                fs::write(dir.join(COMPACTED_FILE), b"").unwrap();
+            }
+            dir
+        };
+        let dir = write("flip-dense", 4, 0x08, false);
+        let (q, rep) = Partition::recover(&dir, 200, u64::MAX, 0, Offsets::Dense).unwrap();
+        assert_eq!(q.next_offset(), 4, "cut at the flipped batch");
+        assert!(
+            rep.reason
+                .as_deref()
+                .unwrap()
+                .contains("12 where 4 was due"),
+            "{rep:?}"
+        );
+        assert!(rep.segments_removed >= 1);
+        assert_eq!(read_all(&q, 0).len(), 4);
+        // Whole segments that leave a gap are cut as well: a later segment, renamed up.
+        let last = q.segments.last().unwrap().path.clone();
+        fs::copy(&last, segment_path(&dir, 40)).unwrap();
+        let (q, rep) = Partition::recover(&dir, 200, u64::MAX, 0, Offsets::Dense).unwrap();
+        assert_eq!((q.next_offset(), rep.segments_removed), (4, 1), "{rep:?}");
+        assert!(!segment_path(&dir, 40).exists());
+        fs::remove_dir_all(&dir).unwrap();
+
+        // Where a compacted topic's log (or one that was: COMPACTED_FILE) may hold a hole,
+        // a jump forward is one: the last batch moved from 11 to 27 stays. (A jump in the
+        // middle is still cut there, as the batch after it goes back.)
+        for (name, offsets, marked) in [
+            ("flip-dense-last", Offsets::Dense, false),
+            ("flip-holes", Offsets::Holes, false),
+            ("flip-marked", Offsets::Dense, true),
+        ] {
+            let dir = write(name, 11, 0x10, marked);
+            let (q, rep) = Partition::recover(&dir, 200, u64::MAX, 0, offsets).unwrap();
+            let kept = if offsets == Offsets::Dense && !marked {
+                (11, 11)
+            } else {
+                assert_eq!(
+                    (rep.truncated_bytes, rep.segments_removed),
+                    (0, 0),
+                    "{rep:?}"
+                );
+                (28, 12)
+            };
+            assert_eq!((q.next_offset(), read_all(&q, 0).len()), kept, "{name}");
+            fs::remove_dir_all(&dir).unwrap();
+        }
+    }
+
+    #[test]
     fn offsets_by_timestamp() {
         let dir = tmp("time");
-        let (mut p, _) = Partition::recover(&dir, 1 << 20, u64::MAX, 0).unwrap();
+        let (mut p, _) = Partition::recover(&dir, 1 << 20, u64::MAX, 0, Offsets::Dense).unwrap();
         for i in 0..300u64 {
             append(
                 &mut p,
@@ -769,7 +865,7 @@ mod tests {
     #[test]
     fn failed_write_is_undone() {
         let dir = tmp("undo");
-        let (mut p, _) = Partition::recover(&dir, 1 << 20, u64::MAX, 0).unwrap();
+        let (mut p, _) = Partition::recover(&dir, 1 << 20, u64::MAX, 0, Offsets::Dense).unwrap();
         append(&mut p, &[b"a"], 0);
         let mut b = batch::build(0, 0, &[b"lost"]);
         let h = batch::validate(&b).unwrap();
@@ -784,7 +880,7 @@ mod tests {
     #[test]
     fn delete_before_moves_the_start_and_survives_recovery() {
         let dir = tmp("delete-records");
-        let (mut p, _) = Partition::recover(&dir, 200, u64::MAX, 0).unwrap();
+        let (mut p, _) = Partition::recover(&dir, 200, u64::MAX, 0, Offsets::Dense).unwrap();
         for i in 0..12 {
             append(&mut p, &[format!("record-{i:02}").as_bytes()], 1_000 + i);
         }
@@ -804,14 +900,14 @@ mod tests {
             fs::remove_file(path).unwrap();
         }
         fs::write(dir.join(LOG_START_FILE), format!("{mid}\n")).unwrap();
-        let (q, _) = Partition::recover(&dir, 200, u64::MAX, 0).unwrap();
+        let (q, _) = Partition::recover(&dir, 200, u64::MAX, 0, Offsets::Dense).unwrap();
         assert_eq!((q.log_start(), q.next_offset()), (mid, 12));
         // A crash after the file was renamed, before the unlinks: recovery drops them.
         p.delete_before(100);
         assert_eq!(p.log_start(), 12);
         assert_eq!(p.segments.len(), 1, "the active segment always stays");
         fs::write(dir.join(LOG_START_FILE), "12\n").unwrap();
-        let (q, _) = Partition::recover(&dir, 200, u64::MAX, 0).unwrap();
+        let (q, _) = Partition::recover(&dir, 200, u64::MAX, 0, Offsets::Dense).unwrap();
         assert_eq!((q.log_start(), q.segments.len()), (12, 1));
         fs::remove_dir_all(&dir).unwrap();
     }
@@ -824,7 +920,7 @@ mod tests {
         fs::create_dir_all(&dir).unwrap();
         fs::write(segment_path(&dir, 0), b"").unwrap();
         fs::write(segment_path(&dir, 3), batch::build(5, 1_000, &[b"kept"])).unwrap();
-        let (mut p, rep) = Partition::recover(&dir, 1 << 20, u64::MAX, 0).unwrap();
+        let (mut p, rep) = Partition::recover(&dir, 1 << 20, u64::MAX, 0, Offsets::Holes).unwrap();
         assert_eq!(
             (rep.truncated_bytes, rep.segments_removed),
             (0, 0),
@@ -840,7 +936,7 @@ mod tests {
         assert_eq!(p.log_start(), 2);
         assert_eq!(read_all(&p, 2)[0].base_offset, 5);
         fs::write(dir.join(LOG_START_FILE), "2\n").unwrap();
-        let (q, _) = Partition::recover(&dir, 1 << 20, u64::MAX, 0).unwrap();
+        let (q, _) = Partition::recover(&dir, 1 << 20, u64::MAX, 0, Offsets::Holes).unwrap();
         assert_eq!((q.log_start(), q.segments.len()), (2, 2));
         // At the next segment's base it goes.
         assert_eq!(p.delete_before(3), vec![segment_path(&dir, 0)]);
@@ -850,7 +946,7 @@ mod tests {
     #[test]
     fn retention_deletes_whole_old_segments() {
         let dir = tmp("retention");
-        let (mut p, _) = Partition::recover(&dir, 200, u64::MAX, 0).unwrap();
+        let (mut p, _) = Partition::recover(&dir, 200, u64::MAX, 0, Offsets::Dense).unwrap();
         for i in 0..12 {
             append(&mut p, &[format!("record-{i:02}").as_bytes()], 1_000 + i);
         }
@@ -870,7 +966,7 @@ mod tests {
     #[test]
     fn retention_keeps_segments_with_unacknowledged_appends_or_reads() {
         let dir = tmp("retention-pending");
-        let (mut p, _) = Partition::recover(&dir, 200, u64::MAX, 0).unwrap();
+        let (mut p, _) = Partition::recover(&dir, 200, u64::MAX, 0, Offsets::Dense).unwrap();
         for i in 0..12 {
             append(&mut p, &[format!("record-{i:02}").as_bytes()], 1_000 + i);
         }

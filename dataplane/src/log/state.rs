@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 
 use super::commit::{Commit, PendingAppend};
 use super::fetch::Ahead;
-use super::partition::Partition;
+use super::partition::{Offsets, Partition};
 use super::producers::{self, Producers};
-use super::topics::{self, TopicConfig, TopicMeta};
+use super::topics::{self, Cleanup, TopicConfig, TopicMeta};
 use crate::runtime::aligned::{AlignedBuf, ALIGN};
 
 /// A segment's read and write handles, each with whether it is O_DIRECT.
@@ -116,11 +116,17 @@ impl PartState {
         direct: bool,
     ) -> std::io::Result<PartState> {
         let dir = topics::partition_dir(data_dir, &meta.name, partition);
+        // Only a compacted topic's log may have holes (`Partition::recover`).
+        let offsets = match meta.config.cleanup {
+            Cleanup::Delete => Offsets::Dense,
+            Cleanup::Compact | Cleanup::CompactDelete => Offsets::Holes,
+        };
         let (log, rep) = Partition::recover(
             &dir,
             meta.config.segment_bytes,
             meta.config.segment_ms,
             now_ms,
+            offsets,
         )?;
         if rep.truncated_bytes > 0 || rep.segments_removed > 0 {
             tracing::warn!(topic = %meta.name, partition, cut_bytes = rep.truncated_bytes,

@@ -13,7 +13,7 @@
 
 use super::files::{c_path, Job, Step, Then};
 use super::ops::LogResult;
-use super::partition::{segment_path, Partition, LOG_START_FILE};
+use super::partition::{segment_path, Partition, COMPACTED_FILE, LOG_START_FILE};
 use super::state::{PartState, SegmentHandles};
 use super::topics::{self, TopicMeta};
 use super::{LogCtx, Logs};
@@ -64,7 +64,11 @@ impl Logs {
             };
             handles.extend(ps.files.drain().map(|(_, (f, _))| f));
             handles.extend(ps.writers.drain().map(|(_, (f, _))| f));
-            for path in ps.log.segments.iter().map(|s| &s.path).chain([&ps.log.dir]) {
+            // The folder's other files too, or the rmdir fails and a topic created again
+            // under the name would start from them.
+            let others = [LOG_START_FILE, COMPACTED_FILE].map(|f| ps.log.dir.join(f));
+            let files = ps.log.segments.iter().map(|s| &s.path).chain(&others);
+            for path in files.chain([&ps.log.dir]) {
                 match c_path(path) {
                     Ok(c) => {
                         job.step(Step::Unlink {

@@ -34,7 +34,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use super::files::{c_path, Failure, Job, Step, Then};
-use super::partition::Segment;
+use super::partition::{Segment, COMPACTED_FILE};
 use super::topics::Cleanup;
 use super::{LogCtx, Logs};
 use crate::limits::{COMPACT_MAP_BYTES_PER_KEY_MIN, COMPACT_MAP_KEYS_MAX, COMPACT_SLICE_BYTES};
@@ -587,6 +587,7 @@ impl Logs {
         };
         let present = p.log.segments.iter().any(|s| s.base == base);
         let first = p.log.segments.first().is_some_and(|s| s.base == base);
+        let marked = p.log.compacted;
         let out_path = cleaned_path(&path);
         let (Ok(src_c), Ok(out_c), Ok(dir_c)) =
             (c_path(&path), c_path(&out_path), c_path(&pass.dir))
@@ -602,6 +603,20 @@ impl Logs {
             &mut pass,
             format!("compaction: putting {} in place", path.display()),
         );
+        if c.changed && !marked {
+            // The partition's first hole: say so on disk before it is made, so recovery
+            // accepts holes here even if the topic stops being compacted.
+            let Ok(mark_c) = c_path(&pass.dir.join(COMPACTED_FILE)) else {
+                return self.abandon(pass, "a segment path the kernel cannot take", ctx);
+            };
+            j.step(Step::Open {
+                path: mark_c,
+                flags: libc::O_WRONLY | libc::O_CREAT | libc::O_CLOEXEC,
+                into: DIR,
+            })
+            .step(Step::Close { fd: DIR });
+            j.sync_dir(dir_c.clone(), DIR);
+        }
         if !c.changed {
             j.step(Step::Close { fd: OUT_R }).step(Step::Unlink {
                 path: out_c,
@@ -675,6 +690,7 @@ impl Logs {
                     }
                 }
                 Some(i) => {
+                    p.log.compacted = true;
                     let old = p.log.segments[i].size;
                     let mut out = c.out;
                     out.created_ms = p.log.segments[i].created_ms;
@@ -783,7 +799,7 @@ impl Logs {
 #[cfg(test)]
 mod tests {
     use super::filter::keyed_batch;
-    use crate::log::partition::{segment_path, trim_read, Partition};
+    use crate::log::partition::{segment_path, trim_read, Offsets, Partition};
     use std::fs;
 
     #[test]
@@ -801,7 +817,7 @@ mod tests {
         let b = keyed_batch(7, &[(Some(b"c"), Some(b"3"))]);
         fs::write(segment_path(&dir, 5), &b).unwrap();
         fs::write(dir.join("00000000000000000005.log.cleaned"), b"half a copy").unwrap();
-        let (p, rep) = Partition::recover(&dir, 1 << 20, u64::MAX, 0).unwrap();
+        let (p, rep) = Partition::recover(&dir, 1 << 20, u64::MAX, 0, Offsets::Holes).unwrap();
         assert_eq!(
             (rep.truncated_bytes, rep.segments_removed),
             (0, 0),
