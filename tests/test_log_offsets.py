@@ -6,7 +6,7 @@ those of a topic compacted before its cleanup.policy changed to delete) are kept
 import struct
 
 import pytest
-from confluent_kafka import Producer
+from confluent_kafka import Producer, TopicPartition
 from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource,
                                   NewTopic)
 
@@ -104,3 +104,23 @@ def test_a_compacted_topic_keeps_its_holes_across_restarts(start):
     assert watermarks(node, "kept") == (0, len(records))
     assert [o for o, _, _ in read_log(node, "kept")] == offs
     assert "recovery truncated" not in node.log_text()
+
+
+def test_a_topic_created_again_after_delete_records_starts_at_zero(start):
+    """DeleteTopics removes the partition folder's log-start-offset (and compaction's
+    marker) too: before, the folder's rmdir failed on it, and a topic created again under
+    the name took the old log start at the next restart."""
+    node = start()
+    admin = AdminClient({"bootstrap.servers": bootstrap(node)})
+    for round in range(2):
+        admin.create_topics([NewTopic("again", 1, 1)])["again"].result(10)
+        produce_one_batch_each(node, "again", [b"v"] * 10)
+        if round == 0:
+            done = admin.delete_records([TopicPartition("again", 0, 5)])
+            assert next(iter(done.values())).result(10).low_watermark == 5
+            assert watermarks(node, "again") == (5, 10)
+            admin.delete_topics(["again"])["again"].result(10)
+            assert not (node.data / "log" / "again" / "0").exists()
+    node.stop()
+    node.restart()
+    assert watermarks(node, "again") == (0, 10)
