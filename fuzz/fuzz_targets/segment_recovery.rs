@@ -7,12 +7,16 @@
 //! instead of the offset that follows the previous segment's batches, so the fuzzer can
 //! name gaps, overlaps and negative bases. Bit 1: before writing, the batches of each file
 //! get magic 2 and a right CRC (so the fuzzer reaches the checks after the CRC); bit 2:
-//! and base offsets that continue the log.
+//! and base offsets that continue the log. Bit 3: the partition is a compacted topic's
+//! (`Offsets::Holes`: offsets may jump forward, the holes compaction leaves); without it,
+//! a topic's that is not (`Offsets::Dense`).
 //!
 //! Checked: recovery succeeds (damage is cut, never an error or a panic); afterwards every
-//! segment file is exactly whole, valid batches (length, magic, CRC-32C, count) with dense
-//! offsets from its base, matching what recovery reports (size, end, batch count); and a
-//! second recovery of the same folder cuts and removes nothing and finds the same log.
+//! segment file is exactly whole, valid batches (length, magic, CRC-32C, count) with
+//! offsets from its base that are dense (each segment and batch starts where the one
+//! before ended), or only grow with bit 3, matching what recovery reports (size, end, batch
+//! count); and a second recovery of the same folder cuts and removes nothing and finds the
+//! same log.
 #![no_main]
 
 use std::fs;
@@ -20,7 +24,7 @@ use std::path::PathBuf;
 
 use libfuzzer_sys::fuzz_target;
 use pinion::log::batch::{self, HEADER_BYTES, LOG_OVERHEAD};
-use pinion::log::partition::{segment_path, Partition};
+use pinion::log::partition::{segment_path, Offsets, Partition};
 
 const SEPARATOR: &[u8] = b"%SEGMENT";
 
@@ -116,21 +120,31 @@ fuzz_target!(|data: &[u8]| {
         fs::write(segment_path(&dir, base), &body).expect("writing a segment");
     }
 
-    let (p, rep) = Partition::recover(&dir, 1 << 30, u64::MAX >> 1, 0)
+    let offsets = if mode & 8 == 8 {
+        Offsets::Holes
+    } else {
+        Offsets::Dense
+    };
+    let (p, rep) = Partition::recover(&dir, 1 << 30, u64::MAX >> 1, 0, offsets)
         .unwrap_or_else(|e| panic!("recovery failed: {e}"));
     assert_eq!(rep.segments, p.segments.len());
     assert!(!p.segments.is_empty());
     let mut batches = 0u64;
     let mut expected: Option<i64> = None;
     for s in &p.segments {
-        // Segments do not overlap and offsets only grow; since compaction, gaps are holes
-        // it may have left (log/partition.rs, its invariants).
+        // Segments do not overlap; they continue the log, or with holes (a compacted
+        // topic's) start at or after its end (log/partition.rs, its invariants).
         if let Some(e) = expected {
-            assert!(
-                s.base >= e,
-                "segment {} overlaps the log, which runs to {e}",
-                s.base
-            );
+            match offsets {
+                Offsets::Dense => {
+                    assert_eq!(s.base, e, "segment {} does not continue the log", s.base)
+                }
+                Offsets::Holes => assert!(
+                    s.base >= e,
+                    "segment {} overlaps the log, which runs to {e}",
+                    s.base
+                ),
+            }
         }
         let bytes = fs::read(&s.path).expect("a recovered segment is readable");
         assert_eq!(bytes.len() as u64, s.size, "segment {} size", s.base);
@@ -139,12 +153,19 @@ fuzz_target!(|data: &[u8]| {
         while pos < bytes.len() {
             let h = batch::validate(&bytes[pos..])
                 .unwrap_or_else(|e| panic!("segment {} keeps a bad batch at {pos}: {e}", s.base));
-            assert!(
-                h.base_offset >= at,
-                "segment {} goes back to {} at {pos}",
-                s.base,
-                h.base_offset
-            );
+            match offsets {
+                Offsets::Dense => assert_eq!(
+                    h.base_offset, at,
+                    "segment {} jumps to {} at {pos}",
+                    s.base, h.base_offset
+                ),
+                Offsets::Holes => assert!(
+                    h.base_offset >= at,
+                    "segment {} goes back to {} at {pos}",
+                    s.base,
+                    h.base_offset
+                ),
+            }
             at = h.last_offset() + 1;
             pos += h.size;
             batches += 1;
@@ -155,7 +176,7 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(batches, rep.batches);
 
     // Recovery is idempotent: the second finds a whole log.
-    let (p2, rep2) = Partition::recover(&dir, 1 << 30, u64::MAX >> 1, 0)
+    let (p2, rep2) = Partition::recover(&dir, 1 << 30, u64::MAX >> 1, 0, offsets)
         .unwrap_or_else(|e| panic!("second recovery failed: {e}"));
     assert_eq!(rep2.truncated_bytes, 0, "{:?}", rep2.reason);
     assert_eq!(rep2.segments_removed, 0, "{:?}", rep2.reason);
