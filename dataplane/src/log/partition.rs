@@ -289,6 +289,18 @@ impl Partition {
                             h.base_offset
                         ));
                     }
+                    // Offsets the log can hold: a span that does not go back, and a last
+                    // offset with one after it (a forward jump in a compacted log could
+                    // otherwise name one past i64).
+                    let last = (h.last_offset_delta >= 0)
+                        .then(|| h.base_offset.checked_add(i64::from(h.last_offset_delta)))
+                        .flatten();
+                    if last.is_none_or(|l| l == i64::MAX) {
+                        return Err(format!(
+                            "batch at byte {pos} spans offsets {} + {}, which the log cannot hold",
+                            h.base_offset, h.last_offset_delta
+                        ));
+                    }
                     Ok(h)
                 })();
                 match problem {
@@ -830,6 +842,24 @@ mod tests {
             assert_eq!((q.next_offset(), read_all(&q, 0).len()), kept, "{name}");
             fs::remove_dir_all(&dir).unwrap();
         }
+    }
+
+    #[test]
+    fn a_jump_past_the_largest_offset_is_cut_not_a_panic() {
+        // Found by the segment_recovery fuzz target: in a log that may hold holes, a batch
+        // whose base offset jumps near i64::MAX overflowed `last_offset`.
+        let dir = tmp("offset-overflow");
+        fs::create_dir_all(&dir).unwrap();
+        let mut log = batch::build(0, 1_000, &[b"a"]);
+        log.extend(batch::build(i64::MAX - 1, 1_000, &[b"b", b"c"]));
+        fs::write(segment_path(&dir, 0), &log).unwrap();
+        let (p, rep) = Partition::recover(&dir, 1 << 20, u64::MAX, 0, Offsets::Holes).unwrap();
+        assert_eq!(p.next_offset(), 1);
+        assert!(
+            rep.reason.as_deref().unwrap().contains("cannot hold"),
+            "{rep:?}"
+        );
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
