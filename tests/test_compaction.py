@@ -10,7 +10,8 @@ import time
 
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource,
+                                  NewTopic)
 
 ONE_MB = 1 << 20
 PASSES = "pinion_log_compaction_passes_total"
@@ -217,19 +218,20 @@ def test_kill_mid_compaction_loses_nothing(start, monkeypatch, point):
     synced (`written`) or after it is renamed over the segment (`renamed`); the restarted
     node finishes the compaction and every key keeps its latest value."""
     node = start()
-    create(node, "crash", **{"cleanup.policy": "compact"})
+    # Not compacted while it is written: a pass of this node could clean the whole log
+    # before the stop, and leave the restarted one nothing to change.
+    create(node, "crash", **{"cleanup.policy": "delete"})
     records, offsets = produce_all(node, "crash", workload(rounds=12))
-    # A pass of this node may have cleaned the log before the stop; one more value for
-    # every key leaves the restarted node's first pass a segment to change either way.
-    last = [(k, b"last-" + k) for k in sorted({k for k, _ in records})]
-    offsets += produce(node, "crash", last)
-    records += last
     want = expected_state(records, offsets)
     node.stop()
-    # Restarted, every segment is dirty: the first pass changes the first segment that
-    # holds a superseded record and the node aborts at the injection point.
+    # Restarted and made compacted, every segment is dirty: the first pass changes the
+    # first segment and the node aborts at the injection point.
     monkeypatch.setenv("PINION_COMPACT_CRASH_AT", point)
     node.restart()
+    res = ConfigResource("topic", "crash", incremental_configs=[ConfigEntry(
+        "cleanup.policy", "compact", incremental_operation=AlterConfigOpType.SET)])
+    admin = AdminClient({"bootstrap.servers": bootstrap(node)})  # outlives its futures
+    admin.incremental_alter_configs([res])[res].result(10)
     deadline = time.time() + 60
     while node.proc.poll() is None:
         assert time.time() < deadline, "the fault injection point was never reached"
