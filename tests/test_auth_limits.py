@@ -91,13 +91,14 @@ def test_resp_guessing_is_refused_per_address(start):
     assert client(node, "127.0.0.1", password="right-pw").ping() is True
 
 
-def test_resp_limit_off_and_flags_checked(start):
+def test_resp_limit_off_and_flags_checked(start, tmp_path):
     node = start("--requirepass", "right-pw", "--auth-failures-max", "0")
     for i in range(20):
         assert "invalid username-password pair" in raw_auth(node, "127.0.0.1", "AUTH", f"x{i}")
     assert raw_auth(node, "127.0.0.1", "AUTH", "right-pw") is True
     assert node.metric("pinion_auth_refused_total") == 0
-    r = subprocess.run([binary(), "--auth-block-ms", "0"], capture_output=True, timeout=30)
+    r = subprocess.run([binary(), "--data-dir", str(tmp_path / "d"), "--auth-block-ms", "0"],
+                       capture_output=True, timeout=30)
     assert r.returncode != 0 and b"--auth-block-ms" in r.stderr
 
 
