@@ -389,3 +389,40 @@ def test_copy_throughput(start, capsys):
     st, fence = admin(x, "POST", "/partitions/release", topic=topic, partition=0)
     st, done = admin(y, "POST", "/partitions/pull/finish", topic=topic, partition=0, end=fence["end_offset"])
     assert st == 200 and done["state"] == "done", done
+
+
+def test_a_pull_of_a_compacted_log_keeps_its_holes_after_the_policy_changed(start):
+    """A log compacted on X has holes; after its topic went back to `delete`, X allows them
+    through its `compacted` marker. The copy on Y must allow them too, or Y's recovery (dense
+    offsets for a `delete` topic) would cut the log at the first hole."""
+    from test_compaction import compacted, create as create_compacted, produce, read_log
+
+    x, y = start(), start()
+    topic = "holes"
+    create_compacted(x, topic, **{"cleanup.policy": "compact"})
+    # Keys of their own before and after a run of keys written again later: compaction keeps
+    # the first and drops whole batches of the run, holes between batches.
+    pad = "x" * 200
+    for phase, n in (("a", 300), ("k", 5000), ("c", 300), ("k", 15_000)):
+        produce(x, topic, [((f"k{i % 50}" if phase == "k" else f"{phase}{i}").encode(),
+                            f"{phase}{i}-{pad}".encode()) for i in range(n)])
+    got, _ = compacted(x, topic, lambda recs: len(recs) < 5_000)
+    offsets = [o for o, _, _ in got]
+    assert any(b - a > 1 for a, b in zip(offsets, offsets[1:])), ("compaction left holes", len(got), offsets[:5], offsets[-5:])
+    a = AdminClient({"bootstrap.servers": boot(x)})
+    res = ConfigResource("topic", topic, set_config={"cleanup.policy": "delete"})
+    a.alter_configs([res])[res].result(15)
+
+    st, body = admin(y, "POST", "/partitions/pull", topic=topic, partition=0, **{"from": boot(x)})
+    assert st == 202, body
+    wait_caught_up(y, topic, 0)
+    st, fence = admin(x, "POST", "/partitions/release", topic=topic, partition=0)
+    assert st == 200 and fence["settled"], fence
+    st, done = admin(y, "POST", "/partitions/pull/finish", topic=topic, partition=0, end=fence["end_offset"])
+    assert st == 200 and done["state"] == "done", done
+    assert configs(y, topic)["cleanup.policy"] == "delete"
+    assert read_log(y, topic) == got
+    # Y's recovery after a restart keeps the holes: the whole log, at the same offsets.
+    y.stop()
+    y.restart()
+    assert read_log(y, topic) == got

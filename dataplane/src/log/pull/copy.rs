@@ -14,7 +14,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use super::super::batch;
-use super::super::partition::{segment_path, Partition, LOG_START_FILE};
+use super::super::partition::{segment_path, Offsets, Partition, COMPACTED_FILE, LOG_START_FILE};
 
 /// Why a copy stopped.
 #[derive(Debug, thiserror::Error)]
@@ -90,8 +90,10 @@ impl Copy {
             c.wipe()?;
             return Ok(c);
         }
-        let (log, _) =
-            Partition::recover(dir, segment_bytes, u64::MAX, now_ms).map_err(io_at(dir))?;
+        // The copy holds the source's batches as they were, holes included (a compacted
+        // source): recovery only finds where it ends and cuts a torn tail.
+        let (log, _) = Partition::recover(dir, segment_bytes, u64::MAX, now_ms, Offsets::Holes)
+            .map_err(io_at(dir))?;
         if let Some(last) = log.segments.last() {
             let f = OpenOptions::new()
                 .write(true)
@@ -103,7 +105,7 @@ impl Copy {
         Ok(c)
     }
 
-    /// Remove every segment and the log start file: the copy starts over.
+    /// Remove every segment, the log start file and the holes marker: the copy starts over.
     pub fn wipe(&mut self) -> Result<(), CopyError> {
         self.active = None;
         self.next = None;
@@ -111,11 +113,13 @@ impl Copy {
             let p = segment_path(&self.dir, b);
             fs::remove_file(&p).map_err(io_at(&p))?;
         }
-        let ls = self.dir.join(LOG_START_FILE);
-        match fs::remove_file(&ls) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io_at(&ls)(e)),
+        for name in [LOG_START_FILE, COMPACTED_FILE] {
+            let p = self.dir.join(name);
+            match fs::remove_file(&p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_at(&p)(e)),
+            }
         }
         fsync_dir(&self.dir).map_err(io_at(&self.dir))
     }
@@ -160,6 +164,9 @@ impl Copy {
                         next,
                     });
                 }
+                if h.base_offset > next {
+                    self.mark_holes()?;
+                }
             }
             let size = self.active.as_ref().map(|a| a.2 + run.len() as u64);
             let roll = match size {
@@ -195,6 +202,19 @@ impl Copy {
         Ok(())
     }
 
+    /// The copy has a hole (the source was compacted): the folder gets the
+    /// [`COMPACTED_FILE`] marker, durable before any batch past the hole, so recovery on
+    /// this node allows holes whatever the topic's policy says now, as it does on the
+    /// source.
+    fn mark_holes(&mut self) -> Result<(), CopyError> {
+        let path = self.dir.join(COMPACTED_FILE);
+        if !path.exists() {
+            File::create(&path).map_err(io_at(&path))?;
+            fsync_dir(&self.dir).map_err(io_at(&self.dir))?;
+        }
+        Ok(())
+    }
+
     /// Close the active segment (synced) and start one at `base`.
     fn roll(&mut self, base: i64) -> Result<(), CopyError> {
         if let Some((f, b, _)) = self.active.take() {
@@ -217,6 +237,9 @@ impl Copy {
     /// holds none) and start at `log_start`, and make everything durable.
     pub fn seal(&mut self, end: i64, log_start: i64) -> Result<(), CopyError> {
         if self.next.is_none_or(|n| n < end) {
+            if self.next.is_some() {
+                self.mark_holes()?;
+            }
             self.roll(end)?;
             self.next = Some(end);
         }
