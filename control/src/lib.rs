@@ -10,6 +10,7 @@ pub mod crashpoint;
 pub mod etcd;
 pub mod limits;
 pub mod map;
+pub mod moves;
 pub mod placement;
 pub mod server;
 #[cfg(test)]

@@ -61,3 +61,13 @@ pub const ETCD_RETRY_MS: u64 = 500;
 /// One record in etcd. etcd refuses requests over its `--max-request-bytes` (1.5 MiB by
 /// default); a map that does not fit needs that raised, and this with it.
 pub const ETCD_RECORD_BYTES_MAX: usize = 1 << 20;
+
+// The move phase (`moves.rs`): streaming moving slots' data before the map flips.
+
+/// Units (slots) in one move order.
+pub const MOVE_ORDER_UNITS_MAX: usize = 256;
+/// Units in flight over all orders of a move phase.
+pub const MOVE_UNITS_IN_FLIGHT_MAX: usize = 2048;
+/// An order with no report from its old owner for this long fails its remaining units
+/// (they stay with the old owner).
+pub const MOVE_ORDER_TIMEOUT_MS: u64 = 30_000;

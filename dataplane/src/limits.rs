@@ -534,3 +534,15 @@ pub const HASH_REPLY_SLICE_PAIRS: usize = 16_384;
 /// over several turns while its key is held in the shard's scheduler, so no other command
 /// sees it half-applied (`shard/sliced.rs`). About 0.4 us a pair: a few milliseconds a slice.
 pub const HASH_WRITE_SLICE_PAIRS: usize = 8_192;
+
+// Moving data when the map changes (issue 12, f-move): `cluster/mover.rs`.
+
+/// Keys one TAKE of a frozen slot hands over (and one pipelined batch to the new owner).
+pub const MOVE_TAKE_KEYS: usize = 256;
+/// Bytes one TAKE aims at (it stops adding keys past this; one key may exceed it).
+pub const MOVE_TAKE_BYTES: usize = 4 << 20;
+/// A mover's read or write that waits this long fails the slot (it stays with this node).
+pub const MOVE_IO_TIMEOUT_MS: u64 = 10_000;
+/// The largest reply element the mover reads: a moved key's payload can be as large as a
+/// bulk string may be (Redis's proto-max-bulk-len, 512 MiB), plus its encoding.
+pub const MOVE_REPLY_BYTES_MAX: usize = (512 << 20) + 1024;

@@ -19,6 +19,7 @@ use super::msg::{error_reply, ok_reply, ClientMsg, Op, ShardLoad};
 use super::{OutMsg, Outbox};
 use crate::limits::{PENDING_OPS_MAX, WAL_RECORDS_MAX, WEIGHT_MAX};
 use crate::map::{ClusterMap, Epoch, Node, NodeId, NodeState, Owner, TopicPartition};
+use crate::moves::{self, MovePhase};
 use crate::placement::{self, LoadTracker, Moves};
 use crate::store::{Store, StoreError};
 use crate::twopc::coordinator::{Input, Output};
@@ -81,8 +82,20 @@ struct Inflight {
     reply: Option<Outbox>,
 }
 
+/// A change whose moving slots are streaming (`moves.rs`); proposed when that is done.
+struct Moving {
+    phase: MovePhase,
+    map: ClusterMap,
+    what: String,
+    moves: Moves,
+    reply: Option<Outbox>,
+}
+
 pub struct Core {
     coord: Coordinator,
+    moving: Option<Moving>,
+    /// The id the next move phase's orders start from.
+    next_order: u64,
     store: Box<dyn Store>,
     load: LoadTracker,
     last_loads: BTreeMap<NodeId, Vec<ShardLoad>>,
@@ -99,6 +112,8 @@ impl Core {
         let (coord, outs) = Coordinator::recover(store.records(), Timing::default(), 0);
         let mut core = Core {
             coord,
+            moving: None,
+            next_order: 1,
             store,
             load: LoadTracker::default(),
             last_loads: BTreeMap::new(),
@@ -150,6 +165,7 @@ impl Core {
                 next_tick = Instant::now() + tick;
                 let outs = self.coord.step(Input::Tick, self.now());
                 self.carry_out(outs)?;
+                self.move_step(moves::Input::Tick)?;
             }
             self.run_queue()?;
         }
@@ -191,6 +207,21 @@ impl Core {
                     }
                     self.last_loads.insert(id, shards);
                     return Ok(());
+                }
+                if let ClientMsg::Moved {
+                    id: order,
+                    done,
+                    failed,
+                    last,
+                } = msg
+                {
+                    return self.move_step(moves::Input::Report {
+                        from: id,
+                        id: order,
+                        done,
+                        failed,
+                        last,
+                    });
                 }
                 if let Some(m) = msg.to_coordinator() {
                     let outs = self
@@ -344,7 +375,8 @@ impl Core {
 
     /// Starts queued changes while the coordinator is free.
     fn run_queue(&mut self) -> Result<(), StoreError> {
-        while self.inflight.is_none() && self.coord.open_epoch().is_none() {
+        while self.inflight.is_none() && self.moving.is_none() && self.coord.open_epoch().is_none()
+        {
             let Some((change, reply)) = self.queue.pop_front() else {
                 return Ok(());
             };
@@ -367,22 +399,105 @@ impl Core {
                     continue;
                 }
             };
-            let outs = self.coord.step(Input::Propose(map), self.now());
-            if let Some(Output::Refused(r)) = outs.first() {
-                if let Some(out) = reply {
-                    let _ = out.try_send(OutMsg::Payload(error_reply(&r.to_string())));
-                }
+            // Slots changing node stream their keys first (`moves.rs`).
+            let committed = self.coord.committed().map.clone();
+            let sessions = &self.sessions;
+            let reachable = |n: NodeId| sessions.contains_key(&n);
+            let mut phase = MovePhase::plan(&committed, &map, &reachable, self.next_order);
+            if !phase.is_empty() {
+                info!(change = %what, units = phase.remaining(), "moving data before the change");
+                let outs = phase.start(self.now());
+                self.moving = Some(Moving {
+                    phase,
+                    map,
+                    what,
+                    moves,
+                    reply,
+                });
+                self.move_outputs(outs)?;
                 continue;
             }
-            let epoch = self.coord.last_epoch();
-            info!(epoch, change = %what, slots_moved = moves.slots, "proposing");
-            self.inflight = Some(Inflight {
-                epoch,
-                what,
-                moves,
-                reply,
-            });
-            self.carry_out(outs)?;
+            self.propose(map, what, moves, reply)?;
+        }
+        Ok(())
+    }
+
+    /// Proposes `map` (the 2PC begins).
+    fn propose(
+        &mut self,
+        map: ClusterMap,
+        what: String,
+        moves: Moves,
+        reply: Option<Outbox>,
+    ) -> Result<(), StoreError> {
+        let outs = self.coord.step(Input::Propose(map), self.now());
+        if let Some(Output::Refused(r)) = outs.first() {
+            if let Some(out) = reply {
+                let _ = out.try_send(OutMsg::Payload(error_reply(&r.to_string())));
+            }
+            return Ok(());
+        }
+        let epoch = self.coord.last_epoch();
+        info!(epoch, change = %what, slots_moved = moves.slots, "proposing");
+        self.inflight = Some(Inflight {
+            epoch,
+            what,
+            moves,
+            reply,
+        });
+        self.carry_out(outs)
+    }
+
+    fn move_step(&mut self, input: moves::Input) -> Result<(), StoreError> {
+        let now = self.now();
+        let Some(m) = self.moving.as_mut() else {
+            return Ok(());
+        };
+        let outs = m.phase.step(input, now);
+        self.move_outputs(outs)
+    }
+
+    /// Carries out the move phase's outputs: orders go to both owners; when it is done,
+    /// the map that flips what moved is proposed.
+    fn move_outputs(&mut self, outs: Vec<moves::Output>) -> Result<(), StoreError> {
+        for o in outs {
+            match o {
+                moves::Output::Send { to, order } => {
+                    if let Some(s) = self.sessions.get(&to) {
+                        let mut v = serde_json::to_value(&order).expect("orders serialise");
+                        v["type"] = json!("move");
+                        let payload = serde_json::to_vec(&v).expect("JSON values serialise");
+                        let _ = s.out.try_send(OutMsg::Payload(payload));
+                    }
+                }
+                moves::Output::Done { moved, failed } => {
+                    let Some(mut m) = self.moving.take() else {
+                        continue;
+                    };
+                    self.next_order = m.phase.next_id();
+                    if failed.is_empty() {
+                        info!(units = moved.len(), "data moved");
+                    } else {
+                        warn!(
+                            moved = moved.len(),
+                            failed = failed.len(),
+                            "some units did not move; they stay with their owners"
+                        );
+                    }
+                    let committed = self.coord.committed().map.clone();
+                    MovePhase::settle(&committed, &mut m.map, &failed);
+                    if m.map.validate().is_err() || m.map == *committed {
+                        if let Some(out) = m.reply {
+                            let _ = out.try_send(OutMsg::Payload(error_reply(&format!(
+                                "no data could be moved ({} units failed); nothing changed",
+                                failed.len()
+                            ))));
+                        }
+                        continue;
+                    }
+                    self.propose(m.map, m.what, m.moves, m.reply)?;
+                }
+            }
         }
         Ok(())
     }
@@ -523,6 +638,7 @@ impl Core {
             "last_epoch": self.coord.last_epoch(),
             "phase": self.coord.phase_name(),
             "open_epoch": self.coord.open_epoch(),
+            "moving": self.moving.as_ref().map(|m| m.phase.remaining()),
             "queued": self.queue.len(),
             "store": self.store.describe(),
             "nodes": m.nodes.iter().filter(|n| n.state != NodeState::Removed).count(),

@@ -45,6 +45,17 @@ pub enum ClientMsg {
     Heartbeat {
         shards: Vec<ShardLoad>,
     },
+    /// A node's report on a move order it sends (`moves.rs`): units done, units failed;
+    /// `last`: the order is over.
+    Moved {
+        id: u64,
+        #[serde(default)]
+        done: Vec<crate::moves::Unit>,
+        #[serde(default)]
+        failed: Vec<crate::moves::Unit>,
+        #[serde(default)]
+        last: bool,
+    },
     Op {
         op: Op,
     },

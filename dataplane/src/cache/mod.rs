@@ -17,6 +17,7 @@ pub mod entry;
 pub mod evict;
 pub mod glob;
 pub mod lazy_free;
+pub mod migrate;
 pub mod op;
 pub mod slot;
 pub mod store;

@@ -93,6 +93,8 @@ pub struct Store {
     pub lazy_free: super::lazy_free::LazyFree,
     /// Redis settings CONFIG SET stored without effect (`config::INERT_SETTINGS`).
     pub inert: super::cmd::server::InertValues,
+    /// Slots of this shard on the move (`cache/migrate.rs`); empty when nothing moves.
+    pub gates: hashbrown::HashMap<u16, super::migrate::Gate>,
 }
 
 const NOT_LISTED: u32 = u32::MAX;
@@ -165,6 +167,7 @@ impl Store {
             ready: Vec::new(),
             lazy_free: Default::default(),
             inert: Default::default(),
+            gates: hashbrown::HashMap::new(),
         }
     }
 
@@ -877,6 +880,17 @@ impl Store {
         self.used_bytes = 0;
         self.keys = 0;
         self.ttl_keys = 0;
+    }
+
+    /// The keys of one slot (moving it: `cache/migrate.rs`), expired ones too when
+    /// `with_expired`.
+    pub fn slot_keys(&self, slot: u16, now_ms: u64, with_expired: bool) -> Vec<Box<[u8]>> {
+        self.tables[self.local(slot)]
+            .table
+            .iter()
+            .filter(|e| with_expired || !e.is_expired(now_ms))
+            .map(|e| e.key().into())
+            .collect()
     }
 
     /// Live keys matching `pattern`, in slot order.

@@ -21,12 +21,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
+use pinion_control::moves::{Order, Unit};
 use pinion_control::server::msg::ShardLoad;
 use pinion_control::twopc::participant::{Input, Output};
 use pinion_control::twopc::{Participant, Timing, ToMember};
 use pinion_control::wire::{self, Sealer, Side, WireError, NONCE_BYTES};
 use serde_json::json;
 
+use super::mover::{MoverArgs, Report};
 use super::view::{View, ViewNode};
 use super::{state, Cluster};
 use crate::metrics::admin::Snapshot;
@@ -41,6 +43,8 @@ const TICK_MS: u64 = 100;
 const USER_HZ: f64 = 100.0;
 /// Connecting to the control plane gives up after this.
 const CONNECT_TIMEOUT_MS: u64 = 2_000;
+/// How often the mover's reports are looked for.
+const MOVE_POLL_MS: u64 = 20;
 
 pub struct MemberArgs {
     pub control: String,
@@ -52,6 +56,9 @@ pub struct MemberArgs {
     pub cluster: Arc<Cluster>,
     pub snapshot: Snapshot,
     pub stop: Arc<AtomicBool>,
+    /// Move orders for the mover thread (this node sends), and its reports.
+    pub orders: Sender<Order>,
+    pub reports: Receiver<Report>,
 }
 
 /// What the reader thread hands over.
@@ -251,16 +258,30 @@ pub fn spawn(
     let Some(control) = cfg.control.clone() else {
         return Ok(());
     };
+    let me = super::this_node(cfg, node.shared.nshards, node.resp_addr, node.kafka_addr);
+    let (orders, orders_rx) = mpsc::channel();
+    let (reports_tx, reports) = mpsc::channel();
+    let mover = MoverArgs {
+        own: format!("{}:{}", me.host, me.port),
+        password: cfg.requirepass.clone(),
+        cluster: node.shared.cluster.clone(),
+        stop: stop.clone(),
+    };
+    std::thread::Builder::new()
+        .name("cluster-mover".into())
+        .spawn(move || super::mover::run(mover, orders_rx, reports_tx))?;
     let args = MemberArgs {
         control,
         secret,
         data_dir: cfg.data_dir.clone(),
         weight: cfg.weight,
         heartbeat: Duration::from_millis(cfg.heartbeat_ms),
-        me: super::this_node(cfg, node.shared.nshards, node.resp_addr, node.kafka_addr),
+        me,
         cluster: node.shared.cluster.clone(),
         snapshot: node.snapshotter(),
         stop,
+        orders,
+        reports,
     };
     std::thread::Builder::new()
         .name("cluster".into())
@@ -400,7 +421,8 @@ fn serve_link(
         }
         let wait = next_tick
             .min(next_heartbeat)
-            .saturating_duration_since(Instant::now());
+            .saturating_duration_since(Instant::now())
+            .min(Duration::from_millis(MOVE_POLL_MS));
         let outs = match link.rx.recv_timeout(wait) {
             Ok(FromControl::Msg(v)) => match v.get("type").and_then(|t| t.as_str()) {
                 Some("registered") => {
@@ -419,6 +441,13 @@ fn serve_link(
                     }
                     return format!("refused: {err}");
                 }
+                Some("move") => {
+                    match serde_json::from_value::<Order>(v) {
+                        Ok(o) => take_order(args, o),
+                        Err(e) => return format!("bad move order from the control plane: {e}"),
+                    }
+                    Vec::new()
+                }
                 _ => match serde_json::from_value::<ToMember>(v) {
                     Ok(m) => part.step(Input::Recv(m), now()),
                     Err(e) => return format!("bad message from the control plane: {e}"),
@@ -435,6 +464,12 @@ fn serve_link(
         };
         if let Err(e) = carry_out(args, link, outs) {
             return e;
+        }
+        while let Ok(r) = args.reports.try_recv() {
+            let msg = json!({"type": "moved", "id": r.id, "done": r.done, "failed": r.failed, "last": r.last});
+            if let Err(e) = link.send(&msg) {
+                return e.to_string();
+            }
         }
         if Instant::now() >= next_tick {
             next_tick = Instant::now() + Duration::from_millis(TICK_MS);
@@ -488,6 +523,7 @@ fn carry_out(args: &MemberArgs, link: &mut Link, outs: Vec<Output>) -> Result<()
                 let owned = m.map.slot_counts().get(&args.me.id).copied().unwrap_or(0);
                 if args.cluster.install(view) {
                     tracing::info!(epoch, slots = owned, "installed cluster map");
+                    args.cluster.settle_moves();
                 }
             }
             Output::Send(msg) => {
@@ -498,4 +534,22 @@ fn carry_out(args: &MemberArgs, link: &mut Link, outs: Vec<Output>) -> Result<()
         super::crashpoint::after(&steps, i);
     }
     Ok(())
+}
+
+/// A move order (`pinion_control::moves`): as its new owner, accept ASKING for its slots;
+/// as its old owner, hand it to the mover.
+fn take_order(args: &MemberArgs, o: Order) {
+    let me = args.me.id;
+    if o.to.node == me {
+        args.cluster.edit_moves(|m| {
+            for u in &o.units {
+                if let Unit::Slot(s) = u {
+                    m.importing.set(*s, true);
+                }
+            }
+        });
+    }
+    if o.from == me && args.orders.send(o).is_err() {
+        tracing::error!("the mover thread has stopped");
+    }
 }

@@ -15,6 +15,8 @@ pub mod crashpoint;
 pub mod kafka;
 pub mod kafka_ports;
 pub mod member;
+pub mod mover;
+pub mod moving;
 pub mod resp;
 pub mod state;
 pub mod view;
@@ -23,6 +25,7 @@ use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
+pub use moving::Moves;
 pub use view::{View, ViewNode};
 
 use std::net::SocketAddr;
@@ -30,7 +33,7 @@ use std::net::SocketAddr;
 use anyhow::Context;
 use socket2::{Domain, Protocol, Socket, Type};
 
-use crate::cache::slot::key_slot;
+use crate::cache::slot::{key_slot, SLOTS};
 use crate::config::Config;
 use crate::limits::LISTEN_BACKLOG;
 use crate::proto::resp::command::Spec;
@@ -46,11 +49,16 @@ pub struct Cluster {
     instance: u64,
     generation: AtomicU64,
     view: RwLock<Arc<View>>,
+    /// Slots on the move (`moving.rs`).
+    moves: RwLock<Arc<Moves>>,
 }
 
+/// A thread's copy: (cluster instance, generation, view, moves).
+type Cached = (u64, u64, Arc<View>, Arc<Moves>);
+
 thread_local! {
-    /// This thread's copy of a cluster's view: (cluster instance, generation, view).
-    static CACHED: RefCell<Option<(u64, u64, Arc<View>)>> = const { RefCell::new(None) };
+    /// This thread's copy of a cluster's view and moves.
+    static CACHED: RefCell<Option<Cached>> = const { RefCell::new(None) };
 }
 
 /// Instances of [`Cluster`] made so far.
@@ -64,7 +72,52 @@ impl Cluster {
             instance: INSTANCES.fetch_add(1, Ordering::Relaxed),
             generation: AtomicU64::new(1),
             view: RwLock::new(Arc::new(view)),
+            moves: RwLock::new(Arc::new(Moves::default())),
         }
+    }
+
+    /// Changes the node-wide move state (the membership and mover threads).
+    pub fn edit_moves(&self, f: impl FnOnce(&mut Moves)) {
+        let mut cur = match self.moves.write() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        let mut next = (**cur).clone();
+        f(&mut next);
+        *cur = Arc::new(next);
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// The current move state (takes the lock; for threads other than shards, and tests).
+    pub fn moves(&self) -> Arc<Moves> {
+        match self.moves.read() {
+            Ok(g) => g.clone(),
+            Err(p) => p.into_inner().clone(),
+        }
+    }
+
+    /// After a new view: forgets what it settles. A slot this node now owns is no longer
+    /// imported; a slot another node now owns is no longer this node's to redirect.
+    pub fn settle_moves(&self) {
+        let view = self.current();
+        let m = self.moves();
+        if m.is_quiet() {
+            return;
+        }
+        let mine = |slot: u16| view.owner(slot).is_some_and(|(n, _)| view.is_me(n));
+        let stale_import = (0..SLOTS as u16).any(|s| m.importing.has(s) && mine(s));
+        let stale_gone = m.gone.keys().any(|&s| !mine(s));
+        if !stale_import && !stale_gone {
+            return;
+        }
+        self.edit_moves(|m| {
+            for s in 0..SLOTS as u16 {
+                if m.importing.has(s) && mine(s) {
+                    m.importing.set(s, false);
+                }
+            }
+            m.gone.retain(|&s, _| mine(s));
+        });
     }
 
     /// Serve `view` from now on (an older epoch than the current one is ignored).
@@ -91,16 +144,21 @@ impl Cluster {
 
     /// Runs `f` on the current view through this thread's copy.
     pub fn with<R>(&self, f: impl FnOnce(&View) -> R) -> R {
+        self.with_moves(|v, _| f(v))
+    }
+
+    /// Runs `f` on the current view and move state through this thread's copy.
+    pub fn with_moves<R>(&self, f: impl FnOnce(&View, &Moves) -> R) -> R {
         let me = self.instance;
         let generation = self.generation.load(Ordering::Acquire);
         CACHED.with(|c| {
             let mut c = c.borrow_mut();
-            let fresh = matches!(&*c, Some((at, g, _)) if *at == me && *g == generation);
+            let fresh = matches!(&*c, Some((at, g, _, _)) if *at == me && *g == generation);
             if !fresh {
-                *c = Some((me, generation, self.current()));
+                *c = Some((me, generation, self.current(), self.moves()));
             }
-            let (_, _, v) = c.as_ref().expect("filled above");
-            f(v)
+            let (_, _, v, m) = c.as_ref().expect("filled above");
+            f(v, m)
         })
     }
 }
@@ -189,6 +247,14 @@ pub enum Verdict {
     CrossSlot,
     /// A key's slot has no owner.
     Down,
+    /// `-ASK slot host:port`: the slot's keys were handed over while it moves.
+    Ask {
+        slot: u16,
+        host: String,
+        port: u16,
+    },
+    /// The slot is being streamed right now, or the keys span moved and unmoved slots.
+    TryAgain,
 }
 
 /// Checks a command's keys against the view, for a connection on shard `me_shard` (on its
@@ -196,7 +262,26 @@ pub enum Verdict {
 /// port, on this shard, or spread over this node's shards in several slots: those take
 /// the mesh hop as on the plain port). Else MOVED to the owner of the keys' one slot.
 pub fn check(view: &View, me_shard: usize, shard_port: bool, spec: &Spec, a: &Args) -> Verdict {
+    check_moving(view, &Moves::default(), me_shard, shard_port, false, spec, a)
+}
+
+/// [`check`] with slots on the move (`moving.rs`): on the old owner, a key of a slot being
+/// streamed gets TRYAGAIN and one of a slot already handed over `-ASK` (several slots
+/// touching one: TRYAGAIN, as Redis answers keys split by a migration); on the new owner,
+/// a slot it imports is served right after ASKING (`asking`).
+pub fn check_moving(
+    view: &View,
+    moves: &Moves,
+    me_shard: usize,
+    shard_port: bool,
+    asking: bool,
+    spec: &Spec,
+    a: &Args,
+) -> Verdict {
     let mut first: Option<(u16, usize, usize)> = None;
+    let quiet = moves.is_quiet();
+    let mut frozen = false;
+    let mut gone: Option<(u16, &(String, u16))> = None;
     let mut same_slot = true;
     let mut all_here = true;
     let mut all_this_shard = true;
@@ -214,6 +299,11 @@ pub fn check(view: &View, me_shard: usize, shard_port: bool, spec: &Spec, a: &Ar
         }
         if !view.is_me(node) {
             all_here = false;
+        } else if !quiet {
+            frozen |= moves.frozen.has(slot);
+            if let Some(to) = moves.gone.get(&slot) {
+                gone = Some((slot, to));
+            }
         }
         if shard != me_shard {
             all_this_shard = false;
@@ -225,7 +315,20 @@ pub fn check(view: &View, me_shard: usize, shard_port: bool, spec: &Spec, a: &Ar
     let Some((slot, node, shard)) = first else {
         return Verdict::Serve;
     };
+    if all_here && (frozen || gone.is_some()) {
+        return match gone {
+            Some((slot, (host, port))) if same_slot && !frozen => Verdict::Ask {
+                slot,
+                host: host.clone(),
+                port: *port,
+            },
+            _ => Verdict::TryAgain,
+        };
+    }
     if all_here && (!shard_port || all_this_shard || !same_slot) {
+        return Verdict::Serve;
+    }
+    if !all_here && same_slot && asking && moves.importing.has(slot) {
         return Verdict::Serve;
     }
     if !same_slot {
@@ -247,6 +350,8 @@ impl Verdict {
             Verdict::Moved { slot, host, port } => Some(format!("MOVED {slot} {host}:{port}")),
             Verdict::CrossSlot => Some(crate::proto::resp::errors::CROSSSLOT.to_string()),
             Verdict::Down => Some(crate::proto::resp::errors::CLUSTERDOWN.to_string()),
+            Verdict::Ask { slot, host, port } => Some(format!("ASK {slot} {host}:{port}")),
+            Verdict::TryAgain => Some(crate::proto::resp::errors::TRYAGAIN.to_string()),
         }
     }
 }

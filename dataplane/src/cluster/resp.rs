@@ -64,6 +64,8 @@ pub fn command(view: &View, me_shard: usize, cmd: ClusterCmd, a: &Args, o: &mut 
     match cmd {
         ClusterCmd::Readonly | ClusterCmd::Readwrite | ClusterCmd::Asking => o.ok(),
         ClusterCmd::Cluster => cluster(view, me_shard, a, o),
+        // Keyed (`cache/migrate.rs`): they never run as connection commands.
+        ClusterCmd::MoveSlot | ClusterCmd::MoveIn => o.error("ERR an internal command"),
     }
 }
 

@@ -74,6 +74,9 @@ pub fn run(ctx: &mut Ctx, sess: &mut Session, id: u64, spec: &Spec, a: &Args) ->
         Cmd::Acl => super::acl::command(ctx, sess, a),
         Cmd::Scripts(_) => Local::Reply(encode(sess.resp3, |o| crate::script::admin(spec, a, o))),
         Cmd::Cluster(c) => {
+            if c == crate::proto::resp::command::cluster::ClusterCmd::Asking {
+                sess.asking = true;
+            }
             let me = ctx.me;
             Local::Reply(encode(sess.resp3, |o| {
                 ctx.node

@@ -31,6 +31,7 @@ use crate::cache::store::Store;
 use crate::clock::Clock;
 use crate::mesh::{Endpoint, SlotTable};
 use crate::metrics::ShardMetrics;
+use crate::proto::resp::command::cluster::ClusterCmd;
 use crate::proto::resp::command::{lookup, Cmd, Family, Route, Spec, NOAUTH};
 use crate::proto::resp::errors::{self, unknown_command, wrong_args};
 use crate::proto::resp::write::Out;
@@ -121,12 +122,18 @@ pub fn dispatch(ctx: &mut Ctx, conn: &mut Conn, a: Args, frame: &[u8]) -> Act {
     }
     // Cluster mode (issue 12): keys owned elsewhere get MOVED. Standalone on the plain
     // port nothing is checked, as before.
-    if sess.shard_port || ctx.node.cluster.managed {
+    // Slots on the move: ASK, TRYAGAIN, and ASKING on the new owner; the move's own
+    // commands are not checked.
+    let asking = sess.multi.is_none() && std::mem::take(&mut sess.asking);
+    let internal = matches!(
+        spec.cmd,
+        Cmd::Cluster(ClusterCmd::MoveSlot | ClusterCmd::MoveIn)
+    );
+    if (sess.shard_port || ctx.node.cluster.managed) && !internal {
         let (me, shard_port) = (ctx.me, sess.shard_port);
-        let verdict = ctx
-            .node
-            .cluster
-            .with(|v| crate::cluster::check(v, me, shard_port, spec, &a));
+        let verdict = ctx.node.cluster.with_moves(|v, m| {
+            crate::cluster::check_moving(v, m, me, shard_port, asking, spec, &a)
+        });
         if let Some(e) = verdict.error() {
             ctx.metrics.commands.rejected(spec);
             return refuse(conn, &e);

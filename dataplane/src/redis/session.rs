@@ -29,6 +29,10 @@ pub struct Session {
     pub shard_port: bool,
     /// The client's address, where failed AUTHs are counted (`auth/guard.rs`).
     pub peer: Option<std::net::IpAddr>,
+
+    /// ASKING was the last command (cluster mode): the next one may run for a slot this
+    /// node imports (issue 12, moving data).
+    pub asking: bool,
 }
 
 impl Session {
@@ -44,6 +48,8 @@ impl Session {
             user_gen: 0,
             shard_port: false,
             peer: None,
+
+            asking: false,
         }
     }
 

@@ -47,6 +47,10 @@ pub fn exec_key(
     oom: OomCheck,
     out: &mut Out,
 ) {
+    // Slots on the move, and the move's own commands (issue 12, `cache/migrate.rs`).
+    if crate::cache::migrate::intercept(store, spec, a, slot, now, out) {
+        return;
+    }
     if spec.denyoom() && !store.make_room(now) && oom == OomCheck::Refuse {
         out.error(OOM);
         return;

@@ -299,3 +299,8 @@ pub const SCRIPT_ACL_KEY: &str = "The user executing the script can't access at 
 /// AUTH or HELLO AUTH from an address past --auth-failures-max, during its cool-down
 /// (the password is not checked, so a right one is refused too).
 pub const AUTH_REFUSED: &str = "ERR too many failed authentication attempts from this address: refused until its cool-down ends (--auth-block-ms)";
+
+// Moving data when the map changes (issue 12, f-move).
+/// A command for a slot whose keys are being streamed to its new owner right now, or whose
+/// keys span slots handed over and not (Redis's text for the latter).
+pub const TRYAGAIN: &str = "TRYAGAIN Multiple keys request during rehashing of slot";

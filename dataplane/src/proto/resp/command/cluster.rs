@@ -2,7 +2,7 @@
 //! (READONLY, READWRITE, ASKING). Answered by `cluster/resp.rs` from the node's cluster view.
 
 #[allow(unused_imports)]
-use super::{s, Cmd, Family as F, Route as R, Spec, NOAUTH, NOSCRIPT};
+use super::{s, Cmd, Family as F, Route as R, Spec, NOAUTH, NOSCRIPT, WRITE};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ClusterCmd {
@@ -10,6 +10,10 @@ pub enum ClusterCmd {
     Readonly,
     Readwrite,
     Asking,
+    /// Internal (moving data, `cache/migrate.rs`): the old owner's side of a slot move.
+    MoveSlot,
+    /// Internal: the new owner stores one moved key.
+    MoveIn,
 }
 
 use ClusterCmd as C;
@@ -46,5 +50,23 @@ pub static TABLE: &[Spec] = &[
         NOSCRIPT,
         R::Local,
         F::Connection,
+    ),
+    // Internal: moving a slot's keys between nodes (`cache/migrate.rs`). The key argument
+    // routes them to the shard that holds the slot; they skip the cluster check.
+    s(
+        "pinion.moveslot",
+        Cmd::Cluster(C::MoveSlot),
+        -3,
+        WRITE | NOSCRIPT,
+        R::Key,
+        F::Keyspace,
+    ),
+    s(
+        "pinion.movein",
+        Cmd::Cluster(C::MoveIn),
+        4,
+        WRITE | NOSCRIPT,
+        R::Key,
+        F::Keyspace,
     ),
 ];
