@@ -297,9 +297,9 @@ impl MovePhase {
                     let Some(old) = committed.slots().get(i).copied().flatten() else {
                         continue;
                     };
-                    let may_own = next
-                        .node(old.node)
-                        .is_some_and(|n| matches!(n.state, NodeState::Active | NodeState::Draining));
+                    let may_own = next.node(old.node).is_some_and(|n| {
+                        matches!(n.state, NodeState::Active | NodeState::Draining)
+                    });
                     if may_own {
                         next.set_slots(i..i + 1, Some(old));
                     }
@@ -458,6 +458,8 @@ mod tests {
         let mut p = MovePhase::plan(&a, &b, &|n| n != 1, 1);
         assert!(p.is_empty());
         let outs = p.start(0);
-        assert!(matches!(outs.as_slice(), [Output::Done { moved, failed }] if moved.is_empty() && failed.is_empty()));
+        assert!(
+            matches!(outs.as_slice(), [Output::Done { moved, failed }] if moved.is_empty() && failed.is_empty())
+        );
     }
 }

@@ -235,7 +235,12 @@ mod tests {
         }
         assert!(take_key(&mut a, b"missing", 1000).is_none());
         assert!(!put_key(&mut b, b"x", 5, b"", 0));
-        for cmd in ["hgetall h", "lrange l 0 -1", "smembers st", "zrange z 0 -1 withscores"] {
+        for cmd in [
+            "hgetall h",
+            "lrange l 0 -1",
+            "smembers st",
+            "zrange z 0 -1 withscores",
+        ] {
             assert_eq!(run(&mut a, 1000, cmd), run(&mut b, 3_601_000, cmd), "{cmd}");
         }
         let (pttl, _) = take_key(&mut b, b"s", 1000 + 3_600_000).unwrap();

@@ -84,6 +84,7 @@ impl Cluster {
         };
         let mut next = (**cur).clone();
         f(&mut next);
+        next.refresh();
         *cur = Arc::new(next);
         self.generation.fetch_add(1, Ordering::Release);
     }
@@ -106,7 +107,7 @@ impl Cluster {
         }
         let mine = |slot: u16| view.owner(slot).is_some_and(|(n, _)| view.is_me(n));
         let stale_import = (0..SLOTS as u16).any(|s| m.importing.has(s) && mine(s));
-        let stale_gone = m.gone.keys().any(|&s| !mine(s));
+        let stale_gone = m.gone_slots().any(|s| !mine(s));
         if !stale_import && !stale_gone {
             return;
         }
@@ -116,7 +117,10 @@ impl Cluster {
                     m.importing.set(s, false);
                 }
             }
-            m.gone.retain(|&s, _| mine(s));
+            let stale: Vec<u16> = m.gone_slots().filter(|&s| !mine(s)).collect();
+            for s in stale {
+                m.set_gone(s, None);
+            }
         });
     }
 
@@ -262,7 +266,15 @@ pub enum Verdict {
 /// port, on this shard, or spread over this node's shards in several slots: those take
 /// the mesh hop as on the plain port). Else MOVED to the owner of the keys' one slot.
 pub fn check(view: &View, me_shard: usize, shard_port: bool, spec: &Spec, a: &Args) -> Verdict {
-    check_moving(view, &Moves::default(), me_shard, shard_port, false, spec, a)
+    check_moving(
+        view,
+        &Moves::default(),
+        me_shard,
+        shard_port,
+        false,
+        spec,
+        a,
+    )
 }
 
 /// [`check`] with slots on the move (`moving.rs`): on the old owner, a key of a slot being
@@ -301,7 +313,7 @@ pub fn check_moving(
             all_here = false;
         } else if !quiet {
             frozen |= moves.frozen.has(slot);
-            if let Some(to) = moves.gone.get(&slot) {
+            if let Some(to) = moves.gone(slot) {
                 gone = Some((slot, to));
             }
         }
@@ -432,6 +444,49 @@ mod tests {
             Verdict::Moved { port: 7000, .. }
         ));
         assert_eq!(verdict(&v, 0, false, "mget a b"), Verdict::CrossSlot);
+    }
+
+    fn moving(v: &View, m: &Moves, asking: bool, line: &str) -> Verdict {
+        let (src, ranges) = args(line);
+        let a = Args {
+            src: &src,
+            ranges: &ranges,
+        };
+        let spec = lookup(a.get(0)).unwrap();
+        check_moving(v, m, 0, false, asking, spec, &a)
+    }
+
+    #[test]
+    fn slots_on_the_move_answer_tryagain_ask_or_serve_after_asking() {
+        // "a" is slot 15495, "b" slot 3300; {a}x shares a's slot.
+        let here = two_shards(false);
+        let mut m = Moves::default();
+        m.frozen.set(15495, true);
+        m.refresh();
+        assert_eq!(moving(&here, &m, false, "get a"), Verdict::TryAgain);
+        assert_eq!(moving(&here, &m, false, "get b"), Verdict::Serve);
+        m.frozen.set(15495, false);
+        m.set_gone(15495, Some(("10.0.0.9".into(), 7009)));
+        m.refresh();
+        let ask = moving(&here, &m, false, "mget a {a}x");
+        assert_eq!(ask.error().unwrap(), "ASK 15495 10.0.0.9:7009");
+        // Keys of a handed-over slot and of one still here: TRYAGAIN, as Redis does.
+        assert_eq!(moving(&here, &m, false, "mget a b"), Verdict::TryAgain);
+        // The new owner: the map still names the old one; ASKING lets one command in.
+        let mut there = two_shards(false);
+        there.me = None;
+        let mut m = Moves::default();
+        m.importing.set(15495, true);
+        m.refresh();
+        assert_eq!(moving(&there, &m, true, "set a 1"), Verdict::Serve);
+        assert!(matches!(
+            moving(&there, &m, false, "set a 1"),
+            Verdict::Moved { slot: 15495, .. }
+        ));
+        assert!(matches!(
+            moving(&there, &m, true, "get b"),
+            Verdict::Moved { slot: 3300, .. }
+        ));
     }
 
     #[test]

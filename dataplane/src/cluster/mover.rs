@@ -18,8 +18,8 @@
 //! this node. Reports go back to the membership thread, which sends them on.
 //!
 //! Test hook: with `PINION_TEST_MOVE_HOLD=<file>` and `PINION_TEST_MOVE_HOLD_AFTER=<n>`,
-//! after `n` slots have moved the mover waits while `<file>` exists (before freezing the
-//! next slot), so a test can look at a move half done.
+//! once `n` slots have moved while `<file>` exists, the mover waits while it exists
+//! (before freezing the next slot), so a test can look at a move half done.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
@@ -33,7 +33,7 @@ use pinion_control::moves::{Order, Unit};
 use super::view::split_addr;
 use super::Cluster;
 use crate::cache::slot::{key_slot, SLOTS};
-use crate::limits::{MOVE_IO_TIMEOUT_MS, MOVE_TAKE_BYTES, MOVE_TAKE_KEYS, MOVE_REPLY_BYTES_MAX};
+use crate::limits::{MOVE_IO_TIMEOUT_MS, MOVE_REPLY_BYTES_MAX, MOVE_TAKE_BYTES, MOVE_TAKE_KEYS};
 use crate::mesh::SlotTable;
 
 /// Reports after this many slots of an order (and at its end).
@@ -216,7 +216,8 @@ fn hold_hook() -> Option<(std::path::PathBuf, usize)> {
 pub fn run(args: MoverArgs, orders: Receiver<Order>, reports: Sender<Report>) {
     let tags = slot_tags();
     let hold = hold_hook();
-    let mut moved_total = 0usize;
+    // Slots moved while the test hook's file exists.
+    let mut held_moves = 0usize;
     let mut own: Option<Client> = None;
     let mut peer: Option<Client> = None;
     while !args.stop.load(Ordering::Relaxed) {
@@ -229,7 +230,12 @@ pub fn run(args: MoverArgs, orders: Receiver<Order>, reports: Sender<Report>) {
         let mut done = Vec::new();
         let mut failed = Vec::new();
         let mut since_report = 0;
-        tracing::info!(order = order.id, to = order.to.node, units = order.units.len(), "moving slots");
+        tracing::info!(
+            order = order.id,
+            to = order.to.node,
+            units = order.units.len(),
+            "moving slots"
+        );
         for unit in &order.units {
             let Unit::Slot(slot) = unit else {
                 // Log partitions move by the new owner pulling them (`log/pull/`): not here.
@@ -241,12 +247,13 @@ pub fn run(args: MoverArgs, orders: Receiver<Order>, reports: Sender<Report>) {
                 continue;
             }
             if let Some((file, after)) = &hold {
-                if moved_total >= *after {
+                if file.exists() && held_moves >= *after {
                     while file.exists() && !args.stop.load(Ordering::Relaxed) {
                         std::thread::sleep(Duration::from_millis(10));
                     }
                 }
             }
+            let holding = hold.as_ref().is_some_and(|(f, _)| f.exists());
             let shard = table.shard(*slot);
             let endpoint = order
                 .to
@@ -254,11 +261,20 @@ pub fn run(args: MoverArgs, orders: Receiver<Order>, reports: Sender<Report>) {
                 .get(shard)
                 .cloned()
                 .unwrap_or_else(|| order.to.resp_addr.clone());
-            let r = move_slot(&args, &mut own, &mut peer, &tags[usize::from(*slot)], *slot, &endpoint);
+            let r = move_slot(
+                &args,
+                &mut own,
+                &mut peer,
+                &tags[usize::from(*slot)],
+                *slot,
+                &endpoint,
+            );
             match r {
                 Ok(keys) => {
                     tracing::debug!(slot, keys, to = %endpoint, "slot moved");
-                    moved_total += 1;
+                    if holding {
+                        held_moves += 1;
+                    }
                     done.push(unit.clone());
                 }
                 Err(e) => {
@@ -327,7 +343,7 @@ fn move_slot(
             let (host, port) = split_addr(endpoint);
             args.cluster.edit_moves(|m| {
                 m.frozen.set(slot, false);
-                m.gone.insert(slot, (host, port));
+                m.set_gone(slot, Some((host, port)));
             });
             return Ok(0);
         }
@@ -341,7 +357,7 @@ fn move_slot(
             let (host, port) = split_addr(endpoint);
             args.cluster.edit_moves(|m| {
                 m.frozen.set(slot, false);
-                m.gone.insert(slot, (host, port));
+                m.set_gone(slot, Some((host, port)));
             });
             Ok(n)
         }
@@ -370,13 +386,16 @@ fn stream(
     let pw = args.password.as_deref();
     let cmd = b"PINION.MOVESLOT".as_slice();
     client(peer, endpoint, pw)?.call(&[cmd, tag, b"BEGIN"])?;
-    let (keys, bytes) = (
-        MOVE_TAKE_KEYS.to_string(),
-        MOVE_TAKE_BYTES.to_string(),
-    );
+    let (keys, bytes) = (MOVE_TAKE_KEYS.to_string(), MOVE_TAKE_BYTES.to_string());
     let mut moved = 0;
     loop {
-        let batch = client(own, &args.own, pw)?.call(&[cmd, tag, b"TAKE", keys.as_bytes(), bytes.as_bytes()])?;
+        let batch = client(own, &args.own, pw)?.call(&[
+            cmd,
+            tag,
+            b"TAKE",
+            keys.as_bytes(),
+            bytes.as_bytes(),
+        ])?;
         let Reply::Array(items) = batch else {
             return Err(MoveError::Protocol("TAKE did not answer an array".into()));
         };

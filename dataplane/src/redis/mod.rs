@@ -124,7 +124,7 @@ pub fn dispatch(ctx: &mut Ctx, conn: &mut Conn, a: Args, frame: &[u8]) -> Act {
     // port nothing is checked, as before.
     // Slots on the move: ASK, TRYAGAIN, and ASKING on the new owner; the move's own
     // commands are not checked.
-    let asking = sess.multi.is_none() && std::mem::take(&mut sess.asking);
+    let asking = std::mem::take(&mut sess.asking);
     let internal = matches!(
         spec.cmd,
         Cmd::Cluster(ClusterCmd::MoveSlot | ClusterCmd::MoveIn)
