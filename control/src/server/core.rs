@@ -32,6 +32,8 @@ pub enum Event {
     Register {
         id: NodeId,
         shards: Option<u16>,
+        /// It carries out move orders.
+        moves: bool,
         join: Option<super::msg::Join>,
         conn: u64,
         peer: SocketAddr,
@@ -73,6 +75,8 @@ struct Session {
     conn: u64,
     out: Outbox,
     peer: SocketAddr,
+    /// It carries out move orders (`moves.rs`).
+    moves: bool,
 }
 
 struct Inflight {
@@ -176,11 +180,12 @@ impl Core {
             Event::Register {
                 id,
                 shards,
+                moves,
                 join,
                 conn,
                 peer,
                 out,
-            } => self.register(id, shards, join, conn, peer, out),
+            } => self.register(id, shards, join, conn, peer, out, moves),
             Event::NodeDown { id, conn } => {
                 if self.sessions.get(&id).is_some_and(|s| s.conn == conn) {
                     let s = self.sessions.remove(&id).expect("checked above");
@@ -239,6 +244,7 @@ impl Core {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn register(
         &mut self,
         id: NodeId,
@@ -247,6 +253,7 @@ impl Core {
         conn: u64,
         peer: SocketAddr,
         out: Outbox,
+        moves: bool,
     ) -> Result<(), StoreError> {
         let committed = self.coord.committed().clone();
         let refusal = match committed.map.node(id) {
@@ -284,7 +291,15 @@ impl Core {
                 map: committed.clone(),
             },
         );
-        self.sessions.insert(id, Session { conn, out, peer });
+        self.sessions.insert(
+            id,
+            Session {
+                conn,
+                out,
+                peer,
+                moves,
+            },
+        );
         if let (Some(j), Some(shards)) = (join, shards) {
             let node = Node {
                 id,
@@ -402,7 +417,7 @@ impl Core {
             // Slots changing node stream their keys first (`moves.rs`).
             let committed = self.coord.committed().map.clone();
             let sessions = &self.sessions;
-            let reachable = |n: NodeId| sessions.contains_key(&n);
+            let reachable = |n: NodeId| sessions.get(&n).is_some_and(|s| s.moves);
             let mut phase = MovePhase::plan(&committed, &map, &reachable, self.next_order);
             if !phase.is_empty() {
                 info!(change = %what, units = phase.remaining(), "moving data before the change");

@@ -209,6 +209,7 @@ fn serve_conn(
                 kafka_addr,
                 shard_endpoints,
                 weight,
+                moves,
             } => {
                 node = Some(id);
                 let join = resp_addr.map(|resp_addr| msg::Join {
@@ -220,6 +221,7 @@ fn serve_conn(
                 Event::Register {
                     id,
                     shards,
+                    moves,
                     join,
                     conn,
                     peer,

@@ -30,6 +30,11 @@ pub enum ClientMsg {
         shard_endpoints: Vec<String>,
         #[serde(default)]
         weight: Option<u32>,
+        /// The node carries out move orders (`moves.rs`): slots it owns stream to their
+        /// new owner before a change flips them. A node without it has its slots flipped
+        /// without their data.
+        #[serde(default)]
+        moves: bool,
     },
     Vote {
         epoch: Epoch,

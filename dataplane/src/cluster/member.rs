@@ -369,6 +369,7 @@ fn register_msg(args: &MemberArgs) -> serde_json::Value {
         "kafka_addr": format!("{}:{}", me.kafka_host, me.kafka_port),
         "shard_endpoints": me.shard_endpoints.iter().map(|(h, p)| format!("{h}:{p}")).collect::<Vec<_>>(),
         "weight": args.weight,
+        "moves": true,
     })
 }
 
