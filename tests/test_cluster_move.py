@@ -231,3 +231,11 @@ def test_a_moved_slot_answers_ask_and_its_new_owner_serves_it_after_asking(start
     rc.close()
     # After the flip the old owner answers MOVED to the new one.
     assert Raw(old_port).cmd("GET", key) == f"-MOVED {slot} 127.0.0.1:{fourth.port}\r\n".encode()
+
+
+def test_the_move_commands_are_refused_on_a_standalone_node(node):
+    raw = Raw(node.port)
+    node.client().set("k", "v")
+    for cmd in (("PINION.MOVESLOT", "k", "BEGIN"), ("PINION.MOVEIN", "k", "-1", "\x00\x00v")):
+        assert raw.cmd(*cmd).startswith(b"-ERR PINION.MOVESLOT and PINION.MOVEIN move data")
+    assert node.client().get("k") == b"v"

@@ -129,6 +129,11 @@ pub fn dispatch(ctx: &mut Ctx, conn: &mut Conn, a: Args, frame: &[u8]) -> Act {
         spec.cmd,
         Cmd::Cluster(ClusterCmd::MoveSlot | ClusterCmd::MoveIn)
     );
+    if internal && !ctx.node.cluster.managed {
+        // Only nodes of a cluster move data.
+        ctx.metrics.commands.rejected(spec);
+        return refuse(conn, errors::MOVE_STANDALONE);
+    }
     if (sess.shard_port || ctx.node.cluster.managed) && !internal {
         let (me, shard_port) = (ctx.me, sess.shard_port);
         let verdict = ctx.node.cluster.with_moves(|v, m| {

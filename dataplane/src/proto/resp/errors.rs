@@ -304,3 +304,6 @@ pub const AUTH_REFUSED: &str = "ERR too many failed authentication attempts from
 /// A command for a slot whose keys are being streamed to its new owner right now, or whose
 /// keys span slots handed over and not (Redis's text for the latter).
 pub const TRYAGAIN: &str = "TRYAGAIN Multiple keys request during rehashing of slot";
+/// The internal move commands (`cache/migrate.rs`) on a node without `--control`.
+pub const MOVE_STANDALONE: &str =
+    "ERR PINION.MOVESLOT and PINION.MOVEIN move data between cluster nodes; this node is standalone";
