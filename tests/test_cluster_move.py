@@ -20,6 +20,19 @@ from test_control import wait_for
 TTL_MS = 600_000
 
 
+def wait_settled(control, nodes):
+    """No change runs or waits, and every node serves the committed map. (A change that
+    gives slots to a node that owns none runs in two rounds: a few slots, then the rest.)"""
+    wait_formed(control, nodes)
+
+    def settled():
+        st = control.cli("status")
+        return (st["queued"] == 0 and st["moving"] is None and st["open_epoch"] is None
+                and all(cluster_info(n)["cluster_current_epoch"] == str(st["epoch"]) for n in nodes))
+
+    wait_for(settled, timeout=60, what="the change and its second round done")
+
+
 def cluster_client(n):
     return RedisCluster(host="127.0.0.1", port=n.port, socket_timeout=10)
 
@@ -120,7 +133,7 @@ def start_three(start, control):
 
 def test_a_fourth_node_of_weight_2_receives_its_keys_while_clients_write(start, control):
     three = start_three(start, control)
-    wait_formed(control, three)
+    wait_settled(control, three)
     rc = cluster_client(three[0])
     want = write_mixed(rc, 10_000)
     assert sum(n.client().dbsize() for n in three) == 10_000
@@ -129,7 +142,7 @@ def test_a_fourth_node_of_weight_2_receives_its_keys_while_clients_write(start, 
     wait_for(lambda: w.count > 200, what="writes before the change")
     fourth = member(start, control, 4, weight=2)
     nodes = three + [fourth]
-    wait_formed(control, nodes)
+    wait_settled(control, nodes)
     after = w.count
     wait_for(lambda: w.count > after + 200, what="writes after the change")
     w.finish()
@@ -152,7 +165,7 @@ def test_a_fourth_node_of_weight_2_receives_its_keys_while_clients_write(start, 
 
 def test_a_drained_node_ends_up_with_no_keys_and_every_key_stays_readable(start, control):
     three = start_three(start, control)
-    wait_formed(control, three)
+    wait_settled(control, three)
     rc = cluster_client(three[0])
     want = write_mixed(rc, 3000, prefix="d")
     assert three[2].client().dbsize() > 500
@@ -182,7 +195,7 @@ def test_a_moved_slot_answers_ask_and_its_new_owner_serves_it_after_asking(start
     monkeypatch.setenv("PINION_TEST_MOVE_HOLD", str(hold))
     monkeypatch.setenv("PINION_TEST_MOVE_HOLD_AFTER", "4")
     three = start_three(start, control)
-    wait_formed(control, three)
+    wait_settled(control, three)
     rc = cluster_client(three[0])
     for i in range(0, 10_000, 500):
         rc.mset_nonatomic({f"a:{j}": j for j in range(i, i + 500)})
@@ -224,7 +237,7 @@ def test_a_moved_slot_answers_ask_and_its_new_owner_serves_it_after_asking(start
     assert Raw(old_port).cmd("EXISTS", key).startswith(b"-ASK ")
     hold.unlink()
     nodes = three + [fourth]
-    wait_formed(control, nodes)
+    wait_settled(control, nodes)
     assert "some units did not move" not in control.log_text()
     rc = cluster_client(three[0])
     assert rc.get(key) == b"written-during-the-move"

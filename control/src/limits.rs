@@ -64,6 +64,9 @@ pub const ETCD_RECORD_BYTES_MAX: usize = 1 << 20;
 
 // The move phase (`moves.rs`): streaming moving slots' data before the map flips.
 
+/// Slots a new owner that owns none yet gets from each old owner in the first round of
+/// a change (`moves.rs`, `MovePhase::first_round`); the rest follows once it is listed.
+pub const MOVE_FIRST_ROUND_UNITS: usize = 16;
 /// Units (slots) in one move order.
 pub const MOVE_ORDER_UNITS_MAX: usize = 256;
 /// Units in flight over all orders of a move phase.

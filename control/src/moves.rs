@@ -22,7 +22,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::limits::{MOVE_ORDER_TIMEOUT_MS, MOVE_ORDER_UNITS_MAX, MOVE_UNITS_IN_FLIGHT_MAX};
+use crate::limits::{
+    MOVE_FIRST_ROUND_UNITS, MOVE_ORDER_TIMEOUT_MS, MOVE_ORDER_UNITS_MAX, MOVE_UNITS_IN_FLIGHT_MAX,
+};
 use crate::map::{ClusterMap, Epoch, NodeId, NodeState, TopicPartition};
 use crate::twopc::Millis;
 
@@ -78,10 +80,12 @@ pub enum Input {
 pub enum Output {
     /// Send `order` to `to` (its old owner, and its new owner).
     Send { to: NodeId, order: Order },
-    /// Nothing is left: `moved` units moved, `failed` did not.
+    /// Nothing is left: `moved` units moved, `failed` did not, `deferred` were left for
+    /// a later round ([`MovePhase::first_round`]).
     Done {
         moved: BTreeSet<Unit>,
         failed: BTreeSet<Unit>,
+        deferred: BTreeSet<Unit>,
     },
 }
 
@@ -101,6 +105,7 @@ pub struct MovePhase {
     next_id: u64,
     moved: BTreeSet<Unit>,
     failed: BTreeSet<Unit>,
+    deferred: BTreeSet<Unit>,
     done: bool,
 }
 
@@ -161,8 +166,26 @@ impl MovePhase {
             next_id: ids_from,
             moved: BTreeSet::new(),
             failed: BTreeSet::new(),
+            deferred: BTreeSet::new(),
             done: false,
         }
+    }
+
+    /// A new owner that owns no slot in `committed` gets only its first
+    /// [`MOVE_FIRST_ROUND_UNITS`] units from each old owner in this phase; the rest is
+    /// deferred (it stays put, and the caller runs placement again once this map is
+    /// committed). Cluster clients learn a node from CLUSTER SLOTS, which lists only nodes
+    /// that own slots, and some (redis-py) cannot follow an ASK to a node they do not know:
+    /// a first small round makes the new node known before most of its slots move. True
+    /// when something was deferred.
+    pub fn first_round(&mut self, committed: &ClusterMap) -> bool {
+        let owners = committed.slot_counts();
+        for (&(_, to), (_, units)) in self.waiting.iter_mut() {
+            if owners.get(&to).copied().unwrap_or(0) == 0 && units.len() > MOVE_FIRST_ROUND_UNITS {
+                self.deferred.extend(units.drain(MOVE_FIRST_ROUND_UNITS..));
+            }
+        }
+        !self.deferred.is_empty()
     }
 
     /// Nothing to move.
@@ -276,6 +299,7 @@ impl MovePhase {
             outs.push(Output::Done {
                 moved: std::mem::take(&mut self.moved),
                 failed: std::mem::take(&mut self.failed),
+                deferred: std::mem::take(&mut self.deferred),
             });
         }
         outs
@@ -390,7 +414,10 @@ mod tests {
                 },
                 2,
             );
-            if let Some(Output::Done { moved: m, failed }) = outs.last() {
+            if let Some(Output::Done {
+                moved: m, failed, ..
+            }) = outs.last()
+            {
                 assert_eq!(m.len(), 6384);
                 assert!(failed.is_empty());
                 break;
@@ -425,7 +452,7 @@ mod tests {
         // Fail everything else.
         let mut outs = outs;
         let (moved, failed) = loop {
-            if let Some(Output::Done { moved, failed }) = outs.last() {
+            if let Some(Output::Done { moved, failed, .. }) = outs.last() {
                 break (moved.clone(), failed.clone());
             }
             let o = sent(&outs)[0].1.clone();
@@ -459,7 +486,43 @@ mod tests {
         assert!(p.is_empty());
         let outs = p.start(0);
         assert!(
-            matches!(outs.as_slice(), [Output::Done { moved, failed }] if moved.is_empty() && failed.is_empty())
+            matches!(outs.as_slice(), [Output::Done { moved, failed, .. }] if moved.is_empty() && failed.is_empty())
         );
+    }
+
+    #[test]
+    fn a_new_owner_without_slots_gets_a_small_first_round() {
+        let (mut a, b) = maps();
+        let mut p = MovePhase::plan(&a, &b, &|_| true, 1);
+        assert!(p.first_round(&a), "node 2 owns nothing yet");
+        assert_eq!(p.remaining(), MOVE_FIRST_ROUND_UNITS);
+        let order = sent(&p.start(0))[0].1.clone();
+        assert_eq!(order.units.len(), MOVE_FIRST_ROUND_UNITS);
+        let outs = p.step(
+            Input::Report {
+                from: 1,
+                id: order.id,
+                done: order.units.clone(),
+                failed: vec![],
+                last: true,
+            },
+            1,
+        );
+        let Some(Output::Done {
+            moved,
+            failed,
+            deferred,
+        }) = outs.last()
+        else {
+            panic!("{outs:?}")
+        };
+        assert_eq!(moved.len(), MOVE_FIRST_ROUND_UNITS);
+        assert!(failed.is_empty());
+        assert_eq!(deferred.len(), 6384 - MOVE_FIRST_ROUND_UNITS);
+        // A node that owns slots already gets everything at once.
+        a.set_slots(16383..16384, Some(Owner { node: 2, shard: 0 }));
+        let mut p = MovePhase::plan(&a, &b, &|_| true, 1);
+        assert!(!p.first_round(&a));
+        assert_eq!(p.remaining(), 6383);
     }
 }

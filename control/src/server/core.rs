@@ -69,6 +69,9 @@ enum Change {
     /// A node joined by itself (`pinion --control`): add it as active, or bring its
     /// addresses and shard count up to date.
     Join(Node),
+    /// Place again (unbounded): the rest of a change whose first round moved only a few
+    /// slots to a node that owned none (`MovePhase::first_round`).
+    Place,
 }
 
 struct Session {
@@ -93,6 +96,8 @@ struct Moving {
     what: String,
     moves: Moves,
     reply: Option<Outbox>,
+    /// Only a first round moves now: placement runs again after the commit.
+    again: bool,
 }
 
 pub struct Core {
@@ -419,6 +424,7 @@ impl Core {
             let sessions = &self.sessions;
             let reachable = |n: NodeId| sessions.get(&n).is_some_and(|s| s.moves);
             let mut phase = MovePhase::plan(&committed, &map, &reachable, self.next_order);
+            let again = phase.first_round(&committed);
             if !phase.is_empty() {
                 info!(change = %what, units = phase.remaining(), "moving data before the change");
                 let outs = phase.start(self.now());
@@ -428,6 +434,7 @@ impl Core {
                     what,
                     moves,
                     reply,
+                    again,
                 });
                 self.move_outputs(outs)?;
                 continue;
@@ -485,7 +492,11 @@ impl Core {
                         let _ = s.out.try_send(OutMsg::Payload(payload));
                     }
                 }
-                moves::Output::Done { moved, failed } => {
+                moves::Output::Done {
+                    moved,
+                    failed,
+                    deferred,
+                } => {
                     let Some(mut m) = self.moving.take() else {
                         continue;
                     };
@@ -501,6 +512,15 @@ impl Core {
                     }
                     let committed = self.coord.committed().map.clone();
                     MovePhase::settle(&committed, &mut m.map, &failed);
+                    MovePhase::settle(&committed, &mut m.map, &deferred);
+                    if m.again {
+                        // The rest after this round commits; the operator hears then.
+                        info!(
+                            units = deferred.len(),
+                            "a first round to a new node; the rest follows"
+                        );
+                        self.queue.push_front((Change::Place, m.reply.take()));
+                    }
                     if m.map.validate().is_err() || m.map == *committed {
                         if let Some(out) = m.reply {
                             let _ = out.try_send(OutMsg::Payload(error_reply(&format!(
@@ -557,6 +577,7 @@ impl Core {
                 self.load.update_factors(&m);
                 bounded = true;
             }
+            Change::Place => {}
             Change::Activate(id) => {
                 if existing(&m, *id)? != NodeState::Joining {
                     return Ok(None);
