@@ -46,6 +46,10 @@ def wait_formed(control, nodes):
 
     def formed():
         status = control.cli("status")
+        # A node that joins owning nothing gets its slots in two changes (a first round,
+        # then the rest): formed means no change is running or queued.
+        if status["queued"] or status.get("moving") is not None or status["open_epoch"] is not None:
+            return False
         ns = control.nodes()
         if sum(1 for n in ns.values() if n["state"] == "active" and n["connected"]) != want:
             return False
