@@ -513,7 +513,8 @@ impl Core {
                     let committed = self.coord.committed().map.clone();
                     MovePhase::settle(&committed, &mut m.map, &failed);
                     MovePhase::settle(&committed, &mut m.map, &deferred);
-                    if m.again {
+                    // (Only after progress: a first round where nothing moved ends here.)
+                    if m.again && !moved.is_empty() {
                         // The rest after this round commits; the operator hears then.
                         info!(
                             units = deferred.len(),
