@@ -38,8 +38,15 @@ const FLAG_TTL: u8 = 1;
 /// A slot of this shard on the move.
 #[derive(Debug)]
 pub enum Gate {
-    /// Its keys are being streamed: the names taken at the freeze, and how many were sent.
-    Frozen { keys: Vec<Box<[u8]>>, pos: usize },
+    /// Its keys are being streamed: the names taken at the freeze, how many were sent, and
+    /// whether a key of the slot was written since the freeze (a command that reached
+    /// this shard without passing the gate: a part of a multi-shard command dispatched
+    /// just before the freeze); then the slot is not handed over.
+    Frozen {
+        keys: Vec<Box<[u8]>>,
+        pos: usize,
+        dirty: bool,
+    },
     /// Its keys are on the new owner, reached at (host, port).
     Gone { host: String, port: u16 },
 }
@@ -81,6 +88,13 @@ pub fn intercept(
     }
 }
 
+/// A key was written (`Store::touch`): a frozen slot's keys are no longer what streams.
+pub fn touched(gates: &mut hashbrown::HashMap<u16, Gate>, key: &[u8]) {
+    if let Some(Gate::Frozen { dirty, .. }) = gates.get_mut(&key_slot(key)) {
+        *dirty = true;
+    }
+}
+
 fn int(b: &[u8]) -> Option<i64> {
     std::str::from_utf8(b).ok()?.parse().ok()
 }
@@ -103,7 +117,14 @@ fn move_slot(store: &mut Store, a: &Args, slot: u16, now: u64, out: &mut Out) {
             _ => {
                 let keys = store.slot_keys(slot, now, false);
                 out.int(keys.len() as i64);
-                store.gates.insert(slot, Gate::Frozen { keys, pos: 0 });
+                store.gates.insert(
+                    slot,
+                    Gate::Frozen {
+                        keys,
+                        pos: 0,
+                        dirty: false,
+                    },
+                );
             }
         }
     } else if is("take") && a.len() == 5 {
@@ -111,7 +132,7 @@ fn move_slot(store: &mut Store, a: &Args, slot: u16, now: u64, out: &mut Out) {
             out.error("ERR PINION.MOVESLOT TAKE count bytes: not integers");
             return;
         };
-        let Some(Gate::Frozen { keys, pos }) = store.gates.remove(&slot) else {
+        let Some(Gate::Frozen { keys, pos, dirty }) = store.gates.remove(&slot) else {
             out.error("ERR PINION.MOVESLOT TAKE: the slot is not frozen");
             return;
         };
@@ -135,13 +156,28 @@ fn move_slot(store: &mut Store, a: &Args, slot: u16, now: u64, out: &mut Out) {
             out.bulk(p);
         }
         drop(taken);
-        store.gates.insert(slot, Gate::Frozen { keys, pos: next });
+        store.gates.insert(
+            slot,
+            Gate::Frozen {
+                keys,
+                pos: next,
+                dirty,
+            },
+        );
     } else if is("gone") && a.len() == 5 {
         let Some(port) = int(a.get(4)).and_then(|p| u16::try_from(p).ok()) else {
             out.error("ERR PINION.MOVESLOT GONE host port: bad port");
             return;
         };
         let host = String::from_utf8_lossy(a.get(3)).into_owned();
+        if matches!(
+            store.gates.get(&slot),
+            Some(Gate::Frozen { dirty: true, .. })
+        ) {
+            // The mover reopens it; the keys stay here, the late write with them.
+            out.error("ERR PINION.MOVESLOT GONE: a key of the slot was written during the move");
+            return;
+        }
         let n = clear_slot(store, slot, now);
         store.gates.insert(slot, Gate::Gone { host, port });
         out.int(n as i64);
@@ -245,5 +281,42 @@ mod tests {
         }
         let (pttl, _) = take_key(&mut b, b"s", 1000 + 3_600_000).unwrap();
         assert!(pttl > 0 && pttl <= 5000, "{pttl}");
+    }
+
+    #[test]
+    fn a_frozen_slot_refuses_commands_and_is_not_handed_over_after_a_late_write() {
+        let mut s = store();
+        run(&mut s, 0, "set a 1");
+        run(&mut s, 0, "set {a}2 2");
+        assert_eq!(run(&mut s, 0, "pinion.moveslot a freeze"), ":2\r\n");
+        assert!(run(&mut s, 0, "get a").starts_with("-TRYAGAIN "));
+        let took = run(&mut s, 0, "pinion.moveslot a take 1 100");
+        assert!(took.starts_with("*3\r\n"), "{took}");
+        // A write that did not pass the gate (as a part of a multi-shard command would).
+        let slot = key_slot(b"a");
+        s.remove(slot, b"{a}2");
+        let gone = run(&mut s, 0, "pinion.moveslot a gone 127.0.0.1 7001");
+        assert!(
+            gone.starts_with("-ERR PINION.MOVESLOT GONE: a key"),
+            "{gone}"
+        );
+        assert_eq!(run(&mut s, 0, "pinion.moveslot a open"), "+OK\r\n");
+        assert_eq!(run(&mut s, 0, "get a"), "$1\r\n1\r\n");
+        // A clean move: the keys leave and the slot redirects.
+        assert_eq!(run(&mut s, 0, "pinion.moveslot a freeze"), ":1\r\n");
+        assert_eq!(
+            run(&mut s, 0, "pinion.moveslot a gone 127.0.0.1 7001"),
+            ":1\r\n"
+        );
+        assert_eq!(
+            run(&mut s, 0, "get a"),
+            format!("-ASK {slot} 127.0.0.1:7001\r\n")
+        );
+        assert_eq!(
+            run(&mut s, 0, "pinion.moveslot a freeze"),
+            "-GONE 127.0.0.1:7001\r\n"
+        );
+        assert_eq!(run(&mut s, 0, "pinion.moveslot a begin"), ":0\r\n");
+        assert_eq!(run(&mut s, 0, "get a"), "$-1\r\n");
     }
 }

@@ -470,6 +470,9 @@ impl Store {
     #[inline]
     fn touch(&mut self, key: &[u8]) {
         self.changes += 1;
+        if !self.gates.is_empty() {
+            super::migrate::touched(&mut self.gates, key);
+        }
         if !self.watches.is_empty() {
             self.watches.touch(key);
         }
