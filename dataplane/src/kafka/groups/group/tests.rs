@@ -2,6 +2,7 @@
 //! heartbeats, leaves, timers; every waiting request answered exactly once.
 
 use super::*;
+use crate::kafka::groups::ops::{HeartbeatReq, JoinReq, LeaveReq, SyncReq};
 use crate::txn::{FlightRef, PartRef};
 
 fn d(n: u32) -> Dest {
