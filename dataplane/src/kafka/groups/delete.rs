@@ -10,9 +10,9 @@ use crate::txn::Dest;
 
 /// A DeleteGroups part waiting for its groups' records.
 pub(super) struct Deletes {
-    pub(super) dest: Dest,
-    pub(super) errors: Vec<i16>,
-    pub(super) left: usize,
+    dest: Dest,
+    errors: Vec<i16>,
+    left: usize,
 }
 
 impl Groups {
@@ -51,15 +51,41 @@ impl Groups {
                 index,
                 group,
             };
-            if let Err(w) = self.log.append(part, |b| store::encode(&rec, b), w) {
-                self.finish(w, false, out);
+            self.append(part, |b| store::encode(&rec, b), w, out);
+        }
+        self.deletes_done(batch, out);
+    }
+
+    /// One group's record of a DeleteGroups part is durable (`ok`) or could not be written.
+    pub(super) fn deleted(
+        &mut self,
+        batch: u64,
+        index: usize,
+        group: &str,
+        ok: bool,
+        out: &mut Vec<(Dest, GroupRes)>,
+    ) {
+        if ok {
+            // The record is durable: the offsets are gone; a group that gained
+            // members meanwhile keeps them.
+            if let Some(e) = self.groups.get_mut(group) {
+                e.offsets.clear();
+                if e.group.is_empty() {
+                    self.groups.remove(group);
+                }
             }
+        }
+        if let Some(d) = self.deletes.get_mut(&batch) {
+            if !ok {
+                d.errors[index] = err::COORDINATOR_NOT_AVAILABLE;
+            }
+            d.left -= 1;
         }
         self.deletes_done(batch, out);
     }
 
     /// Answer a DeleteGroups part once none of its writes is outstanding.
-    pub(super) fn deletes_done(&mut self, batch: u64, out: &mut Vec<(Dest, GroupRes)>) {
+    fn deletes_done(&mut self, batch: u64, out: &mut Vec<(Dest, GroupRes)>) {
         if self.deletes.get(&batch).is_some_and(|d| d.left == 0) {
             if let Some(d) = self.deletes.remove(&batch) {
                 out.push((d.dest, GroupRes::Deleted(d.errors)));

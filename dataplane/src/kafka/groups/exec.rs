@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::group::State;
 use super::ops::{Described, GroupOp, GroupRes, JoinReq, JoinRes, LeaveRes, Listed, SyncRes};
-use super::{err, Entry, GroupCtx, Groups};
+use super::{err, GroupCtx, Groups};
 use crate::limits::GROUPS_PER_SHARD_MAX;
 use crate::txn::Dest;
 
@@ -149,8 +149,7 @@ impl Groups {
             if self.groups.len() >= GROUPS_PER_SHARD_MAX {
                 return fail(out, err::COORDINATOR_NOT_AVAILABLE);
             }
-            self.groups
-                .insert(req.group.clone(), Entry::new(&req.group));
+            self.entry(&req.group);
         }
         let prefix = req
             .instance

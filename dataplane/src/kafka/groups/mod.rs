@@ -143,6 +143,15 @@ impl Entry {
     }
 }
 
+impl Groups {
+    /// The group `id`, created (with no members and no offsets) if this shard has none.
+    fn entry(&mut self, id: &str) -> &mut Entry {
+        self.groups
+            .entry(id.to_string())
+            .or_insert_with(|| Entry::new(id))
+    }
+}
+
 /// What a coordinator call needs from its shard.
 pub struct GroupCtx<'a> {
     pub io: &'a mut Io,

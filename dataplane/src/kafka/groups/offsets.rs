@@ -11,8 +11,9 @@ use super::ops::{
     CommitReq, FetchReq, FetchRes, Fetched, GroupRes, OffsetDeleteReq, OffsetDeleteRes,
 };
 use super::store::{self, Record};
-use super::{err, subscription, Committed, Entry, GroupCtx, Groups, Waiter};
+use super::{err, subscription, Committed, GroupCtx, Groups, Waiter};
 use crate::limits::{GROUPS_PER_SHARD_MAX, GROUP_OFFSETS_MAX, GROUP_OFFSET_METADATA_MAX_BYTES};
+use crate::log::topics::TopicMeta;
 use crate::txn::Dest;
 
 impl Groups {
@@ -35,8 +36,7 @@ impl Groups {
                 return out.push((dest, all(err::COORDINATOR_NOT_AVAILABLE)));
             }
             // A group that commits without group management (assign()).
-            self.groups
-                .insert(req.group.clone(), Entry::new(&req.group));
+            self.entry(&req.group);
         }
         let Some(e) = self.groups.get_mut(&req.group) else {
             return;
@@ -53,22 +53,11 @@ impl Groups {
         let mut apply = Vec::new();
         let mut bytes = Vec::new();
         for o in req.offsets {
-            let exists = ctx
-                .topics
-                .get(&o.topic)
-                .is_some_and(|t| (0..t.partitions).contains(&o.partition));
             let metadata = o.metadata.unwrap_or_default();
             let key = (o.topic, o.partition);
-            let error = if !exists {
-                err::UNKNOWN_TOPIC_OR_PARTITION
-            } else if metadata.len() > GROUP_OFFSET_METADATA_MAX_BYTES
-                || (e.offsets.len() + apply.len() >= GROUP_OFFSETS_MAX
-                    && !e.offsets.contains_key(&key))
-            {
-                err::OFFSET_METADATA_TOO_LARGE
-            } else {
-                err::NONE
-            };
+            let full =
+                e.offsets.len() + apply.len() >= GROUP_OFFSETS_MAX && !e.offsets.contains_key(&key);
+            let error = offset_error(ctx.topics, &key.0, key.1, &metadata, full);
             errors.push(error);
             if error != err::NONE {
                 continue;
@@ -79,18 +68,7 @@ impl Groups {
                 metadata,
                 commit_ms: ctx.now_ms as i64,
             };
-            store::encode(
-                &Record::Commit {
-                    group: req.group.clone(),
-                    topic: key.0.clone(),
-                    partition: key.1,
-                    offset: c.offset,
-                    leader_epoch: c.leader_epoch,
-                    metadata: c.metadata.clone(),
-                    commit_ms: c.commit_ms,
-                },
-                &mut bytes,
-            );
+            store::encode(&commit_record(&req.group, &key.0, key.1, &c), &mut bytes);
             apply.push((key, c));
         }
         if apply.is_empty() {
@@ -103,9 +81,7 @@ impl Groups {
             apply,
         };
         let part = e.part;
-        if let Err(w) = self.log.append(part, |b| b.extend_from_slice(&bytes), w) {
-            self.finish(w, false, out);
-        }
+        self.append(part, |b| b.extend_from_slice(&bytes), w, out);
     }
 
     pub(super) fn fetch(&self, req: &FetchReq) -> FetchRes {
@@ -170,10 +146,7 @@ impl Groups {
         let Some(e) = self.groups.get(&req.group) else {
             return out.push((
                 dest,
-                GroupRes::OffsetDelete(OffsetDeleteRes {
-                    error: err::GROUP_ID_NOT_FOUND,
-                    partitions: Vec::new(),
-                }),
+                GroupRes::OffsetDelete(OffsetDeleteRes::error(err::GROUP_ID_NOT_FOUND)),
             ));
         };
         // Topics the group consumes now keep their offsets.
@@ -182,10 +155,7 @@ impl Groups {
             State::Dead => {
                 return out.push((
                     dest,
-                    GroupRes::OffsetDelete(OffsetDeleteRes {
-                        error: err::GROUP_ID_NOT_FOUND,
-                        partitions: Vec::new(),
-                    }),
+                    GroupRes::OffsetDelete(OffsetDeleteRes::error(err::GROUP_ID_NOT_FOUND)),
                 ))
             }
             _ if e.group.protocol_type() == "consumer" => e
@@ -196,10 +166,7 @@ impl Groups {
             _ => {
                 return out.push((
                     dest,
-                    GroupRes::OffsetDelete(OffsetDeleteRes {
-                        error: err::NON_EMPTY_GROUP,
-                        partitions: Vec::new(),
-                    }),
+                    GroupRes::OffsetDelete(OffsetDeleteRes::error(err::NON_EMPTY_GROUP)),
                 ))
             }
         };
@@ -234,8 +201,40 @@ impl Groups {
             res,
             remove,
         };
-        if let Err(w) = self.log.append(part, |b| b.extend_from_slice(&bytes), w) {
-            self.finish(w, false, out);
-        }
+        self.append(part, |b| b.extend_from_slice(&bytes), w, out);
+    }
+}
+
+/// The error of one offset of a commit, OffsetCommit's or TxnOffsetCommit's: its partition
+/// must exist, and its metadata fit; `full` when the group holds as many offsets as it may.
+pub(super) fn offset_error(
+    topics: &BTreeMap<String, TopicMeta>,
+    topic: &str,
+    partition: i32,
+    metadata: &str,
+    full: bool,
+) -> i16 {
+    let exists = topics
+        .get(topic)
+        .is_some_and(|t| (0..t.partitions).contains(&partition));
+    if !exists {
+        err::UNKNOWN_TOPIC_OR_PARTITION
+    } else if metadata.len() > GROUP_OFFSET_METADATA_MAX_BYTES || full {
+        err::OFFSET_METADATA_TOO_LARGE
+    } else {
+        err::NONE
+    }
+}
+
+/// The record of a committed offset (a commit's, or a rewrite's snapshot's).
+pub(super) fn commit_record(group: &str, topic: &str, partition: i32, c: &Committed) -> Record {
+    Record::Commit {
+        group: group.to_string(),
+        topic: topic.to_string(),
+        partition,
+        offset: c.offset,
+        leader_epoch: c.leader_epoch,
+        metadata: c.metadata.clone(),
+        commit_ms: c.commit_ms,
     }
 }

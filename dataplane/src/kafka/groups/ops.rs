@@ -198,6 +198,16 @@ pub struct OffsetDeleteRes {
     pub partitions: Vec<i16>,
 }
 
+impl OffsetDeleteRes {
+    /// A group error: no partition's.
+    pub fn error(error: i16) -> OffsetDeleteRes {
+        OffsetDeleteRes {
+            error,
+            partitions: Vec::new(),
+        }
+    }
+}
+
 /// A request for a group's coordinator shard.
 #[derive(Debug, Clone)]
 pub enum GroupOp {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::group::Settings;
 use super::store::{OffsetLog, Record};
-use super::{dir, partitions_of, Committed, Entry, Groups, RecoverError, Waiter};
+use super::{dir, partitions_of, Committed, Groups, RecoverError, Waiter};
 use crate::config::Config;
 use crate::mesh::SlotTable;
 
@@ -71,11 +71,7 @@ impl Groups {
                 metadata,
                 commit_ms,
             } => {
-                let e = self
-                    .groups
-                    .entry(group.clone())
-                    .or_insert_with(|| Entry::new(&group));
-                e.offsets.insert(
+                self.entry(&group).offsets.insert(
                     (topic, partition),
                     Committed {
                         offset,

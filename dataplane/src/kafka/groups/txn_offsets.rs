@@ -9,18 +9,41 @@
 //! dropped. Replaying a file in order therefore rebuilds both what is committed and what
 //! is still staged by a transaction that has not ended.
 
+use super::offsets::offset_error;
 use super::ops::{CommitOffset, GroupRes, TxnCommitReq};
 use super::store::{self, Record};
-use super::{err, partition_for, Committed, Entry, GroupCtx, Groups, Waiter};
+use super::writes::commit_answer;
+use super::{err, partition_for, Committed, GroupCtx, Groups, Waiter};
 use crate::kafka::txn::ops::TxnOp;
 use crate::kafka::txn::record::TxnRecord;
 use crate::kafka::txn::Effect;
-use crate::limits::{GROUP_OFFSETS_MAX, GROUP_OFFSET_METADATA_MAX_BYTES};
+use crate::limits::GROUP_OFFSETS_MAX;
 use crate::txn::Dest;
 
 /// Offsets staged by open transactions: by (group, producer id), each (topic, partition)
 /// with its offset, in request order.
 pub(super) type Staged = std::collections::HashMap<(String, i64), Vec<((String, i32), Committed)>>;
+
+/// A transaction's request waiting for its records to be durable (`Waiter::Txn`).
+pub(super) enum TxnWaiter {
+    /// The transaction coordinator's (`kafka/txn/`).
+    Coordinator(crate::kafka::txn::Waiter),
+    /// TxnOffsetCommit: offsets to stage.
+    Commit {
+        dest: Dest,
+        group: String,
+        pid: i64,
+        errors: Vec<i16>,
+        apply: Vec<((String, i32), Committed)>,
+    },
+    /// A transaction's end for a group.
+    Marker {
+        dest: Dest,
+        group: String,
+        pid: i64,
+        commit: bool,
+    },
+}
 
 impl Groups {
     /// A transaction coordinator request.
@@ -42,10 +65,8 @@ impl Groups {
             match e {
                 Effect::Reply(dest, res) => out.push((dest, GroupRes::Txn(res))),
                 Effect::Append(part, bytes, w) => {
-                    let w = Waiter::Txn(w);
-                    if let Err(w) = self.log.append(part, |b| b.extend_from_slice(&bytes), w) {
-                        self.finish(w, false, out);
-                    }
+                    let w = Waiter::Txn(TxnWaiter::Coordinator(w));
+                    self.append(part, |b| b.extend_from_slice(&bytes), w, out);
                 }
             }
         }
@@ -102,20 +123,9 @@ impl Groups {
             metadata,
         } in req.offsets
         {
-            let exists = ctx
-                .topics
-                .get(&topic)
-                .is_some_and(|t| (0..t.partitions).contains(&partition));
             let metadata = metadata.unwrap_or_default();
-            let error = if !exists {
-                err::UNKNOWN_TOPIC_OR_PARTITION
-            } else if metadata.len() > GROUP_OFFSET_METADATA_MAX_BYTES
-                || held + apply.len() >= GROUP_OFFSETS_MAX
-            {
-                err::OFFSET_METADATA_TOO_LARGE
-            } else {
-                err::NONE
-            };
+            let full = held + apply.len() >= GROUP_OFFSETS_MAX;
+            let error = offset_error(ctx.topics, &topic, partition, &metadata, full);
             errors.push(error);
             if error != err::NONE {
                 continue;
@@ -126,33 +136,22 @@ impl Groups {
                 metadata,
                 commit_ms: ctx.now_ms as i64,
             };
-            let rec = TxnRecord::Offset {
-                group: req.group.clone(),
-                pid: req.pid,
-                topic: topic.clone(),
-                partition,
-                offset: c.offset,
-                leader_epoch: c.leader_epoch,
-                metadata: c.metadata.clone(),
-                commit_ms: c.commit_ms,
-            };
+            let rec = staged_record(&req.group, req.pid, &topic, partition, &c);
             store::encode(&Record::Txn(rec), &mut bytes);
             apply.push(((topic, partition), c));
         }
         if apply.is_empty() {
             return out.push((dest, GroupRes::Commit(errors)));
         }
-        let w = Waiter::TxnCommit {
+        let w = Waiter::Txn(TxnWaiter::Commit {
             dest,
             group: req.group,
             pid: req.pid,
             errors,
             apply,
-        };
+        });
         let part = partition_for(&key.0);
-        if let Err(w) = self.log.append(part, |b| b.extend_from_slice(&bytes), w) {
-            self.finish(w, false, out);
-        }
+        self.append(part, |b| b.extend_from_slice(&bytes), w, out);
     }
 
     /// A transaction of `pid` ended: its staged offsets for `group` are committed or
@@ -176,15 +175,13 @@ impl Groups {
         };
         store::encode(&Record::Txn(rec), &mut bytes);
         let part = partition_for(&group);
-        let w = Waiter::TxnMarker {
+        let w = Waiter::Txn(TxnWaiter::Marker {
             dest,
             group,
             pid,
             commit,
-        };
-        if let Err(w) = self.log.append(part, |b| b.extend_from_slice(&bytes), w) {
-            self.finish(w, false, out);
-        }
+        });
+        self.append(part, |b| b.extend_from_slice(&bytes), w, out);
     }
 
     /// Whether an open transaction staged an offset for `group`'s `topic`/`partition`.
@@ -203,11 +200,7 @@ impl Groups {
             return;
         };
         if commit {
-            let e = self
-                .groups
-                .entry(group.to_string())
-                .or_insert_with(|| Entry::new(group));
-            e.offsets.extend(offsets);
+            self.entry(group).offsets.extend(offsets);
         }
     }
 
@@ -241,30 +234,26 @@ impl Groups {
     }
 
     /// A transaction request's records are durable (`ok`) or could not be written.
-    pub(super) fn finish_txn(&mut self, w: Waiter, ok: bool, out: &mut Vec<(Dest, GroupRes)>) {
+    pub(super) fn finish_txn(&mut self, w: TxnWaiter, ok: bool, out: &mut Vec<(Dest, GroupRes)>) {
         match w {
-            Waiter::Txn(w) => {
+            TxnWaiter::Coordinator(w) => {
                 if let Some((dest, res)) = self.txns.finish(w, ok) {
                     out.push((dest, GroupRes::Txn(res)));
                 }
             }
-            Waiter::TxnCommit {
+            TxnWaiter::Commit {
                 dest,
                 group,
                 pid,
-                mut errors,
+                errors,
                 apply,
             } => {
                 if ok {
                     self.staged.entry((group, pid)).or_default().extend(apply);
-                } else {
-                    for e in errors.iter_mut().filter(|e| **e == err::NONE) {
-                        *e = err::COORDINATOR_NOT_AVAILABLE;
-                    }
                 }
-                out.push((dest, GroupRes::Commit(errors)));
+                out.push((dest, commit_answer(errors, ok)));
             }
-            Waiter::TxnMarker {
+            TxnWaiter::Marker {
                 dest,
                 group,
                 pid,
@@ -278,7 +267,6 @@ impl Groups {
                 };
                 out.push((dest, GroupRes::Error(e)));
             }
-            _ => {}
         }
     }
 
@@ -291,19 +279,25 @@ impl Groups {
                 continue;
             }
             for ((topic, partition), c) in offsets {
-                let rec = TxnRecord::Offset {
-                    group: group.clone(),
-                    pid: *pid,
-                    topic: topic.clone(),
-                    partition: *partition,
-                    offset: c.offset,
-                    leader_epoch: c.leader_epoch,
-                    metadata: c.metadata.clone(),
-                    commit_ms: c.commit_ms,
-                };
+                let rec = staged_record(group, *pid, topic, *partition, c);
                 store::encode(&Record::Txn(rec), b);
             }
         }
+    }
+}
+
+/// The record of an offset staged by producer `pid`'s transaction (a TxnOffsetCommit's,
+/// or a rewrite's snapshot's).
+fn staged_record(group: &str, pid: i64, topic: &str, partition: i32, c: &Committed) -> TxnRecord {
+    TxnRecord::Offset {
+        group: group.to_string(),
+        pid,
+        topic: topic.to_string(),
+        partition,
+        offset: c.offset,
+        leader_epoch: c.leader_epoch,
+        metadata: c.metadata.clone(),
+        commit_ms: c.commit_ms,
     }
 }
 

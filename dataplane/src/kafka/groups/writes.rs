@@ -3,9 +3,11 @@
 //! answered ([`Groups::finish`]). Also the turn's flush, the files' completions, and the
 //! rewrite of a file that grew, from a snapshot of its live records.
 
+use super::offsets::commit_record;
 use super::ops::{GroupRes, OffsetDeleteRes};
-use super::store::{self, Record};
-use super::{err, Committed, Entry, Groups};
+use super::store;
+use super::txn_offsets::TxnWaiter;
+use super::{err, Committed, Groups};
 use crate::runtime::io::{Completion, Io};
 use crate::txn::Dest;
 
@@ -29,69 +31,44 @@ pub(super) enum Waiter {
         res: OffsetDeleteRes,
         remove: Vec<(String, i32)>,
     },
-    // Transactions (`txn_offsets.rs`).
-    Txn(crate::kafka::txn::Waiter),
-    TxnCommit {
-        dest: Dest,
-        group: String,
-        pid: i64,
-        errors: Vec<i16>,
-        apply: Vec<((String, i32), Committed)>,
-    },
-    TxnMarker {
-        dest: Dest,
-        group: String,
-        pid: i64,
-        commit: bool,
-    },
+    /// Transactions (`txn_offsets.rs`).
+    Txn(TxnWaiter),
 }
 
 impl Groups {
+    /// Append a request's records (`put`) to partition `part`'s offsets file; the request
+    /// waits as `w` for the write, or fails now if the file takes no writes.
+    pub(super) fn append(
+        &mut self,
+        part: u32,
+        put: impl FnOnce(&mut Vec<u8>),
+        w: Waiter,
+        out: &mut Vec<(Dest, GroupRes)>,
+    ) {
+        if let Err(w) = self.log.append(part, put, w) {
+            self.finish(w, false, out);
+        }
+    }
+
     /// A request's records are durable (`ok`) or could not be written: apply and answer.
     pub(super) fn finish(&mut self, w: Waiter, ok: bool, out: &mut Vec<(Dest, GroupRes)>) {
         match w {
             Waiter::Commit {
                 dest,
                 group,
-                mut errors,
+                errors,
                 apply,
             } => {
                 if ok {
-                    let e = self
-                        .groups
-                        .entry(group.clone())
-                        .or_insert_with(|| Entry::new(&group));
-                    e.offsets.extend(apply);
-                } else {
-                    for e in errors.iter_mut().filter(|e| **e == err::NONE) {
-                        *e = err::COORDINATOR_NOT_AVAILABLE;
-                    }
+                    self.entry(&group).offsets.extend(apply);
                 }
-                out.push((dest, GroupRes::Commit(errors)));
+                out.push((dest, commit_answer(errors, ok)));
             }
             Waiter::Delete {
                 batch,
                 index,
                 group,
-            } => {
-                if ok {
-                    // The record is durable: the offsets are gone; a group that gained
-                    // members meanwhile keeps them.
-                    if let Some(e) = self.groups.get_mut(&group) {
-                        e.offsets.clear();
-                        if e.group.is_empty() {
-                            self.groups.remove(&group);
-                        }
-                    }
-                }
-                if let Some(d) = self.deletes.get_mut(&batch) {
-                    if !ok {
-                        d.errors[index] = err::COORDINATOR_NOT_AVAILABLE;
-                    }
-                    d.left -= 1;
-                }
-                self.deletes_done(batch, out);
-            }
+            } => self.deleted(batch, index, &group, ok, out),
             Waiter::OffsetDelete {
                 dest,
                 group,
@@ -99,10 +76,7 @@ impl Groups {
                 remove,
             } => {
                 if !ok {
-                    res = OffsetDeleteRes {
-                        error: err::COORDINATOR_NOT_AVAILABLE,
-                        partitions: Vec::new(),
-                    };
+                    res = OffsetDeleteRes::error(err::COORDINATOR_NOT_AVAILABLE);
                 } else if let Some(e) = self.groups.get_mut(&group) {
                     for k in remove {
                         e.offsets.remove(&k);
@@ -110,9 +84,7 @@ impl Groups {
                 }
                 out.push((dest, GroupRes::OffsetDelete(res)));
             }
-            w @ (Waiter::Txn(_) | Waiter::TxnCommit { .. } | Waiter::TxnMarker { .. }) => {
-                self.finish_txn(w, ok, out)
-            }
+            Waiter::Txn(w) => self.finish_txn(w, ok, out),
         }
     }
 
@@ -149,21 +121,21 @@ impl Groups {
         let mut b = Vec::new();
         for (id, e) in self.groups.iter().filter(|(_, e)| e.part == p) {
             for ((topic, partition), c) in &e.offsets {
-                store::encode(
-                    &Record::Commit {
-                        group: id.clone(),
-                        topic: topic.clone(),
-                        partition: *partition,
-                        offset: c.offset,
-                        leader_epoch: c.leader_epoch,
-                        metadata: c.metadata.clone(),
-                        commit_ms: c.commit_ms,
-                    },
-                    &mut b,
-                );
+                store::encode(&commit_record(id, topic, *partition, c), &mut b);
             }
         }
         self.snapshot_txn(p, &mut b);
         b
     }
+}
+
+/// A commit's answer, OffsetCommit's or TxnOffsetCommit's, once its write is done: the
+/// offsets it wrote fail COORDINATOR_NOT_AVAILABLE if the write did.
+pub(super) fn commit_answer(mut errors: Vec<i16>, ok: bool) -> GroupRes {
+    if !ok {
+        for e in errors.iter_mut().filter(|e| **e == err::NONE) {
+            *e = err::COORDINATOR_NOT_AVAILABLE;
+        }
+    }
+    GroupRes::Commit(errors)
 }
