@@ -13,8 +13,9 @@
 //! - [`group`]: one group's state machine (membership, rebalance, timers), pure;
 //! - [`store`]: the offsets files, their records, writes, rewrite and recovery;
 //! - [`ops`]: what travels to the coordinator and back; [`rounds`]: the flight;
-//!   [`subscription`]: the topics in a consumer's protocol metadata.
-//! - [`txn_offsets`]: offsets staged by transactions, and the transaction coordinator's seam.
+//!   [`subscription`]: the topics in a consumer's protocol metadata;
+//! - `txn_offsets.rs`: offsets staged by transactions, and the transaction coordinator's
+//!   seam (its requests, records, waiters and timer on this shard's `Groups`).
 //!
 //! The coordinator, [`Groups`], one file per concern: this file holds its state, the
 //! group → partition → shard map and the error codes; `recovery.rs` builds it at start-up
@@ -53,8 +54,7 @@ use crate::mesh::SlotTable;
 use crate::runtime::io::Io;
 use crate::txn::Dest;
 use delete::Deletes;
-use group::Group;
-use group::Settings;
+use group::{Group, Settings};
 use ops::GroupRes;
 use store::OffsetLog;
 use writes::Waiter;

@@ -1,5 +1,5 @@
 //! JoinGroup (v0-v9): a member joins its group on the group's coordinator shard
-//! (`kafka/groups/group.rs`); the answer waits for the rebalance's join phase to end.
+//! (`kafka/groups/group/`); the answer waits for the rebalance's join phase to end.
 
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse, ResponseKind};
