@@ -2,7 +2,7 @@
 //! planning its append (offset assignment, index, segment roll decisions).
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use pinion::log::batch;
-use pinion::log::partition::Partition;
+use pinion::log::partition::{Offsets, Partition};
 
 fn append(c: &mut Criterion) {
     let values: Vec<Vec<u8>> = (0..16).map(|i| vec![b'a' + (i % 26) as u8; 1024]).collect();
@@ -15,7 +15,8 @@ fn append(c: &mut Criterion) {
     });
     let dir = std::env::temp_dir().join(format!("pinion-bench-log-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let (mut p, _) = Partition::recover(&dir, 1 << 40, u64::MAX, 0).expect("temp partition");
+    let (mut p, _) =
+        Partition::recover(&dir, 1 << 40, u64::MAX, 0, Offsets::Dense).expect("temp partition");
     let h = batch::validate(&b).expect("valid batch");
     let mut bytes = b.clone();
     g.bench_function("plan_append_16x1KiB_batch", |bench| {

@@ -123,6 +123,7 @@ fn batch(c: &mut Criterion) {
                         frame,
                         resp3: false,
                         origin: conn,
+                        caller: None,
                     });
                 }
                 origin.flush(sent);

@@ -295,7 +295,7 @@ mod tests {
         assert_eq!(c.append(&data).unwrap(), 1);
         assert_eq!(c.next_offset(), Some(22));
         c.seal(22, 11).unwrap();
-        let (log, rep) = Partition::recover(&dir, 200, u64::MAX, 0).unwrap();
+        let (log, rep) = Partition::recover(&dir, 200, u64::MAX, 0, Offsets::Dense).unwrap();
         assert_eq!(rep.truncated_bytes, 0);
         assert!(log.segments.len() > 1, "rolled at segment_bytes");
         assert_eq!(log.segments[0].base, 10);
@@ -323,7 +323,7 @@ mod tests {
         assert_eq!(c.next_offset(), Some(4));
         assert_eq!(c.append(&batches(&[4, 6])).unwrap(), 2);
         c.seal(8, 0).unwrap();
-        let (log, _) = Partition::recover(&dir, 1 << 20, u64::MAX, 0).unwrap();
+        let (log, _) = Partition::recover(&dir, 1 << 20, u64::MAX, 0, Offsets::Dense).unwrap();
         assert_eq!(log.next_offset(), 8);
         fs::remove_dir_all(&dir).unwrap();
     }
@@ -349,7 +349,7 @@ mod tests {
         let dir = tmp("empty");
         let mut c = Copy::open(&dir, 1 << 20, 0).unwrap();
         c.seal(500, 500).unwrap();
-        let (log, _) = Partition::recover(&dir, 1 << 20, u64::MAX, 0).unwrap();
+        let (log, _) = Partition::recover(&dir, 1 << 20, u64::MAX, 0, Offsets::Dense).unwrap();
         assert_eq!(log.next_offset(), 500);
         assert_eq!(log.log_start(), 500);
         fs::remove_dir_all(&dir).unwrap();
