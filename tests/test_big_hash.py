@@ -12,6 +12,7 @@ import urllib.request
 import redis
 
 from conftest import keys_on
+from test_stalls_keys import pings_during
 
 N = 1_000_000
 # A loop turn longer than this counts as a stall. Before slicing, HGETALL of 1M fields held
@@ -43,40 +44,6 @@ def shard_metric(node, name, shard=0) -> float:
     m = re.search(rf'^{name}{{shard="{shard}"}} ([\d.e+-]+)$', body, re.M)
     assert m, f"{name} for shard {shard} not in /metrics"
     return float(m.group(1))
-
-
-PINGER = r"""
-import socket, sys, threading, time
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
-s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-stop = threading.Event()
-threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
-print("ready", flush=True)
-lat = []
-while not stop.is_set():
-    t0 = time.perf_counter()
-    s.sendall(b"PING\r\n")
-    got = b""
-    while not got.endswith(b"\r\n"):
-        got += s.recv(64)
-    assert got == b"+PONG\r\n", got
-    lat.append(time.perf_counter() - t0)
-print(" ".join(f"{x:.6f}" for x in lat))
-"""
-
-
-def pings_during(node, work):
-    """Run `work` while another process PINGs the node on its own connection; returns
-    work's result and the PING latencies (seconds), for the report."""
-    p = subprocess.Popen([sys.executable, "-c", PINGER, str(node.port)],
-                         stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-    assert p.stdout.readline().strip() == b"ready"
-    try:
-        result = work()
-    finally:
-        out, _ = p.communicate(timeout=60)
-    assert p.returncode == 0
-    return result, sorted(float(x) for x in out.split())
 
 
 def expected(n):

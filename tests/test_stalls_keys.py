@@ -63,7 +63,7 @@ def pings_during(node, work):
     try:
         result = work()
     finally:
-        out, _ = p.communicate(timeout=30)
+        out, _ = p.communicate(timeout=60)
     assert p.returncode == 0
     return result, sorted(float(x) for x in out.split())
 
