@@ -10,7 +10,7 @@
 //! holes); a copy resumed after a crash starts from what recovery keeps of the folder.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use super::super::batch;
@@ -95,9 +95,12 @@ impl Copy {
         let (log, _) = Partition::recover(dir, segment_bytes, u64::MAX, now_ms, Offsets::Holes)
             .map_err(io_at(dir))?;
         if let Some(last) = log.segments.last() {
-            let f = OpenOptions::new()
+            let mut f = OpenOptions::new()
                 .write(true)
                 .open(&last.path)
+                .map_err(io_at(&last.path))?;
+            // Writes go on where recovery says the segment ends (not at the file's start).
+            f.seek(SeekFrom::Start(last.size))
                 .map_err(io_at(&last.path))?;
             c.active = Some((f, last.base, last.size));
             c.next = Some(last.end);
