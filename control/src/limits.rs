@@ -33,6 +33,9 @@ pub const SECRET_BYTES_MIN: usize = 16;
 pub const SLOT_MOVES_PER_ROUND_MAX: usize = 1024;
 /// Partitions a load-driven rebalance may move in one round.
 pub const PARTITION_MOVES_PER_ROUND_MAX: usize = 16;
+/// Log partitions a node's heartbeat may report holding (more are not placed in the map;
+/// they stay with their name's slot's owner).
+pub const PARTITIONS_REPORTED_MAX: usize = 16_384;
 /// A peer must finish its handshake (first authenticated frame) within this.
 pub const HANDSHAKE_TIMEOUT_MS: u64 = 5_000;
 /// A connection with nothing to read for this long is closed (nodes heartbeat far more

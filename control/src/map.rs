@@ -30,6 +30,32 @@ pub type Epoch = u64;
 
 /// The byte form's magic number and version.
 const MAGIC: &[u8; 4] = b"PCMP";
+
+/// A key's slot as Redis Cluster (and a pinion node) computes it: CRC-16/XMODEM of the
+/// key's hash tag (the first non-empty `{...}`, else the whole key), modulo [`SLOTS`].
+pub fn key_slot(key: &[u8]) -> u16 {
+    let tag = key
+        .iter()
+        .position(|&b| b == b'{')
+        .and_then(|open| {
+            let rest = &key[open + 1..];
+            let len = rest.iter().position(|&b| b == b'}')?;
+            (len > 0).then(|| &rest[..len])
+        })
+        .unwrap_or(key);
+    let crc = tag.iter().fold(0u16, |mut crc, &b| {
+        crc ^= u16::from(b) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+        }
+        crc
+    });
+    crc % SLOTS as u16
+}
 pub const FORMAT_VERSION: u16 = 1;
 
 #[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
@@ -235,6 +261,15 @@ impl ClusterMap {
             *counts.entry(owner.node).or_default() += 1;
         }
         counts
+    }
+
+    /// Who serves a log partition: the map's owner for it, else the owner of the slot of
+    /// `"<topic>-<partition>"` (the rule nodes use for a partition the map does not list).
+    pub fn partition_owner(&self, tp: &TopicPartition) -> Option<Owner> {
+        self.partitions
+            .get(tp)
+            .copied()
+            .or_else(|| self.slot(usize::from(key_slot(tp.to_string().as_bytes()))))
     }
 
     /// Partitions owned per node.
@@ -715,6 +750,14 @@ impl TryFrom<MapJson> for ClusterMap {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn key_slot_is_redis_clusters() {
+        // Values from Redis Cluster's specification and `CLUSTER KEYSLOT`.
+        assert_eq!(key_slot(b"123456789"), 0x31C3 % SLOTS as u16);
+        assert_eq!(key_slot(b"foo"), 12182);
+        assert_eq!(key_slot(b"{user1000}.following"), key_slot(b"user1000"));
+    }
 
     pub(crate) fn sample() -> ClusterMap {
         let mut m = ClusterMap::empty();

@@ -13,10 +13,13 @@
 //! moved: the map the coordinator then proposes flips exactly those ([`MovePhase::settle`]),
 //! and a unit that did not move stays with its old owner (a later change moves it).
 //!
-//! Units: a cache slot today. A log partition is the other kind ([`Unit::Partition`]): the
-//! planner does not emit it yet (`MOVE_PARTITIONS`), so partitions flip without their
-//! data, as before; with a node-side primitive that copies a partition by offset, the new
-//! owner answers a partition order by pulling it, and reports it done when caught up.
+//! Units: a cache slot, or a log partition ([`Unit::Partition`]). An order holds one kind.
+//! A partition's order goes to its new owner only, which pulls the partition by offset
+//! from the old one and reports it: when its copy has caught up it asks (through the
+//! control plane, which forwards: `fence`, `fenced`) the old owner to fence the partition,
+//! finishes the copy at the fenced end offset, and reports the unit done. A partition the
+//! map does not list yet moves from the owner of its name's slot
+//! ([`ClusterMap::partition_owner`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -27,9 +30,6 @@ use crate::limits::{
 };
 use crate::map::{ClusterMap, Epoch, NodeId, NodeState, TopicPartition};
 use crate::twopc::Millis;
-
-/// Whether the planner moves log partitions' data (the node side cannot yet).
-const MOVE_PARTITIONS: bool = false;
 
 /// What moves: a cache slot, or a log partition.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize)]
@@ -61,10 +61,28 @@ pub struct Order {
     pub units: Vec<Unit>,
 }
 
+impl Order {
+    /// A partition order (the new owner carries it out and reports it); else a slot order
+    /// (the old owner streams and reports).
+    pub fn partitions(&self) -> bool {
+        matches!(self.units.first(), Some(Unit::Partition(_)))
+    }
+
+    /// The node that reports on the order.
+    pub fn reporter(&self) -> NodeId {
+        if self.partitions() {
+            self.to.node
+        } else {
+            self.from
+        }
+    }
+}
+
 /// What the phase is told.
 #[derive(Clone, Debug)]
 pub enum Input {
-    /// The old owner's report for order `id`: units done, units failed. `last`: the order
+    /// The reporting node's report for order `id` (the old owner's for slots, the new
+    /// owner's for partitions): units done, units failed. `last`: the order
     /// is over (units not named failed).
     Report {
         from: NodeId,
@@ -78,7 +96,8 @@ pub enum Input {
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Output {
-    /// Send `order` to `to` (its old owner, and its new owner).
+    /// Send `order` to `to` (a slot order to its new owner and then its old one; a
+    /// partition order to its new owner).
     Send { to: NodeId, order: Order },
     /// Nothing is left: `moved` units moved, `failed` did not, `deferred` were left for
     /// a later round ([`MovePhase::first_round`]).
@@ -96,11 +115,14 @@ struct Flight {
     last_heard: Millis,
 }
 
+/// Orders are kept apart per (from, to, partitions?).
+type Pair = (NodeId, NodeId, bool);
+
 /// The move phase of one change.
 pub struct MovePhase {
     epoch: Epoch,
-    /// Per (from, to): units still to send, and where `to` is reached.
-    waiting: BTreeMap<(NodeId, NodeId), (Target, Vec<Unit>)>,
+    /// Per (from, to, kind): units still to send, and where `to` is reached.
+    waiting: BTreeMap<Pair, (Target, Vec<Unit>)>,
     flights: BTreeMap<u64, Flight>,
     next_id: u64,
     moved: BTreeSet<Unit>,
@@ -120,14 +142,15 @@ impl MovePhase {
         reachable: &dyn Fn(NodeId) -> bool,
         ids_from: u64,
     ) -> MovePhase {
-        let mut waiting: BTreeMap<(NodeId, NodeId), (Target, Vec<Unit>)> = BTreeMap::new();
+        let mut waiting: BTreeMap<Pair, (Target, Vec<Unit>)> = BTreeMap::new();
         let mut add = |from: NodeId, to: NodeId, unit: Unit| {
             if !reachable(from) || !reachable(to) {
                 return;
             }
             let Some(t) = next.node(to) else { return };
+            let kind = matches!(unit, Unit::Partition(_));
             waiting
-                .entry((from, to))
+                .entry((from, to, kind))
                 .or_insert_with(|| {
                     (
                         Target {
@@ -150,12 +173,10 @@ impl MovePhase {
                 }
             }
         }
-        if MOVE_PARTITIONS {
-            for (tp, o) in &committed.partitions {
-                if let Some(n) = next.partitions.get(tp) {
-                    if o.node != n.node {
-                        add(o.node, n.node, Unit::Partition(tp.clone()));
-                    }
+        for (tp, n) in &next.partitions {
+            if let Some(o) = committed.partition_owner(tp) {
+                if o.node != n.node {
+                    add(o.node, n.node, Unit::Partition(tp.clone()));
                 }
             }
         }
@@ -180,8 +201,11 @@ impl MovePhase {
     /// when something was deferred.
     pub fn first_round(&mut self, committed: &ClusterMap) -> bool {
         let owners = committed.slot_counts();
-        for (&(_, to), (_, units)) in self.waiting.iter_mut() {
-            if owners.get(&to).copied().unwrap_or(0) == 0 && units.len() > MOVE_FIRST_ROUND_UNITS {
+        for (&(_, to, partitions), (_, units)) in self.waiting.iter_mut() {
+            if !partitions
+                && owners.get(&to).copied().unwrap_or(0) == 0
+                && units.len() > MOVE_FIRST_ROUND_UNITS
+            {
                 self.deferred.extend(units.drain(MOVE_FIRST_ROUND_UNITS..));
             }
         }
@@ -197,6 +221,11 @@ impl MovePhase {
     pub fn remaining(&self) -> usize {
         self.waiting.values().map(|(_, u)| u.len()).sum::<usize>()
             + self.flights.values().map(|f| f.left.len()).sum::<usize>()
+    }
+
+    /// An order in flight (the control plane forwards a partition move's fence by it).
+    pub fn order(&self, id: u64) -> Option<&Order> {
+        self.flights.get(&id).map(|f| &f.order)
     }
 
     /// The id the next phase's orders may start from.
@@ -216,7 +245,11 @@ impl MovePhase {
                 failed,
                 last,
             } => {
-                if let Some(f) = self.flights.get_mut(&id).filter(|f| f.order.from == from) {
+                if let Some(f) = self
+                    .flights
+                    .get_mut(&id)
+                    .filter(|f| f.order.reporter() == from)
+                {
                     f.last_heard = now;
                     for u in done {
                         if f.left.remove(&u) {
@@ -254,13 +287,13 @@ impl MovePhase {
     fn launch(&mut self, now: Millis) -> Vec<Output> {
         let mut outs = Vec::new();
         let mut in_flight: usize = self.flights.values().map(|f| f.left.len()).sum();
-        let busy: BTreeSet<(NodeId, NodeId)> = self
+        let busy: BTreeSet<Pair> = self
             .flights
             .values()
-            .map(|f| (f.order.from, f.order.to.node))
+            .map(|f| (f.order.from, f.order.to.node, f.order.partitions()))
             .collect();
-        for (&(from, to), (target, units)) in self.waiting.iter_mut() {
-            if units.is_empty() || busy.contains(&(from, to)) {
+        for (&(from, to, partitions), (target, units)) in self.waiting.iter_mut() {
+            if units.is_empty() || busy.contains(&(from, to, partitions)) {
                 continue;
             }
             let room = MOVE_UNITS_IN_FLIGHT_MAX.saturating_sub(in_flight);
@@ -292,7 +325,9 @@ impl MovePhase {
                 to,
                 order: order.clone(),
             });
-            outs.push(Output::Send { to: from, order });
+            if !partitions {
+                outs.push(Output::Send { to: from, order });
+            }
         }
         if self.is_empty() {
             self.done = true;
@@ -310,9 +345,9 @@ impl MovePhase {
         self.launch(now)
     }
 
-    /// The map to propose after the phase: `next`, except that a slot that should have
-    /// moved and did not stays with its committed owner (when that owner may still own
-    /// slots in `next`).
+    /// The map to propose after the phase: `next`, except that a slot or partition that
+    /// should have moved and did not stays with its committed owner (when that owner may
+    /// still own in `next`).
     pub fn settle(committed: &ClusterMap, next: &mut ClusterMap, failed: &BTreeSet<Unit>) {
         for u in failed {
             match u {
@@ -329,8 +364,15 @@ impl MovePhase {
                     }
                 }
                 Unit::Partition(tp) => {
-                    if let Some(old) = committed.partitions.get(tp) {
-                        next.partitions.insert(tp.clone(), *old);
+                    let Some(old) = committed.partition_owner(tp) else {
+                        continue;
+                    };
+                    let may_own = next.node(old.node).is_some_and(|n| {
+                        matches!(n.state, NodeState::Active | NodeState::Draining)
+                            && old.shard < n.shards
+                    });
+                    if may_own {
+                        next.partitions.insert(tp.clone(), old);
                     }
                 }
             }
@@ -524,5 +566,65 @@ mod tests {
         let mut p = MovePhase::plan(&a, &b, &|_| true, 1);
         assert!(!p.first_round(&a));
         assert_eq!(p.remaining(), 6383);
+    }
+
+    #[test]
+    fn a_partition_order_goes_to_its_new_owner_which_reports_it() {
+        let (a, mut b) = maps();
+        // Two partitions: one the committed map lists on node 1, one it does not (it is
+        // served by its name's slot's owner, node 1 too).
+        let listed = TopicPartition {
+            topic: "t".into(),
+            partition: 0,
+        };
+        let by_slot = TopicPartition {
+            topic: "t".into(),
+            partition: 1,
+        };
+        let mut a = a;
+        a.partitions
+            .insert(listed.clone(), Owner { node: 1, shard: 0 });
+        b.partitions
+            .insert(listed.clone(), Owner { node: 2, shard: 1 });
+        b.partitions
+            .insert(by_slot.clone(), Owner { node: 2, shard: 0 });
+        b.set_slots(0..16384, Some(Owner { node: 1, shard: 0 }));
+        let mut p = MovePhase::plan(&a, &b, &|_| true, 1);
+        assert_eq!(p.remaining(), 2);
+        let s = sent(&p.start(0));
+        assert_eq!(s.len(), 1, "to the new owner only");
+        let (to, order) = s[0].clone();
+        assert_eq!(to, 2);
+        assert!(order.partitions() && order.reporter() == 2);
+        assert_eq!(p.order(order.id), Some(&order));
+        // The old owner's report on a partition order is not the one that counts.
+        let report = |from, done: Vec<Unit>, failed: Vec<Unit>| Input::Report {
+            from,
+            id: order.id,
+            done,
+            failed,
+            last: true,
+        };
+        assert!(p.step(report(1, order.units.clone(), vec![]), 1).is_empty());
+        let outs = p.step(
+            report(
+                2,
+                vec![Unit::Partition(listed.clone())],
+                vec![Unit::Partition(by_slot.clone())],
+            ),
+            2,
+        );
+        let Some(Output::Done { moved, failed, .. }) = outs.last() else {
+            panic!("{outs:?}")
+        };
+        assert_eq!(moved.len(), 1);
+        let mut m = b.clone();
+        MovePhase::settle(&a, &mut m, failed);
+        assert_eq!(m.partitions[&listed].node, 2, "it moved");
+        assert_eq!(
+            m.partitions[&by_slot],
+            Owner { node: 1, shard: 0 },
+            "it stays where it was served"
+        );
     }
 }

@@ -546,3 +546,21 @@ pub const MOVE_IO_TIMEOUT_MS: u64 = 10_000;
 /// The largest reply element the mover reads: a moved key's payload can be as large as a
 /// bulk string may be (Redis's proto-max-bulk-len, 512 MiB), plus its encoding.
 pub const MOVE_REPLY_BYTES_MAX: usize = (512 << 20) + 1024;
+
+// Moving log partitions when the map changes (issue 12, f-pmove): `cluster/pmove.rs`.
+
+/// A new owner's pulls of one order must catch up within this, or the order's partitions
+/// that did not fail (they stay with their old owner).
+pub const PMOVE_CATCHUP_WAIT_MS: u64 = 120_000;
+/// A new owner waits this long for the old owner's `fenced` answer (its fences settle
+/// within `PULL_SETTLE_WAIT_MS`).
+pub const PMOVE_FENCE_ANSWER_WAIT_MS: u64 = PULL_SETTLE_WAIT_MS + 5_000;
+/// A new owner reports an order still running this often, so the control plane does not
+/// time it out while a large partition copies (its timeout is 30 s without a report).
+pub const PMOVE_KEEPALIVE_MS: u64 = 5_000;
+/// The old owner holds a partition fenced at most this long without a newer map; then,
+/// when no change is in doubt, the current map decides it (serve again or retire).
+pub const PMOVE_FENCE_HOLD_MS: u64 = 90_000;
+/// Log partitions a heartbeat reports holding (pinion-control places at most its
+/// `PARTITIONS_REPORTED_MAX` of them).
+pub const PMOVE_REPORTED_PARTITIONS_MAX: usize = 16_384;

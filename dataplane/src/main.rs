@@ -84,7 +84,7 @@ fn run(cfg: Config) -> anyhow::Result<()> {
     };
     let stop = Arc::new(AtomicBool::new(false));
     if let Some(secret) = control_secret {
-        pinion::cluster::member::spawn(&node, secret, stop.clone())?;
+        pinion::cluster::member::spawn(&node, secret, stop.clone(), pulls.clone())?;
     }
     {
         let snap = node.snapshotter();

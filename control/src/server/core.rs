@@ -17,7 +17,9 @@ use tracing::{info, warn};
 
 use super::msg::{error_reply, ok_reply, ClientMsg, Op, ShardLoad};
 use super::{OutMsg, Outbox};
-use crate::limits::{PENDING_OPS_MAX, WAL_RECORDS_MAX, WEIGHT_MAX};
+use crate::limits::{
+    PARTITIONS_MAX, PARTITIONS_REPORTED_MAX, PENDING_OPS_MAX, WAL_RECORDS_MAX, WEIGHT_MAX,
+};
 use crate::map::{ClusterMap, Epoch, Node, NodeId, NodeState, Owner, TopicPartition};
 use crate::moves::{self, MovePhase};
 use crate::placement::{self, LoadTracker, Moves};
@@ -108,6 +110,8 @@ pub struct Core {
     store: Box<dyn Store>,
     load: LoadTracker,
     last_loads: BTreeMap<NodeId, Vec<ShardLoad>>,
+    /// The log partitions each node reported holding last (placed in the map).
+    known_partitions: BTreeMap<NodeId, Vec<TopicPartition>>,
     started: Instant,
     sessions: BTreeMap<NodeId, Session>,
     queue: VecDeque<(Change, Option<Outbox>)>,
@@ -126,6 +130,7 @@ impl Core {
             store,
             load: LoadTracker::default(),
             last_loads: BTreeMap::new(),
+            known_partitions: BTreeMap::new(),
             started: Instant::now(),
             sessions: BTreeMap::new(),
             queue: VecDeque::new(),
@@ -202,7 +207,36 @@ impl Core {
                 if self.sessions.get(&id).is_none_or(|s| s.conn != conn) {
                     return Ok(()); // a superseded session
                 }
-                if let ClientMsg::Heartbeat { mut shards } = msg {
+                if let ClientMsg::Fence { id: order, units } = msg {
+                    self.forward(
+                        order,
+                        id,
+                        false,
+                        json!({"type": "fence", "id": order, "units": units}),
+                    );
+                    return Ok(());
+                }
+                if let ClientMsg::Fenced {
+                    id: order,
+                    ends,
+                    failed,
+                } = msg
+                {
+                    self.forward(
+                        order,
+                        id,
+                        true,
+                        json!({"type": "fenced", "id": order, "ends": ends, "failed": failed}),
+                    );
+                    return Ok(());
+                }
+                if let ClientMsg::Heartbeat {
+                    mut shards,
+                    mut partitions,
+                } = msg
+                {
+                    partitions.truncate(PARTITIONS_REPORTED_MAX);
+                    self.known_partitions.insert(id, partitions);
                     // Only the shards the map gives this node count.
                     let n = self.coord.committed().map.node(id).map_or(0, |n| n.shards);
                     shards.truncate(usize::from(n));
@@ -470,6 +504,38 @@ impl Core {
         self.carry_out(outs)
     }
 
+    /// Forwards a partition move's `fence` (from the order's new owner to its old one) or
+    /// `fenced` (back, `from_old`), for an order of the running move phase.
+    fn forward(&self, order: u64, sender: NodeId, from_old: bool, v: serde_json::Value) {
+        let Some(o) = self.moving.as_ref().and_then(|m| m.phase.order(order)) else {
+            warn!(
+                order,
+                node = sender,
+                "a fence for no running move order; ignored"
+            );
+            return;
+        };
+        let (expected, to) = if from_old {
+            (o.from, o.to.node)
+        } else {
+            (o.to.node, o.from)
+        };
+        if expected != sender || !o.partitions() {
+            warn!(
+                order,
+                node = sender,
+                "a fence from a node that is not the order's; ignored"
+            );
+            return;
+        }
+        let mut v = v;
+        v["epoch"] = json!(o.epoch);
+        if let Some(s) = self.sessions.get(&to) {
+            let payload = serde_json::to_vec(&v).expect("JSON values serialise");
+            let _ = s.out.try_send(OutMsg::Payload(payload));
+        }
+    }
+
     fn move_step(&mut self, input: moves::Input) -> Result<(), StoreError> {
         let now = self.now();
         let Some(m) = self.moving.as_mut() else {
@@ -560,6 +626,7 @@ impl Core {
                 existing(&m, *id)?;
                 m.node_mut(*id).expect("exists").state = NodeState::Removed;
                 self.load.forget(*id);
+                self.known_partitions.remove(id);
             }
             Change::Drain(id) => {
                 if existing(&m, *id)? == NodeState::Joining {
@@ -606,7 +673,16 @@ impl Core {
                 }
             }
         }
-        let parts: Vec<TopicPartition> = m.partitions.keys().cloned().collect();
+        // The partitions the map lists, and those the nodes report holding.
+        let parts: Vec<TopicPartition> = m
+            .partitions
+            .keys()
+            .chain(self.known_partitions.values().flatten())
+            .cloned()
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .take(PARTITIONS_MAX)
+            .collect();
         let moves = placement::place(&mut m, &self.load, &parts, bounded);
         m.validate().map_err(|e| e.to_string())?;
         m.epoch = self.epoch();
@@ -682,6 +758,7 @@ impl Core {
             "connected": self.sessions.keys().collect::<Vec<_>>(),
             "slots_owned": m.slots().iter().flatten().count(),
             "partitions": m.partitions.len(),
+            "known_partitions": self.known_partitions.values().flatten().collect::<std::collections::BTreeSet<_>>().len(),
         })
     }
 

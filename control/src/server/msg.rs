@@ -1,6 +1,7 @@
 //! The control protocol's messages (JSON, inside `wire.rs` frames).
 //!
-//! Client → server: `register`, then (nodes) `vote`, `ack`, `ask`, `heartbeat`; or
+//! Client → server: `register`, then (nodes) `vote`, `ack`, `ask`, `heartbeat`, `moved`,
+//! `fence`, `fenced`; or
 //! (operators) `op`. Server → client: `registered`, the 2PC messages of
 //! [`crate::twopc::ToMember`] (`prepare`, `decide`, `catchup`), and `reply` to an `op`.
 
@@ -49,6 +50,25 @@ pub enum ClientMsg {
     },
     Heartbeat {
         shards: Vec<ShardLoad>,
+        /// The log partitions the node holds (its topics'): the control plane places the
+        /// ones it learns this way in the map.
+        #[serde(default)]
+        partitions: Vec<crate::map::TopicPartition>,
+    },
+    /// The new owner of a partition order has caught up: the old owner is to fence these
+    /// partitions (the control plane forwards it to the order's old owner as `fence`).
+    Fence {
+        id: u64,
+        units: Vec<crate::moves::Unit>,
+    },
+    /// The old owner's answer to a `fence`: the end offset of each fenced partition, and
+    /// those it could not fence (forwarded to the order's new owner as `fenced`).
+    Fenced {
+        id: u64,
+        #[serde(default)]
+        ends: Vec<(crate::moves::Unit, i64)>,
+        #[serde(default)]
+        failed: Vec<crate::moves::Unit>,
     },
     /// A node's report on a move order it sends (`moves.rs`): units done, units failed;
     /// `last`: the order is over.

@@ -29,6 +29,7 @@ use pinion_control::wire::{self, Sealer, Side, WireError, NONCE_BYTES};
 use serde_json::json;
 
 use super::mover::{MoverArgs, Report};
+use super::pmove::{self, PartMoves};
 use super::view::{View, ViewNode};
 use super::{state, Cluster};
 use crate::metrics::admin::Snapshot;
@@ -59,6 +60,9 @@ pub struct MemberArgs {
     /// Move orders for the mover thread (this node sends), and its reports.
     pub orders: Sender<Order>,
     pub reports: Receiver<Report>,
+    /// Partition moves (`pmove.rs`), and what their threads send to the control plane.
+    pub pmoves: Arc<PartMoves>,
+    pub pmove_out: Receiver<serde_json::Value>,
 }
 
 /// What the reader thread hands over.
@@ -253,6 +257,7 @@ pub fn spawn(
     node: &crate::shard::node::Node,
     secret: Vec<u8>,
     stop: Arc<AtomicBool>,
+    pulls: Arc<crate::log::pull::Pulls>,
 ) -> anyhow::Result<()> {
     let cfg = &node.shared.cfg;
     let Some(control) = cfg.control.clone() else {
@@ -270,6 +275,8 @@ pub fn spawn(
     std::thread::Builder::new()
         .name("cluster-mover".into())
         .spawn(move || super::mover::run(mover, orders_rx, reports_tx))?;
+    let (pmove_tx, pmove_out) = mpsc::channel();
+    let pmoves = PartMoves::new(pulls, &cfg.data_dir, pmove_tx);
     let args = MemberArgs {
         control,
         secret,
@@ -282,6 +289,8 @@ pub fn spawn(
         stop,
         orders,
         reports,
+        pmoves,
+        pmove_out,
     };
     std::thread::Builder::new()
         .name("cluster".into())
@@ -442,6 +451,26 @@ fn serve_link(
                     }
                     return format!("refused: {err}");
                 }
+                Some("fence") => {
+                    let id = v.get("id").and_then(|i| i.as_u64());
+                    let epoch = v.get("epoch").and_then(|e| e.as_u64()).unwrap_or(0);
+                    let units = v
+                        .get("units")
+                        .cloned()
+                        .and_then(|u| serde_json::from_value::<Vec<Unit>>(u).ok());
+                    match (id, units) {
+                        (Some(id), Some(units)) => args.pmoves.fence(id, epoch, units),
+                        _ => return "bad fence order from the control plane".into(),
+                    }
+                    Vec::new()
+                }
+                Some("fenced") => {
+                    match pmove::decode_fenced(&v) {
+                        Some((id, f)) => args.pmoves.answer(id, f),
+                        None => return "bad fence answer from the control plane".into(),
+                    }
+                    Vec::new()
+                }
                 Some("move") => {
                     match serde_json::from_value::<Order>(v) {
                         Ok(o) => take_order(args, o),
@@ -472,6 +501,15 @@ fn serve_link(
                 return e.to_string();
             }
         }
+        while let Ok(msg) = args.pmove_out.try_recv() {
+            if let Err(e) = link.send(&msg) {
+                return e.to_string();
+            }
+        }
+        if args.pmoves.holds_fences() {
+            args.pmoves
+                .settle(&args.cluster.current(), part.prepared().is_some());
+        }
         if Instant::now() >= next_tick {
             next_tick = Instant::now() + Duration::from_millis(TICK_MS);
             let outs = part.step(Input::Tick, now());
@@ -494,7 +532,8 @@ fn serve_link(
                     }
                 };
                 if *registered && !loads.is_empty() {
-                    let hb = json!({"type": "heartbeat", "shards": loads});
+                    let hb = json!({"type": "heartbeat", "shards": loads,
+                        "partitions": pmove::reported(&args.data_dir)});
                     if let Err(e) = link.send(&hb) {
                         return e.to_string();
                     }
@@ -537,10 +576,18 @@ fn carry_out(args: &MemberArgs, link: &mut Link, outs: Vec<Output>) -> Result<()
     Ok(())
 }
 
-/// A move order (`pinion_control::moves`): as its new owner, accept ASKING for its slots;
-/// as its old owner, hand it to the mover.
+/// A move order (`pinion_control::moves`): as its new owner, accept ASKING for its slots
+/// or pull its partitions; as a slot order's old owner, hand it to the mover.
 fn take_order(args: &MemberArgs, o: Order) {
     let me = args.me.id;
+    if o.partitions() {
+        // The new owner pulls a partition order's partitions (`pmove.rs`).
+        if o.to.node == me {
+            let from = pmove::kafka_addr(&args.cluster.current(), o.from);
+            args.pmoves.take(o, from);
+        }
+        return;
+    }
     if o.to.node == me {
         args.cluster.edit_moves(|m| {
             for u in &o.units {

@@ -17,6 +17,7 @@ pub mod kafka_ports;
 pub mod member;
 pub mod mover;
 pub mod moving;
+pub mod pmove;
 pub mod resp;
 pub mod state;
 pub mod view;
