@@ -33,6 +33,7 @@ class KafkaWriter(threading.Thread):
                            "message.timeout.ms": 120_000})
         self.acked = {}
         self.errors = []
+        self.slowest = 0.0
         self.stop = threading.Event()
 
     def delivered(self, err, msg):
@@ -40,6 +41,7 @@ class KafkaWriter(threading.Thread):
             self.errors.append(err)
         else:
             self.acked[(msg.partition(), msg.offset())] = msg.value()
+            self.slowest = max(self.slowest, msg.latency() or 0.0)
 
     def run(self):
         n = 0
@@ -126,7 +128,8 @@ def test_partitions_move_with_their_records_and_offsets_while_a_producer_runs(st
     n = len(w.acked)
     wait_for(lambda: len(w.acked) > n + 2000, what="records after the join")
     w.finish()
-    print(f"producer: {len(w.acked)} records acknowledged; leaders {before} -> {drained} -> {after}")
+    print(f"producer: {len(w.acked)} records acknowledged, slowest {w.slowest:.3f} s from produce "
+          f"to acknowledgement; leaders {before} -> {drained} -> {after}")
     assert w.errors == [], w.errors[:5]
     assert "some units did not move" not in control.log_text()
     moved = {p for p in range(PARTITIONS) if before[p] != after[p]}

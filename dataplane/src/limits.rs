@@ -558,9 +558,6 @@ pub const PMOVE_FENCE_ANSWER_WAIT_MS: u64 = PULL_SETTLE_WAIT_MS + 5_000;
 /// A new owner reports an order still running this often, so the control plane does not
 /// time it out while a large partition copies (its timeout is 30 s without a report).
 pub const PMOVE_KEEPALIVE_MS: u64 = 5_000;
-/// The old owner holds a partition fenced at most this long without a newer map; then,
-/// when no change is in doubt, the current map decides it (serve again or retire).
-pub const PMOVE_FENCE_HOLD_MS: u64 = 90_000;
 /// Log partitions a heartbeat reports holding (pinion-control places at most its
 /// `PARTITIONS_REPORTED_MAX` of them).
 pub const PMOVE_REPORTED_PARTITIONS_MAX: usize = 16_384;

@@ -330,6 +330,13 @@ impl Core {
                 map: committed.clone(),
             },
         );
+        if self.moving.is_none() && self.coord.open_epoch().is_none() {
+            // Nothing this node fenced can still be flipped (a restarted control plane
+            // forgot its move phase): its fences settle by the map.
+            let settle =
+                serde_json::to_vec(&json!({"type": "settle"})).expect("JSON values serialise");
+            let _ = out.try_send(OutMsg::Payload(settle));
+        }
         self.sessions.insert(
             id,
             Session {
@@ -488,6 +495,7 @@ impl Core {
     ) -> Result<(), StoreError> {
         let outs = self.coord.step(Input::Propose(map), self.now());
         if let Some(Output::Refused(r)) = outs.first() {
+            self.settle_all();
             if let Some(out) = reply {
                 let _ = out.try_send(OutMsg::Payload(error_reply(&r.to_string())));
             }
@@ -533,6 +541,16 @@ impl Core {
         if let Some(s) = self.sessions.get(&to) {
             let payload = serde_json::to_vec(&v).expect("JSON values serialise");
             let _ = s.out.try_send(OutMsg::Payload(payload));
+        }
+    }
+
+    /// Tells every node that no change is moving data or in doubt any more: partitions
+    /// a node fenced for a move settle by the map it serves (`cluster/pmove.rs`).
+    fn settle_all(&self) {
+        let payload =
+            serde_json::to_vec(&json!({"type": "settle"})).expect("JSON values serialise");
+        for s in self.sessions.values() {
+            let _ = s.out.try_send(OutMsg::Payload(payload.clone()));
         }
     }
 
@@ -589,6 +607,7 @@ impl Core {
                         self.queue.push_front((Change::Place, m.reply.take()));
                     }
                     if m.map.validate().is_err() || m.map == *committed {
+                        self.settle_all();
                         if let Some(out) = m.reply {
                             let _ = out.try_send(OutMsg::Payload(error_reply(&format!(
                                 "no data could be moved ({} units failed); nothing changed",
@@ -673,6 +692,15 @@ impl Core {
                 }
             }
         }
+        // A change that would only place partitions the nodes reported is not made by
+        // itself (a node re-registering changes nothing); a real change places them too.
+        let own: Vec<TopicPartition> = m.partitions.keys().cloned().collect();
+        let mut without = m.clone();
+        placement::place(&mut without, &self.load, &own, bounded);
+        without.epoch = self.epoch();
+        if without == *self.coord.committed().map {
+            return Ok(None);
+        }
         // The partitions the map lists, and those the nodes report holding.
         let parts: Vec<TopicPartition> = m
             .partitions
@@ -707,6 +735,7 @@ impl Core {
                     committed,
                     unacked,
                 } => {
+                    self.settle_all();
                     if unacked.is_empty() {
                         info!(epoch, committed, "change done");
                     } else {

@@ -425,6 +425,8 @@ fn serve_link(
     let mut meter = (args.snapshot)().map(|m| LoadMeter::new(&m));
     let mut next_heartbeat = Instant::now() + args.heartbeat;
     let mut next_tick = Instant::now();
+    // When the control plane last said no change can flip a fenced partition.
+    let mut settle_asked: Option<Instant> = None;
     loop {
         if args.stop.load(Ordering::Relaxed) {
             return "stopping".into();
@@ -462,6 +464,10 @@ fn serve_link(
                         (Some(id), Some(units)) => args.pmoves.fence(id, epoch, units),
                         _ => return "bad fence order from the control plane".into(),
                     }
+                    Vec::new()
+                }
+                Some("settle") => {
+                    settle_asked = Some(Instant::now());
                     Vec::new()
                 }
                 Some("fenced") => {
@@ -507,8 +513,13 @@ fn serve_link(
             }
         }
         if args.pmoves.holds_fences() {
-            args.pmoves
-                .settle(&args.cluster.current(), part.prepared().is_some());
+            // The control plane's word that nothing can flip them counts once this node
+            // is not in doubt (a prepared map may still commit).
+            let ended = settle_asked.filter(|_| part.prepared().is_none());
+            args.pmoves.settle(&args.cluster.current(), ended);
+            if ended.is_some() {
+                settle_asked = None;
+            }
         }
         if Instant::now() >= next_tick {
             next_tick = Instant::now() + Duration::from_millis(TICK_MS);

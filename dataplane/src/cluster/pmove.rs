@@ -13,10 +13,12 @@
 //! failed and stays with its old owner.
 //!
 //! The **old owner** keeps the partitions it fenced and settles them when a newer map is
-//! installed: one it no longer owns is retired, one it still owns (the move failed, or the
-//! change aborted) is served again. One fenced with no newer map for
-//! `PMOVE_FENCE_HOLD_MS` is settled by the current map once no change is in doubt (a
-//! restart finds its fences in the partitions' `moved` files).
+//! installed: one it no longer owns is retired, one it still owns (the move failed) is
+//! served again. When the control plane says no change is moving data or in doubt any
+//! more (`settle`: a change ended, committed or not, or was not proposed; or the node
+//! registered while nothing runs), the fences made before that settle by the map served,
+//! once this node is not in doubt itself. A restart finds its fences in the partitions'
+//! `moved` files.
 //!
 //! Threads: an order's own thread on the new owner; fences and settling on short threads
 //! of their own, so the membership thread never waits on a shard or a file.
@@ -33,7 +35,7 @@ use serde_json::json;
 
 use super::view::View;
 use crate::limits::{
-    PMOVE_CATCHUP_WAIT_MS, PMOVE_FENCE_ANSWER_WAIT_MS, PMOVE_FENCE_HOLD_MS, PMOVE_KEEPALIVE_MS,
+    PMOVE_CATCHUP_WAIT_MS, PMOVE_FENCE_ANSWER_WAIT_MS, PMOVE_KEEPALIVE_MS,
     PMOVE_REPORTED_PARTITIONS_MAX,
 };
 use crate::log::pull::{self, Move, Phase, Pull, Pulls};
@@ -320,15 +322,15 @@ impl PartMoves {
     }
 
     /// Old owner: settle the fenced partitions `view` decides (its epoch is past theirs, or
-    /// they were held too long and `in_doubt` is false): retire the ones another node now
-    /// owns, serve again the ones still owned here.
-    pub fn settle(self: &Arc<Self>, view: &View, in_doubt: bool) {
+    /// they were fenced before `ended`, when the control plane said no change could still
+    /// flip them): retire the ones another node now owns, serve again the ones still owned
+    /// here. The caller passes `ended` only while this node is not in doubt.
+    pub fn settle(self: &Arc<Self>, view: &View, ended: Option<Instant>) {
         let mut due = Vec::new();
         {
             let mut fenced = lock(&self.fenced);
-            let hold = Duration::from_millis(PMOVE_FENCE_HOLD_MS);
             fenced.retain(|(topic, partition), h| {
-                let decided = view.epoch > h.epoch || (!in_doubt && h.since.elapsed() >= hold);
+                let decided = view.epoch > h.epoch || ended.is_some_and(|t| h.since < t);
                 if !decided {
                     return true;
                 }
