@@ -455,13 +455,13 @@ fn serve_link(
                 }
                 Some("fence") => {
                     let id = v.get("id").and_then(|i| i.as_u64());
-                    let epoch = v.get("epoch").and_then(|e| e.as_u64()).unwrap_or(0);
+                    let epoch = v.get("epoch").and_then(|e| e.as_u64());
                     let units = v
                         .get("units")
                         .cloned()
                         .and_then(|u| serde_json::from_value::<Vec<Unit>>(u).ok());
-                    match (id, units) {
-                        (Some(id), Some(units)) => args.pmoves.fence(id, epoch, units),
+                    match (id, epoch, units) {
+                        (Some(id), Some(epoch), Some(units)) => args.pmoves.fence(id, epoch, units),
                         _ => return "bad fence order from the control plane".into(),
                     }
                     Vec::new()
