@@ -85,7 +85,21 @@ pub struct Ids {
     children: Vec<Vec<usize>>,
 }
 
-/// Categories of a command Redis 7.0.15 does not have (none today): from its family.
+/// pinion's own commands' categories. The slot-move commands delete, freeze and redirect a
+/// whole slot: @admin @dangerous like Redis's CLUSTER SETSLOT, and @keyspace @write like
+/// MIGRATE and RESTORE, so `-@dangerous` or `-@admin` keeps a user off them.
+const PINION_CATEGORIES: &[(&str, u32)] = &[
+    (
+        "pinion.moveslot",
+        cat::KEYSPACE | cat::WRITE | cat::ADMIN | cat::SLOW | cat::DANGEROUS,
+    ),
+    (
+        "pinion.movein",
+        cat::KEYSPACE | cat::WRITE | cat::ADMIN | cat::SLOW | cat::DANGEROUS,
+    ),
+];
+
+/// Categories of any other command Redis 7.0.15 does not have (none today): from its family.
 fn fallback_categories(s: &Spec) -> u32 {
     let fam = match s.family {
         Family::Connection => cat::CONNECTION,
@@ -113,7 +127,11 @@ fn fallback_categories(s: &Spec) -> u32 {
 pub fn ids() -> &'static Ids {
     static IDS: OnceLock<Ids> = OnceLock::new();
     IDS.get_or_init(|| {
-        let redis: HashMap<&str, u32> = REDIS_CATEGORIES.iter().copied().collect();
+        let redis: HashMap<&str, u32> = REDIS_CATEGORIES
+            .iter()
+            .chain(PINION_CATEGORIES)
+            .copied()
+            .collect();
         let mut ids = Ids {
             names: Vec::new(),
             cats: Vec::new(),
@@ -675,6 +693,14 @@ mod tests {
             Err(Denied::Cmd("config|get".into()))
         );
         assert_eq!(check(&dang, "client setname x"), Ok(()));
+        assert_eq!(
+            check(&dang, "pinion.moveslot k FREEZE"),
+            Err(Denied::Cmd("pinion.moveslot".into()))
+        );
+        assert_eq!(
+            check(&user("on +@all -@admin allkeys"), "pinion.movein k -1 p"),
+            Err(Denied::Cmd("pinion.movein".into()))
+        );
         assert_eq!(check(&dang, "set a b"), Ok(()));
         let sub = user("on +config|get");
         assert_eq!(check(&sub, "config get x"), Ok(()));
