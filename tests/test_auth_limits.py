@@ -100,6 +100,8 @@ def test_resp_limit_off_and_flags_checked(start, tmp_path):
     r = subprocess.run([binary(), "--data-dir", str(tmp_path / "d"), "--auth-block-ms", "0"],
                        capture_output=True, timeout=30)
     assert r.returncode != 0 and b"--auth-block-ms" in r.stderr
+    # Refused before anything touched the disk: no data folder, no lock file.
+    assert not (tmp_path / "d").exists()
 
 
 class Forwarder:

@@ -52,6 +52,9 @@ fn write_dump(path: &std::path::Path, shards: &[metrics::ShardMetrics]) {
 }
 
 fn run(cfg: Config) -> anyhow::Result<()> {
+    // Flags are checked before anything touches the disk: a refused start leaves no
+    // data folder behind (Node::start checks them again for its other callers).
+    cfg.validate()?;
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("creating --data-dir {}", cfg.data_dir.display()))?;
     // Held until the process exits: a second node on this directory refuses to start.
