@@ -2,6 +2,7 @@
 and kafkajs joining, rebalancing (eager, cooperative-sticky, static members), committing
 offsets that survive kill -9, and the admin APIs over groups."""
 
+import re
 import json
 import shutil
 import socket
@@ -316,13 +317,20 @@ def test_offsets_file_is_rewritten_when_it_grows_and_survives_kill_9(start):
                 for p in range(100)]
 
     path = offsets_file(node, "rewrite")
-    largest = 0
     for n in range(1, 1001):
         c.commit(offsets=tps(n), asynchronous=False)
-        largest = max(largest, path.stat().st_size)
-    assert largest >= 4 << 20, "the file grew past the rewrite size"
-    # Rewritten (once or more) down to its live offsets; it grows again from there.
+    # Rewritten (once or more) down to its live offsets; it grows again from there. The size
+    # it had when the rewrite began is the node's own figure: sampling it from here races the
+    # rewrite, which starts as soon as a commit crosses the threshold.
     wait_for(lambda: "rewriting an offsets file" in node.log_text(), 10, "the rewrite")
+    rewrites = [(int(re.search(r"from_bytes=(\d+)", line)[1]),
+                 int(re.search(r"to_bytes=(\d+)", line)[1]))
+                for line in re.sub(r"\x1b\[[0-9;]*m", "", node.log_text()).splitlines()
+                if "rewriting an offsets file" in line]
+    assert rewrites, node.log_text()[-2000:]
+    largest = max(a for a, _ in rewrites)
+    assert all(a >= 4 << 20 for a, _ in rewrites), rewrites
+    assert all(b < a for a, b in rewrites), rewrites
     assert path.stat().st_size < largest
     assert not path.with_name(path.name + ".tmp").exists()
     got = c.committed(tps(), timeout=10)
