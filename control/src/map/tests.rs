@@ -1,0 +1,151 @@
+use super::*;
+
+#[test]
+fn key_slot_is_redis_clusters() {
+    // Values from Redis Cluster's specification and `CLUSTER KEYSLOT`.
+    assert_eq!(key_slot(b"123456789"), 0x31C3 % SLOTS as u16);
+    assert_eq!(key_slot(b"foo"), 12182);
+    assert_eq!(key_slot(b"{user1000}.following"), key_slot(b"user1000"));
+}
+
+pub(crate) fn sample() -> ClusterMap {
+    let mut m = ClusterMap::empty();
+    m.epoch = 7;
+    for id in [1, 2, 3] {
+        m.upsert_node(Node {
+            id,
+            resp_addr: format!("127.0.0.1:{}", 6370 + id),
+            kafka_addr: format!("127.0.0.1:{}", 9090 + id),
+            shard_endpoints: if id == 2 {
+                vec!["127.0.0.1:7000".into(), "127.0.0.1:7001".into()]
+            } else {
+                vec![]
+            },
+            shards: 2,
+            weight: id,
+            state: if id == 3 {
+                NodeState::Draining
+            } else {
+                NodeState::Active
+            },
+        });
+    }
+    for s in 0..SLOTS {
+        if s % 1000 == 999 {
+            continue; // a few unowned slots
+        }
+        let node = (s * 3 / SLOTS) as u32 + 1;
+        m.set_slot(
+            s,
+            Some(Owner {
+                node,
+                shard: ((s * 6 / SLOTS) % 2) as u16,
+            }),
+        );
+    }
+    for p in 0..12 {
+        m.partitions.insert(
+            TopicPartition {
+                topic: "events".into(),
+                partition: p,
+            },
+            Owner {
+                node: p % 3 + 1,
+                shard: 0,
+            },
+        );
+    }
+    m
+}
+
+#[test]
+fn bytes_round_trip() {
+    let m = sample();
+    m.validate().unwrap();
+    let b = m.encode();
+    assert_eq!(ClusterMap::decode(&b).unwrap(), m);
+    // Empty map too.
+    let e = ClusterMap::empty();
+    assert_eq!(ClusterMap::decode(&e.encode()).unwrap(), e);
+}
+
+#[test]
+fn contiguous_slots_are_compact() {
+    let mut m = ClusterMap::empty();
+    m.upsert_node(Node {
+        id: 1,
+        resp_addr: "a:1".into(),
+        kafka_addr: "a:2".into(),
+        shard_endpoints: vec![],
+        shards: 1,
+        weight: 1,
+        state: NodeState::Active,
+    });
+    for s in 0..SLOTS {
+        m.set_slot(s, Some(Owner { node: 1, shard: 0 }));
+    }
+    assert_eq!(m.slot_runs().len(), 1);
+    assert!(m.encode().len() < 80, "{}", m.encode().len());
+}
+
+#[test]
+fn every_flipped_bit_and_truncation_is_refused() {
+    let b = sample().encode();
+    for i in 0..b.len() {
+        let mut c = b.clone();
+        c[i] ^= 0x10;
+        assert!(ClusterMap::decode(&c).is_err(), "bit flip at {i} accepted");
+    }
+    for n in 0..b.len() {
+        assert!(ClusterMap::decode(&b[..n]).is_err(), "truncation at {n}");
+    }
+}
+
+#[test]
+fn json_round_trip_and_checksum() {
+    let m = sample();
+    let text = serde_json::to_string(&m).unwrap();
+    let back: ClusterMap = serde_json::from_str(&text).unwrap();
+    assert_eq!(back, m);
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["version"], 1);
+    assert_eq!(v["epoch"], 7);
+    assert_eq!(v["slots"][0]["start"], 0);
+    // A changed owner with the old checksum is refused.
+    let tampered = text.replacen("\"node\":1,\"shard\":0", "\"node\":2,\"shard\":0", 1);
+    assert_ne!(tampered, text);
+    assert!(serde_json::from_str::<ClusterMap>(&tampered).is_err());
+}
+
+#[test]
+fn invalid_maps_are_refused() {
+    let mut m = sample();
+    m.node_mut(3).unwrap().state = NodeState::Removed;
+    // Node 3 still owns slots: a removed node may not.
+    assert!(matches!(m.validate(), Err(MapError::BadOwner { .. })));
+
+    let mut m = sample();
+    m.set_slot(5, Some(Owner { node: 1, shard: 2 }));
+    assert!(matches!(m.validate(), Err(MapError::BadOwner { .. })));
+
+    let mut m = sample();
+    m.nodes.swap(0, 1);
+    assert_eq!(m.validate(), Err(MapError::NodeOrder(1)));
+
+    let mut m = sample();
+    m.node_mut(1).unwrap().shard_endpoints = vec!["x:1".into()];
+    assert!(matches!(
+        m.validate(),
+        Err(MapError::BadNode { node: 1, .. })
+    ));
+}
+
+#[test]
+fn counts_and_voters() {
+    let m = sample();
+    let c = m.slot_counts();
+    assert_eq!(c.values().sum::<usize>(), SLOTS - 16);
+    assert_eq!(m.partition_counts()[&1], 4);
+    assert_eq!(m.voters().collect::<Vec<_>>(), vec![1, 2, 3]);
+    assert_ne!(m.digest(), ClusterMap::empty().digest());
+}
