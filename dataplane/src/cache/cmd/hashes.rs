@@ -2,6 +2,7 @@
 //! HSTRLEN, HINCRBY, HINCRBYFLOAT, HRANDFIELD, HSCAN (Redis 7.0's t_hash.c semantics).
 
 use super::parse_f64;
+use crate::cache::cmd::scan::{parse_cursor, parse_options, ScanOptions};
 use crate::cache::entry::{Entry, KIND_HASH};
 use crate::cache::slot::key_slot;
 use crate::cache::store::{glob_match, Found, HashObj, Store};
@@ -315,22 +316,10 @@ fn hscan(store: &mut Store, a: &Args, slot: u16, now: u64, out: &mut Out) {
         }
         _ => return out.error(WRONGTYPE),
     };
-    let (mut count, mut pattern) = (10usize, None);
-    let mut i = 3;
-    while i < a.len() {
-        if a.eq(i, "COUNT") && i + 1 < a.len() {
-            match a.int(i + 1) {
-                Some(n) if n >= 1 => count = n as usize,
-                Some(_) => return out.error(SYNTAX),
-                None => return out.error(NOT_INT),
-            }
-        } else if a.eq(i, "MATCH") && i + 1 < a.len() {
-            pattern = Some(a.get(i + 1)).filter(|p| *p != b"*");
-        } else {
-            return out.error(SYNTAX);
-        }
-        i += 2;
-    }
+    let ScanOptions { count, pattern } = match parse_options(a, 3) {
+        Ok(o) => o,
+        Err(e) => return out.error(e),
+    };
     let mut found: Vec<(&[u8], &[u8])> = Vec::new();
     let next = h.scan(cursor, count, |k, v| {
         if pattern.is_none_or(|p| glob_match(p, k, false)) {
@@ -344,14 +333,6 @@ fn hscan(store: &mut Store, a: &Args, slot: u16, now: u64, out: &mut Out) {
         out.bulk(k);
         out.bulk(v);
     }
-}
-
-/// A SCAN-family cursor: an unsigned decimal number (Redis's strtoul rules, no sign).
-pub(crate) fn parse_cursor(b: &[u8]) -> Option<u64> {
-    if b.is_empty() || !b.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    std::str::from_utf8(b).ok()?.parse().ok()
 }
 
 /// The hash object for a write to `key`, created if the key is absent; `None` if the key

@@ -16,6 +16,7 @@ pub mod bits;
 pub mod hashes;
 pub mod keys;
 pub mod lists;
+pub mod scan;
 pub mod server;
 pub mod sets;
 pub mod sort;

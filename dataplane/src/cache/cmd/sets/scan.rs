@@ -2,18 +2,16 @@
 
 use super::member;
 
+use crate::cache::cmd::scan::{parse_cursor, parse_options, ScanOptions};
 use crate::cache::store::{glob_match, Found, Store};
-use crate::proto::resp::errors::{INVALID_CURSOR, NOT_INT, SYNTAX, WRONGTYPE};
+use crate::proto::resp::errors::{INVALID_CURSOR, WRONGTYPE};
 use crate::proto::resp::write::Out;
 use crate::proto::resp::Args;
 
 /// SSCAN key cursor [MATCH pattern] [COUNT count]. The cursor is checked before the key,
 /// the options after it (a missing key answers an empty scan whatever they are).
 pub(super) fn sscan(store: &mut Store, a: &Args, slot: u16, now: u64, out: &mut Out) {
-    let Some(cursor) = std::str::from_utf8(a.get(2))
-        .ok()
-        .and_then(|c| c.parse::<u64>().ok())
-    else {
+    let Some(cursor) = parse_cursor(a.get(2)) else {
         return out.error(INVALID_CURSOR);
     };
     let s = match store.read(slot, a.get(1), now) {
@@ -25,26 +23,10 @@ pub(super) fn sscan(store: &mut Store, a: &Args, slot: u16, now: u64, out: &mut 
         }
         _ => return out.error(WRONGTYPE),
     };
-    let (mut count, mut pattern) = (10usize, None);
-    let mut i = 3;
-    while i < a.len() {
-        if i + 1 >= a.len() {
-            return out.error(SYNTAX);
-        }
-        if a.eq(i, "COUNT") {
-            count = match a.int(i + 1) {
-                Some(n) if n >= 1 => n as usize,
-                Some(_) => return out.error(SYNTAX),
-                None => return out.error(NOT_INT),
-            };
-        } else if a.eq(i, "MATCH") {
-            // "*" matches everything: no filter at all.
-            pattern = Some(a.get(i + 1)).filter(|p| *p != b"*");
-        } else {
-            return out.error(SYNTAX);
-        }
-        i += 2;
-    }
+    let ScanOptions { count, pattern } = match parse_options(a, 3) {
+        Ok(o) => o,
+        Err(e) => return out.error(e),
+    };
     let mut found = Vec::new();
     let next = s.scan(cursor, count, |m| {
         if pattern.is_none_or(|p| m.with_bytes(|b| glob_match(p, b, false))) {

@@ -3,25 +3,12 @@
 
 use super::read;
 use super::scores::ScoreText;
+use crate::cache::cmd::scan::{parse_cursor, parse_options, ScanOptions};
 use crate::cache::glob::glob_match;
 use crate::cache::store::{Store, WrongType};
-use crate::proto::resp::errors::{INVALID_CURSOR, NOT_INT, SYNTAX, WRONGTYPE};
+use crate::proto::resp::errors::{INVALID_CURSOR, WRONGTYPE};
 use crate::proto::resp::write::Out;
 use crate::proto::resp::Args;
-/// A cursor as Redis reads it (`strtoul`: an optional sign, a minus wrapping around).
-pub(super) fn parse_cursor(b: &[u8]) -> Option<u64> {
-    let (neg, digits) = match b.first()? {
-        b'-' => (true, &b[1..]),
-        b'+' => (false, &b[1..]),
-        _ => (false, b),
-    };
-    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    let v: u64 = std::str::from_utf8(digits).ok()?.parse().ok()?;
-    Some(if neg { v.wrapping_neg() } else { v })
-}
-
 /// The order-preserving 64-bit image of a score: ZSCAN's cursor names the score it resumes
 /// at. Never 0 (the start and end cursor) for a real score.
 fn cursor_of(s: f64) -> u64 {
@@ -51,24 +38,10 @@ pub(super) fn zscan(store: &mut Store, a: &Args, slot: u16, now: u64, out: &mut 
         }
         Err(WrongType) => return out.error(WRONGTYPE),
     };
-    let (mut count, mut pattern) = (10usize, None);
-    let mut j = 3;
-    while j < a.len() {
-        let left = a.len() - j;
-        if a.eq(j, "COUNT") && left >= 2 {
-            match a.int(j + 1) {
-                Some(c) if c >= 1 => count = c as usize,
-                Some(_) => return out.error(SYNTAX),
-                None => return out.error(NOT_INT),
-            }
-        } else if a.eq(j, "MATCH") && left >= 2 {
-            let p = a.get(j + 1);
-            pattern = (p != b"*").then_some(p);
-        } else {
-            return out.error(SYNTAX);
-        }
-        j += 2;
-    }
+    let ScanOptions { count, pattern } = match parse_options(a, 3) {
+        Ok(o) => o,
+        Err(e) => return out.error(e),
+    };
     let mut found: Vec<(f64, &[u8])> = Vec::new();
     let next = if z.encoding() == "listpack" {
         found.extend(z.iter());

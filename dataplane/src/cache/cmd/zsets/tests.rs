@@ -2,9 +2,9 @@
 //! RESP3) and `try_blocking` against a store.
 
 use super::super::testing::{run, store};
-use super::scan::parse_cursor;
 use super::scores::{parse_bound, parse_float, ScoreText};
 use super::*;
+use crate::cache::cmd::scan::parse_cursor;
 use crate::proto::resp::command::lookup;
 use crate::proto::resp::errors::{
     COUNT_NOT_POSITIVE, INVALID_CURSOR, LIMIT_NEGATIVE, LIMIT_WITH_RANK, MUST_BE_POSITIVE,
