@@ -2,8 +2,6 @@
 
 use super::*;
 
-// ----- entries ----------------------------------------------------------------------------
-//
 // An entry is `[tag][score][member length, LEB128][member]`. Tag 0..=8: the score is an
 // integer, zigzag-encoded in `tag` little-endian bytes (most scores are integers, often
 // timestamps); tag 9: an IEEE double in 8 bytes; tags 10..=255: a small integer score held

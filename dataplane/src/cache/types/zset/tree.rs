@@ -2,8 +2,6 @@
 
 use super::*;
 
-// ----- the tree -----------------------------------------------------------------------------
-
 /// A separator: every key of the subtree to its right is at or above it, every key to its
 /// left below it.
 #[derive(Debug, Clone)]
