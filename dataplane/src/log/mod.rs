@@ -33,6 +33,7 @@ pub mod producers;
 pub mod pull;
 pub mod readers;
 pub mod records;
+pub mod recovery;
 pub mod state;
 pub mod topic_config;
 pub mod topic_jobs;
