@@ -216,6 +216,14 @@ fn config_of(set: Option<&BTreeMap<String, String>>) -> (u64, f64) {
     (dr, ratio)
 }
 
+// pback: a retired partition is not taken for an import while a pass works on it.
+impl Compactor {
+    /// Whether the pass now running works on partition `part`.
+    pub(in crate::log) fn works_on(&self, part: SlabKey) -> bool {
+        self.pass.as_ref().is_some_and(|p| p.part == part)
+    }
+}
+
 impl Logs {
     /// A job of the compactor ended; the next slice continues from it.
     pub(super) fn compact_landed(&mut self, job: Job, result: Result<(), Failure>) {

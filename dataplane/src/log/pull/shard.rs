@@ -74,6 +74,9 @@ pub struct Held {
     /// The partition was already importing (a pull that ran before a restart, or one
     /// started again): its folder holds what that copy wrote.
     pub resumed: bool,
+    /// The partition was retired here (this node gave it away earlier): its folder holds
+    /// that old copy, which the pull wipes before it copies (`pull::wipe_retired`).
+    pub wipe: bool,
 }
 
 /// Why a shard refused a move command.
@@ -93,12 +96,15 @@ pub enum MoveError {
     NotImporting(String, i32),
     #[error("partition {0}-{1} is importing here; it has nothing to release")]
     Importing(String, i32),
+    #[error("partition {0}-{1} is retired here but still busy (an append, a segment open or a compaction pass); try again")]
+    RetiredBusy(String, i32),
 }
 
 /// A command for the shard that owns a partition.
 pub enum ShardCmd {
-    /// New owner: take the partition out of service for an import. It must be empty (or
-    /// already importing); the answer is its topic.
+    /// New owner: take the partition out of service for an import. It must be empty, or
+    /// already importing, or retired (given away earlier: the pull wipes it first); the
+    /// answer is its topic.
     Import {
         topic: String,
         partition: i32,
@@ -236,31 +242,35 @@ impl Logs {
             return Err(MoveError::NoPartition(topic.to_string(), partition));
         }
         let name = (topic.to_string(), partition);
-        match self.moves.get(&name) {
+        let retired = match self.moves.get(&name) {
             Some(Move::Importing) => {
                 return Ok(Held {
                     meta,
                     resumed: true,
+                    wipe: false,
                 })
             }
-            Some(_) => return Err(MoveError::NotImporting(topic.to_string(), partition)),
-            None => {}
-        }
+            Some(Move::Retired) => true,
+            Some(Move::Fenced) => {
+                return Err(MoveError::NotImporting(topic.to_string(), partition))
+            }
+            None => false,
+        };
         let Some(key) = self.find(topic, partition) else {
             return Err(MoveError::NoPartition(topic.to_string(), partition));
         };
         let Some(p) = self.parts.get(key) else {
             return Err(MoveError::NoPartition(topic.to_string(), partition));
         };
-        // Only a partition nothing was ever written to: then no append, read or compaction
-        // of it can be in flight, and its handles may simply close.
-        let fresh = p.hw == 0
-            && p.log.size_bytes() == 0
-            && p.log.log_start() == 0
-            && p.pending.is_empty()
-            && p.committing.is_empty()
-            && p.opening.is_empty();
-        if !fresh {
+        // No append, segment open or compaction of it in flight, so its handles may simply
+        // close: a partition nothing was ever written to, or one retired here (it answers
+        // nothing, so only what was in flight when it was fenced could still be).
+        let idle = p.pending.is_empty() && p.committing.is_empty() && p.opening.is_empty();
+        if retired {
+            if !idle || self.compact.works_on(key) {
+                return Err(MoveError::RetiredBusy(topic.to_string(), partition));
+            }
+        } else if !(idle && p.hw == 0 && p.log.size_bytes() == 0 && p.log.log_start() == 0) {
             return Err(MoveError::NotEmpty {
                 topic: topic.to_string(),
                 partition,
@@ -287,6 +297,7 @@ impl Logs {
         Ok(Held {
             meta,
             resumed: false,
+            wipe: retired,
         })
     }
 

@@ -1,0 +1,82 @@
+"""A log partition moves back to a node that gave it away (issue 12, "Moving data when the
+map changes"): the old owner kept a retired copy (its `moved` file says `retired`), and the
+import wipes it (renamed away whole, then deleted) before it pulls the partition again.
+
+Two nodes and a real pinion-control; a topic of 12 partitions; an idempotent confluent-kafka
+producer runs throughout. Node 2's weight goes to 0 (every partition to node 1), then back
+to 1 (the partitions rendezvous hashing gave node 2 return there). Every acknowledged record
+is read back once, at the offset it was acknowledged at, with its value, and each
+partition's offsets are dense."""
+
+from test_cluster import control, member  # noqa: F401 (fixture)
+from test_cluster_2pc_kill import create_topic, leaders
+from test_cluster_move import wait_settled
+from test_cluster_partition_move import PARTITIONS, TOPIC, KafkaWriter, read_all
+from test_control import wait_for
+
+
+def check_every_record(w, port):
+    got, ends = read_all(port)
+    lost = [(k, v, got.get(k)) for k, v in w.acked.items() if got.get(k) != v]
+    assert not lost, f"{len(lost)} acknowledged records lost or changed, e.g. {lost[:5]}"
+    for p in range(PARTITIONS):
+        offsets = sorted(o for (q, o) in got if q == p)
+        assert offsets == list(range(ends[p])), (p, ends[p], len(offsets))
+    assert len(got) == len(w.acked), "every stored record was acknowledged once"
+    return got
+
+
+def set_weight(control, nodes, node_id, weight):
+    res = control.cli("set-weight", "--id", str(node_id), "--weight", str(weight))
+    assert res["committed"] is True, res
+    wait_settled(control, nodes)
+
+
+def test_a_partition_moves_back_to_the_node_that_gave_it_away(start, control):
+    two = [member(start, control, i) for i in (1, 2)]
+    wait_settled(control, two)
+    create_topic(two, TOPIC, PARTITIONS)
+    wait_for(lambda: control.cli("status")["known_partitions"] >= PARTITIONS,
+             what="the nodes' heartbeats report the partitions")
+    w = KafkaWriter(two[0].kafka_port)
+    w.start()
+    wait_for(lambda: len(w.acked) > 2000, what="records before the changes")
+
+    # Weight 0: node 2 gives every partition it has to node 1 and keeps retired copies.
+    first = leaders(two[0], TOPIC)
+    set_weight(control, two, 2, 0)
+    away = leaders(two[0], TOPIC)
+    assert set(away.values()) == {1}, away
+    gave = [p for p in range(PARTITIONS) if first[p] == 2]
+    assert gave, first
+    for p in gave:
+        marker = two[1].data / "log" / TOPIC / str(p) / "moved"
+        assert marker.read_text().strip() == "retired", p
+    n = len(w.acked)
+    wait_for(lambda: len(w.acked) > n + 1000, what="records after the first move")
+
+    # Weight 1 again: placement gives node 2 its share back, among them partitions it
+    # holds a retired copy of.
+    set_weight(control, two, 2, 1)
+    back = leaders(two[0], TOPIC)
+    returned = [p for p in gave if back[p] == 2]
+    assert returned, (first, away, back)
+    assert "some units did not move" not in control.log_text()
+    n = len(w.acked)
+    wait_for(lambda: len(w.acked) > n + 1000, what="records after the move back")
+    w.finish()
+    assert w.errors == [], w.errors[:5]
+    print(f"producer: {len(w.acked)} records acknowledged, slowest {w.slowest:.3f} s; "
+          f"leaders {first} -> {away} -> {back}; back on node 2: {returned}")
+
+    got = check_every_record(w, two[0].kafka_port)
+    for p in returned:
+        # Node 2 serves the partition again from a fresh copy: no marker, no wipe left,
+        # and its records run past what node 1 took from it the first time.
+        folder = two[1].data / "log" / TOPIC / str(p)
+        assert not (folder / "moved").exists(), p
+        assert not (folder.parent / f".{p}.wiping").exists(), p
+        assert sum(f.stat().st_size for f in folder.glob("*.log")) > 0, p
+        # Node 1 retired its copy in turn.
+        assert (two[0].data / "log" / TOPIC / str(p) / "moved").read_text().strip() == "retired"
+    assert any((p, 0) in got for p in returned)
