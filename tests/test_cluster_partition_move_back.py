@@ -80,3 +80,65 @@ def test_a_partition_moves_back_to_the_node_that_gave_it_away(start, control):
         # Node 1 retired its copy in turn.
         assert (two[0].data / "log" / TOPIC / str(p) / "moved").read_text().strip() == "retired"
     assert any((p, 0) in got for p in returned)
+
+
+def test_a_node_killed_mid_wipe_keeps_no_half_of_its_retired_copy(start, control):
+    """The node taking a partition back dies right after its wipe renamed the retired copy
+    away (PINION_PULL_CRASH_AT=wipe-renamed: an abort, like kill -9, at that step): it
+    restarts with no part of the old copy in the partition's place (start-up deletes the
+    renamed copy), and the move completes at the next change."""
+    import os
+
+    one = member(start, control, 1)
+    os.environ["PINION_PULL_CRASH_AT"] = "wipe-renamed"
+    try:
+        two = [one, member(start, control, 2)]
+    finally:
+        del os.environ["PINION_PULL_CRASH_AT"]
+    wait_settled(control, two)
+    create_topic(two, TOPIC, PARTITIONS)
+    wait_for(lambda: control.cli("status")["known_partitions"] >= PARTITIONS,
+             what="the nodes' heartbeats report the partitions")
+    w = KafkaWriter(two[0].kafka_port)
+    w.start()
+    wait_for(lambda: len(w.acked) > 2000, what="records before the changes")
+    first = leaders(two[0], TOPIC)
+    set_weight(control, two, 2, 0)
+    gave = [p for p in range(PARTITIONS) if first[p] == 2]
+    assert gave, first
+    n = len(w.acked)
+    wait_for(lambda: len(w.acked) > n + 1000, what="records after the first move")
+
+    res = {}
+    import threading
+    t = threading.Thread(target=lambda: res.update(
+        r=control.run("set-weight", "--id", "2", "--weight", "1", "--json")), daemon=True)
+    t.start()
+    victim = two[1]
+    wait_for(lambda: victim.proc.poll() is not None, timeout=60, what="the crash mid-wipe")
+    assert victim.proc.returncode == -6, victim.proc.returncode
+    assert "PINION_PULL_CRASH_AT=wipe-renamed: test crash point reached" in victim.log_text()
+    topic_dir = victim.data / "log" / TOPIC
+    wiping = [p for p in gave if (topic_dir / f".{p}.wiping").exists()]
+    assert len(wiping) == 1, wiping
+    p = wiping[0]
+    # The partition's own folder is gone: nothing of the old copy is in its place.
+    assert not (topic_dir / str(p)).exists()
+    victim.restart()
+    # Start-up deleted the renamed copy; the partition is empty here (and not served: the
+    # map still names node 1), or already importing again.
+    assert not (topic_dir / f".{p}.wiping").exists()
+    t.join(90)
+    wait_settled(control, two)
+    for _ in range(3):
+        if leaders(two[0], TOPIC)[p] == 2:
+            break
+        control.cli("rebalance")
+        wait_settled(control, two)
+    assert leaders(two[0], TOPIC)[p] == 2
+    n = len(w.acked)
+    wait_for(lambda: len(w.acked) > n + 1000, what="records after the move back")
+    w.finish()
+    assert w.errors == [], w.errors[:5]
+    got = check_every_record(w, two[0].kafka_port)
+    assert any(q == p for (q, _) in got)

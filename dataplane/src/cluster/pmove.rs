@@ -43,6 +43,12 @@ use crate::log::pull::{self, Move, Phase, Pull, Pulls};
 /// How often an order's thread looks at its pulls.
 const POLL_MS: u64 = 20;
 
+/// **For tests only.** With `PINION_PMOVE_FENCED_DELAY_MS=N` in its environment, the old
+/// owner waits N ms after fencing an order's partitions before it answers `fenced`: a
+/// window in which `tests/test_cluster_partition_move_faults.py` kills -9 the old owner, or
+/// the control plane, while a partition is fenced and its move is not finished.
+pub const FENCED_DELAY_VAR: &str = "PINION_PMOVE_FENCED_DELAY_MS";
+
 /// The old owner's answer to a fence.
 pub struct Fenced {
     pub ends: Vec<(Unit, i64)>,
@@ -88,7 +94,13 @@ impl PartMoves {
                 (
                     (t, p),
                     Held {
-                        epoch: 0,
+                        // The order's epoch is not known after a restart, and the map this
+                        // node serves may be the one the move started from (its `fenced`
+                        // answer may have gone out, the flip may still commit): only a
+                        // `settle` from the control plane decides it, never the first map
+                        // installed (which would serve it again while the new owner may
+                        // be finishing the copy at the fenced end).
+                        epoch: u64::MAX,
                         since: Instant::now(),
                     },
                 )
@@ -313,6 +325,16 @@ impl PartMoves {
                             failed.push(u);
                         }
                     }
+                }
+                if let Some(ms) = std::env::var(FENCED_DELAY_VAR)
+                    .ok()
+                    .and_then(|v| v.parse::<u64>().ok())
+                {
+                    tracing::warn!(
+                        order = id,
+                        "{FENCED_DELAY_VAR}={ms}: the fenced answer waits"
+                    );
+                    std::thread::sleep(Duration::from_millis(ms));
                 }
                 me.send(json!({"type": "fenced", "id": id, "ends": ends, "failed": failed}));
             });
