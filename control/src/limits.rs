@@ -77,3 +77,9 @@ pub const MOVE_UNITS_IN_FLIGHT_MAX: usize = 2048;
 /// An order with no report from its old owner for this long fails its remaining units
 /// (they stay with the old owner).
 pub const MOVE_ORDER_TIMEOUT_MS: u64 = 30_000;
+
+// Connection weights inside a node (`map::ConnWeights`, `--conn-balance weighted`).
+
+/// A shard's connection weight, pinned by the operator or derived from load. Zero is
+/// allowed (the shard gets no new connections) as long as one shard of the node is above it.
+pub const CONN_WEIGHT_MAX: u32 = 1_000;

@@ -37,6 +37,7 @@ impl ClusterMap {
             b.extend_from_slice(&o.node.to_be_bytes());
             b.extend_from_slice(&o.shard.to_be_bytes());
         }
+        self.encode_conn_weights(&mut b);
         let crc = crc32c::crc32c(&b);
         b.extend_from_slice(&crc.to_be_bytes());
         b
@@ -112,6 +113,7 @@ impl ClusterMap {
                 return Err(MapError::DuplicatePartition(tp));
             }
         }
+        map.decode_conn_weights(&mut r)?;
         if r.pos != body.len() {
             return Err(MapError::Trailing(body.len() - r.pos));
         }
@@ -135,6 +137,73 @@ impl ClusterMap {
                 return Err(MapError::BadSlots(start, end - 1));
             }
             *slot = Some(owner);
+        }
+        Ok(())
+    }
+}
+
+// Connection weights (`conn.rs`): an optional section after the partitions, before the
+// checksum, written only when a node has an entry, so a map without any decodes (and
+// encodes) as before: `CONN_WEIGHTS_TAG | entries u32 | per entry: node u32 | weights u16 |
+// weight u32 ... | pinned u16 | shard u16 ...`.
+
+/// Opens the connection-weights section.
+const CONN_WEIGHTS_TAG: u8 = b'W';
+
+impl ClusterMap {
+    fn encode_conn_weights(&self, b: &mut Vec<u8>) {
+        if self.conn_weights.is_empty() {
+            return;
+        }
+        b.push(CONN_WEIGHTS_TAG);
+        b.extend_from_slice(&(self.conn_weights.len() as u32).to_be_bytes());
+        for (id, c) in &self.conn_weights {
+            b.extend_from_slice(&id.to_be_bytes());
+            // Both lengths are bounded by the shard count (<= 1024) by `validate`.
+            b.extend_from_slice(&(c.weights.len() as u16).to_be_bytes());
+            for w in &c.weights {
+                b.extend_from_slice(&w.to_be_bytes());
+            }
+            b.extend_from_slice(&(c.pinned.len() as u16).to_be_bytes());
+            for s in &c.pinned {
+                b.extend_from_slice(&s.to_be_bytes());
+            }
+        }
+    }
+
+    /// Reads the section if it comes next (the nodes are read already; `validate` checks
+    /// each entry against them).
+    fn decode_conn_weights(&mut self, r: &mut Reader) -> Result<(), MapError> {
+        if r.buf.get(r.pos) != Some(&CONN_WEIGHTS_TAG) {
+            return Ok(());
+        }
+        r.u8()?;
+        let entries = r.count(NODES_MAX, "connection weight entries")?;
+        for _ in 0..entries {
+            let id = r.u32()?;
+            let n = usize::from(r.u16()?);
+            if n > usize::from(SHARDS_PER_NODE_MAX) {
+                return Err(MapError::Bound {
+                    what: "connection weights of a node",
+                    max: usize::from(SHARDS_PER_NODE_MAX),
+                });
+            }
+            let weights = (0..n).map(|_| r.u32()).collect::<Result<Vec<_>, _>>()?;
+            let p = usize::from(r.u16()?);
+            if p > n {
+                return Err(MapError::BadNode {
+                    node: id,
+                    why: "more pinned shards than connection weights",
+                });
+            }
+            let pinned = (0..p).map(|_| r.u16()).collect::<Result<Vec<_>, _>>()?;
+            let c = ConnWeights { weights, pinned };
+            if self.conn_weights.insert(id, c).is_some() {
+                return Err(MapError::BadNode {
+                    node: id,
+                    why: "has two connection weight entries",
+                });
+            }
         }
         Ok(())
     }

@@ -11,6 +11,9 @@ pub(super) struct MapJson {
     nodes: Vec<Node>,
     slots: Vec<SlotRange>,
     partitions: Vec<PartitionJson>,
+    /// Connection weights (`conn.rs`), for the nodes that have an entry.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    conn_weights: Vec<ConnWeightsJson>,
     /// CRC-32C of the byte form, 8 hex digits.
     checksum: String,
 }
@@ -32,6 +35,15 @@ struct PartitionJson {
     partition: u32,
     node: NodeId,
     shard: u16,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConnWeightsJson {
+    node: NodeId,
+    weights: Vec<u32>,
+    #[serde(default)]
+    pinned: Vec<u16>,
 }
 
 impl From<ClusterMap> for MapJson {
@@ -57,12 +69,22 @@ impl From<ClusterMap> for MapJson {
                 shard: o.shard,
             })
             .collect();
+        let conn_weights = m
+            .conn_weights
+            .iter()
+            .map(|(&node, c)| ConnWeightsJson {
+                node,
+                weights: c.weights.clone(),
+                pinned: c.pinned.clone(),
+            })
+            .collect();
         MapJson {
             version: FORMAT_VERSION,
             epoch: m.epoch,
             nodes: m.nodes,
             slots,
             partitions,
+            conn_weights,
             checksum,
         }
     }
@@ -111,6 +133,24 @@ impl TryFrom<MapJson> for ClusterMap {
             };
             if map.partitions.insert(tp.clone(), owner).is_some() {
                 return Err(MapError::DuplicatePartition(tp));
+            }
+        }
+        if j.conn_weights.len() > NODES_MAX {
+            return Err(MapError::Bound {
+                what: "connection weight entries",
+                max: NODES_MAX,
+            });
+        }
+        for c in j.conn_weights {
+            let w = ConnWeights {
+                weights: c.weights,
+                pinned: c.pinned,
+            };
+            if map.conn_weights.insert(c.node, w).is_some() {
+                return Err(MapError::BadNode {
+                    node: c.node,
+                    why: "has two connection weight entries",
+                });
             }
         }
         map.validate()?;

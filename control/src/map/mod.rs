@@ -190,6 +190,9 @@ pub struct ClusterMap {
     /// Exactly [`SLOTS`] entries; `None` while no node may own it.
     slots: Vec<Option<Owner>>,
     pub partitions: BTreeMap<TopicPartition, Owner>,
+    /// Per-shard connection weights of the nodes that do not weigh their shards equally
+    /// (`conn.rs`).
+    pub conn_weights: BTreeMap<NodeId, ConnWeights>,
 }
 
 impl Default for ClusterMap {
@@ -206,6 +209,7 @@ impl ClusterMap {
             nodes: Vec::new(),
             slots: vec![None; SLOTS],
             partitions: BTreeMap::new(),
+            conn_weights: BTreeMap::new(),
         }
     }
 
@@ -360,6 +364,7 @@ impl ClusterMap {
                 });
             }
         }
+        self.validate_conn_weights()?;
         Ok(())
     }
 
@@ -443,7 +448,10 @@ impl<'de> Deserialize<'de> for MapDigest {
 }
 
 mod codec;
+mod conn;
 mod json;
+
+pub use conn::ConnWeights;
 
 use json::MapJson;
 

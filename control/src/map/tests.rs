@@ -1,4 +1,5 @@
 use super::*;
+use crate::limits::CONN_WEIGHT_MAX;
 
 #[test]
 fn key_slot_is_redis_clusters() {
@@ -148,4 +149,100 @@ fn counts_and_voters() {
     assert_eq!(m.partition_counts()[&1], 4);
     assert_eq!(m.voters().collect::<Vec<_>>(), vec![1, 2, 3]);
     assert_ne!(m.digest(), ClusterMap::empty().digest());
+}
+
+// Connection weights (`conn.rs`).
+
+fn weighted() -> ClusterMap {
+    let mut m = sample();
+    m.conn_weights.insert(
+        1,
+        ConnWeights {
+            weights: vec![3, 1],
+            pinned: vec![0, 1],
+        },
+    );
+    m.conn_weights.insert(
+        2,
+        ConnWeights {
+            weights: vec![16, 0],
+            pinned: vec![1],
+        },
+    );
+    m
+}
+
+#[test]
+fn conn_weights_round_trip_in_both_forms_and_a_map_without_them_is_unchanged() {
+    let m = weighted();
+    m.validate().unwrap();
+    let b = m.encode();
+    assert_eq!(ClusterMap::decode(&b).unwrap(), m);
+    let text = serde_json::to_string(&m).unwrap();
+    assert_eq!(serde_json::from_str::<ClusterMap>(&text).unwrap(), m);
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["conn_weights"][0]["weights"], serde_json::json!([3, 1]));
+    // Without entries the section is left out: the byte form is the one from before
+    // connection weights (magic to partitions, then the CRC), and old JSON decodes.
+    let plain = sample();
+    let pb = plain.encode();
+    assert_eq!(
+        b.len() - pb.len(),
+        1 + 4 + (4 + 2 + 8 + 2 + 4) + (4 + 2 + 8 + 2 + 2)
+    );
+    assert_eq!(&b[..pb.len() - 4], &pb[..pb.len() - 4]);
+    let ptext = serde_json::to_string(&plain).unwrap();
+    assert!(!ptext.contains("conn_weights"));
+    assert_eq!(ClusterMap::decode(&pb).unwrap().conn_weights.len(), 0);
+    // What a node applies: its entry, else all equal; nothing for a node not in the map.
+    assert_eq!(m.conn_weights_of(1), [3, 1]);
+    assert_eq!(m.conn_weights_of(3), [1, 1]);
+    assert!(m.conn_weights_of(9).is_empty());
+}
+
+#[test]
+fn the_conn_weights_section_is_checked_like_the_rest() {
+    let b = weighted().encode();
+    for i in 0..b.len() {
+        let mut c = b.clone();
+        c[i] ^= 0x10;
+        assert!(ClusterMap::decode(&c).is_err(), "bit flip at {i} accepted");
+    }
+    for n in 0..b.len() {
+        assert!(ClusterMap::decode(&b[..n]).is_err(), "truncation at {n}");
+    }
+}
+
+#[test]
+fn invalid_conn_weights_are_refused() {
+    let bad = |f: &dyn Fn(&mut ClusterMap)| {
+        let mut m = weighted();
+        f(&mut m);
+        let e = m.validate();
+        assert!(matches!(e, Err(MapError::BadNode { .. })), "{e:?}");
+    };
+    // Not one per shard.
+    bad(&|m| m.conn_weights.get_mut(&1).unwrap().weights.push(1));
+    bad(&|m| m.conn_weights.get_mut(&1).unwrap().weights.clear());
+    // Over the bound.
+    bad(&|m| m.conn_weights.get_mut(&1).unwrap().weights[0] = CONN_WEIGHT_MAX + 1);
+    // All zero.
+    bad(&|m| m.conn_weights.get_mut(&1).unwrap().weights = vec![0, 0]);
+    // A pinned shard out of range, or out of order.
+    bad(&|m| m.conn_weights.get_mut(&2).unwrap().pinned = vec![2]);
+    bad(&|m| m.conn_weights.get_mut(&1).unwrap().pinned = vec![1, 0]);
+    // A node not in the map, or removed.
+    bad(&|m| {
+        m.conn_weights.insert(
+            9,
+            ConnWeights {
+                weights: vec![1],
+                pinned: vec![],
+            },
+        );
+    });
+    // At the bound is fine.
+    let mut m = weighted();
+    m.conn_weights.get_mut(&1).unwrap().weights[0] = CONN_WEIGHT_MAX;
+    m.validate().unwrap();
 }
