@@ -83,14 +83,26 @@ enum Cmd {
         #[arg(long)]
         id: u32,
     },
-    /// Change a node's operator weight.
+    /// Change a node's operator weight (`--id N --weight W`), or pin one shard's connection
+    /// weight for `--conn-balance weighted` (`--node N --shard S W`; `auto` unpins it).
     SetWeight {
         #[command(flatten)]
         c: Common,
-        #[arg(long)]
-        id: u32,
-        #[arg(long)]
-        weight: u32,
+        /// The node whose operator weight changes (with --weight).
+        #[arg(long, requires = "weight", conflicts_with_all = ["node", "shard", "conn_weight"])]
+        id: Option<u32>,
+        /// The node's operator weight (placement's share).
+        #[arg(long, requires = "id")]
+        weight: Option<u32>,
+        /// The node one of whose shards gets a connection weight (with --shard and W).
+        #[arg(long, requires_all = ["shard", "conn_weight"])]
+        node: Option<u32>,
+        #[arg(long, requires = "node")]
+        shard: Option<u16>,
+        /// The shard's connection weight, 0..=1000 (0: no new connections), or `auto`: the
+        /// load sets it again.
+        #[arg(value_name = "W", requires = "node")]
+        conn_weight: Option<String>,
     },
     /// Re-place by measured load (bounded moves per round).
     Rebalance(Common),
@@ -165,7 +177,42 @@ fn main() -> ExitCode {
         ),
         Cmd::RemoveNode { c, id } => (c, Op::RemoveNode { id }, "change"),
         Cmd::Drain { c, id } => (c, Op::Drain { id }, "change"),
-        Cmd::SetWeight { c, id, weight } => (c, Op::SetWeight { id, weight }, "change"),
+        Cmd::SetWeight {
+            c,
+            id,
+            weight,
+            node,
+            shard,
+            conn_weight,
+        } => match (id, weight, node, shard, conn_weight) {
+            (Some(id), Some(weight), None, None, None) => {
+                (c, Op::SetWeight { id, weight }, "change")
+            }
+            (None, None, Some(node), Some(shard), Some(w)) => {
+                let weight = match w.as_str() {
+                    "auto" => None,
+                    w => match w.parse::<u32>() {
+                        Ok(w) => Some(w),
+                        Err(_) => {
+                            eprintln!("pinion-control: set-weight: {w:?} is not a weight (0..=1000) or `auto`");
+                            return ExitCode::FAILURE;
+                        }
+                    },
+                };
+                let op = Op::SetConnWeight {
+                    node,
+                    shard,
+                    weight,
+                };
+                (c, op, "change")
+            }
+            _ => {
+                eprintln!(
+                    "pinion-control: set-weight needs --id N --weight W, or --node N --shard S W"
+                );
+                return ExitCode::FAILURE;
+            }
+        },
         Cmd::Rebalance(c) => (c, Op::Rebalance, "change"),
     };
     match request(&c, &op) {
@@ -232,13 +279,13 @@ fn print_reply(reply: &Value, as_json: bool, kind: &str) -> ExitCode {
                 let _ = writeln!(out, "epoch {}", r["epoch"]);
                 let _ = writeln!(
                     out,
-                    "{:>5} {:<9} {:>6} {:>6} {:>6} {:>10} {:<9} resp",
-                    "id", "state", "weight", "shards", "slots", "partitions", "connected"
+                    "{:>5} {:<9} {:>6} {:>6} {:>6} {:>10} {:<9} {:<21} conn weights",
+                    "id", "state", "weight", "shards", "slots", "partitions", "connected", "resp"
                 );
                 for n in r["nodes"].as_array().into_iter().flatten() {
                     let _ = writeln!(
                         out,
-                        "{:>5} {:<9} {:>6} {:>6} {:>6} {:>10} {:<9} {}",
+                        "{:>5} {:<9} {:>6} {:>6} {:>6} {:>10} {:<9} {:<21} {}",
                         n["id"].to_string(),
                         n["state"].as_str().unwrap_or(""),
                         n["weight"].to_string(),
@@ -246,7 +293,8 @@ fn print_reply(reply: &Value, as_json: bool, kind: &str) -> ExitCode {
                         n["slots"].to_string(),
                         n["partitions"].to_string(),
                         n["connected"].to_string(),
-                        n["resp_addr"].as_str().unwrap_or("")
+                        n["resp_addr"].as_str().unwrap_or(""),
+                        conn_weights_text(n)
                     );
                 }
             }
@@ -288,4 +336,29 @@ fn print_reply(reply: &Value, as_json: bool, kind: &str) -> ExitCode {
     } else {
         ExitCode::FAILURE
     }
+}
+
+/// A node's connection weights as `nodes` prints them: `3,1`, a pinned one marked `*`.
+fn conn_weights_text(n: &Value) -> String {
+    let pinned: Vec<u64> = n["conn_pinned"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_u64)
+        .collect();
+    n["conn_weights"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+        .map(|(i, w)| {
+            let mark = if pinned.contains(&(i as u64)) {
+                "*"
+            } else {
+                ""
+            };
+            format!("{w}{mark}")
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }

@@ -19,11 +19,18 @@
 //!   log space, `f ← f × r^(-1/2)`, clamped to [1/4, 4] and rounded to 1/16. An idle
 //!   cluster (U below 0.05 per shard) changes nothing. Moves that only follow load are
 //!   bounded per round (`limits.rs`); moves that must happen are not.
+//!
+//! Connection weights inside a node (`--conn-balance weighted`) follow the same factor: a
+//! shard's derived weight is `cw(n,s) = round(16 × f(n,s))`, in [4, 64] (16 at factor 1), so
+//! a hot shard, whose factor the rounds above lower, also gets fewer new connections. A
+//! shard the operator pinned keeps its weight. They are derived whenever a change is built,
+//! so every committed map carries them; they never start a change by themselves (factors
+//! only move in a `rebalance` round, under the hysteresis above).
 
 use std::collections::BTreeMap;
 
 use crate::limits::{PARTITION_MOVES_PER_ROUND_MAX, SLOTS, SLOT_MOVES_PER_ROUND_MAX};
-use crate::map::{ClusterMap, NodeState, Owner, TopicPartition};
+use crate::map::{ClusterMap, ConnWeights, NodeState, Owner, TopicPartition};
 
 /// EWMA weight of a new load sample.
 pub const LOAD_EWMA_ALPHA: f64 = 0.2;
@@ -180,6 +187,44 @@ pub fn candidates(map: &ClusterMap, load: &LoadTracker) -> Vec<Candidate> {
         }
     }
     out
+}
+
+/// A shard's derived connection weight at load factor 1.
+pub const CONN_WEIGHT_UNIT: f64 = 16.0;
+
+/// A shard's derived connection weight: `round(CONN_WEIGHT_UNIT × f)`.
+pub fn conn_weight(factor: f64) -> u32 {
+    // f is within [1/4, 4], so this is within [4, 64].
+    (CONN_WEIGHT_UNIT * factor).round() as u32
+}
+
+/// Sets every node's connection weights from the load factors (module header): pinned
+/// shards keep the operator's weight, removed nodes lose their entry, and a node whose
+/// shards all weigh the same with none pinned has none (all equal).
+pub fn derive_conn_weights(map: &mut ClusterMap, load: &LoadTracker) {
+    let mut next = BTreeMap::new();
+    for n in &map.nodes {
+        if n.state == NodeState::Removed {
+            continue;
+        }
+        let old = map.conn_weights.get(&n.id);
+        let pinned: Vec<u16> = old
+            .map(|c| c.pinned.iter().copied().filter(|&s| s < n.shards).collect())
+            .unwrap_or_default();
+        let weights: Vec<u32> = (0..n.shards)
+            .map(|shard| {
+                let kept = old
+                    .filter(|c| c.is_pinned(shard))
+                    .and_then(|c| c.weights.get(usize::from(shard)).copied());
+                kept.unwrap_or_else(|| conn_weight(load.factor(Owner { node: n.id, shard })))
+            })
+            .collect();
+        if pinned.is_empty() && weights.windows(2).all(|w| w[0] == w[1]) {
+            continue;
+        }
+        next.insert(n.id, ConnWeights { weights, pinned });
+    }
+    map.conn_weights = next;
 }
 
 /// What a placement round did.
@@ -423,6 +468,99 @@ mod tests {
             "still changing at round {last_change}: {factors:?}"
         );
         m.validate().unwrap();
+    }
+
+    #[test]
+    fn a_hot_shard_gets_a_lower_conn_weight_and_a_wobble_changes_none() {
+        let mut load = LoadTracker::default();
+        let mut m = ClusterMap::empty();
+        m.upsert_node(node(1, 1, 2));
+        m.upsert_node(node(2, 1, 2));
+        // Equal factors: every node weighs its shards equally, so no entry at all.
+        derive_conn_weights(&mut m, &load);
+        assert!(m.conn_weights.is_empty());
+        assert_eq!(m.conn_weights_of(1), [1, 1]);
+        // Shard 0 of node 1 runs at 0.9, the others at 0.3: one round lowers its factor,
+        // and with it its connection weight, by the formula.
+        let hot = Owner { node: 1, shard: 0 };
+        let busy = |o: Owner| if o == hot { 0.9 } else { 0.3 };
+        for _ in 0..10 {
+            for n in 1..=2 {
+                for shard in 0..2 {
+                    let o = Owner { node: n, shard };
+                    load.observe(o, busy(o));
+                }
+            }
+        }
+        assert!(load.update_factors(&m));
+        derive_conn_weights(&mut m, &load);
+        let f = load.factor(hot);
+        assert!(f < 1.0, "{f}");
+        let w = m.conn_weights_of(1);
+        assert_eq!(w[0], (CONN_WEIGHT_UNIT * f).round() as u32);
+        assert!(w[0] < w[1], "{w:?}");
+        assert_eq!(w[1], conn_weight(load.factor(Owner { node: 1, shard: 1 })));
+        let settled = m.clone();
+        // Then the load evens out to 0.5 ± 0.05 on every shard (within the hysteresis band):
+        // once the averages have followed, no rebalance round changes a factor, so no weight.
+        let mut rng = 7u64;
+        let mut wobble = |load: &mut LoadTracker| {
+            for n in 1..=2 {
+                for shard in 0..2 {
+                    rng = mix(rng.wrapping_add(1));
+                    load.observe(
+                        Owner { node: n, shard },
+                        0.45 + (rng % 1000) as f64 / 10_000.0,
+                    );
+                }
+            }
+        };
+        for _ in 0..40 {
+            wobble(&mut load);
+        }
+        for _ in 0..50 {
+            wobble(&mut load);
+            assert!(!load.update_factors(&m));
+            derive_conn_weights(&mut m, &load);
+            assert_eq!(m.conn_weights, settled.conn_weights);
+        }
+    }
+
+    #[test]
+    fn pinned_conn_weights_stay_and_removed_nodes_lose_theirs() {
+        let load = LoadTracker::default();
+        let mut m = ClusterMap::empty();
+        m.upsert_node(node(1, 1, 2));
+        m.upsert_node(node(2, 1, 3));
+        let mut c = ConnWeights {
+            weights: m.conn_weights_of(1),
+            pinned: vec![],
+        };
+        c.pin(0, Some(3));
+        m.conn_weights.insert(1, c);
+        derive_conn_weights(&mut m, &load);
+        // The pinned shard keeps 3; the other follows its factor (1: the unit).
+        assert_eq!(m.conn_weights_of(1), [3, 16]);
+        m.conn_weights.get_mut(&1).unwrap().pin(1, Some(1));
+        derive_conn_weights(&mut m, &load);
+        assert_eq!(m.conn_weights_of(1), [3, 1]);
+        m.validate().unwrap();
+        // Unpinned again, both follow the load: equal, so the entry goes.
+        m.conn_weights.get_mut(&1).unwrap().pin(0, None);
+        m.conn_weights.get_mut(&1).unwrap().pin(1, None);
+        derive_conn_weights(&mut m, &load);
+        assert!(m.conn_weights.is_empty());
+        // A removed node's entry goes with it.
+        m.conn_weights.insert(
+            2,
+            ConnWeights {
+                weights: vec![5, 1, 1],
+                pinned: vec![0],
+            },
+        );
+        m.node_mut(2).unwrap().state = NodeState::Removed;
+        derive_conn_weights(&mut m, &load);
+        assert!(m.conn_weights.is_empty());
     }
 
     #[test]

@@ -17,9 +17,11 @@ use tracing::{info, warn};
 
 use super::msg::{error_reply, ok_reply, ClientMsg, Op, ShardLoad};
 use super::{OutMsg, Outbox};
+use crate::limits::CONN_WEIGHT_MAX;
 use crate::limits::{
     PARTITIONS_MAX, PARTITIONS_REPORTED_MAX, PENDING_OPS_MAX, WAL_RECORDS_MAX, WEIGHT_MAX,
 };
+use crate::map::ConnWeights;
 use crate::map::{ClusterMap, Epoch, Node, NodeId, NodeState, Owner, TopicPartition};
 use crate::moves::{self, MovePhase};
 use crate::placement::{self, LoadTracker, Moves};
@@ -74,6 +76,12 @@ enum Change {
     /// Place again (unbounded): the rest of a change whose first round moved only a few
     /// slots to a node that owned none (`MovePhase::first_round`).
     Place,
+    /// Pin one shard's connection weight (`Some`), or let the load set it again (`None`).
+    SetConnWeight {
+        node: NodeId,
+        shard: u16,
+        weight: Option<u32>,
+    },
 }
 
 struct Session {
@@ -431,6 +439,18 @@ impl Core {
             Op::Drain { id } => self.enqueue(Change::Drain(id), Some(out)),
             Op::SetWeight { id, weight } => self.enqueue(Change::SetWeight(id, weight), Some(out)),
             Op::Rebalance => self.enqueue(Change::Rebalance, Some(out)),
+            Op::SetConnWeight {
+                node,
+                shard,
+                weight,
+            } => self.enqueue(
+                Change::SetConnWeight {
+                    node,
+                    shard,
+                    weight,
+                },
+                Some(out),
+            ),
         }
     }
 
@@ -665,6 +685,11 @@ impl Core {
                 bounded = true;
             }
             Change::Place => {}
+            Change::SetConnWeight {
+                node,
+                shard,
+                weight,
+            } => set_conn_weight(&mut m, *node, *shard, *weight)?,
             Change::Activate(id) => {
                 if existing(&m, *id)? != NodeState::Joining {
                     return Ok(None);
@@ -692,6 +717,8 @@ impl Core {
                 }
             }
         }
+        // Every change carries the connection weights of the current load factors.
+        placement::derive_conn_weights(&mut m, &self.load);
         // A change that would only place partitions the nodes reported is not made by
         // itself (a node re-registering changes nothing); a real change places them too.
         let own: Vec<TopicPartition> = m.partitions.keys().cloned().collect();
@@ -819,10 +846,50 @@ impl Core {
                     "partitions": parts.get(&n.id).copied().unwrap_or(0),
                     "connected": self.sessions.contains_key(&n.id),
                     "load_factors": factors,
+                    "conn_weights": m.conn_weights_of(n.id),
+                    "conn_pinned": m.conn_weights.get(&n.id).map(|c| c.pinned.clone()).unwrap_or_default(),
                     "load": self.last_loads.get(&n.id),
                 })
             })
             .collect();
         json!({"epoch": m.epoch, "nodes": nodes})
     }
+}
+
+/// The edit of `set-weight --node N --shard S W|auto`: pins (or unpins) one shard's
+/// connection weight in `m`. Refused with the reason, changing nothing, when the node or
+/// shard does not exist or the weight is over its bound.
+fn set_conn_weight(
+    m: &mut ClusterMap,
+    node: NodeId,
+    shard: u16,
+    weight: Option<u32>,
+) -> Result<(), String> {
+    let shards = match m.node(node) {
+        Some(n) if n.state != NodeState::Removed => n.shards,
+        _ => return Err(format!("node {node} is not in the map")),
+    };
+    if shard >= shards {
+        return Err(format!(
+            "node {node} has {shards} shards (0..={}): shard {shard} is out of range",
+            shards - 1
+        ));
+    }
+    if let Some(w) = weight.filter(|&w| w > CONN_WEIGHT_MAX) {
+        return Err(format!(
+            "connection weight {w} exceeds its bound of {CONN_WEIGHT_MAX}"
+        ));
+    }
+    let weights = m.conn_weights_of(node);
+    let entry = m.conn_weights.entry(node).or_insert_with(|| ConnWeights {
+        weights,
+        pinned: Vec::new(),
+    });
+    entry.pin(shard, weight);
+    if entry.weights.iter().all(|&w| w == 0) {
+        return Err(format!(
+            "node {node}: at least one shard must keep a connection weight above 0"
+        ));
+    }
+    Ok(())
 }

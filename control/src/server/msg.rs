@@ -158,6 +158,13 @@ pub enum Op {
         weight: u32,
     },
     Rebalance,
+    /// Pin a shard's connection weight (`weight`), or unpin it (`null`: the load sets it).
+    SetConnWeight {
+        node: NodeId,
+        shard: u16,
+        #[serde(default)]
+        weight: Option<u32>,
+    },
 }
 
 pub fn error_reply(error: &str) -> Vec<u8> {
