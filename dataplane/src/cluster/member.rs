@@ -63,6 +63,9 @@ pub struct MemberArgs {
     /// Partition moves (`pmove.rs`), and what their threads send to the control plane.
     pub pmoves: Arc<PartMoves>,
     pub pmove_out: Receiver<serde_json::Value>,
+    /// The node's shared state: each committed map's connection weights for this node's
+    /// shards go to its `balance` ([`apply_conn_weights`]).
+    pub node: Arc<crate::shard::NodeShared>,
 }
 
 /// What the reader thread hands over.
@@ -264,6 +267,11 @@ pub fn spawn(
         return Ok(());
     };
     let me = super::this_node(cfg, node.shared.nshards, node.resp_addr, node.kafka_addr);
+    // The weights of the map this node served last, before anything else runs here: under
+    // --control they replace --shard-weights once a map has them.
+    if let Some(map) = state::load_committed(&cfg.data_dir) {
+        apply_conn_weights(&node.shared, &map, me.id);
+    }
     let (orders, orders_rx) = mpsc::channel();
     let (reports_tx, reports) = mpsc::channel();
     let mover = MoverArgs {
@@ -291,6 +299,7 @@ pub fn spawn(
         reports,
         pmoves,
         pmove_out,
+        node: node.shared.clone(),
     };
     std::thread::Builder::new()
         .name("cluster".into())
@@ -575,6 +584,7 @@ fn carry_out(args: &MemberArgs, link: &mut Link, outs: Vec<Output>) -> Result<()
                 if args.cluster.install(view) {
                     tracing::info!(epoch, slots = owned, "installed cluster map");
                     args.cluster.settle_moves();
+                    apply_conn_weights(&args.node, &m.map, args.me.id);
                 }
             }
             Output::Send(msg) => {
@@ -585,6 +595,26 @@ fn carry_out(args: &MemberArgs, link: &mut Link, outs: Vec<Output>) -> Result<()
         super::crashpoint::after(&steps, i);
     }
     Ok(())
+}
+
+/// Applies a committed map's connection weights for this node's shards to the picker
+/// (`shard/balance.rs`). A map that does not list this node changes nothing.
+pub fn apply_conn_weights(
+    node: &crate::shard::NodeShared,
+    map: &pinion_control::map::ClusterMap,
+    me: u32,
+) {
+    let weights = map.conn_weights_of(me);
+    if weights.is_empty() {
+        return;
+    }
+    if node.balance.set_weights(&weights) {
+        tracing::info!(
+            epoch = map.epoch,
+            ?weights,
+            "connection weights from the map"
+        );
+    }
 }
 
 /// A move order (`pinion_control::moves`): as its new owner, accept ASKING for its slots

@@ -417,6 +417,9 @@ pub struct ShardMetrics {
     /// --memory-budget, as of the shard's last budget check.
     pub memory: [u64; 5],
     pub memory_budget: u64,
+    /// The shard's connection weight for `--conn-balance weighted` (issue 12), as of the
+    /// snapshot.
+    pub conn_weight: u32,
 }
 
 /// The purposes of [`ShardMetrics::memory`], in order (`crate::budget`).
@@ -434,6 +437,7 @@ impl ShardMetrics {
             stats_base: Counters::default(),
             memory: [0; 5],
             memory_budget: 0,
+            conn_weight: 0,
         }
     }
 
@@ -597,6 +601,13 @@ fn shard_connections(shards: &[ShardMetrics], out: &mut String) {
         out.push_str(&format!(
             "pinion_shard_connections_open{{shard=\"{}\"}} {}\n",
             s.shard, s.counters.connections_open
+        ));
+    }
+    out.push_str("# HELP pinion_conn_weight A shard's weight for --conn-balance weighted (--shard-weights, or the control plane's map)\n# TYPE pinion_conn_weight gauge\n");
+    for s in shards {
+        out.push_str(&format!(
+            "pinion_conn_weight{{shard=\"{}\"}} {}\n",
+            s.shard, s.conn_weight
         ));
     }
 }

@@ -10,14 +10,17 @@
 //! Shared state ([`Balance`], in `NodeShared`): the open connections per shard (taken when a
 //! shard is picked, given back when the connection's socket is closed) and the per-shard
 //! weights. The weights are atomics so that whoever sets them later (the control plane)
-//! only stores a new value ([`Balance::set_weight`]); the next pick uses it.
+//! only stores a new value ([`Balance::set_weight`]); the next pick uses it. Under
+//! `--control` the membership thread sets them from each committed map
+//! ([`Balance::set_weights`], `cluster/member.rs`); a change of weights also restarts the
+//! pickers' smooth weighted round robin, so the new weights hold exactly from the next pick.
 //!
 //! Invariant: a picked shard's count is taken exactly once per accepted socket and given
 //! back exactly once, when that socket is closed (by the ring, or at drain); the socket is
 //! an `OwnedFd` while it travels, so a message dropped undelivered closes it.
 
 use std::os::fd::OwnedFd;
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use crate::mesh::Msg;
 
@@ -41,6 +44,8 @@ pub struct Balance {
     weights: Vec<AtomicU32>,
     /// Open connections per shard, RESP and Kafka, plain and TLS together.
     conns: Vec<AtomicUsize>,
+    /// Bumped after the weights change ([`Balance::set_weights`]): pickers start over.
+    generation: AtomicU64,
 }
 
 impl Balance {
@@ -61,6 +66,7 @@ impl Balance {
                 .map(|i| AtomicU32::new(weights.get(i).copied().unwrap_or(1)))
                 .collect(),
             conns: (0..n).map(|_| AtomicUsize::new(0)).collect(),
+            generation: AtomicU64::new(0),
         })
     }
 
@@ -74,6 +80,19 @@ impl Balance {
         if let Some(a) = self.weights.get(shard) {
             a.store(w, Ordering::Relaxed);
         }
+    }
+
+    /// Sets every shard's weight (`weights[i]` for shard `i`; shards past its end keep
+    /// theirs) and, if any changed, restarts the pickers' rounds. Returns whether any did.
+    pub fn set_weights(&self, weights: &[u32]) -> bool {
+        let mut changed = false;
+        for (a, &w) in self.weights.iter().zip(weights) {
+            changed |= a.swap(w, Ordering::Relaxed) != w;
+        }
+        if changed {
+            self.generation.fetch_add(1, Ordering::Release);
+        }
+        changed
     }
 
     pub fn weight(&self, shard: usize) -> u32 {
@@ -110,6 +129,8 @@ pub struct Picker {
     next: usize,
     /// Smooth weighted round robin's current weights.
     current: Vec<i64>,
+    /// The weights' generation `current` was built on.
+    generation: u64,
 }
 
 impl Picker {
@@ -147,6 +168,11 @@ impl Picker {
     /// its weight, interleaved rather than in bursts. All weights 0 (set so by hand): turns.
     fn weighted(&mut self, b: &Balance) -> usize {
         let n = b.shards();
+        let generation = b.generation.load(Ordering::Acquire);
+        if generation != self.generation {
+            self.generation = generation;
+            self.current.clear();
+        }
         self.current.resize(n, 0);
         let mut total = 0i64;
         let mut best: Option<usize> = None;
@@ -232,6 +258,19 @@ mod tests {
         assert_eq!(counts(&b, 10), [10, 0]);
         b.set_weight(0, 0);
         assert_eq!(counts(&b, 10), [5, 5], "all zero: in turn");
+    }
+
+    #[test]
+    fn new_weights_restart_the_round_and_hold_exactly() {
+        let b = Balance::new(ConnBalance::Weighted, 2, &[]).unwrap();
+        let mut p = Picker::default();
+        // Leave the round mid-way, then change the weights.
+        p.pick(&b);
+        assert!(b.set_weights(&[3, 1]));
+        let got: Vec<usize> = (0..8).map(|_| p.pick(&b)).collect();
+        assert_eq!(got, [0, 0, 1, 0, 0, 0, 1, 0]);
+        assert!(!b.set_weights(&[3, 1]), "the same weights change nothing");
+        assert_eq!((b.weight(0), b.weight(1)), (3, 1));
     }
 
     #[test]

@@ -387,6 +387,7 @@ impl Shard {
                 Control::Metrics(tx) => {
                     let mut m = self.metrics.clone();
                     m.counters.connections_open = self.conns.open() as u64;
+                    m.conn_weight = self.shared.balance.weight(self.id);
                     m.counters.io_backlogged = self.io.backlogged;
                     m.counters.log_partitions = self.logs.partitions() as u64;
                     m.counters.log_partition_slots = self.logs.partition_slots() as u64;
