@@ -79,6 +79,8 @@ def test_weights_set_through_the_control_plane_spread_new_connections(start, con
     assert node["conn_weights"] == [3, 1] and node["conn_pinned"] == [0, 1]
     text = control.run("nodes").stdout.decode()
     assert "3*,1*" in text, text
+    text = control.run("map").stdout.decode()
+    assert "conn-weights node 1 weights 3,1 pinned [0,1]" in text, text
 
     conns, got = spread(n, 40)
     want = swrr([3, 1], 40)

@@ -317,6 +317,24 @@ fn print_reply(reply: &Value, as_json: bool, kind: &str) -> ExitCode {
                         p["shard"]
                     );
                 }
+                for c in r["conn_weights"].as_array().into_iter().flatten() {
+                    let list = |k: &str| {
+                        let v: Vec<String> = c[k]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .map(Value::to_string)
+                            .collect();
+                        v.join(",")
+                    };
+                    let _ = writeln!(
+                        out,
+                        "conn-weights node {} weights {} pinned [{}]",
+                        c["node"],
+                        list("weights"),
+                        list("pinned")
+                    );
+                }
             }
             _ => {
                 if r["changed"] == json!(false) {

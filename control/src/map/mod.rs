@@ -7,7 +7,8 @@
 //!
 //! Invariants, checked by [`ClusterMap::validate`] and therefore on every decode: nodes are
 //! sorted by id without duplicates; every owner names a node that exists, is not removed, and
-//! has that shard; every bound of `limits.rs` holds.
+//! has that shard; every bound of `limits.rs` holds; per-shard connection weights name
+//! serving nodes and fit their shard counts (`conn.rs`).
 //!
 //! Two forms, both versioned and checksummed with CRC-32C over the byte form:
 //! - bytes (`encode`/`decode`): compact, slots as runs of one owner;
