@@ -44,8 +44,9 @@ pub const PORT_CLAIM_WAIT: Duration = Duration::from_secs(2);
 
 /// Largest bulk string by default (Redis's proto-max-bulk-len; --max-bulk-bytes).
 pub const BULK_BYTES_DEFAULT: usize = 512 * 1024 * 1024;
-/// Elements in one multibulk request (Redis: 1M).
-pub const MULTIBULK_LEN_MAX: usize = 1024 * 1024;
+/// Elements in one multibulk request (Redis 7: INT_MAX). A large one is parsed
+/// `PARSE_SLICE_ARGS` arguments a loop turn, its memory charged to the budget.
+pub const MULTIBULK_LEN_MAX: usize = i32::MAX as usize;
 /// Bytes of an inline request line, and of a multibulk or bulk header (Redis: 64 KiB).
 pub const INLINE_BYTES_MAX: usize = 64 * 1024;
 /// Arguments, and bytes of one argument, a connection may send before it authenticates
@@ -561,3 +562,14 @@ pub const PMOVE_KEEPALIVE_MS: u64 = 5_000;
 /// Log partitions a heartbeat reports holding (pinion-control places at most its
 /// `PARTITIONS_REPORTED_MAX` of them).
 pub const PMOVE_REPORTED_PARTITIONS_MAX: usize = 16_384;
+
+// Parsing requests of many arguments over several loop turns (issue 13, h13):
+// `proto/resp/parse.rs`, `shard/frames.rs`.
+
+/// Arguments one connection's partial request may have parsed in one loop turn; past it the
+/// parse stops and goes on in the next turn (about 1 ms of parsing at worst).
+pub const PARSE_SLICE_ARGS: usize = 65_536;
+/// A partial request with at least this many arguments parsed keeps them (and where it
+/// stopped) in its connection between receives; a smaller one is parsed again from its
+/// start when more bytes arrive (cheaper than keeping it).
+pub const PARSE_KEEP_ARGS_MIN: usize = 1_024;

@@ -58,7 +58,7 @@ fuzz_target!(|data: &[u8]| {
         };
         let consumed = match frame {
             // `args` may hold the arguments read so far; only a whole frame's are used.
-            Frame::Incomplete => return,
+            Frame::Incomplete | Frame::Paused => return,
             Frame::Empty { consumed } => consumed,
             Frame::Multibulk { consumed } => {
                 assert!(!args.is_empty());

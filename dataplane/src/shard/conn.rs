@@ -128,6 +128,25 @@ pub struct Conn {
 
     /// A Kafka connection's SASL state and principal (issue 13, f-sec; `auth/sasl.rs`).
     pub sasl: Option<Box<crate::auth::sasl::SaslConn>>,
+    /// A RESP request of many arguments parsed in part: its arguments so far and where the
+    /// parse goes on (`frames.rs`; charged as input).
+    pub partial: Option<Box<PartialRequest>>,
+    /// The loop turn (`ShardMetrics::loop_turn`'s count) in which this connection's partial
+    /// request was last parsed, and how many of its arguments were parsed in that turn.
+    pub parse_turn: (u64, usize),
+}
+
+/// The state of a RESP request parsed over several receives or loop turns.
+pub struct PartialRequest {
+    pub args: Vec<(usize, usize)>,
+    pub resume: crate::proto::resp::parse::Resume,
+}
+
+impl PartialRequest {
+    /// Memory it holds (charged to the budget as the connection's input).
+    pub fn bytes(&self) -> usize {
+        self.args.capacity() * std::mem::size_of::<(usize, usize)>()
+    }
 }
 
 impl Conn {
@@ -160,6 +179,8 @@ impl Conn {
             tls: None,
 
             sasl: None,
+            partial: None,
+            parse_turn: (0, 0),
         }
     }
 
@@ -276,7 +297,10 @@ impl Conn {
 
     /// Memory the connection's input holds (what the budget charges as input).
     pub fn input_bytes(&self) -> usize {
-        self.query.capacity() + self.lent.1 + self.tls.as_ref().map_or(0, |_| TLS_CONN_BYTES)
+        self.query.capacity()
+            + self.lent.1
+            + self.tls.as_ref().map_or(0, |_| TLS_CONN_BYTES)
+            + self.partial.as_ref().map_or(0, |p| p.bytes())
     }
 
     /// Unparsed input, whether in the query buffer or lent to a receive.
@@ -333,6 +357,10 @@ impl Conn {
 
     /// The connection is gone: its large buffers are freed on the helper thread.
     pub fn free_buffers(&mut self) {
+        if let Some(p) = self.partial.take() {
+            let bytes = p.bytes();
+            free_elsewhere(p, bytes);
+        }
         for buf in [&mut self.query, &mut self.out, &mut self.spare] {
             let cap = buf.capacity();
             free_elsewhere(std::mem::take(buf), cap);

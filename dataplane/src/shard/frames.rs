@@ -5,13 +5,13 @@
 
 use bytes::Bytes;
 
-use super::conn::Proto;
+use super::conn::{PartialRequest, Proto};
 use super::{Act, Shard};
 use crate::budget::{Purpose, Tracked};
-use crate::limits::MOVE_FRAME_BYTES;
+use crate::limits::{MOVE_FRAME_BYTES, PARSE_KEEP_ARGS_MIN, PARSE_SLICE_ARGS};
 use crate::metrics::stall::What;
 use crate::proto::kafka as wire;
-use crate::proto::resp::parse::{self, Frame};
+use crate::proto::resp::parse::{self, Frame, Resume};
 use crate::proto::resp::Args;
 use crate::txn::ConnId;
 
@@ -27,6 +27,9 @@ enum Took {
     Taken,
     /// Not a whole frame yet.
     Incomplete,
+    /// A request of many arguments used this turn's parse budget with bytes left: it goes
+    /// on in the next loop turn.
+    Paused,
     /// A mesh batch it needs is full: retried when there is room.
     Blocked,
     /// A framing error: the connection is closing.
@@ -95,6 +98,10 @@ impl Shard {
                     self.block(slot);
                     break;
                 }
+                Took::Paused => {
+                    self.parse_next_turn(slot);
+                    break;
+                }
                 Took::Broken => break,
             }
         }
@@ -122,6 +129,23 @@ impl Shard {
         }
     }
 
+    /// The connection's partial request goes on in the next loop turn: the blocked list is
+    /// retried every turn and keeps the loop from waiting (not counted as mesh
+    /// backpressure). A retry within this turn finds the budget spent and puts it back.
+    fn parse_next_turn(&mut self, slot: u32) {
+        if let Some(c) = self.conns.get_mut(slot) {
+            if !c.blocked {
+                c.blocked = true;
+                self.blocked.push(slot);
+            }
+        }
+    }
+
+    /// This loop turn's number, to reset each connection's parse budget once a turn.
+    fn turn(&self) -> u64 {
+        self.metrics.loop_turn.len()
+    }
+
     pub(super) fn retry_blocked(&mut self) {
         if self.blocked.is_empty() {
             return;
@@ -136,18 +160,62 @@ impl Shard {
     }
 
     fn resp_frame(&mut self, slot: u32, buf: &[u8]) -> Took {
-        let mut args = std::mem::take(&mut self.args);
+        let turn = self.turn();
+        let Some(c) = self.conns.get_mut(slot) else {
+            return Took::Broken;
+        };
+        let authed = matches!(&c.proto, Proto::Resp(s) if s.authed);
+        // A request of many arguments goes on from where its last parse stopped, within a
+        // budget of arguments a turn (`PARSE_SLICE_ARGS`).
+        let used = if c.parse_turn.0 == turn {
+            c.parse_turn.1
+        } else {
+            0
+        };
+        let budget = PARSE_SLICE_ARGS.saturating_sub(used);
+        let kept = c.partial.take();
+        if budget == 0 {
+            c.partial = kept;
+            return Took::Paused;
+        }
+        let (mut args, mut resume) = match kept {
+            Some(p) => {
+                self.stall_mark(What::Named("RESP parse of a request of many arguments"));
+                (p.args, p.resume)
+            }
+            None => (std::mem::take(&mut self.args), Resume::default()),
+        };
+        let from_conn = resume.is_begun();
+        let before = args.len();
         let mut scratch = std::mem::take(&mut self.scratch);
-        let authed = self
-            .conns
-            .get(slot)
-            .is_some_and(|c| matches!(&c.proto, Proto::Resp(s) if s.authed));
         let limits = if authed {
             self.limits
         } else {
             self.limits.unauthenticated()
         };
-        let took = match parse::parse(buf, &limits, &mut args, &mut scratch) {
+        let parsed =
+            parse::parse_sliced(buf, &limits, &mut args, &mut scratch, &mut resume, budget);
+        if let Ok(Frame::Incomplete | Frame::Paused) = parsed {
+            let paused = matches!(parsed, Ok(Frame::Paused));
+            if resume.is_begun() && (paused || from_conn || args.len() >= PARSE_KEEP_ARGS_MIN) {
+                // Kept in the connection until the frame is whole; the shard's own
+                // argument vector is replaced when it was the one lent.
+                if let Some(c) = self.conns.get_mut(slot) {
+                    let n = args.len().saturating_sub(before);
+                    c.parse_turn = (turn, used + n);
+                    c.partial = Some(Box::new(PartialRequest { args, resume }));
+                }
+            } else {
+                self.args = args;
+            }
+            self.scratch = scratch;
+            return if paused {
+                Took::Paused
+            } else {
+                Took::Incomplete
+            };
+        }
+        let took = match parsed {
             Err(e) => {
                 self.metrics.counters.protocol_errors += 1;
                 tracing::debug!(shard = self.id, error = %e, "protocol error; closing");
@@ -158,7 +226,7 @@ impl Shard {
                 self.close_conn(slot, false);
                 Took::Broken
             }
-            Ok(Frame::Incomplete) => Took::Incomplete,
+            Ok(Frame::Incomplete | Frame::Paused) => Took::Incomplete,
             Ok(Frame::Empty { consumed }) => Took::Bytes(consumed),
             Ok(Frame::Multibulk { consumed }) => {
                 let a = Args {
@@ -175,7 +243,13 @@ impl Shard {
                 self.run_resp(slot, a, &scratch, consumed)
             }
         };
-        self.args = args;
+        if from_conn {
+            // A large request's own vector: freed (on the helper thread when large).
+            let bytes = args.capacity() * std::mem::size_of::<(usize, usize)>();
+            crate::budget::free_elsewhere(args, bytes);
+        } else {
+            self.args = args;
+        }
         self.scratch = scratch;
         took
     }

@@ -7,6 +7,12 @@
 //! rewritten into a multibulk frame in a scratch buffer, so the rest of the node sees one
 //! shape.
 //!
+//! A multibulk frame of many arguments can be parsed over several calls ([`parse_sliced`]):
+//! the arguments found so far stay in the caller's `args` and a [`Resume`] says where the
+//! next one starts, so a request of a million arguments arriving over hundreds of receives
+//! is read once, not once a receive, and a call stops after a budget of arguments so no
+//! loop turn parses more than that.
+//!
 //! Invariants: the parser never reads past `buf`, never trusts a length before checking it
 //! against [`Limits`], and either consumes a whole frame or nothing.
 
@@ -64,6 +70,29 @@ pub enum Frame {
     Multibulk { consumed: usize },
     /// An inline request, rewritten as a multibulk frame into `scratch`; `args` index `scratch`.
     Inline { consumed: usize },
+    /// The call's budget of arguments ran out with bytes left to parse: nothing consumed;
+    /// call again (on a later loop turn) with the same `args` and [`Resume`]. Only
+    /// [`parse_sliced`] answers this.
+    Paused,
+}
+
+/// Where the parse of a multibulk frame stopped (on [`Frame::Incomplete`] or
+/// [`Frame::Paused`]), with the arguments found so far in the caller's `args`. Offsets are
+/// from the frame's first byte: the frame must stay at the front of the buffer, unchanged,
+/// until the call that completes it.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Resume {
+    /// Arguments the frame declares (0: no frame begun).
+    count: usize,
+    /// Where the next argument's `$` header starts.
+    pos: usize,
+}
+
+impl Resume {
+    /// A frame is partly parsed: `args` holds its arguments so far.
+    pub fn is_begun(&self) -> bool {
+        self.count > 0
+    }
 }
 
 /// Find `\r\n` starting at `from`; returns the index of `\r`.
@@ -130,58 +159,96 @@ pub fn parse_i64(s: &[u8]) -> Option<i64> {
 ///
 /// On `Multibulk`, `args` holds `(start, end)` ranges into `buf`; on `Inline`, ranges into
 /// `scratch`. A `WireError` means the connection must get the error and be closed.
+#[inline]
 pub fn parse(
     buf: &[u8],
     limits: &Limits,
     args: &mut Vec<(usize, usize)>,
     scratch: &mut Vec<u8>,
 ) -> Result<Frame, WireError> {
-    args.clear();
-    if buf.is_empty() {
-        return Ok(Frame::Incomplete);
-    }
-    if buf[0] != b'*' {
-        return parse_inline(buf, limits, args, scratch);
-    }
-    let Some(eol) = find_crlf(buf, 1) else {
-        if buf.len() > limits.inline_bytes_max {
-            return Err(WireError::BigCount);
-        }
-        return Ok(Frame::Incomplete);
-    };
-    let count = parse_i64(&buf[1..eol]).ok_or(WireError::MultibulkLength)?;
-    let mut pos = eol + 2;
-    if count <= 0 {
-        return Ok(Frame::Empty { consumed: pos });
-    }
-    if count as u64 > limits.multibulk_len_max as u64 {
-        return Err(if limits.unauthenticated {
-            WireError::UnauthenticatedMultibulkLength
-        } else {
-            WireError::MultibulkLength
-        });
-    }
-    let count = count as usize;
-    // Reserve at most what the buffer could hold, so a hostile count cannot make us allocate.
-    args.reserve(count.min(buf.len() / 4 + 1));
-    for _ in 0..count {
-        if pos >= buf.len() {
+    parse_sliced(
+        buf,
+        limits,
+        args,
+        scratch,
+        &mut Resume::default(),
+        usize::MAX,
+    )
+}
+
+/// [`parse`], going on from `resume` (the frame's arguments so far in `args`) and parsing
+/// at most `budget` arguments before it answers [`Frame::Paused`]. `resume` is kept on
+/// `Incomplete` and `Paused` and cleared on every other answer.
+pub fn parse_sliced(
+    buf: &[u8],
+    limits: &Limits,
+    args: &mut Vec<(usize, usize)>,
+    scratch: &mut Vec<u8>,
+    resume: &mut Resume,
+    budget: usize,
+) -> Result<Frame, WireError> {
+    let (count, mut pos) = if resume.is_begun() {
+        (resume.count, resume.pos)
+    } else {
+        args.clear();
+        if buf.is_empty() {
             return Ok(Frame::Incomplete);
         }
+        if buf[0] != b'*' {
+            return parse_inline(buf, limits, args, scratch);
+        }
+        let Some(eol) = find_crlf(buf, 1) else {
+            if buf.len() > limits.inline_bytes_max {
+                return Err(WireError::BigCount);
+            }
+            return Ok(Frame::Incomplete);
+        };
+        let count = parse_i64(&buf[1..eol]).ok_or(WireError::MultibulkLength)?;
+        let pos = eol + 2;
+        if count <= 0 {
+            return Ok(Frame::Empty { consumed: pos });
+        }
+        if count as u64 > limits.multibulk_len_max as u64 {
+            return Err(if limits.unauthenticated {
+                WireError::UnauthenticatedMultibulkLength
+            } else {
+                WireError::MultibulkLength
+            });
+        }
+        let count = count as usize;
+        // Reserve at most what the buffer could hold, so a hostile count cannot make us allocate.
+        args.reserve(count.min(buf.len() / 4 + 1));
+        (count, pos)
+    };
+    let mut left = budget;
+    while args.len() < count {
+        if pos >= buf.len() {
+            *resume = Resume { count, pos };
+            return Ok(Frame::Incomplete);
+        }
+        if left == 0 {
+            *resume = Resume { count, pos };
+            return Ok(Frame::Paused);
+        }
+        left -= 1;
         if buf[pos] != b'$' {
+            *resume = Resume::default();
             return Err(WireError::ExpectedDollar(buf[pos]));
         }
         let Some(eol) = find_crlf(buf, pos + 1) else {
             if buf.len() - pos > limits.inline_bytes_max {
+                *resume = Resume::default();
                 return Err(WireError::BigBulkCount);
             }
+            *resume = Resume { count, pos };
             return Ok(Frame::Incomplete);
         };
-        let len = parse_i64(&buf[pos + 1..eol]).ok_or(WireError::BulkLength)?;
-        if len < 0 {
+        let Some(len) = parse_i64(&buf[pos + 1..eol]).filter(|&l| l >= 0) else {
+            *resume = Resume::default();
             return Err(WireError::BulkLength);
-        }
+        };
         if len as u64 > limits.bulk_bytes_max as u64 {
+            *resume = Resume::default();
             return Err(if limits.unauthenticated {
                 WireError::UnauthenticatedBulkLength
             } else {
@@ -191,14 +258,17 @@ pub fn parse(
         let start = eol + 2;
         let end = start + len as usize;
         if end + 2 > buf.len() {
+            *resume = Resume { count, pos };
             return Ok(Frame::Incomplete);
         }
         if &buf[end..end + 2] != b"\r\n" {
+            *resume = Resume::default();
             return Err(WireError::MissingCrlf);
         }
         args.push((start, end));
         pos = end + 2;
     }
+    *resume = Resume::default();
     Ok(Frame::Multibulk { consumed: pos })
 }
 
@@ -468,6 +538,139 @@ mod tests {
             Some(13 + 6 + 102)
         );
         assert_eq!(bytes_wanted(b"PING"), None);
+    }
+
+    /// A request of `n` arguments, and its arguments.
+    fn many(n: usize) -> (Vec<u8>, Vec<Vec<u8>>) {
+        let words: Vec<Vec<u8>> = (0..n).map(|i| format!("w{i}").into_bytes()).collect();
+        let mut buf = format!("*{n}\r\n").into_bytes();
+        for w in &words {
+            buf.extend_from_slice(format!("${}\r\n", w.len()).as_bytes());
+            buf.extend_from_slice(w);
+            buf.extend_from_slice(b"\r\n");
+        }
+        (buf, words)
+    }
+
+    #[test]
+    fn a_request_arriving_in_pieces_is_parsed_once_going_on_where_it_stopped() {
+        let (req, words) = many(5_000);
+        let limits = Limits::default();
+        let (mut args, mut scratch, mut resume) = (Vec::new(), Vec::new(), Resume::default());
+        // Arriving 7 bytes at a time: every call but the last is Incomplete and keeps its
+        // place, and the arguments found so far never shrink.
+        let mut last_len = 0;
+        for cut in (0..req.len()).step_by(7) {
+            let f = parse_sliced(
+                &req[..cut],
+                &limits,
+                &mut args,
+                &mut scratch,
+                &mut resume,
+                usize::MAX,
+            )
+            .unwrap();
+            assert_eq!(f, Frame::Incomplete, "prefix of {cut}");
+            assert!(args.len() >= last_len);
+            last_len = args.len();
+        }
+        let f = parse_sliced(
+            &req,
+            &limits,
+            &mut args,
+            &mut scratch,
+            &mut resume,
+            usize::MAX,
+        )
+        .unwrap();
+        assert_eq!(
+            f,
+            Frame::Multibulk {
+                consumed: req.len()
+            }
+        );
+        assert!(!resume.is_begun());
+        let got: Vec<Vec<u8>> = args.iter().map(|&(s, e)| req[s..e].to_vec()).collect();
+        assert_eq!(got, words);
+    }
+
+    #[test]
+    fn a_budget_pauses_the_parse_and_it_goes_on_from_there() {
+        let (mut req, words) = many(1_000);
+        req.extend_from_slice(b"*1\r\n$4\r\nPING\r\n");
+        let limits = Limits::default();
+        let (mut args, mut scratch, mut resume) = (Vec::new(), Vec::new(), Resume::default());
+        let mut calls = 0;
+        let consumed = loop {
+            calls += 1;
+            match parse_sliced(&req, &limits, &mut args, &mut scratch, &mut resume, 300).unwrap() {
+                Frame::Paused => assert_eq!(args.len(), 300 * calls),
+                Frame::Multibulk { consumed } => break consumed,
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(calls, 4);
+        let got: Vec<Vec<u8>> = args.iter().map(|&(s, e)| req[s..e].to_vec()).collect();
+        assert_eq!(got, words);
+        // The frame after it starts afresh.
+        let f = parse_sliced(
+            &req[consumed..],
+            &limits,
+            &mut args,
+            &mut scratch,
+            &mut resume,
+            300,
+        );
+        assert_eq!(f.unwrap(), Frame::Multibulk { consumed: 14 });
+        assert_eq!(args, vec![(8, 12)]);
+        // A plain `parse` never pauses.
+        assert!(matches!(
+            parse_all(&req).unwrap().0,
+            Frame::Multibulk { .. }
+        ));
+    }
+
+    #[test]
+    fn an_error_after_a_pause_is_the_same_error_and_forgets_the_frame() {
+        let (mut req, _) = many(100);
+        req[3] = b'1'; // "*101": the 101st argument is the bad byte below
+        req.extend_from_slice(b":5\r\n");
+        let limits = Limits::default();
+        let (mut args, mut scratch, mut resume) = (Vec::new(), Vec::new(), Resume::default());
+        assert_eq!(&req[..6], b"*101\r\n");
+        let mut r = Ok(Frame::Paused);
+        while r == Ok(Frame::Paused) {
+            r = parse_sliced(&req, &limits, &mut args, &mut scratch, &mut resume, 7);
+        }
+        assert_eq!(r, Err(WireError::ExpectedDollar(b':')));
+        assert!(!resume.is_begun());
+        assert_eq!(parse_all(&req), Err(WireError::ExpectedDollar(b':')));
+    }
+
+    #[test]
+    fn more_than_a_million_arguments_are_accepted_as_redis_7_does() {
+        let (req, _) = many(1_100_000);
+        let (f, w) = parse_all(&req).unwrap();
+        assert_eq!(
+            f,
+            Frame::Multibulk {
+                consumed: req.len()
+            }
+        );
+        assert_eq!(w.len(), 1_100_000);
+        assert_eq!(
+            parse_all(b"*2147483648\r\n"),
+            Err(WireError::MultibulkLength)
+        );
+        // Before AUTH: still 10.
+        let mut args = Vec::new();
+        let r = parse(
+            &req,
+            &Limits::default().unauthenticated(),
+            &mut args,
+            &mut Vec::new(),
+        );
+        assert_eq!(r, Err(WireError::UnauthenticatedMultibulkLength));
     }
 
     /// A small deterministic fuzz loop: random bytes and random mutations of valid frames
