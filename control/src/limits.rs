@@ -83,3 +83,19 @@ pub const MOVE_ORDER_TIMEOUT_MS: u64 = 30_000;
 /// A shard's connection weight, pinned by the operator or derived from load. Zero is
 /// allowed (the shard gets no new connections) as long as one shard of the node is above it.
 pub const CONN_WEIGHT_MAX: u32 = 1_000;
+
+// Topics in the map (CreateTopics through the control plane).
+
+/// Topics in one map.
+pub const TOPICS_MAX: usize = 65_536;
+/// Partitions of one topic (Kafka's and a node's bound, `TOPIC_PARTITIONS_MAX` there).
+pub const TOPIC_PARTITIONS_MAX: u32 = 100_000;
+/// Configs one topic sets.
+pub const TOPIC_CONFIGS_MAX: usize = 64;
+/// A topic config's name or value.
+pub const TOPIC_CONFIG_BYTES_MAX: usize = 4096;
+/// Topic changes (create, delete, add partitions) queued behind the change in progress.
+pub const TOPIC_CHANGES_QUEUED_MAX: usize = 256;
+/// How long a deleted topic's partitions, still reported by a node's heartbeat, are not
+/// placed again (the nodes delete them when they install the map that drops the topic).
+pub const DELETED_TOPIC_FORGET_MS: u64 = 60_000;

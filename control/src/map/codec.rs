@@ -38,6 +38,7 @@ impl ClusterMap {
             b.extend_from_slice(&o.shard.to_be_bytes());
         }
         self.encode_conn_weights(&mut b);
+        self.encode_topics(&mut b);
         let crc = crc32c::crc32c(&b);
         b.extend_from_slice(&crc.to_be_bytes());
         b
@@ -113,7 +114,7 @@ impl ClusterMap {
                 return Err(MapError::DuplicatePartition(tp));
             }
         }
-        map.decode_conn_weights(&mut r)?;
+        map.decode_sections(&mut r)?;
         if r.pos != body.len() {
             return Err(MapError::Trailing(body.len() - r.pos));
         }
@@ -142,20 +143,27 @@ impl ClusterMap {
     }
 }
 
-// Connection weights (`conn.rs`): an optional section after the partitions, before the
-// checksum, written only when a node has an entry, so a map without any decodes (and
-// encodes) as before: `CONN_WEIGHTS_TAG | entries u32 | per entry: node u32 | weights u16 |
-// weight u32 ... | pinned u16 | shard u16 ...`.
+// The optional sections after the partitions (before the CRC): `tag u8 | length u32 |
+// body`, in this order: connection weights, topics. A map with neither writes none, so its
+// bytes (and digest) are those of format 1 before sections existed, and a map written
+// before them still decodes.
 
-/// Opens the connection-weights section.
-const CONN_WEIGHTS_TAG: u8 = b'W';
+/// The connection-weights section (`conn.rs`), written only when a node has an entry:
+/// `entries u32 | per entry: node u32 | weights u16 | weight u32 ... | pinned u16 | shard
+/// u16 ...`.
+const SECTION_CONN_WEIGHTS: u8 = b'W';
+
+/// The topic section: `count u32`, then per topic `name | partitions u32 | configs u16 |
+/// (name, value) strings`.
+const SECTION_TOPICS: u8 = b'T';
 
 impl ClusterMap {
-    fn encode_conn_weights(&self, b: &mut Vec<u8>) {
+    fn encode_conn_weights(&self, out: &mut Vec<u8>) {
         if self.conn_weights.is_empty() {
             return;
         }
-        b.push(CONN_WEIGHTS_TAG);
+        let mut body = Vec::with_capacity(self.conn_weights.len() * 16);
+        let b = &mut body;
         b.extend_from_slice(&(self.conn_weights.len() as u32).to_be_bytes());
         for (id, c) in &self.conn_weights {
             b.extend_from_slice(&id.to_be_bytes());
@@ -169,15 +177,14 @@ impl ClusterMap {
                 b.extend_from_slice(&s.to_be_bytes());
             }
         }
+        out.push(SECTION_CONN_WEIGHTS);
+        out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+        out.extend_from_slice(&body);
     }
 
-    /// Reads the section if it comes next (the nodes are read already; `validate` checks
-    /// each entry against them).
-    fn decode_conn_weights(&mut self, r: &mut Reader) -> Result<(), MapError> {
-        if r.buf.get(r.pos) != Some(&CONN_WEIGHTS_TAG) {
-            return Ok(());
-        }
-        r.u8()?;
+    /// Reads the section's body (the nodes are read already; `validate` checks each entry
+    /// against them).
+    fn decode_conn_weights(&mut self, r: &mut Reader<'_>) -> Result<(), MapError> {
         let entries = r.count(NODES_MAX, "connection weight entries")?;
         for _ in 0..entries {
             let id = r.u32()?;
@@ -207,10 +214,85 @@ impl ClusterMap {
         }
         Ok(())
     }
+
+    fn encode_topics(&self, b: &mut Vec<u8>) {
+        if self.topics.is_empty() {
+            return;
+        }
+        let mut body = Vec::with_capacity(self.topics.len() * 32);
+        body.extend_from_slice(&(self.topics.len() as u32).to_be_bytes());
+        for (name, t) in &self.topics {
+            put_str(&mut body, name);
+            body.extend_from_slice(&t.partitions.to_be_bytes());
+            // At most TOPIC_CONFIGS_MAX, checked by `validate`.
+            body.extend_from_slice(&(t.configs.len() as u16).to_be_bytes());
+            for (k, v) in &t.configs {
+                put_str(&mut body, k);
+                put_str(&mut body, v);
+            }
+        }
+        b.push(SECTION_TOPICS);
+        b.extend_from_slice(&(body.len() as u32).to_be_bytes());
+        b.extend_from_slice(&body);
+    }
+
+    fn decode_sections(&mut self, r: &mut Reader<'_>) -> Result<(), MapError> {
+        while r.pos < r.buf.len() {
+            let tag = r.u8()?;
+            let len = r.u32()? as usize;
+            let body = r.take(len)?;
+            let mut s = Reader { buf: body, pos: 0 };
+            match tag {
+                SECTION_CONN_WEIGHTS if self.conn_weights.is_empty() && self.topics.is_empty() => {
+                    self.decode_conn_weights(&mut s)?
+                }
+                SECTION_CONN_WEIGHTS => {
+                    return Err(MapError::Text(
+                        "the connection-weight section is out of place",
+                    ))
+                }
+                SECTION_TOPICS if self.topics.is_empty() => self.decode_topics(&mut s)?,
+                SECTION_TOPICS => return Err(MapError::Text("the topic section appears twice")),
+                t => return Err(MapError::UnknownSection(t)),
+            }
+            if s.pos != body.len() {
+                return Err(MapError::Trailing(body.len() - s.pos));
+            }
+        }
+        Ok(())
+    }
+
+    fn decode_topics(&mut self, r: &mut Reader<'_>) -> Result<(), MapError> {
+        let n = r.count(TOPICS_MAX, "topic count")?;
+        for _ in 0..n {
+            let name = r.str(TOPIC_BYTES_MAX, "topic name length")?;
+            let partitions = r.u32()?;
+            let configs = usize::from(r.u16()?);
+            if configs > TOPIC_CONFIGS_MAX {
+                return Err(MapError::Bound {
+                    what: "configs of a topic",
+                    max: TOPIC_CONFIGS_MAX,
+                });
+            }
+            let mut spec = TopicSpec {
+                partitions,
+                configs: BTreeMap::new(),
+            };
+            for _ in 0..configs {
+                let k = r.str(TOPIC_CONFIG_BYTES_MAX, "topic config length")?;
+                let v = r.str(TOPIC_CONFIG_BYTES_MAX, "topic config length")?;
+                spec.configs.insert(k, v);
+            }
+            if self.topics.insert(name.clone(), spec).is_some() {
+                return Err(MapError::BadTopic(name, "appears twice"));
+            }
+        }
+        Ok(())
+    }
 }
 
 fn put_str(b: &mut Vec<u8>, s: &str) {
-    // Lengths are bounded (<= 255) by `validate` before any map is encoded for others.
+    // Lengths are bounded (<= 4096) by `validate` before any map is encoded for others.
     b.extend_from_slice(&(s.len() as u16).to_be_bytes());
     b.extend_from_slice(s.as_bytes());
 }

@@ -14,6 +14,10 @@ pub(super) struct MapJson {
     /// Connection weights (`conn.rs`), for the nodes that have an entry.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     conn_weights: Vec<ConnWeightsJson>,
+
+    /// The cluster's topics; absent in a map without any (and in one written before them).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    topics: BTreeMap<String, TopicSpec>,
     /// CRC-32C of the byte form, 8 hex digits.
     checksum: String,
 }
@@ -85,6 +89,8 @@ impl From<ClusterMap> for MapJson {
             slots,
             partitions,
             conn_weights,
+
+            topics: m.topics,
             checksum,
         }
     }
@@ -153,6 +159,14 @@ impl TryFrom<MapJson> for ClusterMap {
                 });
             }
         }
+
+        if j.topics.len() > TOPICS_MAX {
+            return Err(MapError::Bound {
+                what: "topic count",
+                max: TOPICS_MAX,
+            });
+        }
+        map.topics = j.topics;
         map.validate()?;
         let stored = u32::from_str_radix(&j.checksum, 16)
             .map_err(|_| MapError::Text("checksum is not 8 hex digits"))?;

@@ -25,6 +25,7 @@ use crate::limits::{
     ADDR_BYTES_MAX, NODES_MAX, PARTITIONS_MAX, SHARDS_PER_NODE_MAX, SLOTS, TOPIC_BYTES_MAX,
     WEIGHT_MAX,
 };
+use crate::limits::{TOPICS_MAX, TOPIC_CONFIGS_MAX, TOPIC_CONFIG_BYTES_MAX, TOPIC_PARTITIONS_MAX};
 
 pub type NodeId = u32;
 pub type Epoch = u64;
@@ -85,6 +86,10 @@ pub enum MapError {
     Text(&'static str),
     #[error("map is followed by {0} unexpected bytes")]
     Trailing(usize),
+    #[error("topic {0}: {1}")]
+    BadTopic(String, &'static str),
+    #[error("map section {0} is not known to this build")]
+    UnknownSection(u8),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -181,6 +186,17 @@ impl fmt::Display for TopicPartition {
     }
 }
 
+/// A topic the cluster created (CreateTopics through the control plane): its partition
+/// count and the configs it set, as given (the names and values CreateTopics accepts;
+/// nodes check them before asking). Its partitions' owners are in `partitions`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopicSpec {
+    pub partitions: u32,
+    #[serde(default)]
+    pub configs: BTreeMap<String, String>,
+}
+
 /// The map. Immutable once committed; the control plane builds the next one as a copy.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(into = "MapJson", try_from = "MapJson")]
@@ -194,6 +210,9 @@ pub struct ClusterMap {
     /// Per-shard connection weights of the nodes that do not weigh their shards equally
     /// (`conn.rs`).
     pub conn_weights: BTreeMap<NodeId, ConnWeights>,
+
+    /// The cluster's topics (empty in a map of format 1 without the topic section).
+    pub topics: BTreeMap<String, TopicSpec>,
 }
 
 impl Default for ClusterMap {
@@ -211,6 +230,8 @@ impl ClusterMap {
             slots: vec![None; SLOTS],
             partitions: BTreeMap::new(),
             conn_weights: BTreeMap::new(),
+
+            topics: BTreeMap::new(),
         }
     }
 
@@ -366,7 +387,54 @@ impl ClusterMap {
             }
         }
         self.validate_conn_weights()?;
+
+        self.validate_topics()
+    }
+
+    /// The topic section's bounds: names as Kafka allows them, partition counts, configs.
+    fn validate_topics(&self) -> Result<(), MapError> {
+        if self.topics.len() > TOPICS_MAX {
+            return Err(MapError::Bound {
+                what: "topic count",
+                max: TOPICS_MAX,
+            });
+        }
+        let mut total = 0usize;
+        for (name, t) in &self.topics {
+            let bad = |why| MapError::BadTopic(name.clone(), why);
+            if name.is_empty() || name.len() > TOPIC_BYTES_MAX {
+                return Err(bad("name must be 1..=249 bytes"));
+            }
+            if t.partitions == 0 || t.partitions > TOPIC_PARTITIONS_MAX {
+                return Err(bad("partition count must be 1..=100000"));
+            }
+            if t.configs.len() > TOPIC_CONFIGS_MAX {
+                return Err(bad("too many configs"));
+            }
+            if t.configs.iter().any(|(k, v)| {
+                k.is_empty() || k.len() > TOPIC_CONFIG_BYTES_MAX || v.len() > TOPIC_CONFIG_BYTES_MAX
+            }) {
+                return Err(bad("a config name or value exceeds 4096 bytes"));
+            }
+            total += t.partitions as usize;
+        }
+        if total > PARTITIONS_MAX {
+            return Err(MapError::Bound {
+                what: "partition count",
+                max: PARTITIONS_MAX,
+            });
+        }
         Ok(())
+    }
+
+    /// Every partition of the map's topics, in order.
+    pub fn topic_partitions(&self) -> impl Iterator<Item = TopicPartition> + '_ {
+        self.topics.iter().flat_map(|(name, t)| {
+            (0..t.partitions).map(move |partition| TopicPartition {
+                topic: name.clone(),
+                partition,
+            })
+        })
     }
 
     /// Slots as runs of one owner: (first slot, count, owner). Unowned slots are gaps.

@@ -182,13 +182,14 @@ fn conn_weights_round_trip_in_both_forms_and_a_map_without_them_is_unchanged() {
     assert_eq!(serde_json::from_str::<ClusterMap>(&text).unwrap(), m);
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(v["conn_weights"][0]["weights"], serde_json::json!([3, 1]));
-    // Without entries the section is left out: the byte form is the one from before
-    // connection weights (magic to partitions, then the CRC), and old JSON decodes.
+    // Without entries the section (tag, length, body) is left out: the byte form is the
+    // one from before connection weights (magic to partitions, then the CRC), and old
+    // JSON decodes.
     let plain = sample();
     let pb = plain.encode();
     assert_eq!(
         b.len() - pb.len(),
-        1 + 4 + (4 + 2 + 8 + 2 + 4) + (4 + 2 + 8 + 2 + 2)
+        1 + 4 + 4 + (4 + 2 + 8 + 2 + 4) + (4 + 2 + 8 + 2 + 2)
     );
     assert_eq!(&b[..pb.len() - 4], &pb[..pb.len() - 4]);
     let ptext = serde_json::to_string(&plain).unwrap();
@@ -245,4 +246,134 @@ fn invalid_conn_weights_are_refused() {
     let mut m = weighted();
     m.conn_weights.get_mut(&1).unwrap().weights[0] = CONN_WEIGHT_MAX;
     m.validate().unwrap();
+}
+
+fn with_topics() -> ClusterMap {
+    let mut m = sample();
+    let mut configs = BTreeMap::new();
+    configs.insert("cleanup.policy".to_string(), "compact".to_string());
+    configs.insert("retention.ms".to_string(), "60000".to_string());
+    m.topics.insert(
+        "events".into(),
+        TopicSpec {
+            partitions: 12,
+            configs,
+        },
+    );
+    m.topics.insert(
+        "plain".into(),
+        TopicSpec {
+            partitions: 1,
+            configs: BTreeMap::new(),
+        },
+    );
+    m
+}
+
+#[test]
+fn a_map_without_topics_has_the_format_1_bytes() {
+    // Golden: the empty map as format 1 wrote it before the topic section existed.
+    let mut golden = b"PCMP\x00\x01".to_vec();
+    golden.extend_from_slice(&[0; 8]); // epoch
+    golden.extend_from_slice(&[0; 12]); // nodes, slot runs, partitions
+    let crc = crc32c::crc32c(&golden);
+    golden.extend_from_slice(&crc.to_be_bytes());
+    assert_eq!(ClusterMap::empty().encode(), golden);
+    assert_eq!(ClusterMap::decode(&golden).unwrap(), ClusterMap::empty());
+    // A map with partitions but no topics carries no section either.
+    let m = sample();
+    assert!(!m.encode().contains(&SECTION_TOPICS_FOR_TESTS));
+}
+
+const SECTION_TOPICS_FOR_TESTS: u8 = b'T';
+
+#[test]
+fn topics_round_trip_in_both_forms() {
+    let m = with_topics();
+    m.validate().unwrap();
+    let b = m.encode();
+    let back = ClusterMap::decode(&b).unwrap();
+    assert_eq!(back, m);
+    assert_eq!(back.topics["events"].configs["cleanup.policy"], "compact");
+    assert_ne!(m.digest(), sample().digest());
+    let text = serde_json::to_string(&m).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["topics"]["events"]["partitions"], 12);
+    assert_eq!(serde_json::from_str::<ClusterMap>(&text).unwrap(), m);
+    // The JSON of a map without topics has no `topics` field, and decodes without one.
+    let plain = serde_json::to_string(&sample()).unwrap();
+    assert!(!plain.contains("\"topics\""));
+    assert_eq!(
+        serde_json::from_str::<ClusterMap>(&plain).unwrap(),
+        sample()
+    );
+    assert_eq!(
+        m.topic_partitions().count(),
+        13,
+        "every partition of every topic"
+    );
+}
+
+#[test]
+fn a_damaged_topic_section_is_refused() {
+    let b = with_topics().encode();
+    for i in 0..b.len() {
+        let mut c = b.clone();
+        c[i] ^= 0x10;
+        assert!(ClusterMap::decode(&c).is_err(), "bit flip at {i} accepted");
+    }
+    for n in 0..b.len() {
+        assert!(ClusterMap::decode(&b[..n]).is_err(), "truncation at {n}");
+    }
+    // An unknown section, with a good checksum, is refused rather than dropped.
+    let plain = sample().encode();
+    let mut c = plain[..plain.len() - 4].to_vec();
+    c.extend_from_slice(&[b'Z', 0, 0, 0, 0]);
+    let crc = crc32c::crc32c(&c);
+    c.extend_from_slice(&crc.to_be_bytes());
+    assert_eq!(ClusterMap::decode(&c), Err(MapError::UnknownSection(b'Z')));
+}
+
+#[test]
+fn topic_bounds_are_checked() {
+    let mut m = with_topics();
+    m.topics.get_mut("plain").unwrap().partitions = 0;
+    assert!(matches!(m.validate(), Err(MapError::BadTopic(..))));
+    let mut m = with_topics();
+    m.topics.get_mut("plain").unwrap().partitions = crate::limits::TOPIC_PARTITIONS_MAX + 1;
+    assert!(matches!(m.validate(), Err(MapError::BadTopic(..))));
+    let mut m = with_topics();
+    let long = "x".repeat(crate::limits::TOPIC_CONFIG_BYTES_MAX + 1);
+    m.topics
+        .get_mut("plain")
+        .unwrap()
+        .configs
+        .insert("k".into(), long);
+    assert!(matches!(m.validate(), Err(MapError::BadTopic(..))));
+    let mut m = with_topics();
+    m.topics.insert(String::new(), TopicSpec::default());
+    assert!(m.validate().is_err());
+}
+
+#[test]
+fn weights_and_topics_travel_together_in_their_order() {
+    let mut m = weighted();
+    m.topics = with_topics().topics;
+    m.validate().unwrap();
+    let b = m.encode();
+    assert_eq!(ClusterMap::decode(&b).unwrap(), m);
+    let text = serde_json::to_string(&m).unwrap();
+    assert_eq!(serde_json::from_str::<ClusterMap>(&text).unwrap(), m);
+    // The sections swapped (topics first), with a good checksum, are refused.
+    let plain = sample().encode();
+    let body = &b[plain.len() - 4..b.len() - 4];
+    let wlen = 5 + u32::from_be_bytes([body[1], body[2], body[3], body[4]]) as usize;
+    assert_eq!(body[0], b'W');
+    assert_eq!(body[wlen], b'T');
+    let mut c = plain[..plain.len() - 4].to_vec();
+    c.extend_from_slice(&body[wlen..]);
+    c.extend_from_slice(&body[..wlen]);
+    let crc = crc32c::crc32c(&c);
+    c.extend_from_slice(&crc.to_be_bytes());
+    assert!(ClusterMap::decode(&c).is_err());
 }
