@@ -16,8 +16,11 @@ use serde_json::json;
 use tracing::{info, warn};
 
 use super::msg::{error_reply, ok_reply, ClientMsg, Op, ShardLoad};
+use super::topics;
 use super::{OutMsg, Outbox};
 use crate::limits::CONN_WEIGHT_MAX;
+
+use crate::limits::{DELETED_TOPIC_FORGET_MS, TOPIC_CHANGES_QUEUED_MAX};
 use crate::limits::{
     PARTITIONS_MAX, PARTITIONS_REPORTED_MAX, PENDING_OPS_MAX, WAL_RECORDS_MAX, WEIGHT_MAX,
 };
@@ -82,6 +85,11 @@ enum Change {
         shard: u16,
         weight: Option<u32>,
     },
+    /// A topic change a node forwarded (`topics.rs`), answered to it by `id`.
+    Topic {
+        id: u64,
+        op: super::topics::TopicOp,
+    },
 }
 
 struct Session {
@@ -97,6 +105,8 @@ struct Inflight {
     what: String,
     moves: Moves,
     reply: Option<Outbox>,
+    /// A node's topic request: answered `topic_reply` with this id instead of `reply`.
+    topic: Option<u64>,
 }
 
 /// A change whose moving slots are streaming (`moves.rs`); proposed when that is done.
@@ -124,6 +134,9 @@ pub struct Core {
     sessions: BTreeMap<NodeId, Session>,
     queue: VecDeque<(Change, Option<Outbox>)>,
     inflight: Option<Inflight>,
+    /// Topics deleted lately, and when: their partitions, which nodes may still report
+    /// until they install the map without them, are not placed again.
+    deleted_topics: BTreeMap<String, Millis>,
 }
 
 impl Core {
@@ -143,6 +156,7 @@ impl Core {
             sessions: BTreeMap::new(),
             queue: VecDeque::new(),
             inflight: None,
+            deleted_topics: BTreeMap::new(),
         };
         if let Some(e) = core.coord.open_epoch() {
             info!(epoch = e, "recovered a change in progress; finishing it");
@@ -151,6 +165,7 @@ impl Core {
                 what: "recovered".into(),
                 moves: Moves::default(),
                 reply: None,
+                topic: None,
             });
         }
         core.carry_out(outs)?;
@@ -244,6 +259,7 @@ impl Core {
                 } = msg
                 {
                     partitions.truncate(PARTITIONS_REPORTED_MAX);
+                    self.forget_deleted(&mut partitions);
                     self.known_partitions.insert(id, partitions);
                     // Only the shards the map gives this node count.
                     let n = self.coord.committed().map.node(id).map_or(0, |n| n.shards);
@@ -274,6 +290,10 @@ impl Core {
                         failed,
                         last,
                     });
+                }
+                if let ClientMsg::Topic { id: req, change } = msg {
+                    self.topic_request(id, req, change);
+                    return Ok(());
                 }
                 if let Some(m) = msg.to_coordinator() {
                     let outs = self
@@ -461,6 +481,10 @@ impl Core {
             let Some((change, reply)) = self.queue.pop_front() else {
                 return Ok(());
             };
+            if let Change::Topic { id, op } = change {
+                self.run_topic(id, op, reply)?;
+                continue;
+            }
             let what = format!("{change:?}");
             let (map, moves) = match self.build(&change) {
                 Ok(Some(x)) => x,
@@ -528,6 +552,7 @@ impl Core {
             what,
             moves,
             reply,
+            topic: None,
         });
         self.carry_out(outs)
     }
@@ -684,7 +709,7 @@ impl Core {
                 self.load.update_factors(&m);
                 bounded = true;
             }
-            Change::Place => {}
+            Change::Place | Change::Topic { .. } => {}
             Change::SetConnWeight {
                 node,
                 shard,
@@ -734,6 +759,7 @@ impl Core {
             .keys()
             .chain(self.known_partitions.values().flatten())
             .cloned()
+            .chain(m.topic_partitions())
             .collect::<std::collections::BTreeSet<_>>()
             .into_iter()
             .take(PARTITIONS_MAX)
@@ -769,7 +795,17 @@ impl Core {
                         warn!(epoch, committed, ?unacked, "change done without every ack");
                     }
                     if let Some(f) = self.inflight.take_if(|f| f.epoch == epoch) {
-                        if let Some(out) = f.reply {
+                        if let (Some(id), Some(out)) = (f.topic, &f.reply) {
+                            let r = if committed {
+                                Ok(())
+                            } else {
+                                Err(topics::TopicRefusal {
+                                    code: topics::REQUEST_TIMED_OUT,
+                                    message: format!("epoch {epoch} aborted: a voter voted no or did not answer in time"),
+                                })
+                            };
+                            topics::reply(out, id, epoch, r);
+                        } else if let Some(out) = f.reply {
                             let v = if committed {
                                 ok_reply(json!({
                                     "epoch": epoch, "committed": true, "changed": true,
@@ -814,6 +850,7 @@ impl Core {
             "connected": self.sessions.keys().collect::<Vec<_>>(),
             "slots_owned": m.slots().iter().flatten().count(),
             "partitions": m.partitions.len(),
+            "topics": m.topics.len(),
             "known_partitions": self.known_partitions.values().flatten().collect::<std::collections::BTreeSet<_>>().len(),
         })
     }
@@ -853,6 +890,100 @@ impl Core {
             })
             .collect();
         json!({"epoch": m.epoch, "nodes": nodes})
+    }
+
+    /// A node's topic request: queued with the other changes (bounded apart from them, so
+    /// a burst of creates cannot starve the operator), answered `topic_reply`.
+    fn topic_request(&mut self, node: NodeId, id: u64, op: topics::TopicOp) {
+        let Some(out) = self.sessions.get(&node).map(|s| s.out.clone()) else {
+            return;
+        };
+        let queued = self
+            .queue
+            .iter()
+            .filter(|(c, _)| matches!(c, Change::Topic { .. }))
+            .count();
+        if queued >= TOPIC_CHANGES_QUEUED_MAX {
+            let why = format!(
+                "{TOPIC_CHANGES_QUEUED_MAX} topic changes are already queued; try again later"
+            );
+            topics::reply(
+                &out,
+                id,
+                self.epoch(),
+                Err(topics::TopicRefusal {
+                    code: topics::REQUEST_TIMED_OUT,
+                    message: why,
+                }),
+            );
+            return;
+        }
+        self.queue.push_back((Change::Topic { id, op }, Some(out)));
+    }
+
+    /// Builds and proposes a topic change (no move phase: its partitions are new or gone).
+    fn run_topic(
+        &mut self,
+        id: u64,
+        op: topics::TopicOp,
+        reply: Option<Outbox>,
+    ) -> Result<(), StoreError> {
+        let Some(out) = reply else { return Ok(()) };
+        let name = op.name().to_string();
+        let held = self
+            .known_partitions
+            .values()
+            .flatten()
+            .any(|tp| tp.topic == name);
+        let committed = self.coord.committed().map.clone();
+        let mut map = match topics::edit(&committed, &self.load, &op, held) {
+            Ok(m) => m,
+            Err(e) => {
+                topics::reply(&out, id, self.epoch(), Err(e));
+                return Ok(());
+            }
+        };
+        map.epoch = self.epoch();
+        if let topics::TopicOp::Delete { .. } = op {
+            let now = self.now();
+            self.deleted_topics.insert(name.clone(), now);
+            for parts in self.known_partitions.values_mut() {
+                parts.retain(|tp| tp.topic != name);
+            }
+        }
+        let outs = self.coord.step(Input::Propose(map), self.now());
+        if let Some(Output::Refused(r)) = outs.first() {
+            let e = topics::TopicRefusal {
+                code: topics::REQUEST_TIMED_OUT,
+                message: r.to_string(),
+            };
+            topics::reply(&out, id, self.epoch(), Err(e));
+            return Ok(());
+        }
+        let epoch = self.coord.last_epoch();
+        info!(epoch, change = ?op, "proposing a topic change");
+        self.inflight = Some(Inflight {
+            epoch,
+            what: format!("{op:?}"),
+            moves: Moves::default(),
+            reply: Some(out),
+            topic: Some(id),
+        });
+        self.carry_out(outs)
+    }
+
+    /// Drops reported partitions of topics deleted lately (see `deleted_topics`).
+    fn forget_deleted(&mut self, parts: &mut Vec<TopicPartition>) {
+        let now = self.now();
+        self.deleted_topics
+            .retain(|_, at| now.saturating_sub(*at) < DELETED_TOPIC_FORGET_MS);
+        if self.deleted_topics.is_empty() {
+            return;
+        }
+        let map = &self.coord.committed().map;
+        parts.retain(|tp| {
+            map.topics.contains_key(&tp.topic) || !self.deleted_topics.contains_key(&tp.topic)
+        });
     }
 }
 

@@ -12,6 +12,7 @@ mod core;
 #[cfg(feature = "etcd")]
 mod ha;
 pub mod msg;
+pub mod topics;
 
 use std::io::{BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};

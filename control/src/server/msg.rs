@@ -84,6 +84,11 @@ pub enum ClientMsg {
     Op {
         op: Op,
     },
+    /// A topic change a node forwards (`topics.rs`); answered `topic_reply` with this id.
+    Topic {
+        id: u64,
+        change: super::topics::TopicOp,
+    },
 }
 
 impl ClientMsg {
