@@ -573,3 +573,22 @@ pub const PARSE_SLICE_ARGS: usize = 65_536;
 /// stopped) in its connection between receives; a smaller one is parsed again from its
 /// start when more bytes arrive (cheaper than keeping it).
 pub const PARSE_KEEP_ARGS_MIN: usize = 1_024;
+
+// Topics through the control plane (issue 12, f-topics): `cluster/topics.rs`.
+
+/// Topic requests (create, add partitions, delete) a node has queued for or sent to the
+/// control plane and not had answered; more are answered REQUEST_TIMED_OUT at once.
+pub const TOPIC_REQUESTS_IN_FLIGHT_MAX: usize = 1024;
+/// How often a forwarded topic request looks for its answer.
+pub const TOPIC_ANSWER_POLL_MS: u64 = 5;
+/// The longest a forwarded topic request waits for its answer (a request's own
+/// `timeout_ms` is honoured below this; 0 or less means this).
+pub const TOPIC_ANSWER_WAIT_MS: u64 = 60_000;
+/// How often the membership thread checks that this node holds every topic of the map it
+/// serves (creating those it lacks through its own Kafka port).
+pub const TOPIC_RECONCILE_MS: u64 = 1_000;
+/// A read or write of that local Kafka call that waits this long fails (it is retried at
+/// the next check).
+pub const TOPIC_APPLY_IO_TIMEOUT_MS: u64 = 10_000;
+/// The largest answer that local Kafka call reads.
+pub const TOPIC_APPLY_RESPONSE_BYTES_MAX: usize = 1 << 20;

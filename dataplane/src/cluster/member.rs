@@ -414,6 +414,7 @@ fn serve(
         &mut registered,
         leader,
     );
+    args.cluster.topics.connection_lost();
     (why, registered)
 }
 
@@ -436,6 +437,7 @@ fn serve_link(
     let mut next_tick = Instant::now();
     // When the control plane last said no change can flip a fenced partition.
     let mut settle_asked: Option<Instant> = None;
+    let mut last_reconcile = Instant::now();
     loop {
         if args.stop.load(Ordering::Relaxed) {
             return "stopping".into();
@@ -479,6 +481,10 @@ fn serve_link(
                     settle_asked = Some(Instant::now());
                     Vec::new()
                 }
+                Some("topic_reply") => {
+                    args.cluster.topics.answer(&v);
+                    Vec::new()
+                }
                 Some("fenced") => {
                     match pmove::decode_fenced(&v) {
                         Some((id, f)) => args.pmoves.answer(id, f),
@@ -520,6 +526,18 @@ fn serve_link(
             if let Err(e) = link.send(&msg) {
                 return e.to_string();
             }
+        }
+        if *registered {
+            for msg in args.cluster.topics.take_unsent() {
+                if let Err(e) = link.send(&msg) {
+                    return e.to_string();
+                }
+            }
+        }
+        if last_reconcile.elapsed() >= Duration::from_millis(crate::limits::TOPIC_RECONCILE_MS) {
+            last_reconcile = Instant::now();
+            let topics = &args.cluster.current().topics;
+            super::topics::reconcile(&args.data_dir, &kafka_addr(args), topics);
         }
         if args.pmoves.holds_fences() {
             // The control plane's word that nothing can flip them counts once this node
@@ -581,10 +599,15 @@ fn carry_out(args: &MemberArgs, link: &mut Link, outs: Vec<Output>) -> Result<()
                 let view = View::from_map(&m.map, args.me.id);
                 let epoch = view.epoch;
                 let owned = m.map.slot_counts().get(&args.me.id).copied().unwrap_or(0);
+                let old = args.cluster.current();
                 if args.cluster.install(view) {
                     tracing::info!(epoch, slots = owned, "installed cluster map");
                     args.cluster.settle_moves();
                     apply_conn_weights(&args.node, &m.map, args.me.id);
+
+                    // This node's topics follow the map's (`topics.rs`).
+                    let kafka = kafka_addr(args);
+                    super::topics::installed(&args.data_dir, &kafka, &old.topics, &m.map.topics);
                 }
             }
             Output::Send(msg) => {
@@ -615,6 +638,11 @@ pub fn apply_conn_weights(
             "connection weights from the map"
         );
     }
+}
+
+/// This node's own Kafka address, for applying the map's topics (`topics.rs`).
+fn kafka_addr(args: &MemberArgs) -> String {
+    format!("{}:{}", args.me.kafka_host, args.me.kafka_port)
 }
 
 /// A move order (`pinion_control::moves`): as its new owner, accept ASKING for its slots

@@ -20,6 +20,7 @@ pub mod moving;
 pub mod pmove;
 pub mod resp;
 pub mod state;
+pub mod topics;
 pub mod view;
 
 use std::cell::RefCell;
@@ -52,6 +53,8 @@ pub struct Cluster {
     view: RwLock<Arc<View>>,
     /// Slots on the move (`moving.rs`).
     moves: RwLock<Arc<Moves>>,
+    /// Topic requests for the control plane (`topics.rs`).
+    pub topics: topics::Requests,
 }
 
 /// A thread's copy: (cluster instance, generation, view, moves).
@@ -74,6 +77,7 @@ impl Cluster {
             generation: AtomicU64::new(1),
             view: RwLock::new(Arc::new(view)),
             moves: RwLock::new(Arc::new(Moves::default())),
+            topics: topics::Requests::default(),
         }
     }
 

@@ -11,9 +11,9 @@
 //! Standalone (no `--control`), the view is one node owning every slot, its shards
 //! listed as their own masters when `--shard-ports` is set.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
-use pinion_control::map::{ClusterMap, NodeId, NodeState};
+use pinion_control::map::{ClusterMap, NodeId, NodeState, TopicSpec};
 
 use crate::cache::slot::{key_slot, SLOTS};
 use crate::mesh::SlotTable;
@@ -64,6 +64,8 @@ pub struct View {
     slots: Box<[(u16, u16)]>,
     /// Partitions the map places explicitly: node index.
     partitions: HashMap<(String, u32), u16>,
+    /// The cluster's topics (`cluster/topics.rs`); none standalone.
+    pub topics: BTreeMap<String, TopicSpec>,
 }
 
 /// Splits `host:port`; a bare host or a bad port gives port 0.
@@ -92,6 +94,7 @@ impl View {
             nodes: vec![node],
             slots,
             partitions: HashMap::new(),
+            topics: BTreeMap::new(),
         }
     }
 
@@ -147,6 +150,7 @@ impl View {
             nodes,
             slots,
             partitions,
+            topics: map.topics.clone(),
         }
     }
 

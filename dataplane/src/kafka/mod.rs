@@ -145,7 +145,12 @@ pub fn dispatch(ctx: &mut Ctx, conn: &mut Conn, payload: Bytes) -> Act {
         }
     };
     let (key, version, cid) = (req.key, req.version, req.header.correlation_id);
-    let r = handlers::Req { key, version, cid };
+    let r = handlers::Req {
+        key,
+        version,
+        cid,
+        internal: crate::cluster::topics::internal_client(req.header.client_id.as_deref()),
+    };
     // SASL (issue 13, f-sec): before authenticating, only ApiVersions and Sasl*; anything
     // else closes the connection, as Kafka does. After, topic rules apply (`ctx.may`).
     if ctx.node.users.kafka_sasl {

@@ -6,6 +6,11 @@
 //! A count not above the topic's answers INVALID_PARTITIONS, as Kafka does (partitions
 //! cannot be removed); so does a count past `--max-partitions` for the node. Replica
 //! assignments may only name this broker. `validate_only` checks and changes nothing.
+//!
+//! Under a control plane (`cluster/topics.rs`), a topic of the map is grown there: checked
+//! here against the map's count, then forwarded; every node grows its copy when it
+//! installs the map, and the answer comes once that change is done. A topic outside the
+//! map is grown here, as standalone.
 
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::{
@@ -16,6 +21,7 @@ use kafka_protocol::ResponseError;
 
 use super::create_topics::{partition_room, CreateRounds, Created, Refusal};
 use super::Req;
+use crate::cluster::topics::{Answer, Forward, Ticket, TopicOp};
 use crate::kafka::{Ctx, NODE_ID};
 use crate::limits::TOPIC_PARTITIONS_MAX;
 use crate::log::topics::TopicMeta;
@@ -44,6 +50,8 @@ pub(crate) fn hop_message(code: i16) -> Option<String> {
 
 pub fn handle(ctx: &Ctx, r: Req, c: CreatePartitionsRequest) -> Act {
     let mut planned = 0u64;
+    // Topics of the map (under a control plane): grown by the control plane.
+    let mut forwarded: Vec<String> = Vec::new();
     let mut plan: Vec<(TopicName, Result<TopicMeta, Refusal>)> = Vec::new();
     for t in &c.topics {
         let name = t.name.0.as_str();
@@ -67,11 +75,37 @@ pub fn handle(ctx: &Ctx, r: Req, c: CreatePartitionsRequest) -> Act {
                     format!("Not authorized to alter topic {name}"),
                 ));
             }
-            let Some(cur) = ctx.topics.get(name) else {
+            let mapped = (!r.internal)
+                .then(|| ctx.node.cluster.with(|v| v.topics.get(name).cloned()))
+                .flatten()
+                .filter(|_| ctx.node.cluster.managed);
+            let local = ctx.topics.get(name);
+            let cur_count = match (&mapped, local) {
+                (Some(t), _) => t.partitions as i32,
+                (None, Some(l)) => l.partitions,
+                (None, None) => -1,
+            };
+            if mapped.is_some() && cur_count >= 0 {
+                forwarded.push(name.to_string());
+            }
+            let Some(cur) = local.cloned().or_else(|| {
+                // In the map but not created here yet: the map's count stands for it.
+                mapped.as_ref().map(|t| TopicMeta {
+                    name: name.to_string(),
+                    partitions: t.partitions as i32,
+                    config: ctx.node.cfg.topic_defaults(),
+                    set: t.configs.clone(),
+                    epoch: 0,
+                })
+            }) else {
                 return Err(refusal(
                     ErrorCode::UnknownTopicOrPartition.code(),
                     format!("The topic '{name}' does not exist."),
                 ));
+            };
+            let cur = TopicMeta {
+                partitions: cur_count,
+                ..cur
             };
             let invalid = ErrorCode::InvalidPartitions.code();
             if t.count == cur.partitions {
@@ -134,6 +168,9 @@ pub fn handle(ctx: &Ctx, r: Req, c: CreatePartitionsRequest) -> Act {
             .filter_map(|(_, g)| g.as_ref().ok().cloned())
             .collect()
     };
+    if !validate_only && !forwarded.is_empty() {
+        return forward(ctx, r, plan, &forwarded, c.timeout_ms);
+    }
     let done: Created = Box::new(move |errors: &[i16]| {
         let mut k = 0;
         let results = plan
@@ -160,4 +197,63 @@ pub fn handle(ctx: &Ctx, r: Req, c: CreatePartitionsRequest) -> Act {
         crate::kafka::encode::encode_or_error(r.key, r.version, r.cid, &body).unwrap_or_default()
     });
     CreateRounds::changes(ctx, to_change, done).launch(ctx)
+}
+
+/// Grows the map's topics through the control plane; a topic outside the map in the same
+/// request is answered INVALID_REQUEST (grow it in a request of its own).
+fn forward(
+    ctx: &Ctx,
+    r: Req,
+    plan: Vec<(TopicName, Result<TopicMeta, Refusal>)>,
+    forwarded: &[String],
+    timeout_ms: i32,
+) -> Act {
+    let mut tickets: Vec<Ticket> = Vec::new();
+    let mut rows: Vec<(TopicName, Result<(), Refusal>)> = Vec::new();
+    for (name, g) in plan {
+        let row = match g {
+            Err(e) => Err(e),
+            Ok(_) if !forwarded.iter().any(|f| f == name.0.as_str()) => Err(refusal(
+                ErrorCode::InvalidRequest.code(),
+                "A topic outside the cluster map cannot be grown with one of the map's; send it alone.".into(),
+            )),
+            Ok(m) => {
+                tickets.push(ctx.node.cluster.topics.ask(TopicOp::AddPartitions {
+                    name: m.name.clone(),
+                    count: m.partitions as u32,
+                }));
+                Ok(())
+            }
+        };
+        rows.push((name, row));
+    }
+    let respond = move |answers: &[Answer]| {
+        let mut k = 0;
+        let results = rows
+            .iter()
+            .map(|(name, row)| {
+                let (code, message) = match row {
+                    Err(e) => (e.code, e.message.clone()),
+                    Ok(()) => {
+                        k += 1;
+                        answers
+                            .get(k - 1)
+                            .map_or((ErrorCode::KafkaStorageError.code(), None), |a| {
+                                (a.error, a.message.clone())
+                            })
+                    }
+                };
+                CreatePartitionsTopicResult::default()
+                    .with_name(name.clone())
+                    .with_error_code(code)
+                    .with_error_message(message.map(StrBytes::from_string))
+            })
+            .collect();
+        let body = ResponseKind::CreatePartitions(
+            CreatePartitionsResponse::default().with_results(results),
+        );
+        crate::kafka::encode::encode_or_error(r.key, r.version, r.cid, &body).unwrap_or_default()
+    };
+    let f = Forward::new(tickets, timeout_ms, Box::new(respond));
+    ctx.launch_rounds(Box::new(f), [])
 }

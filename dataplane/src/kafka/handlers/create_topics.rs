@@ -4,6 +4,11 @@
 //! others are answered TOPIC_ALREADY_EXISTS). Then every shard adds the topics whose claim
 //! held (the owners of their partitions create them on disk).
 //!
+//! Under a control plane (`--control`, `cluster/topics.rs`), a request from a client is
+//! checked here as above, then each topic to create is forwarded to the control plane,
+//! which commits it into the map; the answer comes once that change is done (every node
+//! creates the topic when it installs the map). `validate_only` changes nothing anywhere.
+//!
 //! Configs: every topic config Kafka documents is accepted (`log/topic_config.rs`); an
 //! unknown name, a null or a value of the wrong type answers INVALID_CONFIG with Kafka's
 //! message.
@@ -21,6 +26,7 @@ use kafka_protocol::ResponseError;
 
 use super::describe_configs::topic_entries;
 use super::Req;
+use crate::cluster::topics::{self as cluster_topics, Answer, Forward, Ticket};
 use crate::kafka::Ctx;
 use crate::limits::TOPIC_PARTITIONS_MAX;
 use crate::log::ops::LogOp;
@@ -274,7 +280,7 @@ pub fn handle(ctx: &Ctx, r: Req, c: CreateTopicsRequest) -> Act {
                 code: TOPIC_AUTHORIZATION_FAILED,
                 message: Some("Authorization failed.".into()),
             })
-        } else if ctx.topics.contains_key(&name) {
+        } else if ctx.topics.contains_key(&name) || in_map(ctx, &name) {
             Err(ErrorCode::TopicAlreadyExists.into())
         } else {
             topic_meta(ctx, &name, t.num_partitions, t.replication_factor, &configs).and_then(|m| {
@@ -296,7 +302,25 @@ pub fn handle(ctx: &Ctx, r: Req, c: CreateTopicsRequest) -> Act {
             .collect()
     };
     let version = r.version;
-    let done: Created = Box::new(move |errors: &[i16]| {
+    let forward = ctx.node.cluster.managed && !r.internal && !validate_only;
+    let tickets: Vec<Ticket> = if forward {
+        to_create
+            .iter()
+            .map(|m| {
+                ctx.node
+                    .cluster
+                    .topics
+                    .ask(cluster_topics::TopicOp::Create {
+                        name: m.name.clone(),
+                        partitions: m.partitions as u32,
+                        configs: m.set.clone(),
+                    })
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let respond = move |errors: &[Answer]| {
         let mut k = 0;
         let topics = plan
             .iter()
@@ -309,7 +333,9 @@ pub fn handle(ctx: &Ctx, r: Req, c: CreateTopicsRequest) -> Act {
                     Ok(m) if validate_only => (0, None, Some(m)),
                     Ok(m) => {
                         k += 1;
-                        (errors[k - 1], None, Some(m))
+                        let a = errors.get(k - 1);
+                        let e = a.map_or(ErrorCode::KafkaStorageError.code(), |a| a.error);
+                        (e, a.and_then(|a| a.message.clone()), Some(m))
                     }
                 };
                 let t = t
@@ -335,6 +361,29 @@ pub fn handle(ctx: &Ctx, r: Req, c: CreateTopicsRequest) -> Act {
             .collect();
         let body = ResponseKind::CreateTopics(CreateTopicsResponse::default().with_topics(topics));
         crate::kafka::encode::encode_or_error(r.key, r.version, r.cid, &body).unwrap_or_default()
-    });
-    CreateRounds::new(ctx, to_create, done).launch(ctx)
+    };
+    if forward {
+        let f = Forward::new(tickets, c.timeout_ms, Box::new(respond));
+        return ctx.launch_rounds(Box::new(f), []);
+    }
+    CreateRounds::new(ctx, to_create, local(respond)).launch(ctx)
+}
+
+/// Whether the cluster map holds the topic (under a control plane).
+pub(crate) fn in_map(ctx: &Ctx, name: &str) -> bool {
+    ctx.node.cluster.managed && ctx.node.cluster.with(|v| v.topics.contains_key(name))
+}
+
+/// A response built from answers, over the codes the local hops answer.
+pub(crate) fn local(mut respond: impl FnMut(&[Answer]) -> Vec<u8> + Send + 'static) -> Created {
+    Box::new(move |errors: &[i16]| {
+        let answers: Vec<Answer> = errors
+            .iter()
+            .map(|&error| Answer {
+                error,
+                message: None,
+            })
+            .collect();
+        respond(&answers)
+    })
 }

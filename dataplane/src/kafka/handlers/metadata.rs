@@ -4,6 +4,12 @@
 //! otherwise listed with UNKNOWN_TOPIC_OR_PARTITION. A topic another request is creating
 //! right then (its home holds the claim) is listed with LEADER_NOT_AVAILABLE, as Kafka
 //! lists a topic being created; clients ask again.
+//!
+//! Under a control plane, the map's topics are listed too, with the map's partition counts
+//! (before this node has created its copy), and an unknown topic that auto-creation allows
+//! is asked of the control plane (`cluster/topics.rs`) and listed LEADER_NOT_AVAILABLE, as
+//! Kafka lists a topic it is auto-creating; the client asks again and finds it once the
+//! map has it.
 
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
@@ -35,9 +41,13 @@ pub fn handle(ctx: &Ctx, r: Req, m: MetadataRequest) -> Act {
     // Topic rules (issue 13, f-sec): a listing shows only the topics the principal may
     // describe; a topic named but not describable is answered TOPIC_AUTHORIZATION_FAILED.
     let named = names.is_some();
+    // Under a control plane (and not the node's own call): the map's topics.
+    let view = ctx.node.cluster.managed.then(|| ctx.node.cluster.current());
+    let map_topics = view.as_ref().filter(|_| !r.internal).map(|v| &v.topics);
     let names: Vec<String> = names.unwrap_or_else(|| {
-        ctx.topics
-            .keys()
+        let mut all: std::collections::BTreeSet<&String> = ctx.topics.keys().collect();
+        all.extend(map_topics.into_iter().flat_map(|t| t.keys()));
+        all.into_iter()
             .filter(|n| ctx.may(TopicOp::Describe, n))
             .cloned()
             .collect()
@@ -47,9 +57,14 @@ pub fn handle(ctx: &Ctx, r: Req, m: MetadataRequest) -> Act {
     // here (the k-th of `create`), answered once the creation is.
     let mut listed: Vec<(String, Option<Result<i32, i16>>)> = Vec::new();
     for n in names {
+        let in_map = map_topics.and_then(|t| t.get(&n));
         let r = match ctx.topics.get(&n) {
             _ if named && !ctx.may(TopicOp::Describe, &n) => Some(Err(TOPIC_AUTHORIZATION_FAILED)),
+            _ if in_map.is_some() => in_map.map(|t| Ok(t.partitions as i32)),
             Some(m) => Some(Ok(m.partitions)),
+            None if auto && map_topics.is_some() && ctx.may(TopicOp::Create, &n) => {
+                Some(auto_create_in_cluster(ctx, &n))
+            }
             None if !ctx.may(TopicOp::Create, &n) => {
                 Some(Err(ErrorCode::UnknownTopicOrPartition.code()))
             }
@@ -67,7 +82,6 @@ pub fn handle(ctx: &Ctx, r: Req, m: MetadataRequest) -> Act {
         listed.push((n, r));
     }
     let partitions: Vec<i32> = create.iter().map(|m| m.partitions).collect();
-    let view = ctx.node.cluster.managed.then(|| ctx.node.cluster.current());
     // `--kafka-shard-ports`: each shard its own broker, leading what it owns.
     let shards = crate::cluster::kafka_ports::shard_brokers(ctx.node, &host, ctx.tls);
     let done: Created = Box::new(move |errors: &[i16]| {
@@ -147,4 +161,20 @@ pub fn handle(ctx: &Ctx, r: Req, m: MetadataRequest) -> Act {
         encode::encode_or_error(r.key, r.version, r.cid, &body).unwrap_or_default()
     });
     CreateRounds::new(ctx, create, done).launch(ctx)
+}
+
+/// Auto-creation under a control plane: the topic (with the node's defaults) is asked of
+/// the control plane once, and listed LEADER_NOT_AVAILABLE meanwhile.
+fn auto_create_in_cluster(ctx: &Ctx, name: &str) -> Result<i32, i16> {
+    let m = topic_meta(ctx, name, -1, -1, &[]).map_err(|e| e.code)?;
+    let requests = &ctx.node.cluster.topics;
+    if !requests.creating(name) {
+        // Nobody waits for this ticket: the next Metadata finds the topic in the map.
+        let _ = requests.ask(crate::cluster::topics::TopicOp::Create {
+            name: m.name,
+            partitions: m.partitions as u32,
+            configs: m.set,
+        });
+    }
+    Err(ResponseError::LeaderNotAvailable.code())
 }

@@ -51,6 +51,8 @@ pub struct Req {
     pub key: ApiKey,
     pub version: i16,
     pub cid: i32,
+    /// From the node itself (`cluster/topics.rs`): topic requests are served locally.
+    pub internal: bool,
 }
 
 impl Req {
