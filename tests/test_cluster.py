@@ -94,10 +94,10 @@ def test_redis_cluster_writes_and_reads_10000_keys_over_three_nodes(three, contr
 
 def test_kafka_12_partitions_spread_over_three_nodes(three, control):
     topic = "orders"
-    for n in three:  # topics are per node for now: each node learns the topic
-        admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{n.kafka_port}"})
-        fs = admin.create_topics([NewTopic(topic, num_partitions=12, replication_factor=1)])
-        fs[topic].result(timeout=15)
+    # Topics are cluster-wide (the map holds them): created once, on any node.
+    admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{three[0].kafka_port}"})
+    fs = admin.create_topics([NewTopic(topic, num_partitions=12, replication_factor=1)])
+    fs[topic].result(timeout=15)
     md = AdminClient({"bootstrap.servers": f"127.0.0.1:{three[0].kafka_port}"}).list_topics(timeout=10)
     assert sorted(md.brokers) == [1, 2, 3]
     leaders = {p.id: p.leader for p in md.topics[topic].partitions.values()}

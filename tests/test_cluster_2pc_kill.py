@@ -177,10 +177,10 @@ def consume(port, topic, partitions, want):
 
 
 def create_topic(nodes, topic, partitions):
-    for n in nodes:  # topics are per node for now: each node learns the topic
-        admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{n.kafka_port}"})
-        fs = admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])
-        fs[topic].result(timeout=15)
+    # Topics are cluster-wide (the map holds them): created once, on any node.
+    admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{nodes[0].kafka_port}"})
+    fs = admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])
+    fs[topic].result(timeout=15)
 
 
 def leaders(n, topic):
