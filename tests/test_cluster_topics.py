@@ -9,7 +9,7 @@ partition folders on disk."""
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import (AdminClient, ConfigResource, NewPartitions, NewTopic)
 
-from test_cluster import cluster_info, control, member, wait_formed  # noqa: F401 (fixture)
+from test_cluster import cluster_info, control, member  # noqa: F401 (fixture)
 from test_control import wait_for
 
 TOPIC = "shared"
@@ -20,9 +20,11 @@ def admin(n):
 
 
 def leaders_on(n, topic):
-    md = admin(n).list_topics(topic, timeout=10)
-    t = md.topics[topic]
-    if t.error is not None:
+    """The topic's leaders as node n's metadata lists them (every topic is asked for, so
+    nothing is auto-created), or None when it is not listed."""
+    md = admin(n).list_topics(timeout=10)
+    t = md.topics.get(topic)
+    if t is None or t.error is not None:
         return None
     return {p.id: p.leader for p in t.partitions.values()}
 
@@ -35,12 +37,18 @@ def error_of(future):
     return None
 
 
-def wait_settled(control, nodes):
+def wait_settled(control, nodes, timeout=60):
+    """Every node active and connected, no change running or queued, every node on the
+    committed map."""
     def settled():
         st = control.cli("status")
-        return (st["queued"] == 0 and st["moving"] is None and st["open_epoch"] is None
-                and all(cluster_info(n)["cluster_current_epoch"] == str(st["epoch"]) for n in nodes))
-    wait_for(settled, timeout=60, what="no change running, every node on the committed map")
+        if st["queued"] or st["moving"] is not None or st["open_epoch"] is not None:
+            return False
+        ns = control.nodes()
+        if sum(1 for n in ns.values() if n["state"] == "active" and n["connected"]) != len(nodes):
+            return False
+        return all(cluster_info(n)["cluster_current_epoch"] == str(st["epoch"]) for n in nodes)
+    wait_for(settled, timeout=timeout, what="no change running, every node on the committed map")
 
 
 def produce_keyed(nodes, topic, count, partitions, tag):
@@ -74,7 +82,7 @@ def consume_all(nodes, topic, partitions, want):
 
 def test_a_topic_created_on_one_node_exists_cluster_wide(start, control):
     nodes = [member(start, control, i) for i in (1, 2, 3)]
-    wait_formed(control, nodes)
+    wait_settled(control, nodes, timeout=120)
     by_id = {i: n for i, n in enumerate(nodes, start=1)}
 
     # Created once, against node 2 only, with a config.
@@ -157,7 +165,7 @@ def test_a_topic_created_on_one_node_exists_cluster_wide(start, control):
 
 def test_auto_creation_goes_through_the_map(start, control):
     nodes = [member(start, control, i) for i in (1, 2)]
-    wait_formed(control, nodes)
+    wait_settled(control, nodes, timeout=120)
     # A producer to an unknown topic: Metadata auto-creates it (LEADER_NOT_AVAILABLE first,
     # as Kafka answers), the control plane commits it, and the records land.
     want = produce_keyed(nodes, "auto", 100, 1, "x")

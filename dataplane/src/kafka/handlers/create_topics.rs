@@ -280,7 +280,7 @@ pub fn handle(ctx: &Ctx, r: Req, c: CreateTopicsRequest) -> Act {
                 code: TOPIC_AUTHORIZATION_FAILED,
                 message: Some("Authorization failed.".into()),
             })
-        } else if ctx.topics.contains_key(&name) || in_map(ctx, &name) {
+        } else if ctx.topics.contains_key(&name) || (!r.internal && in_map(ctx, &name)) {
             Err(ErrorCode::TopicAlreadyExists.into())
         } else {
             topic_meta(ctx, &name, t.num_partitions, t.replication_factor, &configs).and_then(|m| {
