@@ -12,7 +12,7 @@ from confluent_kafka.admin import (AdminClient, ConfigResource, NewPartitions, N
 from test_cluster import cluster_info, control, member  # noqa: F401 (fixture)
 from test_control import wait_for
 
-TOPIC = "shared"
+TOPIC = "orders"
 
 
 def admin(n):
@@ -86,7 +86,8 @@ def test_a_topic_created_on_one_node_exists_cluster_wide(start, control):
     by_id = {i: n for i, n in enumerate(nodes, start=1)}
 
     # Created once, against node 2 only, with a config.
-    fs = admin(nodes[1]).create_topics([NewTopic(TOPIC, num_partitions=12, replication_factor=1,
+    a = admin(nodes[1])
+    fs = a.create_topics([NewTopic(TOPIC, num_partitions=12, replication_factor=1,
                                                  config={"cleanup.policy": "compact"})])
     assert error_of(fs[TOPIC]) is None
     wait_settled(control, nodes)
@@ -103,13 +104,16 @@ def test_a_topic_created_on_one_node_exists_cluster_wide(start, control):
     # Creating it again, on any node, answers TOPIC_ALREADY_EXISTS; validate_only and a bad
     # config are answered by the node without touching the map.
     for n in nodes:
-        fs = admin(n).create_topics([NewTopic(TOPIC, num_partitions=3, replication_factor=1)])
+        a = admin(n)
+        fs = a.create_topics([NewTopic(TOPIC, num_partitions=3, replication_factor=1)])
         assert error_of(fs[TOPIC]) == KafkaError.TOPIC_ALREADY_EXISTS
     epoch = control.cli("status")["epoch"]
-    fs = admin(nodes[0]).create_topics([NewTopic("checked", num_partitions=3, replication_factor=1)],
+    a = admin(nodes[0])
+    fs = a.create_topics([NewTopic("checked", num_partitions=3, replication_factor=1)],
                                        validate_only=True)
     assert error_of(fs["checked"]) is None
-    fs = admin(nodes[0]).create_topics([NewTopic("bad", num_partitions=3, replication_factor=1,
+    a = admin(nodes[0])
+    fs = a.create_topics([NewTopic("bad", num_partitions=3, replication_factor=1,
                                                  config={"cleanup.policy": "nonsense"})])
     assert error_of(fs["bad"]) == KafkaError.INVALID_CONFIG
     assert control.cli("status")["epoch"] == epoch
@@ -129,11 +133,13 @@ def test_a_topic_created_on_one_node_exists_cluster_wide(start, control):
     # DescribeConfigs on a leader shows the topic's config.
     leader = by_id[first[0]]
     res = ConfigResource(ConfigResource.Type.TOPIC, TOPIC)
-    configs = admin(leader).describe_configs([res])[res].result(timeout=15)
+    a = admin(leader)
+    configs = a.describe_configs([res])[res].result(timeout=15)
     assert configs["cleanup.policy"].value == "compact"
 
     # CreatePartitions to 16 on node 3: every node lists 16, the old leaders stay.
-    fs = admin(nodes[2]).create_partitions([NewPartitions(TOPIC, 16)])
+    a = admin(nodes[2])
+    fs = a.create_partitions([NewPartitions(TOPIC, 16)])
     assert error_of(fs[TOPIC]) is None
     for n in nodes:
         grown = leaders_on(n, TOPIC)
@@ -153,11 +159,13 @@ def test_a_topic_created_on_one_node_exists_cluster_wide(start, control):
     assert consume_all(nodes, TOPIC, 16, want | more | after) >= want | more | after
 
     # DeleteTopics on node 1 removes it everywhere: map, metadata, folders.
-    fs = admin(nodes[0]).delete_topics([TOPIC])
+    a = admin(nodes[0])
+    fs = a.delete_topics([TOPIC])
     assert error_of(fs[TOPIC]) is None
     assert TOPIC not in control.cli("map").get("topics", {})
     for n in nodes:
-        wait_for(lambda n=n: not (n.data / "log" / TOPIC).exists(), what=f"{TOPIC} gone on {n.port}")
+        folder = n.data / "log" / TOPIC  # its partitions' folders and topic.meta are gone
+        wait_for(lambda f=folder: not f.exists() or not any(f.iterdir()), what=f"{TOPIC} gone on {n.port}")
         assert leaders_on(n, TOPIC) is None
     # And it is not placed again from a late heartbeat.
     wait_for(lambda: control.cli("status")["known_partitions"] == 0, what="no partition reported")

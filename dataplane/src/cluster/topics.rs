@@ -339,6 +339,7 @@ pub fn reconcile(data_dir: &Path, kafka: &str, topics: &BTreeMap<String, TopicSp
                 CreatePartitionsTopic::default()
                     .with_name(name(n))
                     .with_count(*count as i32)
+                    .with_assignments(None) // placed by the node, as Kafka places them
             })
             .collect();
         let req = CreatePartitionsRequest::default()
