@@ -12,6 +12,13 @@
 //! the map that flips what moved. A partition whose pull failed or timed out is reported
 //! failed and stays with its old owner.
 //!
+//! The new owner holds each finished copy `Copied` (complete, recovered, not served) until
+//! a map newer than the order's epoch is installed: one that names this node serves it (the
+//! flip committed); one that does not, or the control plane's `settle` while the map is
+//! still the order's (the flip aborted: the old owner died before its vote, say), leaves it
+//! never served here, its `moved` file forgetting the epoch. A later pull of it resumes it
+//! from its end when it is a prefix of the source's log, else wipes it (`log/pull/`).
+//!
 //! The **old owner** keeps the partitions it fenced and settles them when a newer map is
 //! installed: one it no longer owns is retired, one it still owns (the move failed) is
 //! served again. When the control plane says no change is moving data or in doubt any
@@ -70,6 +77,8 @@ pub struct PartMoves {
     answers: Mutex<HashMap<u64, Sender<Fenced>>>,
     /// Old owner: the partitions fenced here.
     fenced: Mutex<BTreeMap<(String, i32), Held>>,
+    /// New owner: complete copies waiting for the map (the epoch their move started from).
+    copied: Mutex<BTreeMap<(String, i32), Held>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -87,6 +96,19 @@ impl PartMoves {
         data_dir: &Path,
         out: Sender<serde_json::Value>,
     ) -> Arc<PartMoves> {
+        let copied = held_partitions(data_dir)
+            .into_iter()
+            .filter_map(|(t, p, dir)| {
+                let epoch = pull::marker_epoch(&dir)?;
+                Some((
+                    (t, p),
+                    Held {
+                        epoch,
+                        since: Instant::now(),
+                    },
+                ))
+            })
+            .collect();
         let fenced = held_partitions(data_dir)
             .into_iter()
             .filter(|(_, _, dir)| pull::marker(dir) == Some(Move::Fenced))
@@ -111,6 +133,7 @@ impl PartMoves {
             out,
             answers: Mutex::new(HashMap::new()),
             fenced: Mutex::new(fenced),
+            copied: Mutex::new(copied),
         })
     }
 
@@ -242,7 +265,18 @@ impl PartMoves {
                 failed.push(u);
                 continue;
             };
-            match self.pulls.finish(&topic, partition, end) {
+            // Noted before the copy is held, so the map that flips it always finds it.
+            lock(&self.copied).insert(
+                (topic.clone(), partition),
+                Held {
+                    epoch: order.epoch,
+                    since: Instant::now(),
+                },
+            );
+            match self
+                .pulls
+                .finish_held(&topic, partition, end, Some(order.epoch))
+            {
                 Ok(_) => {
                     tracing::info!(
                         order = id,
@@ -261,6 +295,7 @@ impl PartMoves {
                         end,
                         "finishing the partition's pull failed: {e}; it stays with its owner"
                     );
+                    lock(&self.copied).remove(&(topic.clone(), partition));
                     let _ = self.pulls.stop(&topic, partition);
                     failed.push(u);
                 }
@@ -348,6 +383,7 @@ impl PartMoves {
     /// flip them): retire the ones another node now owns, serve again the ones still owned
     /// here. The caller passes `ended` only while this node is not in doubt.
     pub fn settle(self: &Arc<Self>, view: &View, ended: Option<Instant>) {
+        self.settle_copies(view, ended);
         let mut due = Vec::new();
         {
             let mut fenced = lock(&self.fenced);
@@ -395,9 +431,59 @@ impl PartMoves {
         }
     }
 
-    /// Whether anything is fenced here (settling needs a look).
+    /// New owner: the complete copies `view` decides. A map newer than the copy's order
+    /// that names this node serves it (the flip committed); a newer one that does not, or
+    /// the control plane's word that the change ended while the map is still the order's
+    /// (the flip aborted), leaves it never served here.
+    fn settle_copies(self: &Arc<Self>, view: &View, ended: Option<Instant>) {
+        let mut due = Vec::new();
+        lock(&self.copied).retain(|(topic, partition), h| {
+            let newer = view.epoch > h.epoch;
+            if !newer && !ended.is_some_and(|t| h.since < t) {
+                return true;
+            }
+            let mine = newer
+                && u32::try_from(*partition)
+                    .ok()
+                    .and_then(|p| view.partition_owner(topic, p))
+                    .is_some_and(|n| view.is_me(n));
+            due.push((topic.clone(), *partition, mine));
+            false
+        });
+        if due.is_empty() {
+            return;
+        }
+        let me = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name("pmove-copies".into())
+            .spawn(move || {
+                for (topic, partition, mine) in due {
+                    let r = if mine {
+                        me.pulls.release(&topic, partition, None).map(|_| ())
+                    } else {
+                        me.pulls.forget_copy(&topic, partition)
+                    };
+                    match r {
+                        Ok(()) if mine => {
+                            tracing::info!(topic, partition, "a copied partition served: the map gives it here")
+                        }
+                        Ok(()) => tracing::warn!(
+                            topic,
+                            partition,
+                            "a copied partition the map did not give here: never served; a later move resumes or wipes it"
+                        ),
+                        Err(e) => tracing::warn!(topic, partition, "settling a copied partition failed: {e}"),
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::error!("starting the copies' settling thread failed: {e}");
+        }
+    }
+
+    /// Whether anything is fenced or copied here (settling needs a look).
     pub fn holds_fences(&self) -> bool {
-        !lock(&self.fenced).is_empty()
+        !lock(&self.fenced).is_empty() || !lock(&self.copied).is_empty()
     }
 }
 

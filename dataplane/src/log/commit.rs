@@ -520,7 +520,11 @@ impl Logs {
                 let Ok(c) = c_path(&path) else { continue };
                 // Unlink, then close the handles (the close of the last one frees the
                 // blocks), on an io_uring worker.
-                let mut job = Job::new(format!("deleting {}", path.display()), Then::Nothing);
+                let mut job = Job::new(
+                    format!("deleting {}", path.display()),
+                    Then::Retained { part },
+                );
+                *self.retaining.entry(part).or_insert(0) += 1;
                 job.step(Step::Unlink {
                     path: c,
                     dir: false,

@@ -97,6 +97,8 @@ pub enum Then {
     },
     /// A topic's partitions on this shard are gone.
     Deleted { topic: String, reply: Dest },
+    /// A retention unlink of partition `part`'s segment (counted in `Logs::retaining`).
+    Retained { part: SlabKey },
     /// Answer a log op with `Created { error }`: 0, or KAFKA_STORAGE_ERROR on failure.
     Reply(Dest),
     /// `topic.meta` of a topic this shard claimed is written: answer like `Reply`; on
@@ -407,6 +409,14 @@ impl Logs {
         };
         match std::mem::replace(&mut job.then, Then::Nothing) {
             Then::Nothing => {}
+            Then::Retained { part } => {
+                if let Some(n) = self.retaining.get_mut(&part) {
+                    *n = n.saturating_sub(1);
+                    if *n == 0 {
+                        self.retaining.remove(&part);
+                    }
+                }
+            }
             Then::Compact => self.compact_landed(job, result),
             Then::Reply(reply) => {
                 let error = storage(result.is_ok());

@@ -144,6 +144,10 @@ pub struct Logs {
     /// Partitions moving to or from another node, and how each answers meanwhile
     /// (`pull/shard.rs`).
     moves: HashMap<(String, i32), pull::shard::Move>,
+    /// Retention unlinks submitted and not completed, per partition: a retired partition
+    /// is not taken for an import (its folder wiped) while one could still unlink a file
+    /// of the folder the import makes again (`commit.rs`, `pull/shard.rs`).
+    retaining: HashMap<SlabKey, u32>,
 }
 
 impl Logs {

@@ -267,6 +267,46 @@ impl Copy {
     }
 }
 
+/// The CRC-32C field of the batch at the front of `b` (its header is whole).
+pub fn crc_of(b: &[u8]) -> u32 {
+    b.get(17..21)
+        .map_or(0, |c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
+}
+
+/// The last whole, CRC-checked batch of the copy in `dir` (its header and CRC), if any: in
+/// the last segment that holds one; a torn tail is passed over as recovery cuts it.
+pub fn last_batch(dir: &Path) -> io::Result<Option<(batch::BatchHeader, u32)>> {
+    use std::os::unix::fs::FileExt;
+    for base in segments(dir)?.into_iter().rev() {
+        let path = segment_path(dir, base);
+        let f = File::open(&path)?;
+        let len = f.metadata()?.len();
+        // Where each batch whose declared size fits in the file starts.
+        let mut starts = Vec::new();
+        let mut pos = 0u64;
+        let mut head = [0u8; batch::HEADER_BYTES];
+        while pos + batch::HEADER_BYTES as u64 <= len {
+            f.read_exact_at(&mut head, pos)?;
+            let Ok(h) = batch::peek(&head) else {
+                break;
+            };
+            if pos + h.size as u64 > len {
+                break;
+            }
+            starts.push((pos, h.size));
+            pos += h.size as u64;
+        }
+        for (at, size) in starts.into_iter().rev() {
+            let mut b = vec![0u8; size];
+            f.read_exact_at(&mut b, at)?;
+            if let Ok(h) = batch::validate(&b) {
+                return Ok(Some((h, crc_of(&b))));
+            }
+        }
+    }
+    Ok(None)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -283,6 +323,30 @@ mod tests {
             out.extend(batch::build(o, 1000 + o, &[b"a", b"b"]));
         }
         out
+    }
+
+    #[test]
+    fn the_last_batch_is_the_last_whole_one_a_torn_tail_passed_over() {
+        let dir = tmp("last");
+        let mut c = Copy::open(&dir, 200, 0).unwrap();
+        assert_eq!(last_batch(&dir).unwrap(), None);
+        let data = batches(&[0, 2, 4, 6, 8]);
+        c.append(&data).unwrap();
+        let (h, crc) = last_batch(&dir).unwrap().unwrap();
+        assert_eq!((h.base_offset, h.last_offset()), (8, 9));
+        let want = batch::build(8, 1008, &[b"a", b"b"]);
+        assert_eq!(crc, crc_of(&want));
+        assert_ne!(crc, crc_of(&batch::build(8, 1008, &[b"a", b"c"])));
+        // A torn batch at the end (a crash mid-write) is not the last batch.
+        let next = batch::build(10, 1010, &[b"a", b"b"]);
+        let seg = segments(&dir).unwrap().into_iter().last().unwrap();
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(segment_path(&dir, seg))
+            .unwrap();
+        f.write_all(&next[..next.len() - 3]).unwrap();
+        assert_eq!(last_batch(&dir).unwrap().unwrap().0.base_offset, 8);
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

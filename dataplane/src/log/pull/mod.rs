@@ -66,11 +66,33 @@ pub fn marker(dir: &Path) -> Option<Move> {
         .and_then(|s| Move::parse(&s))
 }
 
+/// The map epoch a `copied` file names: the epoch the move that finished the copy started
+/// from (None once the copy is known never to have been given here).
+pub fn marker_epoch(dir: &Path) -> Option<u64> {
+    let s = fs::read_to_string(dir.join(MARKER_FILE)).ok()?;
+    let mut words = s.split_whitespace();
+    (Move::parse(words.next()?)? == Move::Copied)
+        .then(|| words.next()?.parse().ok())
+        .flatten()
+}
+
 /// Keep `state` in `dir` durably (temporary file, fsync, rename, folder fsync).
 fn write_marker(dir: &Path, state: Move) -> io::Result<()> {
+    write_marker_text(dir, state.as_str())
+}
+
+/// Keep `copied` in `dir` durably, with the epoch its move started from, if any.
+fn write_copied(dir: &Path, epoch: Option<u64>) -> io::Result<()> {
+    match epoch {
+        Some(e) => write_marker_text(dir, &format!("{} {e}", Move::Copied.as_str())),
+        None => write_marker(dir, Move::Copied),
+    }
+}
+
+fn write_marker_text(dir: &Path, text: &str) -> io::Result<()> {
     let tmp = dir.join(format!("{MARKER_FILE}.tmp"));
     let mut f = File::create(&tmp)?;
-    f.write_all(state.as_str().as_bytes())?;
+    f.write_all(text.as_bytes())?;
     f.sync_all()?;
     fs::rename(&tmp, dir.join(MARKER_FILE))?;
     File::open(dir)?.sync_all()
@@ -293,8 +315,9 @@ impl Progress {
 pub struct Pull {
     progress: Mutex<Progress>,
     changed: Condvar,
-    /// The end offset a finish asked for.
-    finish_at: Mutex<Option<i64>>,
+    /// The end offset a finish asked for, and whether the copy then waits for the map
+    /// (`Some(epoch)`: the epoch its move started from) or is served at once (`None`).
+    finish_at: Mutex<Option<(i64, Option<u64>)>>,
     stop: AtomicBool,
     started: Instant,
 }
@@ -397,27 +420,37 @@ impl Pulls {
                 info.partitions
             )));
         }
-        let held = match self.ask(topic, partition, |reply| ShardCmd::Import {
-            topic: topic.to_string(),
-            partition,
-            reply,
-        })? {
+        let held = match self.import(topic, partition)? {
             Err(MoveError::NoTopic(_)) => {
                 // The topic is new here: create it as the source has it.
                 let mut me = Client::connect(&self.node.kafka_addr.to_string())?;
                 me.create_topic(topic, &info)?;
-                self.ask(topic, partition, |reply| ShardCmd::Import {
-                    topic: topic.to_string(),
-                    partition,
-                    reply,
-                })??
+                self.import(topic, partition)??
             }
             r => r?,
         };
         let dir = self.dir(topic, partition);
+        // A complete copy the map never gave this node (its move's flip aborted): kept and
+        // resumed when it is a prefix of the source's log, else wiped like a retired one.
+        let mut kept = false;
+        let checked = !held.wipe && (held.check || marker(&dir) == Some(Move::Copied));
+        if checked {
+            kept = prefix_of_source(&mut source, topic, partition, &dir)?;
+            if !kept {
+                wipe_retired(&dir).map_err(|source| PullError::Io {
+                    what: format!("wiping the copy in {}", dir.display()),
+                    source,
+                })?;
+                tracing::info!(
+                    topic,
+                    partition,
+                    "the copy here was not a prefix of the source's log; wiped for the import"
+                );
+            }
+        }
         // A partition this node gave away earlier (its folder says so even when an earlier
         // wipe failed and the shard already holds it for the import): wiped first.
-        let wiped = held.wipe || marker(&dir) == Some(Move::Retired);
+        let wiped = held.wipe || (!held.check && marker(&dir) == Some(Move::Retired));
         if wiped {
             wipe_retired(&dir).map_err(|source| PullError::Io {
                 what: format!("wiping the retired copy in {}", dir.display()),
@@ -435,6 +468,11 @@ impl Pulls {
                 what: format!("writing {}", dir.join(MARKER_FILE).display()),
                 source,
             })?;
+        let resumed = if checked {
+            kept
+        } else {
+            held.resumed && !wiped
+        };
         let pull = Arc::new(Pull {
             progress: Mutex::new(Progress {
                 topic: topic.to_string(),
@@ -447,7 +485,7 @@ impl Pulls {
                 bytes: 0,
                 elapsed_s: 0.0,
                 caught_up_s: None,
-                resumed: held.resumed && !wiped,
+                resumed,
                 restarted: false,
                 error: None,
             }),
@@ -467,9 +505,16 @@ impl Pulls {
             install: {
                 let send = self.node.send.clone();
                 let shard = self.owner.shard(topics::partition_slot(topic, partition));
-                Box::new(move |part: Box<PartState>| {
+                Box::new(move |part: Box<PartState>, hold: bool| {
                     let (tx, rx) = mpsc::channel();
-                    send(shard, ShardCmd::Install { part, reply: tx });
+                    send(
+                        shard,
+                        ShardCmd::Install {
+                            part,
+                            hold,
+                            reply: tx,
+                        },
+                    );
                     rx.recv_timeout(Duration::from_millis(PULL_SHARD_WAIT_MS))
                         .map_err(|_| PullError::ShardSilent(shard))?
                         .map_err(PullError::from)
@@ -488,11 +533,30 @@ impl Pulls {
             topic,
             partition,
             from,
-            resumed = held.resumed && !wiped,
+            resumed,
             wiped,
             "partition pull started"
         );
         Ok(pull)
+    }
+
+    /// Ask the shard to take the partition for an import. A retired or copied one still
+    /// busy (an append, a compaction pass, a retention unlink or a log start write of its
+    /// folder in flight: each ends within milliseconds) is asked again until it is idle,
+    /// for up to [`PULL_SETTLE_WAIT_MS`].
+    fn import(&self, topic: &str, partition: i32) -> Result<Result<Held, MoveError>, PullError> {
+        let deadline = Instant::now() + Duration::from_millis(PULL_SETTLE_WAIT_MS);
+        loop {
+            let r = self.ask(topic, partition, |reply| ShardCmd::Import {
+                topic: topic.to_string(),
+                partition,
+                reply,
+            })?;
+            if !matches!(r, Err(MoveError::RetiredBusy(..))) || Instant::now() >= deadline {
+                return Ok(r);
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 
     /// Every pull this node ran since it started, and how each stands.
@@ -503,11 +567,24 @@ impl Pulls {
     /// Copy up to `end` (the source's end once fenced), then serve the partition here.
     /// Waits until it is served (or the pull failed).
     pub fn finish(&self, topic: &str, partition: i32, end: i64) -> Result<Progress, PullError> {
+        self.finish_held(topic, partition, end, None)
+    }
+
+    /// As [`Pulls::finish`]; with `hold` (the map epoch the move started from) the complete
+    /// copy is held `Copied`, not served, until [`Pulls::release`] serves it (the map gave
+    /// it here) or a later pull takes it again.
+    pub fn finish_held(
+        &self,
+        topic: &str,
+        partition: i32,
+        end: i64,
+        hold: Option<u64>,
+    ) -> Result<Progress, PullError> {
         let pull = lock(&self.pulls)
             .get(&(topic.to_string(), partition))
             .cloned()
             .ok_or_else(|| PullError::NotRunning(topic.to_string(), partition))?;
-        *lock(&pull.finish_at) = Some(end);
+        *lock(&pull.finish_at) = Some((end, hold));
         let deadline = Instant::now() + Duration::from_millis(PULL_FINISH_WAIT_MS);
         let mut g = lock(&pull.progress);
         while !g.phase.ended() {
@@ -540,6 +617,19 @@ impl Pulls {
             .ok_or_else(|| PullError::NotRunning(topic.to_string(), partition))?;
         pull.stop.store(true, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// A copy held `Copied` that the map did not give this node (its move's flip aborted):
+    /// its file forgets the epoch, so no later map serves it; only a pull takes it again.
+    pub fn forget_copy(&self, topic: &str, partition: i32) -> Result<(), PullError> {
+        let dir = self.dir(topic, partition);
+        if marker(&dir) != Some(Move::Copied) {
+            return Ok(());
+        }
+        write_copied(&dir, None).map_err(|source| PullError::Io {
+            what: format!("writing {}", dir.join(MARKER_FILE).display()),
+            source,
+        })
     }
 
     /// On the source: move the partition to `to` (`Fenced`: produce refused, and wait
@@ -616,7 +706,35 @@ impl Pulls {
     }
 }
 
-type Install = Box<dyn FnOnce(Box<PartState>) -> Result<(), PullError> + Send>;
+type Install = Box<dyn FnOnce(Box<PartState>, bool) -> Result<(), PullError> + Send>;
+
+/// Whether the complete copy in `dir` is a prefix of the source's log: the source holds
+/// its last batch at the same offsets, with the same header and CRC (every batch is copied
+/// as fetched, so a copy of the same log ends in the same bytes). A copy holding nothing is
+/// a prefix of anything.
+fn prefix_of_source(
+    source: &mut Client,
+    topic: &str,
+    partition: i32,
+    dir: &Path,
+) -> Result<bool, PullError> {
+    let last = copy::last_batch(dir).map_err(|source| PullError::Io {
+        what: format!("reading the copy in {}", dir.display()),
+        source,
+    })?;
+    let Some((mine, crc)) = last else {
+        return Ok(true);
+    };
+    let f = source.fetch(topic, partition, mine.base_offset, PULL_FETCH_BYTES, 0)?;
+    if f.error != 0 {
+        return Ok(false);
+    }
+    let theirs = crate::log::batch::peek(&f.records)
+        .ok()
+        .filter(|h| h.size <= f.records.len())
+        .map(|h| (h, copy::crc_of(&f.records)));
+    Ok(theirs == Some((mine, crc)))
+}
 
 /// A pull's thread: the copy loop.
 struct Job {
@@ -714,7 +832,7 @@ impl Job {
                     (None, _) => Phase::Copying,
                 };
             });
-            let Some(end) = finish_at else {
+            let Some((end, hold)) = finish_at else {
                 continue;
             };
             if lag > 0 || f.high_watermark < end {
@@ -726,13 +844,19 @@ impl Job {
                     f.high_watermark
                 )));
             }
-            return self.install(&mut copy, end, f.log_start);
+            return self.install(&mut copy, end, f.log_start, hold);
         }
     }
 
     /// The copy holds everything below `end`: make it durable, recover it as start-up
     /// would, and hand it to the shard.
-    fn install(&mut self, copy: &mut Copy, end: i64, log_start: i64) -> Result<(), PullError> {
+    fn install(
+        &mut self,
+        copy: &mut Copy,
+        end: i64,
+        log_start: i64,
+        hold: Option<u64>,
+    ) -> Result<(), PullError> {
         let (topic, partition) = (self.meta.name.clone(), self.partition);
         copy.seal(end, log_start)?;
         let ps = PartState::open(
@@ -753,12 +877,17 @@ impl Job {
             )));
         }
         let io = |source| PullError::Io {
-            what: format!("removing {}", self.dir.join(MARKER_FILE).display()),
+            what: format!("writing {}", self.dir.join(MARKER_FILE).display()),
             source,
         };
-        // Once the marker is gone a restart serves the copy, which is complete.
-        remove_marker(&self.dir).map_err(io)?;
-        let installed = (self.install_fn())(Box::new(ps));
+        // Once the marker is gone a restart serves the copy, which is complete; held for
+        // the map, it says `copied` and a restart holds it, not served, until the map
+        // gives it here.
+        match hold {
+            Some(epoch) => write_copied(&self.dir, Some(epoch)).map_err(io)?,
+            None => remove_marker(&self.dir).map_err(io)?,
+        }
+        let installed = (self.install_fn())(Box::new(ps), hold.is_some());
         if let Err(PullError::Move(_)) = installed {
             // The shard refused it (the topic went, say): the folder is an import again. A
             // shard that did not answer in time may still install it, so then the folder
@@ -771,7 +900,7 @@ impl Job {
     fn install_fn(&mut self) -> Install {
         std::mem::replace(
             &mut self.install,
-            Box::new(|_| Err(PullError::Failed("installed twice".into()))),
+            Box::new(|_, _| Err(PullError::Failed("installed twice".into()))),
         )
     }
 }

@@ -15,6 +15,11 @@
 //!   are served.
 //! - `Retired` (the old owner, after the new one serves): every request answers
 //!   NOT_LEADER_OR_FOLLOWER. The files stay until the topic is deleted.
+//! - `Copied` (the new owner, once a move's copy is complete, until the map gives it the
+//!   partition): the shard holds the partition (recovered, ready) but every request
+//!   answers NOT_LEADER_OR_FOLLOWER. The map's flip serves it (`cluster/pmove.rs`); a flip
+//!   that never comes (the change aborted) leaves a copy that is never served, which a
+//!   later pull resumes (it is a prefix of the source's log) or wipes.
 //!
 //! NOT_LEADER_OR_FOLLOWER is retriable: librdkafka and the Java client refresh metadata and
 //! send again, so a produce during the pause is delayed, not failed.
@@ -35,6 +40,7 @@ pub enum Move {
     Importing,
     Fenced,
     Retired,
+    Copied,
 }
 
 impl Move {
@@ -43,14 +49,18 @@ impl Move {
             Move::Importing => "importing",
             Move::Fenced => "fenced",
             Move::Retired => "retired",
+            Move::Copied => "copied",
         }
     }
 
+    /// The state a `moved` file's first word names (a `copied` file may add the map epoch
+    /// its move started from).
     pub fn parse(s: &str) -> Option<Move> {
-        match s.trim() {
+        match s.split_whitespace().next().unwrap_or("") {
             "importing" => Some(Move::Importing),
             "fenced" => Some(Move::Fenced),
             "retired" => Some(Move::Retired),
+            "copied" => Some(Move::Copied),
             _ => None,
         }
     }
@@ -77,6 +87,9 @@ pub struct Held {
     /// The partition was retired here (this node gave it away earlier): its folder holds
     /// that old copy, which the pull wipes before it copies (`pull::wipe_retired`).
     pub wipe: bool,
+    /// The partition held a complete copy the map never gave this node (`Copied`): the pull
+    /// keeps it when it is a prefix of the source's log, else wipes it.
+    pub check: bool,
 }
 
 /// Why a shard refused a move command.
@@ -110,9 +123,11 @@ pub enum ShardCmd {
         partition: i32,
         reply: Sender<Result<Held, MoveError>>,
     },
-    /// New owner: serve the partition the import recovered from its folder.
+    /// New owner: hold the partition the import recovered from its folder, and serve it
+    /// (`hold`: false) or keep it `Copied` until the map gives it here (`hold`: true).
     Install {
         part: Box<PartState>,
+        hold: bool,
         reply: Sender<Result<(), MoveError>>,
     },
     /// Old owner: set the partition's state (`Fenced` or `Retired`; `None`: serve it
@@ -215,8 +230,8 @@ impl Logs {
             } => {
                 let _ = reply.send(self.hold_for_import(&topic, partition, ctx));
             }
-            ShardCmd::Install { part, reply } => {
-                let _ = reply.send(self.install_import(part));
+            ShardCmd::Install { part, hold, reply } => {
+                let _ = reply.send(self.install_import(part, hold));
             }
             ShardCmd::Release {
                 topic,
@@ -242,15 +257,17 @@ impl Logs {
             return Err(MoveError::NoPartition(topic.to_string(), partition));
         }
         let name = (topic.to_string(), partition);
+        let copied = self.moves.get(&name) == Some(&Move::Copied);
         let retired = match self.moves.get(&name) {
             Some(Move::Importing) => {
                 return Ok(Held {
                     meta,
                     resumed: true,
                     wipe: false,
+                    check: false,
                 })
             }
-            Some(Move::Retired) => true,
+            Some(Move::Retired | Move::Copied) => true,
             Some(Move::Fenced) => {
                 return Err(MoveError::NotImporting(topic.to_string(), partition))
             }
@@ -263,11 +280,16 @@ impl Logs {
             return Err(MoveError::NoPartition(topic.to_string(), partition));
         };
         // No append, segment open or compaction of it in flight, so its handles may simply
-        // close: a partition nothing was ever written to, or one retired here (it answers
-        // nothing, so only what was in flight when it was fenced could still be).
+        // close: a partition nothing was ever written to, or one retired or copied here (it
+        // answers nothing, so only what was in flight when it was fenced could still be).
         let idle = p.pending.is_empty() && p.committing.is_empty() && p.opening.is_empty();
         if retired {
-            if !idle || self.compact.works_on(key) {
+            // Nothing of its folder may still be written or unlinked once the pull renames
+            // it away: no compaction pass, retention unlink or log start write in flight.
+            let files_busy = self.compact.works_on(key)
+                || self.retaining.contains_key(&key)
+                || self.start_writes.contains_key(&key);
+            if !idle || files_busy {
                 return Err(MoveError::RetiredBusy(topic.to_string(), partition));
             }
         } else if !(idle && p.hw == 0 && p.log.size_bytes() == 0 && p.log.log_start() == 0) {
@@ -296,12 +318,13 @@ impl Logs {
         self.moves.insert(name, Move::Importing);
         Ok(Held {
             meta,
-            resumed: false,
-            wipe: retired,
+            resumed: copied,
+            wipe: retired && !copied,
+            check: copied,
         })
     }
 
-    fn install_import(&mut self, part: Box<PartState>) -> Result<(), MoveError> {
+    fn install_import(&mut self, part: Box<PartState>, hold: bool) -> Result<(), MoveError> {
         let name = (part.topic.clone(), part.partition);
         if self.moves.get(&name) != Some(&Move::Importing) || self.find(&name.0, name.1).is_some() {
             return Err(MoveError::NotImporting(name.0, name.1));
@@ -309,7 +332,11 @@ impl Logs {
         if !self.topics.contains_key(&name.0) {
             return Err(MoveError::NoTopic(name.0));
         }
-        self.moves.remove(&name);
+        if hold {
+            self.moves.insert(name, Move::Copied);
+        } else {
+            self.moves.remove(&name);
+        }
         let key = self.add_part(*part);
         self.cache_recovered_readers(key);
         Ok(())
@@ -387,7 +414,7 @@ mod tests {
             commit: true,
         };
         assert!(refused(&marker, Move::Fenced).is_none());
-        for m in [Move::Importing, Move::Retired] {
+        for m in [Move::Importing, Move::Retired, Move::Copied] {
             for op in [produce(), fetch(), marker.clone()] {
                 assert_eq!(
                     refused(&op, m).map(|r| r.error()),
@@ -399,9 +426,10 @@ mod tests {
 
     #[test]
     fn states_round_trip_through_their_names() {
-        for m in [Move::Importing, Move::Fenced, Move::Retired] {
+        for m in [Move::Importing, Move::Fenced, Move::Retired, Move::Copied] {
             assert_eq!(Move::parse(m.as_str()), Some(m));
         }
+        assert_eq!(Move::parse("copied 7\n"), Some(Move::Copied));
         assert_eq!(Move::parse("serving"), None);
     }
 }
