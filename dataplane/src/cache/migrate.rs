@@ -180,6 +180,9 @@ fn move_slot(store: &mut Store, a: &Args, slot: u16, now: u64, out: &mut Out) {
         }
         let n = clear_slot(store, slot, now);
         store.gates.insert(slot, Gate::Gone { host, port });
+        // Clients blocked on its keys (BLPOP ...) are answered `-MOVED` to the new owner
+        // when the shard next serves its waiters (`shard/blocked.rs`).
+        store.ready_slot(slot);
         out.int(n as i64);
     } else if is("open") && a.len() == 3 {
         store.gates.remove(&slot);

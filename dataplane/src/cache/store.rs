@@ -499,6 +499,16 @@ impl Store {
         }
     }
 
+    /// pback2: slot `slot` was handed over (`cache/migrate.rs`): every key of it that
+    /// clients wait on is listed as ready, so that its waiters are redirected.
+    pub fn ready_slot(&mut self, slot: u16) {
+        for k in self.blocked.keys() {
+            if super::slot::key_slot(k) == slot && !self.ready.contains(k) {
+                self.ready.push(k.clone());
+            }
+        }
+    }
+
     /// Were keys that clients wait on written?
     #[inline]
     pub fn has_ready(&self) -> bool {

@@ -26,6 +26,7 @@
 use super::Shard;
 use crate::cache::cmd::{timed_out, try_blocking, Attempt};
 use crate::cache::entry::{KIND_LIST, KIND_ZSET};
+use crate::cache::migrate::Gate;
 use crate::cache::op::{self as cache, keys_free, parse_frame, Key};
 use crate::cache::slot::key_slot;
 use crate::mesh::{Msg, Reply};
@@ -475,6 +476,9 @@ impl Shard {
     /// notify-only one wakes its client's shard and holds the line. False when the first
     /// may not run yet because queued work holds one of its keys.
     fn serve_key(&mut self, key: &[u8]) -> bool {
+        if !self.store.gates.is_empty() {
+            self.redirect_gone(key);
+        }
         while let Some(id) = self.waiters.first(key) {
             let w = self.waiters.get(id).expect("a queued waiter is registered");
             let has = |store: &mut crate::cache::store::Store, kind: u8, now: u64| {
@@ -530,6 +534,29 @@ impl Shard {
             }
         }
         true
+    }
+
+    /// `key`'s slot was handed over to another node (`cache/migrate.rs`, `GONE`): its
+    /// local waiters are answered `-MOVED slot host:port` with the new owner, as Redis
+    /// Cluster answers a client blocked on a slot it no longer serves; a cluster client
+    /// sends the command again there. Notify-only waiters (a command over keys of several
+    /// shards) are left to their client's shard.
+    fn redirect_gone(&mut self, key: &[u8]) {
+        let slot = key_slot(key);
+        let Some(Gate::Gone { host, port }) = self.store.gates.get(&slot) else {
+            return;
+        };
+        let moved = format!("-MOVED {slot} {host}:{port}\r\n").into_bytes();
+        let mut ids = Vec::new();
+        self.waiters.all(&mut ids);
+        for id in ids {
+            let local = self.waiters.get(id).is_some_and(|w| {
+                matches!(w.kind, Kind::Local(_)) && w.keys.iter().any(|k| &k[..] == key)
+            });
+            if local {
+                self.release(id, moved.clone());
+            }
+        }
     }
 
     // ----- deadlines, connections, shutdown ---------------------------------------------------
