@@ -439,7 +439,9 @@ impl PartMoves {
         let mut due = Vec::new();
         lock(&self.copied).retain(|(topic, partition), h| {
             let newer = view.epoch > h.epoch;
-            if !newer && !ended.is_some_and(|t| h.since < t) {
+            // Undecided: no newer map, and no `settle` since the copy was noted.
+            let aborted = ended.is_some_and(|t| h.since < t);
+            if !newer && !aborted {
                 return true;
             }
             let mine = newer
