@@ -6,11 +6,15 @@
 //! Checked: no panic; a frame consumes at least one byte and never more than the buffer;
 //! argument ranges lie in the buffer they index; a whole frame parses the same alone; every
 //! strict prefix of a whole frame is `Incomplete` (the parser consumes whole frames or
-//! nothing); `bytes_wanted` asks for more than the buffer holds when it answers.
+//! nothing); parsed a few arguments at a time (`parse_sliced`, as a connection parses a
+//! request of many arguments over loop turns) it gives the same frame and arguments;
+//! `bytes_wanted` asks for more than the buffer holds when it answers.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use pinion::proto::resp::parse::{bytes_wanted, parse, split_args, Frame, Limits};
+use pinion::proto::resp::parse::{
+    bytes_wanted, parse, parse_sliced, split_args, Frame, Limits, Resume,
+};
 
 fn limits(mode: u8) -> Limits {
     let base = if mode & 1 == 0 {
@@ -102,6 +106,17 @@ fuzz_target!(|data: &[u8]| {
             parse(whole, &limits, &mut a2, &mut s2),
             Ok(frame_again(&frame))
         );
+        // In slices of a few arguments, going on where each stopped: the same frame.
+        let budget = usize::from(mode >> 2) % 7 + 1;
+        let (mut a3, mut s3, mut resume) = (Vec::new(), Vec::new(), Resume::default());
+        let sliced = loop {
+            match parse_sliced(whole, &limits, &mut a3, &mut s3, &mut resume, budget) {
+                Ok(Frame::Paused) => continue,
+                other => break other,
+            }
+        };
+        assert_eq!(sliced, Ok(frame_again(&frame)));
+        assert_eq!(a3, a2);
         for cut in [0, consumed / 2, consumed - 1] {
             if cut == 0 {
                 continue;
@@ -124,6 +139,7 @@ fuzz_target!(|data: &[u8]| {
 fn frame_again(f: &Frame) -> Frame {
     match *f {
         Frame::Incomplete => Frame::Incomplete,
+        Frame::Paused => Frame::Paused,
         Frame::Empty { consumed } => Frame::Empty { consumed },
         Frame::Multibulk { consumed } => Frame::Multibulk { consumed },
         Frame::Inline { consumed } => Frame::Inline { consumed },
