@@ -7,6 +7,10 @@ prints the shard's longest loop turn (`pinion_loop_turn_max_seconds`, a fresh no
 long work is this command), the longest PING and what the stall warning named.
 
     PINION_BIN=... python3 tools/big_args_stall.py [--fields 250000 1000000] [--runs 3]
+        [--key-shard 0|1]
+
+With --key-shard the node has two shards: the request's connection is on shard 0 and its
+key on the shard named; the worst turn is the longer of the two shards'.
 """
 
 import argparse
@@ -19,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from conftest import Node  # noqa: E402
+from conftest import Node, keys_on  # noqa: E402
 from test_stalls_keys import pings_during, turn_max  # noqa: E402
 
 
@@ -31,8 +35,24 @@ def hset_request(key: bytes, n: int) -> bytes:
     return b"".join(parts)
 
 
-def send(port: int, req: bytes) -> bytes:
-    s = socket.create_connection(("127.0.0.1", port))
+def conn_on(port: int, shard: int | None) -> socket.socket:
+    """A connection (of `shard`, by CLIENT ID, when it is named)."""
+    for _ in range(64):
+        s = socket.create_connection(("127.0.0.1", port))
+        if shard is None:
+            return s
+        s.sendall(b"CLIENT ID\r\n")
+        got = b""
+        while not got.endswith(b"\r\n"):
+            got += s.recv(64)
+        if int(got[1:-2]) % 2 == shard:
+            return s
+        s.close()
+    raise SystemExit(f"no connection on shard {shard}")
+
+
+def send(port: int, req: bytes, shard: int | None = None) -> bytes:
+    s = conn_on(port, shard)
     s.sendall(req)
     got = b""
     while not got.endswith(b"\r\n"):
@@ -44,13 +64,15 @@ def send(port: int, req: bytes) -> bytes:
     return got
 
 
-def one(n: int, req: bytes, work: Path):
-    node = Node(work, "--stall-warn-ms", "5", cores="0")
+def one(n: int, req: bytes, key: bytes, key_shard, work: Path):
+    two = key_shard is not None
+    node = Node(work, "--stall-warn-ms", "5", cores=None if two else "0")
+    shards = (0, 1) if two else (0,)
     try:
-        before = turn_max(node)
-        reply, lat = pings_during(node, lambda: send(node.port, req))
-        after = turn_max(node)
-        hlen = node.client().hlen("h") if reply.startswith(b":") else None
+        before = max(turn_max(node, s) for s in shards)
+        reply, lat = pings_during(node, lambda: send(node.port, req, 0 if two else None))
+        after = max(turn_max(node, s) for s in shards)
+        hlen = node.client().hlen(key) if reply.startswith(b":") else None
         named = re.findall(r"shard stalled.*", node.log_text())
         return {"fields": n, "reply": reply.strip().decode(errors="replace"), "hlen": hlen,
                 "turn_max_ms": after * 1e3, "turn_max_before_ms": before * 1e3,
@@ -64,13 +86,15 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--fields", type=int, nargs="+", default=[250_000, 1_000_000])
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--key-shard", type=int, choices=[0, 1], default=None)
     a = ap.parse_args()
+    key = b"h" if a.key_shard is None else keys_on(a.key_shard, 1, "h")[0].encode()
     for n in a.fields:
-        req = hset_request(b"h", n)
+        req = hset_request(key, n)
         maxes, pings = [], []
         for run in range(a.runs):
             with tempfile.TemporaryDirectory() as d:
-                r = one(n, req, Path(d))
+                r = one(n, req, key, a.key_shard, Path(d))
             print(r, flush=True)
             maxes.append(r["turn_max_ms"])
             pings.append(r["ping_max_ms"] or 0)

@@ -135,6 +135,56 @@ impl Shard {
         });
     }
 
+    /// Run a big HSET or HMSET (`frame`, moved out of the connection's query buffer) on
+    /// `shard` in slices: no copy and no parse of the whole request in this turn (issue 13).
+    /// To another shard the frame travels as the mesh batch's arena when the batch holds no
+    /// other bytes (copied into it otherwise); its owner takes it from there.
+    pub(super) fn forward_write(
+        &mut self,
+        slot: u32,
+        shard: usize,
+        frame: Vec<u8>,
+        family: Family,
+        started: Instant,
+        caller: crate::auth::ScriptCaller,
+    ) {
+        let Some(reply) = self.reserve_reply(slot) else {
+            let cap = frame.capacity();
+            return crate::budget::free_elsewhere(frame, cap);
+        };
+        let resp3 = self.conns.get(slot).is_some_and(|c| c.resp3());
+        let origin = self.conn_id(slot, reply.1);
+        let f = self.flights.insert(Slot {
+            kind: Kind::Single,
+            reply: ReplyTo::Conn(reply.0, reply.1, reply.2),
+            family,
+            started,
+        });
+        let to = PartRef { flight: f, part: 0 };
+        if shard == self.id {
+            return self.admit_write(self.id, to, frame, resp3, origin);
+        }
+        self.metrics.counters.mesh_requests_sent += 1;
+        let batch = self.mesh.requests(shard, self.now);
+        let frame = if batch.bytes.is_empty() {
+            let range = 0..frame.len();
+            batch.bytes = frame;
+            range
+        } else {
+            let range = batch.add_bytes(&frame);
+            let cap = frame.capacity();
+            crate::budget::free_elsewhere(frame, cap);
+            range
+        };
+        batch.msgs.push(Msg::Command {
+            to,
+            frame,
+            resp3,
+            origin,
+            caller,
+        });
+    }
+
     /// Start a flight for connection `slot`.
     pub(super) fn launch(&mut self, slot: u32, l: Launch, started: Instant) {
         let Some(reply) = self.reserve_reply(slot) else {

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use super::conn::{PartialRequest, Proto};
 use super::{Act, Shard};
 use crate::budget::{Purpose, Tracked};
+use crate::cache::cmd::hashes::SlicedWrite;
 use crate::limits::{MOVE_FRAME_BYTES, PARSE_KEEP_ARGS_MIN, PARSE_SLICE_ARGS};
 use crate::metrics::stall::What;
 use crate::proto::kafka as wire;
@@ -73,7 +74,7 @@ impl Shard {
             let took = if kafka {
                 self.kafka_frame(slot, &mut query, pos)
             } else {
-                self.resp_frame(slot, &query[pos..])
+                self.resp_frame(slot, &mut query, pos)
             };
             match took {
                 Took::Bytes(n) => pos += n,
@@ -159,7 +160,9 @@ impl Shard {
         }
     }
 
-    fn resp_frame(&mut self, slot: u32, buf: &[u8]) -> Took {
+    /// The RESP frame at `query[pos..]`.
+    fn resp_frame(&mut self, slot: u32, query: &mut Vec<u8>, pos: usize) -> Took {
+        let buf = &query[pos..];
         let turn = self.turn();
         let Some(c) = self.conns.get_mut(slot) else {
             return Took::Broken;
@@ -233,7 +236,26 @@ impl Shard {
                     src: buf,
                     ranges: &args,
                 };
-                self.run_resp(slot, a, &buf[..consumed], consumed)
+                let (act, started) = self.dispatch_resp(slot, a, &buf[..consumed]);
+                match act {
+                    // A big HSET at the front of the buffer moves out of it to its shard,
+                    // which applies it in slices (issue 13): no copy, no second parse.
+                    crate::shard::Act::Forward {
+                        shard,
+                        family,
+                        caller,
+                    } if pos == 0
+                        && consumed >= MOVE_FRAME_BYTES
+                        && SlicedWrite::wanted(&query[..consumed]) =>
+                    {
+                        let rest = query.split_off(consumed);
+                        let frame = std::mem::replace(query, rest);
+                        self.forward_write(slot, shard, frame, family, started, caller);
+                        self.metrics.counters.commands += 1;
+                        Took::Taken
+                    }
+                    act => self.act(slot, act, &query[pos..pos + consumed], consumed, started),
+                }
             }
             Ok(Frame::Inline { consumed }) => {
                 let a = Args {
@@ -255,10 +277,17 @@ impl Shard {
     }
 
     fn run_resp(&mut self, slot: u32, a: Args, frame: &[u8], consumed: usize) -> Took {
+        let (act, started) = self.dispatch_resp(slot, a, frame);
+        self.act(slot, act, frame, consumed, started)
+    }
+
+    /// What the RESP front end decides about the request `a` (in `frame`), and when it
+    /// started.
+    fn dispatch_resp(&mut self, slot: u32, a: Args, frame: &[u8]) -> (Act, std::time::Instant) {
         let started = self.shared.clock.now();
         self.stall.mark(started, What::command(a.get(0), a.len()));
         let Some(c) = self.conns.get_mut(slot) else {
-            return Took::Bytes(consumed);
+            return (Act::Done, started);
         };
         let gen = c.gen;
         let mut ctx = crate::redis::Ctx {
@@ -281,7 +310,7 @@ impl Shard {
         let act = crate::redis::dispatch(&mut ctx, c, a, frame);
         // A write here may serve clients parked on its keys, before the next command.
         self.serve_ready();
-        self.act(slot, act, frame, consumed, started)
+        (act, started)
     }
 
     /// The Kafka frame at `query[pos..]`. Its bytes become the request's payload, charged to

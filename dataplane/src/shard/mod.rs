@@ -483,6 +483,7 @@ fn work_label(w: &Work) -> What {
     use crate::txn::Op;
     match w {
         Work::Command { frame, .. } => What::from_frame(frame),
+        Work::Write { .. } => What::Named("big HSET start"),
         Work::Hop { .. } => What::Named("a transaction's hop"),
         Work::Proposed { .. } => What::Named("a transaction's proposal"),
         Work::Part { op, .. } => match op {

@@ -10,6 +10,7 @@ use super::Shard;
 use crate::cache::cmd::hashes::{SlicedReply, SlicedWrite};
 use crate::cache::cmd::OomCheck;
 use crate::cache::op::{self as cache, forwarded, parse_forwarded, run_command};
+use crate::limits::MOVE_FRAME_BYTES;
 use crate::log::ops::LogResult;
 use crate::mesh::{Msg, Reply};
 use crate::proto::resp::write::Out;
@@ -60,10 +61,10 @@ impl Shard {
             }
             while let Some(mut batch) = self.mesh.take_requests(from) {
                 let sent = batch.sent;
-                let bytes = std::mem::take(&mut batch.bytes);
+                let mut bytes = std::mem::take(&mut batch.bytes);
                 for msg in batch.msgs.drain(..) {
                     self.metrics.counters.mesh_requests_served += 1;
-                    self.handle(from, msg, &bytes, sent);
+                    self.handle(from, msg, &mut bytes, sent);
                 }
                 batch.bytes = bytes;
                 self.mesh.recycle_requests(batch);
@@ -90,7 +91,7 @@ impl Shard {
         self.in_self = true;
         while let Some(m) = self.self_msgs.pop_front() {
             let now = self.now;
-            self.handle(self.id, m, &[], now);
+            self.handle(self.id, m, &mut Vec::new(), now);
         }
         self.in_self = false;
         self.run_scheduled();
@@ -99,7 +100,8 @@ impl Shard {
         }
     }
 
-    fn handle(&mut self, from: usize, msg: Msg, bytes: &[u8], sent: std::time::Instant) {
+    /// `bytes`: the batch's arena, which a big HSET that is all of it takes (`remote_command`).
+    fn handle(&mut self, from: usize, msg: Msg, bytes: &mut Vec<u8>, sent: std::time::Instant) {
         match msg {
             Msg::Command {
                 to,
@@ -172,19 +174,29 @@ impl Shard {
     }
 
     /// A forwarded single-key command: run at once when nothing holds its key (the reply is
-    /// encoded straight into the reply batch), else queued.
+    /// encoded straight into the reply batch), else queued. A big HSET is not parsed here:
+    /// it takes its frame (the batch's whole arena, moved, when it is all of it) and is
+    /// applied in slices.
     #[allow(clippy::too_many_arguments)]
     fn remote_command(
         &mut self,
         from: usize,
         to: PartRef,
         frame: Range<usize>,
-        bytes: &[u8],
+        bytes: &mut Vec<u8>,
         resp3: bool,
         origin: ConnId,
         sent: std::time::Instant,
         caller: crate::auth::ScriptCaller,
     ) {
+        if frame.len() >= MOVE_FRAME_BYTES && SlicedWrite::wanted(&bytes[frame.clone()]) {
+            let owned = if frame == (0..bytes.len()) {
+                std::mem::take(bytes)
+            } else {
+                bytes[frame].to_vec()
+            };
+            return self.admit_write(from, to, owned, resp3, origin);
+        }
         let frame = &bytes[frame];
         let mut args = std::mem::take(&mut self.args);
         let mut scratch = std::mem::take(&mut self.scratch);
@@ -194,7 +206,7 @@ impl Shard {
         let f = forwarded(&a);
         let free = f.free(&self.sched, origin, &a);
         // Work over a big hash runs in slices (`sliced.rs`).
-        if free && self.big_hash(from as u16, to, f.spec, &a, resp3) {
+        if free && self.big_hash(from as u16, to, f.spec, &a, frame, resp3) {
             self.args = args;
             self.scratch = scratch;
             return;
@@ -232,6 +244,39 @@ impl Shard {
             frame: frame.into(),
             resp3,
             caller,
+        };
+        if let Some(w) = self.sched.admit(access, w) {
+            self.run_work(w);
+        }
+    }
+
+    /// A big HSET or HMSET (its whole frame, owned): applied in slices once its key is free
+    /// (`sliced.rs`), atomically to other clients.
+    pub(super) fn admit_write(
+        &mut self,
+        from: usize,
+        to: PartRef,
+        frame: Vec<u8>,
+        resp3: bool,
+        origin: ConnId,
+    ) {
+        let write = match SlicedWrite::from_frame(frame, resp3) {
+            Ok(w) => w,
+            Err(frame) => {
+                // Not reached: the caller saw its head. Answered, never left hanging.
+                let cap = frame.capacity();
+                crate::budget::free_elsewhere(frame, cap);
+                let mut b = Vec::new();
+                Out::new(&mut b, resp3).error("ERR Protocol error: invalid multibulk");
+                let res = Res::Cache(cache::Res::Encoded(b));
+                return self.reply(from, Reply::Part { to, res });
+            }
+        };
+        let access = Access::new(origin).key(write.key(), crate::txn::Mode::Write);
+        let w = Work::Write {
+            from: from as u16,
+            to,
+            write: Box::new(write),
         };
         if let Some(w) = self.sched.admit(access, w) {
             self.run_work(w);
@@ -332,6 +377,20 @@ impl Shard {
                     },
                 );
             }
+            Work::Write {
+                from,
+                to,
+                mut write,
+            } => match write.begin(&mut self.store, self.now_ms) {
+                Ok(()) => {
+                    self.start_write(from, to, *write, ticket);
+                    return None;
+                }
+                Err(reply) => {
+                    let res = Res::Cache(cache::Res::Encoded(reply));
+                    self.reply(from as usize, Reply::Part { to, res });
+                }
+            },
             Work::Part { from, to, op } => self.run_op(from, to, op, OomCheck::Refuse),
             // A transaction's memory was checked when it was proposed.
             Work::Hop { from, ops } => {
@@ -349,7 +408,7 @@ impl Shard {
         let (mut args, mut scratch) = (Vec::new(), Vec::new());
         let a = parse_forwarded(frame, &mut args, &mut scratch)?;
         let spec = forwarded(&a).spec;
-        if let Some(w) = SlicedWrite::start(&mut self.store, spec, &a, self.now_ms, resp3) {
+        if let Some(w) = SlicedWrite::start(&mut self.store, spec, &a, frame, self.now_ms, resp3) {
             return Some(Started::Write(w));
         }
         SlicedReply::start(&mut self.store, spec, &a, self.now_ms, resp3).map(Started::Read)
@@ -462,10 +521,11 @@ impl Shard {
         to: PartRef,
         spec: &'static crate::proto::resp::command::Spec,
         a: &crate::proto::resp::Args,
+        frame: &[u8],
         resp3: bool,
     ) -> bool {
         let now = self.now_ms;
-        match SlicedWrite::start(&mut self.store, spec, a, now, resp3) {
+        match SlicedWrite::start(&mut self.store, spec, a, frame, now, resp3) {
             Some(Ok(job)) => {
                 self.start_write(from, to, job, None);
                 return true;

@@ -13,6 +13,13 @@ pub enum Work {
         resp3: bool,
         caller: crate::auth::ScriptCaller,
     },
+    /// A big HSET or HMSET of a connection (here or on another shard), applied in slices
+    /// when its key is free (`shard/sliced.rs`); it owns its frame (issue 13).
+    Write {
+        from: u16,
+        to: PartRef,
+        write: Box<crate::cache::cmd::hashes::SlicedWrite>,
+    },
     /// A part of a plain flight; no `to`: nobody waits for the result.
     Part {
         from: u16,

@@ -2,6 +2,7 @@
 //! HSTRLEN, HINCRBY, HINCRBYFLOAT, HRANDFIELD, HSCAN (Redis 7.0's t_hash.c semantics).
 
 use super::parse_f64;
+use crate::budget::{Purpose, Tracked};
 use crate::cache::cmd::scan::{parse_cursor, parse_options, ScanOptions};
 use crate::cache::entry::{Entry, KIND_HASH};
 use crate::cache::slot::key_slot;
@@ -16,6 +17,7 @@ use crate::proto::resp::errors::{
 use crate::proto::resp::parse::parse_i64;
 use crate::proto::resp::write::{format_double, Out};
 use crate::proto::resp::Args;
+use std::ops::Range;
 
 pub fn exec(store: &mut Store, spec: &Spec, a: &Args, slot: u16, now: u64, out: &mut Out) {
     let key = a.get(1);
@@ -435,110 +437,270 @@ impl SlicedReply {
 /// turns (`shard/sliced.rs`). The shard holds the key in its scheduler from the start to
 /// the last slice, so every other command on the key waits for the whole write: it is
 /// atomic to other clients, as Redis's.
+///
+/// It owns the command's frame (moved out of the connection's query buffer, or out of the
+/// mesh batch it came in, when it is large: no copy) and reads its pairs slice by slice
+/// from it: no turn parses or copies the whole request (issue 13: a 1M-field HSET). The
+/// frame stays charged to the memory budget, as input, until the write is done.
 pub struct SlicedWrite {
-    /// The command's arguments (copied out of its frame).
-    src: Vec<u8>,
-    ranges: Vec<(usize, usize)>,
+    frame: Tracked<Vec<u8>>,
+    key: Range<usize>,
     cmd: Cmd,
     slot: u16,
-    /// The next field's argument index.
-    next: usize,
+    /// Where the next field's bulk header starts in `frame`, and how many pairs are left.
+    pos: usize,
+    left: usize,
     added: i64,
     resp3: bool,
 }
 
+impl std::fmt::Debug for SlicedWrite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SlicedWrite")
+            .field("cmd", &self.cmd)
+            .field("left", &self.left)
+            .finish()
+    }
+}
+
 /// Would `a` (as `spec`) be applied in slices?
 pub fn wants_write_slices(spec: &Spec, a: &Args) -> bool {
-    matches!(spec.cmd, Cmd::Hset | Cmd::Hmset)
-        && a.len() % 2 == 0
-        && (a.len() - 2) / 2 > HASH_WRITE_SLICE_PAIRS
+    big_write(spec.cmd, a.len())
+}
+
+fn big_write(cmd: Cmd, argc: usize) -> bool {
+    matches!(cmd, Cmd::Hset | Cmd::Hmset)
+        && argc % 2 == 0
+        && (argc - 2) / 2 > HASH_WRITE_SLICE_PAIRS
+}
+
+/// The bulk string whose header starts at `frame[pos]`: its bytes and where the next one
+/// starts. None when the frame is not a valid multibulk there (it was checked whole by the
+/// parser that took it off the connection, so only a bug gets None).
+fn bulk_at(frame: &[u8], pos: usize) -> Option<(Range<usize>, usize)> {
+    let rest = frame.get(pos..)?;
+    if rest.first() != Some(&b'$') {
+        return None;
+    }
+    let eol = rest.iter().position(|&c| c == b'\r')?;
+    let len = usize::try_from(parse_i64(&rest[1..eol])?).ok()?;
+    let start = pos + eol + 2;
+    let end = start.checked_add(len)?;
+    (frame.get(end..end + 2)? == b"\r\n").then_some((start..end, end + 2))
+}
+
+/// The head of the multibulk `frame`: its argument count, the command's table entry, the
+/// key and where argument 2 starts. Reads three headers, however long the frame.
+fn frame_head(frame: &[u8]) -> Option<(usize, Cmd, Range<usize>, usize)> {
+    if frame.first() != Some(&b'*') {
+        return None;
+    }
+    let eol = frame.iter().position(|&c| c == b'\r')?;
+    let argc = usize::try_from(parse_i64(&frame[1..eol])?).ok()?;
+    let (name, pos) = bulk_at(frame, eol + 2)?;
+    let (key, pos) = bulk_at(frame, pos)?;
+    let spec = crate::proto::resp::command::lookup(&frame[name])?;
+    Some((argc, spec.cmd, key, pos))
 }
 
 impl SlicedWrite {
+    /// The command in `frame` (a whole multibulk request, owned), when it is an HSET or
+    /// HMSET to apply in slices; the frame back otherwise. Reads only its head.
+    pub fn from_frame(frame: Vec<u8>, resp3: bool) -> Result<SlicedWrite, Vec<u8>> {
+        let Some((argc, cmd, key, pos)) = frame_head(&frame) else {
+            return Err(frame);
+        };
+        if !big_write(cmd, argc) {
+            return Err(frame);
+        }
+        let cap = frame.capacity();
+        Ok(SlicedWrite {
+            frame: Tracked::new(frame, cap, Purpose::Input),
+            key,
+            cmd,
+            slot: 0,
+            pos,
+            left: (argc - 2) / 2,
+            added: 0,
+            resp3,
+        })
+    }
+
+    /// Whether `frame` would be a [`SlicedWrite`] (reads only its head).
+    pub fn wanted(frame: &[u8]) -> bool {
+        frame_head(frame).is_some_and(|(argc, cmd, _, _)| big_write(cmd, argc))
+    }
+
     /// The command started, when it is to be applied in slices (None: run it whole), or
-    /// its error answered at once (WRONGTYPE, out of memory), encoded.
+    /// its error answered at once (WRONGTYPE, out of memory), encoded. `a` was parsed from
+    /// `frame` (a multibulk request), which is copied.
     pub fn start(
         store: &mut Store,
         spec: &Spec,
         a: &Args,
+        frame: &[u8],
         now: u64,
         resp3: bool,
     ) -> Option<Result<SlicedWrite, Vec<u8>>> {
         if !wants_write_slices(spec, a) {
             return None;
         }
+        let mut w = SlicedWrite::from_frame(frame.to_vec(), resp3).ok()?;
+        Some(w.begin(store, now).map(|()| w))
+    }
+
+    /// Check the write can start now (its key held): an error answered at once (WRONGTYPE,
+    /// out of memory), encoded, else the key's hash exists from here on.
+    pub fn begin(&mut self, store: &mut Store, now: u64) -> Result<(), Vec<u8>> {
         let refuse = |e: &str| {
             let mut b = Vec::new();
-            Out::new(&mut b, resp3).error(e);
-            Some(Err(b))
+            Out::new(&mut b, self.resp3).error(e);
+            Err(b)
         };
         if !store.make_room(now) {
             return refuse(crate::proto::resp::errors::OOM);
         }
-        let key = a.get(1);
-        let slot = key_slot(key);
-        if hash_for_write(store, slot, key, now).is_none() {
+        let key = &self.frame.as_ref()[self.key.clone()];
+        self.slot = key_slot(key);
+        let Some(idx) = hash_for_write(store, self.slot, key, now) else {
             return refuse(WRONGTYPE);
-        }
-        Some(Ok(SlicedWrite {
-            src: a.src.to_vec(),
-            ranges: a.ranges.to_vec(),
-            cmd: spec.cmd,
-            slot,
-            next: 2,
-            added: 0,
-            resp3,
-        }))
+        };
+        // Its room at once: the hash does not grow (copy and rehash) inside a slice.
+        let left = self.left;
+        store.with_hash(key, idx, |h| {
+            h.reserve(left);
+            ((), false)
+        });
+        Ok(())
     }
 
     /// Apply up to `budget` more pairs: how many it applied, and the reply once the last
     /// is in.
     pub fn step(&mut self, store: &mut Store, budget: usize, now: u64) -> (usize, Option<Vec<u8>>) {
-        let a = Args {
-            src: &self.src,
-            ranges: &self.ranges,
-        };
-        let key = a.get(1);
-        let end = (self.next + 2 * budget).min(a.len());
-        let from = self.next;
+        let frame = self.frame.as_ref();
+        let key = &frame[self.key.clone()];
+        let n = budget.min(self.left);
+        let mut pos = self.pos;
+        let mut broken = false;
         // The key is held: nothing else has written it since the last slice. (Recreated
         // if active expiry or eviction removed it in between.)
         if let Some(idx) = hash_for_write(store, self.slot, key, now) {
             self.added += store
                 .with_hash(key, idx, |h| {
                     let mut added = 0;
-                    for i in (from..end).step_by(2) {
-                        added += h.insert(a.get(i), a.get(i + 1)) as i64;
+                    for _ in 0..n {
+                        let pair = bulk_at(frame, pos)
+                            .and_then(|(f, p)| bulk_at(frame, p).map(|(v, p)| (f, v, p)));
+                        let Some((f, v, next)) = pair else {
+                            broken = true;
+                            break;
+                        };
+                        added += h.insert(&frame[f], &frame[v]) as i64;
+                        pos = next;
                     }
                     (added, true)
                 })
                 .unwrap_or(0);
+        } else {
+            // Skip the slice's pairs (the key cannot be a hash any more: not reached while
+            // held, but never applied to another type).
+            for _ in 0..2 * n {
+                match bulk_at(frame, pos) {
+                    Some((_, p)) => pos = p,
+                    None => {
+                        broken = true;
+                        break;
+                    }
+                }
+            }
         }
-        self.next = end;
-        if self.next < a.len() {
-            return ((end - from) / 2, None);
-        }
+        self.pos = pos;
+        self.left -= n;
         let mut reply = Vec::new();
+        if broken {
+            self.left = 0;
+            tracing::error!("a sliced HSET's frame does not parse past its head");
+            Out::new(&mut reply, self.resp3).error("ERR Protocol error: invalid multibulk");
+            return (n, Some(reply));
+        }
+        if self.left > 0 {
+            return (n, None);
+        }
         let mut out = Out::new(&mut reply, self.resp3);
         if self.cmd == Cmd::Hset {
             out.int(self.added)
         } else {
             out.ok()
         }
-        ((end - from) / 2, Some(reply))
+        (n, Some(reply))
     }
 
     /// The key, for the scheduler's hold.
     pub fn key(&self) -> &[u8] {
-        let (s, e) = self.ranges[1];
-        &self.src[s..e]
+        &self.frame.as_ref()[self.key.clone()]
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::super::testing::{run, store};
+    use super::SlicedWrite;
+    use crate::limits::HASH_WRITE_SLICE_PAIRS;
     use crate::proto::resp::errors::WRONGTYPE;
+
+    fn hset_frame(cmd: &str, key: &str, n: usize) -> Vec<u8> {
+        let mut f = format!(
+            "*{}\r\n${}\r\n{cmd}\r\n${}\r\n{key}\r\n",
+            2 + 2 * n,
+            cmd.len(),
+            key.len()
+        );
+        for i in 0..n {
+            let (k, v) = (format!("f{i}"), format!("value-{i}"));
+            f += &format!("${}\r\n{k}\r\n${}\r\n{v}\r\n", k.len(), v.len());
+        }
+        f.into_bytes()
+    }
+
+    #[test]
+    fn a_big_hset_reads_its_pairs_from_its_frame_slice_by_slice() {
+        let mut s = store();
+        let n = HASH_WRITE_SLICE_PAIRS * 2 + 3;
+        // Small ones, and other commands, are not taken.
+        assert!(SlicedWrite::from_frame(hset_frame("HSET", "h", 10), false).is_err());
+        assert!(SlicedWrite::from_frame(hset_frame("HGET", "h", n), false).is_err());
+        assert!(SlicedWrite::from_frame(b"*3\r\n$4\r\nHSET".to_vec(), false).is_err());
+        assert!(SlicedWrite::wanted(&hset_frame("hset", "h", n)));
+        let mut w = SlicedWrite::from_frame(hset_frame("hset", "h", n), false).unwrap();
+        assert_eq!(w.key(), b"h");
+        w.begin(&mut s, 0).unwrap();
+        let mut slices = 0;
+        let reply = loop {
+            slices += 1;
+            let (done, reply) = w.step(&mut s, HASH_WRITE_SLICE_PAIRS, 0);
+            assert!(done <= HASH_WRITE_SLICE_PAIRS);
+            if let Some(r) = reply {
+                break r;
+            }
+        };
+        assert_eq!(slices, 3);
+        assert_eq!(reply, format!(":{n}\r\n").into_bytes());
+        assert_eq!(run(&mut s, 0, "HLEN h"), format!(":{n}\r\n"));
+        assert_eq!(
+            run(&mut s, 0, &format!("HGET h f{}", n - 1)),
+            format!("$11\r\nvalue-{}\r\n", n - 1)
+        );
+        // HMSET answers OK; a key of another type is refused before any pair is applied.
+        let mut w = SlicedWrite::from_frame(hset_frame("HMSET", "h", n), true).unwrap();
+        w.begin(&mut s, 0).unwrap();
+        while w.step(&mut s, HASH_WRITE_SLICE_PAIRS, 0).1.is_none() {}
+        assert_eq!(run(&mut s, 0, "SET str x"), "+OK\r\n");
+        let mut w = SlicedWrite::from_frame(hset_frame("HSET", "str", n), false).unwrap();
+        assert_eq!(
+            w.begin(&mut s, 0).unwrap_err(),
+            format!("-{WRONGTYPE}\r\n").into_bytes()
+        );
+    }
 
     #[test]
     fn hashes_and_types() {

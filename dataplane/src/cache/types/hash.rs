@@ -120,6 +120,25 @@ impl HashObj {
         self.get(field).is_some()
     }
 
+    /// Room for `n` more pairs at once, for a big HSET applied in slices (issue 13): no
+    /// growth of the table (a copy of every pair and a rehash of its index, tens of
+    /// milliseconds at a million pairs) inside one of its slices.
+    pub fn reserve(&mut self, n: usize) {
+        if let Repr::Packed(_) = &self.repr {
+            if self.len() + n <= HASH_PACKED_ENTRIES_MAX {
+                return;
+            }
+            self.convert();
+        }
+        if let Repr::Table(t) = &mut self.repr {
+            let t = Arc::make_mut(t);
+            t.pairs.reserve(n);
+            let (pairs, hasher) = (&t.pairs, &t.hasher);
+            t.index
+                .reserve(n, |&j| hasher.hash_one(pairs[j as usize].field()));
+        }
+    }
+
     /// Set `field` to `value`; true when the field is new.
     pub fn insert(&mut self, field: &[u8], value: &[u8]) -> bool {
         if let Repr::Packed(p) = &mut self.repr {
