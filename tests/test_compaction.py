@@ -12,13 +12,10 @@ import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import (AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource,
                                   NewTopic)
+from kafka_util import bootstrap
 
 ONE_MB = 1 << 20
 PASSES = "pinion_log_compaction_passes_total"
-
-
-def bootstrap(node) -> str:
-    return f"127.0.0.1:{node.kafka_port}"
 
 
 def create(node, topic, **config):

@@ -14,19 +14,11 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
+from kafka_util import bootstrap, create
 
 HERE = Path(__file__).resolve().parent
 FAST = ("--group-initial-rebalance-delay-ms", "300")
-
-
-def bootstrap(node) -> str:
-    return f"127.0.0.1:{node.kafka_port}"
-
-
-def create(node, topic, partitions):
-    admin = AdminClient({"bootstrap.servers": bootstrap(node)})
-    admin.create_topics([NewTopic(topic, partitions, 1)])[topic].result(10)
 
 
 def produce(node, topic, values, partitions):

@@ -23,10 +23,7 @@ from confluent_kafka.admin import (
 )
 
 from conftest import binary, keys_on
-
-
-def bootstrap(node) -> str:
-    return f"127.0.0.1:{node.kafka_port}"
+from kafka_util import bootstrap
 
 
 def admin(node) -> AdminClient:

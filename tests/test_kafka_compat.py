@@ -6,26 +6,15 @@ DescribeConfigs of topics and the broker."""
 
 import socket
 import struct
-import subprocess
 import threading
 import time
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource, ConfigSource, NewTopic
+from kafka_util import bootstrap, kcat
 
 T0 = 1_700_000_000_000
-
-
-def bootstrap(node) -> str:
-    return f"127.0.0.1:{node.kafka_port}"
-
-
-def kcat(node, *args, input=None, timeout=60):
-    r = subprocess.run(["kcat", "-b", bootstrap(node), *args],
-                       input=input, capture_output=True, timeout=timeout)
-    assert r.returncode == 0, r.stderr.decode()
-    return r.stdout.decode()
 
 
 def segment_batches(node, topic, partition=0):

@@ -12,23 +12,14 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tools"))
 
 import eos_kill_loop  # noqa: E402
+from kafka_util import bootstrap, create  # noqa: E402
 
 FAST = ("--group-initial-rebalance-delay-ms", "300")
-
-
-def bootstrap(node) -> str:
-    return f"127.0.0.1:{node.kafka_port}"
-
-
-def create(node, topic, partitions):
-    admin = AdminClient({"bootstrap.servers": bootstrap(node)})
-    admin.create_topics([NewTopic(topic, partitions, 1)])[topic].result(10)
 
 
 def txn_producer(node, txid, **extra):

@@ -10,26 +10,9 @@ import threading
 import time
 
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from kafka_util import bootstrap, create, kcat
 
 FAST = ("--group-initial-rebalance-delay-ms", "300")
-
-
-def bootstrap(node) -> str:
-    return f"127.0.0.1:{node.kafka_port}"
-
-
-def create(node, topic, partitions):
-    admin = AdminClient({"bootstrap.servers": bootstrap(node)})
-    admin.create_topics([NewTopic(topic, partitions, 1)])[topic].result(10)
-    return admin
-
-
-def kcat(node, *args, input=None, timeout=60):
-    r = subprocess.run(["kcat", "-b", bootstrap(node), *args], input=input,
-                       capture_output=True, timeout=timeout)
-    assert r.returncode == 0, r.stderr.decode()
-    return r.stdout.decode()
 
 
 def wait_for(what, cond, timeout=30.0, every=0.05):

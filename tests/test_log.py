@@ -13,13 +13,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
-
-
-def kcat(node, *args, input=None, timeout=60):
-    r = subprocess.run(["kcat", "-b", f"127.0.0.1:{node.kafka_port}", *args],
-                       input=input, capture_output=True, timeout=timeout)
-    assert r.returncode == 0, r.stderr.decode()
-    return r.stdout.decode()
+from kafka_util import kcat
 
 
 @pytest.mark.parametrize("codec", ["none", "gzip", "snappy", "lz4", "zstd"])
