@@ -1,5 +1,5 @@
 //! Every internal bound of the node, in one place, with its unit in its name and the reason
-//! for its value. Bounds an operator may want to change are flags instead (`config.rs`);
+//! for its value. Bounds an operator may want to change are flags instead (`config/mod.rs`);
 //! `Config::validate` checks the ones derived from flags against these at start-up.
 
 use std::time::Duration;
