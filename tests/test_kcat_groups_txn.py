@@ -111,7 +111,7 @@ def test_kcat_transactions_commit_at_end_of_input_and_time_out_when_killed(node)
     # Enough input that kcat has produced most of it by then.
     pending = [f"a{i:06d}" for i in range(200_000)]
     p = subprocess.Popen(["kcat", "-b", bootstrap(node), "-P", "-t", topic,
-                          "-X", "transactional.id=kcat-t2", "-X", "transaction.timeout.ms=2000"],
+                          "-X", "transactional.id=kcat-t2", "-X", "transaction.timeout.ms=6000"],
                          stdin=subprocess.PIPE, stderr=subprocess.PIPE)
     p.stdin.write(("\n".join(pending) + "\n").encode())
     p.stdin.flush()
