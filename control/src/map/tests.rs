@@ -89,17 +89,25 @@ fn contiguous_slots_are_compact() {
     assert!(m.encode().len() < 80, "{}", m.encode().len());
 }
 
-#[test]
-fn every_flipped_bit_and_truncation_is_refused() {
-    let b = sample().encode();
-    for i in 0..b.len() {
-        let mut c = b.clone();
+/// Every single flipped bit (one a byte) and every truncation of `bytes`, a map's encoding,
+/// is refused.
+fn assert_every_damage_refused(bytes: &[u8]) {
+    for i in 0..bytes.len() {
+        let mut c = bytes.to_vec();
         c[i] ^= 0x10;
         assert!(ClusterMap::decode(&c).is_err(), "bit flip at {i} accepted");
     }
-    for n in 0..b.len() {
-        assert!(ClusterMap::decode(&b[..n]).is_err(), "truncation at {n}");
+    for n in 0..bytes.len() {
+        assert!(
+            ClusterMap::decode(&bytes[..n]).is_err(),
+            "truncation at {n}"
+        );
     }
+}
+
+#[test]
+fn every_flipped_bit_and_truncation_is_refused() {
+    assert_every_damage_refused(&sample().encode());
 }
 
 #[test]
@@ -203,15 +211,7 @@ fn conn_weights_round_trip_in_both_forms_and_a_map_without_them_is_unchanged() {
 
 #[test]
 fn the_conn_weights_section_is_checked_like_the_rest() {
-    let b = weighted().encode();
-    for i in 0..b.len() {
-        let mut c = b.clone();
-        c[i] ^= 0x10;
-        assert!(ClusterMap::decode(&c).is_err(), "bit flip at {i} accepted");
-    }
-    for n in 0..b.len() {
-        assert!(ClusterMap::decode(&b[..n]).is_err(), "truncation at {n}");
-    }
+    assert_every_damage_refused(&weighted().encode());
 }
 
 #[test]
@@ -316,15 +316,7 @@ fn topics_round_trip_in_both_forms() {
 
 #[test]
 fn a_damaged_topic_section_is_refused() {
-    let b = with_topics().encode();
-    for i in 0..b.len() {
-        let mut c = b.clone();
-        c[i] ^= 0x10;
-        assert!(ClusterMap::decode(&c).is_err(), "bit flip at {i} accepted");
-    }
-    for n in 0..b.len() {
-        assert!(ClusterMap::decode(&b[..n]).is_err(), "truncation at {n}");
-    }
+    assert_every_damage_refused(&with_topics().encode());
     // An unknown section, with a good checksum, is refused rather than dropped.
     let plain = sample().encode();
     let mut c = plain[..plain.len() - 4].to_vec();
