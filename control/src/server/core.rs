@@ -15,19 +15,14 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use tracing::{info, warn};
 
+use super::changes::Change;
 use super::msg::{error_reply, ok_reply, ClientMsg, Op, ShardLoad};
 use super::topics;
 use super::{OutMsg, Outbox};
-use crate::limits::CONN_WEIGHT_MAX;
-
-use crate::limits::{DELETED_TOPIC_FORGET_MS, TOPIC_CHANGES_QUEUED_MAX};
-use crate::limits::{
-    PARTITIONS_MAX, PARTITIONS_REPORTED_MAX, PENDING_OPS_MAX, WAL_RECORDS_MAX, WEIGHT_MAX,
-};
-use crate::map::ConnWeights;
+use crate::limits::{PARTITIONS_REPORTED_MAX, PENDING_OPS_MAX, WAL_RECORDS_MAX};
 use crate::map::{ClusterMap, Epoch, Node, NodeId, NodeState, Owner, TopicPartition};
 use crate::moves::{self, MovePhase};
-use crate::placement::{self, LoadTracker, Moves};
+use crate::placement::{LoadTracker, Moves};
 use crate::store::{Store, StoreError};
 use crate::twopc::coordinator::{Input, Output};
 use crate::twopc::{Coordinator, Millis, Timing, ToMember};
@@ -63,50 +58,21 @@ pub enum Event {
     Shutdown,
 }
 
-/// A map change waiting to run.
-#[derive(Debug)]
-enum Change {
-    Add(Node),
-    Remove(NodeId),
-    Drain(NodeId),
-    SetWeight(NodeId, u32),
-    Rebalance,
-    /// A joining node registered: make it active.
-    Activate(NodeId),
-    /// A node joined by itself (`pinion --control`): add it as active, or bring its
-    /// addresses and shard count up to date.
-    Join(Node),
-    /// Place again (unbounded): the rest of a change whose first round moved only a few
-    /// slots to a node that owned none (`MovePhase::first_round`).
-    Place,
-    /// Pin one shard's connection weight (`Some`), or let the load set it again (`None`).
-    SetConnWeight {
-        node: NodeId,
-        shard: u16,
-        weight: Option<u32>,
-    },
-    /// A topic change a node forwarded (`topics.rs`), answered to it by `id`.
-    Topic {
-        id: u64,
-        op: super::topics::TopicOp,
-    },
-}
-
-struct Session {
+pub(super) struct Session {
     conn: u64,
-    out: Outbox,
+    pub(super) out: Outbox,
     peer: SocketAddr,
     /// It carries out move orders (`moves.rs`).
     moves: bool,
 }
 
-struct Inflight {
-    epoch: Epoch,
-    what: String,
-    moves: Moves,
-    reply: Option<Outbox>,
+pub(super) struct Inflight {
+    pub(super) epoch: Epoch,
+    pub(super) what: String,
+    pub(super) moves: Moves,
+    pub(super) reply: Option<Outbox>,
     /// A node's topic request: answered `topic_reply` with this id instead of `reply`.
-    topic: Option<u64>,
+    pub(super) topic: Option<u64>,
 }
 
 /// A change whose moving slots are streaming (`moves.rs`); proposed when that is done.
@@ -121,22 +87,22 @@ struct Moving {
 }
 
 pub struct Core {
-    coord: Coordinator,
+    pub(super) coord: Coordinator,
     moving: Option<Moving>,
     /// The id the next move phase's orders start from.
     next_order: u64,
     store: Box<dyn Store>,
-    load: LoadTracker,
+    pub(super) load: LoadTracker,
     last_loads: BTreeMap<NodeId, Vec<ShardLoad>>,
     /// The log partitions each node reported holding last (placed in the map).
-    known_partitions: BTreeMap<NodeId, Vec<TopicPartition>>,
+    pub(super) known_partitions: BTreeMap<NodeId, Vec<TopicPartition>>,
     started: Instant,
-    sessions: BTreeMap<NodeId, Session>,
-    queue: VecDeque<(Change, Option<Outbox>)>,
-    inflight: Option<Inflight>,
+    pub(super) sessions: BTreeMap<NodeId, Session>,
+    pub(super) queue: VecDeque<(Change, Option<Outbox>)>,
+    pub(super) inflight: Option<Inflight>,
     /// Topics deleted lately, and when: their partitions, which nodes may still report
     /// until they install the map without them, are not placed again.
-    deleted_topics: BTreeMap<String, Millis>,
+    pub(super) deleted_topics: BTreeMap<String, Millis>,
 }
 
 impl Core {
@@ -180,7 +146,7 @@ impl Core {
         self.store.describe()
     }
 
-    fn now(&self) -> Millis {
+    pub(super) fn now(&self) -> Millis {
         self.started.elapsed().as_millis() as Millis
     }
 
@@ -668,112 +634,7 @@ impl Core {
         Ok(())
     }
 
-    /// The next map for a change: the edit, then placement. `None`: nothing would change.
-    fn build(&mut self, change: &Change) -> Result<Option<(ClusterMap, Moves)>, String> {
-        let mut m = (*self.coord.committed().map).clone();
-        let existing = |m: &ClusterMap, id: NodeId| match m.node(id) {
-            Some(n) if n.state != NodeState::Removed => Ok(n.state),
-            _ => Err(format!("node {id} is not in the map")),
-        };
-        let mut bounded = false;
-        match change {
-            Change::Add(node) => {
-                if existing(&m, node.id).is_ok() {
-                    return Err(format!("node {} is already in the map", node.id));
-                }
-                if node.weight > WEIGHT_MAX {
-                    return Err(format!("weight {} exceeds {WEIGHT_MAX}", node.weight));
-                }
-                m.upsert_node(node.clone());
-            }
-            Change::Remove(id) => {
-                existing(&m, *id)?;
-                m.node_mut(*id).expect("exists").state = NodeState::Removed;
-                self.load.forget(*id);
-                self.known_partitions.remove(id);
-            }
-            Change::Drain(id) => {
-                if existing(&m, *id)? == NodeState::Joining {
-                    return Err(format!("node {id} is joining; remove it instead"));
-                }
-                m.node_mut(*id).expect("exists").state = NodeState::Draining;
-            }
-            Change::SetWeight(id, w) => {
-                existing(&m, *id)?;
-                if *w > WEIGHT_MAX {
-                    return Err(format!("weight {w} exceeds {WEIGHT_MAX}"));
-                }
-                m.node_mut(*id).expect("exists").weight = *w;
-            }
-            Change::Rebalance => {
-                self.load.update_factors(&m);
-                bounded = true;
-            }
-            Change::Place | Change::Topic { .. } => {}
-            Change::SetConnWeight {
-                node,
-                shard,
-                weight,
-            } => set_conn_weight(&mut m, *node, *shard, *weight)?,
-            Change::Activate(id) => {
-                if existing(&m, *id)? != NodeState::Joining {
-                    return Ok(None);
-                }
-                m.node_mut(*id).expect("exists").state = NodeState::Active;
-            }
-            Change::Join(node) => {
-                if node.weight > WEIGHT_MAX {
-                    return Err(format!("weight {} exceeds {WEIGHT_MAX}", node.weight));
-                }
-                match m.node_mut(node.id) {
-                    // Known: the operator's weight and state stand (a drained node stays
-                    // draining); the node's own facts are brought up to date.
-                    Some(n) if n.state != NodeState::Removed => {
-                        n.resp_addr = node.resp_addr.clone();
-                        n.kafka_addr = node.kafka_addr.clone();
-                        n.shard_endpoints = node.shard_endpoints.clone();
-                        n.shards = node.shards;
-                        if n.state == NodeState::Joining {
-                            n.state = NodeState::Active;
-                        }
-                    }
-                    Some(_) => return Err(format!("node {} was removed", node.id)),
-                    None => m.upsert_node(node.clone()),
-                }
-            }
-        }
-        // Every change carries the connection weights of the current load factors.
-        placement::derive_conn_weights(&mut m, &self.load);
-        // A change that would only place partitions the nodes reported is not made by
-        // itself (a node re-registering changes nothing); a real change places them too.
-        let own: Vec<TopicPartition> = m.partitions.keys().cloned().collect();
-        let mut without = m.clone();
-        placement::place(&mut without, &self.load, &own, bounded);
-        without.epoch = self.epoch();
-        if without == *self.coord.committed().map {
-            return Ok(None);
-        }
-        // The partitions the map lists, and those the nodes report holding.
-        let parts: Vec<TopicPartition> = m
-            .partitions
-            .keys()
-            .chain(self.known_partitions.values().flatten())
-            .cloned()
-            .chain(m.topic_partitions())
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .take(PARTITIONS_MAX)
-            .collect();
-        let moves = placement::place(&mut m, &self.load, &parts, bounded);
-        m.validate().map_err(|e| e.to_string())?;
-        m.epoch = self.epoch();
-        if m == *self.coord.committed().map {
-            return Ok(None);
-        }
-        Ok(Some((m, moves)))
-    }
-
-    fn carry_out(&mut self, outs: Vec<Output>) -> Result<(), StoreError> {
+    pub(super) fn carry_out(&mut self, outs: Vec<Output>) -> Result<(), StoreError> {
         let steps = crate::crashpoint::before(&outs); // test-only crash points
         for (i, o) in outs.into_iter().enumerate() {
             match o {
@@ -891,136 +752,4 @@ impl Core {
             .collect();
         json!({"epoch": m.epoch, "nodes": nodes})
     }
-
-    /// A node's topic request: queued with the other changes (bounded apart from them, so
-    /// a burst of creates cannot starve the operator), answered `topic_reply`.
-    fn topic_request(&mut self, node: NodeId, id: u64, op: topics::TopicOp) {
-        let Some(out) = self.sessions.get(&node).map(|s| s.out.clone()) else {
-            return;
-        };
-        let queued = self
-            .queue
-            .iter()
-            .filter(|(c, _)| matches!(c, Change::Topic { .. }))
-            .count();
-        if queued >= TOPIC_CHANGES_QUEUED_MAX {
-            let why = format!(
-                "{TOPIC_CHANGES_QUEUED_MAX} topic changes are already queued; try again later"
-            );
-            topics::reply(
-                &out,
-                id,
-                self.epoch(),
-                Err(topics::TopicRefusal {
-                    code: topics::REQUEST_TIMED_OUT,
-                    message: why,
-                }),
-            );
-            return;
-        }
-        self.queue.push_back((Change::Topic { id, op }, Some(out)));
-    }
-
-    /// Builds and proposes a topic change (no move phase: its partitions are new or gone).
-    fn run_topic(
-        &mut self,
-        id: u64,
-        op: topics::TopicOp,
-        reply: Option<Outbox>,
-    ) -> Result<(), StoreError> {
-        let Some(out) = reply else { return Ok(()) };
-        let name = op.name().to_string();
-        let held = self
-            .known_partitions
-            .values()
-            .flatten()
-            .any(|tp| tp.topic == name);
-        let committed = self.coord.committed().map.clone();
-        let mut map = match topics::edit(&committed, &self.load, &op, held) {
-            Ok(m) => m,
-            Err(e) => {
-                topics::reply(&out, id, self.epoch(), Err(e));
-                return Ok(());
-            }
-        };
-        map.epoch = self.epoch();
-        if let topics::TopicOp::Delete { .. } = op {
-            let now = self.now();
-            self.deleted_topics.insert(name.clone(), now);
-            for parts in self.known_partitions.values_mut() {
-                parts.retain(|tp| tp.topic != name);
-            }
-        }
-        let outs = self.coord.step(Input::Propose(map), self.now());
-        if let Some(Output::Refused(r)) = outs.first() {
-            let e = topics::TopicRefusal {
-                code: topics::REQUEST_TIMED_OUT,
-                message: r.to_string(),
-            };
-            topics::reply(&out, id, self.epoch(), Err(e));
-            return Ok(());
-        }
-        let epoch = self.coord.last_epoch();
-        info!(epoch, change = ?op, "proposing a topic change");
-        self.inflight = Some(Inflight {
-            epoch,
-            what: format!("{op:?}"),
-            moves: Moves::default(),
-            reply: Some(out),
-            topic: Some(id),
-        });
-        self.carry_out(outs)
-    }
-
-    /// Drops reported partitions of topics deleted lately (see `deleted_topics`).
-    fn forget_deleted(&mut self, parts: &mut Vec<TopicPartition>) {
-        let now = self.now();
-        self.deleted_topics
-            .retain(|_, at| now.saturating_sub(*at) < DELETED_TOPIC_FORGET_MS);
-        if self.deleted_topics.is_empty() {
-            return;
-        }
-        let map = &self.coord.committed().map;
-        parts.retain(|tp| {
-            map.topics.contains_key(&tp.topic) || !self.deleted_topics.contains_key(&tp.topic)
-        });
-    }
-}
-
-/// The edit of `set-weight --node N --shard S W|auto`: pins (or unpins) one shard's
-/// connection weight in `m`. Refused with the reason, changing nothing, when the node or
-/// shard does not exist or the weight is over its bound.
-fn set_conn_weight(
-    m: &mut ClusterMap,
-    node: NodeId,
-    shard: u16,
-    weight: Option<u32>,
-) -> Result<(), String> {
-    let shards = match m.node(node) {
-        Some(n) if n.state != NodeState::Removed => n.shards,
-        _ => return Err(format!("node {node} is not in the map")),
-    };
-    if shard >= shards {
-        return Err(format!(
-            "node {node} has {shards} shards (0..={}): shard {shard} is out of range",
-            shards - 1
-        ));
-    }
-    if let Some(w) = weight.filter(|&w| w > CONN_WEIGHT_MAX) {
-        return Err(format!(
-            "connection weight {w} exceeds its bound of {CONN_WEIGHT_MAX}"
-        ));
-    }
-    let weights = m.conn_weights_of(node);
-    let entry = m.conn_weights.entry(node).or_insert_with(|| ConnWeights {
-        weights,
-        pinned: Vec::new(),
-    });
-    entry.pin(shard, weight);
-    if entry.weights.iter().all(|&w| w == 0) {
-        return Err(format!(
-            "node {node}: at least one shard must keep a connection weight above 0"
-        ));
-    }
-    Ok(())
 }

@@ -8,10 +8,12 @@
 //! authentication, sends a bad message, or registers as a node the map does not know is
 //! logged and disconnected.
 
+mod changes;
 mod core;
 #[cfg(feature = "etcd")]
 mod ha;
 pub mod msg;
+mod topic_changes;
 pub mod topics;
 
 use std::io::{BufReader, Read, Write};
