@@ -392,43 +392,31 @@ impl PartMoves {
                 if !decided {
                     return true;
                 }
-                let mine = u32::try_from(*partition)
-                    .ok()
-                    .and_then(|p| view.partition_owner(topic, p))
-                    .is_none_or(|n| view.is_me(n));
+                // A partition the map names no owner for stays here.
+                let mine = owner_is_me(view, topic, *partition).unwrap_or(true);
                 due.push((topic.clone(), *partition, mine));
                 false
             });
         }
-        if due.is_empty() {
-            return;
-        }
-        let me = self.clone();
-        let spawned = std::thread::Builder::new()
-            .name("pmove-settle".into())
-            .spawn(move || {
-                for (topic, partition, mine) in due {
-                    let to = if mine { None } else { Some(Move::Retired) };
-                    match me.pulls.release(&topic, partition, to) {
-                        Ok(_) => tracing::info!(
-                            topic,
-                            partition,
-                            state = if mine { "serving" } else { "retired" },
-                            "a fenced partition settled by the map"
-                        ),
-                        Err(e) => {
-                            tracing::warn!(
-                                topic,
-                                partition,
-                                "settling a fenced partition failed: {e}"
-                            )
-                        }
+        self.release_due(
+            "pmove-settle",
+            "settling",
+            due,
+            |me, topic, partition, mine| {
+                let to = if mine { None } else { Some(Move::Retired) };
+                match me.pulls.release(topic, partition, to) {
+                    Ok(_) => tracing::info!(
+                        topic,
+                        partition,
+                        state = if mine { "serving" } else { "retired" },
+                        "a fenced partition settled by the map"
+                    ),
+                    Err(e) => {
+                        tracing::warn!(topic, partition, "settling a fenced partition failed: {e}")
                     }
                 }
-            });
-        if let Err(e) = spawned {
-            tracing::error!("starting the settling thread failed: {e}");
-        }
+            },
+        );
     }
 
     /// New owner: the complete copies `view` decides. A map newer than the copy's order
@@ -444,42 +432,54 @@ impl PartMoves {
             if !newer && !aborted {
                 return true;
             }
-            let mine = newer
-                && u32::try_from(*partition)
-                    .ok()
-                    .and_then(|p| view.partition_owner(topic, p))
-                    .is_some_and(|n| view.is_me(n));
+            // A copy is served only where a newer map names this node.
+            let mine = newer && owner_is_me(view, topic, *partition).unwrap_or(false);
             due.push((topic.clone(), *partition, mine));
             false
         });
+        self.release_due("pmove-copies", "copies' settling", due, |me, topic, partition, mine| {
+            let r = if mine {
+                me.pulls.release(topic, partition, None).map(|_| ())
+            } else {
+                me.pulls.forget_copy(topic, partition)
+            };
+            match r {
+                Ok(()) if mine => {
+                    tracing::info!(topic, partition, "a copied partition served: the map gives it here")
+                }
+                Ok(()) => tracing::warn!(
+                    topic,
+                    partition,
+                    "a copied partition the map did not give here: never served; a later move resumes or wipes it"
+                ),
+                Err(e) => tracing::warn!(topic, partition, "settling a copied partition failed: {e}"),
+            }
+        });
+    }
+
+    /// Runs `act` on each settled (topic, partition, mine) of `due` on a short thread of its
+    /// own, named `thread`, so the membership thread never waits on a shard or a file;
+    /// `what` names the thread in the log line should it fail to start.
+    fn release_due(
+        self: &Arc<Self>,
+        thread: &str,
+        what: &str,
+        due: Vec<(String, i32, bool)>,
+        act: impl Fn(&Self, &str, i32, bool) + Send + 'static,
+    ) {
         if due.is_empty() {
             return;
         }
         let me = self.clone();
         let spawned = std::thread::Builder::new()
-            .name("pmove-copies".into())
+            .name(thread.into())
             .spawn(move || {
                 for (topic, partition, mine) in due {
-                    let r = if mine {
-                        me.pulls.release(&topic, partition, None).map(|_| ())
-                    } else {
-                        me.pulls.forget_copy(&topic, partition)
-                    };
-                    match r {
-                        Ok(()) if mine => {
-                            tracing::info!(topic, partition, "a copied partition served: the map gives it here")
-                        }
-                        Ok(()) => tracing::warn!(
-                            topic,
-                            partition,
-                            "a copied partition the map did not give here: never served; a later move resumes or wipes it"
-                        ),
-                        Err(e) => tracing::warn!(topic, partition, "settling a copied partition failed: {e}"),
-                    }
+                    act(&me, &topic, partition, mine);
                 }
             });
         if let Err(e) = spawned {
-            tracing::error!("starting the copies' settling thread failed: {e}");
+            tracing::error!("starting the {what} thread failed: {e}");
         }
     }
 
@@ -487,6 +487,13 @@ impl PartMoves {
     pub fn holds_fences(&self) -> bool {
         !lock(&self.fenced).is_empty() || !lock(&self.copied).is_empty()
     }
+}
+
+/// Whether `view` gives (topic, partition) to this node; `None` where the map names no
+/// owner for it (or the partition is no map index). Each caller states its default.
+fn owner_is_me(view: &View, topic: &str, partition: i32) -> Option<bool> {
+    let p = u32::try_from(partition).ok()?;
+    view.partition_owner(topic, p).map(|n| view.is_me(n))
 }
 
 /// Every partition folder of the node's topics (internal topics, `__*`, left out):
