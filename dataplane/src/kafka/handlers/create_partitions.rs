@@ -173,9 +173,9 @@ pub fn handle(ctx: &Ctx, r: Req, c: CreatePartitionsRequest) -> Act {
     }
     let done: Created = Box::new(move |errors: &[i16]| {
         let mut k = 0;
-        let results = plan
-            .iter()
-            .map(|(name, g)| {
+        answer(
+            r,
+            plan.iter().map(|(name, g)| {
                 let (code, message) = match g {
                     Err(e) => (e.code, e.message.clone()),
                     Ok(_) if validate_only => (0, None),
@@ -185,16 +185,9 @@ pub fn handle(ctx: &Ctx, r: Req, c: CreatePartitionsRequest) -> Act {
                         (e, hop_message(e))
                     }
                 };
-                CreatePartitionsTopicResult::default()
-                    .with_name(name.clone())
-                    .with_error_code(code)
-                    .with_error_message(message.map(StrBytes::from_string))
-            })
-            .collect();
-        let body = ResponseKind::CreatePartitions(
-            CreatePartitionsResponse::default().with_results(results),
-        );
-        crate::kafka::encode::encode_or_error(r.key, r.version, r.cid, &body).unwrap_or_default()
+                (name, code, message)
+            }),
+        )
     });
     CreateRounds::changes(ctx, to_change, done).launch(ctx)
 }
@@ -229,9 +222,9 @@ fn forward(
     }
     let respond = move |answers: &[Answer]| {
         let mut k = 0;
-        let results = rows
-            .iter()
-            .map(|(name, row)| {
+        answer(
+            r,
+            rows.iter().map(|(name, row)| {
                 let (code, message) = match row {
                     Err(e) => (e.code, e.message.clone()),
                     Ok(()) => {
@@ -243,17 +236,29 @@ fn forward(
                             })
                     }
                 };
-                CreatePartitionsTopicResult::default()
-                    .with_name(name.clone())
-                    .with_error_code(code)
-                    .with_error_message(message.map(StrBytes::from_string))
-            })
-            .collect();
-        let body = ResponseKind::CreatePartitions(
-            CreatePartitionsResponse::default().with_results(results),
-        );
-        crate::kafka::encode::encode_or_error(r.key, r.version, r.cid, &body).unwrap_or_default()
+                (name, code, message)
+            }),
+        )
     };
     let f = Forward::new(tickets, timeout_ms, Box::new(respond));
     ctx.launch_rounds(Box::new(f), [])
+}
+
+/// The encoded response to `r`: one result a topic, (name, error code, message), in the
+/// request's order. The local and the forwarded path both answer through here.
+fn answer<'a>(
+    r: Req,
+    results: impl Iterator<Item = (&'a TopicName, i16, Option<String>)>,
+) -> Vec<u8> {
+    let results = results
+        .map(|(name, code, message)| {
+            CreatePartitionsTopicResult::default()
+                .with_name(name.clone())
+                .with_error_code(code)
+                .with_error_message(message.map(StrBytes::from_string))
+        })
+        .collect();
+    let body =
+        ResponseKind::CreatePartitions(CreatePartitionsResponse::default().with_results(results));
+    crate::kafka::encode::encode_or_error(r.key, r.version, r.cid, &body).unwrap_or_default()
 }
