@@ -13,30 +13,25 @@ confluent-kafka producer through node 2 runs throughout. The death is the node's
 `PINION_MEMBER_CRASH_AT=prepared` (an abort, SIGABRT, once the prepared map is durable and
 before the vote is sent: kill -9 at that exact step)."""
 
+from test_cluster import control  # noqa: F401 (fixture)
 from test_cluster_2pc_kill import leaders, wait_crashed, with_env
 from test_cluster_move import wait_settled
-from test_cluster_partition_move import TOPIC
-from test_cluster_partition_move_faults import (
+from test_control import wait_for
+from pmove_util import (
+    TOPIC,
     complete_by_rebalance,
     in_background,
+    leaders_and_node_1s,
     more_records,
+    moved_state as moved,
     two_with_writer,
 )
-from test_cluster import control  # noqa: F401 (fixture)
-from test_control import wait_for
-
-
-def moved(node, p):
-    f = node.data / "log" / TOPIC / str(p) / "moved"
-    return f.read_text().strip() if f.exists() else "serving"
 
 
 def test_flip_aborted_after_the_copy_finished(start, control):
     nodes, w = two_with_writer(start, control)
     old, new = nodes
-    before = leaders(new, TOPIC)
-    moving = [p for p, n in before.items() if n == 1]
-    assert moving, before
+    before, moving = leaders_and_node_1s(nodes)
     # Arm node 1: restarted with the crash point, it dies at its next prepare, which is the
     # flip's (the partitions' move runs before the change is proposed).
     assert old.stop() == 0

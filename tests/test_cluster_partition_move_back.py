@@ -9,21 +9,19 @@ is read back once, at the offset it was acknowledged at, with its value, and eac
 partition's offsets are dense."""
 
 from test_cluster import control, member  # noqa: F401 (fixture)
-from test_cluster_2pc_kill import create_topic, leaders
+from test_cluster_2pc_kill import leaders
 from test_cluster_move import wait_settled
-from test_cluster_partition_move import PARTITIONS, TOPIC, KafkaWriter, read_all
 from test_control import wait_for
-
-
-def check_every_record(w, port):
-    got, ends = read_all(port)
-    lost = [(k, v, got.get(k)) for k, v in w.acked.items() if got.get(k) != v]
-    assert not lost, f"{len(lost)} acknowledged records lost or changed, e.g. {lost[:5]}"
-    for p in range(PARTITIONS):
-        offsets = sorted(o for (q, o) in got if q == p)
-        assert offsets == list(range(ends[p])), (p, ends[p], len(offsets))
-    assert len(got) == len(w.acked), "every stored record was acknowledged once"
-    return got
+from pmove_util import (
+    PARTITIONS,
+    TOPIC,
+    check_every_record,
+    env,
+    in_background,
+    more_records,
+    moved_state,
+    topic_with_writer,
+)
 
 
 def set_weight(control, nodes, node_id, weight):
@@ -35,12 +33,7 @@ def set_weight(control, nodes, node_id, weight):
 def test_a_partition_moves_back_to_the_node_that_gave_it_away(start, control):
     two = [member(start, control, i) for i in (1, 2)]
     wait_settled(control, two)
-    create_topic(two, TOPIC, PARTITIONS)
-    wait_for(lambda: control.cli("status")["known_partitions"] >= PARTITIONS,
-             what="the nodes' heartbeats report the partitions")
-    w = KafkaWriter(two[0].kafka_port)
-    w.start()
-    wait_for(lambda: len(w.acked) > 2000, what="records before the changes")
+    w = topic_with_writer(control, two, two[0].kafka_port, 2000)
 
     # Weight 0: node 2 gives every partition it has to node 1 and keeps retired copies.
     first = leaders(two[0], TOPIC)
@@ -50,10 +43,8 @@ def test_a_partition_moves_back_to_the_node_that_gave_it_away(start, control):
     gave = [p for p in range(PARTITIONS) if first[p] == 2]
     assert gave, first
     for p in gave:
-        marker = two[1].data / "log" / TOPIC / str(p) / "moved"
-        assert marker.read_text().strip() == "retired", p
-    n = len(w.acked)
-    wait_for(lambda: len(w.acked) > n + 1000, what="records after the first move")
+        assert moved_state(two[1], p) == "retired", p
+    more_records(w, 1000, timeout=15)
 
     # Weight 1 again: placement gives node 2 its share back, among them partitions it
     # holds a retired copy of.
@@ -62,8 +53,7 @@ def test_a_partition_moves_back_to_the_node_that_gave_it_away(start, control):
     returned = [p for p in gave if back[p] == 2]
     assert returned, (first, away, back)
     assert "some units did not move" not in control.log_text()
-    n = len(w.acked)
-    wait_for(lambda: len(w.acked) > n + 1000, what="records after the move back")
+    more_records(w, 1000, timeout=15)
     w.finish()
     assert w.errors == [], w.errors[:5]
     print(f"producer: {len(w.acked)} records acknowledged, slowest {w.slowest:.3f} s; "
@@ -78,7 +68,7 @@ def test_a_partition_moves_back_to_the_node_that_gave_it_away(start, control):
         assert not (folder.parent / f".{p}.wiping").exists(), p
         assert sum(f.stat().st_size for f in folder.glob("*.log")) > 0, p
         # Node 1 retired its copy in turn.
-        assert (two[0].data / "log" / TOPIC / str(p) / "moved").read_text().strip() == "retired"
+        assert moved_state(two[0], p) == "retired"
     assert any((p, 0) in got for p in returned)
 
 
@@ -87,33 +77,18 @@ def test_a_node_killed_mid_wipe_keeps_no_half_of_its_retired_copy(start, control
     away (PINION_PULL_CRASH_AT=wipe-renamed: an abort, like kill -9, at that step): it
     restarts with no part of the old copy in the partition's place (start-up deletes the
     renamed copy), and the move completes at the next change."""
-    import os
-
     one = member(start, control, 1)
-    os.environ["PINION_PULL_CRASH_AT"] = "wipe-renamed"
-    try:
+    with env("PINION_PULL_CRASH_AT", "wipe-renamed"):
         two = [one, member(start, control, 2)]
-    finally:
-        del os.environ["PINION_PULL_CRASH_AT"]
     wait_settled(control, two)
-    create_topic(two, TOPIC, PARTITIONS)
-    wait_for(lambda: control.cli("status")["known_partitions"] >= PARTITIONS,
-             what="the nodes' heartbeats report the partitions")
-    w = KafkaWriter(two[0].kafka_port)
-    w.start()
-    wait_for(lambda: len(w.acked) > 2000, what="records before the changes")
+    w = topic_with_writer(control, two, two[0].kafka_port, 2000)
     first = leaders(two[0], TOPIC)
     set_weight(control, two, 2, 0)
     gave = [p for p in range(PARTITIONS) if first[p] == 2]
     assert gave, first
-    n = len(w.acked)
-    wait_for(lambda: len(w.acked) > n + 1000, what="records after the first move")
+    more_records(w, 1000, timeout=15)
 
-    res = {}
-    import threading
-    t = threading.Thread(target=lambda: res.update(
-        r=control.run("set-weight", "--id", "2", "--weight", "1", "--json")), daemon=True)
-    t.start()
+    t, _ = in_background(control, "set-weight", "--id", "2", "--weight", "1")
     victim = two[1]
     wait_for(lambda: victim.proc.poll() is not None, timeout=60, what="the crash mid-wipe")
     assert victim.proc.returncode == -6, victim.proc.returncode
@@ -136,8 +111,7 @@ def test_a_node_killed_mid_wipe_keeps_no_half_of_its_retired_copy(start, control
         control.cli("rebalance")
         wait_settled(control, two)
     assert leaders(two[0], TOPIC)[p] == 2
-    n = len(w.acked)
-    wait_for(lambda: len(w.acked) > n + 1000, what="records after the move back")
+    more_records(w, 1000, timeout=15)
     w.finish()
     assert w.errors == [], w.errors[:5]
     got = check_every_record(w, two[0].kafka_port)

@@ -13,64 +13,20 @@ fenced its partitions and waits before it answers). The timeouts are the documen
 (`MOVE_ORDER_TIMEOUT_MS` 30 s without a report; `PMOVE_FENCE_ANSWER_WAIT_MS` 10 s for the
 fence's answer)."""
 
-import os
-import threading
-from contextlib import contextmanager
-
-from test_cluster import control, member  # noqa: F401 (fixture)
-from test_cluster_2pc_kill import create_topic, leaders
+from test_cluster import control  # noqa: F401 (fixture)
+from test_cluster_2pc_kill import leaders
 from test_cluster_move import wait_settled
-from test_cluster_partition_move import PARTITIONS, TOPIC, KafkaWriter
-from test_cluster_partition_move_back import check_every_record
 from test_control import wait_for
 from test_partition_pull import admin
-
-
-@contextmanager
-def env(var, value):
-    os.environ[var] = value
-    try:
-        yield
-    finally:
-        del os.environ[var]
-
-
-def two_with_writer(start, control, env1=None, env2=None):
-    """Nodes 1 and 2 (each started with its environment variable, if any), the topic on
-    both, and a producer writing through node 2 (which is not killed as an old owner)."""
-    nodes = []
-    for i, e in ((1, env1), (2, env2)):
-        if e:
-            with env(*e):
-                nodes.append(member(start, control, i))
-        else:
-            nodes.append(member(start, control, i))
-    wait_settled(control, nodes)
-    create_topic(nodes, TOPIC, PARTITIONS)
-    wait_for(lambda: control.cli("status")["known_partitions"] >= PARTITIONS,
-             what="the nodes' heartbeats report the partitions")
-    w = KafkaWriter(nodes[1].kafka_port)
-    w.start()
-    wait_for(lambda: len(w.acked) > 2000, what="records before the change")
-    return nodes, w
-
-
-def in_background(control, *args):
-    """Runs a control CLI command in a thread (it answers when the change ends, or fails
-    when the control plane dies); returns the thread and a dict that receives the result."""
-    out = {}
-
-    def go():
-        out["r"] = control.run(*args, "--json")
-
-    t = threading.Thread(target=go, daemon=True)
-    t.start()
-    return t, out
-
-
-def more_records(w, n=1000, timeout=60):
-    k = len(w.acked)
-    wait_for(lambda: len(w.acked) > k + n, timeout=timeout, what=f"{n} more records acknowledged")
+from pmove_util import (
+    TOPIC,
+    complete_by_rebalance,
+    in_background,
+    leaders_and_node_1s,
+    more_records,
+    moved_state,
+    two_with_writer,
+)
 
 
 def acked_on(w, partitions):
@@ -87,35 +43,22 @@ def no_pull_running(node):
     return all(p["state"] in ("done", "failed") for p in pulls(node))
 
 
-def complete_by_rebalance(control, nodes, w, owner=2):
-    """`rebalance` (again, if a round left some) until every partition is led by `owner`;
-    the producer keeps going; every acknowledged record is read back at its offset."""
-    def all_moved(timeout):
-        try:
-            return wait_for(lambda: set(leaders(nodes[1], TOPIC).values()) == {owner},
-                            timeout=timeout, what="every partition on its new owner")
-        except AssertionError:
-            return False
-
-    for _ in range(4):
-        if all_moved(5):
-            break
-        control.cli("rebalance")
-        wait_settled(control, nodes)
-    after = leaders(nodes[1], TOPIC)
-    assert set(after.values()) == {owner}, after
-    more_records(w)
-    w.finish()
-    assert w.errors == [], w.errors[:5]
-    check_every_record(w, nodes[1].kafka_port)
-    return after
+def fenced_move(start, control):
+    """Nodes 1 and 2 with a producer, node 1 waiting 4 s after it fences before it answers,
+    and `set-weight --id 1 --weight 0` running in the background: returns (nodes, writer,
+    leaders before, the partitions moving off node 1, the command's thread) once node 1
+    fenced them."""
+    nodes, w = two_with_writer(start, control, env1=("PINION_PMOVE_FENCED_DELAY_MS", "4000"))
+    before, moving = leaders_and_node_1s(nodes)
+    t, _ = in_background(control, "set-weight", "--id", "1", "--weight", "0")
+    wait_for(lambda: "partition fenced for its move" in nodes[0].log_text(), timeout=60,
+             what="the old owner fenced")
+    return nodes, w, before, moving, t
 
 
 def test_new_owner_killed_mid_pull(start, control):
     nodes, w = two_with_writer(start, control, env2=("PINION_PULL_CRASH_AT", "copied"))
-    before = leaders(nodes[1], TOPIC)
-    moving = [p for p, n in before.items() if n == 1]
-    assert moving, before
+    _, moving = leaders_and_node_1s(nodes)
     t, out = in_background(control, "set-weight", "--id", "1", "--weight", "0")
     # Node 2 dies once a pull wrote its first batches: mid-copy.
     wait_for(lambda: nodes[1].proc.poll() is not None, timeout=60, what="the new owner's crash")
@@ -138,21 +81,13 @@ def test_new_owner_killed_mid_pull(start, control):
     complete_by_rebalance(control, nodes, w)
     assert "resumed=true" in nodes[1].log_text()
     for p in moving:
-        assert (nodes[0].data / "log" / TOPIC / str(p) / "moved").read_text().strip() == "retired"
+        assert moved_state(nodes[0], p) == "retired"
 
 
 def test_old_owner_killed_after_the_fence(start, control):
-    nodes, w = two_with_writer(start, control, env1=("PINION_PMOVE_FENCED_DELAY_MS", "4000"))
-    before = leaders(nodes[1], TOPIC)
-    moving = [p for p, n in before.items() if n == 1]
-    assert moving, before
-    t, out = in_background(control, "set-weight", "--id", "1", "--weight", "0")
-    wait_for(lambda: "partition fenced for its move" in nodes[0].log_text(), timeout=60,
-             what="the old owner fenced")
+    nodes, w, _, moving, t = fenced_move(start, control)
     nodes[0].kill9()
-    marker = {p: nodes[0].data / "log" / TOPIC / str(p) / "moved" for p in moving}
-    fenced = [p for p in moving
-              if marker[p].exists() and marker[p].read_text().strip() == "fenced"]
+    fenced = [p for p in moving if moved_state(nodes[0], p) == "fenced"]
     assert fenced, "partitions fenced on the disk at the kill"
     nodes[0].restart()
     t.join(90)
@@ -164,9 +99,7 @@ def test_old_owner_killed_after_the_fence(start, control):
 
     def unfenced():
         for p in fenced:
-            marker = nodes[0].data / "log" / TOPIC / str(p) / "moved"
-            state = marker.read_text().strip() if marker.exists() else "serving"
-            if state != ("retired" if now[p] == 2 else "serving"):
+            if moved_state(nodes[0], p) != ("retired" if now[p] == 2 else "serving"):
                 return False
         return True
 
@@ -176,13 +109,7 @@ def test_old_owner_killed_after_the_fence(start, control):
 
 
 def test_control_plane_killed_while_partitions_are_fenced(start, control):
-    nodes, w = two_with_writer(start, control, env1=("PINION_PMOVE_FENCED_DELAY_MS", "4000"))
-    before = leaders(nodes[1], TOPIC)
-    moving = [p for p, n in before.items() if n == 1]
-    assert moving, before
-    t, out = in_background(control, "set-weight", "--id", "1", "--weight", "0")
-    wait_for(lambda: "partition fenced for its move" in nodes[0].log_text(), timeout=60,
-             what="the old owner fenced")
+    nodes, w, before, moving, t = fenced_move(start, control)
     control.kill9()
     control.launch()
     t.join(60)
