@@ -11,7 +11,7 @@
 //! still runs whole, atomically.
 //!
 //! HGETALL, HKEYS and HVALS of a hash past `HASH_REPLY_SLICE_PAIRS` pairs are [`ReplyJob`]s:
-//! the command takes a frozen view of the hash when it runs (`cache/cmd/hashes.rs`), so its
+//! the command takes a frozen view of the hash when it runs (`cache/cmd/hashes/sliced.rs`), so its
 //! answer is the hash at that moment, as Redis's; the loop encodes `HASH_REPLY_SLICE_PAIRS`
 //! pairs of it per turn and sends the reply when it is whole. They run like this outside
 //! MULTI/EXEC and scripts (a single-key command on its own), whole inside them.
