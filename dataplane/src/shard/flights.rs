@@ -97,6 +97,27 @@ impl Shard {
         Some((slot, c.gen, c.wait_reply()))
     }
 
+    /// The flight of a single-key command from connection `slot`: where its one part
+    /// answers, and the connection's protocol and identity the command runs with. `None` if
+    /// the connection is gone.
+    fn single_flight(
+        &mut self,
+        slot: u32,
+        family: Family,
+        started: Instant,
+    ) -> Option<(PartRef, bool, ConnId)> {
+        let reply = self.reserve_reply(slot)?;
+        let resp3 = self.conns.get(slot).is_some_and(|c| c.resp3());
+        let origin = self.conn_id(slot, reply.1);
+        let f = self.flights.insert(Slot {
+            kind: Kind::Single,
+            reply: ReplyTo::Conn(reply.0, reply.1, reply.2),
+            family,
+            started,
+        });
+        Some((PartRef { flight: f, part: 0 }, resp3, origin))
+    }
+
     /// Run a single-key command (`frame`) on `shard`.
     pub(super) fn forward(
         &mut self,
@@ -107,18 +128,9 @@ impl Shard {
         started: Instant,
         caller: crate::auth::ScriptCaller,
     ) {
-        let Some(reply) = self.reserve_reply(slot) else {
+        let Some((to, resp3, origin)) = self.single_flight(slot, family, started) else {
             return;
         };
-        let resp3 = self.conns.get(slot).is_some_and(|c| c.resp3());
-        let origin = self.conn_id(slot, reply.1);
-        let f = self.flights.insert(Slot {
-            kind: Kind::Single,
-            reply: ReplyTo::Conn(reply.0, reply.1, reply.2),
-            family,
-            started,
-        });
-        let to = PartRef { flight: f, part: 0 };
         if shard == self.id {
             // Held by a transaction here: the scheduler runs it when the key is free.
             return self.command(self.id, to, frame, resp3, origin, caller);
@@ -148,19 +160,10 @@ impl Shard {
         started: Instant,
         caller: crate::auth::ScriptCaller,
     ) {
-        let Some(reply) = self.reserve_reply(slot) else {
+        let Some((to, resp3, origin)) = self.single_flight(slot, family, started) else {
             let cap = frame.capacity();
             return crate::budget::free_elsewhere(frame, cap);
         };
-        let resp3 = self.conns.get(slot).is_some_and(|c| c.resp3());
-        let origin = self.conn_id(slot, reply.1);
-        let f = self.flights.insert(Slot {
-            kind: Kind::Single,
-            reply: ReplyTo::Conn(reply.0, reply.1, reply.2),
-            family,
-            started,
-        });
-        let to = PartRef { flight: f, part: 0 };
         if shard == self.id {
             return self.admit_write(self.id, to, frame, resp3, origin);
         }
