@@ -2,6 +2,7 @@
 through confluent-kafka's admin client, and kcat runs that must succeed."""
 
 import subprocess
+import time
 
 from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -25,3 +26,11 @@ def kcat(node, *args, input=None, timeout=60) -> str:
                        capture_output=True, timeout=timeout)
     assert r.returncode == 0, r.stderr.decode()
     return r.stdout.decode()
+
+
+def wait_for(cond, timeout, what, pump=lambda: time.sleep(0.05)):
+    """Call `pump` until `cond()` holds; fail naming `what` after `timeout` seconds."""
+    deadline = time.time() + timeout
+    while not cond():
+        assert time.time() < deadline, f"timed out waiting for {what}"
+        pump()

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
-from kafka_util import bootstrap, create
+from kafka_util import bootstrap, create, wait_for
 
 HERE = Path(__file__).resolve().parent
 FAST = ("--group-initial-rebalance-delay-ms", "300")
@@ -38,13 +38,6 @@ def consumer(node, group, **extra):
             "session.timeout.ms": 6000, "heartbeat.interval.ms": 500}
     conf.update(extra)
     return Consumer(conf)
-
-
-def wait_for(cond, timeout, what, pump=lambda: time.sleep(0.05)):
-    deadline = time.time() + timeout
-    while not cond():
-        assert time.time() < deadline, f"timed out waiting for {what}"
-        pump()
 
 
 class Reader:

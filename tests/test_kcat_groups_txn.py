@@ -7,22 +7,11 @@ coordinator once `transaction.timeout.ms` passes, so read_committed readers skip
 import signal
 import subprocess
 import threading
-import time
 
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
-from kafka_util import bootstrap, create, kcat
+from kafka_util import bootstrap, create, kcat, wait_for
 
 FAST = ("--group-initial-rebalance-delay-ms", "300")
-
-
-def wait_for(what, cond, timeout=30.0, every=0.05):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        got = cond()
-        if got:
-            return got
-        time.sleep(every)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class GroupKcat:
@@ -64,11 +53,11 @@ def test_two_kcat_balanced_consumers_split_a_group_commit_and_resume(start):
             d = describe(admin, group)
             parts = [len(m.assignment.topic_partitions) for m in d.members]
             return str(d.state).endswith("STABLE") and len(parts) == 2 and sorted(parts) == [2, 2]
-        wait_for("two members with two partitions each", split)
+        wait_for(split, 30, "two members with two partitions each")
         values = [f"v{i}" for i in range(400)]
         kcat(node, "-P", "-t", topic, "-K", ":",
              input="".join(f"k{i}:{v}\n" for i, v in enumerate(values)).encode())
-        wait_for("every record consumed", lambda: len(a.lines) + len(b.lines) >= len(values))
+        wait_for(lambda: len(a.lines) + len(b.lines) >= len(values), 30, "every record consumed")
     finally:
         rcs = [a.stop(), b.stop()]
     assert rcs == [0, 0], (a.proc.stderr.read().decode(), b.proc.stderr.read().decode())
@@ -120,17 +109,16 @@ def test_kcat_transactions_commit_at_end_of_input_and_time_out_when_killed(node)
                     "isolation.level": "read_uncommitted"})
     com = Consumer({"bootstrap.servers": bootstrap(node), "group.id": "c",
                     "isolation.level": "read_committed"})
-    wait_for("the open transaction's records on the partition",
-             lambda: unc.get_watermark_offsets(tp, timeout=10)[1] >= 51 + 100_000)
+    wait_for(lambda: unc.get_watermark_offsets(tp, timeout=10)[1] >= 51 + 100_000, 30,
+             "the open transaction's records on the partition")
     # While it is open, the last stable offset stays at its first record.
     assert com.get_watermark_offsets(tp, timeout=10)[1] == 51
     p.send_signal(signal.SIGINT)
     p.stdin.close()
     p.wait(30)
     # The coordinator aborts it once its timeout passes: the LSO reaches the end.
-    wait_for("the timed-out transaction aborted",
-             lambda: com.get_watermark_offsets(tp, timeout=10)
-             == unc.get_watermark_offsets(tp, timeout=10), timeout=30)
+    wait_for(lambda: com.get_watermark_offsets(tp, timeout=10)
+             == unc.get_watermark_offsets(tp, timeout=10), 30, "the timed-out transaction aborted")
     unc.close()
     com.close()
 
